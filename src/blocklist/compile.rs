@@ -1,0 +1,702 @@
+//! Compile source lists into one fst file: discover files, parse, apply guardrails,
+//! merge, write atomically, and report.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::name;
+use super::parse::{Header, Item, Parser, Polarity, Scope};
+use super::set::{Action, ListInfo, Meta, write_list};
+use super::value;
+
+/// How a list's plain entries match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchMode {
+    /// The name and every name below it (default).
+    #[default]
+    Subtree,
+    /// Only the name itself.
+    Exact,
+}
+
+/// Per-file settings from the config (`[[lists]]`), overriding the file's headers.
+#[derive(Debug, Clone, Default)]
+pub struct ListOverride {
+    /// The file, as given in the config (compared after canonicalisation).
+    pub path: PathBuf,
+    /// Category of its rules.
+    pub category: Option<String>,
+    /// Answer for its rules.
+    pub action: Option<Action>,
+    /// Match mode of its plain entries.
+    pub match_mode: Option<MatchMode>,
+}
+
+/// Everything a compile needs.
+#[derive(Debug, Clone)]
+pub struct CompileSpec {
+    /// Directories of block lists (each must exist).
+    pub dirs: Vec<PathBuf>,
+    /// Directories of allow lists (missing ones are skipped with a warning).
+    pub allow_dirs: Vec<PathBuf>,
+    /// Per-file overrides.
+    pub overrides: Vec<ListOverride>,
+    /// Normalised names no list may block (nor any name below them).
+    pub never_block: Vec<String>,
+    /// Refuse when the entry count drops by more than this share against `previous_entries`.
+    pub max_drop: f64,
+    /// Entry count of the list currently serving, if any.
+    pub previous_entries: Option<u64>,
+    /// Ignore the drop guard.
+    pub force: bool,
+    /// How many skipped lines per file to keep as examples (and log).
+    pub examples_per_file: usize,
+    /// Category for files that name none.
+    pub default_category: String,
+}
+
+impl Default for CompileSpec {
+    fn default() -> Self {
+        CompileSpec {
+            dirs: vec![],
+            allow_dirs: vec![],
+            overrides: vec![],
+            never_block: vec![],
+            max_drop: 0.5,
+            previous_entries: None,
+            force: false,
+            examples_per_file: 5,
+            default_category: "fraud".into(),
+        }
+    }
+}
+
+/// A compile that could not produce a list. The serving list stays in place.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// A configured list directory does not exist.
+    #[error("list directory {0} does not exist; create it or fix [blocklist] dirs")]
+    MissingDir(PathBuf),
+    /// A path given as a directory is something else.
+    #[error("{0} is not a directory; [blocklist] dirs takes directories of list files")]
+    NotADir(PathBuf),
+    /// A list file cannot be read.
+    #[error("cannot read list file {path}: {source}; fix its permissions or remove it")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// Too many list files for the value packing.
+    #[error("{0} list files: at most {max} are supported; merge some lists", max = value::MAX_LIST + 1)]
+    TooManyLists(usize),
+    /// Too many categories for the value packing.
+    #[error("{0} categories: at most {max} are supported", max = value::MAX_CATEGORY + 1)]
+    TooManyCategories(usize),
+    /// Too many per-rule notes for the value packing.
+    #[error("more than {max} rules carry an inline note", max = value::MAX_NOTE)]
+    TooManyNotes,
+    /// The new list is much smaller than the serving one.
+    #[error("the new list has {new} entries against {old} serving, a drop of more than {pct:.0} %; keeping the old list (use --force, or raise [blocklist] max_drop, if this is intended)", pct = max_drop * 100.0)]
+    DropTooLarge {
+        /// Serving entries.
+        old: u64,
+        /// New entries.
+        new: u64,
+        /// Configured share.
+        max_drop: f64,
+    },
+    /// The output cannot be written.
+    #[error("cannot write compiled list {path}: {source}")]
+    Write {
+        /// The output path.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+/// A skipped line kept as an example.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SkippedLine {
+    /// The file.
+    pub file: String,
+    /// 1-based line number.
+    pub line: u64,
+    /// Skip reason.
+    pub reason: &'static str,
+    /// The start of the line.
+    pub text: String,
+}
+
+/// A rule refused by a guardrail.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Refusal {
+    /// The file.
+    pub file: String,
+    /// 1-based line.
+    pub line: u64,
+    /// The rule's name.
+    pub name: String,
+    /// `public-suffix` or `never-block`.
+    pub reason: &'static str,
+    /// What it would have covered (the protected name) or the suffix.
+    pub detail: String,
+}
+
+/// Per-file figures.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ListReport {
+    /// List name (relative path).
+    pub name: String,
+    /// Category.
+    pub category: String,
+    /// Allowlist or not.
+    pub allowlist: bool,
+    /// Rules taken.
+    pub rules: u64,
+    /// Lines read.
+    pub lines: u64,
+    /// Skipped lines by reason.
+    pub skipped: BTreeMap<&'static str, u64>,
+    /// Warnings by reason.
+    pub warnings: BTreeMap<&'static str, u64>,
+    /// Rules refused by guardrails.
+    pub refused: u64,
+}
+
+/// What a compile did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CompileReport {
+    /// Per list.
+    pub lists: Vec<ListReport>,
+    /// Block keys per category.
+    pub per_category: BTreeMap<String, u64>,
+    /// Skipped lines by reason, all files.
+    pub skipped: BTreeMap<&'static str, u64>,
+    /// Every refused rule.
+    pub refused: Vec<Refusal>,
+    /// The first skipped lines of each file.
+    pub examples: Vec<SkippedLine>,
+    /// Distinct names.
+    pub entries: u64,
+    /// Names with a block rule.
+    pub block_entries: u64,
+    /// Names with an allow rule.
+    pub allow_entries: u64,
+    /// Output size.
+    pub file_bytes: u64,
+    /// Wall time.
+    #[serde(serialize_with = "ser_secs")]
+    pub elapsed: Duration,
+}
+
+fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl CompileReport {
+    /// Total skipped lines.
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+}
+
+struct Raw {
+    key: Box<[u8]>,
+    flags: u8,
+    category: u8,
+    list: u16,
+    note: u32,
+}
+
+/// Files of a directory tree that are lists: regular files, recursively, sorted, except
+/// hidden files, backups, and documentation (`*.md`, `README*`, `LICENSE*`).
+pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>, CompileError> {
+    let meta = fs::metadata(dir).map_err(|_| CompileError::MissingDir(dir.to_path_buf()))?;
+    if !meta.is_dir() {
+        return Err(CompileError::NotADir(dir.to_path_buf()));
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let rd = fs::read_dir(&d).map_err(|source| CompileError::ReadFile {
+            path: d.clone(),
+            source,
+        })?;
+        for e in rd.flatten() {
+            let p = e.path();
+            let fname = e.file_name().to_string_lossy().to_string();
+            if !is_list_name(&fname) {
+                continue;
+            }
+            match fs::metadata(&p) {
+                Ok(m) if m.is_dir() => stack.push(p),
+                Ok(m) if m.is_file() => out.push(p),
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Whether a file name is taken as a list (see [`list_files`]).
+pub fn is_list_name(fname: &str) -> bool {
+    let lower = fname.to_ascii_lowercase();
+    !(fname.starts_with('.')
+        || fname.ends_with('~')
+        || lower.ends_with(".md")
+        || lower.ends_with(".swp")
+        || lower.ends_with(".tmp")
+        || lower.ends_with(".bak")
+        || lower.starts_with("readme")
+        || lower.starts_with("license")
+        || lower.starts_with("sources"))
+}
+
+/// Read `reader` line by line, handing each line (without `\n`, at most `cap + 1`
+/// bytes: longer lines are cut there so the caller can tell) to `f`.
+pub fn for_each_line(
+    mut reader: impl BufRead,
+    cap: usize,
+    mut f: impl FnMut(u64, &[u8]),
+) -> io::Result<()> {
+    let mut line = Vec::with_capacity(256);
+    let mut no = 0u64;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            if !line.is_empty() {
+                no += 1;
+                f(no, &line);
+            }
+            return Ok(());
+        }
+        let (chunk, done, used) = match memchr(b'\n', buf) {
+            Some(i) => (&buf[..i], true, i + 1),
+            None => (buf, false, buf.len()),
+        };
+        let room = (cap + 1).saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        reader.consume(used);
+        if done {
+            no += 1;
+            f(no, &line);
+            line.clear();
+        }
+    }
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+struct Guard {
+    protected: HashSet<String>,
+    ancestors: HashMap<String, String>,
+}
+
+impl Guard {
+    fn new(never: &[String]) -> Guard {
+        let mut ancestors = HashMap::new();
+        for n in never {
+            let mut rest = n.as_str();
+            while let Some((_, parent)) = rest.split_once('.') {
+                ancestors
+                    .entry(parent.to_string())
+                    .or_insert_with(|| n.clone());
+                rest = parent;
+            }
+        }
+        Guard {
+            protected: never.iter().cloned().collect(),
+            ancestors,
+        }
+    }
+
+    fn check(&self, name: &str, scope: Scope) -> Option<(&'static str, String)> {
+        if !name.contains('.') {
+            return Some(("public-suffix", name.to_string()));
+        }
+        if let Some(s) = psl::suffix(name.as_bytes())
+            && s.is_known()
+            && s.as_bytes() == name.as_bytes()
+        {
+            return Some(("public-suffix", name.to_string()));
+        }
+        let mut rest = name;
+        loop {
+            if self.protected.contains(rest) {
+                return Some(("never-block", rest.to_string()));
+            }
+            match rest.split_once('.') {
+                Some((_, p)) => rest = p,
+                None => break,
+            }
+        }
+        if scope != Scope::Exact
+            && let Some(p) = self.ancestors.get(name)
+        {
+            return Some(("never-block", p.clone()));
+        }
+        None
+    }
+}
+
+static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Compile the lists of `spec` into `out` (written to a temporary file in the same
+/// directory, fsynced, renamed).
+pub fn compile(spec: &CompileSpec, out: &Path) -> Result<CompileReport, CompileError> {
+    let start = Instant::now();
+    let mut files: Vec<(PathBuf, String, bool)> = Vec::new();
+    for d in &spec.dirs {
+        for f in list_files(d)? {
+            let name = rel_name(d, &f);
+            files.push((f, name, false));
+        }
+    }
+    for d in &spec.allow_dirs {
+        match list_files(d) {
+            Ok(fs) => {
+                for f in fs {
+                    let name = rel_name(d, &f);
+                    files.push((f, name, true));
+                }
+            }
+            Err(CompileError::MissingDir(p)) => {
+                tracing::debug!(dir = %p.display(), "allowlist directory does not exist; no allow rules from it");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if files.len() > value::MAX_LIST as usize + 1 {
+        return Err(CompileError::TooManyLists(files.len()));
+    }
+    let overrides: Vec<(PathBuf, &ListOverride)> = spec
+        .overrides
+        .iter()
+        .map(|o| {
+            (
+                fs::canonicalize(&o.path).unwrap_or_else(|_| o.path.clone()),
+                o,
+            )
+        })
+        .collect();
+
+    let guard = Guard::new(&spec.never_block);
+    let mut categories: Vec<String> = Vec::new();
+    let mut lists: Vec<ListInfo> = Vec::new();
+    let mut reports: Vec<ListReport> = Vec::new();
+    let mut refused: Vec<Refusal> = Vec::new();
+    let mut examples: Vec<SkippedLine> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let mut raws: Vec<Raw> = Vec::new();
+    let mut skipped_all: BTreeMap<&'static str, u64> = BTreeMap::new();
+
+    for (list_id, (path, lname, allowlist)) in files.iter().enumerate() {
+        let canon = fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        let ov = overrides.iter().find(|(p, _)| *p == canon).map(|(_, o)| *o);
+        let mut category = ov.and_then(|o| o.category.clone());
+        let cat_fixed = category.is_some();
+        let mut action = ov.and_then(|o| o.action).unwrap_or_default();
+        let action_fixed = ov.and_then(|o| o.action).is_some();
+        let mut mode = ov.and_then(|o| o.match_mode).unwrap_or_default();
+        let mode_fixed = ov.and_then(|o| o.match_mode).is_some();
+        let mut rep = ListReport {
+            name: lname.clone(),
+            category: String::new(),
+            allowlist: *allowlist,
+            rules: 0,
+            lines: 0,
+            skipped: BTreeMap::new(),
+            warnings: BTreeMap::new(),
+            refused: 0,
+        };
+        let file = File::open(path).map_err(|source| CompileError::ReadFile {
+            path: path.clone(),
+            source,
+        })?;
+        let mut parser = Parser::new();
+        let mut logged = 0usize;
+        let mut read_err = None;
+        let res = for_each_line(
+            BufReader::with_capacity(64 * 1024, file),
+            super::parse::MAX_LINE_LEN,
+            |no, bytes| {
+                rep.lines = no;
+                let mut items: Vec<Item> = Vec::new();
+                parser.parse_bytes(bytes, &mut |i| items.push(i));
+                for item in items {
+                    match item {
+                        Item::Header(Header::Category(c)) if !cat_fixed => category = Some(c),
+                        Item::Header(Header::Action(a)) if !action_fixed => match Action::parse(&a)
+                        {
+                            Some(a) => action = a,
+                            None => {
+                                tracing::warn!(file = %lname, line = no, action = %a, "unknown action header ignored (sinkhole, nxdomain or refused)")
+                            }
+                        },
+                        Item::Header(Header::Match(m)) if !mode_fixed => match m.as_str() {
+                            "exact" => mode = MatchMode::Exact,
+                            "subtree" => mode = MatchMode::Subtree,
+                            _ => {
+                                tracing::warn!(file = %lname, line = no, "unknown match header ignored (exact or subtree)")
+                            }
+                        },
+                        Item::Header(_) => {}
+                        Item::Warn(w) => *rep.warnings.entry(w.reason()).or_default() += 1,
+                        Item::Skip(s) => {
+                            let reason = s.reason();
+                            *rep.skipped.entry(reason).or_default() += 1;
+                            if logged < spec.examples_per_file {
+                                logged += 1;
+                                let text: String =
+                                    String::from_utf8_lossy(&bytes[..bytes.len().min(120)])
+                                        .chars()
+                                        .map(|c| if c.is_control() { '?' } else { c })
+                                        .collect();
+                                tracing::warn!(file = %lname, line = no, reason, text = %text, "skipped list line");
+                                examples.push(SkippedLine {
+                                    file: lname.clone(),
+                                    line: no,
+                                    reason,
+                                    text,
+                                });
+                            }
+                        }
+                        Item::Rule(mut r) => {
+                            if *allowlist {
+                                r.polarity = Polarity::Allow;
+                            }
+                            if !r.explicit_scope && mode == MatchMode::Exact {
+                                r.scope = Scope::Exact;
+                            }
+                            if r.polarity == Polarity::Block
+                                && let Some((reason, detail)) = guard.check(&r.name, r.scope)
+                            {
+                                rep.refused += 1;
+                                refused.push(Refusal {
+                                    file: lname.clone(),
+                                    line: no,
+                                    name: r.name,
+                                    reason,
+                                    detail,
+                                });
+                                continue;
+                            }
+                            let cat = category
+                                .clone()
+                                .unwrap_or_else(|| spec.default_category.clone());
+                            let cat_id = match categories.iter().position(|c| *c == cat) {
+                                Some(i) => i,
+                                None => {
+                                    categories.push(cat);
+                                    categories.len() - 1
+                                }
+                            };
+                            if cat_id > value::MAX_CATEGORY as usize {
+                                read_err = Some(CompileError::TooManyCategories(cat_id + 1));
+                                return;
+                            }
+                            let note = match r.note {
+                                Some(n) if r.polarity == Polarity::Block => {
+                                    notes.push(n);
+                                    notes.len() as u32
+                                }
+                                _ => 0,
+                            };
+                            let flags = match (r.polarity, r.scope) {
+                                (Polarity::Block, Scope::Exact) => value::BLOCK_SELF,
+                                (Polarity::Block, Scope::Below) => value::BLOCK_BELOW,
+                                (Polarity::Block, Scope::Subtree) => {
+                                    value::BLOCK_SELF | value::BLOCK_BELOW
+                                }
+                                (Polarity::Allow, Scope::Exact) => value::ALLOW_SELF,
+                                (Polarity::Allow, Scope::Below) => value::ALLOW_BELOW,
+                                (Polarity::Allow, Scope::Subtree) => {
+                                    value::ALLOW_SELF | value::ALLOW_BELOW
+                                }
+                            } as u8;
+                            rep.rules += 1;
+                            raws.push(Raw {
+                                key: name::reversed_key(&r.name).into_boxed_slice(),
+                                flags,
+                                category: cat_id as u8,
+                                list: list_id as u16,
+                                note,
+                            });
+                        }
+                    }
+                }
+            },
+        );
+        if let Some(e) = read_err {
+            return Err(e);
+        }
+        res.map_err(|source| CompileError::ReadFile {
+            path: path.clone(),
+            source,
+        })?;
+        if notes.len() > value::MAX_NOTE as usize {
+            return Err(CompileError::TooManyNotes);
+        }
+        for (k, v) in &rep.skipped {
+            *skipped_all.entry(k).or_default() += v;
+        }
+        let cat = category.unwrap_or_else(|| spec.default_category.clone());
+        rep.category = cat.clone();
+        lists.push(ListInfo {
+            name: lname.clone(),
+            category: cat,
+            action,
+            allowlist: *allowlist,
+            rules: rep.rules,
+        });
+        if rep.lines > 0 && rep.rules == 0 && !rep.skipped.is_empty() {
+            tracing::warn!(file = %lname, lines = rep.lines, "no usable rule in this file");
+        }
+        reports.push(rep);
+    }
+
+    // Merge rules per name: flags are or-ed; the first list (in file order) that
+    // blocks names the category, list and note; the first that allows names the allow list.
+    raws.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut merged: Vec<(Box<[u8]>, u64)> = Vec::with_capacity(raws.len());
+    let mut per_category: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut block_entries, mut allow_entries) = (0u64, 0u64);
+    let mut i = 0;
+    while i < raws.len() {
+        let mut j = i;
+        let (mut flags, mut cat, mut blist, mut alist, mut note) = (0u64, 0u64, 0u64, 0u64, 0u64);
+        let (mut have_block, mut have_allow) = (false, false);
+        while j < raws.len() && raws[j].key == raws[i].key {
+            let r = &raws[j];
+            flags |= r.flags as u64;
+            let is_block = r.flags as u64 & (value::BLOCK_SELF | value::BLOCK_BELOW) != 0;
+            if is_block && !have_block {
+                have_block = true;
+                cat = r.category as u64;
+                blist = r.list as u64;
+                note = r.note as u64;
+            } else if !is_block && !have_allow {
+                have_allow = true;
+                alist = r.list as u64;
+            }
+            j += 1;
+        }
+        if have_block {
+            block_entries += 1;
+            *per_category
+                .entry(categories[cat as usize].clone())
+                .or_default() += 1;
+        }
+        if have_allow {
+            allow_entries += 1;
+        }
+        let key = std::mem::take(&mut raws[i].key);
+        merged.push((key, value::pack(flags, cat, blist, alist, note)));
+        i = j;
+    }
+    drop(raws);
+    let entries = merged.len() as u64;
+
+    if let Some(old) = spec.previous_entries
+        && !spec.force
+        && old > 0
+        && (entries as f64) < old as f64 * (1.0 - spec.max_drop)
+    {
+        return Err(CompileError::DropTooLarge {
+            old,
+            new: entries,
+            max_drop: spec.max_drop,
+        });
+    }
+
+    let mut meta = Meta::empty();
+    meta.entries = entries;
+    meta.block_entries = block_entries;
+    meta.allow_entries = allow_entries;
+    meta.categories = categories;
+    meta.lists = lists;
+    meta.notes = notes;
+
+    let file_bytes = write_atomically(out, &meta, &merged)?;
+    Ok(CompileReport {
+        lists: reports,
+        per_category,
+        skipped: skipped_all,
+        refused,
+        examples,
+        entries,
+        block_entries,
+        allow_entries,
+        file_bytes,
+        elapsed: start.elapsed(),
+    })
+}
+
+fn rel_name(dir: &Path, file: &Path) -> String {
+    file.strip_prefix(dir)
+        .unwrap_or(file)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// Write a list from sorted, distinct keys: temp file, fsync, rename, fsync the dir.
+pub fn write_atomically(
+    out: &Path,
+    meta: &Meta,
+    sorted: &[(Box<[u8]>, u64)],
+) -> Result<u64, CompileError> {
+    let werr = |source| CompileError::Write {
+        path: out.to_path_buf(),
+        source,
+    };
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let fname = out
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_else(|| "list.fst".into());
+    let tmp = dir.join(format!(
+        ".{fname}.tmp-{}-{}",
+        std::process::id(),
+        TMP_SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| -> io::Result<u64> {
+        let f = File::create(&tmp)?;
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        write_list(&mut w, meta, |hw| {
+            let mut b = fst::MapBuilder::new(BufWriter::with_capacity(1 << 16, hw))
+                .map_err(io::Error::other)?;
+            for (k, v) in sorted {
+                b.insert(k, *v).map_err(io::Error::other)?;
+            }
+            let mut inner = b.into_inner().map_err(io::Error::other)?;
+            inner.flush()
+        })?;
+        w.flush()?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        let len = f.metadata()?.len();
+        fs::rename(&tmp, out)?;
+        if let Ok(d) = File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(len)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(werr)
+}

@@ -1,0 +1,240 @@
+use super::*;
+
+fn parse_all(lines: &[&str]) -> Vec<Item> {
+    let mut p = Parser::new();
+    let mut out = Vec::new();
+    for l in lines {
+        p.parse_line(l, &mut |i| out.push(i));
+    }
+    out
+}
+
+fn one(line: &str) -> Vec<Item> {
+    parse_all(&[line])
+}
+
+fn rule(name: &str, scope: Scope, polarity: Polarity, explicit: bool) -> Item {
+    Item::Rule(Rule {
+        name: name.into(),
+        scope,
+        polarity,
+        explicit_scope: explicit,
+        note: None,
+    })
+}
+
+use Polarity::{Allow, Block};
+use Scope::{Below, Exact, Subtree};
+
+#[test]
+fn formats() {
+    let cases: Vec<(&str, Vec<Item>)> = vec![
+        ("evil.top", vec![rule("evil.top", Subtree, Block, false)]),
+        ("Evil.TOP.", vec![rule("evil.top", Subtree, Block, false)]),
+        (
+            "\u{feff}evil.top\r",
+            vec![rule("evil.top", Subtree, Block, false)],
+        ),
+        ("*.evil.top", vec![rule("evil.top", Below, Block, true)]),
+        (
+            "0.0.0.0 evil.top",
+            vec![rule("evil.top", Subtree, Block, false)],
+        ),
+        (
+            "127.0.0.1\ta.top  b.top",
+            vec![
+                rule("a.top", Subtree, Block, false),
+                rule("b.top", Subtree, Block, false),
+            ],
+        ),
+        ("127.0.0.1 localhost", vec![Item::Skip(Skip::HostsLocal)]),
+        ("fe80::1%lo0 localhost", vec![Item::Skip(Skip::HostsLocal)]),
+        (
+            "::1 ip6-localhost ip6-loopback",
+            vec![Item::Skip(Skip::HostsLocal), Item::Skip(Skip::HostsLocal)],
+        ),
+        ("||evil.top^", vec![rule("evil.top", Subtree, Block, true)]),
+        ("||evil.top^|", vec![rule("evil.top", Subtree, Block, true)]),
+        ("@@||ok.top^", vec![rule("ok.top", Subtree, Allow, true)]),
+        (
+            "||evil.top^$important",
+            vec![
+                Item::Warn(Warn::ModifierIgnored),
+                rule("evil.top", Subtree, Block, true),
+            ],
+        ),
+        (
+            "||evil.top^$all",
+            vec![
+                Item::Warn(Warn::ModifierIgnored),
+                rule("evil.top", Subtree, Block, true),
+            ],
+        ),
+        (
+            "||evil.top^$dnstype=A",
+            vec![Item::Skip(Skip::AdblockModifier)],
+        ),
+        ("||ac*.786ip.com^", vec![Item::Skip(Skip::AdblockPattern)]),
+        ("||admob.*^", vec![Item::Skip(Skip::AdblockPattern)]),
+        (
+            "||avito.avito.avito.",
+            vec![Item::Skip(Skip::AdblockPattern)],
+        ),
+        (".com-id*.info^", vec![Item::Skip(Skip::AdblockPattern)]),
+        (
+            "/^(\\S+\\.)?tongji\\./$dnstype=A",
+            vec![Item::Skip(Skip::Regex)],
+        ),
+        ("/ads[0-9]+\\.example/", vec![Item::Skip(Skip::Regex)]),
+        (
+            "https://evil.top/path?q=1",
+            vec![
+                Item::Warn(Warn::UrlPathDropped),
+                rule("evil.top", Subtree, Block, false),
+            ],
+        ),
+        (
+            "http://user@evil.top:8080/",
+            vec![rule("evil.top", Subtree, Block, false)],
+        ),
+        (
+            "539lucky.com:15888",
+            vec![rule("539lucky.com", Subtree, Block, false)],
+        ),
+        (
+            "ncryp.itokdxa.cn/mmpnd?p=1",
+            vec![
+                Item::Warn(Warn::UrlPathDropped),
+                rule("ncryp.itokdxa.cn", Subtree, Block, false),
+            ],
+        ),
+        (
+            "*://*.evil.top/*",
+            vec![rule("evil.top", Subtree, Block, true)],
+        ),
+        (
+            "server=/evil.top/",
+            vec![rule("evil.top", Subtree, Block, true)],
+        ),
+        (
+            "address=/evil.top/0.0.0.0",
+            vec![rule("evil.top", Subtree, Block, true)],
+        ),
+        (
+            "server=/corp.example/10.0.0.1",
+            vec![Item::Skip(Skip::DnsmasqForward)],
+        ),
+        (
+            "evil.top CNAME .",
+            vec![rule("evil.top", Exact, Block, true)],
+        ),
+        (
+            "*.evil.top CNAME .",
+            vec![rule("evil.top", Below, Block, true)],
+        ),
+        (
+            "evil.top 300 IN CNAME *.",
+            vec![rule("evil.top", Exact, Block, true)],
+        ),
+        (
+            "ok.top CNAME rpz-passthru.",
+            vec![rule("ok.top", Exact, Allow, true)],
+        ),
+        (
+            "evil.top A 10.1.1.1",
+            vec![Item::Skip(Skip::RpzUnsupported)],
+        ),
+        (
+            "32.1.2.0.10.rpz-ip CNAME .",
+            vec![Item::Skip(Skip::RpzUnsupported)],
+        ),
+        (
+            "104.201.22.104 # 2",
+            vec![Item::Skip(Skip::Name(NameErrorKey("ip-address")))],
+        ),
+        ("# a comment", vec![]),
+        ("! adblock comment", vec![]),
+        ("; zone comment", vec![]),
+        ("[Adblock Plus 2.0]", vec![]),
+        ("", vec![]),
+        ("   ", vec![]),
+        (
+            "a..b.top",
+            vec![Item::Skip(Skip::Name(NameErrorKey("empty-label")))],
+        ),
+        ("two words", vec![Item::Skip(Skip::UnknownFormat)]),
+        (
+            "# category: loan",
+            vec![Item::Header(Header::Category("loan".into()))],
+        ),
+        (
+            "! Category: Investment",
+            vec![Item::Header(Header::Category("investment".into()))],
+        ),
+        (
+            "# match: exact",
+            vec![Item::Header(Header::Match("exact".into()))],
+        ),
+        ("# Title: Scam Block List", vec![]),
+    ];
+    for (line, want) in cases {
+        assert_eq!(one(line), want, "line {line:?}");
+    }
+}
+
+#[test]
+fn inline_note_is_kept() {
+    let got = one("09uyasw.com # 2");
+    assert_eq!(
+        got,
+        vec![Item::Rule(Rule {
+            name: "09uyasw.com".into(),
+            scope: Subtree,
+            polarity: Block,
+            explicit_scope: false,
+            note: Some("2".into()),
+        })]
+    );
+}
+
+#[test]
+fn rpz_zone_with_multiline_soa() {
+    let zone = [
+        "$TTL 300",
+        "@ IN SOA localhost. hostmaster.localhost. (",
+        "        2026071701 ; serial",
+        "        300 )      ; negative TTL",
+        "  IN NS localhost.",
+        ";",
+        "0-google.com CNAME .",
+        "*.0-google.com CNAME . ; trailing comment",
+    ];
+    let got = parse_all(&zone);
+    assert_eq!(
+        got,
+        vec![
+            Item::Skip(Skip::ZoneRecord),
+            Item::Skip(Skip::ZoneRecord),
+            rule("0-google.com", Exact, Block, true),
+            rule("0-google.com", Below, Block, true),
+        ]
+    );
+}
+
+#[test]
+fn rpz_absolute_owner_with_origin() {
+    let got = parse_all(&["$ORIGIN rpz.example.", "evil.top.rpz.example. CNAME ."]);
+    assert_eq!(got, vec![rule("evil.top", Exact, Block, true)]);
+}
+
+#[test]
+fn bytes_level_guards() {
+    let mut p = Parser::new();
+    let mut out = Vec::new();
+    p.parse_bytes(&[0xff, 0xfe, 0x00, 0x41], &mut |i| out.push(i));
+    p.parse_bytes(&vec![b'a'; MAX_LINE_LEN + 1], &mut |i| out.push(i));
+    assert_eq!(
+        out,
+        vec![Item::Skip(Skip::NotUtf8), Item::Skip(Skip::LineTooLong)]
+    );
+}

@@ -1,0 +1,373 @@
+//! Semantics of the engine, pinned in tables, plus a model-based property test.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+
+use proptest::prelude::*;
+
+use super::*;
+
+/// Write `files` (name, text) under `dir/block` and `allows` under `dir/allow`, compile.
+fn build(
+    dir: &Path,
+    files: &[(&str, &str)],
+    allows: &[(&str, &str)],
+    never: &[&str],
+) -> (Blocklist, CompileReport) {
+    let b = dir.join("block");
+    let a = dir.join("allow");
+    fs::create_dir_all(&b).unwrap();
+    fs::create_dir_all(&a).unwrap();
+    for (n, t) in files {
+        fs::write(b.join(n), t).unwrap();
+    }
+    for (n, t) in allows {
+        fs::write(a.join(n), t).unwrap();
+    }
+    let spec = CompileSpec {
+        dirs: vec![b],
+        allow_dirs: vec![a],
+        never_block: never.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let out = dir.join("out.fst");
+    let report = compile(&spec, &out).unwrap();
+    (Blocklist::open(&out, true).unwrap(), report)
+}
+
+#[derive(Debug, PartialEq)]
+enum V {
+    Pass,
+    Allow(&'static str),
+    Block(&'static str, &'static str),
+}
+
+fn verdict(list: &Blocklist, q: &'static str) -> (V, Option<String>) {
+    let v = list.lookup(q);
+    let rule = match v {
+        Verdict::Pass => None,
+        Verdict::Allow(h) | Verdict::Block(h) => Some(h.rule(q).to_ascii_lowercase()),
+    };
+    let got = match v {
+        Verdict::Pass => V::Pass,
+        Verdict::Allow(_) => V::Allow(""),
+        Verdict::Block(h) => V::Block(leak(list.category(&h)), ""),
+    };
+    (got, rule)
+}
+
+fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_string().into_boxed_str())
+}
+
+#[test]
+fn matching_semantics_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let (list, report) = build(
+        dir.path(),
+        &[
+            (
+                "loan.txt",
+                "# category: loan\nevil.top\n*.wild.top\n0.0.0.0 Host.TOP\ndeep.ok.evil.top\nsame.top\n安順極速貸.shop\nfqdn.top.\n\
+                 bad..name\n1.2.3.4\n||ads*.x.top^\n/regex/\n",
+            ),
+            (
+                "exact.txt",
+                "# category: phishing\n# match: exact\nexact.top\n||sub.exact2.top^\n",
+            ),
+            (
+                "rpz.zone",
+                "$TTL 60\nrpzexact.top CNAME .\n*.rpzbelow.top CNAME .\npass.evil.top CNAME rpz-passthru.\n",
+            ),
+        ],
+        &[("allow.txt", "ok.evil.top\nsame.top\n")],
+        &[],
+    );
+    use V::*;
+    let cases: &[(&'static str, V, Option<&str>)] = &[
+        ("evil.top", Block("loan", ""), Some("evil.top")),
+        ("a.b.evil.top", Block("loan", ""), Some("evil.top")),
+        ("top", Pass, None),
+        ("notevil.top", Pass, None),
+        ("evil.top.cn", Pass, None),
+        ("EVIL.Top.", Block("loan", ""), Some("evil.top")),
+        ("fqdn.top", Block("loan", ""), Some("fqdn.top")),
+        // allow beats block below it; a deeper block beats the allow again
+        ("ok.evil.top", Allow(""), Some("ok.evil.top")),
+        ("x.ok.evil.top", Allow(""), Some("ok.evil.top")),
+        (
+            "deep.ok.evil.top",
+            Block("loan", ""),
+            Some("deep.ok.evil.top"),
+        ),
+        (
+            "a.deep.ok.evil.top",
+            Block("loan", ""),
+            Some("deep.ok.evil.top"),
+        ),
+        // allow beats block at equal depth
+        ("same.top", Allow(""), Some("same.top")),
+        // RPZ passthru is an exact allow
+        ("pass.evil.top", Allow(""), Some("pass.evil.top")),
+        ("x.pass.evil.top", Block("loan", ""), Some("evil.top")),
+        // wildcard: below only
+        ("wild.top", Pass, None),
+        ("a.wild.top", Block("loan", ""), Some("wild.top")),
+        // hosts line, case folded
+        ("host.top", Block("loan", ""), Some("host.top")),
+        ("www.host.top", Block("loan", ""), Some("host.top")),
+        // exact-only list: the name, not its subdomains; explicit || keeps subtree
+        ("exact.top", Block("phishing", ""), Some("exact.top")),
+        ("a.exact.top", Pass, None),
+        (
+            "x.sub.exact2.top",
+            Block("phishing", ""),
+            Some("sub.exact2.top"),
+        ),
+        // RPZ owner names are exact; *.name is below only
+        ("rpzexact.top", Block("fraud", ""), Some("rpzexact.top")),
+        ("a.rpzexact.top", Pass, None),
+        ("rpzbelow.top", Pass, None),
+        ("a.rpzbelow.top", Block("fraud", ""), Some("rpzbelow.top")),
+        // IDN: the list's Unicode name matches the query's A-label
+        (
+            "xn--49sw73a0r1as3c7ym.shop",
+            Block("loan", ""),
+            Some("xn--49sw73a0r1as3c7ym.shop"),
+        ),
+        (
+            "WWW.XN--49SW73A0R1AS3C7YM.SHOP",
+            Block("loan", ""),
+            Some("xn--49sw73a0r1as3c7ym.shop"),
+        ),
+        ("", Pass, None),
+        (".", Pass, None),
+    ];
+    for (q, want, rule) in cases {
+        let (got, got_rule) = verdict(&list, q);
+        assert_eq!(&got, want, "query {q:?}");
+        assert_eq!(got_rule.as_deref(), *rule, "rule for {q:?}");
+    }
+    // bad lines are counted by reason, with file:line examples
+    let loan = report.lists.iter().find(|l| l.name == "loan.txt").unwrap();
+    assert_eq!(loan.skipped.get("empty-label"), Some(&1));
+    assert_eq!(loan.skipped.get("ip-address"), Some(&1));
+    assert_eq!(loan.skipped.get("adblock-pattern"), Some(&1));
+    assert_eq!(loan.skipped.get("regex"), Some(&1));
+    assert!(
+        report
+            .examples
+            .iter()
+            .any(|e| e.file == "loan.txt" && e.line == 9 && e.reason == "empty-label")
+    );
+    // list names and categories are recorded
+    let v = list.lookup("evil.top");
+    assert_eq!(list.list(&v).unwrap().name, "loan.txt");
+    let v = list.lookup("ok.evil.top");
+    assert_eq!(list.list(&v).unwrap().name, "allow.txt");
+}
+
+#[test]
+fn notes_and_actions_travel_with_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let (list, _) = build(
+        dir.path(),
+        &[(
+            "police.txt",
+            "# category: impersonation\n# action: nxdomain\nfake-police.top # case GA-2026-17\n",
+        )],
+        &[],
+        &[],
+    );
+    let Verdict::Block(h) = list.lookup("www.fake-police.top") else {
+        panic!("not blocked")
+    };
+    assert_eq!(list.note(&h), Some("case GA-2026-17"));
+    assert_eq!(list.action(&h), Action::Nxdomain);
+    assert_eq!(list.category(&h), "impersonation");
+}
+
+#[test]
+fn guardrails_refuse_public_suffixes_and_protected_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (list, report) = build(
+        dir.path(),
+        &[(
+            "bad.txt",
+            "com\ncom.cn\ngithub.io\nUS.COM\nmyshopify.com\nfake.gov.cn\nicbc.com.cn\n*.icbc.com.cn\nexample.top\nlocal\n",
+        )],
+        &[],
+        &["gov.cn", "www.icbc.com.cn"],
+    );
+    let reasons: HashMap<&str, &str> = report
+        .refused
+        .iter()
+        .map(|r| (r.name.as_str(), r.reason))
+        .collect();
+    assert_eq!(reasons.get("com"), Some(&"public-suffix"));
+    assert_eq!(reasons.get("com.cn"), Some(&"public-suffix"));
+    assert_eq!(reasons.get("github.io"), Some(&"public-suffix"));
+    assert_eq!(reasons.get("us.com"), Some(&"public-suffix"));
+    assert_eq!(reasons.get("myshopify.com"), Some(&"public-suffix"));
+    assert_eq!(reasons.get("local"), Some(&"public-suffix"));
+    assert_eq!(reasons.get("fake.gov.cn"), Some(&"never-block"));
+    assert_eq!(reasons.get("icbc.com.cn"), Some(&"never-block"));
+    assert!(
+        report
+            .refused
+            .iter()
+            .all(|r| r.file == "bad.txt" && r.line >= 1)
+    );
+    assert_eq!(report.refused.len(), 9, "{:?}", report.refused);
+    assert!(list.lookup("example.top").is_block());
+    assert!(!list.lookup("x.com").is_block());
+    assert!(!list.lookup("www.icbc.com.cn").is_block());
+    assert_eq!(list.len(), 1);
+}
+
+#[test]
+fn drop_guard_refuses_a_much_smaller_list_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("b");
+    fs::create_dir_all(&b).unwrap();
+    fs::write(b.join("l.txt"), "a.top\nb.top\nc.top\n").unwrap();
+    let mut spec = CompileSpec {
+        dirs: vec![b],
+        previous_entries: Some(10),
+        ..Default::default()
+    };
+    let out = dir.path().join("o.fst");
+    match compile(&spec, &out) {
+        Err(CompileError::DropTooLarge {
+            old: 10, new: 3, ..
+        }) => {}
+        other => panic!("expected DropTooLarge, got {other:?}"),
+    }
+    assert!(!out.exists(), "a refused compile writes nothing");
+    spec.force = true;
+    assert_eq!(compile(&spec, &out).unwrap().entries, 3);
+    spec.force = false;
+    spec.previous_entries = Some(5);
+    assert_eq!(
+        compile(&spec, &out).unwrap().entries,
+        3,
+        "a 40 % drop is within the default 50 %"
+    );
+}
+
+#[test]
+fn corrupt_files_are_refused_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (list, _) = build(dir.path(), &[("l.txt", "evil.top\nbad.top\n")], &[], &[]);
+    drop(list);
+    let good = fs::read(dir.path().join("out.fst")).unwrap();
+    assert!(Blocklist::from_bytes(good.clone(), true).is_ok());
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        (
+            "junk",
+            b"this is not a list at all, just text padding to 48 bytes...".to_vec(),
+        ),
+        ("truncated", good[..good.len() - 3].to_vec()),
+        ("extended", [good.clone(), vec![0; 8]].concat()),
+        ("flipped fst byte", {
+            let mut g = good.clone();
+            let n = g.len();
+            g[n - 5] ^= 0x40;
+            g
+        }),
+        ("flipped meta byte", {
+            let mut g = good.clone();
+            g[60] ^= 0x01;
+            g
+        }),
+        ("version", {
+            let mut g = good.clone();
+            g[8] = 9;
+            g
+        }),
+    ];
+    for (what, bytes) in cases {
+        let err = Blocklist::from_bytes(bytes, true).expect_err(what);
+        let msg = err.to_string();
+        assert!(
+            msg.contains("fanzha compile") || msg.contains("copy it again"),
+            "{what}: {msg}"
+        );
+    }
+}
+
+// ---- property test: fst matcher against a naive model --------------------------------
+
+#[derive(Debug, Clone)]
+struct Entry {
+    name: String,
+    allow: bool,
+    scope: u8, // 0 exact, 1 subtree, 2 below
+}
+
+fn label() -> impl Strategy<Value = String> {
+    prop::sample::select(vec!["a", "b", "c", "ab", "x-y", "q_1"]).prop_map(String::from)
+}
+
+fn name(max: usize) -> impl Strategy<Value = String> {
+    prop::collection::vec(label(), 2..=max).prop_map(|l| l.join("."))
+}
+
+fn entry() -> impl Strategy<Value = Entry> {
+    (name(4), any::<bool>(), 0u8..3).prop_map(|(name, allow, scope)| Entry { name, allow, scope })
+}
+
+fn line(e: &Entry) -> String {
+    match (e.allow, e.scope) {
+        (false, 0) => format!("{} CNAME .", e.name),
+        (false, 1) => e.name.clone(),
+        (false, _) => format!("*.{}", e.name),
+        (true, 0) => format!("{} CNAME rpz-passthru.", e.name),
+        (true, 1) => format!("@@||{}^", e.name),
+        (true, _) => format!("*.{} CNAME rpz-passthru.", e.name),
+    }
+}
+
+/// The model: walk from the name itself up to its top label; the first (deepest) name
+/// with an applicable entry decides, allow winning at that depth.
+fn model(entries: &[Entry], q: &str) -> (Option<bool>, usize) {
+    let labels: Vec<&str> = q.split('.').collect();
+    for start in 0..labels.len() {
+        let anc = labels[start..].join(".");
+        let is_self = start == 0;
+        let applies =
+            |e: &&Entry| e.name == anc && (if is_self { e.scope != 2 } else { e.scope != 0 });
+        let here: Vec<&Entry> = entries.iter().filter(applies).collect();
+        if here.iter().any(|e| e.allow) {
+            return (Some(true), labels.len() - start);
+        }
+        if !here.is_empty() {
+            return (Some(false), labels.len() - start);
+        }
+    }
+    (None, 0)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+    #[test]
+    fn fst_matches_model(entries in prop::collection::vec(entry(), 1..40), queries in prop::collection::vec(name(6), 1..60)) {
+        let dir = tempfile::tempdir().unwrap();
+        let text: String = entries.iter().map(|e| line(e) + "\n").collect();
+        let (list, _) = build(dir.path(), &[("l.txt", &text)], &[], &[]);
+        let mut all: Vec<String> = queries;
+        all.extend(entries.iter().map(|e| e.name.clone()));
+        all.extend(entries.iter().map(|e| format!("z.{}", e.name)));
+        for q in &all {
+            let want = model(&entries, q);
+            let got = match list.lookup(q) {
+                Verdict::Pass => (None, 0),
+                Verdict::Allow(h) => (Some(true), h.depth as usize),
+                Verdict::Block(h) => (Some(false), h.depth as usize),
+            };
+            prop_assert_eq!(got, want, "query {}", q);
+        }
+    }
+}

@@ -1,0 +1,462 @@
+//! The serving snapshot, reloads, and the file watcher.
+//!
+//! Readers call [`Handle::load`] (lock-free, never waits). A reload compiles the list
+//! directories (or copies a precompiled file into the state directory) on the calling
+//! thread — the watcher runs it on its own blocking thread — then swaps the snapshot
+//! atomically. On any failure the old snapshot keeps serving and the failure is counted.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use notify::{EventKind, RecursiveMode, Watcher as _};
+
+use super::compile::{self, CompileError, CompileReport, CompileSpec, ListOverride, is_list_name};
+use super::name;
+use super::set::{Blocklist, LoadError};
+use crate::config::BlocklistConfig;
+
+/// Reload outcomes, read by the metrics.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    /// Successful loads (including the first).
+    pub ok: AtomicU64,
+    /// Failed loads (compile error, corrupt file).
+    pub failed: AtomicU64,
+    /// Loads refused by the entry-drop guard.
+    pub refused: AtomicU64,
+    /// Unix time of the last successful load.
+    pub last_ok_unix: AtomicU64,
+    /// Guardrail refusals in the last successful compile.
+    pub last_refused_rules: AtomicU64,
+    /// Skipped lines in the last successful compile.
+    pub last_skipped_lines: AtomicU64,
+}
+
+/// The current snapshot, shared by every reader.
+pub struct Handle {
+    current: ArcSwap<Blocklist>,
+    /// Reload outcomes.
+    pub stats: ReloadStats,
+    loaded: std::sync::atomic::AtomicBool,
+}
+
+impl Default for Handle {
+    fn default() -> Self {
+        Handle {
+            current: ArcSwap::from_pointee(Blocklist::empty()),
+            stats: ReloadStats::default(),
+            loaded: false.into(),
+        }
+    }
+}
+
+impl Handle {
+    /// The serving snapshot.
+    pub fn load(&self) -> arc_swap::Guard<Arc<Blocklist>> {
+        self.current.load()
+    }
+    /// The serving snapshot as an owned `Arc`.
+    pub fn load_full(&self) -> Arc<Blocklist> {
+        self.current.load_full()
+    }
+    /// Whether a list has been loaded at least once.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+    /// Replace the snapshot.
+    pub fn store(&self, list: Blocklist) {
+        self.current.store(Arc::new(list));
+        self.loaded.store(true, Ordering::Release);
+    }
+}
+
+/// Why a reload left the old list serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The sources do not compile.
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+    /// The compiled file is unusable.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The state directory or the never-block file cannot be used.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A precompiled list is much smaller than the serving one.
+    #[error("{path} has {new} entries against {old} serving, a drop of more than {pct:.0} %; keeping the old list (raise [blocklist] max_drop if this is intended)", pct = max_drop * 100.0)]
+    DropTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Serving entries.
+        old: u64,
+        /// New entries.
+        new: u64,
+        /// Configured share.
+        max_drop: f64,
+    },
+}
+
+/// What a successful reload did.
+#[derive(Debug)]
+pub struct ReloadSummary {
+    /// Entries now serving.
+    pub entries: u64,
+    /// The compile report, when lists were compiled.
+    pub report: Option<CompileReport>,
+    /// Time taken.
+    pub elapsed: Duration,
+    /// The file now mapped.
+    pub path: PathBuf,
+}
+
+/// Loads lists as configured and swaps them into a [`Handle`].
+pub struct Loader {
+    cfg: Mutex<BlocklistConfig>,
+    handle: Arc<Handle>,
+    lock: Mutex<()>,
+    seq: AtomicU64,
+}
+
+/// Read a never-block file: one name per line, `#` comments. Bad lines are logged.
+pub fn read_never_block(path: &Path) -> Result<Vec<String>, ReloadError> {
+    let text = fs::read_to_string(path).map_err(|source| ReloadError::Io {
+        what: "cannot read never-block file",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.split('#').next().unwrap_or("").trim();
+        if l.is_empty() {
+            continue;
+        }
+        match name::normalize(l) {
+            Ok(n) => out.push(n),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), line = i + 1, reason = e.reason(), "never-block line skipped")
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Loader {
+    /// A loader for `cfg` feeding `handle`.
+    pub fn new(cfg: BlocklistConfig, handle: Arc<Handle>) -> Loader {
+        Loader {
+            cfg: Mutex::new(cfg),
+            handle,
+            lock: Mutex::new(()),
+            seq: AtomicU64::new(0),
+        }
+    }
+
+    /// The handle this loader swaps into.
+    pub fn handle(&self) -> &Arc<Handle> {
+        &self.handle
+    }
+
+    /// The current settings.
+    pub fn config(&self) -> BlocklistConfig {
+        self.cfg.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replace the settings (SIGHUP); takes effect on the next reload.
+    pub fn set_config(&self, cfg: BlocklistConfig) {
+        *self.cfg.lock().unwrap_or_else(|e| e.into_inner()) = cfg;
+    }
+
+    /// Build the compile spec for the current settings.
+    pub fn spec(
+        cfg: &BlocklistConfig,
+        previous: Option<u64>,
+        force: bool,
+    ) -> Result<CompileSpec, ReloadError> {
+        let never_block = match &cfg.never_block {
+            Some(p) => read_never_block(p)?,
+            None => vec![],
+        };
+        Ok(CompileSpec {
+            dirs: cfg.dirs.clone(),
+            allow_dirs: cfg.allow_dirs.clone(),
+            overrides: cfg
+                .lists
+                .iter()
+                .map(|l| ListOverride {
+                    path: l.path.clone(),
+                    category: l.category.clone(),
+                    action: l.action,
+                    match_mode: l.match_mode,
+                })
+                .collect(),
+            never_block,
+            max_drop: cfg.max_drop,
+            previous_entries: previous,
+            force,
+            examples_per_file: 5,
+            default_category: cfg.default_category.clone(),
+        })
+    }
+
+    fn next_path(&self, state: &Path) -> PathBuf {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        state.join(format!("active-{}-{n}.fst", std::process::id()))
+    }
+
+    /// Compile (or copy and verify) the configured lists and swap them in. On error
+    /// the serving snapshot is untouched and the failure is counted.
+    pub fn reload(&self, force: bool) -> Result<ReloadSummary, ReloadError> {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let start = Instant::now();
+        let res = self.reload_locked(force, start);
+        let st = &self.handle.stats;
+        match &res {
+            Ok(s) => {
+                st.ok.fetch_add(1, Ordering::Relaxed);
+                let now = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                st.last_ok_unix.store(now, Ordering::Relaxed);
+                if let Some(r) = &s.report {
+                    st.last_refused_rules
+                        .store(r.refused.len() as u64, Ordering::Relaxed);
+                    st.last_skipped_lines
+                        .store(r.skipped_total(), Ordering::Relaxed);
+                }
+            }
+            Err(ReloadError::Compile(CompileError::DropTooLarge { .. }))
+            | Err(ReloadError::DropTooLarge { .. }) => {
+                st.refused.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                st.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        res
+    }
+
+    fn reload_locked(&self, force: bool, start: Instant) -> Result<ReloadSummary, ReloadError> {
+        let cfg = self.config();
+        fs::create_dir_all(&cfg.state_dir).map_err(|source| ReloadError::Io {
+            what: "cannot create state directory",
+            path: cfg.state_dir.clone(),
+            source,
+        })?;
+        let previous = self
+            .handle
+            .is_loaded()
+            .then(|| self.handle.load().len() as u64);
+        let out = self.next_path(&cfg.state_dir);
+        let (list, report) = if let Some(src) = &cfg.compiled {
+            // Copy first: the operator may overwrite their file in place later, and a
+            // mapped file must never change under us.
+            fs::copy(src, &out).map_err(|source| ReloadError::Io {
+                what: "cannot copy compiled list",
+                path: src.clone(),
+                source,
+            })?;
+            let list = match Blocklist::open(&out, true) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = fs::remove_file(&out);
+                    return Err(match e {
+                        LoadError::Io { source, .. } => ReloadError::Io {
+                            what: "cannot read compiled list",
+                            path: src.clone(),
+                            source,
+                        },
+                        LoadError::NotAList { why, .. } => ReloadError::Load(LoadError::NotAList {
+                            path: src.clone(),
+                            why,
+                        }),
+                        LoadError::Truncated { expected, got, .. } => {
+                            ReloadError::Load(LoadError::Truncated {
+                                path: src.clone(),
+                                expected,
+                                got,
+                            })
+                        }
+                        LoadError::Checksum { what, .. } => {
+                            ReloadError::Load(LoadError::Checksum {
+                                path: src.clone(),
+                                what,
+                            })
+                        }
+                        other => ReloadError::Load(other),
+                    });
+                }
+            };
+            if let Some(old) = previous {
+                let new = list.len() as u64;
+                if !force && old > 0 && (new as f64) < old as f64 * (1.0 - cfg.max_drop) {
+                    let _ = fs::remove_file(&out);
+                    return Err(ReloadError::DropTooLarge {
+                        path: src.clone(),
+                        old,
+                        new,
+                        max_drop: cfg.max_drop,
+                    });
+                }
+            }
+            (list, None)
+        } else {
+            let spec = Self::spec(&cfg, previous, force)?;
+            let report = compile::compile(&spec, &out)?;
+            // Our own fresh, fsynced output: the header checksum is checked on open, the
+            // full-body check would only re-read what we just wrote.
+            let list = Blocklist::open(&out, false)?;
+            (list, Some(report))
+        };
+        let old_path = self.handle.load().path().map(Path::to_path_buf);
+        let entries = list.len() as u64;
+        self.handle.store(list);
+        if let Some(old) = old_path
+            && old != out
+            && old.starts_with(&cfg.state_dir)
+        {
+            // Unlinking a mapped file is safe: readers of the old snapshot keep the inode.
+            let _ = fs::remove_file(old);
+        }
+        Ok(ReloadSummary {
+            entries,
+            report,
+            elapsed: start.elapsed(),
+            path: out,
+        })
+    }
+
+    /// Remove snapshots left in the state directory by earlier runs.
+    pub fn clean_state_dir(&self) {
+        let cfg = self.config();
+        let Ok(rd) = fs::read_dir(&cfg.state_dir) else {
+            return;
+        };
+        let current = self.handle.load().path().map(Path::to_path_buf);
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().to_string();
+            if n.starts_with("active-") && n.ends_with(".fst") && Some(e.path()) != current {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+
+    /// Reload and log the outcome in one line.
+    pub fn reload_and_log(&self, why: &str) {
+        match self.reload(false) {
+            Ok(s) => {
+                let (skipped, refused) = s
+                    .report
+                    .as_ref()
+                    .map(|r| (r.skipped_total(), r.refused.len()))
+                    .unwrap_or((0, 0));
+                tracing::info!(
+                    why,
+                    entries = s.entries,
+                    skipped_lines = skipped,
+                    refused_rules = refused,
+                    ms = s.elapsed.as_millis() as u64,
+                    "blocklist reloaded"
+                );
+            }
+            Err(e) => {
+                tracing::error!(why, error = %e, "blocklist reload failed; the previous list keeps serving")
+            }
+        }
+    }
+}
+
+/// Keeps the file watcher alive; dropping it stops watching.
+pub struct Watcher {
+    _inner: notify::RecommendedWatcher,
+}
+
+fn relevant(kind: &EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
+/// Watch the configured list directories (or the precompiled file) and reload, on a
+/// thread of its own, once changes have been quiet for the debounce time.
+pub fn spawn_watcher(loader: Arc<Loader>) -> Result<Watcher, notify::Error> {
+    let cfg = loader.config();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let compiled = cfg.compiled.clone();
+    let state_dir = cfg.state_dir.clone();
+    let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        let Ok(ev) = res else { return };
+        if !relevant(&ev.kind) {
+            return;
+        }
+        let hit = ev.paths.iter().any(|p| {
+            if p.starts_with(&state_dir) {
+                return false;
+            }
+            let fname = p
+                .file_name()
+                .map(|f| f.to_string_lossy().to_string())
+                .unwrap_or_default();
+            match &compiled {
+                Some(c) => c
+                    .file_name()
+                    .map(|f| f.to_string_lossy() == fname)
+                    .unwrap_or(false),
+                None => is_list_name(&fname),
+            }
+        });
+        if hit {
+            let _ = tx.send(());
+        }
+    })?;
+    if let Some(c) = &cfg.compiled {
+        let dir = c
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        w.watch(dir, RecursiveMode::NonRecursive)?;
+    } else {
+        for d in cfg.dirs.iter().chain(cfg.allow_dirs.iter()) {
+            if d.is_dir() {
+                w.watch(d, RecursiveMode::Recursive)?;
+            } else {
+                tracing::warn!(dir = %d.display(), "list directory does not exist; not watched");
+            }
+        }
+    }
+    let debounce = cfg.debounce;
+    std::thread::Builder::new()
+        .name("fanzha-watch".into())
+        .spawn(move || {
+            while rx.recv().is_ok() {
+                let first = Instant::now();
+                // Wait until changes have been quiet for `debounce`, but at most 2 s
+                // after the first, so a file rewritten in a loop still reloads.
+                loop {
+                    match rx.recv_timeout(debounce) {
+                        Ok(()) if first.elapsed() < Duration::from_secs(2) => continue,
+                        Ok(()) => break,
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+                loader.reload_and_log("file change");
+            }
+        })
+        .map_err(|e| notify::Error::generic(&e.to_string()))?;
+    Ok(Watcher { _inner: w })
+}

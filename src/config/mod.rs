@@ -1,0 +1,708 @@
+//! Configuration: `RawConfig` (serde, defaults, `deny_unknown_fields`) → `Config`
+//! (validated, typed). Every refusal names the key, the value and the fix.
+//!
+//! Relative paths in a config file are taken relative to the directory of that file;
+//! with the embedded defaults (no `--config`), relative to the working directory.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::blocklist::{Action, MatchMode};
+
+#[cfg(test)]
+mod tests;
+
+/// A config that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key or a wrong type.
+    #[error("config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// toml's message (names the key and shows the line).
+        message: String,
+    },
+    /// A value that parses but cannot be used.
+    #[error("config key `{key}` = {value:?}: {fix}")]
+    Invalid {
+        /// Dotted key, with index for arrays (`server.listen[0]`).
+        key: String,
+        /// The offending value.
+        value: String,
+        /// What to write instead.
+        fix: String,
+    },
+}
+
+fn invalid(
+    key: impl Into<String>,
+    value: impl Into<String>,
+    fix: impl Into<String>,
+) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        fix: fix.into(),
+    }
+}
+
+/// The file as written.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    /// `[server]`
+    pub server: RawServer,
+    /// `[resolver]`
+    pub resolver: RawResolver,
+    /// `[blocklist]`
+    pub blocklist: RawBlocklist,
+    /// `[[lists]]`
+    pub lists: Vec<RawList>,
+    /// `[categories.NAME]`
+    pub categories: BTreeMap<String, RawCategory>,
+    /// `[sinkhole]`
+    pub sinkhole: RawSinkhole,
+    /// `[warnpage]`
+    pub warnpage: RawWarnpage,
+    /// `[ops]`
+    pub ops: RawOps,
+    /// `[report]`
+    pub report: RawReport,
+    /// `[[places]]`
+    pub places: Vec<RawPlace>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    /// DNS listen addresses (UDP and TCP on each).
+    pub listen: Vec<String>,
+    /// Client CIDRs admitted.
+    pub acl: Vec<String>,
+    /// Working files (the active compiled list).
+    pub state_dir: String,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: vec!["127.0.0.1:5353".into()],
+            acl: [
+                "127.0.0.0/8",
+                "::1/128",
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "fc00::/7",
+            ]
+            .map(String::from)
+            .to_vec(),
+            state_dir: "state".into(),
+        }
+    }
+}
+
+/// `[resolver]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawResolver {
+    /// `recursive` or `forward`.
+    pub mode: String,
+    /// Root server addresses (`IP` or `IP:PORT`); empty = built-in.
+    pub root_hints: Vec<String>,
+    /// Forward-mode upstreams.
+    pub upstreams: Vec<String>,
+    /// Name server CIDRs exempt from the private-address deny list.
+    pub allow_nameservers: Vec<String>,
+    /// DNSSEC validation.
+    pub dnssec: bool,
+}
+
+impl Default for RawResolver {
+    fn default() -> Self {
+        RawResolver {
+            mode: "recursive".into(),
+            root_hints: vec![],
+            upstreams: vec![],
+            allow_nameservers: vec![],
+            dnssec: false,
+        }
+    }
+}
+
+/// `[blocklist]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBlocklist {
+    /// Source list directories (watched).
+    pub dirs: Vec<String>,
+    /// Allowlist directories (watched).
+    pub allow_dirs: Vec<String>,
+    /// A precompiled list to load and watch instead of `dirs`.
+    pub compiled: String,
+    /// A file of names no list may block.
+    pub never_block: String,
+    /// Refuse a reload that drops more than this share of entries.
+    pub max_drop: f64,
+    /// Quiet time before a change is compiled, in milliseconds.
+    pub debounce_ms: u64,
+    /// Category of lists that name none.
+    pub default_category: String,
+}
+
+impl Default for RawBlocklist {
+    fn default() -> Self {
+        RawBlocklist {
+            dirs: vec!["blocklists".into()],
+            allow_dirs: vec!["allowlists".into()],
+            compiled: String::new(),
+            never_block: String::new(),
+            max_drop: 0.5,
+            debounce_ms: 200,
+            default_category: "fraud".into(),
+        }
+    }
+}
+
+/// `[[lists]]`
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawList {
+    /// The list file.
+    pub path: String,
+    /// Its category.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// `sinkhole`, `nxdomain`, `refused`.
+    #[serde(default)]
+    pub action: Option<String>,
+    /// `subtree` or `exact`.
+    #[serde(default, rename = "match")]
+    pub match_mode: Option<String>,
+}
+
+/// `[categories.NAME]`
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawCategory {
+    /// Overrides the action of every list of this category.
+    #[serde(default)]
+    pub action: Option<String>,
+}
+
+/// `[sinkhole]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSinkhole {
+    /// A answer for blocked names.
+    pub ipv4: String,
+    /// AAAA answer; "" = NODATA.
+    pub ipv6: String,
+    /// TTL of blocked answers, seconds.
+    pub ttl: u32,
+}
+
+impl Default for RawSinkhole {
+    fn default() -> Self {
+        RawSinkhole {
+            ipv4: "127.0.0.1".into(),
+            ipv6: "::1".into(),
+            ttl: 60,
+        }
+    }
+}
+
+/// `[warnpage]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawWarnpage {
+    /// HTTP listen addresses.
+    pub listen: Vec<String>,
+}
+
+impl Default for RawWarnpage {
+    fn default() -> Self {
+        RawWarnpage {
+            listen: vec!["127.0.0.1:8080".into()],
+        }
+    }
+}
+
+/// `[ops]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOps {
+    /// `/metrics /healthz /readyz` listen address.
+    pub listen: String,
+}
+
+impl Default for RawOps {
+    fn default() -> Self {
+        RawOps {
+            listen: "127.0.0.1:9153".into(),
+        }
+    }
+}
+
+/// `[report]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawReport {
+    /// Platform URL; empty = off.
+    pub url: String,
+    /// HMAC key.
+    pub secret: String,
+    /// Appliance id.
+    pub appliance: String,
+    /// Spool directory.
+    pub spool_dir: String,
+}
+
+impl Default for RawReport {
+    fn default() -> Self {
+        RawReport {
+            url: String::new(),
+            secret: String::new(),
+            appliance: "fanzha-dev".into(),
+            spool_dir: "spool".into(),
+        }
+    }
+}
+
+/// `[[places]]`
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlace {
+    /// Client subnet.
+    pub cidr: String,
+    /// 区
+    pub district: String,
+    /// 街道
+    #[serde(default)]
+    pub street: String,
+    /// 社区
+    #[serde(default)]
+    pub community: String,
+}
+
+/// Resolver mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolverMode {
+    /// Iterate from the roots.
+    Recursive,
+    /// Send to upstreams.
+    Forward,
+}
+
+/// `[[lists]]`, validated.
+#[derive(Debug, Clone)]
+pub struct ListConfig {
+    /// The file.
+    pub path: PathBuf,
+    /// Category.
+    pub category: Option<String>,
+    /// Action.
+    pub action: Option<Action>,
+    /// Match mode.
+    pub match_mode: Option<MatchMode>,
+}
+
+/// `[blocklist]` and `[[lists]]`, validated.
+#[derive(Debug, Clone)]
+pub struct BlocklistConfig {
+    /// Source dirs.
+    pub dirs: Vec<PathBuf>,
+    /// Allow dirs.
+    pub allow_dirs: Vec<PathBuf>,
+    /// Precompiled list.
+    pub compiled: Option<PathBuf>,
+    /// Never-block file.
+    pub never_block: Option<PathBuf>,
+    /// Drop guard share.
+    pub max_drop: f64,
+    /// Debounce.
+    pub debounce: std::time::Duration,
+    /// Default category.
+    pub default_category: String,
+    /// Per-file settings.
+    pub lists: Vec<ListConfig>,
+    /// Working directory for compiled snapshots.
+    pub state_dir: PathBuf,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the config came from (`None`: embedded defaults).
+    pub source: Option<PathBuf>,
+    /// DNS listeners.
+    pub listen: Vec<SocketAddr>,
+    /// Admitted clients.
+    pub acl: Vec<IpNet>,
+    /// Resolver mode.
+    pub mode: ResolverMode,
+    /// Root hints (port 53 unless given).
+    pub root_hints: Vec<SocketAddr>,
+    /// Forward upstreams as written (validated).
+    pub upstreams: Vec<String>,
+    /// Name servers allowed despite the private-address deny list.
+    pub allow_nameservers: Vec<IpNet>,
+    /// DNSSEC validation.
+    pub dnssec: bool,
+    /// Blocklist settings.
+    pub blocklist: BlocklistConfig,
+    /// Per-category action overrides.
+    pub category_actions: BTreeMap<String, Action>,
+    /// Sinkhole v4.
+    pub sinkhole_v4: Ipv4Addr,
+    /// Sinkhole v6 (`None`: AAAA gets NODATA).
+    pub sinkhole_v6: Option<Ipv6Addr>,
+    /// TTL of blocked answers.
+    pub block_ttl: u32,
+    /// Warning page listeners.
+    pub warnpage_listen: Vec<SocketAddr>,
+    /// Ops endpoint.
+    pub ops_listen: SocketAddr,
+    /// The raw report section (validated).
+    pub report: RawReport,
+    /// Places.
+    pub places: Vec<(IpNet, RawPlace)>,
+}
+
+fn parse_socket(key: &str, v: &str, default_port: Option<u16>) -> Result<SocketAddr, ConfigError> {
+    if let Ok(a) = v.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let (Some(p), Ok(ip)) = (default_port, v.parse::<IpAddr>()) {
+        return Ok(SocketAddr::new(ip, p));
+    }
+    Err(invalid(
+        key,
+        v,
+        "write an address with a port, e.g. \"127.0.0.1:5353\" or \"[::1]:5353\"",
+    ))
+}
+
+fn parse_net(key: &str, v: &str) -> Result<IpNet, ConfigError> {
+    if let Ok(n) = v.parse::<IpNet>() {
+        return Ok(n.trunc());
+    }
+    if let Ok(ip) = v.parse::<IpAddr>() {
+        return Ok(IpNet::from(ip));
+    }
+    Err(invalid(
+        key,
+        v,
+        "write a CIDR such as \"10.0.0.0/8\" or \"fd00::/8\", or a single address",
+    ))
+}
+
+fn parse_action(key: &str, v: &str) -> Result<Action, ConfigError> {
+    Action::parse(v).ok_or_else(|| invalid(key, v, "use \"sinkhole\", \"nxdomain\" or \"refused\""))
+}
+
+impl RawConfig {
+    /// Parse TOML text (`origin` names it in messages).
+    pub fn from_toml(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Validate, resolving relative paths against `base`.
+    pub fn validate(self, base: &Path, source: Option<PathBuf>) -> Result<Config, ConfigError> {
+        let path = |p: &str| -> PathBuf {
+            let pb = PathBuf::from(p);
+            if pb.is_absolute() { pb } else { base.join(pb) }
+        };
+        let s = &self.server;
+        if s.listen.is_empty() {
+            return Err(invalid(
+                "server.listen",
+                "[]",
+                "give at least one address, e.g. [\"127.0.0.1:5353\"]",
+            ));
+        }
+        let listen = s
+            .listen
+            .iter()
+            .enumerate()
+            .map(|(i, v)| parse_socket(&format!("server.listen[{i}]"), v, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        let acl = s
+            .acl
+            .iter()
+            .enumerate()
+            .map(|(i, v)| parse_net(&format!("server.acl[{i}]"), v))
+            .collect::<Result<Vec<_>, _>>()?;
+        if s.state_dir.is_empty() {
+            return Err(invalid(
+                "server.state_dir",
+                "",
+                "give a writable directory, e.g. \"/var/lib/fanzha\"",
+            ));
+        }
+        let r = &self.resolver;
+        let mode = match r.mode.as_str() {
+            "recursive" => ResolverMode::Recursive,
+            "forward" => ResolverMode::Forward,
+            other => {
+                return Err(invalid(
+                    "resolver.mode",
+                    other,
+                    "use \"recursive\" or \"forward\"",
+                ));
+            }
+        };
+        let root_hints = r
+            .root_hints
+            .iter()
+            .enumerate()
+            .map(|(i, v)| parse_socket(&format!("resolver.root_hints[{i}]"), v, Some(53)))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, u) in r.upstreams.iter().enumerate() {
+            validate_upstream(&format!("resolver.upstreams[{i}]"), u)?;
+        }
+        if mode == ResolverMode::Forward && r.upstreams.is_empty() {
+            return Err(invalid(
+                "resolver.upstreams",
+                "[]",
+                "forward mode needs at least one upstream, e.g. [\"udp://192.0.2.53:53\"], or set resolver.mode = \"recursive\"",
+            ));
+        }
+        let allow_nameservers = r
+            .allow_nameservers
+            .iter()
+            .enumerate()
+            .map(|(i, v)| parse_net(&format!("resolver.allow_nameservers[{i}]"), v))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let b = &self.blocklist;
+        if !(0.0..=1.0).contains(&b.max_drop) {
+            return Err(invalid(
+                "blocklist.max_drop",
+                b.max_drop.to_string(),
+                "give a share between 0.0 and 1.0 (0.5 = refuse a reload that loses half the entries)",
+            ));
+        }
+        if b.dirs.is_empty() && b.compiled.is_empty() {
+            return Err(invalid(
+                "blocklist.dirs",
+                "[]",
+                "give a list directory, or a precompiled list in blocklist.compiled",
+            ));
+        }
+        if b.debounce_ms > 60_000 {
+            return Err(invalid(
+                "blocklist.debounce_ms",
+                b.debounce_ms.to_string(),
+                "use at most 60000 (one minute); 200 is the default",
+            ));
+        }
+        let mut lists = Vec::new();
+        for (i, l) in self.lists.iter().enumerate() {
+            if l.path.is_empty() {
+                return Err(invalid(
+                    format!("lists[{i}].path"),
+                    "",
+                    "name the list file",
+                ));
+            }
+            let action = l
+                .action
+                .as_deref()
+                .map(|a| parse_action(&format!("lists[{i}].action"), a))
+                .transpose()?;
+            let match_mode = match l.match_mode.as_deref() {
+                None => None,
+                Some("exact") => Some(MatchMode::Exact),
+                Some("subtree") => Some(MatchMode::Subtree),
+                Some(other) => {
+                    return Err(invalid(
+                        format!("lists[{i}].match"),
+                        other,
+                        "use \"subtree\" or \"exact\"",
+                    ));
+                }
+            };
+            lists.push(ListConfig {
+                path: path(&l.path),
+                category: l.category.clone().map(|c| c.to_ascii_lowercase()),
+                action,
+                match_mode,
+            });
+        }
+        let mut category_actions = BTreeMap::new();
+        for (name, c) in &self.categories {
+            if let Some(a) = &c.action {
+                category_actions.insert(
+                    name.to_ascii_lowercase(),
+                    parse_action(&format!("categories.{name}.action"), a)?,
+                );
+            }
+        }
+        let blocklist = BlocklistConfig {
+            dirs: b.dirs.iter().map(|d| path(d)).collect(),
+            allow_dirs: b.allow_dirs.iter().map(|d| path(d)).collect(),
+            compiled: (!b.compiled.is_empty()).then(|| path(&b.compiled)),
+            never_block: (!b.never_block.is_empty()).then(|| path(&b.never_block)),
+            max_drop: b.max_drop,
+            debounce: std::time::Duration::from_millis(b.debounce_ms),
+            default_category: b.default_category.to_ascii_lowercase(),
+            lists,
+            state_dir: path(&s.state_dir),
+        };
+
+        let sk = &self.sinkhole;
+        let sinkhole_v4 = sk.ipv4.parse::<Ipv4Addr>().map_err(|_| {
+            invalid(
+                "sinkhole.ipv4",
+                &sk.ipv4,
+                "give the IPv4 address of the warning page, e.g. \"127.0.0.1\"",
+            )
+        })?;
+        let sinkhole_v6 = if sk.ipv6.is_empty() {
+            None
+        } else {
+            Some(sk.ipv6.parse::<Ipv6Addr>().map_err(|_| {
+                invalid(
+                    "sinkhole.ipv6",
+                    &sk.ipv6,
+                    "give an IPv6 address, e.g. \"::1\", or \"\" to answer AAAA with no data",
+                )
+            })?)
+        };
+        if sk.ttl > 86_400 {
+            return Err(invalid(
+                "sinkhole.ttl",
+                sk.ttl.to_string(),
+                "use at most 86400 seconds; 60 is the default",
+            ));
+        }
+        let warnpage_listen = self
+            .warnpage
+            .listen
+            .iter()
+            .enumerate()
+            .map(|(i, v)| parse_socket(&format!("warnpage.listen[{i}]"), v, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ops_listen = parse_socket("ops.listen", &self.ops.listen, None)?;
+        let rp = &self.report;
+        if !rp.url.is_empty() {
+            if !(rp.url.starts_with("http://") || rp.url.starts_with("https://")) {
+                return Err(invalid(
+                    "report.url",
+                    &rp.url,
+                    "use an http:// or https:// URL, or \"\" to turn reporting off",
+                ));
+            }
+            if rp.secret.len() < 16 {
+                return Err(invalid(
+                    "report.secret",
+                    "<hidden>",
+                    "give a shared secret of at least 16 characters",
+                ));
+            }
+        }
+        if rp.appliance.is_empty() || rp.appliance.len() > 64 {
+            return Err(invalid(
+                "report.appliance",
+                &rp.appliance,
+                "give a short id for this appliance, e.g. \"binjiang-01\"",
+            ));
+        }
+        let mut report = rp.clone();
+        report.spool_dir = path(&rp.spool_dir).to_string_lossy().to_string();
+        let mut places = Vec::new();
+        for (i, p) in self.places.iter().enumerate() {
+            let net = parse_net(&format!("places[{i}].cidr"), &p.cidr)?;
+            if p.district.is_empty() {
+                return Err(invalid(
+                    format!("places[{i}].district"),
+                    "",
+                    "name the district (区) of this subnet",
+                ));
+            }
+            places.push((net, p.clone()));
+        }
+        Ok(Config {
+            source,
+            listen,
+            acl,
+            mode,
+            root_hints,
+            upstreams: r.upstreams.clone(),
+            allow_nameservers,
+            dnssec: r.dnssec,
+            blocklist,
+            category_actions,
+            sinkhole_v4,
+            sinkhole_v6,
+            block_ttl: sk.ttl,
+            warnpage_listen,
+            ops_listen,
+            report,
+            places,
+        })
+    }
+}
+
+fn validate_upstream(key: &str, u: &str) -> Result<(), ConfigError> {
+    let fix = "write \"udp://IP:PORT\", \"tcp://IP:PORT\" or \"tls://IP:PORT#server.name\"";
+    let (scheme, rest) = u.split_once("://").ok_or_else(|| invalid(key, u, fix))?;
+    let addr = match scheme {
+        "udp" | "tcp" => rest,
+        "tls" => {
+            let (a, name) = rest.split_once('#').ok_or_else(|| invalid(key, u, "a tls:// upstream needs the server's name after '#', e.g. \"tls://1.1.1.1:853#cloudflare-dns.com\""))?;
+            if name.is_empty() {
+                return Err(invalid(key, u, fix));
+            }
+            a
+        }
+        _ => return Err(invalid(key, u, fix)),
+    };
+    addr.parse::<SocketAddr>()
+        .map(|_| ())
+        .map_err(|_| invalid(key, u, fix))
+}
+
+impl Config {
+    /// The embedded defaults (paths relative to the working directory).
+    pub fn embedded() -> Config {
+        RawConfig::default()
+            .validate(Path::new("."), None)
+            .expect("embedded defaults are valid")
+    }
+
+    /// Load and validate a file, or the embedded defaults when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Config::embedded());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let raw = RawConfig::from_toml(&text, &path.display().to_string())?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        raw.validate(base, Some(path.to_path_buf()))
+    }
+}

@@ -1,0 +1,130 @@
+use super::*;
+
+fn check(text: &str) -> Result<Config, ConfigError> {
+    RawConfig::from_toml(text, "test.toml")?.validate(Path::new("/etc/fanzha"), None)
+}
+
+#[test]
+fn embedded_defaults_match_design() {
+    let c = Config::embedded();
+    assert_eq!(c.listen, vec!["127.0.0.1:5353".parse().unwrap()]);
+    assert_eq!(c.ops_listen, "127.0.0.1:9153".parse().unwrap());
+    assert_eq!(c.mode, ResolverMode::Recursive);
+    assert_eq!(c.blocklist.dirs, vec![PathBuf::from("./blocklists")]);
+    assert_eq!(c.sinkhole_v6, Some("::1".parse().unwrap()));
+    assert_eq!(c.block_ttl, 60);
+}
+
+#[test]
+fn relative_paths_follow_the_config_file() {
+    let c = check("[blocklist]\ndirs = [\"lists\", \"/abs\"]\n").unwrap();
+    assert_eq!(
+        c.blocklist.dirs,
+        vec![PathBuf::from("/etc/fanzha/lists"), PathBuf::from("/abs")]
+    );
+}
+
+#[test]
+fn bad_values_name_key_value_and_fix() {
+    let cases = [
+        (
+            "[server]\nlisten = [\"127.0.0.1\"]",
+            "server.listen[0]",
+            "with a port",
+        ),
+        ("[server]\nacl = [\"10.0.0.0/33\"]", "server.acl[0]", "CIDR"),
+        (
+            "[resolver]\nmode = \"iterate\"",
+            "resolver.mode",
+            "\"recursive\" or \"forward\"",
+        ),
+        (
+            "[resolver]\nmode = \"forward\"",
+            "resolver.upstreams",
+            "at least one upstream",
+        ),
+        (
+            "[resolver]\nupstreams = [\"8.8.8.8\"]",
+            "resolver.upstreams[0]",
+            "udp://",
+        ),
+        (
+            "[blocklist]\nmax_drop = 2.0",
+            "blocklist.max_drop",
+            "between 0.0 and 1.0",
+        ),
+        ("[sinkhole]\nipv4 = \"::1\"", "sinkhole.ipv4", "IPv4"),
+        (
+            "[[lists]]\npath = \"a.txt\"\naction = \"drop\"",
+            "lists[0].action",
+            "nxdomain",
+        ),
+        (
+            "[[lists]]\npath = \"a.txt\"\nmatch = \"prefix\"",
+            "lists[0].match",
+            "exact",
+        ),
+        (
+            "[categories.loan]\naction = \"block\"",
+            "categories.loan.action",
+            "sinkhole",
+        ),
+        ("[report]\nurl = \"ftp://x\"", "report.url", "https://"),
+        (
+            "[report]\nurl = \"https://p.example/hits\"\nsecret = \"short\"",
+            "report.secret",
+            "16 characters",
+        ),
+        (
+            "[[places]]\ncidr = \"10.1.0.0/16\"\ndistrict = \"\"",
+            "places[0].district",
+            "district",
+        ),
+    ];
+    for (text, key, fix) in cases {
+        let err = check(text).expect_err(text).to_string();
+        assert!(err.contains(&format!("`{key}`")), "{text}: {err}");
+        assert!(err.contains(fix), "{text}: {err}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_refused() {
+    let err = check("[server]\nlisten_on = []").unwrap_err().to_string();
+    assert!(err.contains("listen_on"), "{err}");
+    let err = check("[blocklst]\ndirs = []").unwrap_err().to_string();
+    assert!(err.contains("blocklst"), "{err}");
+}
+
+#[test]
+fn full_example_parses() {
+    let c = check(
+        r#"
+[server]
+listen = ["0.0.0.0:53", "[::]:53"]
+acl = ["10.1.0.0/16", "fd00::/8"]
+[resolver]
+mode = "forward"
+upstreams = ["udp://192.0.2.1:53", "tls://192.0.2.2:853#dns.example"]
+[sinkhole]
+ipv6 = ""
+[[lists]]
+path = "blocklists/loan.txt"
+category = "Loan"
+match = "exact"
+[categories.phishing]
+action = "nxdomain"
+[[places]]
+cidr = "10.1.0.0/16"
+district = "滨江区"
+street = "西兴街道"
+community = "缤纷社区"
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.mode, ResolverMode::Forward);
+    assert_eq!(c.sinkhole_v6, None);
+    assert_eq!(c.blocklist.lists[0].category.as_deref(), Some("loan"));
+    assert_eq!(c.category_actions.get("phishing"), Some(&Action::Nxdomain));
+    assert_eq!(c.places.len(), 1);
+}

@@ -1,0 +1,307 @@
+//! The `fanzha` command: compile, lookup, check-config (and, with the resolver, serve).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use fanzha::blocklist::{self, Blocklist, CompileReport, Loader, Verdict};
+use fanzha::config::Config;
+
+/// fanzha (反诈) — a DNS resolver appliance that blocks fraud domains.
+#[derive(Parser, Debug)]
+#[command(name = "fanzha", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Compile block and allow lists into one memory-mappable file.
+    ///
+    /// Reads every list file under the given directories (or `[blocklist] dirs` and
+    /// `allow_dirs` of the config), prints a summary (entries per category and list,
+    /// skipped lines by reason, rules refused by guardrails) and writes FILE atomically.
+    /// Exit status: 0 compiled (even with skipped lines), 2 error.
+    Compile {
+        /// Config file for `[blocklist]` and `[[lists]]` (default: embedded defaults).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Output file.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// Allowlist directories (with DIRs; otherwise from the config).
+        #[arg(long = "allow", value_name = "DIR")]
+        allow: Vec<PathBuf>,
+        /// Never-block file (with DIRs; otherwise from the config).
+        #[arg(long, value_name = "FILE")]
+        never_block: Option<PathBuf>,
+        /// Compile even if the new list is much smaller than the existing FILE.
+        #[arg(long)]
+        force: bool,
+        /// Print the report as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Block-list directories (instead of the config's).
+        dirs: Vec<PathBuf>,
+    },
+    /// Say whether names are blocked, and why.
+    ///
+    /// Exit status: 0 every name allowed, 1 some name blocked, 2 error.
+    Lookup {
+        /// Config file (default: embedded defaults).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// A compiled list to use instead of the config's lists.
+        #[arg(long, value_name = "FILE")]
+        compiled: Option<PathBuf>,
+        /// Names to check (Unicode names are converted with IDNA).
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Validate a config file without serving. Exit status 0 valid, 2 invalid.
+    CheckConfig {
+        /// The config file.
+        file: PathBuf,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,hickory_server=warn,hickory_proto=warn")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("fanzha: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Compile {
+            config,
+            output,
+            allow,
+            never_block,
+            force,
+            json,
+            dirs,
+        } => compile_cmd(
+            config.as_deref(),
+            &output,
+            allow,
+            never_block,
+            force,
+            json,
+            dirs,
+        ),
+        Cmd::Lookup {
+            config,
+            compiled,
+            names,
+        } => lookup_cmd(config.as_deref(), compiled.as_deref(), &names),
+        Cmd::CheckConfig { file } => {
+            let c = Config::load(Some(&file))?;
+            println!(
+                "{}: ok ({} DNS listener(s), {} ACL entries, {} list dir(s), mode {:?})",
+                file.display(),
+                c.listen.len(),
+                c.acl.len(),
+                c.blocklist.dirs.len(),
+                c.mode
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn compile_cmd(
+    config: Option<&Path>,
+    output: &Path,
+    allow: Vec<PathBuf>,
+    never_block: Option<PathBuf>,
+    force: bool,
+    json: bool,
+    dirs: Vec<PathBuf>,
+) -> Result<ExitCode> {
+    let cfg = Config::load(config)?;
+    let mut bcfg = cfg.blocklist.clone();
+    if !dirs.is_empty() {
+        bcfg.dirs = dirs;
+        bcfg.allow_dirs = allow;
+        bcfg.lists.clear();
+        bcfg.never_block = never_block;
+    } else if let Some(nb) = never_block {
+        bcfg.never_block = Some(nb);
+    }
+    let previous = match Blocklist::open(output, false) {
+        Ok(l) => Some(l.len() as u64),
+        Err(_) => None,
+    };
+    let spec = Loader::spec(&bcfg, previous, force)?;
+    let report = blocklist::compile(&spec, output)
+        .with_context(|| format!("compiling into {}", output.display()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report, output);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(r: &CompileReport, output: &Path) {
+    println!(
+        "compiled {} names ({} block, {} allow) into {} ({} bytes, {:.1} bytes/name) in {:.2} s",
+        r.entries,
+        r.block_entries,
+        r.allow_entries,
+        output.display(),
+        r.file_bytes,
+        if r.entries > 0 {
+            r.file_bytes as f64 / r.entries as f64
+        } else {
+            0.0
+        },
+        r.elapsed.as_secs_f64()
+    );
+    println!("\nblocked names by category:");
+    for (c, n) in &r.per_category {
+        println!("  {c:<24} {n}");
+    }
+    println!("\nlists:");
+    for l in &r.lists {
+        let skipped: u64 = l.skipped.values().sum();
+        println!(
+            "  {:<40} {:<14} {:>8} rules {:>6} skipped {:>4} refused{}",
+            l.name,
+            if l.allowlist {
+                "(allow)".to_string()
+            } else {
+                l.category.clone()
+            },
+            l.rules,
+            skipped,
+            l.refused,
+            if l.warnings.is_empty() {
+                String::new()
+            } else {
+                format!("  warnings: {}", fmt_counts(&l.warnings))
+            }
+        );
+    }
+    if !r.skipped.is_empty() {
+        println!("\nskipped lines by reason: {}", fmt_counts(&r.skipped));
+        for e in &r.examples {
+            println!("  {}:{}: {} — {}", e.file, e.line, e.reason, e.text);
+        }
+    }
+    if !r.refused.is_empty() {
+        println!("\nrules refused by guardrails: {}", r.refused.len());
+        for f in r.refused.iter().take(50) {
+            println!(
+                "  {}:{}: {} — {} ({})",
+                f.file, f.line, f.name, f.reason, f.detail
+            );
+        }
+        if r.refused.len() > 50 {
+            println!("  … and {} more (--json lists all)", r.refused.len() - 50);
+        }
+    }
+}
+
+fn fmt_counts(m: &std::collections::BTreeMap<&'static str, u64>) -> String {
+    m.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn lookup_cmd(
+    config: Option<&Path>,
+    compiled: Option<&Path>,
+    names: &[String],
+) -> Result<ExitCode> {
+    let cfg = Config::load(config)?;
+    let (list, _tmp) = match compiled
+        .map(Path::to_path_buf)
+        .or(cfg.blocklist.compiled.clone())
+    {
+        Some(p) => (Blocklist::open(&p, true)?, None),
+        None => {
+            let dir = std::env::temp_dir().join(format!("fanzha-lookup-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let out = dir.join("list.fst");
+            let spec = Loader::spec(&cfg.blocklist, None, true)?;
+            blocklist::compile(&spec, &out)?;
+            let l = Blocklist::open(&out, false)?;
+            (l, Some(TempDir(dir)))
+        }
+    };
+    let mut any_blocked = false;
+    for raw in names {
+        let name = blocklist::name::normalize(raw)
+            .with_context(|| format!("{raw:?} is not a domain name"))?;
+        let v = list.lookup(&name);
+        let shown = if *raw == name {
+            name.clone()
+        } else {
+            format!("{raw} ({name})")
+        };
+        match v {
+            Verdict::Pass => println!("{shown}: allowed (no list entry covers it)"),
+            Verdict::Allow(h) => {
+                let l = list.list(&v).map(|l| l.name.as_str()).unwrap_or("?");
+                println!(
+                    "{shown}: allowed by rule \"{}\" in allowlist {l}",
+                    h.rule(&name)
+                );
+            }
+            Verdict::Block(h) => {
+                any_blocked = true;
+                let l = list.list(&v);
+                let note = list
+                    .note(&h)
+                    .map(|n| format!(", note \"{n}\""))
+                    .unwrap_or_default();
+                println!(
+                    "{shown}: BLOCKED by rule \"{}\" in list {}, category {}, action {}{note}",
+                    h.rule(&name),
+                    l.map(|l| l.name.as_str()).unwrap_or("?"),
+                    list.category(&h),
+                    cfg.category_actions
+                        .get(list.category(&h))
+                        .copied()
+                        .unwrap_or(list.action(&h))
+                        .as_str(),
+                );
+            }
+        }
+    }
+    Ok(if any_blocked {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
