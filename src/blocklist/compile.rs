@@ -239,7 +239,8 @@ pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>, CompileError> {
             match fs::metadata(&p) {
                 Ok(m) if m.is_dir() => stack.push(p),
                 Ok(m) if m.is_file() => out.push(p),
-                _ => {}
+                Ok(_) => tracing::warn!(path = %p.display(), "not a regular file; ignored"),
+                Err(source) => return Err(CompileError::ReadFile { path: p, source }),
             }
         }
     }
@@ -358,7 +359,11 @@ pub fn compile(spec: &CompileSpec, out: &Path) -> Result<CompileReport, CompileE
     let start = Instant::now();
     let mut files: Vec<(PathBuf, String, bool)> = Vec::new();
     for d in &spec.dirs {
-        for f in list_files(d)? {
+        let found = list_files(d)?;
+        if found.is_empty() {
+            tracing::warn!(dir = %d.display(), "no list files in this directory");
+        }
+        for f in found {
             let name = rel_name(d, &f);
             files.push((f, name, false));
         }
