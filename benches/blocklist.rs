@@ -23,20 +23,30 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "loan", "credit", "okex", "task", "kefu", "police", "bank", "secure", "login", "invest", "coin", "trade", "refund",
-    "support", "verify", "wallet", "taobao", "alipay", "jd", "icbc", "gov", "tax", "post", "ems", "vip", "app",
+    "loan", "credit", "okex", "task", "kefu", "police", "bank", "secure", "login", "invest",
+    "coin", "trade", "refund", "support", "verify", "wallet", "taobao", "alipay", "jd", "icbc",
+    "gov", "tax", "post", "ems", "vip", "app",
 ];
 const TLDS: &[&str] = &[
-    "top", "xyz", "shop", "cc", "vip", "club", "online", "site", "icu", "cfd", "buzz", "com", "net", "cn", "info", "pro",
-    "live", "work", "fun", "asia", "life", "link", "store", "tech", "ltd",
+    "top", "xyz", "shop", "cc", "vip", "club", "online", "site", "icu", "cfd", "buzz", "com",
+    "net", "cn", "info", "pro", "live", "work", "fun", "asia", "life", "link", "store", "tech",
+    "ltd",
 ];
 
 fn real_names() -> Vec<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/blocklists");
     let mut v = Vec::new();
-    for f in ["blocklistproject-phishing.domains.txt", "blocklistproject-scam.domains.txt", "gaso-scam.domains.txt"] {
+    for f in [
+        "blocklistproject-phishing.domains.txt",
+        "blocklistproject-scam.domains.txt",
+        "gaso-scam.domains.txt",
+    ] {
         let text = fs::read_to_string(dir.join(f)).unwrap_or_default();
-        v.extend(text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).map(|l| l.trim().to_ascii_lowercase()));
+        v.extend(
+            text.lines()
+                .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+                .map(|l| l.trim().to_ascii_lowercase()),
+        );
     }
     v
 }
@@ -51,7 +61,9 @@ fn names(n: usize) -> Vec<String> {
         let w2 = WORDS[(r.next() % WORDS.len() as u64) as usize];
         let tld = TLDS[(r.next() % TLDS.len() as u64) as usize];
         // A random token keeps the names about as incompressible as real ones.
-        let tok: String = (0..7).map(|_| (b'a' + (r.next() % 26) as u8) as char).collect();
+        let tok: String = (0..7)
+            .map(|_| (b'a' + (r.next() % 26) as u8) as char)
+            .collect();
         v.push(format!("{w1}-{tok}{w2}{}.{tld}", i % 97));
         i += 1;
     }
@@ -72,7 +84,14 @@ fn compiled(tmp: &Path, n: usize) -> (Blocklist, Vec<String>) {
     write_list(&src, &names);
     let out = tmp.join(format!("l{n}.fst"));
     let t = Instant::now();
-    let r = blocklist::compile(&CompileSpec { dirs: vec![src], ..Default::default() }, &out).unwrap();
+    let r = blocklist::compile(
+        &CompileSpec {
+            dirs: vec![src],
+            ..Default::default()
+        },
+        &out,
+    )
+    .unwrap();
     eprintln!(
         "[{n} names] compiled {} entries in {:.2} s, file {} bytes = {:.1} bytes/name",
         r.entries,
@@ -89,7 +108,11 @@ fn queries(names: &[String]) -> Vec<String> {
     (0..4096)
         .map(|i| {
             let n = &names[(r.next() % names.len() as u64) as usize];
-            if i % 2 == 0 { format!("www.{n}") } else { format!("www.not-{}-{n}", r.next() % 1000) }
+            if i % 2 == 0 {
+                format!("www.{n}")
+            } else {
+                format!("www.not-{}-{n}", r.next() % 1000)
+            }
         })
         .collect()
 }
@@ -117,14 +140,23 @@ fn bench_compile_and_open(c: &mut Criterion) {
     let src = tmp.path().join("src");
     write_list(&src, &names(n));
     let out = tmp.path().join("l.fst");
-    let spec = CompileSpec { dirs: vec![src], ..Default::default() };
+    let spec = CompileSpec {
+        dirs: vec![src],
+        ..Default::default()
+    };
     let mut g = c.benchmark_group("compile");
     g.sample_size(10);
-    g.bench_function("1M", |b| b.iter(|| blocklist::compile(&spec, &out).unwrap()));
+    g.bench_function("1M", |b| {
+        b.iter(|| blocklist::compile(&spec, &out).unwrap())
+    });
     g.finish();
     let mut g = c.benchmark_group("open");
-    g.bench_function("1M header-checked", |b| b.iter(|| Blocklist::open(&out, false).unwrap()));
-    g.bench_function("1M fully-verified", |b| b.iter(|| Blocklist::open(&out, true).unwrap()));
+    g.bench_function("1M header-checked", |b| {
+        b.iter(|| Blocklist::open(&out, false).unwrap())
+    });
+    g.bench_function("1M fully-verified", |b| {
+        b.iter(|| Blocklist::open(&out, true).unwrap())
+    });
     g.finish();
 }
 

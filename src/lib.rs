@@ -14,3 +14,5 @@
 
 pub mod blocklist;
 pub mod config;
+pub mod dns;
+pub mod policy;

@@ -95,6 +95,16 @@ pub struct RawServer {
     pub acl: Vec<String>,
     /// Working files (the active compiled list).
     pub state_dir: String,
+    /// Queries per second per client; 0 = no limit.
+    pub rate_limit: u32,
+    /// Burst size per client (default: twice the rate).
+    pub rate_limit_burst: u32,
+    /// `refused` or `drop` past the limit.
+    pub rate_limit_action: String,
+    /// Answer NXDOMAIN for `use-application-dns.net`.
+    pub doh_canary: bool,
+    /// Close idle TCP connections after this many seconds.
+    pub tcp_idle_timeout: u64,
 }
 
 impl Default for RawServer {
@@ -112,6 +122,11 @@ impl Default for RawServer {
             .map(String::from)
             .to_vec(),
             state_dir: "state".into(),
+            rate_limit: 0,
+            rate_limit_burst: 0,
+            rate_limit_action: "refused".into(),
+            doh_canary: true,
+            tcp_idle_timeout: 10,
         }
     }
 }
@@ -130,6 +145,22 @@ pub struct RawResolver {
     pub allow_nameservers: Vec<String>,
     /// DNSSEC validation.
     pub dnssec: bool,
+    /// Per-exchange timeout in milliseconds (then the next server is tried).
+    pub timeout_ms: u64,
+    /// Answer cache entries.
+    pub cache_size: u64,
+    /// Name servers reached on another port than 53 (labs and tests).
+    pub nameserver_ports: Vec<RawPortMap>,
+}
+
+/// `[[resolver.nameserver_ports]]`
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawPortMap {
+    /// Name server addresses.
+    pub cidr: String,
+    /// Port to use for them.
+    pub port: u16,
 }
 
 impl Default for RawResolver {
@@ -140,6 +171,9 @@ impl Default for RawResolver {
             upstreams: vec![],
             allow_nameservers: vec![],
             dnssec: false,
+            timeout_ms: 400,
+            cache_size: 100_000,
+            nameserver_ports: vec![],
         }
     }
 }
@@ -363,6 +397,22 @@ pub struct Config {
     pub allow_nameservers: Vec<IpNet>,
     /// DNSSEC validation.
     pub dnssec: bool,
+    /// Per-exchange timeout.
+    pub resolver_timeout: std::time::Duration,
+    /// Answer cache entries.
+    pub cache_size: u64,
+    /// Name server port overrides.
+    pub nameserver_ports: Vec<(IpNet, u16)>,
+    /// Per-client rate (0 = off).
+    pub rate_limit: u32,
+    /// Per-client burst.
+    pub rate_limit_burst: u32,
+    /// Drop (true) or refuse (false) past the limit.
+    pub rate_limit_drop: bool,
+    /// DoH canary.
+    pub doh_canary: bool,
+    /// TCP idle timeout.
+    pub tcp_idle_timeout: std::time::Duration,
     /// Blocklist settings.
     pub blocklist: BlocklistConfig,
     /// Per-category action overrides.
@@ -483,6 +533,43 @@ impl RawConfig {
                 "resolver.upstreams",
                 "[]",
                 "forward mode needs at least one upstream, e.g. [\"udp://192.0.2.53:53\"], or set resolver.mode = \"recursive\"",
+            ));
+        }
+        if !(50..=10_000).contains(&r.timeout_ms) {
+            return Err(invalid(
+                "resolver.timeout_ms",
+                r.timeout_ms.to_string(),
+                "use 50 to 10000 milliseconds; 400 is the default",
+            ));
+        }
+        let mut nameserver_ports = Vec::new();
+        for (i, m) in r.nameserver_ports.iter().enumerate() {
+            let net = parse_net(&format!("resolver.nameserver_ports[{i}].cidr"), &m.cidr)?;
+            if m.port == 0 {
+                return Err(invalid(
+                    format!("resolver.nameserver_ports[{i}].port"),
+                    "0",
+                    "give the port those name servers listen on",
+                ));
+            }
+            nameserver_ports.push((net, m.port));
+        }
+        let rate_limit_drop = match s.rate_limit_action.as_str() {
+            "refused" => false,
+            "drop" => true,
+            other => {
+                return Err(invalid(
+                    "server.rate_limit_action",
+                    other,
+                    "use \"refused\" or \"drop\"",
+                ));
+            }
+        };
+        if s.tcp_idle_timeout == 0 || s.tcp_idle_timeout > 600 {
+            return Err(invalid(
+                "server.tcp_idle_timeout",
+                s.tcp_idle_timeout.to_string(),
+                "use 1 to 600 seconds; 10 is the default",
             ));
         }
         let allow_nameservers = r
@@ -649,6 +736,18 @@ impl RawConfig {
             upstreams: r.upstreams.clone(),
             allow_nameservers,
             dnssec: r.dnssec,
+            resolver_timeout: std::time::Duration::from_millis(r.timeout_ms),
+            cache_size: r.cache_size,
+            nameserver_ports,
+            rate_limit: s.rate_limit,
+            rate_limit_burst: if s.rate_limit_burst == 0 {
+                s.rate_limit.saturating_mul(2)
+            } else {
+                s.rate_limit_burst
+            },
+            rate_limit_drop,
+            doh_canary: s.doh_canary,
+            tcp_idle_timeout: std::time::Duration::from_secs(s.tcp_idle_timeout),
             blocklist,
             category_actions,
             sinkhole_v4,

@@ -1,0 +1,4 @@
+//! The DNS side: wire-level parsing and synthesis, the per-query decision, resolver
+//! backends and the UDP/TCP listeners.
+
+pub mod wire;

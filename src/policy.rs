@@ -1,0 +1,380 @@
+//! Pure per-query decisions: admission (ACL, rate limit, opcode, class), the blocklist
+//! verdict, and the synthesis of every answer fanzha gives without resolving.
+//!
+//! Nothing here does I/O; the listener hands in the packet, the client address, the
+//! current blocklist snapshot and the clock, and gets back bytes to send or "resolve".
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use ipnet::IpNet;
+
+use crate::blocklist::{Action, Blocklist, Hit, Verdict};
+use crate::config::Config;
+use crate::dns::wire::{self, Ede, ParseError, Query, ResponseWriter, rcode, rtype};
+
+/// Client ACL: a client is admitted when its address is in one of the networks.
+#[derive(Debug, Clone)]
+pub struct Acl {
+    nets: Vec<IpNet>,
+}
+
+impl Acl {
+    /// An ACL admitting `nets`.
+    pub fn new(nets: Vec<IpNet>) -> Acl {
+        Acl { nets }
+    }
+    /// Whether `ip` is admitted (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        self.nets.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// What past the rate limit gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitAction {
+    /// Answer REFUSED.
+    Refuse,
+    /// Send nothing.
+    Drop,
+}
+
+/// Per-client token buckets, sharded so that the two DNS threads rarely meet.
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    shards: Vec<Mutex<HashMap<IpAddr, (f64, Instant)>>>,
+}
+
+impl RateLimiter {
+    /// `rate` queries per second per client with bursts of `burst`; `rate` 0 = no limit.
+    pub fn new(rate: u32, burst: u32) -> RateLimiter {
+        RateLimiter {
+            rate: rate as f64,
+            burst: burst.max(rate).max(1) as f64,
+            shards: (0..16).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    /// Whether the limiter is on.
+    pub fn enabled(&self) -> bool {
+        self.rate > 0.0
+    }
+
+    /// Take one token for `ip` at `now`; false when the client is over its rate.
+    pub fn admit(&self, ip: IpAddr, now: Instant) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        let h = match ip {
+            IpAddr::V4(a) => u32::from(a) as usize,
+            IpAddr::V6(a) => (u128::from(a) >> 64) as usize ^ u128::from(a) as usize,
+        };
+        let mut shard = self.shards[h.wrapping_mul(0x9e37_79b9) >> 7 & 15]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if shard.len() > 100_000 {
+            // Forget clients idle long enough to have a full bucket again.
+            let full = self.burst / self.rate;
+            shard.retain(|_, (_, t)| now.duration_since(*t).as_secs_f64() < full);
+        }
+        let (tokens, last) = shard.entry(ip).or_insert((self.burst, now));
+        let refill = now.saturating_duration_since(*last).as_secs_f64() * self.rate;
+        *tokens = (*tokens + refill).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Everything the decisions depend on that comes from the config (swapped on SIGHUP).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Client ACL.
+    pub acl: Acl,
+    /// A answer for blocked names.
+    pub sinkhole_v4: Ipv4Addr,
+    /// AAAA answer for blocked names (`None`: NODATA).
+    pub sinkhole_v6: Option<Ipv6Addr>,
+    /// TTL of synthesised answers.
+    pub ttl: u32,
+    /// Per-category action overrides.
+    pub category_actions: HashMap<String, Action>,
+    /// Answer NXDOMAIN for `use-application-dns.net` (Firefox DoH canary).
+    pub doh_canary: bool,
+    /// What clients over the rate limit get.
+    pub limit_action: LimitAction,
+}
+
+impl Policy {
+    /// The policy of a config.
+    pub fn from_config(c: &Config) -> Policy {
+        Policy {
+            acl: Acl::new(c.acl.clone()),
+            sinkhole_v4: c.sinkhole_v4,
+            sinkhole_v6: c.sinkhole_v6,
+            ttl: c.block_ttl,
+            category_actions: c
+                .category_actions
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            doh_canary: c.doh_canary,
+            limit_action: if c.rate_limit_drop {
+                LimitAction::Drop
+            } else {
+                LimitAction::Refuse
+            },
+        }
+    }
+}
+
+/// The outcome label of a query (the `result` label of `fanzha_queries_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Answered from the resolver.
+    Allowed,
+    /// Blocked by a list.
+    Blocked,
+    /// Blocked because a CNAME in the answer pointed at a blocked name.
+    BlockedCname,
+    /// Refused by the ACL.
+    Refused,
+    /// Over the rate limit.
+    RateLimited,
+    /// FORMERR, NOTIMP, BADVERS, class not IN.
+    Malformed,
+    /// The resolver failed.
+    Servfail,
+    /// Synthesised locally (DoH canary, ANY).
+    Local,
+    /// Dropped without an answer.
+    Dropped,
+}
+
+impl Outcome {
+    /// Metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "allowed",
+            Outcome::Blocked => "blocked",
+            Outcome::BlockedCname => "blocked_cname",
+            Outcome::Refused => "refused",
+            Outcome::RateLimited => "ratelimited",
+            Outcome::Malformed => "malformed",
+            Outcome::Servfail => "servfail",
+            Outcome::Local => "local",
+            Outcome::Dropped => "dropped",
+        }
+    }
+    /// Every label, for pre-registering metrics.
+    pub const ALL: [Outcome; 9] = [
+        Outcome::Allowed,
+        Outcome::Blocked,
+        Outcome::BlockedCname,
+        Outcome::Refused,
+        Outcome::RateLimited,
+        Outcome::Malformed,
+        Outcome::Servfail,
+        Outcome::Local,
+        Outcome::Dropped,
+    ];
+}
+
+/// A block decision, for the response, the metrics and the hit report.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockInfo {
+    /// The deciding entry.
+    pub hit: Hit,
+    /// The answer kind.
+    pub action: Action,
+}
+
+/// What to do with a packet.
+#[derive(Debug)]
+pub enum Decision {
+    /// `buf` holds the complete answer.
+    Answer(Outcome),
+    /// `buf` holds the block answer.
+    Block(Query, BlockInfo),
+    /// Send nothing.
+    Drop(Outcome),
+    /// Resolve the parsed query.
+    Resolve(Query),
+}
+
+const DOH_CANARY: &[&[u8]] = &[b"net", b"use-application-dns"];
+
+impl Policy {
+    /// Decide what to do with `packet` from `client`; writes any local answer into `buf`.
+    pub fn decide(
+        &self,
+        packet: &[u8],
+        client: IpAddr,
+        list: &Blocklist,
+        limiter: &RateLimiter,
+        now: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Decision {
+        let q = match wire::parse_query(packet) {
+            Ok(q) => q,
+            Err(ParseError::Drop) => return Decision::Drop(Outcome::Dropped),
+            Err(ParseError::Reply {
+                rcode: rc,
+                question_end,
+            }) => {
+                if !self.acl.allows(client) {
+                    wire::error_response(buf, packet, question_end, rcode::REFUSED, None);
+                    return Decision::Answer(Outcome::Refused);
+                }
+                wire::error_response(buf, packet, question_end, rc, None);
+                return Decision::Answer(Outcome::Malformed);
+            }
+            Err(ParseError::BadVersion { question_end }) => {
+                // BADVERS = 16: high bits 1 in the OPT, low bits 0 in the header.
+                let mut w = ResponseWriter::start(buf, packet, question_end, 0, false);
+                w.opt(false, None, 1);
+                w.finish();
+                return Decision::Answer(Outcome::Malformed);
+            }
+        };
+        if !self.acl.allows(client) {
+            wire::error_response(buf, packet, q.question_end, rcode::REFUSED, q.edns);
+            return Decision::Answer(Outcome::Refused);
+        }
+        if !limiter.admit(client, now) {
+            return match self.limit_action {
+                LimitAction::Drop => Decision::Drop(Outcome::RateLimited),
+                LimitAction::Refuse => {
+                    wire::error_response(buf, packet, q.question_end, rcode::REFUSED, q.edns);
+                    Decision::Answer(Outcome::RateLimited)
+                }
+            };
+        }
+        if q.qclass != 1 {
+            wire::error_response(buf, packet, q.question_end, rcode::REFUSED, q.edns);
+            return Decision::Answer(Outcome::Malformed);
+        }
+        if matches!(q.qtype, rtype::AXFR | rtype::IXFR)
+            || q.labels.is_empty() && q.qtype == rtype::ANY
+        {
+            wire::error_response(buf, packet, q.question_end, rcode::NOTIMP, q.edns);
+            return Decision::Answer(Outcome::Malformed);
+        }
+        let verdict = list.lookup_labels(q.labels_from_top(packet), q.labels.len());
+        if let Verdict::Block(hit) = verdict {
+            let action = self.action_for(list, &hit);
+            let info = BlockInfo { hit, action };
+            self.write_block(
+                buf,
+                packet,
+                &q,
+                list,
+                &info,
+                q.suffix_offset(hit.depth as usize),
+            );
+            return Decision::Block(q, info);
+        }
+        if self.doh_canary
+            && q.labels.len() == 2
+            && q.labels_from_top(packet)
+                .zip(DOH_CANARY)
+                .all(|(a, b)| a.eq_ignore_ascii_case(b))
+        {
+            let mut w = ResponseWriter::start(buf, packet, q.question_end, rcode::NXDOMAIN, true);
+            w.authority_soa(wire::HEADER_LEN, self.ttl, 1);
+            if let Some(e) = q.edns {
+                w.opt(e.dnssec_ok, None, 0);
+            }
+            w.finish();
+            return Decision::Answer(Outcome::Local);
+        }
+        if q.qtype == rtype::ANY {
+            // RFC 8482: a minimal answer instead of everything.
+            let mut w = ResponseWriter::start(buf, packet, q.question_end, rcode::NOERROR, false);
+            w.answer_hinfo(wire::HEADER_LEN, 3600, "RFC8482", "");
+            if let Some(e) = q.edns {
+                w.opt(e.dnssec_ok, None, 0);
+            }
+            w.finish();
+            return Decision::Answer(Outcome::Local);
+        }
+        Decision::Resolve(q)
+    }
+
+    /// The action for a hit: the category's override, else the list's.
+    pub fn action_for(&self, list: &Blocklist, hit: &Hit) -> Action {
+        self.category_actions
+            .get(list.category(hit))
+            .copied()
+            .unwrap_or_else(|| list.action(hit))
+    }
+
+    /// Write the answer for a blocked query into `buf` (DESIGN §3). `soa_owner` is the
+    /// packet offset of the name the synthesised SOA is owned by.
+    pub fn write_block(
+        &self,
+        buf: &mut Vec<u8>,
+        packet: &[u8],
+        q: &Query,
+        list: &Blocklist,
+        info: &BlockInfo,
+        soa_owner: usize,
+    ) {
+        let category = list.category(&info.hit);
+        let mut text_buf = [0u8; 96];
+        let text = ede_text(&mut text_buf, category);
+        let ede = Some(Ede { code: 15, text });
+        let serial = list.meta().built_unix as u32;
+        let rc = match info.action {
+            Action::Sinkhole => rcode::NOERROR,
+            Action::Nxdomain => rcode::NXDOMAIN,
+            Action::Refused => rcode::REFUSED,
+        };
+        let mut w = ResponseWriter::start(
+            buf,
+            packet,
+            q.question_end,
+            rc,
+            info.action != Action::Refused,
+        );
+        match (info.action, q.qtype) {
+            (Action::Sinkhole, rtype::A) => {
+                w.answer_a(wire::HEADER_LEN, self.ttl, self.sinkhole_v4)
+            }
+            (Action::Sinkhole, rtype::AAAA) if self.sinkhole_v6.is_some() => w.answer_aaaa(
+                wire::HEADER_LEN,
+                self.ttl,
+                self.sinkhole_v6.unwrap_or(Ipv6Addr::LOCALHOST),
+            ),
+            (Action::Refused, _) => {}
+            _ => w.authority_soa(soa_owner, self.ttl, serial),
+        }
+        if let Some(e) = q.edns {
+            w.opt(e.dnssec_ok, ede, 0);
+        }
+        w.finish();
+    }
+}
+
+/// "blocked by fanzha: <category>" into a stack buffer (no allocation).
+fn ede_text<'a>(buf: &'a mut [u8; 96], category: &str) -> &'a str {
+    const PREFIX: &[u8] = b"blocked by fanzha: ";
+    let c = &category.as_bytes()[..category.len().min(96 - PREFIX.len())];
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    buf[PREFIX.len()..PREFIX.len() + c.len()].copy_from_slice(c);
+    std::str::from_utf8(&buf[..PREFIX.len() + c.len()]).unwrap_or("blocked by fanzha")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,186 @@
+use super::*;
+use crate::blocklist::{CompileSpec, compile};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as HQuery, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+
+fn list() -> (tempfile::TempDir, Blocklist) {
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("b");
+    std::fs::create_dir_all(&b).unwrap();
+    std::fs::write(b.join("loan.txt"), "# category: loan\nevil.top\n").unwrap();
+    std::fs::write(
+        b.join("police.txt"),
+        "# category: impersonation\n# action: nxdomain\npolice-fake.top\n",
+    )
+    .unwrap();
+    let out = dir.path().join("l.fst");
+    compile(
+        &CompileSpec {
+            dirs: vec![b],
+            ..Default::default()
+        },
+        &out,
+    )
+    .unwrap();
+    let l = Blocklist::open(&out, true).unwrap();
+    (dir, l)
+}
+
+fn policy() -> Policy {
+    let mut c = Config::embedded();
+    c.sinkhole_v4 = "10.0.0.53".parse().unwrap();
+    Policy::from_config(&c)
+}
+
+fn q(name: &str, t: RecordType, edns: bool) -> Vec<u8> {
+    let mut m = Message::new(7, MessageType::Query, OpCode::Query);
+    m.add_query(HQuery::query(Name::from_ascii(name).unwrap(), t));
+    if edns {
+        m.set_edns(Edns::new());
+    }
+    m.to_vec().unwrap()
+}
+
+fn run(p: &Policy, l: &Blocklist, packet: &[u8], client: &str) -> (Decision, Option<Message>) {
+    let mut buf = Vec::new();
+    let limiter = RateLimiter::new(0, 0);
+    let d = p.decide(
+        packet,
+        client.parse().unwrap(),
+        l,
+        &limiter,
+        Instant::now(),
+        &mut buf,
+    );
+    let m = (!buf.is_empty()).then(|| Message::from_vec(&buf).unwrap());
+    (d, m)
+}
+
+#[test]
+fn blocked_answers_per_type() {
+    let (_d, l) = list();
+    let p = policy();
+    let (d, m) = run(
+        &p,
+        &l,
+        &q("www.Evil.top.", RecordType::A, true),
+        "127.0.0.1",
+    );
+    assert!(matches!(d, Decision::Block(..)));
+    let m = m.unwrap();
+    assert!(m.metadata.authoritative);
+    assert!(
+        matches!(m.answers[0].data, RData::A(a) if a.0 == "10.0.0.53".parse::<Ipv4Addr>().unwrap())
+    );
+    assert_eq!(m.answers[0].name.to_ascii(), "www.Evil.top.");
+    let ede = format!("{:?}", m.edns.unwrap().options());
+    assert!(ede.contains("Unknown(15"), "{ede}");
+
+    let (_, m) = run(
+        &p,
+        &l,
+        &q("evil.top.", RecordType::AAAA, false),
+        "127.0.0.1",
+    );
+    let m = m.unwrap();
+    assert!(matches!(m.answers[0].data, RData::AAAA(a) if a.0 == Ipv6Addr::LOCALHOST));
+    assert!(m.edns.is_none(), "no EDNS asked, none given");
+
+    let mut p6 = p.clone();
+    p6.sinkhole_v6 = None;
+    for t in [
+        RecordType::AAAA,
+        RecordType::HTTPS,
+        RecordType::SVCB,
+        RecordType::MX,
+        RecordType::TXT,
+    ] {
+        let (_, m) = run(&p6, &l, &q("a.evil.top.", t, true), "127.0.0.1");
+        let m = m.unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{t}");
+        assert!(m.answers.is_empty(), "{t}");
+        assert_eq!(m.authorities.len(), 1, "{t}");
+        assert_eq!(
+            m.authorities[0].name.to_ascii(),
+            "evil.top.",
+            "{t}: SOA owned by the rule"
+        );
+        assert!(matches!(m.authorities[0].data, RData::SOA(_)));
+    }
+}
+
+#[test]
+fn actions_from_list_and_category_override() {
+    let (_d, l) = list();
+    let mut p = policy();
+    let (_, m) = run(
+        &p,
+        &l,
+        &q("x.police-fake.top.", RecordType::A, false),
+        "127.0.0.1",
+    );
+    let m = m.unwrap();
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(m.authorities.len(), 1);
+    p.category_actions.insert("loan".into(), Action::Refused);
+    let (_, m) = run(&p, &l, &q("evil.top.", RecordType::A, true), "127.0.0.1");
+    let m = m.unwrap();
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    assert!(m.edns.is_some());
+}
+
+#[test]
+fn admission() {
+    let (_d, l) = list();
+    let p = policy();
+    let (d, m) = run(&p, &l, &q("evil.top.", RecordType::A, false), "203.0.113.9");
+    assert!(matches!(d, Decision::Answer(Outcome::Refused)));
+    assert_eq!(m.unwrap().metadata.response_code, ResponseCode::Refused);
+    let (d, _) = run(
+        &p,
+        &l,
+        &q("ok.top.", RecordType::A, false),
+        "::ffff:10.1.2.3",
+    );
+    assert!(matches!(d, Decision::Resolve(_)));
+    let (d, m) = run(&p, &l, &q("ok.top.", RecordType::ANY, false), "127.0.0.1");
+    assert!(matches!(d, Decision::Answer(Outcome::Local)));
+    assert!(matches!(m.unwrap().answers[0].data, RData::HINFO(_)));
+    let (d, m) = run(
+        &p,
+        &l,
+        &q("use-application-dns.NET.", RecordType::A, false),
+        "127.0.0.1",
+    );
+    assert!(matches!(d, Decision::Answer(Outcome::Local)));
+    assert_eq!(m.unwrap().metadata.response_code, ResponseCode::NXDomain);
+    let mut pkt = q("ok.top.", RecordType::A, false);
+    pkt[5] = 2;
+    let (d, m) = run(&p, &l, &pkt, "127.0.0.1");
+    assert!(matches!(d, Decision::Answer(Outcome::Malformed)));
+    assert_eq!(
+        &m.map(|m| m.metadata.response_code),
+        &Some(ResponseCode::FormErr)
+    );
+    let mut pkt = q("ok.top.", RecordType::A, false);
+    pkt[2] |= 4 << 3; // NOTIFY
+    let (_, m) = run(&p, &l, &pkt, "127.0.0.1");
+    assert_eq!(m.unwrap().metadata.response_code, ResponseCode::NotImp);
+}
+
+#[test]
+fn token_bucket() {
+    let rl = RateLimiter::new(10, 20);
+    let t0 = Instant::now();
+    let ip: IpAddr = "10.0.0.1".parse().unwrap();
+    let admitted = (0..100).filter(|_| rl.admit(ip, t0)).count();
+    assert_eq!(admitted, 20, "the burst");
+    assert!(
+        rl.admit("10.0.0.2".parse().unwrap(), t0),
+        "another client has its own bucket"
+    );
+    let t1 = t0 + std::time::Duration::from_millis(500);
+    let admitted = (0..100).filter(|_| rl.admit(ip, t1)).count();
+    assert_eq!(admitted, 5, "10/s refills 5 in half a second");
+    assert!(RateLimiter::new(0, 0).admit(ip, t0));
+}
