@@ -12,7 +12,9 @@
     rust_2018_idioms
 )]
 
+pub mod app;
 pub mod blocklist;
 pub mod config;
 pub mod dns;
+pub mod metrics;
 pub mod policy;

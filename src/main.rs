@@ -61,6 +61,17 @@ enum Cmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Run the appliance: DNS on `server.listen`, the ops endpoint on `ops.listen`.
+    ///
+    /// Without --config it runs on the embedded defaults: DNS on 127.0.0.1:5353 (UDP and
+    /// TCP), the lists in ./blocklists, recursion from the IANA root servers, the ops
+    /// endpoint on 127.0.0.1:9153. SIGHUP re-reads the config and the lists; SIGTERM
+    /// drains and exits 0.
+    Serve {
+        /// Config file (default: embedded defaults).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Validate a config file without serving. Exit status 0 valid, 2 invalid.
     CheckConfig {
         /// The config file.
@@ -72,9 +83,11 @@ fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,hickory_server=warn,hickory_proto=warn")
     });
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
 }
@@ -115,6 +128,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             compiled,
             names,
         } => lookup_cmd(config.as_deref(), compiled.as_deref(), &names),
+        Cmd::Serve { config } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("fanzha")
+                .build()
+                .context("starting the async runtime")?;
+            rt.block_on(fanzha::app::serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::CheckConfig { file } => {
             let c = Config::load(Some(&file))?;
             println!(

@@ -1,4 +1,6 @@
 //! The DNS side: wire-level parsing and synthesis, the per-query decision, resolver
 //! backends and the UDP/TCP listeners.
 
+pub mod resolve;
+pub mod server;
 pub mod wire;

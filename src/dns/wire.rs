@@ -262,10 +262,10 @@ pub fn parse_query(p: &[u8]) -> Result<Query, ParseError> {
             });
         }
     }
-    if let Some(e) = edns {
-        if e.version != 0 {
-            return Err(ParseError::BadVersion { question_end });
-        }
+    if let Some(e) = edns
+        && e.version != 0
+    {
+        return Err(ParseError::BadVersion { question_end });
     }
     Ok(Query {
         id,

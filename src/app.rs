@@ -1,0 +1,206 @@
+//! `fanzha serve`: build every part from the config, bind, run until SIGTERM, reload
+//! on SIGHUP.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use arc_swap::ArcSwap;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::blocklist::{self, Handle, Loader};
+use crate::config::Config;
+use crate::dns::resolve::{self, Backend};
+use crate::dns::server::{self, Engine};
+use crate::metrics::{self, Metrics, OpsState};
+use crate::policy::{Policy, RateLimiter};
+
+fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_recv_buffer_size(4 << 20).ok();
+    s.set_send_buffer_size(4 << 20).ok();
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+fn tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    Ok(s.into())
+}
+
+/// Bind UDP and TCP on the same address; with port 0, find a port free for both.
+fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener)> {
+    let mut last = None;
+    for _ in 0..20 {
+        let udp = udp_socket(addr).with_context(|| {
+            format!("binding DNS UDP on {addr} (server.listen); is another resolver running there?")
+        })?;
+        let bound = udp.local_addr()?;
+        match tcp_listener(bound) {
+            Ok(tcp) => return Ok((UdpSocket::from_std(udp)?, TcpListener::from_std(tcp)?)),
+            Err(e) if addr.port() == 0 => last = Some(e),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("binding DNS TCP on {addr} (server.listen)"));
+            }
+        }
+    }
+    Err(last
+        .map(anyhow::Error::from)
+        .unwrap_or_else(|| anyhow::anyhow!("no free port")))
+    .with_context(|| format!("finding a port free for UDP and TCP on {addr}"))
+}
+
+/// Run the appliance until SIGTERM or SIGINT.
+pub async fn serve(config_path: Option<PathBuf>) -> Result<()> {
+    let cfg = Config::load(config_path.as_deref())?;
+    tracing::info!(
+        config = %config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "embedded defaults".into()),
+        "fanzha {} starting", env!("CARGO_PKG_VERSION")
+    );
+    let lists = Arc::new(Handle::default());
+    let loader = Arc::new(Loader::new(cfg.blocklist.clone(), lists.clone()));
+    loader.clean_state_dir();
+    let l2 = loader.clone();
+    let summary = tokio::task::spawn_blocking(move || l2.reload(false))
+        .await?
+        .context("loading the blocklist at start")?;
+    tracing::info!(
+        entries = summary.entries,
+        ms = summary.elapsed.as_millis() as u64,
+        "blocklist loaded"
+    );
+    if let Some(r) = &summary.report
+        && (r.skipped_total() > 0 || !r.refused.is_empty())
+    {
+        tracing::warn!(
+            skipped_lines = r.skipped_total(),
+            refused_rules = r.refused.len(),
+            "some list lines were not used; `fanzha compile` shows which"
+        );
+    }
+    let mut watcher =
+        Some(blocklist::spawn_watcher(loader.clone()).context("watching the list directories")?);
+
+    let backend = Backend::from_config(&cfg)?;
+    tracing::info!("resolver: {}", resolve::describe(&cfg));
+    let metrics = Arc::new(Metrics::new());
+    let engine = Arc::new(Engine {
+        policy: ArcSwap::from_pointee(Policy::from_config(&cfg)),
+        limiter: ArcSwap::from_pointee(RateLimiter::new(cfg.rate_limit, cfg.rate_limit_burst)),
+        lists: lists.clone(),
+        backend,
+        metrics: metrics.clone(),
+        deadline: (cfg.resolver_timeout * 8).clamp(Duration::from_secs(2), Duration::from_secs(10)),
+    });
+
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    for addr in &cfg.listen {
+        let (udp, tcp) = bind_pair(*addr)?;
+        let bound = udp.local_addr()?;
+        tracing::info!(udp = %bound, tcp = %tcp.local_addr()?, "listening for DNS");
+        tokio::spawn(server::run_udp(
+            engine.clone(),
+            Arc::new(udp),
+            shutdown.clone(),
+            tasks.clone(),
+        ));
+        tokio::spawn(server::run_tcp(
+            engine.clone(),
+            tcp,
+            cfg.tcp_idle_timeout,
+            shutdown.clone(),
+            tasks.clone(),
+        ));
+    }
+    let ready = Arc::new(AtomicBool::new(false));
+    let ops = TcpListener::bind(cfg.ops_listen).await.with_context(|| {
+        format!(
+            "binding the ops endpoint on {} (ops.listen)",
+            cfg.ops_listen
+        )
+    })?;
+    tracing::info!(addr = %metrics::bound(&ops).unwrap_or(cfg.ops_listen), "ops endpoint: /metrics /healthz /readyz");
+    let ops_state = OpsState {
+        metrics: metrics.clone(),
+        lists: lists.clone(),
+        ready: ready.clone(),
+    };
+    let sd = shutdown.clone();
+    let ops_task = tokio::spawn(async move {
+        metrics::serve_ops(ops, ops_state, async move { sd.cancelled().await }).await
+    });
+    ready.store(true, Ordering::Release);
+    tracing::info!("ready");
+
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: re-reading the config");
+                match Config::load(config_path.as_deref()) {
+                    Err(e) => tracing::error!(error = %e, "config not reloaded; the running config stays"),
+                    Ok(new) => {
+                        if new.listen != cfg.listen || new.ops_listen != cfg.ops_listen || new.mode != cfg.mode
+                            || new.upstreams != cfg.upstreams || new.root_hints != cfg.root_hints {
+                            tracing::warn!("listen addresses and resolver settings change only on restart");
+                        }
+                        engine.policy.store(Arc::new(Policy::from_config(&new)));
+                        engine.limiter.store(Arc::new(RateLimiter::new(new.rate_limit, new.rate_limit_burst)));
+                        loader.set_config(new.blocklist.clone());
+                        drop(watcher.take());
+                        match blocklist::spawn_watcher(loader.clone()) {
+                            Ok(w) => watcher = Some(w),
+                            Err(e) => tracing::error!(error = %e, "cannot watch the list directories"),
+                        }
+                        let l = loader.clone();
+                        tokio::task::spawn_blocking(move || l.reload_and_log("SIGHUP"));
+                    }
+                }
+            }
+            _ = term.recv() => { tracing::info!("SIGTERM: draining"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT: draining"); break; }
+        }
+    }
+    ready.store(false, Ordering::Release);
+    shutdown.cancel();
+    tasks.close();
+    if tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some queries were still being resolved after 5 s; stopping anyway");
+    }
+    let _ = ops_task.await;
+    drop(watcher);
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,340 @@
+//! Resolver backends: the hickory recursor (from root hints) or a forwarder to
+//! upstreams, behind one `resolve` that never takes longer than a deadline.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Query, ResponseCode};
+use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::recursor::{Recursor, RecursorOptions};
+use hickory_resolver::{ConnectionProvider, PoolContext, Resolver, TlsConfig};
+use ipnet::IpNet;
+
+use crate::config::{Config, ResolverMode};
+
+/// The IANA root servers (a–m), IPv4 and IPv6.
+pub const ROOT_HINTS: &[&str] = &[
+    "198.41.0.4",
+    "2001:503:ba3e::2:30",
+    "170.247.170.2",
+    "2801:1b8:10::b",
+    "192.33.4.12",
+    "2001:500:2::c",
+    "199.7.91.13",
+    "2001:500:2d::d",
+    "192.203.230.10",
+    "2001:500:a8::e",
+    "192.5.5.241",
+    "2001:500:2f::f",
+    "192.112.36.4",
+    "2001:500:12::d0d",
+    "198.97.190.53",
+    "2001:500:1::53",
+    "192.36.148.17",
+    "2001:7fe::53",
+    "192.58.128.30",
+    "2001:503:c27::2:30",
+    "193.0.14.129",
+    "2001:7fd::1",
+    "199.7.83.42",
+    "2001:500:9f::42",
+    "202.12.27.33",
+    "2001:dc3::35",
+];
+
+/// What a resolution produced.
+#[derive(Debug)]
+pub enum Resolved {
+    /// Records for the question (the CNAME chain included).
+    Answer {
+        /// Answer section.
+        answers: Vec<Record>,
+        /// Authority section as received.
+        authorities: Vec<Record>,
+        /// DNSSEC-validated.
+        authentic: bool,
+    },
+    /// NXDOMAIN or NODATA, with the zone's SOA when known.
+    Negative {
+        /// NXDOMAIN (true) or NODATA.
+        nxdomain: bool,
+        /// SOA for negative caching.
+        soa: Option<Box<Record>>,
+        /// CNAMEs that led there.
+        answers: Vec<Record>,
+    },
+    /// No usable answer: SERVFAIL.
+    Failed(String),
+}
+
+/// A connection provider that sends queries for some name server addresses to
+/// another port (test hierarchies on unprivileged ports) and gives every exchange a
+/// short timeout, so that a dead server costs one timeout, not the query.
+#[derive(Clone)]
+pub struct LabProvider {
+    inner: TokioRuntimeProvider,
+    ports: Arc<Vec<(IpNet, u16)>>,
+    cx: Arc<PoolContext>,
+}
+
+impl LabProvider {
+    fn new(ports: Vec<(IpNet, u16)>, timeout: Duration) -> Result<LabProvider, String> {
+        let mut opts = ResolverOpts::default();
+        opts.timeout = timeout;
+        opts.attempts = 1;
+        opts.edns0 = true;
+        opts.recursion_desired = false;
+        let tls = TlsConfig::new().map_err(|e| e.to_string())?;
+        Ok(LabProvider {
+            inner: TokioRuntimeProvider::default(),
+            ports: Arc::new(ports),
+            cx: Arc::new(PoolContext::new(opts, tls)),
+        })
+    }
+}
+
+impl ConnectionProvider for LabProvider {
+    type Conn = <TokioRuntimeProvider as ConnectionProvider>::Conn;
+    type FutureConn = <TokioRuntimeProvider as ConnectionProvider>::FutureConn;
+    type RuntimeProvider = TokioRuntimeProvider;
+
+    fn new_connection(
+        &self,
+        ip: IpAddr,
+        config: &ConnectionConfig,
+        _cx: &PoolContext,
+    ) -> Result<Self::FutureConn, hickory_resolver::net::NetError> {
+        let mut c = config.clone();
+        if let Some((_, p)) = self.ports.iter().find(|(n, _)| n.contains(&ip)) {
+            c.port = *p;
+        }
+        self.inner.new_connection(ip, &c, &self.cx)
+    }
+
+    fn runtime_provider(&self) -> &Self::RuntimeProvider {
+        &self.inner
+    }
+}
+
+/// The configured resolver.
+pub enum Backend {
+    /// Iterate from the roots.
+    Recursive(Arc<Recursor<LabProvider>>),
+    /// Forward to upstreams.
+    Forward(Arc<Resolver<LabProvider>>),
+}
+
+/// Cannot set up the resolver.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the {mode} resolver: {why}")]
+pub struct BackendError {
+    mode: &'static str,
+    why: String,
+}
+
+fn upstream(u: &str) -> Option<(IpAddr, ConnectionConfig)> {
+    let (scheme, rest) = u.split_once("://")?;
+    let (addr, name) = match rest.split_once('#') {
+        Some((a, n)) => (a, Some(n)),
+        None => (rest, None),
+    };
+    let sa: SocketAddr = addr.parse().ok()?;
+    let mut c = match scheme {
+        "udp" => ConnectionConfig::udp(),
+        "tcp" => ConnectionConfig::tcp(),
+        "tls" => ConnectionConfig::new(ProtocolConfig::Tls {
+            server_name: Arc::from(name?),
+        }),
+        _ => return None,
+    };
+    c.port = sa.port();
+    Some((sa.ip(), c))
+}
+
+impl Backend {
+    /// Build the backend of a config.
+    pub fn from_config(c: &Config) -> Result<Backend, BackendError> {
+        match c.mode {
+            ResolverMode::Recursive => {
+                let mut ports = c.nameserver_ports.clone();
+                let roots: Vec<IpAddr> = if c.root_hints.is_empty() {
+                    ROOT_HINTS.iter().filter_map(|s| s.parse().ok()).collect()
+                } else {
+                    for h in &c.root_hints {
+                        if h.port() != 53 {
+                            ports.insert(0, (IpNet::from(h.ip()), h.port()));
+                        }
+                    }
+                    c.root_hints.iter().map(|h| h.ip()).collect()
+                };
+                let provider =
+                    LabProvider::new(ports, c.resolver_timeout).map_err(|why| BackendError {
+                        mode: "recursive",
+                        why,
+                    })?;
+                let opts = RecursorOptions {
+                    allow_server: c.allow_nameservers.clone(),
+                    response_cache_size: c.cache_size.max(1),
+                    ..RecursorOptions::default()
+                };
+                let r =
+                    Recursor::with_options(&roots, opts, provider).map_err(|e| BackendError {
+                        mode: "recursive",
+                        why: e.to_string(),
+                    })?;
+                Ok(Backend::Recursive(Arc::new(r)))
+            }
+            ResolverMode::Forward => {
+                let mut servers = Vec::new();
+                for u in &c.upstreams {
+                    let (ip, conn) = upstream(u).ok_or_else(|| BackendError {
+                        mode: "forward",
+                        why: format!("bad upstream {u}"),
+                    })?;
+                    let mut ns = NameServerConfig::udp(ip);
+                    ns.connections = vec![conn];
+                    servers.push(ns);
+                }
+                let provider = LabProvider::new(c.nameserver_ports.clone(), c.resolver_timeout)
+                    .map_err(|why| BackendError {
+                        mode: "forward",
+                        why,
+                    })?;
+                let mut b = Resolver::builder_with_config(
+                    ResolverConfig::from_parts(None, vec![], servers),
+                    provider,
+                );
+                let o = b.options_mut();
+                o.timeout = c.resolver_timeout;
+                o.attempts = 2;
+                o.cache_size = c.cache_size.max(1);
+                o.preserve_intermediates = true;
+                o.ndots = 0;
+                o.edns0 = true;
+                let r = b.build().map_err(|e| BackendError {
+                    mode: "forward",
+                    why: e.to_string(),
+                })?;
+                Ok(Backend::Forward(Arc::new(r)))
+            }
+        }
+    }
+
+    /// Resolve `name` (fully qualified) / `qtype` within `deadline`.
+    pub async fn resolve(
+        &self,
+        name: Name,
+        qtype: RecordType,
+        dnssec_ok: bool,
+        deadline: Duration,
+    ) -> Resolved {
+        match tokio::time::timeout(deadline, self.resolve_inner(name, qtype, dnssec_ok)).await {
+            Ok(r) => r,
+            Err(_) => Resolved::Failed(format!("no answer within {} ms", deadline.as_millis())),
+        }
+    }
+
+    async fn resolve_inner(&self, name: Name, qtype: RecordType, dnssec_ok: bool) -> Resolved {
+        match self {
+            Backend::Recursive(r) => match r
+                .resolve(Query::query(name, qtype), Instant::now(), dnssec_ok)
+                .await
+            {
+                Ok(m) => match m.metadata.response_code {
+                    ResponseCode::NoError if m.answers.is_empty() => {
+                        let soa = m
+                            .authorities
+                            .iter()
+                            .find(|r| r.record_type() == RecordType::SOA)
+                            .cloned()
+                            .map(Box::new);
+                        Resolved::Negative {
+                            nxdomain: false,
+                            soa,
+                            answers: vec![],
+                        }
+                    }
+                    ResponseCode::NoError => Resolved::Answer {
+                        authentic: m.metadata.authentic_data,
+                        answers: m.answers,
+                        authorities: vec![],
+                    },
+                    ResponseCode::NXDomain => {
+                        let soa = m
+                            .authorities
+                            .iter()
+                            .find(|r| r.record_type() == RecordType::SOA)
+                            .cloned()
+                            .map(Box::new);
+                        Resolved::Negative {
+                            nxdomain: true,
+                            soa,
+                            answers: m.answers,
+                        }
+                    }
+                    other => Resolved::Failed(format!("upstream answered {other}")),
+                },
+                Err(e) if e.is_nx_domain() || e.is_no_records_found() => {
+                    let nx = e.is_nx_domain();
+                    match e.into_soa() {
+                        Some(soa) => Resolved::Negative {
+                            nxdomain: nx,
+                            soa: Some(Box::new(soa.into_record_of_rdata())),
+                            answers: vec![],
+                        },
+                        // The recursor reports unreachable servers as a negative answer
+                        // without SOA; a real authoritative NXDOMAIN carries one (RFC 2308).
+                        None if nx => Resolved::Failed(
+                            "negative answer without SOA (servers unreachable?)".into(),
+                        ),
+                        None => Resolved::Negative {
+                            nxdomain: false,
+                            soa: None,
+                            answers: vec![],
+                        },
+                    }
+                }
+                Err(e) => Resolved::Failed(e.to_string()),
+            },
+            Backend::Forward(r) => match r.lookup(name, qtype).await {
+                Ok(l) => Resolved::Answer {
+                    answers: l.answers().to_vec(),
+                    authorities: vec![],
+                    authentic: false,
+                },
+                Err(e) if e.is_nx_domain() || e.is_no_records_found() => {
+                    let nx = e.is_nx_domain();
+                    Resolved::Negative {
+                        nxdomain: nx,
+                        soa: e.into_soa().map(|s| Box::new(s.into_record_of_rdata())),
+                        answers: vec![],
+                    }
+                }
+                Err(e) => Resolved::Failed(e.to_string()),
+            },
+        }
+    }
+}
+
+/// Number of distinct upstream entries (for logs).
+pub fn describe(c: &Config) -> String {
+    match c.mode {
+        ResolverMode::Recursive if c.root_hints.is_empty() => {
+            "recursive from the IANA root servers".into()
+        }
+        ResolverMode::Recursive => format!("recursive from {} root hint(s)", c.root_hints.len()),
+        ResolverMode::Forward => {
+            let m: HashMap<&str, usize> = c.upstreams.iter().fold(HashMap::new(), |mut m, u| {
+                *m.entry(u.split("://").next().unwrap_or("?")).or_default() += 1;
+                m
+            });
+            format!("forwarding to {} upstream(s) {:?}", c.upstreams.len(), m)
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! The DNS listeners and the per-query engine that ties policy, blocklist, resolver
+//! and metrics together.
+//!
+//! UDP: one receive loop per socket; answers fanzha synthesises (blocked names,
+//! refusals, errors) are sent from the loop itself, so a blocked query costs no task,
+//! no allocation and no resolver work; queries to resolve get a task each.
+//! TCP: one task per connection, frames answered in order, idle connections closed.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::resolve::{Backend, Resolved};
+use super::wire::{self, Query, rcode};
+use crate::blocklist::{Handle, Verdict};
+use crate::metrics::Metrics;
+use crate::policy::{BlockInfo, Decision, Outcome, Policy, RateLimiter};
+
+/// Everything a query needs; shared by every listener.
+pub struct Engine {
+    /// Current policy (swapped on SIGHUP).
+    pub policy: ArcSwap<Policy>,
+    /// Current rate limiter (swapped on SIGHUP).
+    pub limiter: ArcSwap<RateLimiter>,
+    /// Current blocklist.
+    pub lists: Arc<Handle>,
+    /// The resolver.
+    pub backend: Backend,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Longest a resolution may take before SERVFAIL.
+    pub deadline: Duration,
+}
+
+impl Engine {
+    fn decide(&self, packet: &[u8], client: IpAddr, buf: &mut Vec<u8>) -> Decision {
+        let list = self.lists.load();
+        let d = self.policy.load().decide(
+            packet,
+            client,
+            &list,
+            &self.limiter.load(),
+            Instant::now(),
+            buf,
+        );
+        match &d {
+            Decision::Answer(o) | Decision::Drop(o) => self.metrics.query(*o),
+            Decision::Block(_, info) => {
+                self.metrics.query(Outcome::Blocked);
+                self.metrics
+                    .blocked
+                    .with_label_values(&[list.category(&info.hit)])
+                    .inc();
+            }
+            Decision::Resolve(_) => {}
+        }
+        d
+    }
+
+    /// Resolve an admitted query and build its answer (CNAME inspection included).
+    pub async fn answer(&self, packet: &[u8], q: &Query, tcp: bool) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(512);
+        let (outcome, _info) = self.answer_into(packet, q, &mut buf).await;
+        self.metrics.query(outcome);
+        if !tcp && buf.len() > q.udp_limit() {
+            wire::truncate(&mut buf, q.question_end, q.edns);
+        }
+        buf
+    }
+
+    async fn answer_into(
+        &self,
+        packet: &[u8],
+        q: &Query,
+        buf: &mut Vec<u8>,
+    ) -> (Outcome, Option<BlockInfo>) {
+        let req = match Message::from_vec(packet) {
+            Ok(m) if m.queries.len() == 1 => m,
+            _ => {
+                wire::error_response(buf, packet, q.question_end, rcode::FORMERR, q.edns);
+                return (Outcome::Malformed, None);
+            }
+        };
+        let hq = req.queries[0].clone();
+        let dnssec_ok = q.edns.map(|e| e.dnssec_ok).unwrap_or(false);
+        let resolved = self
+            .backend
+            .resolve(
+                hq.name().to_lowercase(),
+                hq.query_type(),
+                dnssec_ok,
+                self.deadline,
+            )
+            .await;
+        // CNAME inspection: a chain through a blocked name is answered as blocked.
+        let chain = match &resolved {
+            Resolved::Answer { answers, .. } | Resolved::Negative { answers, .. } => {
+                answers.as_slice()
+            }
+            Resolved::Failed(_) => &[],
+        };
+        if !chain.is_empty() {
+            let list = self.lists.load();
+            for r in chain {
+                if let RData::CNAME(c) = &r.data {
+                    let target = &c.0;
+                    if let Verdict::Block(hit) =
+                        list.lookup_labels(target.iter().rev(), target.num_labels() as usize)
+                    {
+                        let policy = self.policy.load();
+                        let info = BlockInfo {
+                            hit,
+                            action: policy.action_for(&list, &hit),
+                        };
+                        policy.write_block(buf, packet, q, &list, &info, wire::HEADER_LEN);
+                        self.metrics
+                            .blocked
+                            .with_label_values(&[list.category(&hit)])
+                            .inc();
+                        return (Outcome::BlockedCname, Some(info));
+                    }
+                }
+            }
+        }
+        let mut resp = Message::new(req.metadata.id, MessageType::Response, OpCode::Query);
+        resp.metadata.recursion_desired = req.metadata.recursion_desired;
+        resp.metadata.recursion_available = true;
+        resp.metadata.checking_disabled = req.metadata.checking_disabled;
+        resp.add_query(hq);
+        let outcome = match resolved {
+            Resolved::Answer {
+                answers,
+                authorities,
+                authentic,
+            } => {
+                resp.metadata.authentic_data =
+                    authentic && (dnssec_ok || req.metadata.authentic_data);
+                resp.insert_answers(answers);
+                resp.insert_authorities(authorities);
+                Outcome::Allowed
+            }
+            Resolved::Negative {
+                nxdomain,
+                soa,
+                answers,
+            } => {
+                resp.metadata.response_code = if nxdomain {
+                    ResponseCode::NXDomain
+                } else {
+                    ResponseCode::NoError
+                };
+                resp.insert_answers(answers);
+                if let Some(s) = soa {
+                    resp.add_authority(*s);
+                }
+                Outcome::Allowed
+            }
+            Resolved::Failed(why) => {
+                tracing::debug!(%why, "resolution failed");
+                resp.metadata.response_code = ResponseCode::ServFail;
+                Outcome::Servfail
+            }
+        };
+        if let Some(e) = q.edns {
+            let mut ed = Edns::new();
+            ed.set_max_payload(wire::EDNS_PAYLOAD);
+            ed.set_dnssec_ok(e.dnssec_ok);
+            resp.set_edns(ed);
+        }
+        let resp = resp.maybe_strip_dnssec_records(dnssec_ok);
+        match resp.to_vec() {
+            Ok(v) => {
+                *buf = v;
+                (outcome, None)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot encode an answer; SERVFAIL");
+                wire::error_response(buf, packet, q.question_end, rcode::SERVFAIL, q.edns);
+                (Outcome::Servfail, None)
+            }
+        }
+    }
+
+    /// Handle one packet from any transport; `None` means send nothing.
+    pub async fn handle(&self, packet: &[u8], client: IpAddr, tcp: bool) -> Option<Vec<u8>> {
+        let start = Instant::now();
+        let mut buf = Vec::new();
+        let out = match self.decide(packet, client, &mut buf) {
+            Decision::Answer(_) | Decision::Block(..) => Some(buf),
+            Decision::Drop(_) => None,
+            Decision::Resolve(q) => Some(self.answer(packet, &q, tcp).await),
+        };
+        self.metrics
+            .query_duration
+            .observe(start.elapsed().as_secs_f64());
+        out
+    }
+}
+
+/// Serve DNS over UDP on `sock` until `shutdown`.
+pub async fn run_udp(
+    engine: Arc<Engine>,
+    sock: Arc<UdpSocket>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+) {
+    let mut rx = vec![0u8; 65535];
+    let mut tx = Vec::with_capacity(1232);
+    loop {
+        let (n, peer) = tokio::select! {
+            r = sock.recv_from(&mut rx) => match r {
+                Ok(v) => v,
+                Err(e) => {
+                    // ICMP errors from earlier sends surface here; never fatal.
+                    tracing::debug!(error = %e, "udp receive error");
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let start = Instant::now();
+        let packet = &rx[..n];
+        match engine.decide(packet, peer.ip(), &mut tx) {
+            Decision::Answer(_) | Decision::Block(..) => {
+                if let Err(e) = sock.try_send_to(&tx, peer)
+                    && e.kind() == std::io::ErrorKind::WouldBlock
+                {
+                    let _ = sock.send_to(&tx, peer).await;
+                }
+                engine
+                    .metrics
+                    .query_duration
+                    .observe(start.elapsed().as_secs_f64());
+            }
+            Decision::Drop(_) => {}
+            Decision::Resolve(q) => {
+                let (engine, sock, packet) = (engine.clone(), sock.clone(), packet.to_vec());
+                tasks.spawn(async move {
+                    let resp = engine.answer(&packet, &q, false).await;
+                    let _ = sock.send_to(&resp, peer).await;
+                    engine
+                        .metrics
+                        .query_duration
+                        .observe(start.elapsed().as_secs_f64());
+                });
+            }
+        }
+    }
+}
+
+/// Serve DNS over TCP on `listener` until `shutdown`.
+pub async fn run_tcp(
+    engine: Arc<Engine>,
+    listener: TcpListener,
+    idle: Duration,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+) {
+    let conns = Arc::new(tokio::sync::Semaphore::new(1024));
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, "tcp accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let Ok(permit) = conns.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "too many TCP connections; closing this one");
+            continue;
+        };
+        let (engine, shutdown) = (engine.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let _permit = permit;
+            tcp_conn(engine, stream, peer, idle, shutdown).await;
+        });
+    }
+}
+
+async fn tcp_conn(
+    engine: Arc<Engine>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    idle: Duration,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut frame = Vec::new();
+    loop {
+        let mut len = [0u8; 2];
+        let read = tokio::select! {
+            r = tokio::time::timeout(idle, stream.read_exact(&mut len)) => r,
+            _ = shutdown.cancelled() => return,
+        };
+        if !matches!(read, Ok(Ok(_))) {
+            return;
+        }
+        let n = u16::from_be_bytes(len) as usize;
+        frame.resize(n, 0);
+        if !matches!(
+            tokio::time::timeout(idle, stream.read_exact(&mut frame)).await,
+            Ok(Ok(_))
+        ) {
+            return;
+        }
+        let Some(resp) = engine.handle(&frame, peer.ip(), true).await else {
+            continue;
+        };
+        let mut out = Vec::with_capacity(resp.len() + 2);
+        out.extend_from_slice(&(resp.len().min(65535) as u16).to_be_bytes());
+        out.extend_from_slice(&resp[..resp.len().min(65535)]);
+        if tokio::time::timeout(idle, stream.write_all(&out))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Qtypes worth naming in logs.
+pub fn qtype_name(t: u16) -> String {
+    RecordType::from(t).to_string()
+}

@@ -1,0 +1,530 @@
+//! Test helpers: a local authoritative DNS hierarchy on loopback, the real `fanzha`
+//! binary as a child process, and small DNS clients.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA, TXT};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_server::Server;
+use hickory_server::net::runtime::TokioRuntimeProvider;
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
+
+static NEXT_NET: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh 127.X.Y.0/24 for one test (tests run in parallel, in several binaries).
+pub fn fresh_net() -> [u8; 3] {
+    let n = NEXT_NET.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    [127, 100 + (pid % 100) as u8, (n % 250) as u8 + 1]
+}
+
+fn name(s: &str) -> Name {
+    Name::from_str(s).unwrap()
+}
+
+/// Record data in a compact form.
+pub enum Rd {
+    A(&'static str),
+    Aaaa(&'static str),
+    Cname(&'static str),
+    Ns(&'static str),
+    Txt(String),
+    ADyn(Ipv4Addr),
+}
+
+fn soa(origin: &str) -> Record {
+    Record::from_rdata(
+        name(origin),
+        300,
+        RData::SOA(SOA::new(
+            name("ns.invalid."),
+            name("hostmaster.invalid."),
+            1,
+            3600,
+            600,
+            86400,
+            300,
+        )),
+    )
+}
+
+fn zone(origin: &str, records: &[(&str, Rd)]) -> InMemoryZoneHandler<TokioRuntimeProvider> {
+    let mut z = InMemoryZoneHandler::empty(name(origin), ZoneType::Primary, AxfrPolicy::Deny);
+    z.upsert_mut(soa(origin), 1);
+    for (owner, rd) in records {
+        let data = match rd {
+            Rd::A(ip) => RData::A(A(ip.parse().unwrap())),
+            Rd::ADyn(ip) => RData::A(A(*ip)),
+            Rd::Aaaa(ip) => RData::AAAA(AAAA(ip.parse::<Ipv6Addr>().unwrap())),
+            Rd::Cname(t) => RData::CNAME(CNAME(name(t))),
+            Rd::Ns(t) => RData::NS(NS(name(t))),
+            Rd::Txt(t) => RData::TXT(TXT::new(vec![t.clone()])),
+        };
+        z.upsert_mut(Record::from_rdata(name(owner), 300, data), 1);
+    }
+    z
+}
+
+type Zone = Arc<InMemoryZoneHandler<TokioRuntimeProvider>>;
+
+/// A fake root, `test.`, `example.test.`, a dead delegation and a half-dead one, all on
+/// 127.X.Y.{10,11,12} port `port` (13 is a name server nobody runs).
+pub struct Hierarchy {
+    pub net: [u8; 3],
+    pub port: u16,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Hierarchy {
+    pub fn ip(&self, last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(self.net[0], self.net[1], self.net[2], last)
+    }
+
+    pub fn root_hint(&self) -> String {
+        format!("{}:{}", self.ip(10), self.port)
+    }
+
+    /// Config lines pointing a recursive fanzha at this hierarchy.
+    pub fn resolver_toml(&self) -> String {
+        format!(
+            "[resolver]\nmode = \"recursive\"\nroot_hints = [\"{}\"]\nallow_nameservers = [\"127.0.0.0/8\"]\ntimeout_ms = 300\n\
+             [[resolver.nameserver_ports]]\ncidr = \"{}.{}.{}.0/24\"\nport = {}\n",
+            self.root_hint(),
+            self.net[0],
+            self.net[1],
+            self.net[2],
+            self.port
+        )
+    }
+
+    pub fn start() -> Hierarchy {
+        let net = fresh_net();
+        let ip = move |l: u8| Ipv4Addr::new(net[0], net[1], net[2], l);
+        // Find a port free on all three addresses.
+        let port = loop {
+            let s = UdpSocket::bind((ip(10), 0)).unwrap();
+            let p = s.local_addr().unwrap().port();
+            drop(s);
+            if [10, 11, 12].iter().all(|l| {
+                UdpSocket::bind((ip(*l), p)).is_ok()
+                    && std::net::TcpListener::bind((ip(*l), p)).is_ok()
+            }) {
+                break p;
+            }
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let big: Vec<(String, Rd)> = (0..40)
+                    .map(|i| {
+                        (
+                            "big.example.test.".to_string(),
+                            Rd::Txt(format!("{i:02} {}", "x".repeat(60))),
+                        )
+                    })
+                    .collect();
+                let big_refs: Vec<(&str, Rd)> = big
+                    .into_iter()
+                    .map(|(n, r)| (&*Box::leak(n.into_boxed_str()), r))
+                    .collect();
+                let root = zone(
+                    ".",
+                    &[
+                        (".", Rd::Ns("a.root.invalid.")),
+                        ("test.", Rd::Ns("ns1.nic.")),
+                        ("example.test.", Rd::Ns("ns2.nic.")),
+                        ("dead.test.", Rd::Ns("ns3.nic.")),
+                        ("half.test.", Rd::Ns("ns3.nic.")),
+                        ("half.test.", Rd::Ns("ns2.nic.")),
+                        ("ns1.nic.", Rd::ADyn(ip(11))),
+                        ("ns2.nic.", Rd::ADyn(ip(12))),
+                        ("ns3.nic.", Rd::ADyn(ip(13))),
+                    ],
+                );
+                let test = zone(
+                    "test.",
+                    &[
+                        ("test.", Rd::Ns("ns1.nic.")),
+                        ("example.test.", Rd::Ns("ns2.nic.")),
+                        ("dead.test.", Rd::Ns("ns3.nic.")),
+                        ("half.test.", Rd::Ns("ns3.nic.")),
+                        ("half.test.", Rd::Ns("ns2.nic.")),
+                        ("plain.test.", Rd::A("192.0.2.10")),
+                    ],
+                );
+                let mut ex_records = vec![
+                    ("example.test.", Rd::Ns("ns2.nic.")),
+                    ("www.example.test.", Rd::A("192.0.2.1")),
+                    ("www.example.test.", Rd::Aaaa("2001:db8::1")),
+                    ("alias.example.test.", Rd::Cname("www.example.test.")),
+                    ("chain1.example.test.", Rd::Cname("chain2.example.test.")),
+                    ("chain2.example.test.", Rd::Cname("www.example.test.")),
+                    ("v4only.example.test.", Rd::A("192.0.2.4")),
+                    (
+                        "promo.example.test.",
+                        Rd::Cname("landing.scam.example.test."),
+                    ),
+                    ("landing.scam.example.test.", Rd::A("192.0.2.66")),
+                    ("blocked.example.test.", Rd::A("192.0.2.99")),
+                    ("www.blocked.example.test.", Rd::A("192.0.2.99")),
+                    ("ok.blocked.example.test.", Rd::A("192.0.2.98")),
+                    ("parent.example.test.", Rd::A("192.0.2.50")),
+                    ("child.parent.example.test.", Rd::A("192.0.2.51")),
+                ];
+                ex_records.extend(big_refs);
+                let example = zone("example.test.", &ex_records);
+                let half = zone(
+                    "half.test.",
+                    &[
+                        ("half.test.", Rd::Ns("ns2.nic.")),
+                        ("www.half.test.", Rd::A("192.0.2.77")),
+                    ],
+                );
+
+                let mut servers = Vec::new();
+                let plan: Vec<(u8, Vec<(&str, Zone)>)> = vec![
+                    (10, vec![(".", Arc::new(root))]),
+                    (11, vec![("test.", Arc::new(test))]),
+                    (
+                        12,
+                        vec![
+                            ("example.test.", Arc::new(example)),
+                            ("half.test.", Arc::new(half)),
+                        ],
+                    ),
+                ];
+                for (last, zones) in plan {
+                    let mut catalog = Catalog::new();
+                    for (origin, z) in zones {
+                        catalog.upsert(LowerName::from(name(origin)), vec![z]);
+                    }
+                    let mut s = Server::new(catalog);
+                    let addr = SocketAddr::new(IpAddr::V4(ip(last)), port);
+                    s.register_socket(tokio::net::UdpSocket::bind(addr).await.unwrap());
+                    s.register_listener(
+                        tokio::net::TcpListener::bind(addr).await.unwrap(),
+                        Duration::from_secs(5),
+                        65535,
+                    );
+                    servers.push(s);
+                }
+                ready_tx.send(()).unwrap();
+                let _ = stop_rx.await;
+                for mut s in servers {
+                    let _ = s.shutdown_gracefully().await;
+                }
+            });
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("hierarchy started");
+        Hierarchy {
+            net,
+            port,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Hierarchy {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The real binary.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_fanzha"))
+}
+
+/// A running `fanzha serve`.
+pub struct Fanzha {
+    pub child: Child,
+    pub dns: SocketAddr,
+    pub ops: SocketAddr,
+    pub dir: PathBuf,
+    pub log: Arc<Mutex<Vec<String>>>,
+    lines: mpsc::Receiver<String>,
+}
+
+fn after<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let i = line.find(key)? + key.len();
+    line[i..].split_whitespace().next()
+}
+
+impl Fanzha {
+    /// Write `toml` (which must not set server.listen / ops.listen / state_dir) into
+    /// `dir/fanzha.toml` and start the server on ephemeral ports.
+    pub fn start(dir: &Path, toml: &str) -> Fanzha {
+        let text = format!("{toml}\n",);
+        let mut full =
+            String::from("[server]\nlisten = [\"127.0.0.1:0\"]\nstate_dir = \"state\"\n");
+        full.push_str(&extra_server(&text));
+        full.push_str("[ops]\nlisten = \"127.0.0.1:0\"\n");
+        full.push_str(&strip_server(&text));
+        let cfg = dir.join("fanzha.toml");
+        std::fs::write(&cfg, &full).unwrap();
+        let mut child = Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push(line.clone());
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let (mut dns, mut ops) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "fanzha did not become ready; config:\n{full}\nlog:\n{}",
+                        log.lock().unwrap().join("\n")
+                    )
+                });
+            if line.contains("listening for DNS") {
+                dns = after(&line, "udp=").map(|s| s.parse().unwrap());
+            }
+            if line.contains("ops endpoint") {
+                ops = after(&line, "addr=").map(|s| s.parse().unwrap());
+            }
+            if line.contains(" ready") {
+                break;
+            }
+        }
+        Fanzha {
+            child,
+            dns: dns.unwrap(),
+            ops: ops.unwrap(),
+            dir: dir.to_path_buf(),
+            log,
+            lines: rx,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Wait for a log line containing `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        if self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
+            return true;
+        }
+        while let Ok(l) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if l.contains(needle) {
+                return true;
+            }
+        }
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    /// GET a path of the ops endpoint.
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        http_get(self.ops, path)
+    }
+}
+
+impl Drop for Fanzha {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn extra_server(toml: &str) -> String {
+    // Lines of a leading [server] table in the test's TOML.
+    let mut out = String::new();
+    let mut in_server = false;
+    for l in toml.lines() {
+        if l.trim_start().starts_with('[') {
+            in_server = l.trim() == "[server]";
+            continue;
+        }
+        if in_server {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn strip_server(toml: &str) -> String {
+    let mut out = String::new();
+    let mut in_server = false;
+    for l in toml.lines() {
+        if l.trim_start().starts_with('[') {
+            in_server = l.trim() == "[server]";
+        }
+        if !in_server {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Minimal HTTP/1.1 GET.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let code = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// Build a query.
+pub fn make_query(qname: &str, t: RecordType, edns: bool) -> Message {
+    let mut m = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    m.metadata.recursion_desired = true;
+    // from_ascii keeps the case as written (from_str would lower-case via IDNA).
+    m.add_query(Query::query(Name::from_ascii(qname).unwrap(), t));
+    if edns {
+        let mut e = Edns::new();
+        e.set_max_payload(1232);
+        m.set_edns(e);
+    }
+    m
+}
+
+fn rand_id() -> u16 {
+    static N: AtomicU32 = AtomicU32::new(1);
+    (N.fetch_add(7919, Ordering::Relaxed) ^ std::process::id()) as u16
+}
+
+/// Send a query over UDP from `from` (an address on loopback) and wait for the answer.
+pub fn udp_from(
+    from: IpAddr,
+    server: SocketAddr,
+    msg: &Message,
+    timeout: Duration,
+) -> Option<Message> {
+    let s = UdpSocket::bind((from, 0)).unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
+    s.send_to(&msg.to_vec().unwrap(), server).unwrap();
+    let mut buf = [0u8; 65535];
+    loop {
+        let (n, _) = s.recv_from(&mut buf).ok()?;
+        let m = Message::from_vec(&buf[..n]).ok()?;
+        if m.metadata.id == msg.metadata.id {
+            return Some(m);
+        }
+    }
+}
+
+/// UDP query from 127.0.0.1.
+pub fn udp(server: SocketAddr, qname: &str, t: RecordType) -> Message {
+    udp_from(
+        "127.0.0.1".parse().unwrap(),
+        server,
+        &make_query(qname, t, true),
+        Duration::from_secs(5),
+    )
+    .unwrap_or_else(|| panic!("no UDP answer for {qname} {t}"))
+}
+
+/// A raw UDP exchange.
+pub fn udp_raw(server: SocketAddr, packet: &[u8], timeout: Duration) -> Option<Vec<u8>> {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
+    s.send_to(packet, server).unwrap();
+    let mut buf = [0u8; 65535];
+    let (n, _) = s.recv_from(&mut buf).ok()?;
+    Some(buf[..n].to_vec())
+}
+
+/// TCP query.
+pub fn tcp(server: SocketAddr, msg: &Message) -> Message {
+    let mut s = TcpStream::connect_timeout(&server, Duration::from_secs(3)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let b = msg.to_vec().unwrap();
+    s.write_all(&(b.len() as u16).to_be_bytes()).unwrap();
+    s.write_all(&b).unwrap();
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).unwrap();
+    let mut resp = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut resp).unwrap();
+    Message::from_vec(&resp).unwrap()
+}
+
+/// Write the test block lists into `dir/lists` and `dir/allow`; returns the TOML.
+pub fn lists_toml(dir: &Path) -> String {
+    let lists = dir.join("lists");
+    let allow = dir.join("allow");
+    std::fs::create_dir_all(&lists).unwrap();
+    std::fs::create_dir_all(&allow).unwrap();
+    std::fs::write(
+        lists.join("loan.txt"),
+        "# category: loan\nblocked.example.test\nscam.example.test\n",
+    )
+    .unwrap();
+    std::fs::write(
+        lists.join("phish.txt"),
+        "# category: phishing\n# match: exact\nparent.example.test\n",
+    )
+    .unwrap();
+    std::fs::write(allow.join("ok.txt"), "ok.blocked.example.test\n").unwrap();
+    "[blocklist]\ndirs = [\"lists\"]\nallow_dirs = [\"allow\"]\n".to_string()
+}

@@ -1,0 +1,576 @@
+//! The real `fanzha serve` against a local authoritative hierarchy, over real UDP and
+//! TCP sockets on loopback.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+
+fn ips(m: &Message) -> Vec<IpAddr> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ede(m: &Message) -> String {
+    m.edns
+        .as_ref()
+        .map(|e| format!("{:?}", e.options()))
+        .unwrap_or_default()
+}
+
+fn sinkhole() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 53, 53, 53))
+}
+
+fn start(h: &Hierarchy, extra: &str) -> (tempfile::TempDir, Fanzha) {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "{}{}[sinkhole]\nipv4 = \"10.53.53.53\"\nipv6 = \"fd00::53\"\nttl = 60\n{extra}",
+        lists_toml(dir.path()),
+        h.resolver_toml()
+    );
+    let f = Fanzha::start(dir.path(), &toml);
+    (dir, f)
+}
+
+#[test]
+fn recursion_answers_over_udp_and_tcp() {
+    let h = Hierarchy::start();
+    let (_d, f) = start(&h, "");
+    let m = udp(f.dns, "www.example.test.", RecordType::A);
+    assert_eq!(
+        m.metadata.response_code,
+        ResponseCode::NoError,
+        "{m:?}\n{}",
+        f.log_text()
+    );
+    assert_eq!(ips(&m), vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))]);
+    assert!(m.metadata.recursion_available && !m.metadata.authoritative);
+    let m = udp(f.dns, "www.example.test.", RecordType::AAAA);
+    assert_eq!(
+        ips(&m),
+        vec![IpAddr::V6("2001:db8::1".parse::<Ipv6Addr>().unwrap())]
+    );
+    // TCP gives the same answer
+    let m = tcp(
+        f.dns,
+        &make_query("www.example.test.", RecordType::A, false),
+    );
+    assert_eq!(ips(&m), vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))]);
+    // CNAME chains come with the chain
+    let m = udp(f.dns, "chain1.example.test.", RecordType::A);
+    assert_eq!(ips(&m), vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))]);
+    assert_eq!(
+        m.answers
+            .iter()
+            .filter(|r| r.record_type() == RecordType::CNAME)
+            .count(),
+        2,
+        "{m:?}"
+    );
+    // 0x20: the question comes back as asked
+    let m = udp(f.dns, "WwW.ExAmPlE.TeSt.", RecordType::A);
+    assert_eq!(m.queries[0].name().to_ascii(), "WwW.ExAmPlE.TeSt.");
+    assert_eq!(ips(&m).len(), 1);
+    // NXDOMAIN and NODATA keep their SOA
+    let m = udp(f.dns, "nope.example.test.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(
+        m.authorities
+            .iter()
+            .any(|r| r.record_type() == RecordType::SOA),
+        "{m:?}"
+    );
+    let m = udp(f.dns, "v4only.example.test.", RecordType::AAAA);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.answers.is_empty());
+    assert!(
+        m.authorities
+            .iter()
+            .any(|r| r.record_type() == RecordType::SOA),
+        "{m:?}"
+    );
+    // a large answer is truncated over UDP and complete over TCP
+    let m = udp_from(
+        "127.0.0.1".parse().unwrap(),
+        f.dns,
+        &make_query("big.example.test.", RecordType::TXT, false),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert!(m.metadata.truncation, "{m:?}");
+    assert!(m.answers.is_empty());
+    let m = tcp(
+        f.dns,
+        &make_query("big.example.test.", RecordType::TXT, false),
+    );
+    assert!(!m.metadata.truncation);
+    assert_eq!(m.answers.len(), 40);
+    let (code, body) = f.http_get("/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("fanzha_queries_total{result=\"allowed\"}"),
+        "{body}"
+    );
+    assert_eq!(f.http_get("/readyz").0, 200);
+    assert_eq!(f.http_get("/healthz").0, 200);
+}
+
+#[test]
+fn blocking_rules_and_answers() {
+    let h = Hierarchy::start();
+    let (_d, f) = start(&h, "");
+    // exact listed name and a subdomain: the sinkhole, authoritative, with EDE 15
+    for n in [
+        "blocked.example.test.",
+        "deep.www.blocked.example.test.",
+        "BLOCKED.Example.TEST.",
+    ] {
+        let m = udp(f.dns, n, RecordType::A);
+        assert_eq!(ips(&m), vec![sinkhole()], "{n}");
+        assert!(m.metadata.authoritative, "{n}");
+        assert_eq!(
+            m.queries[0].name().to_ascii(),
+            n,
+            "question echoed as asked"
+        );
+        let e = ede(&m);
+        assert!(
+            e.contains("Unknown(15") && e.contains("[0, 15, 98"),
+            "{n}: {e}"
+        );
+        assert!(
+            String::from_utf8_lossy(&m.to_vec().unwrap()).contains("loan"),
+            "EDE names the category"
+        );
+    }
+    // the parent is not blocked
+    let m = udp(f.dns, "example.test.", RecordType::A);
+    assert!(!ips(&m).contains(&sinkhole()));
+    // allowlisted name under a blocked one
+    let m = udp(f.dns, "ok.blocked.example.test.", RecordType::A);
+    assert_eq!(ips(&m), vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 98))]);
+    // exact-only list: the name is blocked, its child is not
+    let m = udp(f.dns, "parent.example.test.", RecordType::A);
+    assert_eq!(ips(&m), vec![sinkhole()]);
+    let m = udp(f.dns, "child.parent.example.test.", RecordType::A);
+    assert_eq!(ips(&m), vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 51))]);
+    // every blocked qtype
+    let m = udp(f.dns, "blocked.example.test.", RecordType::AAAA);
+    assert_eq!(
+        ips(&m),
+        vec![IpAddr::V6("fd00::53".parse::<Ipv6Addr>().unwrap())]
+    );
+    for t in [
+        RecordType::HTTPS,
+        RecordType::SVCB,
+        RecordType::MX,
+        RecordType::TXT,
+        RecordType::CNAME,
+        RecordType::NS,
+    ] {
+        let m = udp(f.dns, "x.blocked.example.test.", t);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{t}");
+        assert!(m.answers.is_empty(), "{t}");
+        let soa = m
+            .authorities
+            .iter()
+            .find(|r| r.record_type() == RecordType::SOA)
+            .unwrap_or_else(|| panic!("{t}: no SOA"));
+        assert_eq!(soa.name.to_ascii(), "blocked.example.test.");
+        assert!(ede(&m).contains("Unknown(15"), "{t}");
+    }
+    // no EDNS in the query: no OPT in the answer
+    let m = udp_from(
+        "127.0.0.1".parse().unwrap(),
+        f.dns,
+        &make_query("blocked.example.test.", RecordType::A, false),
+        Duration::from_secs(3),
+    )
+    .unwrap();
+    assert!(m.edns.is_none());
+    assert_eq!(ips(&m), vec![sinkhole()]);
+    // blocked over TCP too
+    let m = tcp(
+        f.dns,
+        &make_query("www.blocked.example.test.", RecordType::A, true),
+    );
+    assert_eq!(ips(&m), vec![sinkhole()]);
+    // CNAME to a blocked target: blocked with the target's category
+    let m = udp(f.dns, "promo.example.test.", RecordType::A);
+    assert_eq!(ips(&m), vec![sinkhole()], "{m:?}");
+    assert!(String::from_utf8_lossy(&m.to_vec().unwrap()).contains("loan"));
+    // the DoH canary
+    let m = udp(f.dns, "use-application-dns.net.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    // blocked queries are counted by category and never reach the resolver
+    let (_, body) = f.http_get("/metrics");
+    assert!(
+        body.contains("fanzha_blocked_total{category=\"loan\"}"),
+        "{body}"
+    );
+    assert!(
+        body.contains("fanzha_queries_total{result=\"blocked_cname\"} 1"),
+        "{body}"
+    );
+}
+
+#[test]
+fn admission_acl_rate_limit_and_errors() {
+    let h = Hierarchy::start();
+    let (_d, f) = start(
+        &h,
+        "[server]\nacl = [\"127.0.0.1/32\"]\nrate_limit = 20\nrate_limit_burst = 20\n",
+    );
+    // outside the ACL: REFUSED, for allowed and blocked names alike
+    for n in ["www.example.test.", "blocked.example.test."] {
+        let m = udp_from(
+            "127.0.0.77".parse().unwrap(),
+            f.dns,
+            &make_query(n, RecordType::A, true),
+            Duration::from_secs(3),
+        )
+        .unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::Refused, "{n}");
+        assert!(m.answers.is_empty());
+    }
+    // FORMERR: two questions
+    let mut q = make_query("www.example.test.", RecordType::A, false);
+    q.add_query(hickory_proto::op::Query::query(
+        "x.test.".parse().unwrap(),
+        RecordType::A,
+    ));
+    let m = udp_from(
+        "127.0.0.1".parse().unwrap(),
+        f.dns,
+        &q,
+        Duration::from_secs(3),
+    )
+    .unwrap();
+    assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+    // NOTIMP: opcode NOTIFY
+    let mut raw = make_query("www.example.test.", RecordType::A, false)
+        .to_vec()
+        .unwrap();
+    raw[2] = (raw[2] & 0x87) | (4 << 3);
+    let r = udp_raw(f.dns, &raw, Duration::from_secs(3)).unwrap();
+    assert_eq!(r[3] & 0x0f, 4, "NOTIMP");
+    // ANY gets a minimal answer (RFC 8482)
+    let m = udp(f.dns, "www.example.test.", RecordType::ANY);
+    assert_eq!(m.answers.len(), 1);
+    assert_eq!(m.answers[0].record_type(), RecordType::HINFO);
+    // rate limit: a burst of 20 passes, the rest is refused
+    let from: IpAddr = "127.0.0.1".parse().unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut refused = 0;
+    for _ in 0..60 {
+        let m = udp_from(
+            from,
+            f.dns,
+            &make_query("blocked.example.test.", RecordType::A, false),
+            Duration::from_secs(3),
+        )
+        .unwrap();
+        if m.metadata.response_code == ResponseCode::Refused {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 30, "only {refused} of 60 refused");
+    let (_, body) = f.http_get("/metrics");
+    assert!(
+        body.contains("fanzha_queries_total{result=\"ratelimited\"}"),
+        "{body}"
+    );
+}
+
+#[test]
+fn dead_servers_fail_fast_or_fail_over() {
+    let h = Hierarchy::start();
+    let (_d, f) = start(&h, "");
+    // warm the root and test. delegations
+    udp(f.dns, "www.example.test.", RecordType::A);
+    let t = Instant::now();
+    let m = udp(f.dns, "www.dead.test.", RecordType::A);
+    let took = t.elapsed();
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "{m:?}");
+    assert!(took < Duration::from_millis(2500), "SERVFAIL took {took:?}");
+    let t = Instant::now();
+    let m = udp(f.dns, "www.half.test.", RecordType::A);
+    let took = t.elapsed();
+    assert_eq!(
+        ips(&m),
+        vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 77))],
+        "{m:?}"
+    );
+    assert!(took < Duration::from_millis(1000), "failover took {took:?}");
+}
+
+#[test]
+fn forward_mode() {
+    let h = Hierarchy::start();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "{}[resolver]\nmode = \"forward\"\nupstreams = [\"udp://{ip}:{p}\", \"tcp://{ip}:{p}\"]\n[sinkhole]\nipv4 = \"10.53.53.53\"\n",
+        lists_toml(dir.path()),
+        ip = h.ip(12),
+        p = h.port
+    );
+    let f = Fanzha::start(dir.path(), &toml);
+    let m = udp(f.dns, "www.example.test.", RecordType::A);
+    assert_eq!(
+        ips(&m),
+        vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))],
+        "{m:?}\n{}",
+        f.log_text()
+    );
+    let m = udp(f.dns, "nope.example.test.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(
+        m.authorities
+            .iter()
+            .any(|r| r.record_type() == RecordType::SOA),
+        "{m:?}"
+    );
+    let m = udp(f.dns, "blocked.example.test.", RecordType::A);
+    assert_eq!(ips(&m), vec![sinkhole()]);
+    let m = udp(f.dns, "promo.example.test.", RecordType::A);
+    assert_eq!(
+        ips(&m),
+        vec![sinkhole()],
+        "CNAME inspection in forward mode: {m:?}"
+    );
+}
+
+#[test]
+fn malformed_packets_never_stop_the_server() {
+    let h = Hierarchy::start();
+    let (_d, f) = start(&h, "");
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let good = make_query("blocked.example.test.", RecordType::A, true)
+        .to_vec()
+        .unwrap();
+    for i in 0..5000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let p: Vec<u8> = match i % 5 {
+            0 => (0..(x % 600) as usize)
+                .map(|j| (x >> (j % 60)) as u8)
+                .collect(),
+            1 => good[..(x as usize % good.len())].to_vec(),
+            2 => {
+                // a name that is a compression pointer to itself
+                let mut p = good[..12].to_vec();
+                p.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+                p
+            }
+            3 => {
+                let mut p = good.clone();
+                let k = 12 + (x as usize % (p.len() - 12));
+                p[k] = (x >> 8) as u8;
+                p
+            }
+            _ => {
+                let mut p = good.clone();
+                p[11] = 200; // ARCOUNT lies
+                p
+            }
+        };
+        let _ = s.send_to(&p, f.dns);
+    }
+    // 64 KiB TCP frames and garbage over TCP
+    for _ in 0..20 {
+        use std::io::Write;
+        let mut c = std::net::TcpStream::connect(f.dns).unwrap();
+        let _ = c.write_all(&[0xff, 0xff]);
+        let _ = c.write_all(&vec![0x41u8; 65535]);
+        let _ = c.write_all(&[0x00, 0x05, 1, 2, 3, 4, 5]);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let m = udp(f.dns, "blocked.example.test.", RecordType::A);
+    assert_eq!(ips(&m), vec![sinkhole()]);
+    let m = tcp(
+        f.dns,
+        &make_query("www.example.test.", RecordType::A, false),
+    );
+    assert_eq!(ips(&m), vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))]);
+}
+
+fn query_loop(
+    f: &Fanzha,
+    name: &'static str,
+    stop: Arc<AtomicBool>,
+    blocked_seen: Arc<AtomicBool>,
+    failures: Arc<AtomicU64>,
+    total: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<()> {
+    let dns = f.dns;
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match udp_from(
+                "127.0.0.1".parse().unwrap(),
+                dns,
+                &make_query(name, RecordType::A, true),
+                Duration::from_secs(2),
+            ) {
+                Some(m) if m.metadata.response_code == ResponseCode::NoError => {
+                    if ips(&m) == vec![sinkhole()] {
+                        blocked_seen.store(true, Ordering::Relaxed);
+                    }
+                }
+                _ => {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            total.fetch_add(1, Ordering::Relaxed);
+        }
+    })
+}
+
+#[test]
+fn list_edit_and_sighup_take_effect_without_losing_a_query() {
+    let h = Hierarchy::start();
+    let (d, f) = start(&h, "");
+    // 1. edit a list file while a client queries in a loop
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicU64::new(0));
+    let total = Arc::new(AtomicU64::new(0));
+    let t = query_loop(
+        &f,
+        "www.example.test.",
+        stop.clone(),
+        seen.clone(),
+        failures.clone(),
+        total.clone(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let edited = Instant::now();
+    let mut text = std::fs::read_to_string(d.path().join("lists/loan.txt")).unwrap();
+    text.push_str("www.example.test\n");
+    std::fs::write(d.path().join("lists/loan.txt"), &text).unwrap();
+    while !seen.load(Ordering::Relaxed) && edited.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = edited.elapsed();
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    t.join().unwrap();
+    assert!(
+        seen.load(Ordering::Relaxed),
+        "never blocked; log:\n{}",
+        f.log_text()
+    );
+    assert!(took < Duration::from_secs(2), "blocked after {took:?}");
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "queries failed across the swap (of {})",
+        total.load(Ordering::Relaxed)
+    );
+
+    // 2. SIGHUP: a config change (a new list dir) while a client queries in a loop
+    let extra = d.path().join("extra");
+    std::fs::create_dir_all(&extra).unwrap();
+    std::fs::write(
+        extra.join("x.txt"),
+        "# category: phishing\nv4only.example.test\n",
+    )
+    .unwrap();
+    let cfg_path = d.path().join("fanzha.toml");
+    let cfg = std::fs::read_to_string(&cfg_path)
+        .unwrap()
+        .replace("dirs = [\"lists\"]", "dirs = [\"lists\", \"extra\"]");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicU64::new(0));
+    let total = Arc::new(AtomicU64::new(0));
+    let t = query_loop(
+        &f,
+        "v4only.example.test.",
+        stop.clone(),
+        seen.clone(),
+        failures.clone(),
+        total.clone(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = Instant::now();
+    f.signal("HUP");
+    while !seen.load(Ordering::Relaxed) && sent.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = sent.elapsed();
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    t.join().unwrap();
+    assert!(
+        seen.load(Ordering::Relaxed),
+        "SIGHUP did not apply; log:\n{}",
+        f.log_text()
+    );
+    assert!(took < Duration::from_secs(2), "applied after {took:?}");
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "queries failed across SIGHUP (of {})",
+        total.load(Ordering::Relaxed)
+    );
+}
+
+#[test]
+fn bad_config_is_refused_and_sigterm_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[server]\nlisten = [\"localhost\"]\n",
+    )
+    .unwrap();
+    let o = std::process::Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(dir.path().join("bad.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("server.listen[0]")
+            && err.contains("\"localhost\"")
+            && err.contains("with a port"),
+        "{err}"
+    );
+    let o = std::process::Command::new(bin())
+        .args(["check-config"])
+        .arg(dir.path().join("bad.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+
+    let h = Hierarchy::start();
+    let (_d, mut f) = start(&h, "");
+    udp(f.dns, "www.example.test.", RecordType::A);
+    f.signal("TERM");
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = f.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(f.wait_log("stopped", Duration::from_secs(1)));
+}
