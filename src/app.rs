@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::blocklist::{self, Handle, Loader};
 use crate::config::Config;
+use crate::dns::cache::AnswerCache;
 use crate::dns::resolve::{self, Backend};
 use crate::dns::server::{self, Engine};
 use crate::metrics::{self, Metrics, OpsState};
@@ -77,8 +78,7 @@ fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener)> {
 }
 
 /// Run the appliance until SIGTERM or SIGINT.
-pub async fn serve(config_path: Option<PathBuf>) -> Result<()> {
-    let cfg = Config::load(config_path.as_deref())?;
+pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
     tracing::info!(
         config = %config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "embedded defaults".into()),
         "fanzha {} starting", env!("CARGO_PKG_VERSION")
@@ -117,6 +117,7 @@ pub async fn serve(config_path: Option<PathBuf>) -> Result<()> {
         backend,
         metrics: metrics.clone(),
         deadline: (cfg.resolver_timeout * 8).clamp(Duration::from_secs(2), Duration::from_secs(10)),
+        cache: AnswerCache::new(cfg.cache_size as usize),
     });
 
     let shutdown = CancellationToken::new();

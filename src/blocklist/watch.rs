@@ -42,6 +42,7 @@ pub struct Handle {
     /// Reload outcomes.
     pub stats: ReloadStats,
     loaded: std::sync::atomic::AtomicBool,
+    generation: AtomicU64,
 }
 
 impl Default for Handle {
@@ -50,6 +51,7 @@ impl Default for Handle {
             current: ArcSwap::from_pointee(Blocklist::empty()),
             stats: ReloadStats::default(),
             loaded: false.into(),
+            generation: AtomicU64::new(0),
         }
     }
 }
@@ -70,7 +72,12 @@ impl Handle {
     /// Replace the snapshot.
     pub fn store(&self, list: Blocklist) {
         self.current.store(Arc::new(list));
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.loaded.store(true, Ordering::Release);
+    }
+    /// Changes with every swap: caches keyed by it forget answers made under an older list.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 }
 

@@ -105,6 +105,8 @@ pub struct RawServer {
     pub doh_canary: bool,
     /// Close idle TCP connections after this many seconds.
     pub tcp_idle_timeout: u64,
+    /// DNS worker threads; 0 = one per CPU core.
+    pub threads: usize,
 }
 
 impl Default for RawServer {
@@ -127,6 +129,7 @@ impl Default for RawServer {
             rate_limit_action: "refused".into(),
             doh_canary: true,
             tcp_idle_timeout: 10,
+            threads: 0,
         }
     }
 }
@@ -413,6 +416,8 @@ pub struct Config {
     pub doh_canary: bool,
     /// TCP idle timeout.
     pub tcp_idle_timeout: std::time::Duration,
+    /// Worker threads (0 = one per core).
+    pub threads: usize,
     /// Blocklist settings.
     pub blocklist: BlocklistConfig,
     /// Per-category action overrides.
@@ -542,6 +547,13 @@ impl RawConfig {
                 "use 50 to 10000 milliseconds; 400 is the default",
             ));
         }
+        if r.dnssec {
+            return Err(invalid(
+                "resolver.dnssec",
+                "true",
+                "DNSSEC validation is not available in this version; set it to false",
+            ));
+        }
         let mut nameserver_ports = Vec::new();
         for (i, m) in r.nameserver_ports.iter().enumerate() {
             let net = parse_net(&format!("resolver.nameserver_ports[{i}].cidr"), &m.cidr)?;
@@ -565,6 +577,13 @@ impl RawConfig {
                 ));
             }
         };
+        if s.threads > 256 {
+            return Err(invalid(
+                "server.threads",
+                s.threads.to_string(),
+                "use 0 (one per core) or a thread count up to 256",
+            ));
+        }
         if s.tcp_idle_timeout == 0 || s.tcp_idle_timeout > 600 {
             return Err(invalid(
                 "server.tcp_idle_timeout",
@@ -748,6 +767,7 @@ impl RawConfig {
             rate_limit_drop,
             doh_canary: s.doh_canary,
             tcp_idle_timeout: std::time::Duration::from_secs(s.tcp_idle_timeout),
+            threads: s.threads,
             blocklist,
             category_actions,
             sinkhole_v4,

@@ -128,3 +128,18 @@ community = "缤纷社区"
     assert_eq!(c.category_actions.get("phishing"), Some(&Action::Nxdomain));
     assert_eq!(c.places.len(), 1);
 }
+
+#[test]
+fn shipped_config_files_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let defaults = Config::load(Some(&root.join("config/fanzha.toml"))).unwrap();
+    let embedded = Config::embedded();
+    assert_eq!(defaults.listen, embedded.listen);
+    assert_eq!(defaults.acl, embedded.acl);
+    assert_eq!(defaults.ops_listen, embedded.ops_listen);
+    assert_eq!(defaults.block_ttl, embedded.block_ttl);
+    assert_eq!(defaults.resolver_timeout, embedded.resolver_timeout);
+    let prod = Config::load(Some(&root.join("config/production.toml"))).unwrap();
+    assert_eq!(prod.listen.len(), 2);
+    assert!(prod.listen.iter().all(|a| a.port() == 53));
+}

@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::cache::AnswerCache;
 use super::resolve::{Backend, Resolved};
 use super::wire::{self, Query, rcode};
 use crate::blocklist::{Handle, Verdict};
@@ -38,19 +39,29 @@ pub struct Engine {
     pub metrics: Arc<Metrics>,
     /// Longest a resolution may take before SERVFAIL.
     pub deadline: Duration,
+    /// Encoded answers of resolved names.
+    pub cache: AnswerCache,
 }
 
 impl Engine {
-    fn decide(&self, packet: &[u8], client: IpAddr, buf: &mut Vec<u8>) -> Decision {
+    fn decide(&self, packet: &[u8], client: IpAddr, tcp: bool, buf: &mut Vec<u8>) -> Decision {
         let list = self.lists.load();
-        let d = self.policy.load().decide(
-            packet,
-            client,
-            &list,
-            &self.limiter.load(),
-            Instant::now(),
-            buf,
-        );
+        let now = Instant::now();
+        let mut d =
+            self.policy
+                .load()
+                .decide(packet, client, &list, &self.limiter.load(), now, buf);
+        // Cached answers are sent from the receive loop, like blocked ones. The list
+        // was checked first: a cached name that is now blocked never gets here.
+        if let Decision::Resolve(q) = &d {
+            if self.cache.get(packet, q, self.lists.generation(), now, buf) {
+                self.metrics.cache_hits.inc();
+                if !tcp && buf.len() > q.udp_limit() {
+                    wire::truncate(buf, q.question_end, q.edns);
+                }
+                d = Decision::Answer(Outcome::Allowed);
+            }
+        }
         match &d {
             Decision::Answer(o) | Decision::Drop(o) => self.metrics.query(*o),
             Decision::Block(_, info) => {
@@ -68,8 +79,12 @@ impl Engine {
     /// Resolve an admitted query and build its answer (CNAME inspection included).
     pub async fn answer(&self, packet: &[u8], q: &Query, tcp: bool) -> Vec<u8> {
         let mut buf = Vec::with_capacity(512);
+        let generation = self.lists.generation();
         let (outcome, _info) = self.answer_into(packet, q, &mut buf).await;
         self.metrics.query(outcome);
+        if outcome == Outcome::Allowed {
+            self.cache.put(packet, q, generation, Instant::now(), &buf);
+        }
         if !tcp && buf.len() > q.udp_limit() {
             wire::truncate(&mut buf, q.question_end, q.edns);
         }
@@ -193,7 +208,7 @@ impl Engine {
     pub async fn handle(&self, packet: &[u8], client: IpAddr, tcp: bool) -> Option<Vec<u8>> {
         let start = Instant::now();
         let mut buf = Vec::new();
-        let out = match self.decide(packet, client, &mut buf) {
+        let out = match self.decide(packet, client, tcp, &mut buf) {
             Decision::Answer(_) | Decision::Block(..) => Some(buf),
             Decision::Drop(_) => None,
             Decision::Resolve(q) => Some(self.answer(packet, &q, tcp).await),
@@ -228,7 +243,7 @@ pub async fn run_udp(
         };
         let start = Instant::now();
         let packet = &rx[..n];
-        match engine.decide(packet, peer.ip(), &mut tx) {
+        match engine.decide(packet, peer.ip(), false, &mut tx) {
             Decision::Answer(_) | Decision::Block(..) => {
                 if let Err(e) = sock.try_send_to(&tx, peer)
                     && e.kind() == std::io::ErrorKind::WouldBlock

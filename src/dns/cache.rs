@@ -1,0 +1,295 @@
+//! An answer cache in front of the resolver, keyed by (name, type, EDNS flags) and
+//! holding the encoded answer, so that a cached name is answered from the receive
+//! loop like a blocked one: copy, patch id, question case and TTLs, send.
+//!
+//! Entries remember the blocklist generation they were made under; after a reload
+//! they are misses, so a name cached before a list change is never served past it.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::wire::{self, Query};
+
+/// Longest time an answer is kept, whatever its TTL.
+pub const MAX_TTL: u32 = 86_400;
+
+struct Entry {
+    name: Box<[u8]>,
+    qtype: u16,
+    flags: u8,
+    generation: u64,
+    bytes: Box<[u8]>,
+    ttl_offsets: Box<[u16]>,
+    ttls: Box<[u32]>,
+    stored: Instant,
+    expires: Instant,
+}
+
+/// The cache.
+pub struct AnswerCache {
+    shards: Vec<Mutex<HashMap<u64, Entry>>>,
+    per_shard: usize,
+    hasher: std::hash::RandomState,
+}
+
+fn key_flags(q: &Query) -> u8 {
+    match q.edns {
+        None => 0,
+        Some(e) => 1 | if e.dnssec_ok { 2 } else { 0 },
+    }
+}
+
+impl AnswerCache {
+    /// A cache of about `capacity` answers (0 = off).
+    pub fn new(capacity: usize) -> AnswerCache {
+        let shards = 16;
+        AnswerCache {
+            shards: (0..shards).map(|_| Mutex::new(HashMap::new())).collect(),
+            per_shard: capacity / shards,
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+
+    fn hash(&self, packet: &[u8], q: &Query) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        for (o, l) in q.labels.iter() {
+            h.write_u8(l as u8);
+            for &b in &packet[o..o + l] {
+                h.write_u8(b.to_ascii_lowercase());
+            }
+        }
+        h.write_u16(q.qtype);
+        h.write_u8(key_flags(q));
+        h.finish()
+    }
+
+    fn same_name(entry: &[u8], packet: &[u8], q: &Query) -> bool {
+        // `entry` is the lower-case wire name (without the root label).
+        let mut i = 0;
+        for (o, l) in q.labels.iter() {
+            if entry.get(i) != Some(&(l as u8)) || entry.len() < i + 1 + l {
+                return false;
+            }
+            if !entry[i + 1..i + 1 + l]
+                .iter()
+                .zip(&packet[o..o + l])
+                .all(|(a, b)| *a == b.to_ascii_lowercase())
+            {
+                return false;
+            }
+            i += 1 + l;
+        }
+        i == entry.len()
+    }
+
+    /// Write the cached answer for `q` into `out`; false on a miss.
+    pub fn get(
+        &self,
+        packet: &[u8],
+        q: &Query,
+        generation: u64,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        if self.per_shard == 0 {
+            return false;
+        }
+        let h = self.hash(packet, q);
+        let shard = self.shards[(h as usize) & 15]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let Some(e) = shard.get(&h) else { return false };
+        if e.qtype != q.qtype
+            || e.flags != key_flags(q)
+            || e.generation != generation
+            || now >= e.expires
+            || !Self::same_name(&e.name, packet, q)
+        {
+            return false;
+        }
+        let age = now.duration_since(e.stored).as_secs() as u32;
+        out.clear();
+        out.extend_from_slice(&e.bytes);
+        for (&off, &ttl) in e.ttl_offsets.iter().zip(e.ttls.iter()) {
+            let off = off as usize;
+            out[off..off + 4].copy_from_slice(&ttl.saturating_sub(age).to_be_bytes());
+        }
+        drop(shard);
+        // id, RD and CD as asked, the question as asked (0x20).
+        out[0] = packet[0];
+        out[1] = packet[1];
+        out[2] = (out[2] & !0x01) | (packet[2] & 0x01);
+        out[3] = (out[3] & !0x10) | (packet[3] & 0x10);
+        out[wire::HEADER_LEN..q.question_end]
+            .copy_from_slice(&packet[wire::HEADER_LEN..q.question_end]);
+        true
+    }
+
+    /// Store an encoded answer (as built for `q`, before any truncation).
+    pub fn put(&self, packet: &[u8], q: &Query, generation: u64, now: Instant, answer: &[u8]) {
+        if self.per_shard == 0 || answer.len() < q.question_end {
+            return;
+        }
+        let Some((ttl_offsets, ttls)) = record_ttls(answer, q.question_end) else {
+            return;
+        };
+        let min = ttls.iter().copied().min().unwrap_or(0).min(MAX_TTL);
+        if min == 0 {
+            return;
+        }
+        let mut name = Vec::with_capacity(q.qname_end - wire::HEADER_LEN);
+        for (o, l) in q.labels.iter() {
+            name.push(l as u8);
+            name.extend(packet[o..o + l].iter().map(u8::to_ascii_lowercase));
+        }
+        let h = self.hash(packet, q);
+        let mut shard = self.shards[(h as usize) & 15]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if shard.len() >= self.per_shard {
+            shard.retain(|_, e| e.expires > now && e.generation == generation);
+            if shard.len() >= self.per_shard {
+                shard.clear();
+            }
+        }
+        shard.insert(
+            h,
+            Entry {
+                name: name.into_boxed_slice(),
+                qtype: q.qtype,
+                flags: key_flags(q),
+                generation,
+                bytes: answer.into(),
+                ttl_offsets: ttl_offsets.into_boxed_slice(),
+                ttls: ttls.into_boxed_slice(),
+                stored: now,
+                expires: now + Duration::from_secs(min as u64),
+            },
+        );
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().map(|m| m.len()).unwrap_or(0))
+            .sum()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Offsets of the TTL fields of every record after the question (OPT excluded) and
+/// their values; `None` for a malformed answer.
+fn record_ttls(p: &[u8], question_end: usize) -> Option<(Vec<u16>, Vec<u32>)> {
+    let count = |i: usize| u16::from_be_bytes([p[i], p[i + 1]]) as usize;
+    let n = count(6) + count(8) + count(10);
+    let mut offs = Vec::with_capacity(n);
+    let mut ttls = Vec::with_capacity(n);
+    let mut i = question_end;
+    for _ in 0..n {
+        // skip the owner name
+        loop {
+            let b = *p.get(i)?;
+            if b & 0xc0 == 0xc0 {
+                i += 2;
+                break;
+            }
+            i += 1 + b as usize;
+            if b == 0 {
+                break;
+            }
+        }
+        let t = u16::from_be_bytes([*p.get(i)?, *p.get(i + 1)?]);
+        let rdlen = u16::from_be_bytes([*p.get(i + 8)?, *p.get(i + 9)?]) as usize;
+        if t != wire::rtype::OPT {
+            offs.push(u16::try_from(i + 4).ok()?);
+            ttls.push(u32::from_be_bytes(p.get(i + 4..i + 8)?.try_into().ok()?));
+        }
+        i += 10 + rdlen;
+        if i > p.len() {
+            return None;
+        }
+    }
+    Some((offs, ttls))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as HQuery};
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+    fn query(name: &str, id: u16, edns: bool) -> Vec<u8> {
+        let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+        m.metadata.recursion_desired = true;
+        m.add_query(HQuery::query(
+            Name::from_ascii(name).unwrap(),
+            RecordType::A,
+        ));
+        if edns {
+            m.set_edns(Edns::new());
+        }
+        m.to_vec().unwrap()
+    }
+
+    fn answer(qp: &[u8], ttl: u32) -> Vec<u8> {
+        let req = Message::from_vec(qp).unwrap();
+        let mut m = Message::new(req.metadata.id, MessageType::Response, OpCode::Query);
+        m.add_query(req.queries[0].clone());
+        m.add_answer(Record::from_rdata(
+            req.queries[0].name().clone(),
+            ttl,
+            RData::A(A::new(192, 0, 2, 1)),
+        ));
+        if req.edns.is_some() {
+            m.set_edns(Edns::new());
+        }
+        m.to_vec().unwrap()
+    }
+
+    #[test]
+    fn hit_patches_id_case_and_ttl() {
+        let c = AnswerCache::new(1000);
+        let t0 = Instant::now();
+        let p1 = query("www.Example.test.", 1, true);
+        let q1 = wire::parse_query(&p1).unwrap();
+        c.put(&p1, &q1, 7, t0, &answer(&p1, 300));
+        let p2 = query("WWW.example.TEST.", 2, true);
+        let q2 = wire::parse_query(&p2).unwrap();
+        let mut out = Vec::new();
+        assert!(c.get(&p2, &q2, 7, t0 + Duration::from_secs(100), &mut out));
+        let m = Message::from_vec(&out).unwrap();
+        assert_eq!(m.metadata.id, 2);
+        assert_eq!(m.queries[0].name().to_ascii(), "WWW.example.TEST.");
+        assert_eq!(m.answers[0].ttl, 200);
+        // misses: other generation, expired, no EDNS, other name
+        assert!(!c.get(&p2, &q2, 8, t0, &mut out));
+        assert!(!c.get(&p2, &q2, 7, t0 + Duration::from_secs(300), &mut out));
+        let p3 = query("www.example.test.", 3, false);
+        assert!(!c.get(&p3, &wire::parse_query(&p3).unwrap(), 7, t0, &mut out));
+        let p4 = query("www.example.tesu.", 4, true);
+        assert!(!c.get(&p4, &wire::parse_query(&p4).unwrap(), 7, t0, &mut out));
+    }
+
+    #[test]
+    fn zero_ttl_is_not_cached_and_capacity_holds() {
+        let c = AnswerCache::new(32);
+        let t0 = Instant::now();
+        let p = query("a.test.", 1, false);
+        let q = wire::parse_query(&p).unwrap();
+        c.put(&p, &q, 1, t0, &answer(&p, 0));
+        assert!(c.is_empty());
+        for i in 0..1000 {
+            let p = query(&format!("n{i}.test."), 1, false);
+            c.put(&p, &wire::parse_query(&p).unwrap(), 1, t0, &answer(&p, 60));
+        }
+        assert!(c.len() <= 32 + 16, "{}", c.len());
+    }
+}
