@@ -354,6 +354,39 @@ fn forward_mode() {
 }
 
 #[test]
+fn forward_mode_over_tls() {
+    let h = Hierarchy::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &h.tls_ca_pem).unwrap();
+    let toml = format!(
+        "{}[resolver]\nmode = \"forward\"\nupstreams = [\"tls://{ip}:{p}#ns2.nic\"]\ntls_ca = \"ca.pem\"\n",
+        lists_toml(dir.path()),
+        ip = h.ip(12),
+        p = h.tls_port
+    );
+    let f = Fanzha::start(dir.path(), &toml);
+    let m = udp(f.dns, "www.example.test.", RecordType::A);
+    assert_eq!(
+        ips(&m),
+        vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))],
+        "{m:?}\n{}",
+        f.log_text()
+    );
+    // a certificate for another name is refused: SERVFAIL, not an answer
+    let dir2 = tempfile::tempdir().unwrap();
+    std::fs::write(dir2.path().join("ca.pem"), &h.tls_ca_pem).unwrap();
+    let toml = format!(
+        "{}[resolver]\nmode = \"forward\"\nupstreams = [\"tls://{ip}:{p}#other.name\"]\ntls_ca = \"ca.pem\"\n",
+        lists_toml(dir2.path()),
+        ip = h.ip(12),
+        p = h.tls_port
+    );
+    let f2 = Fanzha::start(dir2.path(), &toml);
+    let m = udp(f2.dns, "www.example.test.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "{m:?}");
+}
+
+#[test]
 fn malformed_packets_never_stop_the_server() {
     let h = Hierarchy::start();
     let (_d, f) = start(&h, "");

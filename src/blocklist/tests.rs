@@ -379,7 +379,9 @@ fn optional_doh_list_blocks_public_doh_with_nxdomain() {
     let text = fs::read_to_string(src).unwrap();
     let (list, report) = build(dir.path(), &[("doh.txt", &text)], &[], &[]);
     assert!(report.refused.is_empty() && report.skipped.is_empty());
-    let Verdict::Block(h) = list.lookup("dns.google") else { panic!("dns.google not blocked") };
+    let Verdict::Block(h) = list.lookup("dns.google") else {
+        panic!("dns.google not blocked")
+    };
     assert_eq!(list.category(&h), "doh");
     assert_eq!(list.action(&h), Action::Nxdomain);
     assert!(!list.lookup("google.com").is_block());

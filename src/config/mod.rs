@@ -154,6 +154,10 @@ pub struct RawResolver {
     pub cache_size: u64,
     /// Name servers reached on another port than 53 (labs and tests).
     pub nameserver_ports: Vec<RawPortMap>,
+    /// File of DNSKEY records to trust for the root; "" = the built-in IANA root keys.
+    pub trust_anchor: String,
+    /// PEM file of extra CA certificates for tls:// upstreams; "" = the built-in web roots.
+    pub tls_ca: String,
 }
 
 /// `[[resolver.nameserver_ports]]`
@@ -177,6 +181,8 @@ impl Default for RawResolver {
             timeout_ms: 400,
             cache_size: 100_000,
             nameserver_ports: vec![],
+            trust_anchor: String::new(),
+            tls_ca: String::new(),
         }
     }
 }
@@ -402,6 +408,10 @@ pub struct Config {
     pub dnssec: bool,
     /// Per-exchange timeout.
     pub resolver_timeout: std::time::Duration,
+    /// DNSSEC trust anchor file (`None`: built-in root keys).
+    pub trust_anchor: Option<PathBuf>,
+    /// Extra CA certificates for DoT upstreams.
+    pub tls_ca: Option<PathBuf>,
     /// Answer cache entries.
     pub cache_size: u64,
     /// Name server port overrides.
@@ -547,11 +557,11 @@ impl RawConfig {
                 "use 50 to 10000 milliseconds; 400 is the default",
             ));
         }
-        if r.dnssec {
+        if r.dnssec && mode == ResolverMode::Forward {
             return Err(invalid(
                 "resolver.dnssec",
                 "true",
-                "DNSSEC validation is not available in this version; set it to false",
+                "DNSSEC validation works in recursive mode only; set resolver.mode = \"recursive\" or dnssec = false",
             ));
         }
         let mut nameserver_ports = Vec::new();
@@ -756,6 +766,8 @@ impl RawConfig {
             allow_nameservers,
             dnssec: r.dnssec,
             resolver_timeout: std::time::Duration::from_millis(r.timeout_ms),
+            trust_anchor: (!r.trust_anchor.is_empty()).then(|| path(&r.trust_anchor)),
+            tls_ca: (!r.tls_ca.is_empty()).then(|| path(&r.tls_ca)),
             cache_size: r.cache_size,
             nameserver_ports,
             rate_limit: s.rate_limit,

@@ -34,8 +34,11 @@ pub struct AnswerCache {
     hasher: std::hash::RandomState,
 }
 
+/// EDNS presence, DO and CD: answers differ by each (CD=1 may carry data that failed
+/// validation, which must never reach a CD=0 client).
 fn key_flags(q: &Query) -> u8 {
-    match q.edns {
+    let cd = if q.flags & 0x0010 != 0 { 4 } else { 0 };
+    cd | match q.edns {
         None => 0,
         Some(e) => 1 | if e.dnssec_ok { 2 } else { 0 },
     }

@@ -6,13 +6,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hickory_proto::dnssec::{Proof, TrustAnchors};
 use hickory_proto::op::{Query, ResponseCode};
 use hickory_proto::rr::{Name, Record, RecordType};
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig, ResolverOpts,
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::recursor::{Recursor, RecursorOptions};
+use hickory_resolver::recursor::{DnssecConfig, DnssecPolicy, Recursor, RecursorOptions};
 use hickory_resolver::{ConnectionProvider, PoolContext, Resolver, TlsConfig};
 use ipnet::IpNet;
 
@@ -84,13 +85,20 @@ pub struct LabProvider {
 }
 
 impl LabProvider {
-    fn new(ports: Vec<(IpNet, u16)>, timeout: Duration) -> Result<LabProvider, String> {
+    fn new(
+        ports: Vec<(IpNet, u16)>,
+        timeout: Duration,
+        tls_config: Option<rustls::ClientConfig>,
+    ) -> Result<LabProvider, String> {
         let mut opts = ResolverOpts::default();
         opts.timeout = timeout;
         opts.attempts = 1;
         opts.edns0 = true;
         opts.recursion_desired = false;
-        let tls = TlsConfig::new().map_err(|e| e.to_string())?;
+        let mut tls = TlsConfig::new().map_err(|e| e.to_string())?;
+        if let Some(c) = tls_config {
+            tls.config = c;
+        }
         Ok(LabProvider {
             inner: TokioRuntimeProvider::default(),
             ports: Arc::new(ports),
@@ -174,20 +182,39 @@ impl Backend {
                     c.root_hints.iter().map(|h| h.ip()).collect()
                 };
                 let provider =
-                    LabProvider::new(ports, c.resolver_timeout).map_err(|why| BackendError {
-                        mode: "recursive",
-                        why,
+                    LabProvider::new(ports, c.resolver_timeout, None).map_err(|why| {
+                        BackendError {
+                            mode: "recursive",
+                            why,
+                        }
                     })?;
                 let opts = RecursorOptions {
                     allow_server: c.allow_nameservers.clone(),
                     response_cache_size: c.cache_size.max(1),
                     ..RecursorOptions::default()
                 };
-                let r =
-                    Recursor::with_options(&roots, opts, provider).map_err(|e| BackendError {
+                let policy = if c.dnssec {
+                    let mut dc = DnssecConfig::default();
+                    if let Some(p) = &c.trust_anchor {
+                        let ta = TrustAnchors::from_file(p).map_err(|e| BackendError {
+                            mode: "recursive",
+                            why: format!(
+                                "cannot read trust anchor {} (resolver.trust_anchor): {e}",
+                                p.display()
+                            ),
+                        })?;
+                        dc.trust_anchor = Some(Arc::new(ta));
+                    }
+                    DnssecPolicy::ValidateWithStaticKey(dc)
+                } else {
+                    DnssecPolicy::SecurityUnaware
+                };
+                let r = Recursor::new(&roots, policy, None, opts, provider).map_err(|e| {
+                    BackendError {
                         mode: "recursive",
                         why: e.to_string(),
-                    })?;
+                    }
+                })?;
                 Ok(Backend::Recursive(Arc::new(r)))
             }
             ResolverMode::Forward => {
@@ -201,11 +228,20 @@ impl Backend {
                     ns.connections = vec![conn];
                     servers.push(ns);
                 }
-                let provider = LabProvider::new(c.nameserver_ports.clone(), c.resolver_timeout)
-                    .map_err(|why| BackendError {
+                let tls = match &c.tls_ca {
+                    Some(ca) => Some(tls_client_config(ca).map_err(|why| BackendError {
                         mode: "forward",
                         why,
-                    })?;
+                    })?),
+                    None => None,
+                };
+                let provider =
+                    LabProvider::new(c.nameserver_ports.clone(), c.resolver_timeout, tls).map_err(
+                        |why| BackendError {
+                            mode: "forward",
+                            why,
+                        },
+                    )?;
                 let mut b = Resolver::builder_with_config(
                     ResolverConfig::from_parts(None, vec![], servers),
                     provider,
@@ -232,76 +268,95 @@ impl Backend {
         name: Name,
         qtype: RecordType,
         dnssec_ok: bool,
+        checking_disabled: bool,
         deadline: Duration,
     ) -> Resolved {
-        match tokio::time::timeout(deadline, self.resolve_inner(name, qtype, dnssec_ok)).await {
+        let inner = self.resolve_inner(name, qtype, dnssec_ok, checking_disabled);
+        match tokio::time::timeout(deadline, inner).await {
             Ok(r) => r,
             Err(_) => Resolved::Failed(format!("no answer within {} ms", deadline.as_millis())),
         }
     }
 
-    async fn resolve_inner(&self, name: Name, qtype: RecordType, dnssec_ok: bool) -> Resolved {
+    async fn resolve_inner(
+        &self,
+        name: Name,
+        qtype: RecordType,
+        dnssec_ok: bool,
+        checking_disabled: bool,
+    ) -> Resolved {
         match self {
-            Backend::Recursive(r) => match r
-                .resolve(Query::query(name, qtype), Instant::now(), dnssec_ok)
-                .await
-            {
-                Ok(m) => match m.metadata.response_code {
-                    ResponseCode::NoError if m.answers.is_empty() => {
-                        let soa = m
-                            .authorities
-                            .iter()
-                            .find(|r| r.record_type() == RecordType::SOA)
-                            .cloned()
-                            .map(Box::new);
-                        Resolved::Negative {
-                            nxdomain: false,
-                            soa,
-                            answers: vec![],
-                        }
+            Backend::Recursive(r) => {
+                let validating = r.is_validating();
+                match r
+                    .resolve(Query::query(name, qtype), Instant::now(), dnssec_ok)
+                    .await
+                {
+                    Ok(m)
+                        if validating
+                            && !checking_disabled
+                            && m.all_sections().any(|r| r.proof == Proof::Bogus) =>
+                    {
+                        Resolved::Failed("DNSSEC validation failed (bogus)".into())
                     }
-                    ResponseCode::NoError => Resolved::Answer {
-                        authentic: m.metadata.authentic_data,
-                        answers: m.answers,
-                        authorities: vec![],
-                    },
-                    ResponseCode::NXDomain => {
-                        let soa = m
-                            .authorities
-                            .iter()
-                            .find(|r| r.record_type() == RecordType::SOA)
-                            .cloned()
-                            .map(Box::new);
-                        Resolved::Negative {
-                            nxdomain: true,
-                            soa,
+                    Ok(m) => match m.metadata.response_code {
+                        ResponseCode::NoError if m.answers.is_empty() => {
+                            let soa = m
+                                .authorities
+                                .iter()
+                                .find(|r| r.record_type() == RecordType::SOA)
+                                .cloned()
+                                .map(Box::new);
+                            Resolved::Negative {
+                                nxdomain: false,
+                                soa,
+                                answers: vec![],
+                            }
+                        }
+                        ResponseCode::NoError => Resolved::Answer {
+                            authentic: validating
+                                && m.answers.iter().all(|r| r.proof == Proof::Secure),
                             answers: m.answers,
+                            authorities: vec![],
+                        },
+                        ResponseCode::NXDomain => {
+                            let soa = m
+                                .authorities
+                                .iter()
+                                .find(|r| r.record_type() == RecordType::SOA)
+                                .cloned()
+                                .map(Box::new);
+                            Resolved::Negative {
+                                nxdomain: true,
+                                soa,
+                                answers: m.answers,
+                            }
+                        }
+                        other => Resolved::Failed(format!("upstream answered {other}")),
+                    },
+                    Err(e) if e.is_nx_domain() || e.is_no_records_found() => {
+                        let nx = e.is_nx_domain();
+                        match e.into_soa() {
+                            Some(soa) => Resolved::Negative {
+                                nxdomain: nx,
+                                soa: Some(Box::new(soa.into_record_of_rdata())),
+                                answers: vec![],
+                            },
+                            // The recursor reports unreachable servers as a negative answer
+                            // without SOA; a real authoritative NXDOMAIN carries one (RFC 2308).
+                            None if nx => Resolved::Failed(
+                                "negative answer without SOA (servers unreachable?)".into(),
+                            ),
+                            None => Resolved::Negative {
+                                nxdomain: false,
+                                soa: None,
+                                answers: vec![],
+                            },
                         }
                     }
-                    other => Resolved::Failed(format!("upstream answered {other}")),
-                },
-                Err(e) if e.is_nx_domain() || e.is_no_records_found() => {
-                    let nx = e.is_nx_domain();
-                    match e.into_soa() {
-                        Some(soa) => Resolved::Negative {
-                            nxdomain: nx,
-                            soa: Some(Box::new(soa.into_record_of_rdata())),
-                            answers: vec![],
-                        },
-                        // The recursor reports unreachable servers as a negative answer
-                        // without SOA; a real authoritative NXDOMAIN carries one (RFC 2308).
-                        None if nx => Resolved::Failed(
-                            "negative answer without SOA (servers unreachable?)".into(),
-                        ),
-                        None => Resolved::Negative {
-                            nxdomain: false,
-                            soa: None,
-                            answers: vec![],
-                        },
-                    }
+                    Err(e) => Resolved::Failed(e.to_string()),
                 }
-                Err(e) => Resolved::Failed(e.to_string()),
-            },
+            }
             Backend::Forward(r) => match r.lookup(name, qtype).await {
                 Ok(l) => Resolved::Answer {
                     answers: l.answers().to_vec(),
@@ -320,6 +375,35 @@ impl Backend {
             },
         }
     }
+}
+
+/// A TLS client config trusting the built-in web roots and the CAs in `ca` (PEM).
+fn tls_client_config(ca: &std::path::Path) -> Result<rustls::ClientConfig, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let certs = CertificateDer::pem_file_iter(ca)
+        .map_err(|e| format!("cannot read {} (resolver.tls_ca): {e}", ca.display()))?;
+    let mut n = 0;
+    for c in certs {
+        let c = c.map_err(|e| format!("{} (resolver.tls_ca): {e}", ca.display()))?;
+        roots
+            .add(c)
+            .map_err(|e| format!("{} (resolver.tls_ca): {e}", ca.display()))?;
+        n += 1;
+    }
+    if n == 0 {
+        return Err(format!(
+            "{} (resolver.tls_ca) holds no PEM certificate",
+            ca.display()
+        ));
+    }
+    let provider = Arc::new(hickory_resolver::net::tls::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
 /// Number of distinct upstream entries (for logs).

@@ -53,14 +53,14 @@ impl Engine {
                 .decide(packet, client, &list, &self.limiter.load(), now, buf);
         // Cached answers are sent from the receive loop, like blocked ones. The list
         // was checked first: a cached name that is now blocked never gets here.
-        if let Decision::Resolve(q) = &d {
-            if self.cache.get(packet, q, self.lists.generation(), now, buf) {
-                self.metrics.cache_hits.inc();
-                if !tcp && buf.len() > q.udp_limit() {
-                    wire::truncate(buf, q.question_end, q.edns);
-                }
-                d = Decision::Answer(Outcome::Allowed);
+        if let Decision::Resolve(q) = &d
+            && self.cache.get(packet, q, self.lists.generation(), now, buf)
+        {
+            self.metrics.cache_hits.inc();
+            if !tcp && buf.len() > q.udp_limit() {
+                wire::truncate(buf, q.question_end, q.edns);
             }
+            d = Decision::Answer(Outcome::Allowed);
         }
         match &d {
             Decision::Answer(o) | Decision::Drop(o) => self.metrics.query(*o),
@@ -112,6 +112,7 @@ impl Engine {
                 hq.name().to_lowercase(),
                 hq.query_type(),
                 dnssec_ok,
+                req.metadata.checking_disabled,
                 self.deadline,
             )
             .await;

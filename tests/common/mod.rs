@@ -40,6 +40,7 @@ pub enum Rd {
     Ns(&'static str),
     Txt(String),
     ADyn(Ipv4Addr),
+    Raw(RData),
 }
 
 fn soa(origin: &str) -> Record {
@@ -59,7 +60,12 @@ fn soa(origin: &str) -> Record {
 }
 
 fn zone(origin: &str, records: &[(&str, Rd)]) -> InMemoryZoneHandler<TokioRuntimeProvider> {
-    let mut z = InMemoryZoneHandler::empty(name(origin), ZoneType::Primary, AxfrPolicy::Deny);
+    let mut z = InMemoryZoneHandler::empty(
+        name(origin),
+        ZoneType::Primary,
+        AxfrPolicy::Deny,
+        Some(hickory_server::dnssec::NxProofKind::Nsec),
+    );
     z.upsert_mut(soa(origin), 1);
     for (owner, rd) in records {
         let data = match rd {
@@ -69,6 +75,7 @@ fn zone(origin: &str, records: &[(&str, Rd)]) -> InMemoryZoneHandler<TokioRuntim
             Rd::Cname(t) => RData::CNAME(CNAME(name(t))),
             Rd::Ns(t) => RData::NS(NS(name(t))),
             Rd::Txt(t) => RData::TXT(TXT::new(vec![t.clone()])),
+            Rd::Raw(r) => r.clone(),
         };
         z.upsert_mut(Record::from_rdata(name(owner), 300, data), 1);
     }
@@ -77,11 +84,83 @@ fn zone(origin: &str, records: &[(&str, Rd)]) -> InMemoryZoneHandler<TokioRuntim
 
 type Zone = Arc<InMemoryZoneHandler<TokioRuntimeProvider>>;
 
+/// An Ed25519 zone key.
+pub struct ZoneKey {
+    pkcs8: Vec<u8>,
+}
+
+impl ZoneKey {
+    pub fn new() -> ZoneKey {
+        use hickory_proto::dnssec::crypto::Ed25519SigningKey;
+        ZoneKey {
+            pkcs8: Ed25519SigningKey::generate_pkcs8()
+                .unwrap()
+                .secret_pkcs8_der()
+                .to_vec(),
+        }
+    }
+    fn signing(&self) -> hickory_proto::dnssec::crypto::Ed25519SigningKey {
+        let der = rustls_pki_types::PrivatePkcs8KeyDer::from(self.pkcs8.clone());
+        hickory_proto::dnssec::crypto::Ed25519SigningKey::from_pkcs8(&der).unwrap()
+    }
+    fn public(&self) -> hickory_proto::dnssec::PublicKeyBuf {
+        use hickory_proto::dnssec::SigningKey;
+        self.signing().to_public_key().unwrap()
+    }
+    pub fn dnskey(&self) -> hickory_proto::dnssec::rdata::DNSKEY {
+        hickory_proto::dnssec::rdata::DNSKEY::from_key(&self.public())
+    }
+    /// The DS record data of this key for `owner`.
+    pub fn ds(&self, owner: &str) -> RData {
+        let ds = hickory_proto::dnssec::rdata::DS::from_key(
+            &self.public(),
+            &name(owner),
+            hickory_proto::dnssec::DigestType::SHA256,
+        )
+        .unwrap();
+        RData::DNSSEC(hickory_proto::dnssec::rdata::DNSSECRData::DS(ds))
+    }
+    /// A trust-anchor line for the root.
+    pub fn anchor_line(&self) -> String {
+        let r = Record::from_rdata(
+            Name::root(),
+            3600,
+            RData::DNSSEC(hickory_proto::dnssec::rdata::DNSSECRData::DNSKEY(
+                self.dnskey(),
+            )),
+        );
+        r.to_string()
+    }
+    fn sign(&self, z: &mut InMemoryZoneHandler<TokioRuntimeProvider>, origin: &str) {
+        let signer = hickory_proto::dnssec::DnssecSigner::new(
+            self.dnskey(),
+            Box::new(self.signing()),
+            name(origin),
+            Duration::from_secs(86400),
+        );
+        z.add_zone_signing_key_mut(signer).unwrap();
+        z.secure_zone_mut().unwrap();
+    }
+}
+
+/// Keys of a signed hierarchy: root, test., example.test., and bogus.test. (whose DS
+/// in test. is made from another key, so validation of it must fail).
+pub struct Keys {
+    pub root: ZoneKey,
+    pub test: ZoneKey,
+    pub example: ZoneKey,
+    pub bogus: ZoneKey,
+    pub bogus_ds: ZoneKey,
+}
+
 /// A fake root, `test.`, `example.test.`, a dead delegation and a half-dead one, all on
 /// 127.X.Y.{10,11,12} port `port` (13 is a name server nobody runs).
 pub struct Hierarchy {
     pub net: [u8; 3],
     pub port: u16,
+    /// DNS-over-TLS on 127.X.Y.12 (certificate for `ns2.nic`, CA in `tls_ca_pem`).
+    pub tls_port: u16,
+    pub tls_ca_pem: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -109,6 +188,15 @@ impl Hierarchy {
     }
 
     pub fn start() -> Hierarchy {
+        Self::start_inner(None)
+    }
+
+    /// A DNSSEC-signed hierarchy; `keys.root.anchor_line()` is its trust anchor.
+    pub fn start_signed(keys: Arc<Keys>) -> Hierarchy {
+        Self::start_inner(Some(keys))
+    }
+
+    fn start_inner(keys: Option<Arc<Keys>>) -> Hierarchy {
         let net = fresh_net();
         let ip = move |l: u8| Ipv4Addr::new(net[0], net[1], net[2], l);
         // Find a port free on all three addresses.
@@ -123,6 +211,22 @@ impl Hierarchy {
                 break p;
             }
         };
+        let tls_listener = std::net::TcpListener::bind((ip(12), 0)).unwrap();
+        let tls_port = tls_listener.local_addr().unwrap().port();
+        // A test CA and a server certificate for ns2.nic signed by it.
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let ee_key = rcgen::KeyPair::generate().unwrap();
+        let ee = rcgen::CertificateParams::new(vec!["ns2.nic".to_string()])
+            .unwrap()
+            .signed_by(&ee_key, &issuer)
+            .unwrap();
+        let tls_ca_pem = ca_cert.pem();
+        let cert_der = ee.der().clone();
+        let key_der = rustls_pki_types::PrivateKeyDer::Pkcs8(ee_key.serialize_der().into());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -144,31 +248,34 @@ impl Hierarchy {
                     .into_iter()
                     .map(|(n, r)| (&*Box::leak(n.into_boxed_str()), r))
                     .collect();
-                let root = zone(
-                    ".",
-                    &[
-                        (".", Rd::Ns("a.root.invalid.")),
-                        ("test.", Rd::Ns("ns1.nic.")),
-                        ("example.test.", Rd::Ns("ns2.nic.")),
-                        ("dead.test.", Rd::Ns("ns3.nic.")),
-                        ("half.test.", Rd::Ns("ns3.nic.")),
-                        ("half.test.", Rd::Ns("ns2.nic.")),
-                        ("ns1.nic.", Rd::ADyn(ip(11))),
-                        ("ns2.nic.", Rd::ADyn(ip(12))),
-                        ("ns3.nic.", Rd::ADyn(ip(13))),
-                    ],
-                );
-                let test = zone(
-                    "test.",
-                    &[
-                        ("test.", Rd::Ns("ns1.nic.")),
-                        ("example.test.", Rd::Ns("ns2.nic.")),
-                        ("dead.test.", Rd::Ns("ns3.nic.")),
-                        ("half.test.", Rd::Ns("ns3.nic.")),
-                        ("half.test.", Rd::Ns("ns2.nic.")),
-                        ("plain.test.", Rd::A("192.0.2.10")),
-                    ],
-                );
+                let mut root_records = vec![
+                    (".", Rd::Ns("a.root.invalid.")),
+                    ("test.", Rd::Ns("ns1.nic.")),
+                    ("example.test.", Rd::Ns("ns2.nic.")),
+                    ("dead.test.", Rd::Ns("ns3.nic.")),
+                    ("half.test.", Rd::Ns("ns3.nic.")),
+                    ("half.test.", Rd::Ns("ns2.nic.")),
+                    ("ns1.nic.", Rd::ADyn(ip(11))),
+                    ("ns2.nic.", Rd::ADyn(ip(12))),
+                    ("ns3.nic.", Rd::ADyn(ip(13))),
+                    ("bogus.test.", Rd::Ns("ns2.nic.")),
+                ];
+                let mut test_records = vec![
+                    ("test.", Rd::Ns("ns1.nic.")),
+                    ("example.test.", Rd::Ns("ns2.nic.")),
+                    ("dead.test.", Rd::Ns("ns3.nic.")),
+                    ("half.test.", Rd::Ns("ns3.nic.")),
+                    ("half.test.", Rd::Ns("ns2.nic.")),
+                    ("plain.test.", Rd::A("192.0.2.10")),
+                    ("bogus.test.", Rd::Ns("ns2.nic.")),
+                ];
+                if let Some(k) = &keys {
+                    root_records.push(("test.", Rd::Raw(k.test.ds("test."))));
+                    test_records.push(("example.test.", Rd::Raw(k.example.ds("example.test."))));
+                    test_records.push(("bogus.test.", Rd::Raw(k.bogus_ds.ds("bogus.test."))));
+                }
+                let mut root = zone(".", &root_records);
+                let mut test = zone("test.", &test_records);
                 let mut ex_records = vec![
                     ("example.test.", Rd::Ns("ns2.nic.")),
                     ("www.example.test.", Rd::A("192.0.2.1")),
@@ -189,7 +296,20 @@ impl Hierarchy {
                     ("child.parent.example.test.", Rd::A("192.0.2.51")),
                 ];
                 ex_records.extend(big_refs);
-                let example = zone("example.test.", &ex_records);
+                let mut example = zone("example.test.", &ex_records);
+                let mut bogus = zone(
+                    "bogus.test.",
+                    &[
+                        ("bogus.test.", Rd::Ns("ns2.nic.")),
+                        ("www.bogus.test.", Rd::A("192.0.2.13")),
+                    ],
+                );
+                if let Some(k) = &keys {
+                    k.root.sign(&mut root, ".");
+                    k.test.sign(&mut test, "test.");
+                    k.example.sign(&mut example, "example.test.");
+                    k.bogus.sign(&mut bogus, "bogus.test.");
+                }
                 let half = zone(
                     "half.test.",
                     &[
@@ -207,6 +327,7 @@ impl Hierarchy {
                         vec![
                             ("example.test.", Arc::new(example)),
                             ("half.test.", Arc::new(half)),
+                            ("bogus.test.", Arc::new(bogus)),
                         ],
                     ),
                 ];
@@ -216,6 +337,26 @@ impl Hierarchy {
                         catalog.upsert(LowerName::from(name(origin)), vec![z]);
                     }
                     let mut s = Server::new(catalog);
+                    if last == 12 {
+                        let provider = Arc::new(hickory_server::net::tls::default_provider());
+                        let mut sc = rustls::ServerConfig::builder_with_provider(provider)
+                            .with_safe_default_protocol_versions()
+                            .unwrap()
+                            .with_no_client_auth()
+                            .with_single_cert(vec![cert_der.clone()], key_der.clone_key())
+                            .unwrap();
+                        sc.alpn_protocols = vec![b"dot".to_vec()];
+                        tls_listener.set_nonblocking(true).unwrap();
+                        let l =
+                            tokio::net::TcpListener::from_std(tls_listener.try_clone().unwrap())
+                                .unwrap();
+                        s.register_tls_listener_with_tls_config(
+                            l,
+                            Duration::from_secs(5),
+                            Arc::new(sc),
+                        )
+                        .unwrap();
+                    }
                     let addr = SocketAddr::new(IpAddr::V4(ip(last)), port);
                     s.register_socket(tokio::net::UdpSocket::bind(addr).await.unwrap());
                     s.register_listener(
@@ -238,6 +379,8 @@ impl Hierarchy {
         Hierarchy {
             net,
             port,
+            tls_port,
+            tls_ca_pem,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
@@ -290,7 +433,10 @@ impl Fanzha {
         let mut child = Command::new(bin())
             .args(["serve", "--config"])
             .arg(&cfg)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("FANZHA_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -1,0 +1,72 @@
+//! DNSSEC validation against a signed local hierarchy (Ed25519 keys made by the test,
+//! the root key given to fanzha as its trust anchor).
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use hickory_proto::op::{Edns, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+
+#[test]
+fn secure_answers_carry_ad_and_bogus_ones_fail() {
+    let keys = Arc::new(Keys {
+        root: ZoneKey::new(),
+        test: ZoneKey::new(),
+        example: ZoneKey::new(),
+        bogus: ZoneKey::new(),
+        bogus_ds: ZoneKey::new(),
+    });
+    let h = Hierarchy::start_signed(keys.clone());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("root.key"), keys.root.anchor_line() + "\n").unwrap();
+    let resolver = h.resolver_toml().replace(
+        "[resolver]\n",
+        "[resolver]\ndnssec = true\ntrust_anchor = \"root.key\"\n",
+    );
+    let toml = format!("{}{}", lists_toml(dir.path()), resolver);
+    let f = Fanzha::start(dir.path(), &toml);
+    let ask = |n: &str, cd: bool| {
+        let mut q = make_query(n, RecordType::A, false);
+        let mut e = Edns::new();
+        e.set_max_payload(1232);
+        e.set_dnssec_ok(true);
+        q.set_edns(e);
+        q.metadata.checking_disabled = cd;
+        udp_from(
+            "127.0.0.1".parse().unwrap(),
+            f.dns,
+            &q,
+            Duration::from_secs(5),
+        )
+        .unwrap()
+    };
+    let m = ask("www.example.test.", false);
+    assert_eq!(
+        m.metadata.response_code,
+        ResponseCode::NoError,
+        "{m:?}\n{}",
+        f.log_text()
+    );
+    assert!(m.answers.iter().any(|r| matches!(r.data, RData::A(a) if IpAddr::V4(a.0) == IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))));
+    assert!(m.metadata.authentic_data, "secure answer without AD: {m:?}");
+    // the DS for bogus.test. does not match its key: SERVFAIL
+    let m = ask("www.bogus.test.", false);
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "{m:?}");
+    // with CD=1 the client takes the data unvalidated
+    let m = ask("www.bogus.test.", true);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert!(!m.metadata.authentic_data);
+    // ... and that unvalidated answer is never served from the cache to a CD=0 client
+    let m = ask("www.bogus.test.", false);
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "{m:?}");
+    // secure answers from the cache keep AD
+    let m = ask("www.example.test.", false);
+    assert!(m.metadata.authentic_data);
+    // blocking still comes first
+    let m = ask("blocked.example.test.", false);
+    assert!(m.metadata.authoritative);
+}
