@@ -21,6 +21,7 @@ use crate::dns::resolve::{self, Backend};
 use crate::dns::server::{self, Engine};
 use crate::metrics::{self, Metrics, OpsState};
 use crate::policy::{Policy, RateLimiter};
+use crate::warnpage::{self, Templates, server::WarnState};
 
 fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     let s = socket2::Socket::new(
@@ -140,6 +141,36 @@ pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
             tasks.clone(),
         ));
     }
+    let templates = Templates::load(cfg.warnpage_templates.as_deref())
+        .context("loading the warning-page templates (warnpage.templates)")?;
+    let warn_state = Arc::new(WarnState::new(lists.clone(), templates, metrics.clone()));
+    for addr in &cfg.warnpage_listen {
+        let l = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the warning page on {addr} (warnpage.listen)"))?;
+        tracing::info!(addr = %l.local_addr()?, "warning page listening (http)");
+        tokio::spawn(warnpage::server::serve(
+            l,
+            warn_state.clone(),
+            None,
+            shutdown.clone(),
+        ));
+    }
+    if let Some((cert, key)) = &cfg.warnpage_tls {
+        let acceptor = warnpage::server::tls_acceptor(cert, key).map_err(anyhow::Error::msg)?;
+        for addr in &cfg.warnpage_https {
+            let l = TcpListener::bind(addr).await.with_context(|| {
+                format!("binding the warning page on {addr} (warnpage.https_listen)")
+            })?;
+            tracing::info!(addr = %l.local_addr()?, "warning page listening (https)");
+            tokio::spawn(warnpage::server::serve(
+                l,
+                warn_state.clone(),
+                Some(acceptor.clone()),
+                shutdown.clone(),
+            ));
+        }
+    }
     let ready = Arc::new(AtomicBool::new(false));
     let ops = TcpListener::bind(cfg.ops_listen).await.with_context(|| {
         format!(
@@ -175,6 +206,10 @@ pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
                             tracing::warn!("listen addresses and resolver settings change only on restart");
                         }
                         engine.policy.store(Arc::new(Policy::from_config(&new)));
+                        match Templates::load(new.warnpage_templates.as_deref()) {
+                            Ok(t) => warn_state.templates.store(Arc::new(t)),
+                            Err(e) => tracing::error!(error = %e, "warning-page templates not reloaded"),
+                        }
                         engine.limiter.store(Arc::new(RateLimiter::new(new.rate_limit, new.rate_limit_burst)));
                         loader.set_config(new.blocklist.clone());
                         drop(watcher.take());

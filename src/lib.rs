@@ -18,3 +18,4 @@ pub mod config;
 pub mod dns;
 pub mod metrics;
 pub mod policy;
+pub mod warnpage;

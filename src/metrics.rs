@@ -31,6 +31,10 @@ pub struct Metrics {
     loaded_at: IntGauge,
     skipped_lines: IntGauge,
     refused_rules: IntGauge,
+    /// Warning pages shown, by category ("none": a host that is not blocked).
+    pub warnpage_views: IntCounterVec,
+    /// Appeals received.
+    pub appeals: IntCounter,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -102,6 +106,17 @@ impl Metrics {
             "blocklist_refused_rules",
             "Rules refused by guardrails in the last successful compile",
         ));
+        let warnpage_views = must(IntCounterVec::new(
+            Opts::new(
+                "warnpage_views_total",
+                "Warning pages shown, by category (none: host not blocked)",
+            ),
+            &["category"],
+        ));
+        let appeals = must(IntCounter::new(
+            "appeals_total",
+            "Appeals (\"blocked by mistake\") received on the warning page",
+        ));
         let build = must(IntGaugeVec::new(
             Opts::new("build_info", "fanzha build information"),
             &["version"],
@@ -118,6 +133,8 @@ impl Metrics {
             Box::new(skipped_lines.clone()),
             Box::new(refused_rules.clone()),
             Box::new(build),
+            Box::new(warnpage_views.clone()),
+            Box::new(appeals.clone()),
         ] {
             must(registry.register(c));
         }
@@ -141,6 +158,8 @@ impl Metrics {
             loaded_at,
             skipped_lines,
             refused_rules,
+            warnpage_views,
+            appeals,
         }
     }
 

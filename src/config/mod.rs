@@ -275,12 +275,24 @@ impl Default for RawSinkhole {
 pub struct RawWarnpage {
     /// HTTP listen addresses.
     pub listen: Vec<String>,
+    /// Directory of replacement templates; "" = built-in.
+    pub templates: String,
+    /// HTTPS listen addresses (default with a certificate: port 443 on the HTTP addresses).
+    pub https_listen: Vec<String>,
+    /// PEM certificate chain for HTTPS.
+    pub tls_cert: String,
+    /// PEM private key for HTTPS.
+    pub tls_key: String,
 }
 
 impl Default for RawWarnpage {
     fn default() -> Self {
         RawWarnpage {
             listen: vec!["127.0.0.1:8080".into()],
+            templates: String::new(),
+            https_listen: vec![],
+            tls_cert: String::new(),
+            tls_key: String::new(),
         }
     }
 }
@@ -440,6 +452,12 @@ pub struct Config {
     pub block_ttl: u32,
     /// Warning page listeners.
     pub warnpage_listen: Vec<SocketAddr>,
+    /// Replacement templates.
+    pub warnpage_templates: Option<PathBuf>,
+    /// HTTPS listeners (empty without a certificate).
+    pub warnpage_https: Vec<SocketAddr>,
+    /// Certificate and key for HTTPS.
+    pub warnpage_tls: Option<(PathBuf, PathBuf)>,
     /// Ops endpoint.
     pub ops_listen: SocketAddr,
     /// The raw report section (validated).
@@ -717,6 +735,46 @@ impl RawConfig {
             .enumerate()
             .map(|(i, v)| parse_socket(&format!("warnpage.listen[{i}]"), v, None))
             .collect::<Result<Vec<_>, _>>()?;
+        let w = &self.warnpage;
+        let warnpage_tls = match (w.tls_cert.is_empty(), w.tls_key.is_empty()) {
+            (true, true) => None,
+            (false, false) => Some((path(&w.tls_cert), path(&w.tls_key))),
+            (false, true) => {
+                return Err(invalid(
+                    "warnpage.tls_key",
+                    "",
+                    "give the private key of warnpage.tls_cert (PEM), or remove tls_cert",
+                ));
+            }
+            (true, false) => {
+                return Err(invalid(
+                    "warnpage.tls_cert",
+                    "",
+                    "give the certificate chain (PEM) for warnpage.tls_key, or remove tls_key",
+                ));
+            }
+        };
+        let mut warnpage_https = w
+            .https_listen
+            .iter()
+            .enumerate()
+            .map(|(i, v)| parse_socket(&format!("warnpage.https_listen[{i}]"), v, Some(443)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if warnpage_tls.is_none() {
+            if !warnpage_https.is_empty() {
+                return Err(invalid(
+                    "warnpage.https_listen",
+                    format!("{:?}", w.https_listen),
+                    "HTTPS needs warnpage.tls_cert and warnpage.tls_key; without them leave https_listen empty",
+                ));
+            }
+        } else if warnpage_https.is_empty() {
+            warnpage_https = warnpage_listen
+                .iter()
+                .map(|a| SocketAddr::new(a.ip(), 443))
+                .collect();
+        }
+        let warnpage_templates = (!w.templates.is_empty()).then(|| path(&w.templates));
         let ops_listen = parse_socket("ops.listen", &self.ops.listen, None)?;
         let rp = &self.report;
         if !rp.url.is_empty() {
@@ -786,6 +844,9 @@ impl RawConfig {
             sinkhole_v6,
             block_ttl: sk.ttl,
             warnpage_listen,
+            warnpage_templates,
+            warnpage_https,
+            warnpage_tls,
             ops_listen,
             report,
             places,

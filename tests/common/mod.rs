@@ -408,6 +408,8 @@ pub struct Fanzha {
     pub child: Child,
     pub dns: SocketAddr,
     pub ops: SocketAddr,
+    pub http: Option<SocketAddr>,
+    pub https: Option<SocketAddr>,
     pub dir: PathBuf,
     pub log: Arc<Mutex<Vec<String>>>,
     lines: mpsc::Receiver<String>,
@@ -425,9 +427,15 @@ impl Fanzha {
         let text = format!("{toml}\n",);
         let mut full =
             String::from("[server]\nlisten = [\"127.0.0.1:0\"]\nstate_dir = \"state\"\n");
-        full.push_str(&extra_server(&text));
+        full.push_str(&table_lines(&text, "server"));
         full.push_str("[ops]\nlisten = \"127.0.0.1:0\"\n");
-        full.push_str(&strip_server(&text));
+        let wp = table_lines(&text, "warnpage");
+        full.push_str("[warnpage]\n");
+        if !wp.contains("listen =") {
+            full.push_str("listen = [\"127.0.0.1:0\"]\n");
+        }
+        full.push_str(&wp);
+        full.push_str(&without_tables(&text, &["server", "warnpage"]));
         let cfg = dir.join("fanzha.toml");
         std::fs::write(&cfg, &full).unwrap();
         let mut child = Command::new(bin())
@@ -453,7 +461,7 @@ impl Fanzha {
                 }
             });
         }
-        let (mut dns, mut ops) = (None, None);
+        let (mut dns, mut ops, mut http, mut https) = (None, None, None, None);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let line = rx
@@ -467,6 +475,12 @@ impl Fanzha {
             if line.contains("listening for DNS") {
                 dns = after(&line, "udp=").map(|s| s.parse().unwrap());
             }
+            if line.contains("warning page listening (http)") {
+                http = after(&line, "addr=").map(|s| s.parse().unwrap());
+            }
+            if line.contains("warning page listening (https)") {
+                https = after(&line, "addr=").map(|s| s.parse().unwrap());
+            }
             if line.contains("ops endpoint") {
                 ops = after(&line, "addr=").map(|s| s.parse().unwrap());
             }
@@ -478,6 +492,8 @@ impl Fanzha {
             child,
             dns: dns.unwrap(),
             ops: ops.unwrap(),
+            http,
+            https,
             dir: dir.to_path_buf(),
             log,
             lines: rx,
@@ -526,16 +542,16 @@ impl Drop for Fanzha {
     }
 }
 
-fn extra_server(toml: &str) -> String {
-    // Lines of a leading [server] table in the test's TOML.
+/// Lines of table `[name]` in the test's TOML.
+fn table_lines(toml: &str, name: &str) -> String {
     let mut out = String::new();
-    let mut in_server = false;
+    let mut inside = false;
     for l in toml.lines() {
         if l.trim_start().starts_with('[') {
-            in_server = l.trim() == "[server]";
+            inside = l.trim() == format!("[{name}]");
             continue;
         }
-        if in_server {
+        if inside {
             out.push_str(l);
             out.push('\n');
         }
@@ -543,19 +559,70 @@ fn extra_server(toml: &str) -> String {
     out
 }
 
-fn strip_server(toml: &str) -> String {
+/// The test's TOML without tables `names`.
+fn without_tables(toml: &str, names: &[&str]) -> String {
     let mut out = String::new();
-    let mut in_server = false;
+    let mut inside = false;
     for l in toml.lines() {
         if l.trim_start().starts_with('[') {
-            in_server = l.trim() == "[server]";
+            inside = names.iter().any(|n| l.trim() == format!("[{n}]"));
         }
-        if !in_server {
+        if !inside {
             out.push_str(l);
             out.push('\n');
         }
     }
     out
+}
+
+/// An HTTP response as read off the socket.
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Send raw request bytes, read the response until the server closes.
+pub fn http_raw(addr: SocketAddr, request: &[u8]) -> HttpResponse {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(request);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    HttpResponse {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// A GET with a given Host header.
+pub fn http_get_host(addr: SocketAddr, host: &str, path: &str) -> HttpResponse {
+    http_raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
 }
 
 /// Minimal HTTP/1.1 GET.

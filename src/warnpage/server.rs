@@ -1,0 +1,359 @@
+//! The HTTP(S) server of the warning page. Never a proxy: every request is answered
+//! here, from the templates.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Form, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
+
+use super::{AppealTokens, Templates, clip, host_name};
+use crate::blocklist::{Handle, Verdict};
+use crate::metrics::Metrics;
+
+/// Where appeals are posted.
+pub const APPEAL_PATH: &str = "/.well-known/fanzha/appeal";
+
+/// An appeal, as logged now and reported to the platform later.
+#[derive(Debug, Clone)]
+pub struct Appeal {
+    /// Client address.
+    pub client: IpAddr,
+    /// The blocked host the resident appealed for.
+    pub host: String,
+    /// Category it was blocked for.
+    pub category: String,
+    /// The resident's text (at most 500 characters).
+    pub reason: String,
+}
+
+/// State of the warning-page server.
+pub struct WarnState {
+    /// Blocklist (to find the category again from the Host header).
+    pub lists: Arc<Handle>,
+    /// Templates.
+    pub templates: arc_swap::ArcSwap<Templates>,
+    /// Appeal tokens.
+    pub tokens: AppealTokens,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Recent appeals per client (rate limit).
+    appeals: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+    /// Appeals per client per 10 minutes.
+    pub appeal_limit: usize,
+    /// Receives appeals (the reporter); `None`: logged only.
+    pub sink: Option<tokio::sync::mpsc::Sender<Appeal>>,
+}
+
+impl WarnState {
+    /// State with the given parts.
+    pub fn new(lists: Arc<Handle>, templates: Templates, metrics: Arc<Metrics>) -> WarnState {
+        WarnState {
+            lists,
+            templates: arc_swap::ArcSwap::from_pointee(templates),
+            tokens: AppealTokens::random(),
+            metrics,
+            appeals: Mutex::new(HashMap::new()),
+            appeal_limit: 5,
+            sink: None,
+        }
+    }
+
+    fn appeal_allowed(&self, ip: IpAddr, now: Instant) -> bool {
+        let mut m = self.appeals.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() > 50_000 {
+            m.retain(|_, q| {
+                q.back()
+                    .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(600))
+            });
+        }
+        let q = m.entry(ip).or_default();
+        while q
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(600))
+        {
+            q.pop_front();
+        }
+        if q.len() >= self.appeal_limit {
+            return false;
+        }
+        q.push_back(now);
+        true
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+fn html(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    r
+}
+
+fn host_header(headers: &HeaderMap) -> String {
+    headers
+        .get(header::HOST)
+        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+        .unwrap_or_default()
+}
+
+async fn page(
+    State(s): State<Arc<WarnState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        let mut r = html(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed\n".into(),
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let raw_host = host_header(&headers);
+    let shown_host = clip(&raw_host, 253);
+    // Shown decoded (as the resident typed it) and escaped by the template.
+    let raw_path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let decoded = percent_encoding::percent_decode_str(raw_path).decode_utf8_lossy();
+    let path = clip(&decoded, 200);
+    let templates = s.templates.load();
+    let list = s.lists.load();
+    let verdict = host_name(&raw_host).map(|h| (list.lookup(&h), h));
+    match verdict {
+        Some((Verdict::Block(hit), name)) => {
+            let category = list.category(&hit).to_string();
+            s.metrics
+                .warnpage_views
+                .with_label_values(&[category.as_str()])
+                .inc();
+            let token = s.tokens.token(&name, unix_now());
+            html(
+                StatusCode::OK,
+                templates.page(&category, shown_host, path, &token),
+            )
+        }
+        _ => {
+            s.metrics.warnpage_views.with_label_values(&["none"]).inc();
+            html(StatusCode::OK, templates.neutral(shown_host, path))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct AppealForm {
+    host: String,
+    token: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn appeal(
+    State(s): State<Arc<WarnState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<AppealForm>,
+) -> Response {
+    let templates = s.templates.load();
+    // Cross-site posts: a browser sends Origin; it must name the host the page came from.
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        let origin_host = origin.split("://").nth(1).unwrap_or("");
+        if origin != "null" && host_name(origin_host) != host_name(&host_header(&headers)) {
+            return html(StatusCode::FORBIDDEN, "cross-site appeal refused\n".into());
+        }
+    }
+    let Some(name) = host_name(&f.host) else {
+        return html(StatusCode::BAD_REQUEST, "bad appeal\n".into());
+    };
+    if !s.tokens.verify(&name, &f.token, unix_now()) {
+        return html(
+            StatusCode::FORBIDDEN,
+            "this form has expired; reload the page and try again\n".into(),
+        );
+    }
+    if !s.appeal_allowed(peer.ip(), Instant::now()) {
+        return html(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many appeals from this device; please try again later\n".into(),
+        );
+    }
+    let list = s.lists.load();
+    let category = match list.lookup(&name) {
+        Verdict::Block(hit) => list.category(&hit).to_string(),
+        _ => "none".to_string(),
+    };
+    let reason: String = f
+        .reason
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n')
+        .take(500)
+        .collect();
+    let a = Appeal {
+        client: peer.ip(),
+        host: name.clone(),
+        category,
+        reason,
+    };
+    s.metrics.appeals.inc();
+    tracing::info!(host = %a.host, category = %a.category, reason_chars = a.reason.chars().count(), "appeal received");
+    if let Some(tx) = &s.sink {
+        let _ = tx.try_send(a);
+    }
+    html(StatusCode::OK, templates.thanks(&name))
+}
+
+async fn appeal_other(method: Method) -> Response {
+    let _ = method;
+    let mut r = html(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed\n".into(),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    r
+}
+
+/// The router (also used by tests through `tower::ServiceExt::oneshot`).
+pub fn router(state: Arc<WarnState>) -> Router {
+    Router::new()
+        .route(APPEAL_PATH, post(appeal).fallback(appeal_other))
+        .fallback(page)
+        .layer(DefaultBodyLimit::max(4096))
+        .with_state(state)
+}
+
+/// Limits of one HTTP connection.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+const CONN_TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+const MAX_CONNS: usize = 4096;
+
+/// Serve the warning page on `listener` (plain HTTP, or TLS with `tls`) until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<WarnState>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: CancellationToken,
+) {
+    let app = router(state);
+    let conns = Arc::new(tokio::sync::Semaphore::new(MAX_CONNS));
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, "warning page: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        let Ok(permit) = conns.clone().try_acquire_owned() else {
+            continue;
+        };
+        let app = app.clone();
+        let tls = tls.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let svc = TowerToHyperService::new(app.map_request(
+                move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req.map(Body::new)
+                },
+            ));
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_HEADER_BYTES)
+                .keep_alive(true);
+            let work = async {
+                match tls {
+                    None => {
+                        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                    }
+                    Some(acc) => {
+                        if let Ok(Ok(s)) =
+                            tokio::time::timeout(HEADER_TIMEOUT, acc.accept(stream)).await
+                        {
+                            let _ = builder.serve_connection(TokioIo::new(s), svc).await;
+                        }
+                    }
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::timeout(CONN_TIMEOUT, work) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        });
+    }
+}
+
+/// A TLS acceptor from PEM certificate chain and key files.
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("cannot read {} (warnpage.tls_cert): {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{} (warnpage.tls_cert): {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{} (warnpage.tls_cert) holds no certificate",
+            cert.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read {} (warnpage.tls_key): {e}", key.display()))?;
+    let provider = Arc::new(hickory_resolver::net::tls::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("warnpage.tls_cert / tls_key: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+}
