@@ -5,13 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use, as "command:package".
-needs=(
-  "dig:dnsutils"
-)
+# Debian packages the tests use: dig (README checks), chromium and CJK fonts (the
+# warning page in a real browser).
+packages=(dnsutils chromium fonts-noto-cjk)
 missing=()
-for n in "${needs[@]}"; do
-  command -v "${n%%:*}" >/dev/null 2>&1 || missing+=("${n#*:}")
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
   echo "== installing: ${missing[*]}"

@@ -8,30 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-pub const CATEGORIES: &[(&str, &str)] = &[
-    ("loan", "虚假网络贷款"),
-    ("task-scam", "网络刷单返利"),
-    ("investment", "杀猪盘"),
-    ("impersonation", "冒充公检法"),
-    ("impersonation-boss", "冒充领导"),
-    ("fake-service", "冒充电商、物流客服"),
-    ("phishing", "钓鱼网站"),
-];
-
-/// One list per category, each blocking `<category>.scam.test`.
-pub fn category_lists(dir: &std::path::Path) -> String {
-    let lists = dir.join("wlists");
-    std::fs::create_dir_all(&lists).unwrap();
-    for (c, _) in CATEGORIES {
-        std::fs::write(
-            lists.join(format!("{c}.txt")),
-            format!("# category: {c}\n{c}.scam.test\n"),
-        )
-        .unwrap();
-    }
-    "[blocklist]\ndirs = [\"wlists\"]\nallow_dirs = []\n[resolver]\nmode = \"forward\"\nupstreams = [\"udp://127.0.0.1:9\"]\n".into()
-}
-
 fn start() -> (tempfile::TempDir, Fanzha) {
     let dir = tempfile::tempdir().unwrap();
     let toml = category_lists(dir.path());
@@ -221,4 +197,52 @@ fn appeal_round_trip() {
         codes.push(post_appeal(&f, "loan.scam.test", &form, None).status);
     }
     assert_eq!(codes.iter().filter(|c| **c == 429).count(), 2, "{codes:?}");
+}
+
+#[test]
+fn https_only_with_a_certificate() {
+    // without a certificate no HTTPS listener is opened
+    let (_d, f) = start();
+    assert!(f.https.is_none());
+    assert!(!f.log_text().contains("(https)"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["loan.scam.test".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+    let toml = format!(
+        "{}[warnpage]\nlisten = [\"127.0.0.1:0\"]\nhttps_listen = [\"127.0.0.1:0\"]\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n",
+        category_lists(dir.path())
+    );
+    let f = Fanzha::start(dir.path(), &toml);
+    let addr = f.https.expect("https listener");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("loan.scam.test").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name).unwrap();
+    let sock = TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: loan.scam.test\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut tls, &mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("虚假网络贷款"));
 }

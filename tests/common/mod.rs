@@ -741,3 +741,28 @@ pub fn lists_toml(dir: &Path) -> String {
     std::fs::write(allow.join("ok.txt"), "ok.blocked.example.test\n").unwrap();
     "[blocklist]\ndirs = [\"lists\"]\nallow_dirs = [\"allow\"]\n".to_string()
 }
+
+/// Categories and the Chinese title their warning page shows.
+pub const CATEGORIES: &[(&str, &str)] = &[
+    ("loan", "虚假网络贷款"),
+    ("task-scam", "网络刷单返利"),
+    ("investment", "杀猪盘"),
+    ("impersonation", "冒充公检法"),
+    ("impersonation-boss", "冒充领导"),
+    ("fake-service", "冒充电商、物流客服"),
+    ("phishing", "钓鱼网站"),
+];
+
+/// One list per category, each blocking `<category>.scam.test`.
+pub fn category_lists(dir: &std::path::Path) -> String {
+    let lists = dir.join("wlists");
+    std::fs::create_dir_all(&lists).unwrap();
+    for (c, _) in CATEGORIES {
+        std::fs::write(
+            lists.join(format!("{c}.txt")),
+            format!("# category: {c}\n{c}.scam.test\n"),
+        )
+        .unwrap();
+    }
+    "[blocklist]\ndirs = [\"wlists\"]\nallow_dirs = []\n[resolver]\nmode = \"forward\"\nupstreams = [\"udp://127.0.0.1:9\"]\n".into()
+}
