@@ -1,0 +1,220 @@
+//! The hit event sent to the district platform (DESIGN §5), built from plain inputs.
+
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use hmac::{KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+
+use crate::places::Place;
+
+/// What the platform gets for a client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientIp {
+    /// The address as is.
+    #[default]
+    Keep,
+    /// IPv4 cut to /24, IPv6 to /56.
+    Truncate,
+    /// A keyed hash (HMAC-SHA256 with the report secret): stable per client, not reversible.
+    Hash,
+}
+
+impl ClientIp {
+    /// Parse the config spelling.
+    pub fn parse(s: &str) -> Option<ClientIp> {
+        match s {
+            "keep" => Some(ClientIp::Keep),
+            "truncate" => Some(ClientIp::Truncate),
+            "hash" => Some(ClientIp::Hash),
+            _ => None,
+        }
+    }
+
+    /// The client field for `ip`.
+    pub fn apply(self, ip: IpAddr, secret: &[u8]) -> String {
+        match self {
+            ClientIp::Keep => ip.to_string(),
+            ClientIp::Truncate => match ip {
+                IpAddr::V4(a) => {
+                    let o = a.octets();
+                    format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+                }
+                IpAddr::V6(a) => {
+                    let v = u128::from(a) & !((1u128 << 72) - 1);
+                    format!("{}/56", std::net::Ipv6Addr::from(v))
+                }
+            },
+            ClientIp::Hash => {
+                let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret)
+                    .expect("any key length");
+                m.update(ip.to_string().as_bytes());
+                format!("hmac:{}", hex::encode(&m.finalize().into_bytes()[..16]))
+            }
+        }
+    }
+}
+
+/// Client part of an event.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClientInfo {
+    /// Address, truncated or hashed per config.
+    pub ip: String,
+    /// District / street / community of its subnet.
+    pub place: PlaceOut,
+}
+
+/// Place as serialised.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PlaceOut {
+    /// 区
+    pub district: String,
+    /// 街道
+    pub street: String,
+    /// 社区
+    pub community: String,
+}
+
+impl From<&Place> for PlaceOut {
+    fn from(p: &Place) -> Self {
+        PlaceOut {
+            district: p.district.clone(),
+            street: p.street.clone(),
+            community: p.community.clone(),
+        }
+    }
+}
+
+/// Query part.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QueryInfo {
+    /// Query name, lower-case, no trailing dot.
+    pub name: String,
+    /// Query type mnemonic.
+    #[serde(rename = "type")]
+    pub qtype: String,
+}
+
+/// Matched rule.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MatchInfo {
+    /// The listed name that matched.
+    pub rule: String,
+    /// The list file.
+    pub list: String,
+    /// Its category.
+    pub category: String,
+    /// The rule's note in the list (case id …), if any.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub note: Option<String>,
+}
+
+/// Appeal part.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AppealInfo {
+    /// The blocked host appealed for.
+    pub host: String,
+    /// The resident's text.
+    pub reason: String,
+}
+
+/// One event.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    /// ULID, unique per event; the platform de-duplicates retries by it.
+    pub id: String,
+    /// `hit` or `appeal`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// RFC 3339 UTC with milliseconds (first occurrence).
+    pub time: String,
+    /// Appliance id.
+    pub appliance: String,
+    /// Client.
+    pub client: ClientInfo,
+    /// The query (hits).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub query: Option<QueryInfo>,
+    /// The rule (hits; appeals when the host is still blocked).
+    #[serde(rename = "match", skip_serializing_if = "Option::is_none", default)]
+    pub matched: Option<MatchInfo>,
+    /// What the resident got: sinkhole, nxdomain, refused (hits) or appeal.
+    pub action: String,
+    /// Occurrences folded into this event (same client and rule within the window).
+    pub count: u32,
+    /// The appeal (appeals).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub appeal: Option<AppealInfo>,
+}
+
+/// RFC 3339 with milliseconds.
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// A new ULID at `t`.
+pub fn new_id(t: SystemTime) -> String {
+    ulid::Ulid::from_datetime(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn privacy_switches() {
+        let v4: IpAddr = "10.1.2.3".parse().unwrap();
+        let v6: IpAddr = "fd00:1:2:3456:789a::1".parse().unwrap();
+        assert_eq!(ClientIp::Keep.apply(v4, b"k"), "10.1.2.3");
+        assert_eq!(ClientIp::Truncate.apply(v4, b"k"), "10.1.2.0/24");
+        assert_eq!(ClientIp::Truncate.apply(v6, b"k"), "fd00:1:2:3400::/56");
+        let h1 = ClientIp::Hash.apply(v4, b"secret-1");
+        assert!(h1.starts_with("hmac:") && h1.len() == 5 + 32);
+        assert_eq!(h1, ClientIp::Hash.apply(v4, b"secret-1"), "stable");
+        assert_ne!(h1, ClientIp::Hash.apply(v4, b"secret-2"), "keyed");
+        assert!(!h1.contains("10.1.2"));
+    }
+
+    #[test]
+    fn serialises_as_the_design_says() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_795_852_800_123);
+        let e = Event {
+            id: new_id(t),
+            kind: "hit".into(),
+            time: rfc3339_millis(t),
+            appliance: "binjiang-01".into(),
+            client: ClientInfo {
+                ip: "10.1.2.3".into(),
+                place: PlaceOut {
+                    district: "滨江区".into(),
+                    street: "西兴街道".into(),
+                    community: "缤纷社区".into(),
+                },
+            },
+            query: Some(QueryInfo {
+                name: "a.evil.top".into(),
+                qtype: "A".into(),
+            }),
+            matched: Some(MatchInfo {
+                rule: "evil.top".into(),
+                list: "fraud-loan.txt".into(),
+                category: "loan".into(),
+                note: None,
+            }),
+            action: "sinkhole".into(),
+            count: 1,
+            appeal: None,
+        };
+        let v: serde_json::Value = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["type"], "hit");
+        assert_eq!(v["time"], "2026-11-28T08:00:00.123Z");
+        assert_eq!(v["client"]["place"]["street"], "西兴街道");
+        assert_eq!(v["query"]["type"], "A");
+        assert_eq!(v["match"]["rule"], "evil.top");
+        assert_eq!(v["id"].as_str().unwrap().len(), 26);
+        assert!(v.get("appeal").is_none());
+        let back: Event = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
+    }
+}

@@ -1,0 +1,4 @@
+//! Reporting hits to the district platform: events, the on-disk spool, delivery.
+
+pub mod event;
+pub mod spool;
