@@ -28,7 +28,7 @@ impl Places {
     /// Places from `(subnet, place)` pairs, with `default` for clients in none.
     pub fn new(entries: Vec<(IpNet, Place)>, default: Place) -> Places {
         let mut nets = entries;
-        nets.sort_by(|a, b| b.0.prefix_len().cmp(&a.0.prefix_len()));
+        nets.sort_by_key(|n| std::cmp::Reverse(n.0.prefix_len()));
         Places { nets, default }
     }
 
