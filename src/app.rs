@@ -20,7 +20,11 @@ use crate::dns::cache::AnswerCache;
 use crate::dns::resolve::{self, Backend};
 use crate::dns::server::{self, Engine};
 use crate::metrics::{self, Metrics, OpsState};
+use crate::places::{Place, Places};
 use crate::policy::{Policy, RateLimiter};
+use crate::report::event::ClientIp;
+use crate::report::pipeline::{self, ReportConfig, ReportMetrics, Reporter};
+use crate::report::sender::Platform;
 use crate::warnpage::{self, Templates, server::WarnState};
 
 fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
@@ -111,6 +115,8 @@ pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
     let backend = Backend::from_config(&cfg)?;
     tracing::info!("resolver: {}", resolve::describe(&cfg));
     let metrics = Arc::new(Metrics::new());
+    let shutdown = CancellationToken::new();
+    let (reporter, report_tasks) = start_reporter(&cfg, &metrics, shutdown.clone())?;
     let engine = Arc::new(Engine {
         policy: ArcSwap::from_pointee(Policy::from_config(&cfg)),
         limiter: ArcSwap::from_pointee(RateLimiter::new(cfg.rate_limit, cfg.rate_limit_burst)),
@@ -119,9 +125,9 @@ pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
         metrics: metrics.clone(),
         deadline: (cfg.resolver_timeout * 8).clamp(Duration::from_secs(2), Duration::from_secs(10)),
         cache: AnswerCache::new(cfg.cache_size as usize),
+        reporter: reporter.clone(),
     });
 
-    let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     for addr in &cfg.listen {
         let (udp, tcp) = bind_pair(*addr)?;
@@ -143,7 +149,9 @@ pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
     }
     let templates = Templates::load(cfg.warnpage_templates.as_deref())
         .context("loading the warning-page templates (warnpage.templates)")?;
-    let warn_state = Arc::new(WarnState::new(lists.clone(), templates, metrics.clone()));
+    let mut warn_state = WarnState::new(lists.clone(), templates, metrics.clone());
+    warn_state.sink = reporter.clone();
+    let warn_state = Arc::new(warn_state);
     for addr in &cfg.warnpage_listen {
         let l = TcpListener::bind(addr)
             .await
@@ -236,7 +244,82 @@ pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
         tracing::warn!("some queries were still being resolved after 5 s; stopping anyway");
     }
     let _ = ops_task.await;
+    if let Some((writer, sender)) = report_tasks {
+        // The writer flushes every pending event to the spool before it ends.
+        if tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .is_err()
+        {
+            tracing::warn!("report writer did not finish within 5 s");
+        }
+        sender.abort();
+    }
     drop(watcher);
     tracing::info!("stopped");
     Ok(())
+}
+
+type ReportTasks = (tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>);
+
+/// Start reporting when `[report] url` is set.
+fn start_reporter(
+    cfg: &Config,
+    metrics: &Metrics,
+    shutdown: CancellationToken,
+) -> Result<(Option<Reporter>, Option<ReportTasks>)> {
+    let r = &cfg.report;
+    let report_metrics = ReportMetrics::new(metrics.registry());
+    if r.url.is_empty() {
+        tracing::info!("reporting off ([report] url is empty)");
+        return Ok((None, None));
+    }
+    let platform = Platform::new(
+        &r.url,
+        &r.secret,
+        &r.appliance,
+        (!r.ca.is_empty()).then(|| std::path::Path::new(&r.ca)),
+    )?;
+    let places = Places::new(
+        cfg.places
+            .iter()
+            .map(|(n, p)| {
+                (
+                    *n,
+                    Place {
+                        district: p.district.clone(),
+                        street: p.street.clone(),
+                        community: p.community.clone(),
+                    },
+                )
+            })
+            .collect(),
+        Place {
+            district: r.default_district.clone(),
+            street: r.default_street.clone(),
+            community: r.default_community.clone(),
+        },
+    );
+    let spool_dir = PathBuf::from(&r.spool_dir);
+    let rc = ReportConfig {
+        dead_letter: spool_dir.join("dead-letter.jsonl"),
+        spool_dir,
+        spool_max_bytes: r.spool_max_bytes,
+        batch_events: r.batch_events,
+        batch_bytes: r.batch_bytes,
+        dedup_window: Duration::from_secs(r.dedup_window),
+        appliance: r.appliance.clone(),
+        client_ip: ClientIp::parse(&r.client_ip).unwrap_or_default(),
+        secret: r.secret.clone(),
+        fsync: r.fsync,
+        max_backoff: Duration::from_secs(r.max_backoff.max(1)),
+    };
+    let (rep, w, s) = pipeline::start(rc, Arc::new(places), platform, report_metrics, shutdown)
+        .with_context(|| {
+            format!(
+                "opening the report spool {} (report.spool_dir)",
+                r.spool_dir
+            )
+        })?;
+    tracing::info!(url = %r.url, "reporting hits to the platform");
+    Ok((Some(rep), Some((w, s))))
 }

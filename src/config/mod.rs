@@ -325,6 +325,28 @@ pub struct RawReport {
     pub appliance: String,
     /// Spool directory.
     pub spool_dir: String,
+    /// "keep", "truncate" (/24, /56) or "hash" (keyed).
+    pub client_ip: String,
+    /// Same client and rule within this many seconds → one event with a count; 0 = off.
+    pub dedup_window: u64,
+    /// Events per POST.
+    pub batch_events: usize,
+    /// Uncompressed bytes per POST.
+    pub batch_bytes: usize,
+    /// Spool cap in bytes.
+    pub spool_max_bytes: u64,
+    /// fsync every spool batch.
+    pub fsync: bool,
+    /// Longest wait between retries, seconds.
+    pub max_backoff: u64,
+    /// PEM CA file for an https:// platform with a private CA.
+    pub ca: String,
+    /// Place of clients in no `[[places]]` subnet.
+    pub default_district: String,
+    /// Place of clients in no `[[places]]` subnet.
+    pub default_street: String,
+    /// Place of clients in no `[[places]]` subnet.
+    pub default_community: String,
 }
 
 impl Default for RawReport {
@@ -334,6 +356,17 @@ impl Default for RawReport {
             secret: String::new(),
             appliance: "fanzha-dev".into(),
             spool_dir: "spool".into(),
+            client_ip: "keep".into(),
+            dedup_window: 60,
+            batch_events: 500,
+            batch_bytes: 1 << 20,
+            spool_max_bytes: 256 << 20,
+            fsync: true,
+            max_backoff: 60,
+            ca: String::new(),
+            default_district: String::new(),
+            default_street: String::new(),
+            default_community: String::new(),
         }
     }
 }
@@ -800,8 +833,39 @@ impl RawConfig {
                 "give a short id for this appliance, e.g. \"binjiang-01\"",
             ));
         }
+        if crate::report::event::ClientIp::parse(&rp.client_ip).is_none() {
+            return Err(invalid(
+                "report.client_ip",
+                &rp.client_ip,
+                "use \"keep\", \"truncate\" (/24 and /56) or \"hash\" (keyed with report.secret)",
+            ));
+        }
+        if rp.client_ip == "hash" && rp.secret.len() < 16 {
+            return Err(invalid(
+                "report.secret",
+                "<hidden>",
+                "hashing client addresses needs a secret of at least 16 characters",
+            ));
+        }
+        if rp.batch_events == 0 || rp.batch_events > 100_000 {
+            return Err(invalid(
+                "report.batch_events",
+                rp.batch_events.to_string(),
+                "use 1 to 100000; 500 is the default",
+            ));
+        }
+        if rp.spool_max_bytes < 1 << 20 {
+            return Err(invalid(
+                "report.spool_max_bytes",
+                rp.spool_max_bytes.to_string(),
+                "give at least 1048576 (1 MiB)",
+            ));
+        }
         let mut report = rp.clone();
         report.spool_dir = path(&rp.spool_dir).to_string_lossy().to_string();
+        if !rp.ca.is_empty() {
+            report.ca = path(&rp.ca).to_string_lossy().to_string();
+        }
         let mut places = Vec::new();
         for (i, p) in self.places.iter().enumerate() {
             let net = parse_net(&format!("places[{i}].cidr"), &p.cidr)?;

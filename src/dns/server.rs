@@ -24,6 +24,7 @@ use super::wire::{self, Query, rcode};
 use crate::blocklist::{Handle, Verdict};
 use crate::metrics::Metrics;
 use crate::policy::{BlockInfo, Decision, Outcome, Policy, RateLimiter};
+use crate::report::pipeline::{Input, Reporter};
 
 /// Everything a query needs; shared by every listener.
 pub struct Engine {
@@ -41,6 +42,8 @@ pub struct Engine {
     pub deadline: Duration,
     /// Encoded answers of resolved names.
     pub cache: AnswerCache,
+    /// Hit reporting (`None`: off).
+    pub reporter: Option<Reporter>,
 }
 
 impl Engine {
@@ -64,7 +67,10 @@ impl Engine {
         }
         match &d {
             Decision::Answer(o) | Decision::Drop(o) => self.metrics.query(*o),
-            Decision::Block(_, info) => {
+            Decision::Block(q, info) => {
+                if let Some(r) = &self.reporter {
+                    self.report(r, packet, q, client, &list, info);
+                }
                 self.metrics.query(Outcome::Blocked);
                 self.metrics
                     .blocked
@@ -74,6 +80,30 @@ impl Engine {
             Decision::Resolve(_) => {}
         }
         d
+    }
+
+    /// Hand a blocked query to the reporter (never waits).
+    fn report(
+        &self,
+        r: &Reporter,
+        packet: &[u8],
+        q: &Query,
+        client: IpAddr,
+        list: &Arc<crate::blocklist::Blocklist>,
+        info: &BlockInfo,
+    ) {
+        let name = q.name_lower(packet);
+        let rule = info.hit.rule(&name).to_string();
+        r.send(Input::Hit(Box::new(crate::report::pipeline::Hit {
+            client,
+            name,
+            qtype: q.qtype,
+            list: list.clone(),
+            hit: info.hit,
+            rule,
+            action: info.action.as_str(),
+            time: std::time::SystemTime::now(),
+        })));
     }
 
     /// Resolve an admitted query and build its answer (CNAME inspection included).

@@ -54,7 +54,7 @@ pub struct WarnState {
     /// Appeals per client per 10 minutes.
     pub appeal_limit: usize,
     /// Receives appeals (the reporter); `None`: logged only.
-    pub sink: Option<tokio::sync::mpsc::Sender<Appeal>>,
+    pub sink: Option<crate::report::pipeline::Reporter>,
 }
 
 impl WarnState {
@@ -234,8 +234,8 @@ async fn appeal(
     };
     s.metrics.appeals.inc();
     tracing::info!(host = %a.host, category = %a.category, reason_chars = a.reason.chars().count(), "appeal received");
-    if let Some(tx) = &s.sink {
-        let _ = tx.try_send(a);
+    if let Some(r) = &s.sink {
+        r.send(crate::report::pipeline::Input::Appeal(a, SystemTime::now()));
     }
     html(StatusCode::OK, templates.thanks(&name))
 }
