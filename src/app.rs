@@ -126,6 +126,7 @@ pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
         deadline: (cfg.resolver_timeout * 8).clamp(Duration::from_secs(2), Duration::from_secs(10)),
         cache: AnswerCache::new(cfg.cache_size as usize),
         reporter: reporter.clone(),
+        places: ArcSwap::from_pointee(places_of(&cfg)),
     });
 
     let tasks = TaskTracker::new();
@@ -214,6 +215,7 @@ pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
                             tracing::warn!("listen addresses and resolver settings change only on restart");
                         }
                         engine.policy.store(Arc::new(Policy::from_config(&new)));
+                        engine.places.store(Arc::new(places_of(&new)));
                         match Templates::load(new.warnpage_templates.as_deref()) {
                             Ok(t) => warn_state.templates.store(Arc::new(t)),
                             Err(e) => tracing::error!(error = %e, "warning-page templates not reloaded"),
@@ -322,4 +324,27 @@ fn start_reporter(
         })?;
     tracing::info!(url = %r.url, "reporting hits to the platform");
     Ok((Some(rep), Some((w, s))))
+}
+
+/// The places of a config.
+fn places_of(cfg: &Config) -> Places {
+    let r = &cfg.report;
+    Places::new(
+        cfg.places
+            .iter()
+            .map(|(n, p)| {
+                let place = Place {
+                    district: p.district.clone(),
+                    street: p.street.clone(),
+                    community: p.community.clone(),
+                };
+                (*n, place)
+            })
+            .collect(),
+        Place {
+            district: r.default_district.clone(),
+            street: r.default_street.clone(),
+            community: r.default_community.clone(),
+        },
+    )
 }

@@ -73,8 +73,11 @@ impl Metrics {
             ]),
         ));
         let blocked = must(IntCounterVec::new(
-            Opts::new("blocked_total", "Blocked queries by fraud category"),
-            &["category"],
+            Opts::new(
+                "blocked_total",
+                "Blocked queries by fraud category and the client's street (from [[places]])",
+            ),
+            &["category", "street"],
         ));
         let cache_hits = must(IntCounter::new(
             "cache_hits_total",

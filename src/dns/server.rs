@@ -44,6 +44,8 @@ pub struct Engine {
     pub cache: AnswerCache,
     /// Hit reporting (`None`: off).
     pub reporter: Option<Reporter>,
+    /// Client subnets → places (the `street` label of blocked_total).
+    pub places: ArcSwap<crate::places::Places>,
 }
 
 impl Engine {
@@ -72,9 +74,11 @@ impl Engine {
                     self.report(r, packet, q, client, &list, info);
                 }
                 self.metrics.query(Outcome::Blocked);
+                let places = self.places.load();
+                let street = places.lookup(client).street.as_str();
                 self.metrics
                     .blocked
-                    .with_label_values(&[list.category(&info.hit)])
+                    .with_label_values(&[list.category(&info.hit), street])
                     .inc();
             }
             Decision::Resolve(_) => {}
@@ -107,10 +111,10 @@ impl Engine {
     }
 
     /// Resolve an admitted query and build its answer (CNAME inspection included).
-    pub async fn answer(&self, packet: &[u8], q: &Query, tcp: bool) -> Vec<u8> {
+    pub async fn answer(&self, packet: &[u8], q: &Query, client: IpAddr, tcp: bool) -> Vec<u8> {
         let mut buf = Vec::with_capacity(512);
         let generation = self.lists.generation();
-        let (outcome, _info) = self.answer_into(packet, q, &mut buf).await;
+        let (outcome, _info) = self.answer_into(packet, q, client, &mut buf).await;
         self.metrics.query(outcome);
         if outcome == Outcome::Allowed {
             self.cache.put(packet, q, generation, Instant::now(), &buf);
@@ -125,6 +129,7 @@ impl Engine {
         &self,
         packet: &[u8],
         q: &Query,
+        client: IpAddr,
         buf: &mut Vec<u8>,
     ) -> (Outcome, Option<BlockInfo>) {
         let req = match Message::from_vec(packet) {
@@ -167,9 +172,11 @@ impl Engine {
                             action: policy.action_for(&list, &hit),
                         };
                         policy.write_block(buf, packet, q, &list, &info, wire::HEADER_LEN);
+                        let places = self.places.load();
+                        let street = places.lookup(client).street.as_str();
                         self.metrics
                             .blocked
-                            .with_label_values(&[list.category(&hit)])
+                            .with_label_values(&[list.category(&hit), street])
                             .inc();
                         return (Outcome::BlockedCname, Some(info));
                     }
@@ -242,7 +249,7 @@ impl Engine {
         let out = match self.decide(packet, client, tcp, &mut buf) {
             Decision::Answer(_) | Decision::Block(..) => Some(buf),
             Decision::Drop(_) => None,
-            Decision::Resolve(q) => Some(self.answer(packet, &q, tcp).await),
+            Decision::Resolve(q) => Some(self.answer(packet, &q, client, tcp).await),
         };
         self.metrics
             .query_duration
@@ -290,7 +297,7 @@ pub async fn run_udp(
             Decision::Resolve(q) => {
                 let (engine, sock, packet) = (engine.clone(), sock.clone(), packet.to_vec());
                 tasks.spawn(async move {
-                    let resp = engine.answer(&packet, &q, false).await;
+                    let resp = engine.answer(&packet, &q, peer.ip(), false).await;
                     let _ = sock.send_to(&resp, peer).await;
                     engine
                         .metrics
