@@ -15,7 +15,7 @@ use hickory_proto::rr::RecordType;
 
 const SECRET: &str = "test-secret-0123456789";
 
-/// A platform: answers `status` (0 = hang), records every event name it accepts.
+/// A platform: answers `status` (0 = hang, 1 = garbage), records every event name it accepts.
 struct TestPlatform {
     addr: SocketAddr,
     names: Arc<Mutex<HashSet<String>>>,
@@ -135,6 +135,10 @@ fn handle(
     let mut s = r.into_inner();
     if code == 0 {
         std::thread::sleep(Duration::from_secs(30)); // hang
+        return;
+    }
+    if code == 1 {
+        let _ = s.write_all(b"\x00\x01garbage, not HTTP\r\n\r\n"); // garbage
         return;
     }
     if code == 200 {
@@ -339,7 +343,7 @@ fn a_bad_platform_never_slows_blocked_answers_and_the_cap_holds() {
     );
     let _ = worst;
     // the cap: a platform that hangs, 22k more hits, the spool stays under 1 MiB
-    query_names(&f, 8_000..30_000);
+    query_names(&f, 10_000..30_000);
     std::thread::sleep(Duration::from_millis(1000));
     let bytes: u64 = std::fs::read_dir(dir.path().join("spool"))
         .unwrap()

@@ -178,6 +178,21 @@ impl Engine {
                             .blocked
                             .with_label_values(&[list.category(&hit), street])
                             .inc();
+                        if let Some(r) = &self.reporter {
+                            // The rule is a suffix of the CNAME target, not of the query.
+                            let t = target.to_ascii().to_ascii_lowercase();
+                            let rule = info.hit.rule(&t).to_string();
+                            r.send(Input::Hit(Box::new(crate::report::pipeline::Hit {
+                                client,
+                                name: q.name_lower(packet),
+                                qtype: q.qtype,
+                                list: arc_swap::Guard::into_inner(list),
+                                hit,
+                                rule,
+                                action: info.action.as_str(),
+                                time: std::time::SystemTime::now(),
+                            })));
+                        }
                         return (Outcome::BlockedCname, Some(info));
                     }
                 }
