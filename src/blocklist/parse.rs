@@ -437,13 +437,14 @@ fn push_rule(
             scope,
             polarity,
             explicit_scope: explicit,
-            note: note.map(|s| truncate(s, 200).to_string()),
+            note: note.map(|s| clip(s, 200).to_string()),
         })),
         Err(e) => emit(Item::Skip(e.into())),
     }
 }
 
-fn truncate(s: &str, max: usize) -> &str {
+/// `s` cut to at most `max` bytes, at a character boundary.
+pub fn clip(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }

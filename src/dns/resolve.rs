@@ -300,38 +300,22 @@ impl Backend {
                         Resolved::Failed("DNSSEC validation failed (bogus)".into())
                     }
                     Ok(m) => match m.metadata.response_code {
-                        ResponseCode::NoError if m.answers.is_empty() => {
-                            let soa = m
-                                .authorities
-                                .iter()
-                                .find(|r| r.record_type() == RecordType::SOA)
-                                .cloned()
-                                .map(Box::new);
-                            Resolved::Negative {
-                                nxdomain: false,
-                                soa,
-                                answers: vec![],
-                            }
-                        }
+                        ResponseCode::NoError if m.answers.is_empty() => Resolved::Negative {
+                            nxdomain: false,
+                            soa: soa_of(&m),
+                            answers: vec![],
+                        },
                         ResponseCode::NoError => Resolved::Answer {
                             authentic: validating
                                 && m.answers.iter().all(|r| r.proof == Proof::Secure),
                             answers: m.answers,
                             authorities: vec![],
                         },
-                        ResponseCode::NXDomain => {
-                            let soa = m
-                                .authorities
-                                .iter()
-                                .find(|r| r.record_type() == RecordType::SOA)
-                                .cloned()
-                                .map(Box::new);
-                            Resolved::Negative {
-                                nxdomain: true,
-                                soa,
-                                answers: m.answers,
-                            }
-                        }
+                        ResponseCode::NXDomain => Resolved::Negative {
+                            nxdomain: true,
+                            soa: soa_of(&m),
+                            answers: m.answers,
+                        },
                         other => Resolved::Failed(format!("upstream answered {other}")),
                     },
                     Err(e) if e.is_nx_domain() || e.is_no_records_found() => {
@@ -375,6 +359,15 @@ impl Backend {
             },
         }
     }
+}
+
+/// The SOA of a negative answer's authority section.
+fn soa_of(m: &hickory_proto::op::Message) -> Option<Box<Record>> {
+    m.authorities
+        .iter()
+        .find(|r| r.record_type() == RecordType::SOA)
+        .cloned()
+        .map(Box::new)
 }
 
 /// A TLS client config trusting the built-in web roots and the CAs in `ca` (PEM).

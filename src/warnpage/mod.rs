@@ -227,17 +227,8 @@ pub fn host_name(header: &str) -> Option<String> {
     crate::blocklist::name::normalize(h).ok()
 }
 
-/// Shorten attacker-controlled text for display.
-pub fn clip(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
+/// Shorten attacker-controlled text for display (at a character boundary).
+pub use crate::blocklist::parse::clip;
 
 /// CSRF-safe appeal tokens without cookies: an HMAC of the host and the hour, so a
 /// form posted from another site (which cannot read our page) has no valid token.
