@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use: dig (README checks), chromium and CJK fonts (the
-# warning page in a real browser).
-packages=(dnsutils chromium fonts-noto-cjk)
+# warning page in a real browser), prometheus and promtool (dashboard and rules),
+# systemd (systemd-analyze for the unit).
+packages=(dnsutils chromium fonts-noto-cjk prometheus systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -30,3 +31,34 @@ echo "== benches build"
 cargo bench --no-run -q
 echo "== cargo test"
 cargo test --all-features -- --test-threads="${TEST_THREADS:-2}"
+
+echo "== systemd unit"
+systemd-analyze verify systemd/fanzha.service 2>&1 | grep -v "Command /usr/bin/fanzha is not executable" || true
+score=$(systemd-analyze security --offline=yes systemd/fanzha.service 2>/dev/null | sed -n 's/.*Overall exposure level for fanzha.service: \([0-9.]*\).*/\1/p')
+echo "exposure level: ${score:-unknown}"
+if [ -z "$score" ] || awk -v s="$score" 'BEGIN{exit !(s > 2.0)}'; then
+  echo "ERROR: systemd-analyze security exposure ${score:-unknown} is above 2.0" >&2
+  exit 1
+fi
+
+echo "== Debian package"
+if ! command -v cargo-deb >/dev/null 2>&1; then
+  cargo install cargo-deb --locked --quiet
+fi
+deb=$(cargo deb --quiet 2>/dev/null | tail -n 1)
+[ -f "$deb" ] || { echo "ERROR: cargo deb built no package" >&2; exit 1; }
+echo "built $deb"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+$sudo dpkg -i "$deb"
+/usr/bin/fanzha check-config /etc/fanzha/fanzha.toml
+systemd-analyze verify /lib/systemd/system/fanzha.service
+set +e
+/usr/bin/fanzha lookup --config /etc/fanzha/fanzha.toml www.ezloantw.com >/dev/null
+rc=$?
+set -e
+[ "$rc" -eq 1 ] || { echo "ERROR: the installed config does not block a sample-list name (lookup exit $rc)" >&2; exit 1; }
+$sudo dpkg -r fanzha
+$sudo dpkg -P fanzha >/dev/null 2>&1 || true
+if [ -e /usr/bin/fanzha ]; then echo "ERROR: dpkg -r left /usr/bin/fanzha" >&2; exit 1; fi
+echo "== package installed, checked and removed cleanly; all tests passed"
