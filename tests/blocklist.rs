@@ -469,3 +469,33 @@ fn lookup_does_not_allocate_per_call_shape() {
     assert_eq!(rule, "Evil.Top");
     assert!(std::ptr::eq(rule.as_ptr(), q[4..].as_ptr()));
 }
+
+#[test]
+fn a_compiled_list_in_the_state_directory_is_watched_too() {
+    // The README's deployment: the pushed file lives in /var/lib/fanzha beside
+    // fanzha's own snapshots.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("l.txt"), "evil.top\n").unwrap();
+    let state = dir.path().join("state");
+    fs::create_dir_all(&state).unwrap();
+    let compiled = state.join("fraud.fst");
+    blocklist::compile(&CompileSpec { dirs: vec![src.clone()], ..Default::default() }, &compiled).unwrap();
+    let loader = loader_for(dir.path(), vec![], Some(compiled.clone()));
+    loader.reload(false).unwrap();
+    let handle = loader.handle().clone();
+    let _w = blocklist::spawn_watcher(loader.clone()).unwrap();
+    fs::write(src.join("l.txt"), "evil.top\nworse.top\n").unwrap();
+    let incoming = state.join("incoming.fst");
+    blocklist::compile(&CompileSpec { dirs: vec![src], ..Default::default() }, &incoming).unwrap();
+    fs::rename(&incoming, &compiled).unwrap();
+    let t = Instant::now();
+    while !handle.load().lookup("worse.top").is_block() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(handle.load().lookup("worse.top").is_block(), "the renamed file was not picked up");
+    // fanzha's own snapshot writes did not cause reload loops
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(handle.stats.ok.load(Ordering::Relaxed) <= 3, "{}", handle.stats.ok.load(Ordering::Relaxed));
+}

@@ -411,7 +411,9 @@ pub fn spawn_watcher(loader: Arc<Loader>) -> Result<Watcher, notify::Error> {
             return;
         }
         let hit = ev.paths.iter().any(|p| {
-            if p.starts_with(&state_dir) {
+            // fanzha's own snapshots never trigger a reload (the operator's compiled
+            // file may live in the state directory too: it is matched by name below).
+            if compiled.is_none() && p.starts_with(&state_dir) {
                 return false;
             }
             let fname = p
