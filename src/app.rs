@@ -198,6 +198,7 @@ pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
         metrics::serve_ops(ops, ops_state, async move { sd.cancelled().await }).await
     });
     ready.store(true, Ordering::Release);
+    crate::notify::notify("READY=1");
     tracing::info!("ready");
 
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
@@ -237,6 +238,7 @@ pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
         }
     }
     ready.store(false, Ordering::Release);
+    crate::notify::notify("STOPPING=1");
     shutdown.cancel();
     tasks.close();
     if tokio::time::timeout(Duration::from_secs(5), tasks.wait())

@@ -17,6 +17,7 @@ pub mod blocklist;
 pub mod config;
 pub mod dns;
 pub mod metrics;
+pub mod notify;
 pub mod places;
 pub mod policy;
 pub mod report;

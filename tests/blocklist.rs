@@ -481,21 +481,42 @@ fn a_compiled_list_in_the_state_directory_is_watched_too() {
     let state = dir.path().join("state");
     fs::create_dir_all(&state).unwrap();
     let compiled = state.join("fraud.fst");
-    blocklist::compile(&CompileSpec { dirs: vec![src.clone()], ..Default::default() }, &compiled).unwrap();
+    blocklist::compile(
+        &CompileSpec {
+            dirs: vec![src.clone()],
+            ..Default::default()
+        },
+        &compiled,
+    )
+    .unwrap();
     let loader = loader_for(dir.path(), vec![], Some(compiled.clone()));
     loader.reload(false).unwrap();
     let handle = loader.handle().clone();
     let _w = blocklist::spawn_watcher(loader.clone()).unwrap();
     fs::write(src.join("l.txt"), "evil.top\nworse.top\n").unwrap();
     let incoming = state.join("incoming.fst");
-    blocklist::compile(&CompileSpec { dirs: vec![src], ..Default::default() }, &incoming).unwrap();
+    blocklist::compile(
+        &CompileSpec {
+            dirs: vec![src],
+            ..Default::default()
+        },
+        &incoming,
+    )
+    .unwrap();
     fs::rename(&incoming, &compiled).unwrap();
     let t = Instant::now();
     while !handle.load().lookup("worse.top").is_block() && t.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(handle.load().lookup("worse.top").is_block(), "the renamed file was not picked up");
+    assert!(
+        handle.load().lookup("worse.top").is_block(),
+        "the renamed file was not picked up"
+    );
     // fanzha's own snapshot writes did not cause reload loops
     std::thread::sleep(Duration::from_millis(500));
-    assert!(handle.stats.ok.load(Ordering::Relaxed) <= 3, "{}", handle.stats.ok.load(Ordering::Relaxed));
+    assert!(
+        handle.stats.ok.load(Ordering::Relaxed) <= 3,
+        "{}",
+        handle.stats.ok.load(Ordering::Relaxed)
+    );
 }

@@ -607,3 +607,30 @@ fn bad_config_is_refused_and_sigterm_exits_zero() {
     assert_eq!(status.code(), Some(0));
     assert!(f.wait_log("stopped", Duration::from_secs(1)));
 }
+
+#[test]
+fn tells_systemd_when_ready_and_when_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let rx = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let toml = format!(
+        "{}[server]\nlisten = [\"127.0.0.1:0\"]\nstate_dir = \"state\"\n[ops]\nlisten = \"127.0.0.1:0\"\n[warnpage]\nlisten = [\"127.0.0.1:0\"]\n[resolver]\nmode = \"forward\"\nupstreams = [\"udp://127.0.0.1:9\"]\n",
+        lists_toml(dir.path())
+    );
+    std::fs::write(dir.path().join("f.toml"), toml).unwrap();
+    let mut child = std::process::Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(dir.path().join("f.toml"))
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = rx.recv(&mut buf).expect("READY=1 within 20 s");
+    assert_eq!(&buf[..n], b"READY=1");
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let n = rx.recv(&mut buf).expect("STOPPING=1");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
