@@ -629,7 +629,10 @@ fn tells_systemd_when_ready_and_when_stopping() {
     let mut buf = [0u8; 64];
     let n = rx.recv(&mut buf).expect("READY=1 within 20 s");
     assert_eq!(&buf[..n], b"READY=1");
-    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     let n = rx.recv(&mut buf).expect("STOPPING=1");
     assert_eq!(&buf[..n], b"STOPPING=1");
     assert_eq!(child.wait().unwrap().code(), Some(0));

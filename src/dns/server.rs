@@ -273,6 +273,9 @@ impl Engine {
     }
 }
 
+/// Most queries being resolved at once (per listener); past it new ones get SERVFAIL.
+pub const MAX_IN_FLIGHT: usize = 20_000;
+
 /// Serve DNS over UDP on `sock` until `shutdown`.
 pub async fn run_udp(
     engine: Arc<Engine>,
@@ -309,6 +312,18 @@ pub async fn run_udp(
                     .observe(start.elapsed().as_secs_f64());
             }
             Decision::Drop(_) => {}
+            Decision::Resolve(q) if tasks.len() >= MAX_IN_FLIGHT => {
+                // A flood of uncached names must not grow memory without bound.
+                wire::error_response(
+                    &mut tx,
+                    packet,
+                    q.question_end,
+                    wire::rcode::SERVFAIL,
+                    q.edns,
+                );
+                engine.metrics.query(Outcome::Servfail);
+                let _ = sock.try_send_to(&tx, peer);
+            }
             Decision::Resolve(q) => {
                 let (engine, sock, packet) = (engine.clone(), sock.clone(), packet.to_vec());
                 tasks.spawn(async move {
