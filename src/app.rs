@@ -197,13 +197,14 @@ pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
     let ops_task = tokio::spawn(async move {
         metrics::serve_ops(ops, ops_state, async move { sd.cancelled().await }).await
     });
+    // Handlers first: a SIGTERM right after READY must drain, not kill.
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     ready.store(true, Ordering::Release);
     crate::notify::notify("READY=1");
     tracing::info!("ready");
 
-    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     loop {
         tokio::select! {
             _ = hup.recv() => {

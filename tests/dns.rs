@@ -637,3 +637,44 @@ fn tells_systemd_when_ready_and_when_stopping() {
     assert_eq!(&buf[..n], b"STOPPING=1");
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+#[test]
+fn readme_dig_example_shows_the_sinkhole_and_the_ede() {
+    // The README's first command serves the shipped sample lists; dig must show what
+    // the README shows.
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let toml = format!(
+        "[blocklist]\ndirs = [\"{}\"]\nallow_dirs = [\"{}\"]\n[resolver]\nmode = \"forward\"\nupstreams = [\"udp://127.0.0.1:9\"]\n",
+        root.join("blocklists").display(),
+        root.join("allowlists").display()
+    );
+    let f = Fanzha::start(dir.path(), &toml);
+    let dig = ["/usr/bin/dig", "/bin/dig"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect(
+            "dig is needed for this test; run scripts/test.sh, which installs Debian's dnsutils",
+        );
+    let o = std::process::Command::new(dig)
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &f.dns.port().to_string(),
+            "www.ezloantw.com",
+            "A",
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("status: NOERROR"), "{out}");
+    assert!(out.contains("flags: qr aa rd ra"), "{out}");
+    assert!(
+        out.contains("EDE: 15 (Blocked): (blocked by fanzha: loan)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("www.ezloantw.com.\t60\tIN\tA\t127.0.0.1"),
+        "{out}"
+    );
+}
