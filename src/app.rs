@@ -230,7 +230,7 @@ pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
                             Err(e) => tracing::error!(error = %e, "cannot watch the list directories"),
                         }
                         let l = loader.clone();
-                        tokio::task::spawn_blocking(move || l.reload_and_log("SIGHUP"));
+                        blocklist::watch::reload_in_background(l, "SIGHUP");
                     }
                 }
             }
