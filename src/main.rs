@@ -9,9 +9,37 @@ use clap::{Parser, Subcommand};
 use fanzha::blocklist::{self, Blocklist, CompileReport, Loader, Verdict};
 use fanzha::config::Config;
 
+const AFTER_HELP: &str = "\
+FILES:
+    /etc/fanzha/fanzha.toml        configuration (all keys: doc/fanzha/fanzha.toml.example)
+    /etc/fanzha/blocklists/        block lists, watched; /etc/fanzha/allowlists/ allow lists
+    /etc/fanzha/never-block.txt    names no list may block
+    /var/lib/fanzha/               state: the mapped list, the report spool
+    /usr/share/fanzha/             Grafana dashboard, Prometheus alert rules, optional lists
+
+SIGNALS (serve):
+    SIGHUP     re-read the config and the lists without dropping a query
+    SIGTERM    drain in-flight queries, flush pending hit events, exit 0
+
+EXIT STATUS:
+    0 success (lookup: every name allowed), 1 lookup: a name is blocked, 2 error
+
+EXAMPLES:
+    fanzha serve --config /etc/fanzha/fanzha.toml
+    fanzha check-config /etc/fanzha/fanzha.toml
+    fanzha lookup --config /etc/fanzha/fanzha.toml www.example-loan.top
+    fanzha compile /srv/lists/ -o fraud.fst
+
+Operator's guide: /usr/share/doc/fanzha/README.md";
+
 /// fanzha (反诈) — a DNS resolver appliance that blocks fraud domains.
 #[derive(Parser, Debug)]
-#[command(name = "fanzha", version, about, long_about = None)]
+#[command(
+    name = "fanzha",
+    version,
+    about = "fanzha (反诈) — a DNS resolver appliance that blocks fraud domains, shows residents a warning page and reports each hit to the district platform",
+    after_long_help = AFTER_HELP
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
