@@ -130,17 +130,20 @@ pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
     });
 
     let tasks = TaskTracker::new();
+    // The listeners: if one ends while fanzha is not stopping (a bug, a dead socket),
+    // fanzha exits non-zero so that systemd restarts it, instead of serving half.
+    let mut listeners = tokio::task::JoinSet::new();
     for addr in &cfg.listen {
         let (udp, tcp) = bind_pair(*addr)?;
         let bound = udp.local_addr()?;
         tracing::info!(udp = %bound, tcp = %tcp.local_addr()?, "listening for DNS");
-        tokio::spawn(server::run_udp(
+        listeners.spawn(server::run_udp(
             engine.clone(),
             Arc::new(udp),
             shutdown.clone(),
             tasks.clone(),
         ));
-        tokio::spawn(server::run_tcp(
+        listeners.spawn(server::run_tcp(
             engine.clone(),
             tcp,
             cfg.tcp_idle_timeout,
@@ -233,6 +236,16 @@ pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
                         blocklist::watch::reload_in_background(l, "SIGHUP");
                     }
                 }
+            }
+            ended = listeners.join_next() => {
+                let why = match ended {
+                    Some(Err(e)) if e.is_panic() => "a DNS listener panicked".to_string(),
+                    Some(_) => "a DNS listener stopped".to_string(),
+                    None => "no DNS listener is left".to_string(),
+                };
+                tracing::error!("{why}; exiting so that the service manager restarts fanzha");
+                shutdown.cancel();
+                anyhow::bail!("{why}");
             }
             _ = term.recv() => { tracing::info!("SIGTERM: draining"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: draining"); break; }
