@@ -102,6 +102,26 @@ fn every_public_list_compiles_with_skips_reported() {
     assert!(list.lookup("www.004l.com").is_block());
 }
 
+/// Compile one directory with the default settings into `out`.
+fn compile_dir(src: PathBuf, out: &Path) -> blocklist::CompileReport {
+    blocklist::compile(
+        &CompileSpec {
+            dirs: vec![src],
+            ..Default::default()
+        },
+        out,
+    )
+    .unwrap()
+}
+
+/// Poll `done` every 20 ms for at most 5 s.
+fn wait_until(done: impl Fn() -> bool) {
+    let t = Instant::now();
+    while !done() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn popular_hosts() -> Vec<String> {
     let text =
         fs::read_to_string(fixtures().join("popular/crux-202607-top10k-hostnames.csv")).unwrap();
@@ -238,14 +258,7 @@ fn corrupt_compiled_file_keeps_the_old_list() {
     let drop_dir = dir.path().join("push");
     fs::create_dir_all(&drop_dir).unwrap();
     let compiled = drop_dir.join("fraud.fst");
-    blocklist::compile(
-        &CompileSpec {
-            dirs: vec![src.clone()],
-            ..Default::default()
-        },
-        &compiled,
-    )
-    .unwrap();
+    compile_dir(src.clone(), &compiled);
 
     let loader = loader_for(dir.path(), vec![], Some(compiled.clone()));
     loader.reload(false).unwrap();
@@ -258,10 +271,7 @@ fn corrupt_compiled_file_keeps_the_old_list() {
     let tmp = drop_dir.join(".incoming");
     fs::write(&tmp, &good[..good.len() / 2]).unwrap();
     fs::rename(&tmp, &compiled).unwrap();
-    let t = Instant::now();
-    while handle.stats.failed.load(Ordering::Relaxed) == 0 && t.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(|| handle.stats.failed.load(Ordering::Relaxed) != 0);
     assert_eq!(
         handle.stats.failed.load(Ordering::Relaxed),
         1,
@@ -281,19 +291,9 @@ fn corrupt_compiled_file_keeps_the_old_list() {
     // A good file is picked up again.
     fs::write(src.join("l.txt"), "evil.top\nbad.top\nworse.top\n").unwrap();
     let staged = drop_dir.join(".staged.fst");
-    blocklist::compile(
-        &CompileSpec {
-            dirs: vec![src],
-            ..Default::default()
-        },
-        &staged,
-    )
-    .unwrap();
+    compile_dir(src, &staged);
     fs::rename(&staged, &compiled).unwrap();
-    let t = Instant::now();
-    while !handle.load().lookup("worse.top").is_block() && t.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(|| handle.load().lookup("worse.top").is_block());
     assert!(handle.load().lookup("worse.top").is_block());
 }
 
@@ -452,14 +452,7 @@ fn lookup_does_not_allocate_per_call_shape() {
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("l.txt"), "evil.top\n").unwrap();
     let out = dir.path().join("o.fst");
-    blocklist::compile(
-        &CompileSpec {
-            dirs: vec![src],
-            ..Default::default()
-        },
-        &out,
-    )
-    .unwrap();
+    compile_dir(src, &out);
     let list = Blocklist::open(&out, true).unwrap();
     let q = "A.B.Evil.Top.";
     let Verdict::Block(h) = list.lookup(q) else {
@@ -481,33 +474,16 @@ fn a_compiled_list_in_the_state_directory_is_watched_too() {
     let state = dir.path().join("state");
     fs::create_dir_all(&state).unwrap();
     let compiled = state.join("fraud.fst");
-    blocklist::compile(
-        &CompileSpec {
-            dirs: vec![src.clone()],
-            ..Default::default()
-        },
-        &compiled,
-    )
-    .unwrap();
+    compile_dir(src.clone(), &compiled);
     let loader = loader_for(dir.path(), vec![], Some(compiled.clone()));
     loader.reload(false).unwrap();
     let handle = loader.handle().clone();
     let _w = blocklist::spawn_watcher(loader.clone()).unwrap();
     fs::write(src.join("l.txt"), "evil.top\nworse.top\n").unwrap();
     let incoming = state.join("incoming.fst");
-    blocklist::compile(
-        &CompileSpec {
-            dirs: vec![src],
-            ..Default::default()
-        },
-        &incoming,
-    )
-    .unwrap();
+    compile_dir(src, &incoming);
     fs::rename(&incoming, &compiled).unwrap();
-    let t = Instant::now();
-    while !handle.load().lookup("worse.top").is_block() && t.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(|| handle.load().lookup("worse.top").is_block());
     assert!(
         handle.load().lookup("worse.top").is_block(),
         "the renamed file was not picked up"

@@ -478,41 +478,21 @@ fn list_edit_and_sighup_take_effect_without_losing_a_query() {
     let h = Hierarchy::start();
     let (d, f) = start(&h, "");
     // 1. edit a list file while a client queries in a loop
-    let stop = Arc::new(AtomicBool::new(false));
-    let seen = Arc::new(AtomicBool::new(false));
-    let failures = Arc::new(AtomicU64::new(0));
-    let total = Arc::new(AtomicU64::new(0));
-    let t = query_loop(
-        &f,
-        "www.example.test.",
-        stop.clone(),
-        seen.clone(),
-        failures.clone(),
-        total.clone(),
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    let edited = Instant::now();
-    let mut text = std::fs::read_to_string(d.path().join("lists/loan.txt")).unwrap();
-    text.push_str("www.example.test\n");
-    std::fs::write(d.path().join("lists/loan.txt"), &text).unwrap();
-    while !seen.load(Ordering::Relaxed) && edited.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let took = edited.elapsed();
-    std::thread::sleep(Duration::from_millis(200));
-    stop.store(true, Ordering::Relaxed);
-    t.join().unwrap();
+    let r = change_under_load(&f, "www.example.test.", || {
+        let mut text = std::fs::read_to_string(d.path().join("lists/loan.txt")).unwrap();
+        text.push_str("www.example.test\n");
+        std::fs::write(d.path().join("lists/loan.txt"), &text).unwrap();
+    });
+    assert!(r.seen, "never blocked; log:\n{}", f.log_text());
     assert!(
-        seen.load(Ordering::Relaxed),
-        "never blocked; log:\n{}",
-        f.log_text()
+        r.took < Duration::from_secs(2),
+        "blocked after {:?}",
+        r.took
     );
-    assert!(took < Duration::from_secs(2), "blocked after {took:?}");
     assert_eq!(
-        failures.load(Ordering::Relaxed),
-        0,
+        r.failures, 0,
         "queries failed across the swap (of {})",
-        total.load(Ordering::Relaxed)
+        r.total
     );
 
     // 2. SIGHUP: a config change (a new list dir) while a client queries in a loop
@@ -528,40 +508,59 @@ fn list_edit_and_sighup_take_effect_without_losing_a_query() {
         .unwrap()
         .replace("dirs = [\"lists\"]", "dirs = [\"lists\", \"extra\"]");
     std::fs::write(&cfg_path, cfg).unwrap();
+    let r = change_under_load(&f, "v4only.example.test.", || f.signal("HUP"));
+    assert!(r.seen, "SIGHUP did not apply; log:\n{}", f.log_text());
+    assert!(
+        r.took < Duration::from_secs(2),
+        "applied after {:?}",
+        r.took
+    );
+    assert_eq!(
+        r.failures, 0,
+        "queries failed across SIGHUP (of {})",
+        r.total
+    );
+}
+
+/// What a client querying `name` in a loop saw while `change` was applied.
+struct UnderLoad {
+    seen: bool,
+    took: Duration,
+    failures: u64,
+    total: u64,
+}
+
+/// Query `name` in a loop, apply `change`, wait (at most 5 s) until the name is
+/// answered with the sinkhole, then stop the client.
+fn change_under_load(f: &Fanzha, name: &'static str, change: impl FnOnce()) -> UnderLoad {
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(AtomicU64::new(0));
     let total = Arc::new(AtomicU64::new(0));
     let t = query_loop(
-        &f,
-        "v4only.example.test.",
+        f,
+        name,
         stop.clone(),
         seen.clone(),
         failures.clone(),
         total.clone(),
     );
     std::thread::sleep(Duration::from_millis(300));
-    let sent = Instant::now();
-    f.signal("HUP");
-    while !seen.load(Ordering::Relaxed) && sent.elapsed() < Duration::from_secs(5) {
+    let changed = Instant::now();
+    change();
+    while !seen.load(Ordering::Relaxed) && changed.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let took = sent.elapsed();
+    let took = changed.elapsed();
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::Relaxed);
     t.join().unwrap();
-    assert!(
-        seen.load(Ordering::Relaxed),
-        "SIGHUP did not apply; log:\n{}",
-        f.log_text()
-    );
-    assert!(took < Duration::from_secs(2), "applied after {took:?}");
-    assert_eq!(
-        failures.load(Ordering::Relaxed),
-        0,
-        "queries failed across SIGHUP (of {})",
-        total.load(Ordering::Relaxed)
-    );
+    UnderLoad {
+        seen: seen.load(Ordering::Relaxed),
+        took,
+        failures: failures.load(Ordering::Relaxed),
+        total: total.load(Ordering::Relaxed),
+    }
 }
 
 #[test]
