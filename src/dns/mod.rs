@@ -4,4 +4,5 @@
 pub mod cache;
 pub mod resolve;
 pub mod server;
+pub mod udp_batch;
 pub mod wire;

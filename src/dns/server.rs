@@ -1,7 +1,7 @@
 //! The DNS listeners and the per-query engine that ties policy, blocklist, resolver
 //! and metrics together.
 //!
-//! UDP: one receive loop per socket; answers fanzha synthesises (blocked names,
+//! UDP: one receive loop per socket, batched with recvmmsg/sendmmsg; answers fanzha synthesises (blocked names,
 //! refusals, errors) are sent from the loop itself, so a blocked query costs no task,
 //! no allocation and no resolver work; queries to resolve get a task each.
 //! TCP: one task per connection, frames answered in order, idle connections closed.
@@ -13,13 +13,16 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::os::fd::AsRawFd;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::cache::AnswerCache;
 use super::resolve::{Backend, Resolved};
+use super::udp_batch::{RecvBatch, SendBatch};
 use super::wire::{self, Query, rcode};
 use crate::blocklist::{Handle, Verdict};
 use crate::metrics::Metrics;
@@ -277,63 +280,103 @@ impl Engine {
 pub const MAX_IN_FLIGHT: usize = 20_000;
 
 /// Serve DNS over UDP on `sock` until `shutdown`.
+///
+/// Datagrams are taken up to [`BATCH`](super::udp_batch::BATCH) per `recvmmsg`; the answers fanzha writes
+/// itself (blocked, cached, refused) go back in one `sendmmsg` per batch, and
+/// queries to resolve get a task each.
 pub async fn run_udp(
     engine: Arc<Engine>,
     sock: Arc<UdpSocket>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
-    let mut rx = vec![0u8; 65535];
-    let mut tx = Vec::with_capacity(1232);
+    let fd = sock.as_raw_fd();
+    let mut rx = RecvBatch::default();
+    let mut tx = SendBatch::default();
     loop {
-        let (n, peer) = tokio::select! {
-            r = sock.recv_from(&mut rx) => match r {
-                Ok(v) => v,
-                Err(e) => {
-                    // ICMP errors from earlier sends surface here; never fatal.
-                    tracing::debug!(error = %e, "udp receive error");
-                    continue;
-                }
+        tokio::select! {
+            r = sock.readable() => if let Err(e) = r {
+                tracing::warn!(error = %e, "udp socket not readable");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             },
             _ = shutdown.cancelled() => break,
+        }
+        let n = match sock.try_io(Interest::READABLE, || rx.recv(fd)) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => {
+                // ICMP errors from earlier sends surface here; never fatal.
+                tracing::debug!(error = %e, "udp receive error");
+                continue;
+            }
         };
         let start = Instant::now();
-        let packet = &rx[..n];
-        match engine.decide(packet, peer.ip(), false, &mut tx) {
-            Decision::Answer(_) | Decision::Block(..) => {
-                if let Err(e) = sock.try_send_to(&tx, peer)
-                    && e.kind() == std::io::ErrorKind::WouldBlock
-                {
-                    let _ = sock.send_to(&tx, peer).await;
+        tx.clear();
+        for i in 0..n {
+            let Some(peer) = rx.peer(i) else { continue };
+            if rx.truncated(i) {
+                engine.metrics.query(Outcome::Malformed);
+                continue;
+            }
+            let packet = rx.packet(i);
+            match engine.decide(packet, peer.ip(), false, tx.next_buf()) {
+                Decision::Answer(_) | Decision::Block(..) => tx.push(i),
+                Decision::Drop(_) => {}
+                Decision::Resolve(q) if tasks.len() >= MAX_IN_FLIGHT => {
+                    // A flood of uncached names must not grow memory without bound.
+                    wire::error_response(
+                        tx.next_buf(),
+                        packet,
+                        q.question_end,
+                        wire::rcode::SERVFAIL,
+                        q.edns,
+                    );
+                    engine.metrics.query(Outcome::Servfail);
+                    tx.push(i);
                 }
-                engine
-                    .metrics
-                    .query_duration
-                    .observe(start.elapsed().as_secs_f64());
+                Decision::Resolve(q) => {
+                    let (engine, sock, packet) = (engine.clone(), sock.clone(), packet.to_vec());
+                    tasks.spawn(async move {
+                        let resp = engine.answer(&packet, &q, peer.ip(), false).await;
+                        let _ = sock.send_to(&resp, peer).await;
+                        engine
+                            .metrics
+                            .query_duration
+                            .observe(start.elapsed().as_secs_f64());
+                    });
+                }
             }
-            Decision::Drop(_) => {}
-            Decision::Resolve(q) if tasks.len() >= MAX_IN_FLIGHT => {
-                // A flood of uncached names must not grow memory without bound.
-                wire::error_response(
-                    &mut tx,
-                    packet,
-                    q.question_end,
-                    wire::rcode::SERVFAIL,
-                    q.edns,
-                );
-                engine.metrics.query(Outcome::Servfail);
-                let _ = sock.try_send_to(&tx, peer);
+        }
+        let answered = tx.pending().count();
+        send_all(&sock, fd, &mut tx, &rx).await;
+        let took = start.elapsed().as_secs_f64();
+        for _ in 0..answered {
+            engine.metrics.query_duration.observe(took);
+        }
+    }
+}
+
+/// Send every queued answer: one `sendmmsg` normally; when the socket buffer is full
+/// the rest wait for the socket one by one (back-pressure, as a single send would).
+async fn send_all(sock: &UdpSocket, fd: std::os::fd::RawFd, tx: &mut SendBatch, rx: &RecvBatch) {
+    while !tx.done() {
+        match sock.try_io(Interest::WRITABLE, || tx.send(fd, rx)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let Some((buf, i)) = tx.pending().next() else {
+                    return;
+                };
+                if let Some(peer) = rx.peer(i) {
+                    let _ = sock.send_to(buf, peer).await;
+                }
+                tx.advance(1);
             }
-            Decision::Resolve(q) => {
-                let (engine, sock, packet) = (engine.clone(), sock.clone(), packet.to_vec());
-                tasks.spawn(async move {
-                    let resp = engine.answer(&packet, &q, peer.ip(), false).await;
-                    let _ = sock.send_to(&resp, peer).await;
-                    engine
-                        .metrics
-                        .query_duration
-                        .observe(start.elapsed().as_secs_f64());
-                });
+            Err(e) => {
+                // This answer cannot go (e.g. the client's address is unreachable);
+                // the others still do.
+                tracing::debug!(error = %e, "udp send error");
+                tx.advance(1);
             }
         }
     }
