@@ -14,6 +14,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::blocklist::watch::SnapshotUse;
 use crate::blocklist::{self, Handle, Loader};
 use crate::config::Config;
 use crate::dns::cache::AnswerCache;
@@ -92,14 +93,26 @@ pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
     let loader = Arc::new(Loader::new(cfg.blocklist.clone(), lists.clone()));
     loader.clean_state_dir();
     let l2 = loader.clone();
-    let summary = tokio::task::spawn_blocking(move || l2.reload(false))
+    let summary = tokio::task::spawn_blocking(move || l2.start())
         .await?
         .context("loading the blocklist at start")?;
-    tracing::info!(
-        entries = summary.entries,
-        ms = summary.elapsed.as_millis() as u64,
-        "blocklist loaded"
-    );
+    match summary.snapshot {
+        None => tracing::info!(
+            entries = summary.entries,
+            ms = summary.elapsed.as_millis() as u64,
+            "blocklist loaded"
+        ),
+        Some(SnapshotUse::Current) => tracing::info!(
+            entries = summary.entries,
+            ms = summary.elapsed.as_millis() as u64,
+            "blocklist loaded from the snapshot of the last compile (lists unchanged since)"
+        ),
+        Some(SnapshotUse::Stale) => tracing::info!(
+            entries = summary.entries,
+            ms = summary.elapsed.as_millis() as u64,
+            "blocklist loaded from the snapshot of the last compile; the lists changed since and compile in the background"
+        ),
+    }
     if let Some(r) = &summary.report
         && (r.skipped_total() > 0 || !r.refused.is_empty())
     {
@@ -111,6 +124,9 @@ pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
     }
     let mut watcher =
         Some(blocklist::spawn_watcher(loader.clone()).context("watching the list directories")?);
+    if summary.snapshot == Some(SnapshotUse::Stale) {
+        blocklist::watch::reload_in_background(loader.clone(), "lists changed since the snapshot");
+    }
 
     let backend = Backend::from_config(&cfg)?;
     tracing::info!("resolver: {}", resolve::describe(&cfg));

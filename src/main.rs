@@ -14,7 +14,8 @@ FILES:
     /etc/fanzha/fanzha.toml        configuration (all keys: doc/fanzha/fanzha.toml.example)
     /etc/fanzha/blocklists/        block lists, watched; /etc/fanzha/allowlists/ allow lists
     /etc/fanzha/never-block.txt    names no list may block
-    /var/lib/fanzha/               state: the mapped list, the report spool
+    /var/lib/fanzha/               state: the mapped list, the last good compile (a restart
+                                   serves it at once), the report spool
     /usr/share/fanzha/             Grafana dashboard, Prometheus alert rules, optional lists
 
 SIGNALS (serve):

@@ -522,6 +522,78 @@ fn list_edit_and_sighup_take_effect_without_losing_a_query() {
     );
 }
 
+#[test]
+fn a_restart_serves_the_last_compile_at_once_and_compiles_only_what_changed() {
+    let h = Hierarchy::start();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "{}{}[sinkhole]\nipv4 = \"10.53.53.53\"\n",
+        lists_toml(dir.path()),
+        h.resolver_toml()
+    );
+    let blocked = |f: &Fanzha, name: &str| ips(&udp(f.dns, name, RecordType::A)) == [sinkhole()];
+    let snapshots = || {
+        std::fs::read_dir(dir.path().join("state"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with("last-good-") && n.ends_with(".fst"))
+            .collect::<Vec<_>>()
+    };
+
+    // First start: nothing to reuse, the lists compile; the result is kept.
+    let f = Fanzha::start(dir.path(), &toml);
+    assert!(f.log_text().contains("blocklist loaded"));
+    assert!(!f.log_text().contains("snapshot"), "{}", f.log_text());
+    assert!(blocked(&f, "blocked.example.test."));
+    assert_eq!(snapshots().len(), 1);
+    drop(f);
+
+    // Unchanged lists: the snapshot serves and nothing compiles.
+    let f = Fanzha::start(dir.path(), &toml);
+    assert!(
+        f.log_text().contains("lists unchanged since"),
+        "{}",
+        f.log_text()
+    );
+    assert!(blocked(&f, "blocked.example.test."));
+    assert!(!blocked(&f, "ok.blocked.example.test."), "allowlist lost");
+    drop(f);
+
+    // A list edited while fanzha was down: the snapshot serves at once, the edit is
+    // compiled in the background and swapped in; one snapshot remains, the new one.
+    let before = snapshots();
+    let loan = dir.path().join("lists/loan.txt");
+    let mut text = std::fs::read_to_string(&loan).unwrap();
+    text.push_str("added-while-down.example.test\n");
+    std::fs::write(&loan, text).unwrap();
+    let f = Fanzha::start(dir.path(), &toml);
+    assert!(f.log_text().contains("changed since"), "{}", f.log_text());
+    assert!(blocked(&f, "blocked.example.test."));
+    assert!(
+        f.wait_log("blocklist reloaded", Duration::from_secs(10)),
+        "{}",
+        f.log_text()
+    );
+    assert!(blocked(&f, "added-while-down.example.test."));
+    let after = snapshots();
+    assert_eq!(after.len(), 1);
+    assert_ne!(after, before);
+    drop(f);
+
+    // A damaged snapshot is dropped and the lists compile, as on a first start.
+    let snap = dir.path().join("state").join(&after[0]);
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let n = bytes.len();
+    bytes[n - 20] ^= 0xff;
+    std::fs::remove_file(&snap).unwrap();
+    std::fs::write(&snap, bytes).unwrap();
+    let f = Fanzha::start(dir.path(), &toml);
+    assert!(f.log_text().contains("unusable"), "{}", f.log_text());
+    assert!(blocked(&f, "added-while-down.example.test."));
+    assert_eq!(snapshots().len(), 1);
+}
+
 /// What a client querying `name` in a loop saw while `change` was applied.
 struct UnderLoad {
     seen: bool,

@@ -248,6 +248,53 @@ pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>, CompileError> {
     Ok(out)
 }
 
+/// A digest of everything a compile reads: fanzha's version, the settings that shape
+/// the output, and the path, size, inode and change times of every list file. Equal
+/// fingerprints mean a compile would produce the same list, so a snapshot compiled
+/// under one can serve under the other without compiling again.
+pub fn fingerprint(spec: &CompileSpec) -> Result<u64, CompileError> {
+    use std::os::unix::fs::MetadataExt;
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    h.update(
+        format!(
+            "{:?}|{:?}|{:?}|{:?}|{}",
+            spec.dirs, spec.allow_dirs, spec.overrides, spec.never_block, spec.default_category
+        )
+        .as_bytes(),
+    );
+    let allow = spec.allow_dirs.iter().map(|d| (d, true));
+    for (dir, is_allow) in spec.dirs.iter().map(|d| (d, false)).chain(allow) {
+        let files = match list_files(dir) {
+            Ok(f) => f,
+            Err(CompileError::MissingDir(_)) if is_allow => {
+                h.update(b"\0missing");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        for f in files {
+            let m = fs::metadata(&f).map_err(|source| CompileError::ReadFile {
+                path: f.clone(),
+                source,
+            })?;
+            h.update(f.as_os_str().as_encoded_bytes());
+            for v in [
+                m.len(),
+                m.ino(),
+                m.dev(),
+                m.mtime() as u64,
+                m.mtime_nsec() as u64,
+                m.ctime() as u64,
+                m.ctime_nsec() as u64,
+            ] {
+                h.update(&v.to_le_bytes());
+            }
+        }
+    }
+    Ok(h.digest())
+}
+
 /// Whether a file name is taken as a list (see [`list_files`]).
 pub fn is_list_name(fname: &str) -> bool {
     let lower = fname.to_ascii_lowercase();

@@ -127,6 +127,103 @@ pub struct ReloadSummary {
     pub path: PathBuf,
 }
 
+/// What the first load at start did.
+#[derive(Debug)]
+pub struct StartSummary {
+    /// Entries now serving.
+    pub entries: u64,
+    /// Time taken.
+    pub elapsed: Duration,
+    /// The compile report, when lists were compiled.
+    pub report: Option<CompileReport>,
+    /// Whether the snapshot of the last compile serves, and whether it is current.
+    pub snapshot: Option<SnapshotUse>,
+}
+
+/// How a start used the snapshot of the last compile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotUse {
+    /// The lists are as they were at that compile: nothing to compile.
+    Current,
+    /// The lists (or settings, or fanzha) changed since: compile them now.
+    Stale,
+}
+
+/// Sidecar of a snapshot: what the metrics showed after its compile.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct SnapshotInfo {
+    entries: u64,
+    skipped_lines: u64,
+    refused_rules: u64,
+    compiled_unix: u64,
+}
+
+const SNAPSHOT_PREFIX: &str = "last-good-";
+
+/// Keep `compiled` as the snapshot `last-good-<fingerprint>.fst` of the state
+/// directory (a hard link: no copy), with its sidecar, replacing older snapshots.
+fn save_snapshot(
+    state: &Path,
+    compiled: &Path,
+    fp: u64,
+    report: &CompileReport,
+    entries: u64,
+) -> std::io::Result<()> {
+    let final_path = state.join(format!("{SNAPSHOT_PREFIX}{fp:016x}.fst"));
+    let info = SnapshotInfo {
+        entries,
+        skipped_lines: report.skipped_total(),
+        refused_rules: report.refused.len() as u64,
+        compiled_unix: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    };
+    let tmp = state.join(format!(".{SNAPSHOT_PREFIX}{}.tmp", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    fs::write(&tmp, serde_json::to_vec(&info).unwrap_or_default())?;
+    fs::rename(&tmp, final_path.with_extension("json"))?;
+    let _ = fs::remove_file(&tmp);
+    fs::hard_link(compiled, &tmp)?;
+    fs::rename(&tmp, &final_path)?;
+    for e in fs::read_dir(state)?.flatten() {
+        let n = e.file_name().to_string_lossy().to_string();
+        let p = e.path();
+        if n.starts_with(SNAPSHOT_PREFIX)
+            && p != final_path
+            && p != final_path.with_extension("json")
+        {
+            let _ = fs::remove_file(p);
+        }
+    }
+    Ok(())
+}
+
+/// The snapshot of the state directory and its fingerprint (the newest if several).
+fn find_snapshot(state: &Path) -> Option<(PathBuf, u64)> {
+    let mut best: Option<(SystemTime, PathBuf, u64)> = None;
+    for e in fs::read_dir(state).ok()?.flatten() {
+        let n = e.file_name().to_string_lossy().to_string();
+        let Some(hex) = n
+            .strip_prefix(SNAPSHOT_PREFIX)
+            .and_then(|r| r.strip_suffix(".fst"))
+        else {
+            continue;
+        };
+        let Ok(fp) = u64::from_str_radix(hex, 16) else {
+            continue;
+        };
+        let t = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        if best.as_ref().is_none_or(|(bt, _, _)| t > *bt) {
+            best = Some((t, e.path(), fp));
+        }
+    }
+    best.map(|(_, p, fp)| (p, fp))
+}
+
 /// Loads lists as configured and swaps them into a [`Handle`].
 pub struct Loader {
     cfg: Mutex<BlocklistConfig>,
@@ -320,10 +417,18 @@ impl Loader {
             (list, None)
         } else {
             let spec = Self::spec(&cfg, previous, force)?;
+            // Taken before the compile: a file edited during it makes the fingerprint
+            // stale, so the next start compiles again rather than trusting the snapshot.
+            let fp = compile::fingerprint(&spec).ok();
             let report = compile::compile(&spec, &out)?;
             // Our own fresh, fsynced output: the header checksum is checked on open, the
             // full-body check would only re-read what we just wrote.
             let list = Blocklist::open(&out, false)?;
+            if let Some(fp) = fp
+                && let Err(e) = save_snapshot(&cfg.state_dir, &out, fp, &report, list.len() as u64)
+            {
+                tracing::warn!(error = %e, dir = %cfg.state_dir.display(), "cannot keep a snapshot of the compiled list; the next start compiles again");
+            }
             (list, Some(report))
         };
         let old_path = self.handle.load().path().map(Path::to_path_buf);
@@ -341,6 +446,75 @@ impl Loader {
             report,
             elapsed: start.elapsed(),
             path: out,
+        })
+    }
+
+    /// The first load, at start. With list directories, the snapshot of the last good
+    /// compile (kept in the state directory) serves at once: when the lists have not
+    /// changed since, nothing is compiled; when they have, the result says so and the
+    /// caller compiles them in the background while the snapshot serves, as during a
+    /// reload. Without a usable snapshot (first start, precompiled list, damaged
+    /// file), this is a plain [`Loader::reload`].
+    pub fn start(&self) -> Result<StartSummary, ReloadError> {
+        let cfg = self.config();
+        if cfg.compiled.is_none()
+            && let Some(s) = self.open_snapshot(&cfg)
+        {
+            return Ok(s);
+        }
+        let r = self.reload(false)?;
+        Ok(StartSummary {
+            entries: r.entries,
+            elapsed: r.elapsed,
+            report: r.report,
+            snapshot: None,
+        })
+    }
+
+    fn open_snapshot(&self, cfg: &BlocklistConfig) -> Option<StartSummary> {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let start = Instant::now();
+        let (path, fp) = find_snapshot(&cfg.state_dir)?;
+        let now_fp = Self::spec(cfg, None, false)
+            .ok()
+            .and_then(|s| compile::fingerprint(&s).ok());
+        let out = self.next_path(&cfg.state_dir);
+        if let Err(e) = fs::hard_link(&path, &out) {
+            tracing::warn!(error = %e, path = %path.display(), "cannot use the snapshot of the last compile; compiling");
+            return None;
+        }
+        let list = match Blocklist::open(&out, true) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "the snapshot of the last compile is unusable; removing it and compiling");
+                let _ = fs::remove_file(&out);
+                let _ = fs::remove_file(&path);
+                let _ = fs::remove_file(path.with_extension("json"));
+                return None;
+            }
+        };
+        let side: SnapshotInfo = fs::read(path.with_extension("json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let entries = list.len() as u64;
+        self.handle.store(list);
+        let st = &self.handle.stats;
+        st.ok.fetch_add(1, Ordering::Relaxed);
+        st.last_ok_unix.store(side.compiled_unix, Ordering::Relaxed);
+        st.last_skipped_lines
+            .store(side.skipped_lines, Ordering::Relaxed);
+        st.last_refused_rules
+            .store(side.refused_rules, Ordering::Relaxed);
+        Some(StartSummary {
+            entries,
+            elapsed: start.elapsed(),
+            report: None,
+            snapshot: Some(if now_fp == Some(fp) {
+                SnapshotUse::Current
+            } else {
+                SnapshotUse::Stale
+            }),
         })
     }
 
