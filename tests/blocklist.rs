@@ -103,6 +103,48 @@ fn every_public_list_compiles_with_skips_reported() {
 }
 
 /// Compile one directory with the default settings into `out`.
+#[test]
+fn a_small_memory_budget_sorts_on_disk_and_writes_the_same_list() {
+    // The fixtures hold ~210k rules (~8 MB as keys and records): a 1 MiB budget makes
+    // the compile spill about eight sorted runs and merge them.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = CompileSpec {
+        dirs: vec![fixtures().join("blocklists")],
+        ..Default::default()
+    };
+    let mem = dir.path().join("mem.fst");
+    let a = blocklist::compile(&spec, &mem).unwrap();
+    let disk_dir = dir.path().join("small");
+    fs::create_dir_all(&disk_dir).unwrap();
+    let disk = disk_dir.join("disk.fst");
+    let b = blocklist::compile(
+        &CompileSpec {
+            memory_budget: 1 << 20,
+            ..spec
+        },
+        &disk,
+    )
+    .unwrap();
+    assert_eq!(
+        (a.entries, a.block_entries, a.allow_entries),
+        (b.entries, b.block_entries, b.allow_entries)
+    );
+    assert_eq!(a.per_category, b.per_category);
+    assert_eq!(a.spilled_runs, 0);
+    assert!(b.spilled_runs >= 4, "{} runs", b.spilled_runs);
+    // Same fst length and checksum in the headers: the same map, byte for byte.
+    let (ha, hb) = (fs::read(&mem).unwrap(), fs::read(&disk).unwrap());
+    assert_eq!(ha[24..32], hb[24..32]);
+    assert_eq!(ha[40..48], hb[40..48]);
+    // The temporary runs are gone.
+    let left: Vec<_> = fs::read_dir(&disk_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("disk.fst")]);
+}
+
 fn compile_dir(src: PathBuf, out: &Path) -> blocklist::CompileReport {
     blocklist::compile(
         &CompileSpec {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::name;
 use super::parse::{Header, Item, Parser, Polarity, Scope};
+use super::runs::Runs;
 use super::set::{Action, ListInfo, Meta, write_list};
 use super::value;
 
@@ -58,7 +59,14 @@ pub struct CompileSpec {
     pub examples_per_file: usize,
     /// Category for files that name none.
     pub default_category: String,
+    /// Bytes of rules held in memory while sorting; beyond it sorted runs go to
+    /// temporary files beside the output (see `runs`).
+    pub memory_budget: usize,
 }
+
+/// Default [`CompileSpec::memory_budget`]: 10M names compile in about 400 MB
+/// without it, within ~200 MB with it; 1M names stay in memory.
+pub const DEFAULT_MEMORY_BUDGET: usize = 128 << 20;
 
 impl Default for CompileSpec {
     fn default() -> Self {
@@ -72,6 +80,7 @@ impl Default for CompileSpec {
             force: false,
             examples_per_file: 5,
             default_category: "fraud".into(),
+            memory_budget: DEFAULT_MEMORY_BUDGET,
         }
     }
 }
@@ -192,6 +201,8 @@ pub struct CompileReport {
     pub allow_entries: u64,
     /// Output size.
     pub file_bytes: u64,
+    /// Sorted runs written to disk because the rules outgrew the memory budget.
+    pub spilled_runs: usize,
     /// Wall time.
     #[serde(serialize_with = "ser_secs")]
     pub elapsed: Duration,
@@ -206,14 +217,6 @@ impl CompileReport {
     pub fn skipped_total(&self) -> u64 {
         self.skipped.values().sum()
     }
-}
-
-struct Raw {
-    key: Box<[u8]>,
-    flags: u8,
-    category: u8,
-    list: u16,
-    note: u32,
 }
 
 /// Files of a directory tree that are lists: regular files, recursively, sorted, except
@@ -450,7 +453,21 @@ pub fn compile(spec: &CompileSpec, out: &Path) -> Result<CompileReport, CompileE
     let mut refused: Vec<Refusal> = Vec::new();
     let mut examples: Vec<SkippedLine> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
-    let mut raws: Vec<Raw> = Vec::new();
+    let (out_dir, out_stem) = match (out.parent(), out.file_name()) {
+        (Some(d), Some(f)) if !d.as_os_str().is_empty() => {
+            (d.to_path_buf(), f.to_string_lossy().to_string())
+        }
+        (_, f) => (
+            PathBuf::from("."),
+            f.map(|f| f.to_string_lossy().to_string())
+                .unwrap_or_else(|| "list".into()),
+        ),
+    };
+    let mut runs = Runs::new(&out_dir, &out_stem, spec.memory_budget);
+    let werr = |source| CompileError::Write {
+        path: out.to_path_buf(),
+        source,
+    };
     let mut skipped_all: BTreeMap<&'static str, u64> = BTreeMap::new();
 
     for (list_id, (path, lname, allowlist)) in files.iter().enumerate() {
@@ -578,13 +595,20 @@ pub fn compile(spec: &CompileSpec, out: &Path) -> Result<CompileReport, CompileE
                                 }
                             } as u8;
                             rep.rules += 1;
-                            raws.push(Raw {
-                                key: name::reversed_key(&r.name).into_boxed_slice(),
-                                flags,
-                                category: cat_id as u8,
-                                list: list_id as u16,
-                                note,
-                            });
+                            let v = if r.polarity == Polarity::Block {
+                                value::pack(
+                                    flags as u64,
+                                    cat_id as u64,
+                                    list_id as u64,
+                                    0,
+                                    note as u64,
+                                )
+                            } else {
+                                value::pack(flags as u64, 0, 0, list_id as u64, 0)
+                            };
+                            if let Err(e) = runs.push(&name::reversed_key(&r.name), v) {
+                                read_err = Some(werr(e));
+                            }
                         }
                     }
                 }
@@ -618,47 +642,30 @@ pub fn compile(spec: &CompileSpec, out: &Path) -> Result<CompileReport, CompileE
         reports.push(rep);
     }
 
-    // Merge rules per name: flags are or-ed; the first list (in file order) that
-    // blocks names the category, list and note; the first that allows names the allow list.
-    raws.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut merged: Vec<(Box<[u8]>, u64)> = Vec::with_capacity(raws.len());
+    // Sort and merge rules per name (see `runs`), then count what the file will hold:
+    // the counts go into the header, before the fst is written in a second pass.
+    runs.finish().map_err(werr)?;
     let mut per_category: BTreeMap<String, u64> = BTreeMap::new();
-    let (mut block_entries, mut allow_entries) = (0u64, 0u64);
-    let mut i = 0;
-    while i < raws.len() {
-        let mut j = i;
-        let (mut flags, mut cat, mut blist, mut alist, mut note) = (0u64, 0u64, 0u64, 0u64, 0u64);
-        let (mut have_block, mut have_allow) = (false, false);
-        while j < raws.len() && raws[j].key == raws[i].key {
-            let r = &raws[j];
-            flags |= r.flags as u64;
-            let is_block = r.flags as u64 & (value::BLOCK_SELF | value::BLOCK_BELOW) != 0;
-            if is_block && !have_block {
-                have_block = true;
-                cat = r.category as u64;
-                blist = r.list as u64;
-                note = r.note as u64;
-            } else if !is_block && !have_allow {
-                have_allow = true;
-                alist = r.list as u64;
-            }
-            j += 1;
-        }
-        if have_block {
+    let (mut entries, mut block_entries, mut allow_entries) = (0u64, 0u64, 0u64);
+    let mut per_cat_id = vec![0u64; categories.len()];
+    runs.each(&mut |_, v| {
+        entries += 1;
+        let f = value::flags(v);
+        if f & (value::BLOCK_SELF | value::BLOCK_BELOW) != 0 {
             block_entries += 1;
-            *per_category
-                .entry(categories[cat as usize].clone())
-                .or_default() += 1;
+            per_cat_id[value::category(v)] += 1;
         }
-        if have_allow {
+        if f & (value::ALLOW_SELF | value::ALLOW_BELOW) != 0 {
             allow_entries += 1;
         }
-        let key = std::mem::take(&mut raws[i].key);
-        merged.push((key, value::pack(flags, cat, blist, alist, note)));
-        i = j;
+        Ok(())
+    })
+    .map_err(werr)?;
+    for (id, n) in per_cat_id.into_iter().enumerate() {
+        if n > 0 {
+            *per_category.entry(categories[id].clone()).or_default() += n;
+        }
     }
-    drop(raws);
-    let entries = merged.len() as u64;
 
     if let Some(old) = spec.previous_entries
         && !spec.force
@@ -680,7 +687,7 @@ pub fn compile(spec: &CompileSpec, out: &Path) -> Result<CompileReport, CompileE
     meta.lists = lists;
     meta.notes = notes;
 
-    let file_bytes = write_atomically(out, &meta, &merged)?;
+    let file_bytes = write_atomically(out, &meta, |insert| runs.each(insert))?;
     Ok(CompileReport {
         lists: reports,
         per_category,
@@ -691,6 +698,7 @@ pub fn compile(spec: &CompileSpec, out: &Path) -> Result<CompileReport, CompileE
         block_entries,
         allow_entries,
         file_bytes,
+        spilled_runs: runs.spilled(),
         elapsed: start.elapsed(),
     })
 }
@@ -702,11 +710,12 @@ fn rel_name(dir: &Path, file: &Path) -> String {
         .replace('\\', "/")
 }
 
-/// Write a list from sorted, distinct keys: temp file, fsync, rename, fsync the dir.
+/// Write a list: temp file, fsync, rename, fsync the dir. `each` must call `insert`
+/// with every key, sorted and distinct, and its value.
 pub fn write_atomically(
     out: &Path,
     meta: &Meta,
-    sorted: &[(Box<[u8]>, u64)],
+    each: impl FnOnce(&mut dyn FnMut(&[u8], u64) -> io::Result<()>) -> io::Result<()>,
 ) -> Result<u64, CompileError> {
     let werr = |source| CompileError::Write {
         path: out.to_path_buf(),
@@ -731,9 +740,7 @@ pub fn write_atomically(
         write_list(&mut w, meta, |hw| {
             let mut b = fst::MapBuilder::new(BufWriter::with_capacity(1 << 16, hw))
                 .map_err(io::Error::other)?;
-            for (k, v) in sorted {
-                b.insert(k, *v).map_err(io::Error::other)?;
-            }
+            each(&mut |k, v| b.insert(k, v).map_err(io::Error::other))?;
             let mut inner = b.into_inner().map_err(io::Error::other)?;
             inner.flush()
         })?;

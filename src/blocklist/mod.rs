@@ -9,6 +9,7 @@
 pub mod compile;
 pub mod name;
 pub mod parse;
+pub mod runs;
 pub mod set;
 pub mod value;
 pub mod watch;

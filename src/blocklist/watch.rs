@@ -310,6 +310,7 @@ impl Loader {
             force,
             examples_per_file: 5,
             default_category: cfg.default_category.clone(),
+            memory_budget: compile::DEFAULT_MEMORY_BUDGET,
         })
     }
 
