@@ -1,8 +1,8 @@
-//! The hot path allocates nothing: blocklist lookups and the block decision with its
-//! answer bytes, counted with a global counting allocator.
+//! The hot path allocates nothing: blocklist lookups, the block decision with its
+//! answer bytes, and answers from the cache, counted with a counting allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::cell::Cell;
 use std::time::Instant;
 
 use fanzha::blocklist::{self, Blocklist, CompileSpec};
@@ -10,13 +10,24 @@ use fanzha::config::Config;
 use fanzha::policy::{Decision, Policy, RateLimiter};
 
 struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-static ON: AtomicBool = AtomicBool::new(false);
+// Per thread: the tests of this file run in parallel and count only their own.
+thread_local! {
+    static ON: Cell<bool> = const { Cell::new(false) };
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn counting(on: bool) {
+    ON.with(|c| c.set(on));
+}
+
+fn allocs() -> u64 {
+    ALLOCS.with(|c| c.get())
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if ON.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        if ON.try_with(|c| c.get()).unwrap_or(false) {
+            let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
         }
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.alloc(l) }
@@ -68,7 +79,7 @@ fn lookups_and_block_answers_do_not_allocate() {
     let client = "127.0.0.1".parse().unwrap();
     let now = Instant::now();
 
-    ON.store(true, Ordering::SeqCst);
+    counting(true);
     let mut blocked = 0;
     for (p, s) in packets.iter().zip(&strings) {
         if list.lookup(s).is_block() {
@@ -78,11 +89,53 @@ fn lookups_and_block_answers_do_not_allocate() {
             blocked += 1;
         }
     }
-    ON.store(false, Ordering::SeqCst);
+    counting(false);
     assert_eq!(blocked, 2000);
-    assert_eq!(
-        ALLOCS.load(Ordering::SeqCst),
-        0,
-        "allocations on the blocked-query path"
-    );
+    assert_eq!(allocs(), 0, "allocations on the blocked-query path");
+}
+
+#[test]
+fn cached_answers_do_not_allocate() {
+    use hickory_proto::op::{Edns, Message, MessageType, OpCode};
+    use hickory_proto::rr::{Name, RData, Record, rdata::A};
+    let list = Blocklist::empty();
+    let policy = Policy::from_config(&Config::embedded());
+    let limiter = RateLimiter::new(0, 0);
+    let cache = fanzha::dns::cache::AnswerCache::new(10_000);
+    let now = Instant::now();
+    let client = "127.0.0.1".parse().unwrap();
+    let mut buf = Vec::with_capacity(512);
+    let packets: Vec<Vec<u8>> = (0..1000)
+        .map(|i| query(&format!("www.allowed{i}.test")))
+        .collect();
+    // Fill the cache as the resolve path does: an encoded answer per question.
+    for p in &packets {
+        let Decision::Resolve(q) = policy.decide(p, client, &list, &limiter, now, &mut buf) else {
+            panic!("an allowed name must go to the resolver");
+        };
+        let req = Message::from_vec(p).unwrap();
+        let mut resp = Message::new(req.metadata.id, MessageType::Response, OpCode::Query);
+        resp.add_query(req.queries[0].clone());
+        let name = Name::from_ascii(req.queries[0].name().to_ascii()).unwrap();
+        resp.add_answer(Record::from_rdata(
+            name,
+            300,
+            RData::A(A::new(192, 0, 2, 7)),
+        ));
+        resp.set_edns(Edns::new());
+        cache.put(p, &q, 1, now, &resp.to_vec().unwrap());
+    }
+
+    counting(true);
+    let mut hits = 0;
+    for p in &packets {
+        if let Decision::Resolve(q) = policy.decide(p, client, &list, &limiter, now, &mut buf)
+            && cache.get(p, &q, 1, now, &mut buf)
+        {
+            hits += 1;
+        }
+    }
+    counting(false);
+    assert_eq!(hits, 1000, "cached answers were not found");
+    assert_eq!(allocs(), 0, "allocations on the cached-answer path");
 }
