@@ -199,17 +199,28 @@ impl Hierarchy {
     fn start_inner(keys: Option<Arc<Keys>>) -> Hierarchy {
         let net = fresh_net();
         let ip = move |l: u8| Ipv4Addr::new(net[0], net[1], net[2], l);
-        // Find a port free on all three addresses.
-        let port = loop {
-            let s = UdpSocket::bind((ip(10), 0)).unwrap();
-            let p = s.local_addr().unwrap().port();
-            drop(s);
-            if [10, 11, 12].iter().all(|l| {
-                UdpSocket::bind((ip(*l), p)).is_ok()
-                    && std::net::TcpListener::bind((ip(*l), p)).is_ok()
-            }) {
-                break p;
-            }
+        // Bind one port on all three addresses, UDP and TCP, and keep the sockets for
+        // the servers: probing, closing and binding again later would race with other
+        // processes' ephemeral ports (a client socket on 0.0.0.0:P blocks 127.x.y.z:P).
+        let bind_pair = |l: u8, p: u16| {
+            Some((
+                UdpSocket::bind((ip(l), p)).ok()?,
+                std::net::TcpListener::bind((ip(l), p)).ok()?,
+            ))
+        };
+        let (port, mut bound) = loop {
+            let first = UdpSocket::bind((ip(10), 0)).unwrap();
+            let p = first.local_addr().unwrap().port();
+            let Ok(t10) = std::net::TcpListener::bind((ip(10), p)) else {
+                continue;
+            };
+            let (Some(a), Some(b)) = (bind_pair(11, p), bind_pair(12, p)) else {
+                continue;
+            };
+            break (
+                p,
+                std::collections::HashMap::from([(10u8, (first, t10)), (11, a), (12, b)]),
+            );
         };
         let tls_listener = std::net::TcpListener::bind((ip(12), 0)).unwrap();
         let tls_port = tls_listener.local_addr().unwrap().port();
@@ -357,10 +368,12 @@ impl Hierarchy {
                         )
                         .unwrap();
                     }
-                    let addr = SocketAddr::new(IpAddr::V4(ip(last)), port);
-                    s.register_socket(tokio::net::UdpSocket::bind(addr).await.unwrap());
+                    let (udp, tcp) = bound.remove(&last).unwrap();
+                    udp.set_nonblocking(true).unwrap();
+                    tcp.set_nonblocking(true).unwrap();
+                    s.register_socket(tokio::net::UdpSocket::from_std(udp).unwrap());
                     s.register_listener(
-                        tokio::net::TcpListener::bind(addr).await.unwrap(),
+                        tokio::net::TcpListener::from_std(tcp).unwrap(),
                         Duration::from_secs(5),
                         65535,
                     );
