@@ -3,6 +3,7 @@
 # (../shared/bench/run_peers.sh): forward mode to the benchmark's upstream, blocking
 # the benchmark's list, answering A SINK. Usage (run_peers.sh fills the placeholders):
 #   fanzha-peer.sh @RUN@ @PORT@ @THREADS@ @LIST_TXT@ @UPSTREAM_IP@ @UPSTREAM_PORT@ @SINK@
+# FANZHA_COMPILED=FILE serves that precompiled list instead of compiling @LIST_TXT@.
 set -euo pipefail
 run=$1 port=$2 threads=$3 list=$4 up_ip=$5 up_port=$6 sink=$7
 bin=${FANZHA_BIN:-$(cd "$(dirname "$0")/../.." && pwd)/target/release/fanzha}
@@ -20,7 +21,7 @@ mode = "forward"
 upstreams = ["udp://$up_ip:$up_port"]
 allow_nameservers = ["127.0.0.0/8"]
 [blocklist]
-dirs = ["$run/lists"]
+$(if [ -n "${FANZHA_COMPILED:-}" ]; then echo "compiled = \"$FANZHA_COMPILED\""; else echo "dirs = [\"$run/lists\"]"; fi)
 allow_dirs = []
 max_drop = 1.0
 [sinkhole]
