@@ -5,7 +5,7 @@
 # Environment: SIZES (default 1000000), MODES (default pinned), PEERS, OUT (default
 # target/bench), BIG (default 10000000; 0 skips the big-list step), EXTRA_ONLY=1
 # (only the fanzha-alone figures, reusing the last peers run). Results:
-# $OUT/results/summary.md and fanzha-extra.md. Needs root (network namespace)
+# $OUT/results/ratios.md (fanzha / peer), summary.md and fanzha-extra.md. Needs root (network namespace)
 # and the Debian packages below; installs them when missing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,6 +27,7 @@ export CUSTOM_RELOAD='kill -HUP @PID@'
 [ -f "$DATA/blocklist-${SIZES%% *}.txt" ] || "$bench/run_peers.sh" gen
 # EXTRA_ONLY=1: only the fanzha-alone figures below, reusing the last peers run.
 [ "${EXTRA_ONLY:-0}" = 1 ] || "$bench/run_peers.sh"
+python3 "$here/ratios.py" "$RESULTS/raw.tsv" | tee "$RESULTS/ratios.md"
 
 # ---- fanzha alone, beyond what the shared harness measures ---------------------------
 # Figures go to $RESULTS/fanzha-extra.md:
@@ -85,4 +86,4 @@ run=$out/fanzha-extra; rm -rf "$run" "$run".log; mkdir -p "$run"
     stop_fanzha
   fi
 } | tee "$extra"
-echo "summary: $RESULTS/summary.md and $extra"
+echo "summary: $RESULTS/ratios.md, $RESULTS/summary.md and $extra"
