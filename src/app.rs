@@ -28,7 +28,7 @@ use crate::report::pipeline::{self, ReportConfig, ReportMetrics, Reporter};
 use crate::report::sender::Platform;
 use crate::warnpage::{self, Templates, server::WarnState};
 
-fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+fn udp_socket(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::UdpSocket> {
     let s = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::DGRAM,
@@ -36,6 +36,11 @@ fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     )?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
+    }
+    if reuse_port {
+        // One socket per worker on the same address; the kernel spreads clients
+        // over them, so the receive loops run on every core.
+        s.set_reuse_port(true)?;
     }
     s.set_recv_buffer_size(4 << 20).ok();
     s.set_send_buffer_size(4 << 20).ok();
@@ -60,16 +65,26 @@ fn tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(s.into())
 }
 
-/// Bind UDP and TCP on the same address; with port 0, find a port free for both.
-fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener)> {
+/// Bind `udp_count` UDP sockets (SO_REUSEPORT when more than one) and one TCP
+/// listener on the same address; with port 0, find a port free for both.
+fn bind_pair(addr: SocketAddr, udp_count: usize) -> Result<(Vec<UdpSocket>, TcpListener)> {
     let mut last = None;
+    let reuse = udp_count > 1;
+    let ctx =
+        || format!("binding DNS UDP on {addr} (server.listen); is another resolver running there?");
     for _ in 0..20 {
-        let udp = udp_socket(addr).with_context(|| {
-            format!("binding DNS UDP on {addr} (server.listen); is another resolver running there?")
-        })?;
+        let udp = udp_socket(addr, reuse).with_context(ctx)?;
         let bound = udp.local_addr()?;
         match tcp_listener(bound) {
-            Ok(tcp) => return Ok((UdpSocket::from_std(udp)?, TcpListener::from_std(tcp)?)),
+            Ok(tcp) => {
+                let mut socks = vec![UdpSocket::from_std(udp)?];
+                for _ in 1..udp_count {
+                    socks.push(UdpSocket::from_std(
+                        udp_socket(bound, true).with_context(ctx)?,
+                    )?);
+                }
+                return Ok((socks, TcpListener::from_std(tcp)?));
+            }
             Err(e) if addr.port() == 0 => last = Some(e),
             Err(e) => {
                 return Err(e)
@@ -146,19 +161,23 @@ pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
     });
 
     let tasks = TaskTracker::new();
+    // One UDP receive loop per runtime worker (the runtime has `threads` of them).
+    let udp_sockets = cfg.worker_threads();
     // The listeners: if one ends while fanzha is not stopping (a bug, a dead socket),
     // fanzha exits non-zero so that systemd restarts it, instead of serving half.
     let mut listeners = tokio::task::JoinSet::new();
     for addr in &cfg.listen {
-        let (udp, tcp) = bind_pair(*addr)?;
-        let bound = udp.local_addr()?;
-        tracing::info!(udp = %bound, tcp = %tcp.local_addr()?, "listening for DNS");
-        listeners.spawn(server::run_udp(
-            engine.clone(),
-            Arc::new(udp),
-            shutdown.clone(),
-            tasks.clone(),
-        ));
+        let (udps, tcp) = bind_pair(*addr, udp_sockets)?;
+        let bound = udps[0].local_addr()?;
+        tracing::info!(udp = %bound, tcp = %tcp.local_addr()?, udp_sockets = udps.len(), "listening for DNS");
+        for udp in udps {
+            listeners.spawn(server::run_udp(
+                engine.clone(),
+                Arc::new(udp),
+                shutdown.clone(),
+                tasks.clone(),
+            ));
+        }
         listeners.spawn(server::run_tcp(
             engine.clone(),
             tcp,

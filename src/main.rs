@@ -159,12 +159,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => lookup_cmd(config.as_deref(), compiled.as_deref(), &names),
         Cmd::Serve { config } => {
             let cfg = Config::load(config.as_deref())?;
-            let threads = match cfg.threads {
-                0 => std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1),
-                n => n,
-            };
+            let threads = cfg.worker_threads();
             // One thread: a current-thread runtime, measurably faster than a
             // work-stealing one on this kind of load.
             let rt = if threads == 1 {

@@ -938,6 +938,17 @@ fn validate_upstream(key: &str, u: &str) -> Result<(), ConfigError> {
 }
 
 impl Config {
+    /// Runtime worker threads (and UDP sockets per listen address): `threads`, or one
+    /// per CPU core when it is 0.
+    pub fn worker_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            n => n,
+        }
+    }
+
     /// The embedded defaults (paths relative to the working directory).
     pub fn embedded() -> Config {
         RawConfig::default()
