@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::name;
 use super::parse::{Header, Item, Parser, Polarity, Scope};
 use super::runs::Runs;
 use super::set::{Action, ListInfo, Meta, write_list};
@@ -453,16 +452,7 @@ pub fn compile(spec: &CompileSpec, out: &Path) -> Result<CompileReport, CompileE
     let mut refused: Vec<Refusal> = Vec::new();
     let mut examples: Vec<SkippedLine> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
-    let (out_dir, out_stem) = match (out.parent(), out.file_name()) {
-        (Some(d), Some(f)) if !d.as_os_str().is_empty() => {
-            (d.to_path_buf(), f.to_string_lossy().to_string())
-        }
-        (_, f) => (
-            PathBuf::from("."),
-            f.map(|f| f.to_string_lossy().to_string())
-                .unwrap_or_else(|| "list".into()),
-        ),
-    };
+    let (out_dir, out_stem) = dir_and_name(out);
     let mut runs = Runs::new(&out_dir, &out_stem, spec.memory_budget);
     let werr = |source| CompileError::Write {
         path: out.to_path_buf(),
@@ -606,7 +596,7 @@ pub fn compile(spec: &CompileSpec, out: &Path) -> Result<CompileReport, CompileE
                             } else {
                                 value::pack(flags as u64, 0, 0, list_id as u64, 0)
                             };
-                            if let Err(e) = runs.push(&name::reversed_key(&r.name), v) {
+                            if let Err(e) = runs.push_name(&r.name, v) {
                                 read_err = Some(werr(e));
                             }
                         }
@@ -710,6 +700,20 @@ fn rel_name(dir: &Path, file: &Path) -> String {
         .replace('\\', "/")
 }
 
+/// The directory of `out` (`.` for a bare file name) and its file name: temporary
+/// files go beside the output, named after it.
+fn dir_and_name(out: &Path) -> (PathBuf, String) {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let fname = out
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_else(|| "list.fst".into());
+    (dir, fname)
+}
+
 /// Write a list: temp file, fsync, rename, fsync the dir. `each` must call `insert`
 /// with every key, sorted and distinct, and its value.
 pub fn write_atomically(
@@ -721,14 +725,7 @@ pub fn write_atomically(
         path: out.to_path_buf(),
         source,
     };
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let fname = out
-        .file_name()
-        .map(|f| f.to_string_lossy().to_string())
-        .unwrap_or_else(|| "list.fst".into());
+    let (dir, fname) = dir_and_name(out);
     let tmp = dir.join(format!(
         ".{fname}.tmp-{}-{}",
         std::process::id(),

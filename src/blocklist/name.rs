@@ -107,13 +107,18 @@ pub fn check_ascii(s: &str) -> Result<(), NameError> {
 /// joined by dots (`a.evil.top` → `top.evil.a`).
 pub fn reversed_key(name: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(name.len());
+    push_reversed_key(name, &mut key);
+    key
+}
+
+/// Append the [`reversed_key`] of `name` to `out` (no allocation of its own).
+pub fn push_reversed_key(name: &str, out: &mut Vec<u8>) {
     for (i, label) in name.rsplit('.').enumerate() {
         if i > 0 {
-            key.push(b'.');
+            out.push(b'.');
         }
-        key.extend_from_slice(label.as_bytes());
+        out.extend_from_slice(label.as_bytes());
     }
-    key
 }
 
 /// Inverse of [`reversed_key`].

@@ -67,20 +67,39 @@ impl Runs {
         }
     }
 
-    /// Add one rule (`key` at most 255 bytes: a DNS name is at most 253).
+    /// Add one rule keyed by `key` (at most 255 bytes: a DNS name is at most 253).
     pub fn push(&mut self, key: &[u8], value: u64) -> io::Result<()> {
-        debug_assert!(key.len() <= u8::MAX as usize);
-        if self.arena.len() + key.len() > u32::MAX as usize
+        self.push_with(key.len(), value, |a| a.extend_from_slice(key))
+    }
+
+    /// Add one rule for a normalised `name`, its reversed key written straight into
+    /// the arena.
+    pub fn push_name(&mut self, name: &str, value: u64) -> io::Result<()> {
+        self.push_with(name.len(), value, |a| {
+            super::name::push_reversed_key(name, a)
+        })
+    }
+
+    fn push_with(
+        &mut self,
+        len: usize,
+        value: u64,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> io::Result<()> {
+        debug_assert!(len <= u8::MAX as usize);
+        if self.arena.len() + len > u32::MAX as usize
             || self.arena.len() + self.recs.len() * size_of::<Rec>() > self.budget
         {
             self.spill()?;
         }
+        let off = self.arena.len();
+        write(&mut self.arena);
+        debug_assert_eq!(self.arena.len() - off, len);
         self.recs.push(Rec {
-            off: self.arena.len() as u32,
-            len: key.len() as u8,
+            off: off as u32,
+            len: len as u8,
             value,
         });
-        self.arena.extend_from_slice(key);
         Ok(())
     }
 
