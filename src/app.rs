@@ -104,6 +104,14 @@ pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
         config = %config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "embedded defaults".into()),
         "fanzha {} starting", env!("CARGO_PKG_VERSION")
     );
+    // DNS sockets first: a second instance fails here at once, and queries that
+    // arrive while the lists load wait in the socket buffers, answered a moment
+    // later rather than refused.
+    let udp_sockets = cfg.worker_threads();
+    let mut bound = Vec::with_capacity(cfg.listen.len());
+    for addr in &cfg.listen {
+        bound.push(bind_pair(*addr, udp_sockets)?);
+    }
     let lists = Arc::new(Handle::default());
     let loader = Arc::new(Loader::new(cfg.blocklist.clone(), lists.clone()));
     loader.clean_state_dir();
@@ -112,6 +120,11 @@ pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
         .await?
         .context("loading the blocklist at start")?;
     match summary.snapshot {
+        None if summary.interim => tracing::info!(
+            entries = summary.entries,
+            ms = summary.elapsed.as_millis() as u64,
+            "blocklist read; an interim index serves it while the compile finishes in the background"
+        ),
         None => tracing::info!(
             entries = summary.entries,
             ms = summary.elapsed.as_millis() as u64,
@@ -162,12 +175,10 @@ pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
 
     let tasks = TaskTracker::new();
     // One UDP receive loop per runtime worker (the runtime has `threads` of them).
-    let udp_sockets = cfg.worker_threads();
     // The listeners: if one ends while fanzha is not stopping (a bug, a dead socket),
     // fanzha exits non-zero so that systemd restarts it, instead of serving half.
     let mut listeners = tokio::task::JoinSet::new();
-    for addr in &cfg.listen {
-        let (udps, tcp) = bind_pair(*addr, udp_sockets)?;
+    for (udps, tcp) in bound {
         let bound = udps[0].local_addr()?;
         tracing::info!(udp = %bound, tcp = %tcp.local_addr()?, udp_sockets = udps.len(), "listening for DNS");
         for udp in udps {
@@ -240,6 +251,7 @@ pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     ready.store(true, Ordering::Release);
+    loader.serving();
     crate::notify::notify("READY=1");
     tracing::info!("ready");
 

@@ -541,16 +541,34 @@ fn a_restart_serves_the_last_compile_at_once_and_compiles_only_what_changed() {
             .collect::<Vec<_>>()
     };
 
-    // First start: nothing to reuse, the lists compile; the result is kept.
+    // First start: nothing to reuse. The lists are read and an interim index serves
+    // them (allowlist included) while the compile finishes in the background; then
+    // the compiled file takes over, and it is kept.
     let f = Fanzha::start(dir.path(), &toml);
-    assert!(f.log_text().contains("blocklist loaded"));
+    assert!(
+        f.log_text().contains("an interim index serves it"),
+        "{}",
+        f.log_text()
+    );
     assert!(!f.log_text().contains("snapshot"), "{}", f.log_text());
     assert!(blocked(&f, "blocked.example.test."));
+    assert!(!blocked(&f, "ok.blocked.example.test."), "allowlist lost");
+    assert!(
+        f.wait_log("the compiled file now serves", Duration::from_secs(10)),
+        "{}",
+        f.log_text()
+    );
+    assert!(blocked(&f, "blocked.example.test."));
+    assert!(!blocked(&f, "ok.blocked.example.test."), "allowlist lost");
     assert_eq!(snapshots().len(), 1);
     drop(f);
 
-    // Unchanged lists: the snapshot serves and nothing compiles.
+    // Unchanged lists: the snapshot serves and nothing compiles. Temporaries of a
+    // compile cut short by a stop are cleared.
+    let leftover = dir.path().join("state/.active-1-0.fst.tmp-1-0");
+    std::fs::write(&leftover, b"half a list").unwrap();
     let f = Fanzha::start(dir.path(), &toml);
+    assert!(!leftover.exists(), "a compile's temporary file was left");
     assert!(
         f.log_text().contains("lists unchanged since"),
         "{}",
@@ -591,6 +609,11 @@ fn a_restart_serves_the_last_compile_at_once_and_compiles_only_what_changed() {
     let f = Fanzha::start(dir.path(), &toml);
     assert!(f.log_text().contains("unusable"), "{}", f.log_text());
     assert!(blocked(&f, "added-while-down.example.test."));
+    assert!(
+        f.wait_log("the compiled file now serves", Duration::from_secs(10)),
+        "{}",
+        f.log_text()
+    );
     assert_eq!(snapshots().len(), 1);
 }
 

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::parse::{Header, Item, Parser, Polarity, Scope};
+use super::interim::Interim;
+use super::parse::{Header, Item, Parser, Polarity, Rule, Scope, bare_name};
 use super::runs::Runs;
-use super::set::{Action, ListInfo, Meta, write_list};
+use super::set::{Action, Blocklist, ListInfo, Meta, write_list};
 use super::value;
 
 /// How a list's plain entries match.
@@ -312,7 +313,8 @@ pub fn is_list_name(fname: &str) -> bool {
 }
 
 /// Read `reader` line by line, handing each line (without `\n`, at most `cap + 1`
-/// bytes: longer lines are cut there so the caller can tell) to `f`.
+/// bytes: longer lines are cut there so the caller can tell) to `f`. Lines that lie
+/// whole in the reader's buffer are handed over in place, without a copy.
 pub fn for_each_line(
     mut reader: impl BufRead,
     cap: usize,
@@ -329,7 +331,21 @@ pub fn for_each_line(
             }
             return Ok(());
         }
-        let (chunk, done, used) = match memchr(b'\n', buf) {
+        if line.is_empty() {
+            let mut start = 0;
+            for end in memchr::memchr_iter(b'\n', buf) {
+                let l = &buf[start..end];
+                no += 1;
+                f(no, &l[..l.len().min(cap + 1)]);
+                start = end + 1;
+            }
+            if start > 0 {
+                reader.consume(start);
+                continue;
+            }
+        }
+        // A line that continues past the buffer: gather it.
+        let (chunk, done, used) = match memchr::memchr(b'\n', buf) {
             Some(i) => (&buf[..i], true, i + 1),
             None => (buf, false, buf.len()),
         };
@@ -342,10 +358,6 @@ pub fn for_each_line(
             line.clear();
         }
     }
-}
-
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
 }
 
 struct Guard {
@@ -372,7 +384,7 @@ impl Guard {
     }
 
     fn check(&self, name: &str, scope: Scope) -> Option<(&'static str, String)> {
-        if !name.contains('.') {
+        if !name.bytes().any(|b| b == b'.') {
             return Some(("public-suffix", name.to_string()));
         }
         if let Some(s) = psl::suffix(name.as_bytes())
@@ -380,6 +392,9 @@ impl Guard {
             && s.as_bytes() == name.as_bytes()
         {
             return Some(("public-suffix", name.to_string()));
+        }
+        if self.protected.is_empty() {
+            return None;
         }
         let mut rest = name;
         loop {
@@ -400,11 +415,162 @@ impl Guard {
     }
 }
 
+/// Where the rules of one list file go: guardrails, category and note tables, the
+/// run arena. Shared by the parser's rules and the bare-name fast path.
+struct RuleSink<'a> {
+    spec: &'a CompileSpec,
+    out: &'a Path,
+    guard: &'a Guard,
+    categories: &'a mut Vec<String>,
+    notes: &'a mut Vec<String>,
+    refused: &'a mut Vec<Refusal>,
+    runs: &'a mut Runs,
+    list_id: usize,
+    lname: &'a str,
+    allowlist: bool,
+    mode: MatchMode,
+    /// Category from the config or the file's header so far.
+    category: Option<String>,
+    /// Id of `category` (or the default) in `categories`, once a rule used it.
+    cat_id: Option<usize>,
+    rules: u64,
+    refused_rules: u64,
+    /// Reused buffer for lower-casing bare names.
+    lower: String,
+}
+
+impl RuleSink<'_> {
+    fn set_category(&mut self, c: String) {
+        self.category = Some(c);
+        self.cat_id = None;
+    }
+
+    fn cat_id(&mut self) -> Result<usize, CompileError> {
+        if let Some(id) = self.cat_id {
+            return Ok(id);
+        }
+        let cat = self
+            .category
+            .as_deref()
+            .unwrap_or(&self.spec.default_category);
+        let id = match self.categories.iter().position(|c| c == cat) {
+            Some(i) => i,
+            None => {
+                self.categories.push(cat.to_string());
+                self.categories.len() - 1
+            }
+        };
+        if id > value::MAX_CATEGORY as usize {
+            return Err(CompileError::TooManyCategories(id + 1));
+        }
+        self.cat_id = Some(id);
+        Ok(id)
+    }
+
+    /// A rule from the parser.
+    fn add(&mut self, mut r: Rule, line: u64) -> Result<(), CompileError> {
+        if self.allowlist {
+            r.polarity = Polarity::Allow;
+        }
+        if !r.explicit_scope && self.mode == MatchMode::Exact {
+            r.scope = Scope::Exact;
+        }
+        self.insert(&r.name, r.scope, r.polarity, r.note, line)
+    }
+
+    /// A line that is a bare name (see [`bare_name`]): a plain rule.
+    fn add_bare(&mut self, name: &str, line: u64) -> Result<(), CompileError> {
+        let scope = match self.mode {
+            MatchMode::Exact => Scope::Exact,
+            MatchMode::Subtree => Scope::Subtree,
+        };
+        let polarity = if self.allowlist {
+            Polarity::Allow
+        } else {
+            Polarity::Block
+        };
+        if !name.bytes().any(|b| b.is_ascii_uppercase()) {
+            return self.insert(name, scope, polarity, None, line);
+        }
+        let mut lower = std::mem::take(&mut self.lower);
+        lower.clear();
+        lower.push_str(name);
+        lower.make_ascii_lowercase();
+        let r = self.insert(&lower, scope, polarity, None, line);
+        self.lower = lower;
+        r
+    }
+
+    fn insert(
+        &mut self,
+        name: &str,
+        scope: Scope,
+        polarity: Polarity,
+        note: Option<String>,
+        line: u64,
+    ) -> Result<(), CompileError> {
+        if polarity == Polarity::Block
+            && let Some((reason, detail)) = self.guard.check(name, scope)
+        {
+            self.refused_rules += 1;
+            self.refused.push(Refusal {
+                file: self.lname.to_string(),
+                line,
+                name: name.to_string(),
+                reason,
+                detail,
+            });
+            return Ok(());
+        }
+        let cat_id = self.cat_id()?;
+        let note = match note {
+            Some(n) if polarity == Polarity::Block => {
+                self.notes.push(n);
+                self.notes.len() as u64
+            }
+            _ => 0,
+        };
+        let flags = match (polarity, scope) {
+            (Polarity::Block, Scope::Exact) => value::BLOCK_SELF,
+            (Polarity::Block, Scope::Below) => value::BLOCK_BELOW,
+            (Polarity::Block, Scope::Subtree) => value::BLOCK_SELF | value::BLOCK_BELOW,
+            (Polarity::Allow, Scope::Exact) => value::ALLOW_SELF,
+            (Polarity::Allow, Scope::Below) => value::ALLOW_BELOW,
+            (Polarity::Allow, Scope::Subtree) => value::ALLOW_SELF | value::ALLOW_BELOW,
+        };
+        self.rules += 1;
+        let v = if polarity == Polarity::Block {
+            value::pack(flags, cat_id as u64, self.list_id as u64, 0, note)
+        } else {
+            value::pack(flags, 0, 0, self.list_id as u64, 0)
+        };
+        self.runs
+            .push_name(name, v)
+            .map_err(|source| CompileError::Write {
+                path: self.out.to_path_buf(),
+                source,
+            })
+    }
+}
+
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Compile the lists of `spec` into `out` (written to a temporary file in the same
 /// directory, fsynced, renamed).
 pub fn compile(spec: &CompileSpec, out: &Path) -> Result<CompileReport, CompileError> {
+    compile_with(spec, out, None)
+}
+
+/// [`compile`], handing `early` a list that can serve as soon as the lists are read:
+/// an [`Interim`] index of the parsed rules, matching exactly as the compiled file
+/// will (a first start serves it while the sort and the fst are built). Offered only
+/// when no list serves (`previous_entries` is `None`: the drop guard needs the final
+/// count) and the rules fit the memory budget.
+pub fn compile_with(
+    spec: &CompileSpec,
+    out: &Path,
+    early: Option<&mut dyn FnMut(Blocklist)>,
+) -> Result<CompileReport, CompileError> {
     let start = Instant::now();
     let mut files: Vec<(PathBuf, String, bool)> = Vec::new();
     for d in &spec.dirs {
@@ -459,15 +625,22 @@ pub fn compile(spec: &CompileSpec, out: &Path) -> Result<CompileReport, CompileE
         source,
     };
     let mut skipped_all: BTreeMap<&'static str, u64> = BTreeMap::new();
+    runs.reserve_for(
+        files
+            .iter()
+            .filter_map(|(p, _, _)| fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum(),
+    );
 
     for (list_id, (path, lname, allowlist)) in files.iter().enumerate() {
         let canon = fs::canonicalize(path).unwrap_or_else(|_| path.clone());
         let ov = overrides.iter().find(|(p, _)| *p == canon).map(|(_, o)| *o);
-        let mut category = ov.and_then(|o| o.category.clone());
+        let category = ov.and_then(|o| o.category.clone());
         let cat_fixed = category.is_some();
         let mut action = ov.and_then(|o| o.action).unwrap_or_default();
         let action_fixed = ov.and_then(|o| o.action).is_some();
-        let mut mode = ov.and_then(|o| o.match_mode).unwrap_or_default();
+        let mode = ov.and_then(|o| o.match_mode).unwrap_or_default();
         let mode_fixed = ov.and_then(|o| o.match_mode).is_some();
         let mut rep = ListReport {
             name: lname.clone(),
@@ -483,19 +656,51 @@ pub fn compile(spec: &CompileSpec, out: &Path) -> Result<CompileReport, CompileE
             path: path.clone(),
             source,
         })?;
+        let mut sink = RuleSink {
+            spec,
+            out,
+            guard: &guard,
+            categories: &mut categories,
+            notes: &mut notes,
+            refused: &mut refused,
+            runs: &mut runs,
+            list_id,
+            lname,
+            allowlist: *allowlist,
+            mode,
+            category,
+            cat_id: None,
+            rules: 0,
+            refused_rules: 0,
+            lower: String::with_capacity(256),
+        };
         let mut parser = Parser::new();
         let mut logged = 0usize;
         let mut read_err = None;
         let res = for_each_line(
-            BufReader::with_capacity(64 * 1024, file),
+            BufReader::with_capacity(256 * 1024, file),
             super::parse::MAX_LINE_LEN,
             |no, bytes| {
                 rep.lines = no;
-                let mut items: Vec<Item> = Vec::new();
-                parser.parse_bytes(bytes, &mut |i| items.push(i));
-                for item in items {
+                if read_err.is_some() {
+                    return;
+                }
+                // Most lines of big lists are a bare name: taken without the parser
+                // (same result, see `parse::bare_name`), and without allocating.
+                if !parser.in_record()
+                    && let Some(name) = bare_name(bytes)
+                {
+                    if let Err(e) = sink.add_bare(name, no) {
+                        read_err = Some(e);
+                    }
+                    return;
+                }
+                parser.parse_bytes(bytes, &mut |item| {
+                    if read_err.is_some() {
+                        return;
+                    }
                     match item {
-                        Item::Header(Header::Category(c)) if !cat_fixed => category = Some(c),
+                        Item::Header(Header::Category(c)) if !cat_fixed => sink.set_category(c),
                         Item::Header(Header::Action(a)) if !action_fixed => match Action::parse(&a)
                         {
                             Some(a) => action = a,
@@ -504,8 +709,8 @@ pub fn compile(spec: &CompileSpec, out: &Path) -> Result<CompileReport, CompileE
                             }
                         },
                         Item::Header(Header::Match(m)) if !mode_fixed => match m.as_str() {
-                            "exact" => mode = MatchMode::Exact,
-                            "subtree" => mode = MatchMode::Subtree,
+                            "exact" => sink.mode = MatchMode::Exact,
+                            "subtree" => sink.mode = MatchMode::Subtree,
                             _ => {
                                 tracing::warn!(file = %lname, line = no, "unknown match header ignored (exact or subtree)")
                             }
@@ -531,79 +736,19 @@ pub fn compile(spec: &CompileSpec, out: &Path) -> Result<CompileReport, CompileE
                                 });
                             }
                         }
-                        Item::Rule(mut r) => {
-                            if *allowlist {
-                                r.polarity = Polarity::Allow;
-                            }
-                            if !r.explicit_scope && mode == MatchMode::Exact {
-                                r.scope = Scope::Exact;
-                            }
-                            if r.polarity == Polarity::Block
-                                && let Some((reason, detail)) = guard.check(&r.name, r.scope)
-                            {
-                                rep.refused += 1;
-                                refused.push(Refusal {
-                                    file: lname.clone(),
-                                    line: no,
-                                    name: r.name,
-                                    reason,
-                                    detail,
-                                });
-                                continue;
-                            }
-                            let cat = category
-                                .clone()
-                                .unwrap_or_else(|| spec.default_category.clone());
-                            let cat_id = match categories.iter().position(|c| *c == cat) {
-                                Some(i) => i,
-                                None => {
-                                    categories.push(cat);
-                                    categories.len() - 1
-                                }
-                            };
-                            if cat_id > value::MAX_CATEGORY as usize {
-                                read_err = Some(CompileError::TooManyCategories(cat_id + 1));
-                                return;
-                            }
-                            let note = match r.note {
-                                Some(n) if r.polarity == Polarity::Block => {
-                                    notes.push(n);
-                                    notes.len() as u32
-                                }
-                                _ => 0,
-                            };
-                            let flags = match (r.polarity, r.scope) {
-                                (Polarity::Block, Scope::Exact) => value::BLOCK_SELF,
-                                (Polarity::Block, Scope::Below) => value::BLOCK_BELOW,
-                                (Polarity::Block, Scope::Subtree) => {
-                                    value::BLOCK_SELF | value::BLOCK_BELOW
-                                }
-                                (Polarity::Allow, Scope::Exact) => value::ALLOW_SELF,
-                                (Polarity::Allow, Scope::Below) => value::ALLOW_BELOW,
-                                (Polarity::Allow, Scope::Subtree) => {
-                                    value::ALLOW_SELF | value::ALLOW_BELOW
-                                }
-                            } as u8;
-                            rep.rules += 1;
-                            let v = if r.polarity == Polarity::Block {
-                                value::pack(
-                                    flags as u64,
-                                    cat_id as u64,
-                                    list_id as u64,
-                                    0,
-                                    note as u64,
-                                )
-                            } else {
-                                value::pack(flags as u64, 0, 0, list_id as u64, 0)
-                            };
-                            if let Err(e) = runs.push_name(&r.name, v) {
-                                read_err = Some(werr(e));
+                        Item::Rule(r) => {
+                            if let Err(e) = sink.add(r, no) {
+                                read_err = Some(e);
                             }
                         }
                     }
-                }
+                });
             },
         );
+        rep.rules = sink.rules;
+        rep.refused = sink.refused_rules;
+        let category = sink.category.take();
+        drop(sink);
         if let Some(e) = read_err {
             return Err(e);
         }
@@ -634,7 +779,21 @@ pub fn compile(spec: &CompileSpec, out: &Path) -> Result<CompileReport, CompileE
 
     // Sort and merge rules per name (see `runs`), then count what the file will hold:
     // the counts go into the header, before the fst is written in a second pass.
+    let parsed_at = start.elapsed();
+    if let Some(early) = early
+        && spec.previous_entries.is_none()
+        && let Some((keys, recs)) = runs.lend()
+        && let Some(index) = Interim::build(keys, recs)
+    {
+        let mut meta = Meta::empty();
+        meta.categories = categories.clone();
+        meta.lists = lists.clone();
+        meta.notes = notes.clone();
+        early(Blocklist::interim(index, meta));
+    }
+    let indexed_at = start.elapsed();
     runs.finish().map_err(werr)?;
+    let sorted_at = start.elapsed();
     let mut per_category: BTreeMap<String, u64> = BTreeMap::new();
     let (mut entries, mut block_entries, mut allow_entries) = (0u64, 0u64, 0u64);
     let mut per_cat_id = vec![0u64; categories.len()];
@@ -677,7 +836,16 @@ pub fn compile(spec: &CompileSpec, out: &Path) -> Result<CompileReport, CompileE
     meta.lists = lists;
     meta.notes = notes;
 
+    let counted_at = start.elapsed();
     let file_bytes = write_atomically(out, &meta, |insert| runs.each(insert))?;
+    tracing::debug!(
+        parse = ?parsed_at,
+        interim = ?(indexed_at - parsed_at),
+        sort = ?(sorted_at - indexed_at),
+        count = ?(counted_at - sorted_at),
+        write = ?(start.elapsed() - counted_at),
+        "compile phases"
+    );
     Ok(CompileReport {
         lists: reports,
         per_category,

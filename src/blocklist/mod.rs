@@ -4,9 +4,11 @@
 //! - [`parse`]: one line → rules (pure).
 //! - [`compile`]: files → guardrails → one fst file (temp, fsync, rename).
 //! - [`set`]: the file layout, mmap load with checks, the matcher.
+//! - [`interim`]: a hash index that serves while a first compile finishes.
 //! - [`watch`]: the serving snapshot, reloads, the file watcher.
 
 pub mod compile;
+pub mod interim;
 pub mod name;
 pub mod parse;
 pub mod runs;

@@ -113,11 +113,18 @@ pub fn reversed_key(name: &str) -> Vec<u8> {
 
 /// Append the [`reversed_key`] of `name` to `out` (no allocation of its own).
 pub fn push_reversed_key(name: &str, out: &mut Vec<u8>) {
-    for (i, label) in name.rsplit('.').enumerate() {
-        if i > 0 {
-            out.push(b'.');
-        }
-        out.extend_from_slice(label.as_bytes());
+    let start = out.len();
+    out.extend_from_slice(name.as_bytes());
+    reverse_labels(&mut out[start..]);
+}
+
+/// Turn a name into its [`reversed_key`] in place (or a key back into its name):
+/// reverse all bytes, then each label back (`a.evil.top` → `pot.live.a` →
+/// `top.evil.a`).
+pub fn reverse_labels(name: &mut [u8]) {
+    name.reverse();
+    for label in name.split_mut(|&b| b == b'.') {
+        label.reverse();
     }
 }
 

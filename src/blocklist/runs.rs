@@ -1,11 +1,14 @@
 //! Sorting the compiled rules within a memory budget.
 //!
-//! Rules arrive in file order. Their keys go into one arena with fixed-size records
-//! beside them (about 16 bytes plus the key per rule, against ~80 for a boxed key per
-//! rule). When the arena outgrows the budget, the rules so far are sorted, merged per
-//! key and written to a temporary run file next to the output; at the end the runs
-//! are merged in order. Memory therefore stays near the budget whatever the size of
-//! the lists, and a list that fits (1M names do) never touches the disk.
+//! Rules arrive in file order. Their names go into one arena with fixed-size records
+//! beside them (about 16 bytes plus the name per rule, against ~80 for a boxed key per
+//! rule). Sorting first turns each name into its key in place (labels reversed, see
+//! [`name::reverse_labels`]): until then an interim index can look the names up as
+//! written (see [`Runs::lend`]). When the arena outgrows the budget, the rules so far
+//! are sorted, merged per key and written to a temporary run file next to the output;
+//! at the end the runs are merged in order. Memory therefore stays near the budget
+//! whatever the size of the lists, and a list that fits (1M names do) never touches
+//! the disk.
 //!
 //! Merging rules of one name: the flags are or-ed; the first rule (in file order) that
 //! blocks names the category, list and note; the first that allows names the allow
@@ -15,15 +18,20 @@
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use super::name;
 use super::value;
 
 /// One rule: where its key sits in the arena, and its value.
-#[derive(Clone, Copy)]
-struct Rec {
-    off: u32,
-    len: u8,
-    value: u64,
+#[derive(Clone, Copy, Debug)]
+pub struct Rec {
+    /// Offset of the key in the arena.
+    pub off: u32,
+    /// Length of the key.
+    pub len: u8,
+    /// Packed value (see `value`).
+    pub value: u64,
 }
 
 const BLOCK: u64 = value::BLOCK_SELF | value::BLOCK_BELOW;
@@ -43,10 +51,16 @@ pub fn combine(earlier: u64, later: u64) -> u64 {
     )
 }
 
+/// Rules lent to an interim index: the names, and the records pointing into them.
+pub type Lent = (Arc<Vec<u8>>, Arc<Vec<Rec>>);
+
 /// Rules being collected, sorted and merged within a memory budget.
 pub struct Runs {
-    arena: Vec<u8>,
+    /// Names, keys once sorted; shared with an interim index (see [`Runs::lend`]).
+    arena: Arc<Vec<u8>>,
     recs: Vec<Rec>,
+    /// The records while lent to an interim index (see [`Runs::lend`]).
+    lent: Option<Arc<Vec<Rec>>>,
     budget: usize,
     dir: PathBuf,
     stem: String,
@@ -58,8 +72,9 @@ impl Runs {
     /// keys and records in memory exceed `budget` bytes.
     pub fn new(dir: &Path, stem: &str, budget: usize) -> Runs {
         Runs {
-            arena: Vec::new(),
+            arena: Arc::default(),
             recs: Vec::new(),
+            lent: None,
             budget: budget.max(4096),
             dir: dir.to_path_buf(),
             stem: stem.to_string(),
@@ -67,17 +82,20 @@ impl Runs {
         }
     }
 
-    /// Add one rule keyed by `key` (at most 255 bytes: a DNS name is at most 253).
-    pub fn push(&mut self, key: &[u8], value: u64) -> io::Result<()> {
-        self.push_with(key.len(), value, |a| a.extend_from_slice(key))
+    /// Reserve room for the rules of lists of `input_bytes` bytes in all (within the
+    /// budget), so that the arena is not copied as it grows. Untouched room costs
+    /// address space only.
+    pub fn reserve_for(&mut self, input_bytes: u64) {
+        let bytes = (input_bytes as usize).min(self.budget);
+        // A line of a big list is about 20 bytes: one record per 16 bytes is ample.
+        let recs = (input_bytes as usize / 16).min(self.budget / size_of::<Rec>());
+        Arc::make_mut(&mut self.arena).reserve(bytes);
+        self.recs.reserve(recs);
     }
 
-    /// Add one rule for a normalised `name`, its reversed key written straight into
-    /// the arena.
+    /// Add one rule for a normalised `name` (at most 253 bytes).
     pub fn push_name(&mut self, name: &str, value: u64) -> io::Result<()> {
-        self.push_with(name.len(), value, |a| {
-            super::name::push_reversed_key(name, a)
-        })
+        self.push_with(name.len(), value, |a| a.extend_from_slice(name.as_bytes()))
     }
 
     fn push_with(
@@ -87,20 +105,39 @@ impl Runs {
         write: impl FnOnce(&mut Vec<u8>),
     ) -> io::Result<()> {
         debug_assert!(len <= u8::MAX as usize);
+        debug_assert!(self.lent.is_none(), "no rule may be added once lent");
         if self.arena.len() + len > u32::MAX as usize
             || self.arena.len() + self.recs.len() * size_of::<Rec>() > self.budget
         {
             self.spill()?;
         }
-        let off = self.arena.len();
-        write(&mut self.arena);
-        debug_assert_eq!(self.arena.len() - off, len);
+        // Unique unless an interim index holds the keys (then this copies them once).
+        let arena = Arc::make_mut(&mut self.arena);
+        let off = arena.len();
+        write(arena);
+        debug_assert_eq!(arena.len() - off, len);
         self.recs.push(Rec {
             off: off as u32,
             len: len as u8,
             value,
         });
         Ok(())
+    }
+
+    /// Lend the rules collected so far, in file order: the names (as written, not yet
+    /// keys) and the records, shared without a copy, for an index that serves before
+    /// the sort. No rule may be added after; the sort copies what the index still
+    /// holds. `None` when rules went to disk, or take more than half the budget (so
+    /// that with the copies the compile stays within it).
+    pub fn lend(&mut self) -> Option<Lent> {
+        if !self.files.is_empty()
+            || self.arena.len() + self.recs.len() * size_of::<Rec>() > self.budget / 2
+        {
+            return None;
+        }
+        let recs = Arc::new(std::mem::take(&mut self.recs));
+        self.lent = Some(recs.clone());
+        Some((self.arena.clone(), recs))
     }
 
     /// Temporary run files written so far.
@@ -113,6 +150,11 @@ impl Runs {
     }
 
     fn sort(&mut self) {
+        // Names become keys (copying the arena if an interim index still reads it).
+        let arena = Arc::make_mut(&mut self.arena);
+        for r in &self.recs {
+            name::reverse_labels(&mut arena[r.off as usize..r.off as usize + r.len as usize]);
+        }
         let arena = &self.arena;
         // Stable: rules of one name stay in file order.
         self.recs.sort_by(|a, b| {
@@ -158,19 +200,25 @@ impl Runs {
         })?;
         w.flush()?;
         self.recs.clear();
-        self.arena.clear();
+        match Arc::get_mut(&mut self.arena) {
+            Some(a) => a.clear(),
+            None => self.arena = Arc::default(),
+        }
         Ok(())
     }
 
     /// Finish collecting: sort what is in memory (and spill it if runs exist).
     pub fn finish(&mut self) -> io::Result<()> {
+        if let Some(lent) = self.lent.take() {
+            self.recs = Arc::try_unwrap(lent).unwrap_or_else(|shared| (*shared).clone());
+        }
         if self.files.is_empty() {
             self.sort();
             Ok(())
         } else {
             self.spill()?;
             self.recs = Vec::new();
-            self.arena = Vec::new();
+            self.arena = Arc::default();
             Ok(())
         }
     }
@@ -289,7 +337,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut runs = Runs::new(dir.path(), "t", budget);
         for (k, v) in rules {
-            runs.push(k, *v).unwrap();
+            let mut name = k.clone();
+            name::reverse_labels(&mut name);
+            runs.push_name(std::str::from_utf8(&name).unwrap(), *v)
+                .unwrap();
         }
         runs.finish().unwrap();
         let mut out = vec![];

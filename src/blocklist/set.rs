@@ -28,6 +28,7 @@ use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::interim::Interim;
 use super::value;
 
 /// First bytes of every compiled list.
@@ -260,9 +261,15 @@ impl Hit {
     }
 }
 
+/// What answers lookups: the compiled fst, or the interim index of a first compile.
+enum Matcher {
+    Fst(fst::Map<Backing>),
+    Interim(Interim),
+}
+
 /// A loaded, immutable blocklist snapshot.
 pub struct Blocklist {
-    map: fst::Map<Backing>,
+    map: Matcher,
     meta: Meta,
     path: Option<PathBuf>,
     file_len: u64,
@@ -351,7 +358,9 @@ impl Blocklist {
         let bytes = map.into_fst().into_inner();
         let len = bytes.len();
         Blocklist {
-            map: fst::Map::new(Backing::Bytes(bytes, 0, len)).expect("an empty fst is valid"),
+            map: Matcher::Fst(
+                fst::Map::new(Backing::Bytes(bytes, 0, len)).expect("an empty fst is valid"),
+            ),
             meta: Meta::empty(),
             path: None,
             file_len: 0,
@@ -454,11 +463,29 @@ impl Blocklist {
             return Err(not("entry count differs from the header"));
         }
         Ok(Blocklist {
-            map,
+            map: Matcher::Fst(map),
             meta,
             path: Some(path),
             file_len: total as u64,
         })
+    }
+
+    /// A list served from the interim index of a first compile (see `interim`), with
+    /// the tables the compiled file will carry.
+    pub fn interim(index: Interim, mut meta: Meta) -> Blocklist {
+        meta.entries = index.len() as u64;
+        (meta.block_entries, meta.allow_entries) = index.counts();
+        Blocklist {
+            map: Matcher::Interim(index),
+            meta,
+            path: None,
+            file_len: 0,
+        }
+    }
+
+    /// True while the interim index of a first compile serves.
+    pub fn is_interim(&self) -> bool {
+        matches!(self.map, Matcher::Interim(_))
     }
 
     /// Header tables and counts.
@@ -478,12 +505,15 @@ impl Blocklist {
 
     /// Distinct names in the map.
     pub fn len(&self) -> usize {
-        self.map.len()
+        match &self.map {
+            Matcher::Fst(m) => m.len(),
+            Matcher::Interim(ix) => ix.len(),
+        }
     }
 
     /// True when nothing is listed.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 
     /// Category name of a hit's block rule.
@@ -541,7 +571,11 @@ impl Blocklist {
         labels_from_top: impl Iterator<Item = &'a [u8]>,
         total: usize,
     ) -> Verdict {
-        let fst = self.map.as_fst();
+        let map = match &self.map {
+            Matcher::Fst(m) => m,
+            Matcher::Interim(ix) => return lookup_interim(ix, labels_from_top, total),
+        };
+        let fst = map.as_fst();
         let mut node = fst.root();
         let mut out = Output::zero();
         let mut best = Verdict::Pass;
@@ -574,23 +608,7 @@ impl Blocklist {
             }
             if node.is_final() {
                 let v = out.cat(node.final_output()).value();
-                let depth = i + 1;
-                let is_self = depth == total;
-                let f = value::flags(v);
-                let (allow, block) = if is_self {
-                    (f & value::ALLOW_SELF != 0, f & value::BLOCK_SELF != 0)
-                } else {
-                    (f & value::ALLOW_BELOW != 0, f & value::BLOCK_BELOW != 0)
-                };
-                let hit = Hit {
-                    value: v,
-                    depth: depth.min(255) as u8,
-                };
-                if allow {
-                    best = Verdict::Allow(hit);
-                } else if block {
-                    best = Verdict::Block(hit);
-                }
+                best = consider(best, v, i + 1, total);
             }
         }
         best
@@ -599,11 +617,72 @@ impl Blocklist {
     /// Every key and value, in key order (for tools and tests).
     pub fn entries(&self) -> Vec<(String, u64)> {
         use fst::Streamer;
-        let mut s = self.map.stream();
-        let mut v = Vec::new();
-        while let Some((k, val)) = s.next() {
-            v.push((super::name::name_from_key(k), val));
+        match &self.map {
+            Matcher::Fst(m) => {
+                let mut s = m.stream();
+                let mut v = Vec::new();
+                while let Some((k, val)) = s.next() {
+                    v.push((super::name::name_from_key(k), val));
+                }
+                v
+            }
+            Matcher::Interim(ix) => ix.entries(),
         }
-        v
     }
+}
+
+/// Fold the value of a covering entry `depth` labels deep into the verdict so far:
+/// walking from the top, the deepest covering entry wins, and at equal depth an
+/// allow rule beats a block rule.
+fn consider(best: Verdict, v: u64, depth: usize, total: usize) -> Verdict {
+    let f = value::flags(v);
+    let (allow, block) = if depth == total {
+        (f & value::ALLOW_SELF != 0, f & value::BLOCK_SELF != 0)
+    } else {
+        (f & value::ALLOW_BELOW != 0, f & value::BLOCK_BELOW != 0)
+    };
+    let hit = Hit {
+        value: v,
+        depth: depth.min(255) as u8,
+    };
+    if allow {
+        Verdict::Allow(hit)
+    } else if block {
+        Verdict::Block(hit)
+    } else {
+        best
+    }
+}
+
+/// [`Blocklist::lookup_labels`] on the interim index, which holds names as written:
+/// each suffix of the query grows leftwards, label by label, at the end of a stack
+/// buffer, and is looked up.
+fn lookup_interim<'a>(
+    ix: &Interim,
+    labels_from_top: impl Iterator<Item = &'a [u8]>,
+    total: usize,
+) -> Verdict {
+    let mut buf = [0u8; 256];
+    let mut start = buf.len();
+    let mut best = Verdict::Pass;
+    for (i, label) in labels_from_top.enumerate() {
+        if label.is_empty() || label.len() + 1 > start {
+            return best;
+        }
+        if i > 0 {
+            start -= 1;
+            buf[start] = b'.';
+        }
+        start -= label.len();
+        for (d, &b) in buf[start..].iter_mut().zip(label) {
+            if b == b'.' {
+                return best;
+            }
+            *d = b.to_ascii_lowercase();
+        }
+        if let Some(v) = ix.get(&buf[start..]) {
+            best = consider(best, v, i + 1, total);
+        }
+    }
+    best
 }

@@ -8,13 +8,15 @@ use proptest::prelude::*;
 
 use super::*;
 
-/// Write `files` (name, text) under `dir/block` and `allows` under `dir/allow`, compile.
-fn build(
+/// Write `files` (name, text) under `dir/block` and `allows` under `dir/allow`, compile;
+/// the compiled list, the report, and the interim index the compile offered on the way
+/// (checked to hold the same entries and tables).
+fn build_both(
     dir: &Path,
     files: &[(&str, &str)],
     allows: &[(&str, &str)],
     never: &[&str],
-) -> (Blocklist, CompileReport) {
+) -> (Blocklist, CompileReport, Blocklist) {
     let b = dir.join("block");
     let a = dir.join("allow");
     fs::create_dir_all(&b).unwrap();
@@ -32,8 +34,34 @@ fn build(
         ..Default::default()
     };
     let out = dir.join("out.fst");
-    let report = compile(&spec, &out).unwrap();
-    (Blocklist::open(&out, true).unwrap(), report)
+    let mut interim = None;
+    let report = compile::compile_with(&spec, &out, Some(&mut |l| interim = Some(l))).unwrap();
+    let list = Blocklist::open(&out, true).unwrap();
+    let interim = interim.expect("a first compile offers an interim index");
+    assert!(interim.is_interim() && !list.is_interim());
+    // The interim index holds exactly what the compiled file holds.
+    assert_eq!(interim.entries(), list.entries());
+    let (a, b) = (interim.meta(), list.meta());
+    assert_eq!(
+        (a.entries, a.block_entries, a.allow_entries),
+        (b.entries, b.block_entries, b.allow_entries)
+    );
+    assert_eq!(
+        (&a.categories, &a.lists, &a.notes),
+        (&b.categories, &b.lists, &b.notes)
+    );
+    (list, report, interim)
+}
+
+/// [`build_both`] without the interim index.
+fn build(
+    dir: &Path,
+    files: &[(&str, &str)],
+    allows: &[(&str, &str)],
+    never: &[&str],
+) -> (Blocklist, CompileReport) {
+    let (list, report, _) = build_both(dir, files, allows, never);
+    (list, report)
 }
 
 #[derive(Debug, PartialEq)]
@@ -64,7 +92,7 @@ fn leak(s: &str) -> &'static str {
 #[test]
 fn matching_semantics_table() {
     let dir = tempfile::tempdir().unwrap();
-    let (list, report) = build(
+    let (list, report, interim) = build_both(
         dir.path(),
         &[
             (
@@ -145,9 +173,12 @@ fn matching_semantics_table() {
         (".", Pass, None),
     ];
     for (q, want, rule) in cases {
-        let (got, got_rule) = verdict(&list, q);
-        assert_eq!(&got, want, "query {q:?}");
-        assert_eq!(got_rule.as_deref(), *rule, "rule for {q:?}");
+        for l in [&list, &interim] {
+            let (got, got_rule) = verdict(l, q);
+            assert_eq!(&got, want, "query {q:?} (interim: {})", l.is_interim());
+            assert_eq!(got_rule.as_deref(), *rule, "rule for {q:?}");
+        }
+        assert_eq!(list.lookup(q), interim.lookup(q), "{q:?}");
     }
     // bad lines are counted by reason, with file:line examples
     let loan = report.lists.iter().find(|l| l.name == "loan.txt").unwrap();
@@ -298,7 +329,7 @@ fn corrupt_files_are_refused_cleanly() {
     }
 }
 
-// ---- property test: fst matcher against a naive model --------------------------------
+// ---- property test: fst matcher and interim index against a naive model --------------------------------
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -353,21 +384,25 @@ fn model(entries: &[Entry], q: &str) -> (Option<bool>, usize) {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
     #[test]
-    fn fst_matches_model(entries in prop::collection::vec(entry(), 1..40), queries in prop::collection::vec(name(6), 1..60)) {
+    fn fst_and_interim_match_model(entries in prop::collection::vec(entry(), 1..40), queries in prop::collection::vec(name(6), 1..60)) {
         let dir = tempfile::tempdir().unwrap();
         let text: String = entries.iter().map(|e| line(e) + "\n").collect();
-        let (list, _) = build(dir.path(), &[("l.txt", &text)], &[], &[]);
+        let (list, _, interim) = build_both(dir.path(), &[("l.txt", &text)], &[], &[]);
         let mut all: Vec<String> = queries;
         all.extend(entries.iter().map(|e| e.name.clone()));
         all.extend(entries.iter().map(|e| format!("z.{}", e.name)));
+        all.extend(entries.iter().map(|e| e.name.to_ascii_uppercase()));
         for q in &all {
-            let want = model(&entries, q);
-            let got = match list.lookup(q) {
-                Verdict::Pass => (None, 0),
-                Verdict::Allow(h) => (Some(true), h.depth as usize),
-                Verdict::Block(h) => (Some(false), h.depth as usize),
-            };
-            prop_assert_eq!(got, want, "query {}", q);
+            let want = model(&entries, &q.to_ascii_lowercase());
+            for l in [&list, &interim] {
+                let got = match l.lookup(q) {
+                    Verdict::Pass => (None, 0),
+                    Verdict::Allow(h) => (Some(true), h.depth as usize),
+                    Verdict::Block(h) => (Some(false), h.depth as usize),
+                };
+                prop_assert_eq!(got, want, "query {} (interim: {})", q, l.is_interim());
+            }
+            prop_assert_eq!(list.lookup(q), interim.lookup(q), "query {}", q);
         }
     }
 }

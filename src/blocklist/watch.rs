@@ -138,6 +138,9 @@ pub struct StartSummary {
     pub report: Option<CompileReport>,
     /// Whether the snapshot of the last compile serves, and whether it is current.
     pub snapshot: Option<SnapshotUse>,
+    /// The interim index of the parsed lists serves while the compile finishes on
+    /// its own thread (a first start); `report` is then `None`.
+    pub interim: bool,
 }
 
 /// How a start used the snapshot of the last compile.
@@ -230,6 +233,9 @@ pub struct Loader {
     handle: Arc<Handle>,
     lock: Mutex<()>,
     seq: AtomicU64,
+    /// Wakes a first compile that waits, once its interim index is out, for the
+    /// server to come up (see [`Loader::serving`]).
+    up: Mutex<Option<std::sync::mpsc::Sender<()>>>,
 }
 
 /// Read a never-block file: one name per line, `#` comments. Bad lines are logged.
@@ -263,6 +269,7 @@ impl Loader {
             handle,
             lock: Mutex::new(()),
             seq: AtomicU64::new(0),
+            up: Mutex::new(None),
         }
     }
 
@@ -322,9 +329,19 @@ impl Loader {
     /// Compile (or copy and verify) the configured lists and swap them in. On error
     /// the serving snapshot is untouched and the failure is counted.
     pub fn reload(&self, force: bool) -> Result<ReloadSummary, ReloadError> {
+        self.reload_with(force, None)
+    }
+
+    /// [`Loader::reload`], passing `early` to the compile (see
+    /// [`compile::compile_with`]).
+    fn reload_with(
+        &self,
+        force: bool,
+        early: Option<&mut dyn FnMut(Blocklist)>,
+    ) -> Result<ReloadSummary, ReloadError> {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let start = Instant::now();
-        let res = self.reload_locked(force, start);
+        let res = self.reload_locked(force, start, early);
         let st = &self.handle.stats;
         match &res {
             Ok(s) => {
@@ -352,7 +369,12 @@ impl Loader {
         res
     }
 
-    fn reload_locked(&self, force: bool, start: Instant) -> Result<ReloadSummary, ReloadError> {
+    fn reload_locked(
+        &self,
+        force: bool,
+        start: Instant,
+        early: Option<&mut dyn FnMut(Blocklist)>,
+    ) -> Result<ReloadSummary, ReloadError> {
         let cfg = self.config();
         fs::create_dir_all(&cfg.state_dir).map_err(|source| ReloadError::Io {
             what: "cannot create state directory",
@@ -421,7 +443,7 @@ impl Loader {
             // Taken before the compile: a file edited during it makes the fingerprint
             // stale, so the next start compiles again rather than trusting the snapshot.
             let fp = compile::fingerprint(&spec).ok();
-            let report = compile::compile(&spec, &out)?;
+            let report = compile::compile_with(&spec, &out, early)?;
             // Our own fresh, fsynced output: the header checksum is checked on open, the
             // full-body check would only re-read what we just wrote.
             let list = Blocklist::open(&out, false)?;
@@ -456,20 +478,98 @@ impl Loader {
     /// caller compiles them in the background while the snapshot serves, as during a
     /// reload. Without a usable snapshot (first start, precompiled list, damaged
     /// file), this is a plain [`Loader::reload`].
-    pub fn start(&self) -> Result<StartSummary, ReloadError> {
+    ///
+    /// A compile at start runs on its own thread, and this returns as soon as the
+    /// lists are read: an interim index of their rules serves (matching exactly as
+    /// the compiled file will) until the compile finishes and swaps the file in.
+    pub fn start(self: &Arc<Self>) -> Result<StartSummary, ReloadError> {
         let cfg = self.config();
-        if cfg.compiled.is_none()
-            && let Some(s) = self.open_snapshot(&cfg)
-        {
+        if cfg.compiled.is_some() {
+            let r = self.reload(false)?;
+            return Ok(StartSummary {
+                entries: r.entries,
+                elapsed: r.elapsed,
+                report: r.report,
+                snapshot: None,
+                interim: false,
+            });
+        }
+        if let Some(s) = self.open_snapshot(&cfg) {
             return Ok(s);
         }
-        let r = self.reload(false)?;
-        Ok(StartSummary {
-            entries: r.entries,
-            elapsed: r.elapsed,
-            report: r.report,
-            snapshot: None,
-        })
+        self.start_compile()
+    }
+
+    fn start_compile(self: &Arc<Self>) -> Result<StartSummary, ReloadError> {
+        enum Msg {
+            Interim(u64, Duration),
+            Done(Result<ReloadSummary, ReloadError>),
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (up_tx, up_rx) = std::sync::mpsc::channel();
+        *self.up.lock().unwrap_or_else(|e| e.into_inner()) = Some(up_tx);
+        let me = self.clone();
+        let start = Instant::now();
+        let spawned = std::thread::Builder::new()
+            .name("fanzha-compile".into())
+            .spawn(move || {
+                let mut served = false;
+                let res = me.reload_with(
+                    false,
+                    Some(&mut |list: Blocklist| {
+                        let entries = list.len() as u64;
+                        me.handle.store(list);
+                        served = true;
+                        // From here on the DNS threads serve: the rest of the compile
+                        // takes what they leave.
+                        lower_priority();
+                        let _ = tx.send(Msg::Interim(entries, start.elapsed()));
+                        // Let the server finish coming up before taking the CPU again
+                        // (on one core the compile would otherwise delay it by a
+                        // scheduler slice or two).
+                        let _ = up_rx.recv_timeout(Duration::from_secs(1));
+                    }),
+                );
+                if served {
+                    log_compiled_after_interim(&res);
+                }
+                let _ = tx.send(Msg::Done(res));
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start a compile thread; compiling before serving");
+            let r = self.reload(false)?;
+            return Ok(StartSummary {
+                entries: r.entries,
+                elapsed: r.elapsed,
+                report: r.report,
+                snapshot: None,
+                interim: false,
+            });
+        }
+        match rx.recv() {
+            Ok(Msg::Interim(entries, elapsed)) => Ok(StartSummary {
+                entries,
+                elapsed,
+                report: None,
+                snapshot: None,
+                interim: true,
+            }),
+            Ok(Msg::Done(r)) => {
+                let r = r?;
+                Ok(StartSummary {
+                    entries: r.entries,
+                    elapsed: r.elapsed,
+                    report: r.report,
+                    snapshot: None,
+                    interim: false,
+                })
+            }
+            Err(_) => Err(ReloadError::Io {
+                what: "the compile thread ended without a result while compiling",
+                path: self.config().state_dir,
+                source: std::io::Error::other("compile thread panicked"),
+            }),
+        }
     }
 
     fn open_snapshot(&self, cfg: &BlocklistConfig) -> Option<StartSummary> {
@@ -511,6 +611,7 @@ impl Loader {
             entries,
             elapsed: start.elapsed(),
             report: None,
+            interim: false,
             snapshot: Some(if now_fp == Some(fp) {
                 SnapshotUse::Current
             } else {
@@ -519,7 +620,15 @@ impl Loader {
         })
     }
 
-    /// Remove snapshots left in the state directory by earlier runs.
+    /// The server is up: a first compile waiting behind its interim index goes on.
+    pub fn serving(&self) {
+        if let Some(up) = self.up.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = up.send(());
+        }
+    }
+
+    /// Remove lists and temporary files left in the state directory by earlier runs
+    /// (called at start, before anything is compiled).
     pub fn clean_state_dir(&self) {
         let cfg = self.config();
         let Ok(rd) = fs::read_dir(&cfg.state_dir) else {
@@ -528,7 +637,11 @@ impl Loader {
         let current = self.handle.load().path().map(Path::to_path_buf);
         for e in rd.flatten() {
             let n = e.file_name().to_string_lossy().to_string();
-            if n.starts_with("active-") && n.ends_with(".fst") && Some(e.path()) != current {
+            let stale_list = n.starts_with("active-") && n.ends_with(".fst");
+            // Temporaries of a compile (or snapshot) cut short by a stop.
+            let stale_tmp =
+                n.starts_with(".active-") || n.starts_with(&format!(".{SNAPSHOT_PREFIX}"));
+            if (stale_list || stale_tmp) && Some(e.path()) != current {
                 let _ = fs::remove_file(e.path());
             }
         }
@@ -556,6 +669,37 @@ impl Loader {
                 tracing::error!(why, error = %e, "blocklist reload failed; the previous list keeps serving")
             }
         }
+    }
+}
+
+/// Log how the compile behind an interim index ended.
+fn log_compiled_after_interim(res: &Result<ReloadSummary, ReloadError>) {
+    match res {
+        Ok(s) => {
+            let (skipped, refused) = s
+                .report
+                .as_ref()
+                .map(|r| (r.skipped_total(), r.refused.len()))
+                .unwrap_or((0, 0));
+            tracing::info!(
+                entries = s.entries,
+                skipped_lines = skipped,
+                refused_rules = refused,
+                ms = s.elapsed.as_millis() as u64,
+                "blocklist compiled; the compiled file now serves in place of the interim index"
+            );
+            if skipped > 0 || refused > 0 {
+                tracing::warn!(
+                    skipped_lines = skipped,
+                    refused_rules = refused,
+                    "some list lines were not used; `fanzha compile` shows which"
+                );
+            }
+        }
+        Err(e) => tracing::error!(
+            error = %e,
+            "the blocklist compile failed after its interim index began serving; the interim index keeps serving the same rules until a reload succeeds"
+        ),
     }
 }
 

@@ -238,3 +238,74 @@ fn bytes_level_guards() {
         vec![Item::Skip(Skip::NotUtf8), Item::Skip(Skip::LineTooLong)]
     );
 }
+
+/// What the parser yields for raw bytes.
+fn parse_raw(line: &[u8]) -> Vec<Item> {
+    let mut out = Vec::new();
+    Parser::new().parse_bytes(line, &mut |i| out.push(i));
+    out
+}
+
+#[test]
+fn bare_names_are_exactly_the_lines_the_parser_takes_as_one_plain_name() {
+    let taken = [
+        "evil.top",
+        "Evil-Shop.TOP",
+        "pc_apax.art-best.com",
+        "a.b.c.d.e",
+        "localhost",
+        "xn--fiqs8s.cn",
+        "1.2.3.x",
+        "1-2.3",
+        "evil.top\r",
+    ];
+    for l in taken {
+        let name = bare_name(l.as_bytes()).unwrap_or_else(|| panic!("{l:?} not taken"));
+        let want = l.trim_end_matches('\r').to_ascii_lowercase();
+        assert_eq!(name.to_ascii_lowercase(), want);
+        assert_eq!(
+            parse_raw(l.as_bytes()),
+            vec![rule(&want, Subtree, Block, false)],
+            "{l:?}"
+        );
+    }
+    let left = [
+        "",
+        "1.2.3.4",
+        "10.0.0.1",
+        "123",
+        ".evil.top",
+        "evil.top.",
+        "a..b",
+        "*.evil.top",
+        "||evil.top^",
+        "evil.top # note",
+        " evil.top",
+        "evil.top ",
+        "# category: loan",
+        "evil.top:8080",
+        "evil.top/x",
+        "安順.shop",
+        "\u{feff}evil.top",
+        "evil\t.top",
+    ];
+    for l in left {
+        assert_eq!(bare_name(l.as_bytes()), None, "{l:?}");
+    }
+    let long_label = format!("{}.top", "a".repeat(64));
+    assert_eq!(bare_name(long_label.as_bytes()), None);
+    let long_name = format!("{}.top", ["abcdefghi"; 26].join("."));
+    assert!(long_name.len() > 253);
+    assert_eq!(bare_name(long_name.as_bytes()), None);
+}
+
+proptest::proptest! {
+    #[test]
+    fn a_bare_name_parses_to_one_plain_rule(line in proptest::collection::vec(
+        proptest::sample::select(b"aZ09.-_*|^:/# \r\t@!$;,\xc3\xa4".to_vec()), 0..24)) {
+        if let Some(name) = bare_name(&line) {
+            let want = name.to_ascii_lowercase();
+            proptest::prop_assert_eq!(parse_raw(&line), vec![rule(&want, Subtree, Block, false)]);
+        }
+    }
+}
