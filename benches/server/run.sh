@@ -68,7 +68,7 @@ run=$out/fanzha-extra; rm -rf "$run" "$run".log; mkdir -p "$run"
   fi
   stop_fanzha
   start_fanzha "$run"; t=$(date +%s.%N); warm=$(probe "$t")
-  echo "- first blocked answer: first start ${cold} s (compiles the text list), restart ${warm} s (last good compile), RSS $(rss) MB"
+  echo "- first blocked answer: first start ${cold} s (reads the text list; an interim index serves while it compiles), restart ${warm} s (last good compile), RSS $(rss) MB"
   stop_fanzha
   if [ "${BIG:-10000000}" != 0 ]; then
     big=${BIG:-10000000}

@@ -368,6 +368,44 @@ mod tests {
     }
 
     #[test]
+    fn rules_are_lent_only_within_half_the_budget_and_sort_the_same_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let names: Vec<String> = (0..100).map(|i| format!("n{i:03}.b.top")).collect();
+        // 100 rules: 900 bytes of names and 1,600 of records.
+        let fill = |budget| {
+            let mut runs = Runs::new(dir.path(), "t", budget);
+            for (i, n) in names.iter().enumerate().rev() {
+                runs.push_name(n, i as u64).unwrap();
+            }
+            runs
+        };
+        assert!(fill(4_800).lend().is_none(), "lent past half the budget");
+        let mut runs = fill(6_000);
+        let (lent_names, recs) = runs.lend().expect("lent within half the budget");
+        assert_eq!(recs.len(), 100);
+        let r = recs[0];
+        assert_eq!(
+            &lent_names[r.off as usize..r.off as usize + r.len as usize],
+            b"n099.b.top",
+            "names are lent as written, in file order"
+        );
+        // The sort turns names into keys on its own copy: the lent names stay.
+        runs.finish().unwrap();
+        let mut keys = vec![];
+        runs.each(&mut |k, _| {
+            keys.push(String::from_utf8(k.to_vec()).unwrap());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(keys.first().map(String::as_str), Some("top.b.n000"));
+        assert_eq!(keys.len(), 100);
+        assert_eq!(
+            &lent_names[r.off as usize..r.off as usize + r.len as usize],
+            b"n099.b.top"
+        );
+    }
+
+    #[test]
     fn spilled_runs_merge_to_exactly_the_in_memory_result() {
         // 20k rules over 5k names, each name ruled several times by different lists.
         let mut rules = vec![];

@@ -143,6 +143,18 @@ pub struct StartSummary {
     pub interim: bool,
 }
 
+impl StartSummary {
+    fn compiled(r: ReloadSummary) -> StartSummary {
+        StartSummary {
+            entries: r.entries,
+            elapsed: r.elapsed,
+            report: r.report,
+            snapshot: None,
+            interim: false,
+        }
+    }
+}
+
 /// How a start used the snapshot of the last compile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotUse {
@@ -476,23 +488,17 @@ impl Loader {
     /// compile (kept in the state directory) serves at once: when the lists have not
     /// changed since, nothing is compiled; when they have, the result says so and the
     /// caller compiles them in the background while the snapshot serves, as during a
-    /// reload. Without a usable snapshot (first start, precompiled list, damaged
-    /// file), this is a plain [`Loader::reload`].
+    /// reload. With a precompiled list, this is a plain [`Loader::reload`].
     ///
-    /// A compile at start runs on its own thread, and this returns as soon as the
-    /// lists are read: an interim index of their rules serves (matching exactly as
-    /// the compiled file will) until the compile finishes and swaps the file in.
+    /// Without a usable snapshot (a first start, a damaged snapshot) the compile runs
+    /// on its own thread, and this returns as soon as the lists are read: an interim
+    /// index of their rules serves (matching exactly as the compiled file will) until
+    /// the compile finishes and swaps the file in. Lists too big for the interim
+    /// index compile before this returns.
     pub fn start(self: &Arc<Self>) -> Result<StartSummary, ReloadError> {
         let cfg = self.config();
         if cfg.compiled.is_some() {
-            let r = self.reload(false)?;
-            return Ok(StartSummary {
-                entries: r.entries,
-                elapsed: r.elapsed,
-                report: r.report,
-                snapshot: None,
-                interim: false,
-            });
+            return self.reload(false).map(StartSummary::compiled);
         }
         if let Some(s) = self.open_snapshot(&cfg) {
             return Ok(s);
@@ -537,14 +543,7 @@ impl Loader {
             });
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "cannot start a compile thread; compiling before serving");
-            let r = self.reload(false)?;
-            return Ok(StartSummary {
-                entries: r.entries,
-                elapsed: r.elapsed,
-                report: r.report,
-                snapshot: None,
-                interim: false,
-            });
+            return self.reload(false).map(StartSummary::compiled);
         }
         match rx.recv() {
             Ok(Msg::Interim(entries, elapsed)) => Ok(StartSummary {
@@ -554,16 +553,7 @@ impl Loader {
                 snapshot: None,
                 interim: true,
             }),
-            Ok(Msg::Done(r)) => {
-                let r = r?;
-                Ok(StartSummary {
-                    entries: r.entries,
-                    elapsed: r.elapsed,
-                    report: r.report,
-                    snapshot: None,
-                    interim: false,
-                })
-            }
+            Ok(Msg::Done(r)) => r.map(StartSummary::compiled),
             Err(_) => Err(ReloadError::Io {
                 what: "the compile thread ended without a result while compiling",
                 path: self.config().state_dir,
