@@ -127,6 +127,16 @@ pub struct ReloadSummary {
     pub path: PathBuf,
 }
 
+impl ReloadSummary {
+    /// Skipped lines and refused rules of the compile (0, 0 for a precompiled list).
+    pub fn unused_lines(&self) -> (u64, usize) {
+        self.report
+            .as_ref()
+            .map(|r| (r.skipped_total(), r.refused.len()))
+            .unwrap_or((0, 0))
+    }
+}
+
 /// What the first load at start did.
 #[derive(Debug)]
 pub struct StartSummary {
@@ -641,11 +651,7 @@ impl Loader {
     pub fn reload_and_log(&self, why: &str) {
         match self.reload(false) {
             Ok(s) => {
-                let (skipped, refused) = s
-                    .report
-                    .as_ref()
-                    .map(|r| (r.skipped_total(), r.refused.len()))
-                    .unwrap_or((0, 0));
+                let (skipped, refused) = s.unused_lines();
                 tracing::info!(
                     why,
                     entries = s.entries,
@@ -666,11 +672,7 @@ impl Loader {
 fn log_compiled_after_interim(res: &Result<ReloadSummary, ReloadError>) {
     match res {
         Ok(s) => {
-            let (skipped, refused) = s
-                .report
-                .as_ref()
-                .map(|r| (r.skipped_total(), r.refused.len()))
-                .unwrap_or((0, 0));
+            let (skipped, refused) = s.unused_lines();
             tracing::info!(
                 entries = s.entries,
                 skipped_lines = skipped,
