@@ -617,6 +617,75 @@ fn a_restart_serves_the_last_compile_at_once_and_compiles_only_what_changed() {
     assert_eq!(snapshots().len(), 1);
 }
 
+#[test]
+fn a_query_sent_while_the_lists_load_is_answered_once_they_serve() {
+    // A list big enough that reading it takes a while; the name asked is its last.
+    let dir = tempfile::tempdir().unwrap();
+    let lists = dir.path().join("lists");
+    std::fs::create_dir_all(&lists).unwrap();
+    let mut text = String::with_capacity(12 << 20);
+    for i in 0..400_000 {
+        text.push_str(&format!("filler-{i}.load.test\n"));
+    }
+    text.push_str("last-of-the-list.load.test\n");
+    std::fs::write(lists.join("big.txt"), text).unwrap();
+    let port = {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let cfg = dir.path().join("fanzha.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 1\nstate_dir = \"state\"\n\
+             [ops]\nlisten = \"127.0.0.1:0\"\n[warnpage]\nlisten = [\"127.0.0.1:0\"]\n\
+             [resolver]\nmode = \"forward\"\nupstreams = [\"udp://127.0.0.1:9\"]\n\
+             [blocklist]\ndirs = [\"lists\"]\nallow_dirs = []\n\
+             [sinkhole]\nipv4 = \"10.53.53.53\"\n"
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("log");
+    let mut child = std::process::Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // fanzha holds the port (without SO_REUSEPORT at one thread) once binding fails.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        assert!(Instant::now() < deadline, "fanzha never bound {port}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let query = make_query("last-of-the-list.load.test.", RecordType::A, false);
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    client
+        .send_to(&query.to_vec().unwrap(), ("127.0.0.1", port))
+        .unwrap();
+    let before = std::fs::read_to_string(&log).unwrap();
+    // One query, never repeated: it waited in the socket for the list to serve.
+    let mut buf = [0u8; 4096];
+    let got = client.recv(&mut buf);
+    let after = std::fs::read_to_string(&log).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let n = got.unwrap_or_else(|e| panic!("no answer: {e}; log:\n{after}"));
+    let answer = Message::from_vec(&buf[..n]).unwrap();
+    assert_eq!(answer.metadata.id, query.metadata.id);
+    assert_eq!(ips(&answer), [sinkhole()], "{answer:?}");
+    assert!(
+        !before.contains("blocklist read") && !before.contains("listening for DNS"),
+        "the DNS port was bound only once the list served (sockets must be bound before \
+         the lists load), or the list is too small to outlast the query:\n{before}"
+    );
+    assert!(after.contains("an interim index serves it"), "{after}");
+}
+
 /// What a client querying `name` in a loop saw while `change` was applied.
 struct UnderLoad {
     seen: bool,
