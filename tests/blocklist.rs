@@ -21,12 +21,8 @@ fn fanzha() -> Command {
 #[test]
 fn every_public_list_compiles_with_skips_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = CompileSpec {
-        dirs: vec![fixtures().join("blocklists")],
-        ..Default::default()
-    };
     let out = dir.path().join("all.fst");
-    let r = blocklist::compile(&spec, &out).unwrap();
+    let r = compile_dir(fixtures().join("blocklists"), &out);
     let by_name = |n: &str| {
         r.lists
             .iter()
@@ -102,29 +98,17 @@ fn every_public_list_compiles_with_skips_reported() {
     assert!(list.lookup("www.004l.com").is_block());
 }
 
-/// Compile one directory with the default settings into `out`.
 #[test]
 fn a_small_memory_budget_sorts_on_disk_and_writes_the_same_list() {
     // The fixtures hold ~210k rules (~8 MB as keys and records): a 1 MiB budget makes
     // the compile spill about eight sorted runs and merge them.
     let dir = tempfile::tempdir().unwrap();
-    let spec = CompileSpec {
-        dirs: vec![fixtures().join("blocklists")],
-        ..Default::default()
-    };
     let mem = dir.path().join("mem.fst");
-    let a = blocklist::compile(&spec, &mem).unwrap();
+    let a = compile_dir(fixtures().join("blocklists"), &mem);
     let disk_dir = dir.path().join("small");
     fs::create_dir_all(&disk_dir).unwrap();
     let disk = disk_dir.join("disk.fst");
-    let b = blocklist::compile(
-        &CompileSpec {
-            memory_budget: 1 << 20,
-            ..spec
-        },
-        &disk,
-    )
-    .unwrap();
+    let b = compile_dir_within(fixtures().join("blocklists"), &disk, 1 << 20);
     assert_eq!(
         (a.entries, a.block_entries, a.allow_entries),
         (b.entries, b.block_entries, b.allow_entries)
@@ -145,10 +129,17 @@ fn a_small_memory_budget_sorts_on_disk_and_writes_the_same_list() {
     assert_eq!(left, vec![std::ffi::OsString::from("disk.fst")]);
 }
 
+/// Compile one directory with the default settings into `out`.
 fn compile_dir(src: PathBuf, out: &Path) -> blocklist::CompileReport {
+    compile_dir_within(src, out, CompileSpec::default().memory_budget)
+}
+
+/// [`compile_dir`] with a memory budget for the sort.
+fn compile_dir_within(src: PathBuf, out: &Path, memory_budget: usize) -> blocklist::CompileReport {
     blocklist::compile(
         &CompileSpec {
             dirs: vec![src],
+            memory_budget,
             ..Default::default()
         },
         out,

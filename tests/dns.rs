@@ -483,17 +483,7 @@ fn list_edit_and_sighup_take_effect_without_losing_a_query() {
         text.push_str("www.example.test\n");
         std::fs::write(d.path().join("lists/loan.txt"), &text).unwrap();
     });
-    assert!(r.seen, "never blocked; log:\n{}", f.log_text());
-    assert!(
-        r.took < Duration::from_secs(2),
-        "blocked after {:?}",
-        r.took
-    );
-    assert_eq!(
-        r.failures, 0,
-        "queries failed across the swap (of {})",
-        r.total
-    );
+    r.assert_applied_cleanly("the list edit", &f);
 
     // 2. SIGHUP: a config change (a new list dir) while a client queries in a loop
     let extra = d.path().join("extra");
@@ -509,17 +499,7 @@ fn list_edit_and_sighup_take_effect_without_losing_a_query() {
         .replace("dirs = [\"lists\"]", "dirs = [\"lists\", \"extra\"]");
     std::fs::write(&cfg_path, cfg).unwrap();
     let r = change_under_load(&f, "v4only.example.test.", || f.signal("HUP"));
-    assert!(r.seen, "SIGHUP did not apply; log:\n{}", f.log_text());
-    assert!(
-        r.took < Duration::from_secs(2),
-        "applied after {:?}",
-        r.took
-    );
-    assert_eq!(
-        r.failures, 0,
-        "queries failed across SIGHUP (of {})",
-        r.total
-    );
+    r.assert_applied_cleanly("SIGHUP", &f);
 }
 
 #[test]
@@ -692,6 +672,27 @@ struct UnderLoad {
     took: Duration,
     failures: u64,
     total: u64,
+}
+
+impl UnderLoad {
+    /// The change took effect within 2 s and no query failed across it.
+    fn assert_applied_cleanly(&self, what: &str, f: &Fanzha) {
+        assert!(
+            self.seen,
+            "{what} never took effect; log:\n{}",
+            f.log_text()
+        );
+        assert!(
+            self.took < Duration::from_secs(2),
+            "{what} took effect after {:?}",
+            self.took
+        );
+        assert_eq!(
+            self.failures, 0,
+            "queries failed across {what} (of {})",
+            self.total
+        );
+    }
 }
 
 /// Query `name` in a loop, apply `change`, wait (at most 5 s) until the name is

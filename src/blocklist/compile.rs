@@ -468,27 +468,31 @@ impl RuleSink<'_> {
     }
 
     /// A rule from the parser.
-    fn add(&mut self, mut r: Rule, line: u64) -> Result<(), CompileError> {
-        if self.allowlist {
-            r.polarity = Polarity::Allow;
-        }
-        if !r.explicit_scope && self.mode == MatchMode::Exact {
-            r.scope = Scope::Exact;
-        }
-        self.insert(&r.name, r.scope, r.polarity, r.note, line)
+    fn add(&mut self, r: Rule, line: u64) -> Result<(), CompileError> {
+        let (scope, polarity) = self.effective(r.scope, r.polarity, r.explicit_scope);
+        self.insert(&r.name, scope, polarity, r.note, line)
+    }
+
+    /// A rule's scope and polarity in this file: everything in an allowlist allows,
+    /// and `match: exact` narrows rules whose syntax did not fix their scope.
+    fn effective(&self, scope: Scope, polarity: Polarity, explicit: bool) -> (Scope, Polarity) {
+        let polarity = if self.allowlist {
+            Polarity::Allow
+        } else {
+            polarity
+        };
+        let scope = if !explicit && self.mode == MatchMode::Exact {
+            Scope::Exact
+        } else {
+            scope
+        };
+        (scope, polarity)
     }
 
     /// A line that is a bare name (see [`bare_name`]): a plain rule.
     fn add_bare(&mut self, name: &str, line: u64) -> Result<(), CompileError> {
-        let scope = match self.mode {
-            MatchMode::Exact => Scope::Exact,
-            MatchMode::Subtree => Scope::Subtree,
-        };
-        let polarity = if self.allowlist {
-            Polarity::Allow
-        } else {
-            Polarity::Block
-        };
+        // What the parser makes of such a line: a plain block rule.
+        let (scope, polarity) = self.effective(Scope::Subtree, Polarity::Block, false);
         if !name.bytes().any(|b| b.is_ascii_uppercase()) {
             return self.insert(name, scope, polarity, None, line);
         }

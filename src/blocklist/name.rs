@@ -106,16 +106,9 @@ pub fn check_ascii(s: &str) -> Result<(), NameError> {
 /// The key of a normalised name in the compiled map: its labels in reverse order,
 /// joined by dots (`a.evil.top` → `top.evil.a`).
 pub fn reversed_key(name: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(name.len());
-    push_reversed_key(name, &mut key);
+    let mut key = name.as_bytes().to_vec();
+    reverse_labels(&mut key);
     key
-}
-
-/// Append the [`reversed_key`] of `name` to `out` (no allocation of its own).
-pub fn push_reversed_key(name: &str, out: &mut Vec<u8>) {
-    let start = out.len();
-    out.extend_from_slice(name.as_bytes());
-    reverse_labels(&mut out[start..]);
 }
 
 /// Turn a name into its [`reversed_key`] in place (or a key back into its name):

@@ -56,11 +56,11 @@ pub type Lent = (Arc<Vec<u8>>, Arc<Vec<Rec>>);
 
 /// Rules being collected, sorted and merged within a memory budget.
 pub struct Runs {
-    /// Names, keys once sorted; shared with an interim index (see [`Runs::lend`]).
-    arena: Arc<Vec<u8>>,
+    /// Names; keys once sorted.
+    arena: Vec<u8>,
     recs: Vec<Rec>,
-    /// The records while lent to an interim index (see [`Runs::lend`]).
-    lent: Option<Arc<Vec<Rec>>>,
+    /// Names and records while lent to an interim index (see [`Runs::lend`]).
+    lent: Option<Lent>,
     budget: usize,
     dir: PathBuf,
     stem: String,
@@ -72,7 +72,7 @@ impl Runs {
     /// keys and records in memory exceed `budget` bytes.
     pub fn new(dir: &Path, stem: &str, budget: usize) -> Runs {
         Runs {
-            arena: Arc::default(),
+            arena: Vec::new(),
             recs: Vec::new(),
             lent: None,
             budget: budget.max(4096),
@@ -89,38 +89,25 @@ impl Runs {
         let bytes = (input_bytes as usize).min(self.budget);
         // A line of a big list is about 20 bytes: one record per 16 bytes is ample.
         let recs = (input_bytes as usize / 16).min(self.budget / size_of::<Rec>());
-        Arc::make_mut(&mut self.arena).reserve(bytes);
+        self.arena.reserve(bytes);
         self.recs.reserve(recs);
     }
 
     /// Add one rule for a normalised `name` (at most 253 bytes).
     pub fn push_name(&mut self, name: &str, value: u64) -> io::Result<()> {
-        self.push_with(name.len(), value, |a| a.extend_from_slice(name.as_bytes()))
-    }
-
-    fn push_with(
-        &mut self,
-        len: usize,
-        value: u64,
-        write: impl FnOnce(&mut Vec<u8>),
-    ) -> io::Result<()> {
-        debug_assert!(len <= u8::MAX as usize);
+        debug_assert!(name.len() <= u8::MAX as usize);
         debug_assert!(self.lent.is_none(), "no rule may be added once lent");
-        if self.arena.len() + len > u32::MAX as usize
+        if self.arena.len() + name.len() > u32::MAX as usize
             || self.arena.len() + self.recs.len() * size_of::<Rec>() > self.budget
         {
             self.spill()?;
         }
-        // Unique unless an interim index holds the keys (then this copies them once).
-        let arena = Arc::make_mut(&mut self.arena);
-        let off = arena.len();
-        write(arena);
-        debug_assert_eq!(arena.len() - off, len);
         self.recs.push(Rec {
-            off: off as u32,
-            len: len as u8,
+            off: self.arena.len() as u32,
+            len: name.len() as u8,
             value,
         });
+        self.arena.extend_from_slice(name.as_bytes());
         Ok(())
     }
 
@@ -135,9 +122,12 @@ impl Runs {
         {
             return None;
         }
-        let recs = Arc::new(std::mem::take(&mut self.recs));
-        self.lent = Some(recs.clone());
-        Some((self.arena.clone(), recs))
+        let lent = (
+            Arc::new(std::mem::take(&mut self.arena)),
+            Arc::new(std::mem::take(&mut self.recs)),
+        );
+        self.lent = Some(lent.clone());
+        Some(lent)
     }
 
     /// Temporary run files written so far.
@@ -150,10 +140,9 @@ impl Runs {
     }
 
     fn sort(&mut self) {
-        // Names become keys (copying the arena if an interim index still reads it).
-        let arena = Arc::make_mut(&mut self.arena);
+        // Names become keys.
         for r in &self.recs {
-            name::reverse_labels(&mut arena[r.off as usize..r.off as usize + r.len as usize]);
+            name::reverse_labels(&mut self.arena[r.off as usize..r.off as usize + r.len as usize]);
         }
         let arena = &self.arena;
         // Stable: rules of one name stay in file order.
@@ -200,17 +189,16 @@ impl Runs {
         })?;
         w.flush()?;
         self.recs.clear();
-        match Arc::get_mut(&mut self.arena) {
-            Some(a) => a.clear(),
-            None => self.arena = Arc::default(),
-        }
+        self.arena.clear();
         Ok(())
     }
 
     /// Finish collecting: sort what is in memory (and spill it if runs exist).
     pub fn finish(&mut self) -> io::Result<()> {
-        if let Some(lent) = self.lent.take() {
-            self.recs = Arc::try_unwrap(lent).unwrap_or_else(|shared| (*shared).clone());
+        // Take back what was lent, copying what the interim index still reads.
+        if let Some((arena, recs)) = self.lent.take() {
+            self.arena = Arc::try_unwrap(arena).unwrap_or_else(|shared| (*shared).clone());
+            self.recs = Arc::try_unwrap(recs).unwrap_or_else(|shared| (*shared).clone());
         }
         if self.files.is_empty() {
             self.sort();
@@ -218,7 +206,7 @@ impl Runs {
         } else {
             self.spill()?;
             self.recs = Vec::new();
-            self.arena = Arc::default();
+            self.arena = Vec::new();
             Ok(())
         }
     }
