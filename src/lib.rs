@@ -2,8 +2,20 @@
 //! warning page, and reports each hit to the district platform.
 //!
 //! # Layout
-//! - [`config`]: the TOML schema and its validation.
-//! - [`blocklist`]: list parsing, compile to fst, mmap load, suffix matching, reloads.
+//! Each module imports only modules listed below it: no import runs back up, and
+//! there are no import circles (`scripts/check-layout.py` checks both).
+//!
+//! - [`app`]: `fanzha serve`: build every part from the config, run, reload on SIGHUP, drain.
+//! - [`dns`]: a query's whole life: listeners, admission, block verdict, cache,
+//!   resolver, answer; its module doc shows the stages in order.
+//! - [`config`]: the TOML file (`raw`) and its validation into typed sections.
+//! - [`warnpage`]: the warning page residents see, and its HTTP server.
+//! - [`report`]: hit and appeal events, the on-disk spool, delivery to the platform.
+//! - [`metrics`]: every Prometheus metric, and the ops endpoint.
+//! - [`blocklist`]: list parsing, compile to fst, mmap load, matching, reloads.
+//! - [`places`]: client subnet → district / street / community.
+//! - [`notify`]: sd_notify to systemd.
+//! - [`text`]: small text helpers shared by the list parser and the warning page.
 #![warn(
     missing_docs,
     unreachable_pub,
@@ -19,6 +31,6 @@ pub mod dns;
 pub mod metrics;
 pub mod notify;
 pub mod places;
-pub mod policy;
 pub mod report;
+pub mod text;
 pub mod warnpage;

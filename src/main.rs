@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use fanzha::blocklist::{self, Blocklist, CompileReport, Loader, Verdict};
 use fanzha::config::Config;
+use fanzha::dns::policy::Policy;
 
 const AFTER_HELP: &str = "\
 FILES:
@@ -182,10 +183,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!(
                 "{}: ok ({} DNS listener(s), {} ACL entries, {} list dir(s), mode {:?})",
                 file.display(),
-                c.listen.len(),
-                c.acl.len(),
+                c.server.listen.len(),
+                c.server.acl.len(),
                 c.blocklist.dirs.len(),
-                c.mode
+                c.resolver.mode
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -345,11 +346,7 @@ fn lookup_cmd(
                     h.rule(&name),
                     l.map(|l| l.name.as_str()).unwrap_or("?"),
                     list.category(&h),
-                    cfg.category_actions
-                        .get(list.category(&h))
-                        .copied()
-                        .unwrap_or(list.action(&h))
-                        .as_str(),
+                    Policy::from_config(&cfg).action_for(&list, &h).as_str(),
                 );
             }
         }

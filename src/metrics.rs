@@ -14,7 +14,58 @@ use prometheus::{
 };
 
 use crate::blocklist::Handle;
-use crate::policy::Outcome;
+
+/// The outcome label of a query (the `result` label of `fanzha_queries_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Answered from the resolver.
+    Allowed,
+    /// Blocked by a list.
+    Blocked,
+    /// Blocked because a CNAME in the answer pointed at a blocked name.
+    BlockedCname,
+    /// Refused by the ACL.
+    Refused,
+    /// Over the rate limit.
+    RateLimited,
+    /// FORMERR, NOTIMP, BADVERS, class not IN.
+    Malformed,
+    /// The resolver failed.
+    Servfail,
+    /// Synthesised locally (DoH canary, ANY).
+    Local,
+    /// Dropped without an answer.
+    Dropped,
+}
+
+impl Outcome {
+    /// Metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "allowed",
+            Outcome::Blocked => "blocked",
+            Outcome::BlockedCname => "blocked_cname",
+            Outcome::Refused => "refused",
+            Outcome::RateLimited => "ratelimited",
+            Outcome::Malformed => "malformed",
+            Outcome::Servfail => "servfail",
+            Outcome::Local => "local",
+            Outcome::Dropped => "dropped",
+        }
+    }
+    /// Every label, for pre-registering metrics.
+    pub const ALL: [Outcome; 9] = [
+        Outcome::Allowed,
+        Outcome::Blocked,
+        Outcome::BlockedCname,
+        Outcome::Refused,
+        Outcome::RateLimited,
+        Outcome::Malformed,
+        Outcome::Servfail,
+        Outcome::Local,
+        Outcome::Dropped,
+    ];
+}
 
 /// Every metric of the appliance.
 pub struct Metrics {
@@ -35,6 +86,8 @@ pub struct Metrics {
     pub warnpage_views: IntCounterVec,
     /// Appeals received.
     pub appeals: IntCounter,
+    /// The report pipeline's metrics.
+    pub report: ReportMetrics,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -47,122 +100,167 @@ impl Default for Metrics {
     }
 }
 
+/// Creates metrics and registers them in one step, so that no metric can be made
+/// and then forgotten in the registry.
+struct Reg<'a>(&'a Registry);
+
+impl Reg<'_> {
+    fn add<C: prometheus::core::Collector + Clone + 'static>(&self, c: prometheus::Result<C>) -> C {
+        let c = must(c);
+        must(self.0.register(Box::new(c.clone())));
+        c
+    }
+    fn counter(&self, name: &str, help: &str) -> IntCounter {
+        self.add(IntCounter::new(name, help))
+    }
+    fn gauge(&self, name: &str, help: &str) -> IntGauge {
+        self.add(IntGauge::new(name, help))
+    }
+    /// A counter vector with every value of its one label present from the start.
+    fn counters(&self, name: &str, help: &str, label: &str, values: &[&str]) -> IntCounterVec {
+        let v = self.add(IntCounterVec::new(Opts::new(name, help), &[label]));
+        for x in values {
+            v.with_label_values(&[x]);
+        }
+        v
+    }
+    fn histogram(&self, name: &str, help: &str, buckets: &[f64]) -> Histogram {
+        self.add(Histogram::with_opts(
+            HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+        ))
+    }
+}
+
+/// Reporting metrics (`fanzha_report_*`), updated by the report pipeline.
+#[derive(Clone)]
+pub struct ReportMetrics {
+    pub(crate) events: IntCounterVec,
+    pub(crate) spool_bytes: IntGauge,
+    pub(crate) oldest_age: IntGauge,
+    pub(crate) send_duration: Histogram,
+}
+
+impl ReportMetrics {
+    fn register(r: &Reg<'_>) -> ReportMetrics {
+        ReportMetrics {
+            events: r.counters(
+                "report_events_total",
+                "Hit events by outcome (queued, sent, dropped_full, dropped_cap, dead_letter)",
+                "outcome",
+                &[
+                    "queued",
+                    "sent",
+                    "dropped_full",
+                    "dropped_cap",
+                    "dead_letter",
+                ],
+            ),
+            spool_bytes: r.gauge("report_spool_bytes", "Bytes in the report spool"),
+            oldest_age: r.gauge(
+                "report_oldest_event_age_seconds",
+                "Age of the oldest unsent spool segment",
+            ),
+            send_duration: r.histogram(
+                "report_send_duration_seconds",
+                "Time of one POST to the platform",
+                &[
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ],
+            ),
+        }
+    }
+
+    /// Count `n` events with `outcome` (no sample for 0).
+    pub(crate) fn count(&self, outcome: &str, n: u64) {
+        if n > 0 {
+            self.events.with_label_values(&[outcome]).inc_by(n);
+        }
+    }
+}
+
 impl Metrics {
     /// Register every metric.
     pub fn new() -> Metrics {
         let registry = Registry::new_custom(Some("fanzha".into()), None).expect("valid prefix");
-        let qv = must(IntCounterVec::new(
-            Opts::new(
-                "queries_total",
-                "DNS queries answered (or dropped), by result",
-            ),
-            &["result"],
-        ));
-        let queries = Outcome::ALL
-            .iter()
-            .map(|o| qv.with_label_values(&[o.as_str()]))
-            .collect();
-        let query_duration = must(Histogram::with_opts(
-            HistogramOpts::new(
-                "query_duration_seconds",
-                "Time from receiving a DNS query to sending its answer",
-            )
-            .buckets(vec![
-                0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                0.1, 0.25, 0.5, 1.0, 2.5,
-            ]),
-        ));
-        let blocked = must(IntCounterVec::new(
-            Opts::new(
-                "blocked_total",
-                "Blocked queries by fraud category and the client's street (from [[places]])",
-            ),
-            &["category", "street"],
-        ));
-        let cache_hits = must(IntCounter::new(
-            "cache_hits_total",
-            "Answers served from fanzha's answer cache",
-        ));
-        let blocklist_entries = must(IntGaugeVec::new(
-            Opts::new(
-                "blocklist_entries",
-                "Names in the serving blocklist, by kind (total, block, allow)",
-            ),
-            &["kind"],
-        ));
-        let reloads = must(IntCounterVec::new(
-            Opts::new(
-                "blocklist_reloads_total",
-                "Blocklist loads by outcome (ok, failed, refused)",
-            ),
-            &["outcome"],
-        ));
-        let loaded_at = must(IntGauge::new(
-            "blocklist_loaded_timestamp_seconds",
-            "Unix time of the last successful blocklist load",
-        ));
-        let skipped_lines = must(IntGauge::new(
-            "blocklist_skipped_lines",
-            "Lines skipped by the last successful compile",
-        ));
-        let refused_rules = must(IntGauge::new(
-            "blocklist_refused_rules",
-            "Rules refused by guardrails in the last successful compile",
-        ));
-        let warnpage_views = must(IntCounterVec::new(
-            Opts::new(
-                "warnpage_views_total",
-                "Warning pages shown, by category (none: host not blocked)",
-            ),
-            &["category"],
-        ));
-        let appeals = must(IntCounter::new(
-            "appeals_total",
-            "Appeals (\"blocked by mistake\") received on the warning page",
-        ));
-        let build = must(IntGaugeVec::new(
+        let r = Reg(&registry);
+        let labels: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
+        let qv = r.counters(
+            "queries_total",
+            "DNS queries answered (or dropped), by result",
+            "result",
+            &labels,
+        );
+        let queries = labels.iter().map(|l| qv.with_label_values(&[l])).collect();
+        r.add(IntGaugeVec::new(
             Opts::new("build_info", "fanzha build information"),
             &["version"],
-        ));
-        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        for c in [
-            Box::new(qv) as Box<dyn prometheus::core::Collector>,
-            Box::new(query_duration.clone()),
-            Box::new(blocked.clone()),
-            Box::new(cache_hits.clone()),
-            Box::new(blocklist_entries.clone()),
-            Box::new(reloads.clone()),
-            Box::new(loaded_at.clone()),
-            Box::new(skipped_lines.clone()),
-            Box::new(refused_rules.clone()),
-            Box::new(build),
-            Box::new(warnpage_views.clone()),
-            Box::new(appeals.clone()),
-        ] {
-            must(registry.register(c));
-        }
+        ))
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1);
         #[cfg(target_os = "linux")]
         {
             let _ = registry.register(Box::new(
                 prometheus::process_collector::ProcessCollector::for_self(),
             ));
         }
-        for o in ["ok", "failed", "refused"] {
-            reloads.with_label_values(&[o]);
-        }
         Metrics {
-            registry,
             queries,
-            query_duration,
-            blocked,
-            cache_hits,
-            blocklist_entries,
-            reloads,
-            loaded_at,
-            skipped_lines,
-            refused_rules,
-            warnpage_views,
-            appeals,
+            query_duration: r.histogram(
+                "query_duration_seconds",
+                "Time from receiving a DNS query to sending its answer",
+                &[
+                    0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                    0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ],
+            ),
+            blocked: r.add(IntCounterVec::new(
+                Opts::new(
+                    "blocked_total",
+                    "Blocked queries by fraud category and the client's street (from [[places]])",
+                ),
+                &["category", "street"],
+            )),
+            cache_hits: r.counter(
+                "cache_hits_total",
+                "Answers served from fanzha's answer cache",
+            ),
+            blocklist_entries: r.add(IntGaugeVec::new(
+                Opts::new(
+                    "blocklist_entries",
+                    "Names in the serving blocklist, by kind (total, block, allow)",
+                ),
+                &["kind"],
+            )),
+            reloads: r.counters(
+                "blocklist_reloads_total",
+                "Blocklist loads by outcome (ok, failed, refused)",
+                "outcome",
+                &["ok", "failed", "refused"],
+            ),
+            loaded_at: r.gauge(
+                "blocklist_loaded_timestamp_seconds",
+                "Unix time of the last successful blocklist load",
+            ),
+            skipped_lines: r.gauge(
+                "blocklist_skipped_lines",
+                "Lines skipped by the last successful compile",
+            ),
+            refused_rules: r.gauge(
+                "blocklist_refused_rules",
+                "Rules refused by guardrails in the last successful compile",
+            ),
+            warnpage_views: r.counters(
+                "warnpage_views_total",
+                "Warning pages shown, by category (none: host not blocked)",
+                "category",
+                &[],
+            ),
+            appeals: r.counter(
+                "appeals_total",
+                "Appeals (\"blocked by mistake\") received on the warning page",
+            ),
+            report: ReportMetrics::register(&r),
+            registry,
         }
     }
 

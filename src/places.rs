@@ -34,15 +34,22 @@ impl Places {
 
     /// The place of `ip` (IPv4-mapped IPv6 counts as IPv4).
     pub fn lookup(&self, ip: IpAddr) -> &Place {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
+        let ip = ip.to_canonical();
         self.nets
             .iter()
             .find(|(n, _)| n.contains(&ip))
             .map(|(_, p)| p)
             .unwrap_or(&self.default)
+    }
+
+    /// How many subnets are configured.
+    pub fn len(&self) -> usize {
+        self.nets.len()
+    }
+
+    /// Whether no subnet is configured (every client is in the default place).
+    pub fn is_empty(&self) -> bool {
+        self.nets.is_empty()
     }
 
     /// Every street named in the config (bounded label values for metrics).

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use fanzha::blocklist::{self, Blocklist, CompileSpec};
 use fanzha::config::Config;
-use fanzha::policy::{Decision, Policy, RateLimiter};
+use fanzha::dns::policy::{Decision, Policy, RateLimiter};
 
 struct Counting;
 // Per thread: the tests of this file run in parallel and count only their own.

@@ -565,46 +565,147 @@ pub fn compile(spec: &CompileSpec, out: &Path) -> Result<CompileReport, CompileE
     compile_with(spec, out, None)
 }
 
+/// A list file found in the configured directories.
+struct ListFile {
+    path: PathBuf,
+    /// Its name relative to its directory (reports, logs, [`ListInfo`]).
+    name: String,
+    allowlist: bool,
+    /// The `[[lists]]` settings that name it, if any.
+    setting: Option<ListOverride>,
+}
+
+/// What the parse of every file gathers, for the header and the report.
+#[derive(Default)]
+struct Gathered {
+    categories: Vec<String>,
+    lists: Vec<ListInfo>,
+    notes: Vec<String>,
+    reports: Vec<ListReport>,
+    refused: Vec<Refusal>,
+    examples: Vec<SkippedLine>,
+    skipped: BTreeMap<&'static str, u64>,
+}
+
 /// [`compile`], handing `early` a list that can serve as soon as the lists are read:
 /// an [`Interim`] index of the parsed rules, matching exactly as the compiled file
 /// will (a first start serves it while the sort and the fst are built). Offered only
 /// when no list serves (`previous_entries` is `None`: the drop guard needs the final
 /// count) and the rules fit the memory budget.
+///
+/// The phases: discover the files → parse each into the rule runs → offer the
+/// interim index → sort and count → refuse a large drop → write.
 pub fn compile_with(
     spec: &CompileSpec,
     out: &Path,
     early: Option<&mut dyn FnMut(Blocklist)>,
 ) -> Result<CompileReport, CompileError> {
     let start = Instant::now();
-    let mut files: Vec<(PathBuf, String, bool)> = Vec::new();
+    let files = discover(spec)?;
+    let guard = Guard::new(&spec.never_block);
+    let (out_dir, out_stem) = dir_and_name(out);
+    let mut runs = Runs::new(&out_dir, &out_stem, spec.memory_budget);
+    let werr = |source| CompileError::Write {
+        path: out.to_path_buf(),
+        source,
+    };
+    runs.reserve_for(
+        files
+            .iter()
+            .filter_map(|f| fs::metadata(&f.path).ok())
+            .map(|m| m.len())
+            .sum(),
+    );
+    let mut g = Gathered::default();
+    for (list_id, file) in files.iter().enumerate() {
+        parse_file(spec, out, &guard, &mut runs, &mut g, list_id, file)?;
+    }
+    let parsed_at = start.elapsed();
+    if let Some(early) = early
+        && spec.previous_entries.is_none()
+    {
+        offer_interim(early, &mut runs, &g);
+    }
+    let indexed_at = start.elapsed();
+    // Sort and merge rules per name (see `runs`), then count what the file will hold:
+    // the counts go into the header, before the fst is written in a second pass.
+    runs.finish().map_err(werr)?;
+    let sorted_at = start.elapsed();
+    let mut meta = Meta::empty();
+    let per_category = count(&mut runs, &g.categories, &mut meta).map_err(werr)?;
+    if let Some(old) = spec.previous_entries
+        && !spec.force
+        && old > 0
+        && (meta.entries as f64) < old as f64 * (1.0 - spec.max_drop)
+    {
+        return Err(CompileError::DropTooLarge {
+            old,
+            new: meta.entries,
+            max_drop: spec.max_drop,
+        });
+    }
+    let (entries, block_entries, allow_entries) =
+        (meta.entries, meta.block_entries, meta.allow_entries);
+    meta.categories = g.categories;
+    meta.lists = g.lists;
+    meta.notes = g.notes;
+    let counted_at = start.elapsed();
+    let file_bytes = write_atomically(out, &meta, |insert| runs.each(insert))?;
+    tracing::debug!(
+        parse = ?parsed_at,
+        interim = ?(indexed_at - parsed_at),
+        sort = ?(sorted_at - indexed_at),
+        count = ?(counted_at - sorted_at),
+        write = ?(start.elapsed() - counted_at),
+        "compile phases"
+    );
+    Ok(CompileReport {
+        lists: g.reports,
+        per_category,
+        skipped: g.skipped,
+        refused: g.refused,
+        examples: g.examples,
+        entries,
+        block_entries,
+        allow_entries,
+        file_bytes,
+        spilled_runs: runs.spilled(),
+        elapsed: start.elapsed(),
+    })
+}
+
+/// The list files of the block and allow directories, in order, with the
+/// `[[lists]]` settings that name them.
+fn discover(spec: &CompileSpec) -> Result<Vec<ListFile>, CompileError> {
+    let mut found: Vec<(PathBuf, String, bool)> = Vec::new();
     for d in &spec.dirs {
-        let found = list_files(d)?;
-        if found.is_empty() {
+        let fs = list_files(d)?;
+        if fs.is_empty() {
             tracing::warn!(dir = %d.display(), "no list files in this directory");
         }
-        for f in found {
-            let name = rel_name(d, &f);
-            files.push((f, name, false));
-        }
+        found.extend(
+            fs.into_iter()
+                .map(|f| (rel_name(d, &f), f))
+                .map(|(n, f)| (f, n, false)),
+        );
     }
     for d in &spec.allow_dirs {
         match list_files(d) {
-            Ok(fs) => {
-                for f in fs {
-                    let name = rel_name(d, &f);
-                    files.push((f, name, true));
-                }
-            }
+            Ok(fs) => found.extend(
+                fs.into_iter()
+                    .map(|f| (rel_name(d, &f), f))
+                    .map(|(n, f)| (f, n, true)),
+            ),
             Err(CompileError::MissingDir(p)) => {
                 tracing::debug!(dir = %p.display(), "allowlist directory does not exist; no allow rules from it");
             }
             Err(e) => return Err(e),
         }
     }
-    if files.len() > value::MAX_LIST as usize + 1 {
-        return Err(CompileError::TooManyLists(files.len()));
+    if found.len() > value::MAX_LIST as usize + 1 {
+        return Err(CompileError::TooManyLists(found.len()));
     }
-    let overrides: Vec<(PathBuf, &ListOverride)> = spec
+    let settings: Vec<(PathBuf, &ListOverride)> = spec
         .overrides
         .iter()
         .map(|o| {
@@ -614,191 +715,228 @@ pub fn compile_with(
             )
         })
         .collect();
+    Ok(found
+        .into_iter()
+        .map(|(path, name, allowlist)| {
+            let canon = fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            let setting = settings
+                .iter()
+                .find(|(p, _)| *p == canon)
+                .map(|(_, o)| (*o).clone());
+            ListFile {
+                path,
+                name,
+                allowlist,
+                setting,
+            }
+        })
+        .collect())
+}
 
-    let guard = Guard::new(&spec.never_block);
-    let mut categories: Vec<String> = Vec::new();
-    let mut lists: Vec<ListInfo> = Vec::new();
-    let mut reports: Vec<ListReport> = Vec::new();
-    let mut refused: Vec<Refusal> = Vec::new();
-    let mut examples: Vec<SkippedLine> = Vec::new();
-    let mut notes: Vec<String> = Vec::new();
-    let (out_dir, out_stem) = dir_and_name(out);
-    let mut runs = Runs::new(&out_dir, &out_stem, spec.memory_budget);
-    let werr = |source| CompileError::Write {
-        path: out.to_path_buf(),
-        source,
+/// Parse one list file into `runs`, its report, header values and list info into `g`.
+fn parse_file(
+    spec: &CompileSpec,
+    out: &Path,
+    guard: &Guard,
+    runs: &mut Runs,
+    g: &mut Gathered,
+    list_id: usize,
+    file: &ListFile,
+) -> Result<(), CompileError> {
+    let ov = file.setting.as_ref();
+    let lname = &file.name;
+    let mut rep = ListReport {
+        name: lname.clone(),
+        category: String::new(),
+        allowlist: file.allowlist,
+        rules: 0,
+        lines: 0,
+        skipped: BTreeMap::new(),
+        warnings: BTreeMap::new(),
+        refused: 0,
     };
-    let mut skipped_all: BTreeMap<&'static str, u64> = BTreeMap::new();
-    runs.reserve_for(
-        files
-            .iter()
-            .filter_map(|(p, _, _)| fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum(),
-    );
-
-    for (list_id, (path, lname, allowlist)) in files.iter().enumerate() {
-        let canon = fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-        let ov = overrides.iter().find(|(p, _)| *p == canon).map(|(_, o)| *o);
-        let category = ov.and_then(|o| o.category.clone());
-        let cat_fixed = category.is_some();
-        let mut action = ov.and_then(|o| o.action).unwrap_or_default();
-        let action_fixed = ov.and_then(|o| o.action).is_some();
-        let mode = ov.and_then(|o| o.match_mode).unwrap_or_default();
-        let mode_fixed = ov.and_then(|o| o.match_mode).is_some();
-        let mut rep = ListReport {
-            name: lname.clone(),
-            category: String::new(),
-            allowlist: *allowlist,
-            rules: 0,
-            lines: 0,
-            skipped: BTreeMap::new(),
-            warnings: BTreeMap::new(),
-            refused: 0,
-        };
-        let file = File::open(path).map_err(|source| CompileError::ReadFile {
-            path: path.clone(),
-            source,
-        })?;
-        let mut sink = RuleSink {
+    let f = File::open(&file.path).map_err(|source| CompileError::ReadFile {
+        path: file.path.clone(),
+        source,
+    })?;
+    let mut lines = FileLines {
+        sink: RuleSink {
             spec,
             out,
-            guard: &guard,
-            categories: &mut categories,
-            notes: &mut notes,
-            refused: &mut refused,
-            runs: &mut runs,
+            guard,
+            categories: &mut g.categories,
+            notes: &mut g.notes,
+            refused: &mut g.refused,
+            runs,
             list_id,
             lname,
-            allowlist: *allowlist,
-            mode,
-            category,
+            allowlist: file.allowlist,
+            mode: ov.and_then(|o| o.match_mode).unwrap_or_default(),
+            category: ov.and_then(|o| o.category.clone()),
             cat_id: None,
             rules: 0,
             refused_rules: 0,
             lower: String::with_capacity(256),
-        };
-        let mut parser = Parser::new();
-        let mut logged = 0usize;
-        let mut read_err = None;
-        let res = for_each_line(
-            BufReader::with_capacity(256 * 1024, file),
-            super::parse::MAX_LINE_LEN,
-            |no, bytes| {
-                rep.lines = no;
-                if read_err.is_some() {
-                    return;
-                }
-                // Most lines of big lists are a bare name: taken without the parser
-                // (same result, see `parse::bare_name`), and without allocating.
-                if !parser.in_record()
-                    && let Some(name) = bare_name(bytes)
-                {
-                    if let Err(e) = sink.add_bare(name, no) {
-                        read_err = Some(e);
-                    }
-                    return;
-                }
-                parser.parse_bytes(bytes, &mut |item| {
-                    if read_err.is_some() {
-                        return;
-                    }
-                    match item {
-                        Item::Header(Header::Category(c)) if !cat_fixed => sink.set_category(c),
-                        Item::Header(Header::Action(a)) if !action_fixed => match Action::parse(&a)
-                        {
-                            Some(a) => action = a,
-                            None => {
-                                tracing::warn!(file = %lname, line = no, action = %a, "unknown action header ignored (sinkhole, nxdomain or refused)")
-                            }
-                        },
-                        Item::Header(Header::Match(m)) if !mode_fixed => match m.as_str() {
-                            "exact" => sink.mode = MatchMode::Exact,
-                            "subtree" => sink.mode = MatchMode::Subtree,
-                            _ => {
-                                tracing::warn!(file = %lname, line = no, "unknown match header ignored (exact or subtree)")
-                            }
-                        },
-                        Item::Header(_) => {}
-                        Item::Warn(w) => *rep.warnings.entry(w.reason()).or_default() += 1,
-                        Item::Skip(s) => {
-                            let reason = s.reason();
-                            *rep.skipped.entry(reason).or_default() += 1;
-                            if logged < spec.examples_per_file {
-                                logged += 1;
-                                let text: String =
-                                    String::from_utf8_lossy(&bytes[..bytes.len().min(120)])
-                                        .chars()
-                                        .map(|c| if c.is_control() { '?' } else { c })
-                                        .collect();
-                                tracing::warn!(file = %lname, line = no, reason, text = %text, "skipped list line");
-                                examples.push(SkippedLine {
-                                    file: lname.clone(),
-                                    line: no,
-                                    reason,
-                                    text,
-                                });
-                            }
-                        }
-                        Item::Rule(r) => {
-                            if let Err(e) = sink.add(r, no) {
-                                read_err = Some(e);
-                            }
-                        }
-                    }
-                });
-            },
-        );
-        rep.rules = sink.rules;
-        rep.refused = sink.refused_rules;
-        let category = sink.category.take();
-        drop(sink);
-        if let Some(e) = read_err {
-            return Err(e);
+        },
+        cat_fixed: ov.is_some_and(|o| o.category.is_some()),
+        action: ov.and_then(|o| o.action).unwrap_or_default(),
+        action_fixed: ov.is_some_and(|o| o.action.is_some()),
+        mode_fixed: ov.is_some_and(|o| o.match_mode.is_some()),
+        rep: &mut rep,
+        examples: &mut g.examples,
+        logged: 0,
+        err: None,
+    };
+    let mut parser = Parser::new();
+    let res = for_each_line(
+        BufReader::with_capacity(256 * 1024, f),
+        super::parse::MAX_LINE_LEN,
+        |no, bytes| lines.line(&mut parser, no, bytes),
+    );
+    let FileLines {
+        sink, action, err, ..
+    } = lines;
+    rep.rules = sink.rules;
+    rep.refused = sink.refused_rules;
+    let category = sink.category;
+    if let Some(e) = err {
+        return Err(e);
+    }
+    res.map_err(|source| CompileError::ReadFile {
+        path: file.path.clone(),
+        source,
+    })?;
+    if g.notes.len() > value::MAX_NOTE as usize {
+        return Err(CompileError::TooManyNotes);
+    }
+    for (k, v) in &rep.skipped {
+        *g.skipped.entry(k).or_default() += v;
+    }
+    let cat = category.unwrap_or_else(|| spec.default_category.clone());
+    rep.category = cat.clone();
+    g.lists.push(ListInfo {
+        name: lname.clone(),
+        category: cat,
+        action,
+        allowlist: file.allowlist,
+        rules: rep.rules,
+    });
+    if rep.lines > 0 && rep.rules == 0 && !rep.skipped.is_empty() {
+        tracing::warn!(file = %lname, lines = rep.lines, "no usable rule in this file");
+    }
+    g.reports.push(rep);
+    Ok(())
+}
+
+/// One file's lines on their way into the rule sink, with the header values seen so
+/// far and the first error (after which lines are only counted).
+struct FileLines<'a, 'b> {
+    sink: RuleSink<'a>,
+    cat_fixed: bool,
+    action: Action,
+    action_fixed: bool,
+    mode_fixed: bool,
+    rep: &'b mut ListReport,
+    examples: &'b mut Vec<SkippedLine>,
+    /// Skipped lines logged so far (at most `examples_per_file`).
+    logged: usize,
+    err: Option<CompileError>,
+}
+
+impl FileLines<'_, '_> {
+    fn line(&mut self, parser: &mut Parser, no: u64, bytes: &[u8]) {
+        self.rep.lines = no;
+        if self.err.is_some() {
+            return;
         }
-        res.map_err(|source| CompileError::ReadFile {
-            path: path.clone(),
-            source,
-        })?;
-        if notes.len() > value::MAX_NOTE as usize {
-            return Err(CompileError::TooManyNotes);
+        // Most lines of big lists are a bare name: taken without the parser
+        // (same result, see `parse::bare_name`), and without allocating.
+        if !parser.in_record()
+            && let Some(name) = bare_name(bytes)
+        {
+            if let Err(e) = self.sink.add_bare(name, no) {
+                self.err = Some(e);
+            }
+            return;
         }
-        for (k, v) in &rep.skipped {
-            *skipped_all.entry(k).or_default() += v;
-        }
-        let cat = category.unwrap_or_else(|| spec.default_category.clone());
-        rep.category = cat.clone();
-        lists.push(ListInfo {
-            name: lname.clone(),
-            category: cat,
-            action,
-            allowlist: *allowlist,
-            rules: rep.rules,
-        });
-        if rep.lines > 0 && rep.rules == 0 && !rep.skipped.is_empty() {
-            tracing::warn!(file = %lname, lines = rep.lines, "no usable rule in this file");
-        }
-        reports.push(rep);
+        parser.parse_bytes(bytes, &mut |item| self.item(item, no, bytes));
     }
 
-    // Sort and merge rules per name (see `runs`), then count what the file will hold:
-    // the counts go into the header, before the fst is written in a second pass.
-    let parsed_at = start.elapsed();
-    if let Some(early) = early
-        && spec.previous_entries.is_none()
-        && let Some((keys, recs)) = runs.lend()
-        && let Some(index) = Interim::build(keys, recs)
-    {
-        let mut meta = Meta::empty();
-        meta.categories = categories.clone();
-        meta.lists = lists.clone();
-        meta.notes = notes.clone();
-        early(Blocklist::interim(index, meta));
+    fn item(&mut self, item: Item, no: u64, bytes: &[u8]) {
+        if self.err.is_some() {
+            return;
+        }
+        let lname = self.sink.lname;
+        match item {
+            Item::Header(Header::Category(c)) if !self.cat_fixed => self.sink.set_category(c),
+            Item::Header(Header::Action(a)) if !self.action_fixed => match Action::parse(&a) {
+                Some(a) => self.action = a,
+                None => {
+                    tracing::warn!(file = %lname, line = no, action = %a, "unknown action header ignored (sinkhole, nxdomain or refused)")
+                }
+            },
+            Item::Header(Header::Match(m)) if !self.mode_fixed => match m.as_str() {
+                "exact" => self.sink.mode = MatchMode::Exact,
+                "subtree" => self.sink.mode = MatchMode::Subtree,
+                _ => {
+                    tracing::warn!(file = %lname, line = no, "unknown match header ignored (exact or subtree)")
+                }
+            },
+            Item::Header(_) => {}
+            Item::Warn(w) => *self.rep.warnings.entry(w.reason()).or_default() += 1,
+            Item::Skip(s) => self.skipped(s.reason(), no, bytes),
+            Item::Rule(r) => {
+                if let Err(e) = self.sink.add(r, no) {
+                    self.err = Some(e);
+                }
+            }
+        }
     }
-    let indexed_at = start.elapsed();
-    runs.finish().map_err(werr)?;
-    let sorted_at = start.elapsed();
-    let mut per_category: BTreeMap<String, u64> = BTreeMap::new();
+
+    /// Count a skipped line; log and keep the first few as examples.
+    fn skipped(&mut self, reason: &'static str, no: u64, bytes: &[u8]) {
+        *self.rep.skipped.entry(reason).or_default() += 1;
+        if self.logged >= self.sink.spec.examples_per_file {
+            return;
+        }
+        self.logged += 1;
+        let text: String = String::from_utf8_lossy(&bytes[..bytes.len().min(120)])
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
+        let file = self.sink.lname;
+        tracing::warn!(file = %file, line = no, reason, text = %text, "skipped list line");
+        self.examples.push(SkippedLine {
+            file: file.to_string(),
+            line: no,
+            reason,
+            text,
+        });
+    }
+}
+
+/// Lend the parsed rules to an interim index and hand it to `early`, when they fit.
+fn offer_interim(early: &mut dyn FnMut(Blocklist), runs: &mut Runs, g: &Gathered) {
+    let Some((keys, recs)) = runs.lend() else {
+        return;
+    };
+    let Some(index) = Interim::build(keys, recs) else {
+        return;
+    };
+    let mut meta = Meta::empty();
+    meta.categories = g.categories.clone();
+    meta.lists = g.lists.clone();
+    meta.notes = g.notes.clone();
+    early(Blocklist::interim(index, meta));
+}
+
+/// Count the sorted entries into `meta` (entries, block, allow), and block entries
+/// per category name.
+fn count(
+    runs: &mut Runs,
+    categories: &[String],
+    meta: &mut Meta,
+) -> std::io::Result<BTreeMap<String, u64>> {
     let (mut entries, mut block_entries, mut allow_entries) = (0u64, 0u64, 0u64);
     let mut per_cat_id = vec![0u64; categories.len()];
     runs.each(&mut |_, v| {
@@ -812,57 +950,17 @@ pub fn compile_with(
             allow_entries += 1;
         }
         Ok(())
-    })
-    .map_err(werr)?;
+    })?;
+    meta.entries = entries;
+    meta.block_entries = block_entries;
+    meta.allow_entries = allow_entries;
+    let mut per_category: BTreeMap<String, u64> = BTreeMap::new();
     for (id, n) in per_cat_id.into_iter().enumerate() {
         if n > 0 {
             *per_category.entry(categories[id].clone()).or_default() += n;
         }
     }
-
-    if let Some(old) = spec.previous_entries
-        && !spec.force
-        && old > 0
-        && (entries as f64) < old as f64 * (1.0 - spec.max_drop)
-    {
-        return Err(CompileError::DropTooLarge {
-            old,
-            new: entries,
-            max_drop: spec.max_drop,
-        });
-    }
-
-    let mut meta = Meta::empty();
-    meta.entries = entries;
-    meta.block_entries = block_entries;
-    meta.allow_entries = allow_entries;
-    meta.categories = categories;
-    meta.lists = lists;
-    meta.notes = notes;
-
-    let counted_at = start.elapsed();
-    let file_bytes = write_atomically(out, &meta, |insert| runs.each(insert))?;
-    tracing::debug!(
-        parse = ?parsed_at,
-        interim = ?(indexed_at - parsed_at),
-        sort = ?(sorted_at - indexed_at),
-        count = ?(counted_at - sorted_at),
-        write = ?(start.elapsed() - counted_at),
-        "compile phases"
-    );
-    Ok(CompileReport {
-        lists: reports,
-        per_category,
-        skipped: skipped_all,
-        refused,
-        examples,
-        entries,
-        block_entries,
-        allow_entries,
-        file_bytes,
-        spilled_runs: runs.spilled(),
-        elapsed: start.elapsed(),
-    })
+    Ok(per_category)
 }
 
 fn rel_name(dir: &Path, file: &Path) -> String {

@@ -5,20 +5,28 @@
 //! - [`compile`]: files → guardrails → one fst file (temp, fsync, rename).
 //! - [`set`]: the file layout, mmap load with checks, the matcher.
 //! - [`interim`]: a hash index that serves while a first compile finishes.
-//! - [`watch`]: the serving snapshot, reloads, the file watcher.
+//! - [`handle`]: the serving list, swapped whole.
+//! - [`loader`]: the first load and reloads into the handle.
+//! - [`snapshot`]: the last good compile kept in the state directory.
+//! - [`watch`]: the file watcher that triggers reloads.
 
 pub mod compile;
+pub mod handle;
 pub mod interim;
+pub mod loader;
 pub mod name;
 pub mod parse;
 pub mod runs;
 pub mod set;
+pub mod snapshot;
 pub mod value;
 pub mod watch;
 
 pub use compile::{CompileError, CompileReport, CompileSpec, MatchMode, compile};
+pub use handle::Handle;
+pub use loader::{Loader, ReloadError, reload_in_background};
 pub use set::{Action, Blocklist, Hit, ListInfo, LoadError, Meta, Verdict};
-pub use watch::{Handle, Loader, ReloadError, spawn_watcher};
+pub use watch::spawn_watcher;
 
 #[cfg(test)]
 mod tests;

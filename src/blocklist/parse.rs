@@ -499,22 +499,10 @@ fn push_rule(
             scope,
             polarity,
             explicit_scope: explicit,
-            note: note.map(|s| clip(s, 200).to_string()),
+            note: note.map(|s| crate::text::clip(s, 200).to_string()),
         })),
         Err(e) => emit(Item::Skip(e.into())),
     }
-}
-
-/// `s` cut to at most `max` bytes, at a character boundary.
-pub fn clip(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// A plain name, possibly written `*.name` or `name:port`.

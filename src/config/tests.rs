@@ -7,12 +7,12 @@ fn check(text: &str) -> Result<Config, ConfigError> {
 #[test]
 fn embedded_defaults_match_design() {
     let c = Config::embedded();
-    assert_eq!(c.listen, vec!["127.0.0.1:5353".parse().unwrap()]);
+    assert_eq!(c.server.listen, vec!["127.0.0.1:5353".parse().unwrap()]);
     assert_eq!(c.ops_listen, "127.0.0.1:9153".parse().unwrap());
-    assert_eq!(c.mode, ResolverMode::Recursive);
+    assert_eq!(c.resolver.mode, ResolverMode::Recursive);
     assert_eq!(c.blocklist.dirs, vec![PathBuf::from("./blocklists")]);
-    assert_eq!(c.sinkhole_v6, Some("::1".parse().unwrap()));
-    assert_eq!(c.block_ttl, 60);
+    assert_eq!(c.sinkhole.v6, Some("::1".parse().unwrap()));
+    assert_eq!(c.sinkhole.ttl, 60);
 }
 
 #[test]
@@ -122,10 +122,13 @@ community = "缤纷社区"
 "#,
     )
     .unwrap();
-    assert_eq!(c.mode, ResolverMode::Forward);
-    assert_eq!(c.sinkhole_v6, None);
+    assert_eq!(c.resolver.mode, ResolverMode::Forward);
+    assert_eq!(c.sinkhole.v6, None);
     assert_eq!(c.blocklist.lists[0].category.as_deref(), Some("loan"));
-    assert_eq!(c.category_actions.get("phishing"), Some(&Action::Nxdomain));
+    assert_eq!(
+        c.sinkhole.category_actions.get("phishing"),
+        Some(&Action::Nxdomain)
+    );
     assert_eq!(c.places.len(), 1);
 }
 
@@ -134,12 +137,12 @@ fn shipped_config_files_are_valid() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let defaults = Config::load(Some(&root.join("config/fanzha.toml"))).unwrap();
     let embedded = Config::embedded();
-    assert_eq!(defaults.listen, embedded.listen);
-    assert_eq!(defaults.acl, embedded.acl);
+    assert_eq!(defaults.server.listen, embedded.server.listen);
+    assert_eq!(defaults.server.acl, embedded.server.acl);
     assert_eq!(defaults.ops_listen, embedded.ops_listen);
-    assert_eq!(defaults.block_ttl, embedded.block_ttl);
-    assert_eq!(defaults.resolver_timeout, embedded.resolver_timeout);
+    assert_eq!(defaults.sinkhole.ttl, embedded.sinkhole.ttl);
+    assert_eq!(defaults.resolver.timeout, embedded.resolver.timeout);
     let prod = Config::load(Some(&root.join("config/production.toml"))).unwrap();
-    assert_eq!(prod.listen.len(), 2);
-    assert!(prod.listen.iter().all(|a| a.port() == 53));
+    assert_eq!(prod.server.listen.len(), 2);
+    assert!(prod.server.listen.iter().all(|a| a.port() == 53));
 }

@@ -196,18 +196,7 @@ fn record_ttls(p: &[u8], question_end: usize) -> Option<(Vec<u16>, Vec<u32>)> {
     let mut ttls = Vec::with_capacity(n);
     let mut i = question_end;
     for _ in 0..n {
-        // skip the owner name
-        loop {
-            let b = *p.get(i)?;
-            if b & 0xc0 == 0xc0 {
-                i += 2;
-                break;
-            }
-            i += 1 + b as usize;
-            if b == 0 {
-                break;
-            }
-        }
+        i = wire::skip_name(p, i)?;
         let t = u16::from_be_bytes([*p.get(i)?, *p.get(i + 1)?]);
         let rdlen = u16::from_be_bytes([*p.get(i + 8)?, *p.get(i + 9)?]) as usize;
         if t != wire::rtype::OPT {

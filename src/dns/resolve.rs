@@ -78,18 +78,18 @@ pub enum Resolved {
 /// another port (test hierarchies on unprivileged ports) and gives every exchange a
 /// short timeout, so that a dead server costs one timeout, not the query.
 #[derive(Clone)]
-pub struct LabProvider {
+pub struct MappedPortProvider {
     inner: TokioRuntimeProvider,
     ports: Arc<Vec<(IpNet, u16)>>,
     cx: Arc<PoolContext>,
 }
 
-impl LabProvider {
+impl MappedPortProvider {
     fn new(
         ports: Vec<(IpNet, u16)>,
         timeout: Duration,
         tls_config: Option<rustls::ClientConfig>,
-    ) -> Result<LabProvider, String> {
+    ) -> Result<MappedPortProvider, String> {
         let mut opts = ResolverOpts::default();
         opts.timeout = timeout;
         opts.attempts = 1;
@@ -99,7 +99,7 @@ impl LabProvider {
         if let Some(c) = tls_config {
             tls.config = c;
         }
-        Ok(LabProvider {
+        Ok(MappedPortProvider {
             inner: TokioRuntimeProvider::default(),
             ports: Arc::new(ports),
             cx: Arc::new(PoolContext::new(opts, tls)),
@@ -107,7 +107,7 @@ impl LabProvider {
     }
 }
 
-impl ConnectionProvider for LabProvider {
+impl ConnectionProvider for MappedPortProvider {
     type Conn = <TokioRuntimeProvider as ConnectionProvider>::Conn;
     type FutureConn = <TokioRuntimeProvider as ConnectionProvider>::FutureConn;
     type RuntimeProvider = TokioRuntimeProvider;
@@ -133,9 +133,9 @@ impl ConnectionProvider for LabProvider {
 /// The configured resolver.
 pub enum Backend {
     /// Iterate from the roots.
-    Recursive(Arc<Recursor<LabProvider>>),
+    Recursive(Arc<Recursor<MappedPortProvider>>),
     /// Forward to upstreams.
-    Forward(Arc<Resolver<LabProvider>>),
+    Forward(Arc<Resolver<MappedPortProvider>>),
 }
 
 /// Cannot set up the resolver.
@@ -167,7 +167,8 @@ fn upstream(u: &str) -> Option<(IpAddr, ConnectionConfig)> {
 
 impl Backend {
     /// Build the backend of a config.
-    pub fn from_config(c: &Config) -> Result<Backend, BackendError> {
+    pub fn from_config(cfg: &Config) -> Result<Backend, BackendError> {
+        let c = &cfg.resolver;
         match c.mode {
             ResolverMode::Recursive => {
                 let mut ports = c.nameserver_ports.clone();
@@ -181,13 +182,12 @@ impl Backend {
                     }
                     c.root_hints.iter().map(|h| h.ip()).collect()
                 };
-                let provider =
-                    LabProvider::new(ports, c.resolver_timeout, None).map_err(|why| {
-                        BackendError {
-                            mode: "recursive",
-                            why,
-                        }
-                    })?;
+                let provider = MappedPortProvider::new(ports, c.timeout, None).map_err(|why| {
+                    BackendError {
+                        mode: "recursive",
+                        why,
+                    }
+                })?;
                 let opts = RecursorOptions {
                     allow_server: c.allow_nameservers.clone(),
                     response_cache_size: c.cache_size.max(1),
@@ -235,19 +235,17 @@ impl Backend {
                     })?),
                     None => None,
                 };
-                let provider =
-                    LabProvider::new(c.nameserver_ports.clone(), c.resolver_timeout, tls).map_err(
-                        |why| BackendError {
-                            mode: "forward",
-                            why,
-                        },
-                    )?;
+                let provider = MappedPortProvider::new(c.nameserver_ports.clone(), c.timeout, tls)
+                    .map_err(|why| BackendError {
+                        mode: "forward",
+                        why,
+                    })?;
                 let mut b = Resolver::builder_with_config(
                     ResolverConfig::from_parts(None, vec![], servers),
                     provider,
                 );
                 let o = b.options_mut();
-                o.timeout = c.resolver_timeout;
+                o.timeout = c.timeout;
                 o.attempts = 2;
                 o.cache_size = c.cache_size.max(1);
                 o.preserve_intermediates = true;
@@ -399,8 +397,10 @@ fn tls_client_config(ca: &std::path::Path) -> Result<rustls::ClientConfig, Strin
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
-/// Number of distinct upstream entries (for logs).
-pub fn describe(c: &Config) -> String {
+/// What the resolver does, in words, for the start-up log: the mode, and the root
+/// hints or upstreams counted by transport.
+pub fn describe(cfg: &Config) -> String {
+    let c = &cfg.resolver;
     match c.mode {
         ResolverMode::Recursive if c.root_hints.is_empty() => {
             "recursive from the IANA root servers".into()

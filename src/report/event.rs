@@ -1,12 +1,60 @@
 //! The hit event sent to the district platform (DESIGN §5), built from plain inputs.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 
+use crate::blocklist::Blocklist;
 use crate::places::Place;
+
+/// A hit as handed over by the DNS path: cheap to build (the snapshot is shared).
+pub struct Hit {
+    /// Client address.
+    pub client: IpAddr,
+    /// Query name, lower-case.
+    pub name: String,
+    /// Query type.
+    pub qtype: u16,
+    /// The snapshot that decided.
+    pub list: Arc<Blocklist>,
+    /// The deciding entry.
+    pub hit: crate::blocklist::Hit,
+    /// The rule's name.
+    pub rule: String,
+    /// The answer given.
+    pub action: &'static str,
+    /// When.
+    pub time: SystemTime,
+}
+
+/// What the pipeline takes.
+pub enum Input {
+    /// A blocked query.
+    Hit(Box<Hit>),
+    /// An appeal from the warning page.
+    Appeal(Appeal, SystemTime),
+}
+
+/// An appeal, as logged now and reported to the platform later.
+#[derive(Debug, Clone)]
+pub struct Appeal {
+    /// Client address.
+    pub client: IpAddr,
+    /// The blocked host the resident appealed for.
+    pub host: String,
+    /// Category it was blocked for.
+    pub category: String,
+    /// The resident's text (at most 500 characters).
+    pub reason: String,
+}
+
+/// A query type's name for events and logs ("A", "AAAA", "TYPE65534").
+pub fn qtype_name(t: u16) -> String {
+    hickory_proto::rr::RecordType::from(t).to_string()
+}
 
 /// What the platform gets for a client address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

@@ -10,145 +10,24 @@
 //! The hot path never waits: a full channel drops the hit and counts it.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
+use arc_swap::ArcSwap;
+use prometheus::IntCounter;
 use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::ReportConfig;
 use super::event::{
-    AppealInfo, ClientInfo, ClientIp, Event, MatchInfo, PlaceOut, QueryInfo, new_id, rfc3339_millis,
+    AppealInfo, ClientInfo, Event, Input, MatchInfo, PlaceOut, QueryInfo, new_id, qtype_name,
+    rfc3339_millis,
 };
 use super::sender::{Outcome, Platform};
 use super::spool::{self, Spool};
-use crate::blocklist::Blocklist;
+use crate::metrics::ReportMetrics;
 use crate::places::Places;
-
-/// A hit as handed over by the DNS path: cheap to build (the snapshot is shared).
-pub struct Hit {
-    /// Client address.
-    pub client: IpAddr,
-    /// Query name, lower-case.
-    pub name: String,
-    /// Query type.
-    pub qtype: u16,
-    /// The snapshot that decided.
-    pub list: Arc<Blocklist>,
-    /// The deciding entry.
-    pub hit: crate::blocklist::Hit,
-    /// The rule's name.
-    pub rule: String,
-    /// The answer given.
-    pub action: &'static str,
-    /// When.
-    pub time: SystemTime,
-}
-
-/// What the pipeline takes.
-pub enum Input {
-    /// A blocked query.
-    Hit(Box<Hit>),
-    /// An appeal from the warning page.
-    Appeal(crate::warnpage::server::Appeal, SystemTime),
-}
-
-/// Settings.
-#[derive(Debug, Clone)]
-pub struct ReportConfig {
-    /// Spool directory.
-    pub spool_dir: PathBuf,
-    /// Spool cap.
-    pub spool_max_bytes: u64,
-    /// Events per POST.
-    pub batch_events: usize,
-    /// Uncompressed bytes per POST.
-    pub batch_bytes: usize,
-    /// Same client and rule within this window → one event with a count.
-    pub dedup_window: Duration,
-    /// Appliance id.
-    pub appliance: String,
-    /// Client address handling.
-    pub client_ip: ClientIp,
-    /// HMAC key (also for hashing addresses).
-    pub secret: String,
-    /// fsync each spool batch.
-    pub fsync: bool,
-    /// Longest wait between retries.
-    pub max_backoff: Duration,
-    /// Dead-letter file.
-    pub dead_letter: PathBuf,
-}
-
-/// Reporting metrics.
-#[derive(Clone)]
-pub struct ReportMetrics {
-    events: IntCounterVec,
-    spool_bytes: IntGauge,
-    oldest_age: IntGauge,
-    send_duration: Histogram,
-}
-
-impl ReportMetrics {
-    /// Register with `registry`.
-    pub fn new(registry: &prometheus::Registry) -> ReportMetrics {
-        let events = IntCounterVec::new(
-            Opts::new(
-                "report_events_total",
-                "Hit events by outcome (queued, sent, dropped_full, dropped_cap, dead_letter)",
-            ),
-            &["outcome"],
-        )
-        .expect("valid");
-        for o in [
-            "queued",
-            "sent",
-            "dropped_full",
-            "dropped_cap",
-            "dead_letter",
-        ] {
-            events.with_label_values(&[o]);
-        }
-        let spool_bytes =
-            IntGauge::new("report_spool_bytes", "Bytes in the report spool").expect("valid");
-        let oldest_age = IntGauge::new(
-            "report_oldest_event_age_seconds",
-            "Age of the oldest unsent spool segment",
-        )
-        .expect("valid");
-        let send_duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "report_send_duration_seconds",
-                "Time of one POST to the platform",
-            )
-            .buckets(vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
-        )
-        .expect("valid");
-        for c in [
-            Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(spool_bytes.clone()),
-            Box::new(oldest_age.clone()),
-            Box::new(send_duration.clone()),
-        ] {
-            let _ = registry.register(c);
-        }
-        ReportMetrics {
-            events,
-            spool_bytes,
-            oldest_age,
-            send_duration,
-        }
-    }
-    fn count(&self, outcome: &str, n: u64) {
-        if n > 0 {
-            self.events.with_label_values(&[outcome]).inc_by(n);
-        }
-    }
-}
 
 /// The handle the DNS path and the warning page use.
 #[derive(Clone)]
@@ -192,7 +71,7 @@ fn build(input: Input, cfg: &ReportConfig, places: &Places) -> (String, Event) {
                 },
                 query: Some(QueryInfo {
                     name: h.name,
-                    qtype: crate::dns::server::qtype_name(h.qtype),
+                    qtype: qtype_name(h.qtype),
                 }),
                 matched: Some(MatchInfo {
                     rule: h.rule,
@@ -237,19 +116,19 @@ fn build(input: Input, cfg: &ReportConfig, places: &Places) -> (String, Event) {
     }
 }
 
-/// Start the writer and the sender; returns the handle and the writer's and sender's
-/// join handles. On `shutdown` the writer flushes every pending event to the spool.
+/// The pipeline's join handles: the writer, then the sender.
+pub type Tasks = (JoinHandle<()>, JoinHandle<()>);
+
+/// Open the spool and start [`run_writer`] and [`run_sender`]; returns the handle
+/// and their join handles. On `shutdown` the writer flushes every pending event to
+/// the spool. `places` is read at each event, so a swapped value applies at once.
 pub fn start(
     cfg: ReportConfig,
-    places: Arc<Places>,
+    places: Arc<ArcSwap<Places>>,
     platform: Platform,
     metrics: ReportMetrics,
     shutdown: CancellationToken,
-) -> std::io::Result<(
-    Reporter,
-    tokio::task::JoinHandle<()>,
-    tokio::task::JoinHandle<()>,
-)> {
+) -> std::io::Result<(Reporter, JoinHandle<()>, JoinHandle<()>)> {
     let (spool, rec) = Spool::open(&cfg.spool_dir, cfg.spool_max_bytes, 4 << 20, cfg.fsync)?;
     if rec.segments > 0 || rec.torn > 0 {
         tracing::info!(
@@ -260,133 +139,176 @@ pub fn start(
         );
     }
     let spool = Arc::new(Mutex::new(spool));
-    let (tx, mut rx) = mpsc::channel::<Input>(65_536);
+    let (tx, rx) = mpsc::channel::<Input>(65_536);
     let notify = Arc::new(Notify::new());
     let reporter = Reporter {
         tx,
         dropped_full: metrics.events.with_label_values(&["dropped_full"]),
     };
+    let cfg = Arc::new(cfg);
+    let writer = tokio::spawn(run_writer(Writer {
+        rx,
+        cfg: cfg.clone(),
+        places,
+        spool: spool.clone(),
+        notify: notify.clone(),
+        metrics: metrics.clone(),
+        shutdown: shutdown.clone(),
+    }));
+    let sender = tokio::spawn(run_sender(Sender {
+        cfg,
+        platform,
+        spool,
+        notify,
+        metrics,
+        shutdown,
+    }));
+    Ok((reporter, writer, sender))
+}
 
-    // Writer.
-    let w = {
-        let (spool, notify, metrics, cfg, shutdown) = (
-            spool.clone(),
-            notify.clone(),
-            metrics.clone(),
-            cfg.clone(),
-            shutdown.clone(),
+/// What the writer task owns.
+struct Writer {
+    rx: mpsc::Receiver<Input>,
+    cfg: Arc<ReportConfig>,
+    places: Arc<ArcSwap<Places>>,
+    spool: Arc<Mutex<Spool>>,
+    /// Wakes the sender when a batch is on disk.
+    notify: Arc<Notify>,
+    metrics: ReportMetrics,
+    shutdown: CancellationToken,
+}
+
+/// Build events from inputs, fold repeats within the de-dup window, and append the
+/// events whose window is over to the spool, one fsynced batch per 100 ms tick.
+async fn run_writer(mut w: Writer) {
+    let mut pending: HashMap<String, Pending> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            biased;
+            _ = w.shutdown.cancelled(), if !stopping => { stopping = true; }
+            i = w.rx.recv(), if !stopping => match i {
+                Some(input) => {
+                    let (key, e) = build(input, &w.cfg, &w.places.load());
+                    w.metrics.count("queued", 1);
+                    match pending.get_mut(&key) {
+                        Some(p) => p.event.count += 1,
+                        None => { pending.insert(key, Pending { event: e, first: Instant::now() }); }
+                    }
+                    if pending.len() < 100_000 { continue; }
+                }
+                None => { stopping = true; }
+            },
+            _ = tick.tick() => {}
+        }
+        // Flush events whose window is over (all of them when stopping or when
+        // the window is zero), as one fsynced spool batch.
+        let now = Instant::now();
+        let due: Vec<String> = pending
+            .iter()
+            .filter(|(_, p)| {
+                stopping
+                    || pending_len_over(&pending)
+                    || now.duration_since(p.first) >= w.cfg.dedup_window
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        if !due.is_empty() {
+            let batch: Vec<Vec<u8>> = due
+                .iter()
+                .filter_map(|k| pending.remove(k))
+                .map(|p| serde_json::to_vec(&p.event).unwrap_or_default())
+                .collect();
+            append(&w, batch).await;
+        }
+        if stopping && pending.is_empty() {
+            return;
+        }
+    }
+}
+
+/// Append one batch to the spool on a blocking thread and wake the sender.
+async fn append(w: &Writer, batch: Vec<Vec<u8>>) {
+    let spool = w.spool.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        let mut s = spool.lock().unwrap_or_else(|e| e.into_inner());
+        let r = s.append(&batch);
+        s.close_current();
+        (r, s.bytes())
+    })
+    .await;
+    match res {
+        Ok((Ok(lost), bytes)) => {
+            w.metrics.count("dropped_cap", lost);
+            w.metrics.spool_bytes.set(bytes as i64);
+            w.notify.notify_one();
+        }
+        Ok((Err(e), _)) => {
+            tracing::error!(error = %e, "report spool write failed; these events are lost")
+        }
+        Err(e) => tracing::error!(error = %e, "report spool writer panicked"),
+    }
+}
+
+/// What the sender task owns.
+struct Sender {
+    cfg: Arc<ReportConfig>,
+    platform: Platform,
+    spool: Arc<Mutex<Spool>>,
+    notify: Arc<Notify>,
+    metrics: ReportMetrics,
+    shutdown: CancellationToken,
+}
+
+/// Send closed segments in order, oldest first, and delete each once the platform
+/// took all of it; wait for the writer (or a second) when there are none.
+async fn run_sender(s: Sender) {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let (segs, bytes) = {
+            let sp = s.spool.lock().unwrap_or_else(|e| e.into_inner());
+            (sp.closed().unwrap_or_default(), sp.bytes())
+        };
+        s.metrics.spool_bytes.set(bytes as i64);
+        let oldest = segs
+            .first()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .and_then(|m| m.modified().ok());
+        s.metrics.oldest_age.set(
+            oldest
+                .and_then(|t| t.elapsed().ok())
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
         );
-        tokio::spawn(async move {
-            let mut pending: HashMap<String, Pending> = HashMap::new();
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
-            let mut stopping = false;
-            loop {
-                tokio::select! {
-                    biased;
-                    _ = shutdown.cancelled(), if !stopping => { stopping = true; }
-                    i = rx.recv(), if !stopping => match i {
-                        Some(input) => {
-                            let (key, e) = build(input, &cfg, &places);
-                            metrics.count("queued", 1);
-                            match pending.get_mut(&key) {
-                                Some(p) => p.event.count += 1,
-                                None => { pending.insert(key, Pending { event: e, first: Instant::now() }); }
-                            }
-                            if pending.len() < 100_000 { continue; }
-                        }
-                        None => { stopping = true; }
-                    },
-                    _ = tick.tick() => {}
-                }
-                // Flush events whose window is over (all of them when stopping or when
-                // the window is zero), as one fsynced spool batch.
-                let now = Instant::now();
-                let due: Vec<String> = pending
-                    .iter()
-                    .filter(|(_, p)| {
-                        stopping
-                            || pending_len_over(&pending)
-                            || now.duration_since(p.first) >= cfg.dedup_window
-                    })
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                if !due.is_empty() {
-                    let batch: Vec<Vec<u8>> = due
-                        .iter()
-                        .filter_map(|k| pending.remove(k))
-                        .map(|p| serde_json::to_vec(&p.event).unwrap_or_default())
-                        .collect();
-                    let spool = spool.clone();
-                    let res = tokio::task::spawn_blocking(move || {
-                        let mut s = spool.lock().unwrap_or_else(|e| e.into_inner());
-                        let r = s.append(&batch);
-                        s.close_current();
-                        (r, s.bytes())
-                    })
-                    .await;
-                    match res {
-                        Ok((Ok(lost), bytes)) => {
-                            metrics.count("dropped_cap", lost);
-                            metrics.spool_bytes.set(bytes as i64);
-                            notify.notify_one();
-                        }
-                        Ok((Err(e), _)) => {
-                            tracing::error!(error = %e, "report spool write failed; these events are lost")
-                        }
-                        Err(e) => tracing::error!(error = %e, "report spool writer panicked"),
-                    }
-                }
-                if stopping && pending.is_empty() {
-                    return;
-                }
+        if segs.is_empty() {
+            tokio::select! {
+                _ = s.notify.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = s.shutdown.cancelled() => return,
             }
-        })
-    };
-
-    // Sender.
-    let s = {
-        let (spool, metrics, cfg) = (spool.clone(), metrics.clone(), cfg.clone());
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(250);
-            loop {
-                let (segs, bytes) = {
-                    let s = spool.lock().unwrap_or_else(|e| e.into_inner());
-                    (s.closed().unwrap_or_default(), s.bytes())
-                };
-                metrics.spool_bytes.set(bytes as i64);
-                let oldest = segs
-                    .first()
-                    .and_then(|p| std::fs::metadata(p).ok())
-                    .and_then(|m| m.modified().ok());
-                metrics.oldest_age.set(
-                    oldest
-                        .and_then(|t| t.elapsed().ok())
-                        .map(|d| d.as_secs() as i64)
-                        .unwrap_or(0),
-                );
-                if segs.is_empty() {
-                    tokio::select! {
-                        _ = notify.notified() => {}
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        _ = shutdown.cancelled() => return,
-                    }
-                    continue;
-                }
-                for seg in segs {
-                    let (events, _) = match spool::read_segment(&seg) {
-                        Ok(v) => v,
-                        Err(_) => continue, // deleted by the cap meanwhile
-                    };
-                    if send_all(&platform, &cfg, &metrics, &events, &mut backoff, &shutdown).await {
-                        let _ = spool::ack(&seg);
-                    } else {
-                        return; // shutting down; the segment stays for the next start
-                    }
-                }
+            continue;
+        }
+        for seg in segs {
+            let (events, _) = match spool::read_segment(&seg) {
+                Ok(v) => v,
+                Err(_) => continue, // deleted by the cap meanwhile
+            };
+            let sent = send_all(
+                &s.platform,
+                &s.cfg,
+                &s.metrics,
+                &events,
+                &mut backoff,
+                &s.shutdown,
+            )
+            .await;
+            if !sent {
+                return; // shutting down; the segment stays for the next start
             }
-        })
-    };
-    Ok((reporter, w, s))
+            let _ = spool::ack(&seg);
+        }
+    }
 }
 
 fn pending_len_over(p: &HashMap<String, Pending>) -> bool {
@@ -452,8 +374,8 @@ async fn send_all(
                     } else {
                         413
                     };
-                    tracing::error!(status, events = batch.len(), file = %cfg.dead_letter.display(), "the platform refused a batch; it goes to the dead-letter file");
-                    dead_letter(&cfg.dead_letter, batch);
+                    tracing::error!(status, events = batch.len(), file = %cfg.dead_letter().display(), "the platform refused a batch; it goes to the dead-letter file");
+                    dead_letter(&cfg.dead_letter(), batch);
                     metrics.count("dead_letter", batch.len() as u64);
                     break;
                 }

@@ -227,9 +227,6 @@ pub fn host_name(header: &str) -> Option<String> {
     crate::blocklist::name::normalize(h).ok()
 }
 
-/// Shorten attacker-controlled text for display (at a character boundary).
-pub use crate::blocklist::parse::clip;
-
 /// CSRF-safe appeal tokens without cookies: an HMAC of the host and the hour, so a
 /// form posted from another site (which cannot read our page) has no valid token.
 pub struct AppealTokens {

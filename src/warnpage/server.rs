@@ -19,25 +19,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
-use super::{AppealTokens, Templates, clip, host_name};
+use super::{AppealTokens, Templates, host_name};
 use crate::blocklist::{Handle, Verdict};
 use crate::metrics::Metrics;
+use crate::report::event::{Appeal, Input};
+use crate::report::pipeline::Reporter;
+use crate::text::clip;
 
 /// Where appeals are posted.
 pub const APPEAL_PATH: &str = "/.well-known/fanzha/appeal";
-
-/// An appeal, as logged now and reported to the platform later.
-#[derive(Debug, Clone)]
-pub struct Appeal {
-    /// Client address.
-    pub client: IpAddr,
-    /// The blocked host the resident appealed for.
-    pub host: String,
-    /// Category it was blocked for.
-    pub category: String,
-    /// The resident's text (at most 500 characters).
-    pub reason: String,
-}
 
 /// State of the warning-page server.
 pub struct WarnState {
@@ -54,7 +44,7 @@ pub struct WarnState {
     /// Appeals per client per 10 minutes.
     pub appeal_limit: usize,
     /// Receives appeals (the reporter); `None`: logged only.
-    pub sink: Option<crate::report::pipeline::Reporter>,
+    pub sink: Option<Reporter>,
 }
 
 impl WarnState {
@@ -235,7 +225,7 @@ async fn appeal(
     s.metrics.appeals.inc();
     tracing::info!(host = %a.host, category = %a.category, reason_chars = a.reason.chars().count(), "appeal received");
     if let Some(r) = &s.sink {
-        r.send(crate::report::pipeline::Input::Appeal(a, SystemTime::now()));
+        r.send(Input::Appeal(a, SystemTime::now()));
     }
     html(StatusCode::OK, templates.thanks(&name))
 }

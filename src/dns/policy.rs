@@ -11,9 +11,10 @@ use std::time::Instant;
 
 use ipnet::IpNet;
 
+use super::wire::{self, Ede, ParseError, Query, ResponseWriter, rcode, rtype};
 use crate::blocklist::{Action, Blocklist, Hit, Verdict};
 use crate::config::Config;
-use crate::dns::wire::{self, Ede, ParseError, Query, ResponseWriter, rcode, rtype};
+use crate::metrics::Outcome;
 
 /// Client ACL: a client is admitted when its address is in one of the networks.
 #[derive(Debug, Clone)]
@@ -28,10 +29,7 @@ impl Acl {
     }
     /// Whether `ip` is admitted (IPv4-mapped IPv6 addresses count as IPv4).
     pub fn allows(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
+        let ip = ip.to_canonical();
         self.nets.iter().any(|n| n.contains(&ip))
     }
 }
@@ -45,7 +43,7 @@ pub enum LimitAction {
     Drop,
 }
 
-/// Per-client token buckets, sharded so that the two DNS threads rarely meet.
+/// Per-client token buckets, sharded so that the DNS worker threads rarely meet.
 pub struct RateLimiter {
     rate: f64,
     burst: f64,
@@ -120,75 +118,24 @@ impl Policy {
     /// The policy of a config.
     pub fn from_config(c: &Config) -> Policy {
         Policy {
-            acl: Acl::new(c.acl.clone()),
-            sinkhole_v4: c.sinkhole_v4,
-            sinkhole_v6: c.sinkhole_v6,
-            ttl: c.block_ttl,
+            acl: Acl::new(c.server.acl.clone()),
+            sinkhole_v4: c.sinkhole.v4,
+            sinkhole_v6: c.sinkhole.v6,
+            ttl: c.sinkhole.ttl,
             category_actions: c
+                .sinkhole
                 .category_actions
                 .iter()
                 .map(|(k, v)| (k.clone(), *v))
                 .collect(),
-            doh_canary: c.doh_canary,
-            limit_action: if c.rate_limit_drop {
+            doh_canary: c.server.doh_canary,
+            limit_action: if c.server.rate_limit_drop {
                 LimitAction::Drop
             } else {
                 LimitAction::Refuse
             },
         }
     }
-}
-
-/// The outcome label of a query (the `result` label of `fanzha_queries_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// Answered from the resolver.
-    Allowed,
-    /// Blocked by a list.
-    Blocked,
-    /// Blocked because a CNAME in the answer pointed at a blocked name.
-    BlockedCname,
-    /// Refused by the ACL.
-    Refused,
-    /// Over the rate limit.
-    RateLimited,
-    /// FORMERR, NOTIMP, BADVERS, class not IN.
-    Malformed,
-    /// The resolver failed.
-    Servfail,
-    /// Synthesised locally (DoH canary, ANY).
-    Local,
-    /// Dropped without an answer.
-    Dropped,
-}
-
-impl Outcome {
-    /// Metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Allowed => "allowed",
-            Outcome::Blocked => "blocked",
-            Outcome::BlockedCname => "blocked_cname",
-            Outcome::Refused => "refused",
-            Outcome::RateLimited => "ratelimited",
-            Outcome::Malformed => "malformed",
-            Outcome::Servfail => "servfail",
-            Outcome::Local => "local",
-            Outcome::Dropped => "dropped",
-        }
-    }
-    /// Every label, for pre-registering metrics.
-    pub const ALL: [Outcome; 9] = [
-        Outcome::Allowed,
-        Outcome::Blocked,
-        Outcome::BlockedCname,
-        Outcome::Refused,
-        Outcome::RateLimited,
-        Outcome::Malformed,
-        Outcome::Servfail,
-        Outcome::Local,
-        Outcome::Dropped,
-    ];
 }
 
 /// A block decision, for the response, the metrics and the hit report.

@@ -28,7 +28,7 @@ fn list() -> (tempfile::TempDir, Blocklist) {
 
 fn policy() -> Policy {
     let mut c = Config::embedded();
-    c.sinkhole_v4 = "10.0.0.53".parse().unwrap();
+    c.sinkhole.v4 = "10.0.0.53".parse().unwrap();
     Policy::from_config(&c)
 }
 

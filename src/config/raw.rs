@@ -1,0 +1,335 @@
+//! The config file as written: serde structs with the defaults of every key and
+//! `deny_unknown_fields`, so a misspelt key is refused with its name and line.
+//! [`super::validate`] turns them into the typed [`super::Config`].
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The file as written.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    /// `[server]`
+    pub server: RawServer,
+    /// `[resolver]`
+    pub resolver: RawResolver,
+    /// `[blocklist]`
+    pub blocklist: RawBlocklist,
+    /// `[[lists]]`
+    pub lists: Vec<RawList>,
+    /// `[categories.NAME]`
+    pub categories: BTreeMap<String, RawCategory>,
+    /// `[sinkhole]`
+    pub sinkhole: RawSinkhole,
+    /// `[warnpage]`
+    pub warnpage: RawWarnpage,
+    /// `[ops]`
+    pub ops: RawOps,
+    /// `[report]`
+    pub report: RawReport,
+    /// `[[places]]`
+    pub places: Vec<RawPlace>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    /// DNS listen addresses (UDP and TCP on each).
+    pub listen: Vec<String>,
+    /// Client CIDRs admitted.
+    pub acl: Vec<String>,
+    /// Working files (the active compiled list).
+    pub state_dir: String,
+    /// Queries per second per client; 0 = no limit.
+    pub rate_limit: u32,
+    /// Burst size per client (default: twice the rate).
+    pub rate_limit_burst: u32,
+    /// `refused` or `drop` past the limit.
+    pub rate_limit_action: String,
+    /// Answer NXDOMAIN for `use-application-dns.net`.
+    pub doh_canary: bool,
+    /// Close idle TCP connections after this many seconds.
+    pub tcp_idle_timeout: u64,
+    /// DNS worker threads; 0 = one per CPU core.
+    pub threads: usize,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: vec!["127.0.0.1:5353".into()],
+            acl: [
+                "127.0.0.0/8",
+                "::1/128",
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "fc00::/7",
+            ]
+            .map(String::from)
+            .to_vec(),
+            state_dir: "state".into(),
+            rate_limit: 0,
+            rate_limit_burst: 0,
+            rate_limit_action: "refused".into(),
+            doh_canary: true,
+            tcp_idle_timeout: 10,
+            threads: 0,
+        }
+    }
+}
+
+/// `[resolver]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawResolver {
+    /// `recursive` or `forward`.
+    pub mode: String,
+    /// Root server addresses (`IP` or `IP:PORT`); empty = built-in.
+    pub root_hints: Vec<String>,
+    /// Forward-mode upstreams.
+    pub upstreams: Vec<String>,
+    /// Name server CIDRs exempt from the private-address deny list.
+    pub allow_nameservers: Vec<String>,
+    /// DNSSEC validation.
+    pub dnssec: bool,
+    /// Per-exchange timeout in milliseconds (then the next server is tried).
+    pub timeout_ms: u64,
+    /// Answer cache entries.
+    pub cache_size: u64,
+    /// Name servers reached on another port than 53 (labs and tests).
+    pub nameserver_ports: Vec<RawPortMap>,
+    /// File of DNSKEY records to trust for the root; "" = the built-in IANA root keys.
+    pub trust_anchor: String,
+    /// PEM file of extra CA certificates for tls:// upstreams; "" = the built-in web roots.
+    pub tls_ca: String,
+}
+
+/// `[[resolver.nameserver_ports]]`
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawPortMap {
+    /// Name server addresses.
+    pub cidr: String,
+    /// Port to use for them.
+    pub port: u16,
+}
+
+impl Default for RawResolver {
+    fn default() -> Self {
+        RawResolver {
+            mode: "recursive".into(),
+            root_hints: vec![],
+            upstreams: vec![],
+            allow_nameservers: vec![],
+            dnssec: false,
+            timeout_ms: 400,
+            cache_size: 100_000,
+            nameserver_ports: vec![],
+            trust_anchor: String::new(),
+            tls_ca: String::new(),
+        }
+    }
+}
+
+/// `[blocklist]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBlocklist {
+    /// Source list directories (watched).
+    pub dirs: Vec<String>,
+    /// Allowlist directories (watched).
+    pub allow_dirs: Vec<String>,
+    /// A precompiled list to load and watch instead of `dirs`.
+    pub compiled: String,
+    /// A file of names no list may block.
+    pub never_block: String,
+    /// Refuse a reload that drops more than this share of entries.
+    pub max_drop: f64,
+    /// Quiet time before a change is compiled, in milliseconds.
+    pub debounce_ms: u64,
+    /// Category of lists that name none.
+    pub default_category: String,
+}
+
+impl Default for RawBlocklist {
+    fn default() -> Self {
+        RawBlocklist {
+            dirs: vec!["blocklists".into()],
+            allow_dirs: vec!["allowlists".into()],
+            compiled: String::new(),
+            never_block: String::new(),
+            max_drop: 0.5,
+            debounce_ms: 200,
+            default_category: "fraud".into(),
+        }
+    }
+}
+
+/// `[[lists]]`
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawList {
+    /// The list file.
+    pub path: String,
+    /// Its category.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// `sinkhole`, `nxdomain`, `refused`.
+    #[serde(default)]
+    pub action: Option<String>,
+    /// `subtree` or `exact`.
+    #[serde(default, rename = "match")]
+    pub match_mode: Option<String>,
+}
+
+/// `[categories.NAME]`
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawCategory {
+    /// Overrides the action of every list of this category.
+    #[serde(default)]
+    pub action: Option<String>,
+}
+
+/// `[sinkhole]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSinkhole {
+    /// A answer for blocked names.
+    pub ipv4: String,
+    /// AAAA answer; "" = NODATA.
+    pub ipv6: String,
+    /// TTL of blocked answers, seconds.
+    pub ttl: u32,
+}
+
+impl Default for RawSinkhole {
+    fn default() -> Self {
+        RawSinkhole {
+            ipv4: "127.0.0.1".into(),
+            ipv6: "::1".into(),
+            ttl: 60,
+        }
+    }
+}
+
+/// `[warnpage]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawWarnpage {
+    /// HTTP listen addresses.
+    pub listen: Vec<String>,
+    /// Directory of replacement templates; "" = built-in.
+    pub templates: String,
+    /// HTTPS listen addresses (default with a certificate: port 443 on the HTTP addresses).
+    pub https_listen: Vec<String>,
+    /// PEM certificate chain for HTTPS.
+    pub tls_cert: String,
+    /// PEM private key for HTTPS.
+    pub tls_key: String,
+}
+
+impl Default for RawWarnpage {
+    fn default() -> Self {
+        RawWarnpage {
+            listen: vec!["127.0.0.1:8080".into()],
+            templates: String::new(),
+            https_listen: vec![],
+            tls_cert: String::new(),
+            tls_key: String::new(),
+        }
+    }
+}
+
+/// `[ops]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOps {
+    /// `/metrics /healthz /readyz` listen address.
+    pub listen: String,
+}
+
+impl Default for RawOps {
+    fn default() -> Self {
+        RawOps {
+            listen: "127.0.0.1:9153".into(),
+        }
+    }
+}
+
+/// `[report]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawReport {
+    /// Platform URL; empty = off.
+    pub url: String,
+    /// HMAC key.
+    pub secret: String,
+    /// Appliance id.
+    pub appliance: String,
+    /// Spool directory.
+    pub spool_dir: String,
+    /// "keep", "truncate" (/24, /56) or "hash" (keyed).
+    pub client_ip: String,
+    /// Same client and rule within this many seconds → one event with a count; 0 = off.
+    pub dedup_window: u64,
+    /// Events per POST.
+    pub batch_events: usize,
+    /// Uncompressed bytes per POST.
+    pub batch_bytes: usize,
+    /// Spool cap in bytes.
+    pub spool_max_bytes: u64,
+    /// fsync every spool batch.
+    pub fsync: bool,
+    /// Longest wait between retries, seconds.
+    pub max_backoff: u64,
+    /// PEM CA file for an https:// platform with a private CA.
+    pub ca: String,
+    /// Place of clients in no `[[places]]` subnet.
+    pub default_district: String,
+    /// Place of clients in no `[[places]]` subnet.
+    pub default_street: String,
+    /// Place of clients in no `[[places]]` subnet.
+    pub default_community: String,
+}
+
+impl Default for RawReport {
+    fn default() -> Self {
+        RawReport {
+            url: String::new(),
+            secret: String::new(),
+            appliance: "fanzha-dev".into(),
+            spool_dir: "spool".into(),
+            client_ip: "keep".into(),
+            dedup_window: 60,
+            batch_events: 500,
+            batch_bytes: 1 << 20,
+            spool_max_bytes: 256 << 20,
+            fsync: true,
+            max_backoff: 60,
+            ca: String::new(),
+            default_district: String::new(),
+            default_street: String::new(),
+            default_community: String::new(),
+        }
+    }
+}
+
+/// `[[places]]`
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlace {
+    /// Client subnet.
+    pub cidr: String,
+    /// 区
+    pub district: String,
+    /// 街道
+    #[serde(default)]
+    pub street: String,
+    /// 社区
+    #[serde(default)]
+    pub community: String,
+}

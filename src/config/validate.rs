@@ -1,0 +1,524 @@
+//! Raw sections → typed sections, one function per section (as ripgrep's LowArgs →
+//! HiArgs): each refuses what it cannot use with the key, the value and the fix.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use super::{
+    BlocklistConfig, Config, ConfigError, ListConfig, RawBlocklist, RawCategory, RawConfig,
+    RawList, RawPlace, RawReport, RawResolver, RawServer, RawSinkhole, RawWarnpage, ResolverConfig,
+    ResolverMode, ServerConfig, SinkholeConfig, WarnpageConfig, invalid,
+};
+use crate::blocklist::{Action, MatchMode};
+use crate::places::{Place, Places};
+use crate::report::ReportConfig;
+use crate::report::event::ClientIp;
+
+/// Where relative paths of the file are taken from.
+struct Base<'a>(&'a Path);
+
+impl Base<'_> {
+    fn path(&self, p: &str) -> PathBuf {
+        let pb = PathBuf::from(p);
+        if pb.is_absolute() {
+            pb
+        } else {
+            self.0.join(pb)
+        }
+    }
+    /// `None` for the empty string (the key's "off").
+    fn optional(&self, p: &str) -> Option<PathBuf> {
+        (!p.is_empty()).then(|| self.path(p))
+    }
+}
+
+fn parse_socket(key: &str, v: &str, default_port: Option<u16>) -> Result<SocketAddr, ConfigError> {
+    if let Ok(a) = v.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let (Some(p), Ok(ip)) = (default_port, v.parse::<IpAddr>()) {
+        return Ok(SocketAddr::new(ip, p));
+    }
+    Err(invalid(
+        key,
+        v,
+        "write an address with a port, e.g. \"127.0.0.1:5353\" or \"[::1]:5353\"",
+    ))
+}
+
+fn parse_sockets(
+    key: &str,
+    vs: &[String],
+    default_port: Option<u16>,
+) -> Result<Vec<SocketAddr>, ConfigError> {
+    vs.iter()
+        .enumerate()
+        .map(|(i, v)| parse_socket(&format!("{key}[{i}]"), v, default_port))
+        .collect()
+}
+
+fn parse_net(key: &str, v: &str) -> Result<IpNet, ConfigError> {
+    if let Ok(n) = v.parse::<IpNet>() {
+        return Ok(n.trunc());
+    }
+    if let Ok(ip) = v.parse::<IpAddr>() {
+        return Ok(IpNet::from(ip));
+    }
+    Err(invalid(
+        key,
+        v,
+        "write a CIDR such as \"10.0.0.0/8\" or \"fd00::/8\", or a single address",
+    ))
+}
+
+fn parse_nets(key: &str, vs: &[String]) -> Result<Vec<IpNet>, ConfigError> {
+    vs.iter()
+        .enumerate()
+        .map(|(i, v)| parse_net(&format!("{key}[{i}]"), v))
+        .collect()
+}
+
+fn parse_action(key: &str, v: &str) -> Result<Action, ConfigError> {
+    Action::parse(v).ok_or_else(|| invalid(key, v, "use \"sinkhole\", \"nxdomain\" or \"refused\""))
+}
+
+impl RawConfig {
+    /// Parse TOML text (`origin` names it in messages).
+    pub fn from_toml(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Validate, resolving relative paths against `base`.
+    pub fn validate(self, base: &Path, source: Option<PathBuf>) -> Result<Config, ConfigError> {
+        let base = Base(base);
+        let server = server(&self.server)?;
+        let resolver = resolver(&self.resolver, &base)?;
+        let blocklist = blocklist(&self.blocklist, &self.lists, &self.server.state_dir, &base)?;
+        let sinkhole = sinkhole(&self.sinkhole, &self.categories)?;
+        let warnpage = warnpage(&self.warnpage, &base)?;
+        let ops_listen = parse_socket("ops.listen", &self.ops.listen, None)?;
+        let report = report(&self.report, &base)?;
+        let places = places(&self.places, &self.report)?;
+        Ok(Config {
+            source,
+            server,
+            resolver,
+            blocklist,
+            sinkhole,
+            warnpage,
+            ops_listen,
+            report,
+            places,
+        })
+    }
+}
+
+fn server(s: &RawServer) -> Result<ServerConfig, ConfigError> {
+    if s.listen.is_empty() {
+        return Err(invalid(
+            "server.listen",
+            "[]",
+            "give at least one address, e.g. [\"127.0.0.1:5353\"]",
+        ));
+    }
+    let listen = parse_sockets("server.listen", &s.listen, None)?;
+    let acl = parse_nets("server.acl", &s.acl)?;
+    if s.state_dir.is_empty() {
+        return Err(invalid(
+            "server.state_dir",
+            "",
+            "give a writable directory, e.g. \"/var/lib/fanzha\"",
+        ));
+    }
+    let rate_limit_drop = match s.rate_limit_action.as_str() {
+        "refused" => false,
+        "drop" => true,
+        other => {
+            return Err(invalid(
+                "server.rate_limit_action",
+                other,
+                "use \"refused\" or \"drop\"",
+            ));
+        }
+    };
+    if s.threads > 256 {
+        return Err(invalid(
+            "server.threads",
+            s.threads.to_string(),
+            "use 0 (one per core) or a thread count up to 256",
+        ));
+    }
+    if s.tcp_idle_timeout == 0 || s.tcp_idle_timeout > 600 {
+        return Err(invalid(
+            "server.tcp_idle_timeout",
+            s.tcp_idle_timeout.to_string(),
+            "use 1 to 600 seconds; 10 is the default",
+        ));
+    }
+    Ok(ServerConfig {
+        listen,
+        acl,
+        rate_limit: s.rate_limit,
+        rate_limit_burst: if s.rate_limit_burst == 0 {
+            s.rate_limit.saturating_mul(2)
+        } else {
+            s.rate_limit_burst
+        },
+        rate_limit_drop,
+        doh_canary: s.doh_canary,
+        tcp_idle_timeout: Duration::from_secs(s.tcp_idle_timeout),
+        threads: s.threads,
+    })
+}
+
+fn resolver(r: &RawResolver, base: &Base<'_>) -> Result<ResolverConfig, ConfigError> {
+    let mode = match r.mode.as_str() {
+        "recursive" => ResolverMode::Recursive,
+        "forward" => ResolverMode::Forward,
+        other => {
+            return Err(invalid(
+                "resolver.mode",
+                other,
+                "use \"recursive\" or \"forward\"",
+            ));
+        }
+    };
+    let root_hints = parse_sockets("resolver.root_hints", &r.root_hints, Some(53))?;
+    for (i, u) in r.upstreams.iter().enumerate() {
+        validate_upstream(&format!("resolver.upstreams[{i}]"), u)?;
+    }
+    if mode == ResolverMode::Forward && r.upstreams.is_empty() {
+        return Err(invalid(
+            "resolver.upstreams",
+            "[]",
+            "forward mode needs at least one upstream, e.g. [\"udp://192.0.2.53:53\"], or set resolver.mode = \"recursive\"",
+        ));
+    }
+    if !(50..=10_000).contains(&r.timeout_ms) {
+        return Err(invalid(
+            "resolver.timeout_ms",
+            r.timeout_ms.to_string(),
+            "use 50 to 10000 milliseconds; 400 is the default",
+        ));
+    }
+    if r.dnssec && mode == ResolverMode::Forward {
+        return Err(invalid(
+            "resolver.dnssec",
+            "true",
+            "DNSSEC validation works in recursive mode only; set resolver.mode = \"recursive\" or dnssec = false",
+        ));
+    }
+    let mut nameserver_ports = Vec::new();
+    for (i, m) in r.nameserver_ports.iter().enumerate() {
+        let net = parse_net(&format!("resolver.nameserver_ports[{i}].cidr"), &m.cidr)?;
+        if m.port == 0 {
+            return Err(invalid(
+                format!("resolver.nameserver_ports[{i}].port"),
+                "0",
+                "give the port those name servers listen on",
+            ));
+        }
+        nameserver_ports.push((net, m.port));
+    }
+    Ok(ResolverConfig {
+        mode,
+        root_hints,
+        upstreams: r.upstreams.clone(),
+        allow_nameservers: parse_nets("resolver.allow_nameservers", &r.allow_nameservers)?,
+        dnssec: r.dnssec,
+        timeout: Duration::from_millis(r.timeout_ms),
+        trust_anchor: base.optional(&r.trust_anchor),
+        tls_ca: base.optional(&r.tls_ca),
+        cache_size: r.cache_size,
+        nameserver_ports,
+    })
+}
+
+fn validate_upstream(key: &str, u: &str) -> Result<(), ConfigError> {
+    let fix = "write \"udp://IP:PORT\", \"tcp://IP:PORT\" or \"tls://IP:PORT#server.name\"";
+    let (scheme, rest) = u.split_once("://").ok_or_else(|| invalid(key, u, fix))?;
+    let addr = match scheme {
+        "udp" | "tcp" => rest,
+        "tls" => {
+            let (a, name) = rest.split_once('#').ok_or_else(|| invalid(key, u, "a tls:// upstream needs the server's name after '#', e.g. \"tls://1.1.1.1:853#cloudflare-dns.com\""))?;
+            if name.is_empty() {
+                return Err(invalid(key, u, fix));
+            }
+            a
+        }
+        _ => return Err(invalid(key, u, fix)),
+    };
+    addr.parse::<SocketAddr>()
+        .map(|_| ())
+        .map_err(|_| invalid(key, u, fix))
+}
+
+fn blocklist(
+    b: &RawBlocklist,
+    lists: &[RawList],
+    state_dir: &str,
+    base: &Base<'_>,
+) -> Result<BlocklistConfig, ConfigError> {
+    if !(0.0..=1.0).contains(&b.max_drop) {
+        return Err(invalid(
+            "blocklist.max_drop",
+            b.max_drop.to_string(),
+            "give a share between 0.0 and 1.0 (0.5 = refuse a reload that loses half the entries)",
+        ));
+    }
+    if b.dirs.is_empty() && b.compiled.is_empty() {
+        return Err(invalid(
+            "blocklist.dirs",
+            "[]",
+            "give a list directory, or a precompiled list in blocklist.compiled",
+        ));
+    }
+    if b.debounce_ms > 60_000 {
+        return Err(invalid(
+            "blocklist.debounce_ms",
+            b.debounce_ms.to_string(),
+            "use at most 60000 (one minute); 200 is the default",
+        ));
+    }
+    Ok(BlocklistConfig {
+        dirs: b.dirs.iter().map(|d| base.path(d)).collect(),
+        allow_dirs: b.allow_dirs.iter().map(|d| base.path(d)).collect(),
+        compiled: base.optional(&b.compiled),
+        never_block: base.optional(&b.never_block),
+        max_drop: b.max_drop,
+        debounce: Duration::from_millis(b.debounce_ms),
+        default_category: b.default_category.to_ascii_lowercase(),
+        lists: lists
+            .iter()
+            .enumerate()
+            .map(|(i, l)| list(i, l, base))
+            .collect::<Result<_, _>>()?,
+        state_dir: base.path(state_dir),
+    })
+}
+
+fn list(i: usize, l: &RawList, base: &Base<'_>) -> Result<ListConfig, ConfigError> {
+    if l.path.is_empty() {
+        return Err(invalid(
+            format!("lists[{i}].path"),
+            "",
+            "name the list file",
+        ));
+    }
+    let action = l
+        .action
+        .as_deref()
+        .map(|a| parse_action(&format!("lists[{i}].action"), a))
+        .transpose()?;
+    let match_mode = match l.match_mode.as_deref() {
+        None => None,
+        Some("exact") => Some(MatchMode::Exact),
+        Some("subtree") => Some(MatchMode::Subtree),
+        Some(other) => {
+            return Err(invalid(
+                format!("lists[{i}].match"),
+                other,
+                "use \"subtree\" or \"exact\"",
+            ));
+        }
+    };
+    Ok(ListConfig {
+        path: base.path(&l.path),
+        category: l.category.clone().map(|c| c.to_ascii_lowercase()),
+        action,
+        match_mode,
+    })
+}
+
+fn sinkhole(
+    sk: &RawSinkhole,
+    categories: &BTreeMap<String, RawCategory>,
+) -> Result<SinkholeConfig, ConfigError> {
+    let mut category_actions = BTreeMap::new();
+    for (name, c) in categories {
+        if let Some(a) = &c.action {
+            category_actions.insert(
+                name.to_ascii_lowercase(),
+                parse_action(&format!("categories.{name}.action"), a)?,
+            );
+        }
+    }
+    let v4 = sk.ipv4.parse::<Ipv4Addr>().map_err(|_| {
+        invalid(
+            "sinkhole.ipv4",
+            &sk.ipv4,
+            "give the IPv4 address of the warning page, e.g. \"127.0.0.1\"",
+        )
+    })?;
+    let v6 = if sk.ipv6.is_empty() {
+        None
+    } else {
+        Some(sk.ipv6.parse::<Ipv6Addr>().map_err(|_| {
+            invalid(
+                "sinkhole.ipv6",
+                &sk.ipv6,
+                "give an IPv6 address, e.g. \"::1\", or \"\" to answer AAAA with no data",
+            )
+        })?)
+    };
+    if sk.ttl > 86_400 {
+        return Err(invalid(
+            "sinkhole.ttl",
+            sk.ttl.to_string(),
+            "use at most 86400 seconds; 60 is the default",
+        ));
+    }
+    Ok(SinkholeConfig {
+        v4,
+        v6,
+        ttl: sk.ttl,
+        category_actions,
+    })
+}
+
+fn warnpage(w: &RawWarnpage, base: &Base<'_>) -> Result<WarnpageConfig, ConfigError> {
+    let listen = parse_sockets("warnpage.listen", &w.listen, None)?;
+    let tls = match (w.tls_cert.is_empty(), w.tls_key.is_empty()) {
+        (true, true) => None,
+        (false, false) => Some((base.path(&w.tls_cert), base.path(&w.tls_key))),
+        (false, true) => {
+            return Err(invalid(
+                "warnpage.tls_key",
+                "",
+                "give the private key of warnpage.tls_cert (PEM), or remove tls_cert",
+            ));
+        }
+        (true, false) => {
+            return Err(invalid(
+                "warnpage.tls_cert",
+                "",
+                "give the certificate chain (PEM) for warnpage.tls_key, or remove tls_key",
+            ));
+        }
+    };
+    let mut https = parse_sockets("warnpage.https_listen", &w.https_listen, Some(443))?;
+    if tls.is_none() {
+        if !https.is_empty() {
+            return Err(invalid(
+                "warnpage.https_listen",
+                format!("{:?}", w.https_listen),
+                "HTTPS needs warnpage.tls_cert and warnpage.tls_key; without them leave https_listen empty",
+            ));
+        }
+    } else if https.is_empty() {
+        https = listen
+            .iter()
+            .map(|a| SocketAddr::new(a.ip(), 443))
+            .collect();
+    }
+    Ok(WarnpageConfig {
+        listen,
+        templates: base.optional(&w.templates),
+        https,
+        tls,
+    })
+}
+
+fn report(rp: &RawReport, base: &Base<'_>) -> Result<ReportConfig, ConfigError> {
+    if !rp.url.is_empty() {
+        if !(rp.url.starts_with("http://") || rp.url.starts_with("https://")) {
+            return Err(invalid(
+                "report.url",
+                &rp.url,
+                "use an http:// or https:// URL, or \"\" to turn reporting off",
+            ));
+        }
+        if rp.secret.len() < 16 {
+            return Err(invalid(
+                "report.secret",
+                "<hidden>",
+                "give a shared secret of at least 16 characters",
+            ));
+        }
+    }
+    if rp.appliance.is_empty() || rp.appliance.len() > 64 {
+        return Err(invalid(
+            "report.appliance",
+            &rp.appliance,
+            "give a short id for this appliance, e.g. \"binjiang-01\"",
+        ));
+    }
+    let client_ip = ClientIp::parse(&rp.client_ip).ok_or_else(|| {
+        invalid(
+            "report.client_ip",
+            &rp.client_ip,
+            "use \"keep\", \"truncate\" (/24 and /56) or \"hash\" (keyed with report.secret)",
+        )
+    })?;
+    if client_ip == ClientIp::Hash && rp.secret.len() < 16 {
+        return Err(invalid(
+            "report.secret",
+            "<hidden>",
+            "hashing client addresses needs a secret of at least 16 characters",
+        ));
+    }
+    if rp.batch_events == 0 || rp.batch_events > 100_000 {
+        return Err(invalid(
+            "report.batch_events",
+            rp.batch_events.to_string(),
+            "use 1 to 100000; 500 is the default",
+        ));
+    }
+    if rp.spool_max_bytes < 1 << 20 {
+        return Err(invalid(
+            "report.spool_max_bytes",
+            rp.spool_max_bytes.to_string(),
+            "give at least 1048576 (1 MiB)",
+        ));
+    }
+    Ok(ReportConfig {
+        url: (!rp.url.is_empty()).then(|| rp.url.clone()),
+        ca: base.optional(&rp.ca),
+        spool_dir: base.path(&rp.spool_dir),
+        spool_max_bytes: rp.spool_max_bytes,
+        batch_events: rp.batch_events,
+        batch_bytes: rp.batch_bytes,
+        dedup_window: Duration::from_secs(rp.dedup_window),
+        appliance: rp.appliance.clone(),
+        client_ip,
+        secret: rp.secret.clone(),
+        fsync: rp.fsync,
+        max_backoff: Duration::from_secs(rp.max_backoff.max(1)),
+    })
+}
+
+/// `[[places]]`, with the `[report] default_*` place for clients in none of them.
+fn places(places: &[RawPlace], rp: &RawReport) -> Result<Places, ConfigError> {
+    let mut nets = Vec::with_capacity(places.len());
+    for (i, p) in places.iter().enumerate() {
+        let net = parse_net(&format!("places[{i}].cidr"), &p.cidr)?;
+        if p.district.is_empty() {
+            return Err(invalid(
+                format!("places[{i}].district"),
+                "",
+                "name the district (区) of this subnet",
+            ));
+        }
+        nets.push((
+            net,
+            Place {
+                district: p.district.clone(),
+                street: p.street.clone(),
+                community: p.community.clone(),
+            },
+        ));
+    }
+    let default = Place {
+        district: rp.default_district.clone(),
+        street: rp.default_street.clone(),
+        community: rp.default_community.clone(),
+    };
+    Ok(Places::new(nets, default))
+}

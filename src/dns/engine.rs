@@ -1,0 +1,326 @@
+//! The per-query engine: every stage of [the pipeline](super) from admission to the
+//! answer, shared by every listener. The listeners ([`super::udp`], [`super::tcp`])
+//! only move bytes; what a query gets is decided here.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record};
+
+use super::cache::AnswerCache;
+use super::policy::{BlockInfo, Decision, Policy, RateLimiter};
+use super::resolve::{Backend, BackendError, Resolved};
+use super::wire::{self, Query, rcode};
+use crate::blocklist::{Blocklist, Handle, Verdict};
+use crate::config::Config;
+use crate::metrics::{Metrics, Outcome};
+use crate::places::Places;
+use crate::report::event::{Hit, Input};
+use crate::report::pipeline::Reporter;
+
+/// Everything a query needs; shared by every listener. Built once from the config,
+/// its config-derived parts swapped by [`Engine::reload`].
+pub struct Engine {
+    policy: ArcSwap<Policy>,
+    limiter: ArcSwap<RateLimiter>,
+    places: Arc<ArcSwap<Places>>,
+    lists: Arc<Handle>,
+    backend: Backend,
+    cache: AnswerCache,
+    /// Longest a resolution may take before SERVFAIL.
+    deadline: Duration,
+    metrics: Arc<Metrics>,
+    reporter: Option<Reporter>,
+}
+
+impl Engine {
+    /// The engine of `cfg`. `places` is shared with the reporter, so that one swap
+    /// on reload reaches both; `reporter` is `None` when reporting is off.
+    pub fn new(
+        cfg: &Config,
+        lists: Arc<Handle>,
+        places: Arc<ArcSwap<Places>>,
+        metrics: Arc<Metrics>,
+        reporter: Option<Reporter>,
+    ) -> Result<Engine, BackendError> {
+        let r = &cfg.resolver;
+        Ok(Engine {
+            policy: ArcSwap::from_pointee(Policy::from_config(cfg)),
+            limiter: ArcSwap::from_pointee(RateLimiter::new(
+                cfg.server.rate_limit,
+                cfg.server.rate_limit_burst,
+            )),
+            places,
+            lists,
+            backend: Backend::from_config(cfg)?,
+            cache: AnswerCache::new(r.cache_size as usize),
+            deadline: (r.timeout * 8).clamp(Duration::from_secs(2), Duration::from_secs(10)),
+            metrics,
+            reporter,
+        })
+    }
+
+    /// Take the policy, rate limit and places of a reloaded config. Listeners and
+    /// the resolver change only on restart.
+    pub fn reload(&self, cfg: &Config) {
+        self.policy.store(Arc::new(Policy::from_config(cfg)));
+        self.limiter.store(Arc::new(RateLimiter::new(
+            cfg.server.rate_limit,
+            cfg.server.rate_limit_burst,
+        )));
+        self.places.store(Arc::new(cfg.places.clone()));
+    }
+
+    /// The metrics the engine counts into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Stages admit → block verdict → cache, with no I/O: any answer fanzha gives
+    /// itself is written into `buf`, and only [`Decision::Resolve`] needs more.
+    pub(super) fn decide(
+        &self,
+        packet: &[u8],
+        client: IpAddr,
+        tcp: bool,
+        buf: &mut Vec<u8>,
+    ) -> Decision {
+        let list = self.lists.load();
+        let now = Instant::now();
+        let mut d =
+            self.policy
+                .load()
+                .decide(packet, client, &list, &self.limiter.load(), now, buf);
+        // Cached answers are sent from the receive loop, like blocked ones. The list
+        // was checked first: a cached name that is now blocked never gets here.
+        if let Decision::Resolve(q) = &d
+            && self.cache.get(packet, q, self.lists.generation(), now, buf)
+        {
+            self.metrics.cache_hits.inc();
+            if !tcp && buf.len() > q.udp_limit() {
+                wire::truncate(buf, q.question_end, q.edns);
+            }
+            d = Decision::Answer(Outcome::Allowed);
+        }
+        match &d {
+            Decision::Answer(o) | Decision::Drop(o) => self.metrics.query(*o),
+            Decision::Block(q, info) => {
+                self.metrics.query(Outcome::Blocked);
+                self.on_block(packet, q, client, &list, info, None);
+            }
+            Decision::Resolve(_) => {}
+        }
+        d
+    }
+
+    /// The last stage of every blocked query, by name or by CNAME: the `blocked`
+    /// metric by category and street, and the hit event for the platform (never
+    /// waits). `via` is the CNAME target that matched, when it was not the query.
+    fn on_block(
+        &self,
+        packet: &[u8],
+        q: &Query,
+        client: IpAddr,
+        list: &Arc<Blocklist>,
+        info: &BlockInfo,
+        via: Option<&Name>,
+    ) {
+        let places = self.places.load();
+        let street = places.lookup(client).street.as_str();
+        self.metrics
+            .blocked
+            .with_label_values(&[list.category(&info.hit), street])
+            .inc();
+        let Some(r) = &self.reporter else { return };
+        let name = q.name_lower(packet);
+        // The rule is a suffix of the name that matched: the query or the CNAME target.
+        let rule = match via {
+            None => info.hit.rule(&name).to_string(),
+            Some(t) => info
+                .hit
+                .rule(&t.to_ascii().to_ascii_lowercase())
+                .to_string(),
+        };
+        r.send(Input::Hit(Box::new(Hit {
+            client,
+            name,
+            qtype: q.qtype,
+            list: list.clone(),
+            hit: info.hit,
+            rule,
+            action: info.action.as_str(),
+            time: SystemTime::now(),
+        })));
+    }
+
+    /// Stages resolve → CNAME re-check → answer, for an admitted query; the answer
+    /// is cached when it came from the resolver and truncated to fit UDP.
+    pub(super) async fn answer(
+        &self,
+        packet: &[u8],
+        q: &Query,
+        client: IpAddr,
+        tcp: bool,
+    ) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(512);
+        let generation = self.lists.generation();
+        let outcome = self.answer_into(packet, q, client, &mut buf).await;
+        self.metrics.query(outcome);
+        if outcome == Outcome::Allowed {
+            self.cache.put(packet, q, generation, Instant::now(), &buf);
+        }
+        if !tcp && buf.len() > q.udp_limit() {
+            wire::truncate(&mut buf, q.question_end, q.edns);
+        }
+        buf
+    }
+
+    async fn answer_into(
+        &self,
+        packet: &[u8],
+        q: &Query,
+        client: IpAddr,
+        buf: &mut Vec<u8>,
+    ) -> Outcome {
+        let req = match Message::from_vec(packet) {
+            Ok(m) if m.queries.len() == 1 => m,
+            _ => {
+                wire::error_response(buf, packet, q.question_end, rcode::FORMERR, q.edns);
+                return Outcome::Malformed;
+            }
+        };
+        let hq = &req.queries[0];
+        let dnssec_ok = q.edns.is_some_and(|e| e.dnssec_ok);
+        let resolved = self
+            .backend
+            .resolve(
+                hq.name().to_lowercase(),
+                hq.query_type(),
+                dnssec_ok,
+                req.metadata.checking_disabled,
+                self.deadline,
+            )
+            .await;
+        if self.block_by_cname(packet, q, client, &resolved, buf) {
+            return Outcome::BlockedCname;
+        }
+        let (resp, outcome) = response(&req, resolved, dnssec_ok, q.edns.is_some());
+        match resp.to_vec() {
+            Ok(v) => {
+                *buf = v;
+                outcome
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot encode an answer; SERVFAIL");
+                wire::error_response(buf, packet, q.question_end, rcode::SERVFAIL, q.edns);
+                Outcome::Servfail
+            }
+        }
+    }
+
+    /// The CNAME re-check: a chain through a blocked name is answered as blocked
+    /// (the block answer written into `buf`). True when it was.
+    fn block_by_cname(
+        &self,
+        packet: &[u8],
+        q: &Query,
+        client: IpAddr,
+        resolved: &Resolved,
+        buf: &mut Vec<u8>,
+    ) -> bool {
+        let chain: &[Record] = match resolved {
+            Resolved::Answer { answers, .. } | Resolved::Negative { answers, .. } => answers,
+            Resolved::Failed(_) => &[],
+        };
+        if chain.is_empty() {
+            return false;
+        }
+        let list = self.lists.load_full();
+        for r in chain {
+            let RData::CNAME(c) = &r.data else { continue };
+            let target = &c.0;
+            let Verdict::Block(hit) =
+                list.lookup_labels(target.iter().rev(), target.num_labels() as usize)
+            else {
+                continue;
+            };
+            let policy = self.policy.load();
+            let info = BlockInfo {
+                hit,
+                action: policy.action_for(&list, &hit),
+            };
+            policy.write_block(buf, packet, q, &list, &info, wire::HEADER_LEN);
+            self.on_block(packet, q, client, &list, &info, Some(target));
+            return true;
+        }
+        false
+    }
+
+    /// Handle one packet from any transport, all stages; `None` means send nothing.
+    pub async fn handle(&self, packet: &[u8], client: IpAddr, tcp: bool) -> Option<Vec<u8>> {
+        let start = Instant::now();
+        let mut buf = Vec::new();
+        let out = match self.decide(packet, client, tcp, &mut buf) {
+            Decision::Answer(_) | Decision::Block(..) => Some(buf),
+            Decision::Drop(_) => None,
+            Decision::Resolve(q) => Some(self.answer(packet, &q, client, tcp).await),
+        };
+        self.metrics
+            .query_duration
+            .observe(start.elapsed().as_secs_f64());
+        out
+    }
+}
+
+/// The answer message for a resolution: flags echoed from `req`, records by
+/// section, EDNS when the query had it, DNSSEC records only for DO.
+fn response(req: &Message, resolved: Resolved, dnssec_ok: bool, edns: bool) -> (Message, Outcome) {
+    let mut resp = Message::new(req.metadata.id, MessageType::Response, OpCode::Query);
+    resp.metadata.recursion_desired = req.metadata.recursion_desired;
+    resp.metadata.recursion_available = true;
+    resp.metadata.checking_disabled = req.metadata.checking_disabled;
+    resp.add_query(req.queries[0].clone());
+    let outcome = match resolved {
+        Resolved::Answer {
+            answers,
+            authorities,
+            authentic,
+        } => {
+            resp.metadata.authentic_data = authentic && (dnssec_ok || req.metadata.authentic_data);
+            resp.insert_answers(answers);
+            resp.insert_authorities(authorities);
+            Outcome::Allowed
+        }
+        Resolved::Negative {
+            nxdomain,
+            soa,
+            answers,
+        } => {
+            resp.metadata.response_code = if nxdomain {
+                ResponseCode::NXDomain
+            } else {
+                ResponseCode::NoError
+            };
+            resp.insert_answers(answers);
+            if let Some(s) = soa {
+                resp.add_authority(*s);
+            }
+            Outcome::Allowed
+        }
+        Resolved::Failed(why) => {
+            tracing::debug!(%why, "resolution failed");
+            resp.metadata.response_code = ResponseCode::ServFail;
+            Outcome::Servfail
+        }
+    };
+    if edns {
+        let mut ed = Edns::new();
+        ed.set_max_payload(wire::EDNS_PAYLOAD);
+        ed.set_dnssec_ok(dnssec_ok);
+        resp.set_edns(ed);
+    }
+    (resp.maybe_strip_dnssec_records(dnssec_ok), outcome)
+}

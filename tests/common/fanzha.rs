@@ -1,0 +1,234 @@
+//! The real `fanzha` binary as a child process: start it on a test config, read
+//! its bound ports from its log, stop it; and the test lists it serves.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use super::client::*;
+
+/// The real binary.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_fanzha"))
+}
+
+/// A running `fanzha serve`.
+pub struct Fanzha {
+    pub child: Child,
+    pub dns: SocketAddr,
+    pub ops: SocketAddr,
+    pub http: Option<SocketAddr>,
+    pub https: Option<SocketAddr>,
+    pub dir: PathBuf,
+    pub log: Arc<Mutex<Vec<String>>>,
+    lines: mpsc::Receiver<String>,
+}
+
+fn after<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let i = line.find(key)? + key.len();
+    line[i..].split_whitespace().next()
+}
+
+impl Fanzha {
+    /// Write `toml` (which must not set server.listen / ops.listen / state_dir) into
+    /// `dir/fanzha.toml` and start the server on ephemeral ports.
+    pub fn start(dir: &Path, toml: &str) -> Fanzha {
+        let text = format!("{toml}\n",);
+        let mut full =
+            String::from("[server]\nlisten = [\"127.0.0.1:0\"]\nstate_dir = \"state\"\n");
+        full.push_str(&table_lines(&text, "server"));
+        full.push_str("[ops]\nlisten = \"127.0.0.1:0\"\n");
+        let wp = table_lines(&text, "warnpage");
+        full.push_str("[warnpage]\n");
+        if !wp.contains("listen =") {
+            full.push_str("listen = [\"127.0.0.1:0\"]\n");
+        }
+        full.push_str(&wp);
+        full.push_str(&without_tables(&text, &["server", "warnpage"]));
+        let cfg = dir.join("fanzha.toml");
+        std::fs::write(&cfg, &full).unwrap();
+        let mut child = Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .env(
+                "RUST_LOG",
+                std::env::var("FANZHA_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push(line.clone());
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let (mut dns, mut ops, mut http, mut https) = (None, None, None, None);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "fanzha did not become ready; config:\n{full}\nlog:\n{}",
+                        log.lock().unwrap().join("\n")
+                    )
+                });
+            if line.contains("listening for DNS") {
+                dns = after(&line, "udp=").map(|s| s.parse().unwrap());
+            }
+            if line.contains("warning page listening (http)") {
+                http = after(&line, "addr=").map(|s| s.parse().unwrap());
+            }
+            if line.contains("warning page listening (https)") {
+                https = after(&line, "addr=").map(|s| s.parse().unwrap());
+            }
+            if line.contains("ops endpoint") {
+                ops = after(&line, "addr=").map(|s| s.parse().unwrap());
+            }
+            if line.contains(" ready") {
+                break;
+            }
+        }
+        Fanzha {
+            child,
+            dns: dns.unwrap(),
+            ops: ops.unwrap(),
+            http,
+            https,
+            dir: dir.to_path_buf(),
+            log,
+            lines: rx,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Wait for a log line containing `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        if self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
+            return true;
+        }
+        while let Ok(l) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if l.contains(needle) {
+                return true;
+            }
+        }
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    /// GET a path of the ops endpoint.
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        http_get(self.ops, path)
+    }
+}
+
+impl Drop for Fanzha {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Lines of table `[name]` in the test's TOML.
+fn table_lines(toml: &str, name: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for l in toml.lines() {
+        if l.trim_start().starts_with('[') {
+            inside = l.trim() == format!("[{name}]");
+            continue;
+        }
+        if inside {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The test's TOML without tables `names`.
+fn without_tables(toml: &str, names: &[&str]) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for l in toml.lines() {
+        if l.trim_start().starts_with('[') {
+            inside = names.iter().any(|n| l.trim() == format!("[{n}]"));
+        }
+        if !inside {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Write the test block lists into `dir/lists` and `dir/allow`; returns the TOML.
+pub fn lists_toml(dir: &Path) -> String {
+    let lists = dir.join("lists");
+    let allow = dir.join("allow");
+    std::fs::create_dir_all(&lists).unwrap();
+    std::fs::create_dir_all(&allow).unwrap();
+    std::fs::write(
+        lists.join("loan.txt"),
+        "# category: loan\nblocked.example.test\nscam.example.test\n",
+    )
+    .unwrap();
+    std::fs::write(
+        lists.join("phish.txt"),
+        "# category: phishing\n# match: exact\nparent.example.test\n",
+    )
+    .unwrap();
+    std::fs::write(allow.join("ok.txt"), "ok.blocked.example.test\n").unwrap();
+    "[blocklist]\ndirs = [\"lists\"]\nallow_dirs = [\"allow\"]\n".to_string()
+}
+
+/// Categories and the Chinese title their warning page shows.
+pub const CATEGORIES: &[(&str, &str)] = &[
+    ("loan", "虚假网络贷款"),
+    ("task-scam", "网络刷单返利"),
+    ("investment", "杀猪盘"),
+    ("impersonation", "冒充公检法"),
+    ("impersonation-boss", "冒充领导"),
+    ("fake-service", "冒充电商、物流客服"),
+    ("phishing", "钓鱼网站"),
+];
+
+/// One list per category, each blocking `<category>.scam.test`.
+pub fn category_lists(dir: &std::path::Path) -> String {
+    let lists = dir.join("wlists");
+    std::fs::create_dir_all(&lists).unwrap();
+    for (c, _) in CATEGORIES {
+        std::fs::write(
+            lists.join(format!("{c}.txt")),
+            format!("# category: {c}\n{c}.scam.test\n"),
+        )
+        .unwrap();
+    }
+    "[blocklist]\ndirs = [\"wlists\"]\nallow_dirs = []\n[resolver]\nmode = \"forward\"\nupstreams = [\"udp://127.0.0.1:9\"]\n".into()
+}
