@@ -88,7 +88,24 @@ pub struct Metrics {
     pub appeals: IntCounter,
     /// The report pipeline's metrics.
     pub report: ReportMetrics,
+    /// Exchanges with authoritative servers by result (recursive mode).
+    pub upstream: IntCounterVec,
 }
+
+/// The `result` labels of `fanzha_upstream_queries_total`: a usable answer, a lame
+/// server, an error code, or no message (timeout, unreachable, truncated over UDP
+/// and retried over TCP, malformed).
+pub const UPSTREAM_RESULTS: &[&str] = &[
+    "answer",
+    "lame",
+    "refused",
+    "servfail",
+    "error",
+    "timeout",
+    "unreachable",
+    "truncated",
+    "malformed",
+];
 
 fn must<T>(r: prometheus::Result<T>) -> T {
     r.expect("metric definitions are static and valid")
@@ -260,6 +277,12 @@ impl Metrics {
                 "Appeals (\"blocked by mistake\") received on the warning page",
             ),
             report: ReportMetrics::register(&r),
+            upstream: r.counters(
+                "upstream_queries_total",
+                "Queries to authoritative servers in recursive mode, by result",
+                "result",
+                UPSTREAM_RESULTS,
+            ),
             registry,
         }
     }

@@ -55,7 +55,7 @@ impl Engine {
             )),
             places,
             lists,
-            backend: Backend::from_config(cfg)?,
+            backend: Backend::from_config(cfg, &metrics)?,
             cache: AnswerCache::new(r.cache_size as usize),
             deadline: (r.timeout * 8).clamp(Duration::from_secs(2), Duration::from_secs(10)),
             metrics,

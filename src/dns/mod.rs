@@ -10,7 +10,7 @@
 //!     ▼
 //!  cache          cache.rs    encoded answers keyed by name, type and flags   → cached answer
 //!     ▼
-//!  resolve        resolve.rs  recursion from the roots, or forwarding         → SERVFAIL on failure
+//!  resolve        resolve.rs  iterate/ from the roots, or forwarding          → SERVFAIL on failure
 //!     ▼
 //!  CNAME re-check engine.rs   a chain through a blocked name                  → block answer
 //!     ▼
@@ -27,6 +27,7 @@
 pub mod bind;
 pub mod cache;
 pub mod engine;
+pub mod iterate;
 pub mod policy;
 pub mod resolve;
 pub mod tcp;

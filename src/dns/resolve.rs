@@ -10,14 +10,17 @@ use hickory_proto::dnssec::{Proof, TrustAnchors};
 use hickory_proto::op::{Query, ResponseCode};
 use hickory_proto::rr::{Name, Record, RecordType};
 use hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig, ResolverOpts,
+    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig as HickoryResolverConfig,
+    ResolverOpts,
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::recursor::{DnssecConfig, DnssecPolicy, Recursor, RecursorOptions};
 use hickory_resolver::{ConnectionProvider, PoolContext, Resolver, TlsConfig};
 use ipnet::IpNet;
 
-use crate::config::{Config, ResolverMode};
+use super::iterate::{Iterator, Settings, Step, default_deny};
+use crate::config::{Config, ResolverConfig, ResolverMode};
+use crate::metrics::Metrics;
 
 /// The IANA root servers (a–m), IPv4 and IPv6.
 pub const ROOT_HINTS: &[&str] = &[
@@ -132,7 +135,9 @@ impl ConnectionProvider for MappedPortProvider {
 
 /// The configured resolver.
 pub enum Backend {
-    /// Iterate from the roots.
+    /// Iterate from the roots with fanzha's own iterator.
+    Iterative(Arc<Iterator>),
+    /// Iterate from the roots with hickory's validating recursor (`dnssec = true`).
     Recursive(Arc<Recursor<MappedPortProvider>>),
     /// Forward to upstreams.
     Forward(Arc<Resolver<MappedPortProvider>>),
@@ -166,97 +171,13 @@ fn upstream(u: &str) -> Option<(IpAddr, ConnectionConfig)> {
 }
 
 impl Backend {
-    /// Build the backend of a config.
-    pub fn from_config(cfg: &Config) -> Result<Backend, BackendError> {
+    /// Build the backend of a config; its upstream exchanges are counted in `metrics`.
+    pub fn from_config(cfg: &Config, metrics: &Metrics) -> Result<Backend, BackendError> {
         let c = &cfg.resolver;
         match c.mode {
-            ResolverMode::Recursive => {
-                let mut ports = c.nameserver_ports.clone();
-                let roots: Vec<IpAddr> = if c.root_hints.is_empty() {
-                    ROOT_HINTS.iter().filter_map(|s| s.parse().ok()).collect()
-                } else {
-                    for h in &c.root_hints {
-                        if h.port() != 53 {
-                            ports.insert(0, (IpNet::from(h.ip()), h.port()));
-                        }
-                    }
-                    c.root_hints.iter().map(|h| h.ip()).collect()
-                };
-                let provider = MappedPortProvider::new(ports, c.timeout, None).map_err(|why| {
-                    BackendError {
-                        mode: "recursive",
-                        why,
-                    }
-                })?;
-                let opts = RecursorOptions {
-                    allow_server: c.allow_nameservers.clone(),
-                    response_cache_size: c.cache_size.max(1),
-                    ..RecursorOptions::default()
-                };
-                let policy = if c.dnssec {
-                    let mut dc = DnssecConfig::default();
-                    if let Some(p) = &c.trust_anchor {
-                        let ta = TrustAnchors::from_file(p).map_err(|e| BackendError {
-                            mode: "recursive",
-                            why: format!(
-                                "cannot read trust anchor {} (resolver.trust_anchor): {e}",
-                                p.display()
-                            ),
-                        })?;
-                        dc.trust_anchor = Some(Arc::new(ta));
-                    }
-                    DnssecPolicy::ValidateWithStaticKey(dc)
-                } else {
-                    DnssecPolicy::SecurityUnaware
-                };
-                let r = Recursor::new(&roots, policy, None, opts, provider).map_err(|e| {
-                    BackendError {
-                        mode: "recursive",
-                        why: e.to_string(),
-                    }
-                })?;
-                Ok(Backend::Recursive(Arc::new(r)))
-            }
-            ResolverMode::Forward => {
-                let mut servers = Vec::new();
-                for u in &c.upstreams {
-                    let (ip, conn) = upstream(u).ok_or_else(|| BackendError {
-                        mode: "forward",
-                        why: format!("bad upstream {u}"),
-                    })?;
-                    let mut ns = NameServerConfig::udp(ip);
-                    ns.connections = vec![conn];
-                    servers.push(ns);
-                }
-                let tls = match &c.tls_ca {
-                    Some(ca) => Some(tls_client_config(ca).map_err(|why| BackendError {
-                        mode: "forward",
-                        why,
-                    })?),
-                    None => None,
-                };
-                let provider = MappedPortProvider::new(c.nameserver_ports.clone(), c.timeout, tls)
-                    .map_err(|why| BackendError {
-                        mode: "forward",
-                        why,
-                    })?;
-                let mut b = Resolver::builder_with_config(
-                    ResolverConfig::from_parts(None, vec![], servers),
-                    provider,
-                );
-                let o = b.options_mut();
-                o.timeout = c.timeout;
-                o.attempts = 2;
-                o.cache_size = c.cache_size.max(1);
-                o.preserve_intermediates = true;
-                o.ndots = 0;
-                o.edns0 = true;
-                let r = b.build().map_err(|e| BackendError {
-                    mode: "forward",
-                    why: e.to_string(),
-                })?;
-                Ok(Backend::Forward(Arc::new(r)))
-            }
+            ResolverMode::Recursive if !c.dnssec => Ok(iterative(c, metrics)),
+            ResolverMode::Recursive => validating(c),
+            ResolverMode::Forward => forwarding(c),
         }
     }
 
@@ -284,6 +205,25 @@ impl Backend {
         checking_disabled: bool,
     ) -> Resolved {
         match self {
+            Backend::Iterative(it) => match it.resolve(name, qtype).await {
+                Step::Answer(answers) => Resolved::Answer {
+                    answers,
+                    authorities: vec![],
+                    authentic: false,
+                },
+                Step::NxDomain(answers, soa) => Resolved::Negative {
+                    nxdomain: true,
+                    soa: soa.map(Box::new),
+                    answers,
+                },
+                Step::NoData(answers, soa) => Resolved::Negative {
+                    nxdomain: false,
+                    soa: soa.map(Box::new),
+                    answers,
+                },
+                Step::Alias(..) => Resolved::Failed("an alias left unresolved".into()),
+                Step::Fail(why) => Resolved::Failed(why),
+            },
             Backend::Recursive(r) => {
                 let validating = r.is_validating();
                 match r
@@ -359,6 +299,98 @@ impl Backend {
     }
 }
 
+/// The root servers to start from, and the port map with any root hint's port.
+fn roots_and_ports(c: &ResolverConfig) -> (Vec<IpAddr>, Vec<(IpNet, u16)>) {
+    let mut ports = c.nameserver_ports.clone();
+    for h in &c.root_hints {
+        if h.port() != 53 {
+            ports.insert(0, (IpNet::from(h.ip()), h.port()));
+        }
+    }
+    let roots = if c.root_hints.is_empty() {
+        ROOT_HINTS.iter().filter_map(|s| s.parse().ok()).collect()
+    } else {
+        c.root_hints.iter().map(|h| h.ip()).collect()
+    };
+    (roots, ports)
+}
+
+/// Recursion with fanzha's own iterator.
+fn iterative(c: &ResolverConfig, metrics: &Metrics) -> Backend {
+    let (roots, ports) = roots_and_ports(c);
+    let settings = Settings {
+        roots,
+        ports,
+        deny: default_deny(),
+        allow: c.allow_nameservers.clone(),
+        timeout: c.timeout,
+        cache_entries: c.cache_size as usize,
+    };
+    Backend::Iterative(Arc::new(Iterator::new(settings, metrics.upstream.clone())))
+}
+
+/// Recursion with DNSSEC validation, by hickory's recursor.
+fn validating(c: &ResolverConfig) -> Result<Backend, BackendError> {
+    let err = |why| BackendError {
+        mode: "recursive",
+        why,
+    };
+    let (roots, ports) = roots_and_ports(c);
+    let provider = MappedPortProvider::new(ports, c.timeout, None).map_err(err)?;
+    let opts = RecursorOptions {
+        allow_server: c.allow_nameservers.clone(),
+        response_cache_size: c.cache_size.max(1),
+        ..RecursorOptions::default()
+    };
+    let mut dc = DnssecConfig::default();
+    if let Some(p) = &c.trust_anchor {
+        let ta = TrustAnchors::from_file(p).map_err(|e| {
+            err(format!(
+                "cannot read trust anchor {} (resolver.trust_anchor): {e}",
+                p.display()
+            ))
+        })?;
+        dc.trust_anchor = Some(Arc::new(ta));
+    }
+    let policy = DnssecPolicy::ValidateWithStaticKey(dc);
+    let r = Recursor::new(&roots, policy, None, opts, provider).map_err(|e| err(e.to_string()))?;
+    Ok(Backend::Recursive(Arc::new(r)))
+}
+
+/// Forwarding to the configured upstreams.
+fn forwarding(c: &ResolverConfig) -> Result<Backend, BackendError> {
+    let err = |why| BackendError {
+        mode: "forward",
+        why,
+    };
+    let mut servers = Vec::new();
+    for u in &c.upstreams {
+        let (ip, conn) = upstream(u).ok_or_else(|| err(format!("bad upstream {u}")))?;
+        let mut ns = NameServerConfig::udp(ip);
+        ns.connections = vec![conn];
+        servers.push(ns);
+    }
+    let tls = match &c.tls_ca {
+        Some(ca) => Some(tls_client_config(ca).map_err(err)?),
+        None => None,
+    };
+    let provider =
+        MappedPortProvider::new(c.nameserver_ports.clone(), c.timeout, tls).map_err(err)?;
+    let mut b = Resolver::builder_with_config(
+        HickoryResolverConfig::from_parts(None, vec![], servers),
+        provider,
+    );
+    let o = b.options_mut();
+    o.timeout = c.timeout;
+    o.attempts = 2;
+    o.cache_size = c.cache_size.max(1);
+    o.preserve_intermediates = true;
+    o.ndots = 0;
+    o.edns0 = true;
+    let r = b.build().map_err(|e| err(e.to_string()))?;
+    Ok(Backend::Forward(Arc::new(r)))
+}
+
 /// The SOA of a negative answer's authority section.
 fn soa_of(m: &hickory_proto::op::Message) -> Option<Box<Record>> {
     m.authorities
@@ -402,10 +434,19 @@ fn tls_client_config(ca: &std::path::Path) -> Result<rustls::ClientConfig, Strin
 pub fn describe(cfg: &Config) -> String {
     let c = &cfg.resolver;
     match c.mode {
-        ResolverMode::Recursive if c.root_hints.is_empty() => {
-            "recursive from the IANA root servers".into()
-        }
-        ResolverMode::Recursive => format!("recursive from {} root hint(s)", c.root_hints.len()),
+        ResolverMode::Recursive => format!(
+            "recursive from {} ({})",
+            if c.root_hints.is_empty() {
+                "the IANA root servers".to_string()
+            } else {
+                format!("{} root hint(s)", c.root_hints.len())
+            },
+            if c.dnssec {
+                "hickory's validating recursor"
+            } else {
+                "fanzha's iterator"
+            }
+        ),
         ResolverMode::Forward => {
             let m: HashMap<&str, usize> = c.upstreams.iter().fold(HashMap::new(), |mut m, u| {
                 *m.entry(u.split("://").next().unwrap_or("?")).or_default() += 1;

@@ -480,6 +480,11 @@ pub fn error_response(
         w.opt(e.dnssec_ok, None, 0);
     }
     w.finish();
+    if rcode_v == rcode::NOTIMP {
+        // Nothing was recursed on or checked for what is not implemented: the
+        // answer claims neither recursion (RA) nor checking disabled (CD).
+        buf[3] &= !(0x80 | 0x10);
+    }
 }
 
 /// Cut a UDP response that exceeds `limit`: keep the header and question, set TC=1

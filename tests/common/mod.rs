@@ -6,6 +6,7 @@
 mod client;
 mod fanzha;
 mod hierarchy;
+mod lab;
 
 // Each test binary uses some of these, none uses all.
 #[allow(unused_imports)]
@@ -14,3 +15,5 @@ pub use client::*;
 pub use fanzha::*;
 #[allow(unused_imports)]
 pub use hierarchy::*;
+#[allow(unused_imports)]
+pub use lab::*;

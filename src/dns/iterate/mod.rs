@@ -1,0 +1,547 @@
+//! fanzha's own iterative resolver, modelled on Unbound's iterator.
+//!
+//! A resolution starts at the closest zone cut it knows (the root hints at first)
+//! and asks that zone's servers. Query names are minimised (RFC 9156, relaxed): a
+//! parent zone is asked for one more label at a time, with type A, until a referral
+//! or an answer says where the name lives; an error or NXDOMAIN for a minimised name
+//! sends the full name instead. Every response is scrubbed ([`scrub`]) against the
+//! zone of the server that sent it. A server that is lame, refuses, fails or stays
+//! silent costs one try: the next server of the zone is asked ([`infra`] orders them
+//! by smoothed RTT and remembers lame and dead ones). Name servers without glue are
+//! resolved only when the servers with addresses are used up, a few at a time in
+//! parallel, and their failure fails nothing but that server. CNAME and DNAME chains
+//! are followed across zones, and the whole chain is returned with the final
+//! answer, positive or negative. Identical lookups in flight are merged.
+
+pub mod cache;
+pub mod infra;
+pub mod scrub;
+pub mod transport;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use ipnet::IpNet;
+use prometheus::IntCounterVec;
+use tokio::sync::OnceCell;
+
+use cache::{Delegation, Expiring, Key, aged, ttl_of};
+use infra::Infra;
+use scrub::Kind;
+use transport::ExchangeError;
+
+/// Longest CNAME/DNAME chain across zones (Unbound's MAX_RESTART_COUNT is 11).
+const MAX_CHAIN: usize = 12;
+/// Most referrals (and minimisation steps) in one lookup.
+const MAX_STEPS: usize = 40;
+/// Most labels added one at a time by minimisation (Unbound's MAX_MINIMISE_COUNT).
+const MAX_MINIMISE: u8 = 10;
+/// Most queries sent upstream for one client query, glue lookups included.
+const MAX_SENT: u32 = 64;
+/// Deepest nesting of name-server address lookups.
+const MAX_DEPTH: u8 = 4;
+/// Name servers without glue resolved at once.
+const GLUELESS_AT_ONCE: usize = 3;
+
+/// What one lookup of a name and type found.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// The records of the type, after the chain that led to them.
+    Answer(Vec<Record>),
+    /// A chain to follow, and where it leads.
+    Alias(Vec<Record>, Name),
+    /// The name (or the chain's end) does not exist; the chain and the SOA.
+    NxDomain(Vec<Record>, Option<Record>),
+    /// No records of the type; the chain and the SOA.
+    NoData(Vec<Record>, Option<Record>),
+    /// No server gave a usable answer.
+    Fail(String),
+}
+
+/// The settings of the iterator.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Root server addresses.
+    pub roots: Vec<IpAddr>,
+    /// Port of name servers in these networks (labs and tests); 53 elsewhere.
+    pub ports: Vec<(IpNet, u16)>,
+    /// Addresses never asked (loopback, private ranges…)…
+    pub deny: Vec<IpNet>,
+    /// …unless they are in these.
+    pub allow: Vec<IpNet>,
+    /// Timeout of one exchange.
+    pub timeout: Duration,
+    /// Entries of the answer cache.
+    pub cache_entries: usize,
+}
+
+/// A budget of upstream queries shared by a client query and its glue lookups.
+#[derive(Clone, Default)]
+struct Budget(Arc<AtomicU32>);
+
+impl Budget {
+    fn take(&self) -> bool {
+        self.0.fetch_add(1, Ordering::Relaxed) < MAX_SENT
+    }
+}
+
+/// The iterative resolver.
+pub struct Iterator {
+    s: Settings,
+    infra: Infra,
+    answers: Expiring<Key, Step>,
+    zones: Expiring<Name, Delegation>,
+    inflight: Mutex<HashMap<Key, Arc<OnceCell<Step>>>>,
+    /// Upstream exchanges by result (`fanzha_upstream_queries_total`).
+    upstream: IntCounterVec,
+}
+
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl Iterator {
+    /// An iterator with `settings`, counting its upstream exchanges in `upstream`
+    /// (one label, the result).
+    pub fn new(settings: Settings, upstream: IntCounterVec) -> Iterator {
+        Iterator {
+            answers: Expiring::new(settings.cache_entries.max(1024)),
+            zones: Expiring::new((settings.cache_entries / 4).max(1024)),
+            s: settings,
+            infra: Infra::default(),
+            inflight: Mutex::new(HashMap::new()),
+            upstream,
+        }
+    }
+
+    /// Forget every cached answer and zone cut (server marks stay).
+    pub fn clear(&self) {
+        self.answers.clear();
+        self.zones.clear();
+    }
+
+    /// Resolve `name`/`qtype` from the roots, following aliases across zones: the
+    /// whole chain comes with the final step (never [`Step::Alias`]).
+    pub async fn resolve(self: &Arc<Self>, name: Name, qtype: RecordType) -> Step {
+        let budget = Budget::default();
+        let mut chain: Vec<Record> = Vec::new();
+        let mut cur = name.to_lowercase();
+        let mut seen = vec![cur.clone()];
+        for _ in 0..MAX_CHAIN {
+            let (rs, end) = match self.lookup(&cur, qtype, &budget, 0).await {
+                Step::Alias(rs, target) => {
+                    chain.extend(rs);
+                    if seen.contains(&target) {
+                        return Step::Fail(format!("CNAME loop at {target}"));
+                    }
+                    seen.push(target.clone());
+                    cur = target;
+                    continue;
+                }
+                Step::Answer(rs) => (rs, None),
+                Step::NxDomain(rs, soa) => (rs, Some((true, soa))),
+                Step::NoData(rs, soa) => (rs, Some((false, soa))),
+                Step::Fail(why) => return Step::Fail(why),
+            };
+            chain.extend(rs);
+            return match end {
+                None => Step::Answer(chain),
+                Some((true, soa)) => Step::NxDomain(chain, soa),
+                Some((false, soa)) => Step::NoData(chain, soa),
+            };
+        }
+        Step::Fail(format!("CNAME chain from {name} longer than {MAX_CHAIN}"))
+    }
+
+    /// One name and type: from the cache, from a lookup already in flight, or asked.
+    fn lookup<'a>(
+        self: &'a Arc<Self>,
+        name: &'a Name,
+        qtype: RecordType,
+        budget: &'a Budget,
+        depth: u8,
+    ) -> Boxed<'a, Step> {
+        Box::pin(async move {
+            let key = (name.clone(), qtype);
+            if let Some((step, left)) = self.answers.get(&key, Instant::now()) {
+                return aged(&step, left);
+            }
+            let cell = {
+                let mut m = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+                m.entry(key.clone()).or_default().clone()
+            };
+            let step = cell
+                .get_or_init(|| self.iterate(name, qtype, budget, depth))
+                .await
+                .clone();
+            let mut m = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+            if m.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                m.remove(&key);
+            }
+            step
+        })
+    }
+
+    /// The closest zone cut above `name` that is cached, or the root.
+    fn closest(&self, name: &Name, now: Instant) -> Delegation {
+        for k in (1..=name.num_labels()).rev() {
+            if let Some((d, _)) = self.zones.get(&name.trim_to(k as usize), now) {
+                return (*d).clone();
+            }
+        }
+        Delegation {
+            zone: Name::root(),
+            ns: vec![],
+            addrs: self.s.roots.iter().map(|ip| (Name::root(), *ip)).collect(),
+        }
+    }
+
+    /// Descend from the closest known cut to the zone of `name` and ask it.
+    async fn iterate(
+        self: &Arc<Self>,
+        name: &Name,
+        qtype: RecordType,
+        budget: &Budget,
+        depth: u8,
+    ) -> Step {
+        let mut zone = self.closest(name, Instant::now());
+        let mut minimise = true;
+        let mut labels = zone.zone.num_labels() + 1;
+        for _ in 0..MAX_STEPS {
+            let minimised = minimise
+                && labels < name.num_labels()
+                && labels - zone.zone.num_labels() <= MAX_MINIMISE;
+            let (qn, qt) = if minimised {
+                (name.trim_to(labels as usize), RecordType::A)
+            } else {
+                (name.clone(), qtype)
+            };
+            if minimised {
+                // A minimised name already known to exist below this cut (an answer
+                // or an empty non-terminal) needs no query.
+                let known = self.answers.get(&(qn.clone(), qt), Instant::now());
+                if let Some((step, _)) = known
+                    && matches!(*step, Step::Answer(_) | Step::NoData(..))
+                {
+                    labels += 1;
+                    continue;
+                }
+            }
+            let kind = match self.ask(&mut zone, &qn, qt, budget, depth).await {
+                Ok(k) => k,
+                Err(_) if minimised => {
+                    minimise = false;
+                    continue;
+                }
+                Err(why) => return Step::Fail(why),
+            };
+            match kind {
+                Kind::Referral {
+                    zone: child,
+                    ns,
+                    glue,
+                    ttl,
+                } => {
+                    let d = Delegation {
+                        zone: child.clone(),
+                        ns,
+                        addrs: glue,
+                    };
+                    let ttl = Duration::from_secs(ttl.clamp(5, 86_400) as u64);
+                    self.zones.put(child, d.clone(), ttl, Instant::now());
+                    labels = d.zone.num_labels() + 1;
+                    zone = d;
+                }
+                // No cut at the minimised name: remember it, and one label more.
+                kind @ (Kind::NoData { .. } | Kind::Answer { .. }) if minimised => {
+                    let step = step_of(kind);
+                    let ttl = ttl_of(&step);
+                    self.answers.put((qn, qt), step, ttl, Instant::now());
+                    labels += 1;
+                }
+                // Relaxed minimisation: anything else, ask for the full name.
+                _ if minimised => minimise = false,
+                kind => {
+                    let step = step_of(kind);
+                    self.answers.put(
+                        (name.clone(), qtype),
+                        step.clone(),
+                        ttl_of(&step),
+                        Instant::now(),
+                    );
+                    return step;
+                }
+            }
+        }
+        Step::Fail(format!("no answer for {name} after {MAX_STEPS} referrals"))
+    }
+
+    /// Ask the servers of `zone` in turn until one answers usefully: lame, refusing,
+    /// failing and silent servers are passed over (and remembered). Servers without
+    /// glue are resolved when the others are used up.
+    async fn ask(
+        self: &Arc<Self>,
+        zone: &mut Delegation,
+        qn: &Name,
+        qt: RecordType,
+        budget: &Budget,
+        depth: u8,
+    ) -> Result<Kind, String> {
+        let mut tried: Vec<IpAddr> = Vec::new();
+        let mut glueless_done = false;
+        loop {
+            let fresh: Vec<IpAddr> = zone
+                .addrs
+                .iter()
+                .map(|(_, ip)| *ip)
+                .filter(|ip| !tried.contains(ip) && self.allowed(*ip))
+                .collect();
+            let order = self.infra.order(&fresh, &zone.zone, Instant::now());
+            if order.is_empty() {
+                if !glueless_done {
+                    glueless_done = true;
+                    if self.resolve_glueless(zone, budget, depth).await {
+                        continue;
+                    }
+                }
+                return Err(format!(
+                    "no name server of {} gave a usable answer",
+                    zone.zone
+                ));
+            }
+            for ip in order {
+                tried.push(ip);
+                if !budget.take() {
+                    return Err("too many upstream queries for one question".into());
+                }
+                let Some(msg) = self.exchange(ip, qn, qt).await else {
+                    continue;
+                };
+                let kind = scrub::classify(&msg, &zone.zone, qn, qt);
+                let now = Instant::now();
+                match &kind {
+                    Kind::Lame => {
+                        self.count("lame");
+                        self.infra.set_lame(ip, &zone.zone, now);
+                    }
+                    Kind::Error(rc) => {
+                        let label = match *rc {
+                            ResponseCode::Refused => "refused",
+                            ResponseCode::ServFail => "servfail",
+                            _ => "error",
+                        };
+                        self.count(label);
+                        if *rc == ResponseCode::Refused {
+                            self.infra.set_lame(ip, &zone.zone, now);
+                        } else {
+                            self.infra.failed(ip, now);
+                        }
+                        tracing::debug!(server = %ip, zone = %zone.zone, rcode = %rc, "name server error; asking another");
+                    }
+                    _ => {
+                        self.count("answer");
+                        return Ok(kind);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Resolve the addresses of a few of the zone's name servers that have none,
+    /// in parallel; true when any address was found (added to `zone` and its cache
+    /// entry). A failure here only leaves that server out.
+    async fn resolve_glueless(
+        self: &Arc<Self>,
+        zone: &mut Delegation,
+        budget: &Budget,
+        depth: u8,
+    ) -> bool {
+        if depth >= MAX_DEPTH {
+            return false;
+        }
+        let missing: Vec<Name> = zone
+            .ns
+            .iter()
+            .filter(|n| !zone.addrs.iter().any(|(a, _)| a == *n))
+            // A server inside the zone without glue cannot be found through it.
+            .filter(|n| !zone.zone.zone_of(n))
+            .take(GLUELESS_AT_ONCE)
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return false;
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for ns in missing {
+            let (me, budget) = (self.clone(), budget.clone());
+            set.spawn(async move {
+                let ips = me.addresses(&ns, &budget, depth + 1).await;
+                (ns, ips)
+            });
+        }
+        let mut found = false;
+        while let Some(r) = set.join_next().await {
+            let Ok((ns, ips)) = r else { continue };
+            for ip in ips {
+                if !zone.addrs.contains(&(ns.clone(), ip)) {
+                    zone.addrs.push((ns.clone(), ip));
+                    found = true;
+                }
+            }
+        }
+        if found {
+            let now = Instant::now();
+            if let Some((_, left)) = self.zones.get(&zone.zone, now) {
+                self.zones.put(zone.zone.clone(), zone.clone(), left, now);
+            }
+        }
+        found
+    }
+
+    /// The IPv4 and IPv6 addresses of a name server, following aliases.
+    async fn addresses(self: &Arc<Self>, ns: &Name, budget: &Budget, depth: u8) -> Vec<IpAddr> {
+        let mut out = Vec::new();
+        for t in [RecordType::A, RecordType::AAAA] {
+            let mut cur = ns.clone();
+            for _ in 0..4 {
+                match self.lookup(&cur, t, budget, depth).await {
+                    Step::Answer(rs) => {
+                        out.extend(rs.iter().filter_map(|r| match &r.data {
+                            RData::A(a) => Some(IpAddr::V4(a.0)),
+                            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                            _ => None,
+                        }));
+                        break;
+                    }
+                    Step::Alias(_, target) => cur = target,
+                    _ => break,
+                }
+            }
+            if !out.is_empty() {
+                break;
+            }
+        }
+        out
+    }
+
+    fn allowed(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.s.allow.iter().any(|n| n.contains(&ip)) || !self.s.deny.iter().any(|n| n.contains(&ip))
+    }
+
+    fn count(&self, result: &str) {
+        self.upstream.with_label_values(&[result]).inc();
+    }
+
+    /// One query to one server: UDP, then TCP when the reply is truncated or too
+    /// large; without EDNS when the server does not understand it. `None` when no
+    /// usable message came back (the server's marks are updated).
+    async fn exchange(&self, ip: IpAddr, qn: &Name, qt: RecordType) -> Option<Message> {
+        let port = self
+            .s
+            .ports
+            .iter()
+            .find(|(n, _)| n.contains(&ip))
+            .map(|(_, p)| *p)
+            .unwrap_or(53);
+        let addr = SocketAddr::new(ip, port);
+        let timeout = self.s.timeout;
+        let mut edns = !self.infra.no_edns(ip);
+        for _ in 0..2 {
+            let (id, pkt) = transport::query(qn, qt, edns);
+            let t0 = Instant::now();
+            let res = match transport::udp(addr, &pkt, id, qn, qt, timeout).await {
+                Err(ExchangeError::Truncated) => {
+                    self.count("truncated");
+                    transport::tcp(addr, &pkt, id, qn, qt, timeout).await
+                }
+                other => other,
+            };
+            let now = Instant::now();
+            match res {
+                Ok(m) => {
+                    self.infra.answered(ip, now - t0, now);
+                    let formerr = matches!(
+                        m.metadata.response_code,
+                        ResponseCode::FormErr | ResponseCode::NotImp
+                    );
+                    if edns && formerr && m.edns.is_none() {
+                        // RFC 6891 §7: a server that does not know EDNS; ask again without.
+                        self.infra.set_no_edns(ip, now);
+                        edns = false;
+                        continue;
+                    }
+                    return Some(m);
+                }
+                Err(ExchangeError::Timeout) => {
+                    self.count("timeout");
+                    self.infra.timed_out(ip, timeout, now);
+                }
+                Err(ExchangeError::Unreachable(e)) => {
+                    self.count("unreachable");
+                    tracing::debug!(server = %addr, error = %e, "name server unreachable");
+                    self.infra.unreachable(ip, now);
+                }
+                Err(ExchangeError::Truncated) | Err(ExchangeError::Malformed(_)) => {
+                    self.count("malformed");
+                }
+            }
+            return None;
+        }
+        None
+    }
+}
+
+/// The step a final (non-referral) answer makes.
+fn step_of(kind: Kind) -> Step {
+    match kind {
+        Kind::Answer { mut chain, records } => {
+            chain.extend(records);
+            Step::Answer(chain)
+        }
+        Kind::Alias { chain, target } => Step::Alias(chain, target),
+        Kind::NxDomain { chain, soa } => Step::NxDomain(chain, soa),
+        Kind::NoData { chain, soa } => Step::NoData(chain, soa),
+        Kind::Referral { .. } | Kind::Lame | Kind::Error(_) => {
+            Step::Fail("no usable answer".into())
+        }
+    }
+}
+
+/// Name-server addresses never asked unless allowed (loopback, private, reserved):
+/// the same list as hickory's recursor, so that a name cannot point fanzha at the
+/// district's own network.
+pub fn default_deny() -> Vec<IpNet> {
+    [
+        "127.0.0.0/8",
+        "0.0.0.0/8",
+        "255.255.255.255/32",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "169.254.0.0/16",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "240.0.0.0/4",
+        "::1/128",
+        "::/128",
+        "100::/64",
+        "2001:db8::/32",
+        "3fff::/20",
+        "5f00::/16",
+        "fc00::/7",
+        "fe80::/64",
+        "ff00::/8",
+    ]
+    .iter()
+    .filter_map(|s| s.parse().ok())
+    .collect()
+}

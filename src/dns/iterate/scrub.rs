@@ -1,0 +1,269 @@
+//! What an authoritative server's response means, after scrubbing (pure; no I/O).
+//!
+//! The scrubber keeps only what the server may speak for (RFC 5452 §6, Unbound's
+//! scrubber): the chain of CNAMEs and DNAMEs from the query name, inside the
+//! server's zone, ending in records of the asked type; an SOA or NS set above the
+//! name and inside the zone; addresses of those name servers inside the zone. Every
+//! record appears once. What remains is classified as an answer, an alias to follow,
+//! a negative answer, a referral, or a lame or failed server.
+
+use std::net::IpAddr;
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::rdata::{CNAME, NULL};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable};
+
+/// Longest CNAME/DNAME chain followed inside one response.
+const MAX_CHAIN_IN_RESPONSE: usize = 12;
+
+/// What a response says about the question it was asked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// Records of the asked type (after `chain`, the aliases that led there).
+    Answer {
+        /// The CNAME/DNAME chain from the query name, in order.
+        chain: Vec<Record>,
+        /// The records of the asked type at the chain's end.
+        records: Vec<Record>,
+    },
+    /// A chain whose end this server cannot answer: resolve `target` next.
+    Alias {
+        /// The chain from the query name.
+        chain: Vec<Record>,
+        /// Where it leads.
+        target: Name,
+    },
+    /// The name (or the chain's end) does not exist.
+    NxDomain {
+        /// The chain that led there.
+        chain: Vec<Record>,
+        /// The zone's SOA, for the negative TTL (RFC 2308).
+        soa: Option<Record>,
+    },
+    /// The name exists without records of the asked type.
+    NoData {
+        /// The chain that led there.
+        chain: Vec<Record>,
+        /// The zone's SOA.
+        soa: Option<Record>,
+    },
+    /// The server delegates a zone below its own, on the way to the name.
+    Referral {
+        /// The delegated zone.
+        zone: Name,
+        /// Its name servers.
+        ns: Vec<Name>,
+        /// Their addresses given as glue, inside the referring server's zone.
+        glue: Vec<(Name, IpAddr)>,
+        /// TTL of the NS set.
+        ttl: u32,
+    },
+    /// The server does not serve the zone (no AA, no referral down, a referral up or
+    /// sideways, or to the same zone): ask another.
+    Lame,
+    /// An error code: ask another server.
+    Error(ResponseCode),
+}
+
+/// Scrub `resp` (the answer of a server for `zone` to `qname`/`qtype`) and say what it
+/// means.
+pub fn classify(resp: &Message, zone: &Name, qname: &Name, qtype: RecordType) -> Kind {
+    let rcode = resp.metadata.response_code;
+    if !matches!(rcode, ResponseCode::NoError | ResponseCode::NXDomain) {
+        return Kind::Error(rcode);
+    }
+    let (chain, end, records) = follow_chain(&resp.answers, zone, qname, qtype);
+    if !records.is_empty() {
+        return Kind::Answer { chain, records };
+    }
+    let soa = soa_for(&resp.authorities, zone, &end);
+    if let Some(referral) = referral(resp, zone, &end) {
+        return if chain.is_empty() {
+            referral
+        } else {
+            // A chain into a zone this server delegates: its end is asked anew.
+            Kind::Alias { chain, target: end }
+        };
+    }
+    if !chain.is_empty() && !zone.zone_of(&end) {
+        return Kind::Alias { chain, target: end };
+    }
+    // A chain inside the zone, or an SOA, shows the server answers for it.
+    if !(resp.metadata.authoritative || soa.is_some() || !chain.is_empty()) {
+        return Kind::Lame;
+    }
+    match (rcode, chain.is_empty(), &soa) {
+        (ResponseCode::NXDomain, ..) => Kind::NxDomain { chain, soa },
+        (_, true, _) | (_, false, Some(_)) => Kind::NoData { chain, soa },
+        // NOERROR, a chain, nothing at its end and no SOA: ask for the end itself.
+        (_, false, None) => Kind::Alias { chain, target: end },
+    }
+}
+
+/// Walk the answer section from `qname`: the chain of CNAMEs (and DNAMEs, with the
+/// CNAME they imply) inside `zone`, then the records of `qtype` at its end. Records
+/// of other names or types, and duplicates, are dropped.
+fn follow_chain(
+    answers: &[Record],
+    zone: &Name,
+    qname: &Name,
+    qtype: RecordType,
+) -> (Vec<Record>, Name, Vec<Record>) {
+    let mut chain: Vec<Record> = Vec::new();
+    let mut cur = qname.clone();
+    for _ in 0..MAX_CHAIN_IN_RESPONSE {
+        if !zone.zone_of(&cur) {
+            break;
+        }
+        let mut records: Vec<Record> = Vec::new();
+        for r in answers.iter().filter(|r| r.name == cur) {
+            let t = r.record_type();
+            if (t == qtype || qtype == RecordType::ANY && t != RecordType::CNAME)
+                && !records.iter().any(|x| x.data == r.data)
+            {
+                records.push(r.clone());
+            }
+        }
+        if !records.is_empty() {
+            return (chain, cur, records);
+        }
+        // A DNAME above the name comes first: the CNAME a server synthesised from
+        // it is replaced by ours (RFC 6672 §3.4).
+        if qtype != RecordType::DNAME
+            && let Some((d, target)) = dname_for(answers, zone, &cur)
+        {
+            if chain_has(&chain, &target) || target == *qname {
+                break;
+            }
+            let ttl = d.ttl;
+            chain.push(d);
+            chain.push(Record::from_rdata(
+                cur.clone(),
+                ttl,
+                RData::CNAME(CNAME(target.clone())),
+            ));
+            cur = target;
+            continue;
+        }
+        if qtype != RecordType::CNAME
+            && let Some(c) = answers
+                .iter()
+                .find(|r| r.name == cur && r.record_type() == RecordType::CNAME)
+            && let RData::CNAME(t) = &c.data
+        {
+            let next = t.0.to_lowercase();
+            if chain_has(&chain, &next) || next == *qname {
+                break; // a loop
+            }
+            chain.push(c.clone());
+            cur = next;
+            continue;
+        }
+        break;
+    }
+    (chain, cur, Vec::new())
+}
+
+fn chain_has(chain: &[Record], name: &Name) -> bool {
+    chain.iter().any(|r| r.name == *name)
+}
+
+/// A DNAME inside `zone` at a proper ancestor of `name`, and what it maps `name` to.
+fn dname_for(answers: &[Record], zone: &Name, name: &Name) -> Option<(Record, Name)> {
+    for r in answers {
+        let Some(t) = dname_target(r) else { continue };
+        if r.name == *name || !r.name.zone_of(name) || !zone.zone_of(&r.name) {
+            continue;
+        }
+        let keep = (name.num_labels() - r.name.num_labels()) as usize;
+        let prefix = Name::from_labels(name.iter().take(keep)).ok()?;
+        let target = prefix.append_domain(&t.to_lowercase()).ok()?;
+        return Some((r.clone(), target));
+    }
+    None
+}
+
+/// The target of a DNAME record (hickory-proto keeps DNAME data as unknown bytes:
+/// an uncompressed name, RFC 6672 §2.5).
+pub fn dname_target(r: &Record) -> Option<Name> {
+    match &r.data {
+        RData::Unknown { code, rdata } if *code == RecordType::DNAME => {
+            Name::read(&mut BinDecoder::new(&rdata.anything)).ok()
+        }
+        _ => None,
+    }
+}
+
+/// A DNAME record from `owner` to `target`.
+pub fn dname_record(owner: Name, ttl: u32, target: &Name) -> Record {
+    let data = RData::Unknown {
+        code: RecordType::DNAME,
+        rdata: NULL::with(target.to_bytes().unwrap_or_default()),
+    };
+    Record::from_rdata(owner, ttl, data)
+}
+
+/// The SOA of the zone that answered for `name`: inside `zone`, at or above `name`.
+fn soa_for(authorities: &[Record], zone: &Name, name: &Name) -> Option<Record> {
+    authorities
+        .iter()
+        .find(|r| {
+            r.record_type() == RecordType::SOA && zone.zone_of(&r.name) && r.name.zone_of(name)
+        })
+        .cloned()
+}
+
+/// A referral toward `name`: an NS set in the authority section for a zone strictly
+/// below `zone` and at or above `name`, with glue inside `zone`. A referral up or
+/// sideways, or to `zone` itself, is lame.
+fn referral(resp: &Message, zone: &Name, name: &Name) -> Option<Kind> {
+    if resp.metadata.response_code != ResponseCode::NoError {
+        return None;
+    }
+    let ns: Vec<&Record> = resp
+        .authorities
+        .iter()
+        .filter(|r| r.record_type() == RecordType::NS)
+        .collect();
+    let first = ns.first()?;
+    let child = first.name.to_lowercase();
+    if child.num_labels() <= zone.num_labels() || !zone.zone_of(&child) || !child.zone_of(name) {
+        return (!resp.metadata.authoritative).then_some(Kind::Lame);
+    }
+    let mut names: Vec<Name> = Vec::new();
+    let mut ttl = u32::MAX;
+    for r in ns.iter().filter(|r| r.name.to_lowercase() == child) {
+        if let RData::NS(n) = &r.data {
+            let n = n.0.to_lowercase();
+            if !names.contains(&n) {
+                names.push(n);
+            }
+            ttl = ttl.min(r.ttl);
+        }
+    }
+    let mut glue: Vec<(Name, IpAddr)> = Vec::new();
+    for r in &resp.additionals {
+        let owner = r.name.to_lowercase();
+        if !names.contains(&owner) || !zone.zone_of(&owner) {
+            continue;
+        }
+        let ip = match &r.data {
+            RData::A(a) => IpAddr::V4(a.0),
+            RData::AAAA(a) => IpAddr::V6(a.0),
+            _ => continue,
+        };
+        if !glue.contains(&(owner.clone(), ip)) {
+            glue.push((owner, ip));
+        }
+    }
+    Some(Kind::Referral {
+        zone: child,
+        ns: names,
+        glue,
+        ttl,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,141 @@
+//! One query to one name server, over UDP (a fresh socket and a random ID each time)
+//! or TCP. A UDP reply larger than the buffer we advertised, or one that does not
+//! decode, is treated as truncated: the caller asks again over TCP.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+use super::infra::random_below;
+
+/// The EDNS buffer size fanzha advertises upstream (the DNS flag day 2020 value).
+pub const EDNS_PAYLOAD: u16 = 1232;
+
+/// Why an exchange gave no usable message.
+#[derive(Debug)]
+pub enum ExchangeError {
+    /// No reply in time.
+    Timeout,
+    /// The reply is cut (TC), too large for the buffer, or does not decode over UDP.
+    Truncated,
+    /// The server cannot be reached (no route, refused connection).
+    Unreachable(std::io::Error),
+    /// A reply over TCP that does not decode.
+    Malformed(String),
+}
+
+/// The wire form of a query for `name`/`qtype` with a random ID, RD clear.
+pub fn query(name: &Name, qtype: RecordType, edns: bool) -> (u16, Vec<u8>) {
+    let id = random_below(65536) as u16;
+    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+    m.metadata.recursion_desired = false;
+    m.add_query(Query::query(name.clone(), qtype));
+    if edns {
+        let mut e = Edns::new();
+        e.set_max_payload(EDNS_PAYLOAD);
+        m.set_edns(e);
+    }
+    (id, m.to_vec().unwrap_or_default())
+}
+
+/// Whether `reply` answers the query `id` for `name`/`qtype`.
+fn matches(reply: &Message, id: u16, name: &Name, qtype: RecordType) -> bool {
+    reply.metadata.id == id
+        && reply.metadata.message_type == MessageType::Response
+        && reply
+            .queries
+            .first()
+            .is_some_and(|q| q.name() == name && q.query_type() == qtype)
+}
+
+/// One UDP exchange with `server`; replies from elsewhere or for another query are
+/// ignored until `timeout`.
+pub async fn udp(
+    server: SocketAddr,
+    packet: &[u8],
+    id: u16,
+    name: &Name,
+    qtype: RecordType,
+    timeout: Duration,
+) -> Result<Message, ExchangeError> {
+    let bind: SocketAddr = match server.ip() {
+        IpAddr::V4(_) => ([0, 0, 0, 0], 0).into(),
+        IpAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let sock = UdpSocket::bind(bind)
+        .await
+        .map_err(ExchangeError::Unreachable)?;
+    sock.connect(server)
+        .await
+        .map_err(ExchangeError::Unreachable)?;
+    sock.send(packet)
+        .await
+        .map_err(ExchangeError::Unreachable)?;
+    let mut buf = vec![0u8; 65_535];
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let n = match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+            Err(_) => return Err(ExchangeError::Timeout),
+            // ICMP port unreachable and the like.
+            Ok(Err(e)) => return Err(ExchangeError::Unreachable(e)),
+            Ok(Ok(n)) => n,
+        };
+        let Ok(reply) = Message::from_vec(&buf[..n]) else {
+            // Only the header can tell whether it is ours.
+            if n >= 2 && u16::from_be_bytes([buf[0], buf[1]]) == id {
+                return Err(ExchangeError::Truncated);
+            }
+            continue;
+        };
+        if !matches(&reply, id, name, qtype) {
+            continue;
+        }
+        if reply.metadata.truncation || n > EDNS_PAYLOAD as usize {
+            return Err(ExchangeError::Truncated);
+        }
+        return Ok(reply);
+    }
+}
+
+/// One TCP exchange with `server`.
+pub async fn tcp(
+    server: SocketAddr,
+    packet: &[u8],
+    id: u16,
+    name: &Name,
+    qtype: RecordType,
+    timeout: Duration,
+) -> Result<Message, ExchangeError> {
+    let work = async {
+        let mut s = TcpStream::connect(server)
+            .await
+            .map_err(ExchangeError::Unreachable)?;
+        let _ = s.set_nodelay(true);
+        let mut out = Vec::with_capacity(packet.len() + 2);
+        out.extend_from_slice(&(packet.len() as u16).to_be_bytes());
+        out.extend_from_slice(packet);
+        s.write_all(&out)
+            .await
+            .map_err(ExchangeError::Unreachable)?;
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len)
+            .await
+            .map_err(|e| ExchangeError::Malformed(e.to_string()))?;
+        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf)
+            .await
+            .map_err(|e| ExchangeError::Malformed(e.to_string()))?;
+        let reply = Message::from_vec(&buf).map_err(|e| ExchangeError::Malformed(e.to_string()))?;
+        if !matches(&reply, id, name, qtype) {
+            return Err(ExchangeError::Malformed("a reply to another query".into()));
+        }
+        Ok(reply)
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .unwrap_or(Err(ExchangeError::Timeout))
+}

@@ -1,0 +1,388 @@
+//! Recursion against a programmable offline hierarchy (tests/common/lab.rs): servers
+//! that are lame, silent, unreachable or misconfigured, chains in negative answers,
+//! scrubbing, and how many queries reach each authoritative server. The behaviour
+//! asked for is Unbound's.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use common::*;
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+
+/// The root (10) delegates `test.` to 11; `test.` delegates zones below it to the
+/// servers `delegations` name; `zones` are served as `servers` say.
+fn lab(test_zone: &str, zones: &[(&str, &str)], servers: Vec<Server>) -> Lab {
+    let root = "test. NS ns1.nic.\nns1.nic. LAB 11\n";
+    let mut all: Vec<(&str, &str)> = vec![(".", root), ("test.", test_zone)];
+    all.extend_from_slice(zones);
+    let mut s = vec![
+        Server::new(10, &["."], Mode::Normal),
+        Server::new(11, &["test."], Mode::Normal),
+    ];
+    s.extend(servers);
+    Lab::start(&all, s)
+}
+
+fn start(l: &Lab) -> (tempfile::TempDir, Fanzha) {
+    let dir = tempfile::tempdir().unwrap();
+    let lists = dir.path().join("lists");
+    std::fs::create_dir_all(&lists).unwrap();
+    std::fs::write(lists.join("l.txt"), "blocked.invalid\n").unwrap();
+    let toml = format!(
+        "[blocklist]\ndirs = [\"{}\"]\nallow_dirs = []\n{}",
+        lists.display(),
+        l.resolver_toml()
+    );
+    let f = Fanzha::start(dir.path(), &toml);
+    (dir, f)
+}
+
+fn ips(m: &Message) -> Vec<IpAddr> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn types(m: &Message) -> Vec<RecordType> {
+    m.answers.iter().map(|r| r.record_type()).collect()
+}
+
+/// `example.test.` on servers 12 and 13 (as `modes` say), delegated with glue.
+fn two_servers(m12: Mode, m13: Mode, extra: &str) -> Lab {
+    let tld = "example NS ns1.example.test.\nexample NS ns2.example.test.\n\
+               ns1.example LAB 12\nns2.example LAB 13\n";
+    let zone = format!(
+        "@ NS ns1.example.test.\n@ NS ns2.example.test.\nns1 LAB 12\nns2 LAB 13\n\
+         www A 192.0.2.1\nwww AAAA 2001:db8::1\n{extra}"
+    );
+    let zone: &'static str = Box::leak(zone.into_boxed_str());
+    lab(
+        tld,
+        &[("example.test.", zone)],
+        vec![
+            Server::new(12, &["example.test."], m12),
+            Server::new(13, &["example.test."], m13),
+        ],
+    )
+}
+
+/// Ask `n` fresh names under example.test. (so that the cache does not hide a
+/// failure) and require every one to be answered.
+fn all_answered(f: &Fanzha, names: usize, what: &str) {
+    for i in 0..names {
+        let m = udp(f.dns, &format!("h{i}.example.test."), RecordType::A);
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::NoError,
+            "{what}: h{i}: {m:?}\n{}",
+            f.log_text()
+        );
+        assert_eq!(
+            ips(&m),
+            vec!["192.0.2.1".parse::<IpAddr>().unwrap()],
+            "{what}: h{i}"
+        );
+    }
+}
+
+fn hosts() -> String {
+    (0..8).map(|i| format!("h{i} A 192.0.2.1\n")).collect()
+}
+
+#[test]
+fn a_lame_refusing_failing_or_silent_first_server_costs_a_try_not_the_domain() {
+    for bad in [
+        Mode::Refused,
+        Mode::Servfail,
+        Mode::Silent,
+        Mode::UpwardReferral,
+        Mode::SelfReferral,
+    ] {
+        let l = two_servers(bad, Mode::Normal, &hosts());
+        let (_d, f) = start(&l);
+        all_answered(&f, 8, &format!("{bad:?}"));
+        let bad_seen = l.seen().iter().filter(|s| s.server == 12).count();
+        let good_seen = l.seen().iter().filter(|s| s.server == 13).count();
+        assert!(good_seen >= 8, "{bad:?}: the healthy server answered");
+        // Lame and dead servers are remembered, not asked for every name.
+        assert!(
+            bad_seen <= 3,
+            "{bad:?}: the bad server was asked {bad_seen} times"
+        );
+    }
+}
+
+#[test]
+fn bad_glue_and_unreachable_addresses_fall_through_to_the_next_server() {
+    // The TLD's glue for ns1 points at an address where no server runs.
+    let tld = "example NS ns1.example.test.\nexample NS ns2.example.test.\n\
+               ns1.example LAB 99\nns2.example LAB 13\n";
+    let zone = format!(
+        "@ NS ns1.example.test.\n@ NS ns2.example.test.\nns1 LAB 99\nns2 LAB 13\n{}",
+        hosts()
+    );
+    let zone: &'static str = Box::leak(zone.into_boxed_str());
+    let l = lab(
+        tld,
+        &[("example.test.", zone)],
+        vec![Server::new(13, &["example.test."], Mode::Normal)],
+    );
+    let (_d, f) = start(&l);
+    all_answered(&f, 8, "bad glue");
+}
+
+#[test]
+fn a_parent_child_ns_mismatch_and_a_sold_domain_still_resolve() {
+    // The parent delegates to 12 (which kept the old zone and now refers upward:
+    // the domain was sold) and 13; the child's own NS set names only 13.
+    let tld = "example NS ns1.example.test.\nexample NS ns2.example.test.\n\
+               ns1.example LAB 12\nns2.example LAB 13\n";
+    let zone = format!("@ NS ns2.example.test.\nns2 LAB 13\n{}", hosts());
+    let zone: &'static str = Box::leak(zone.into_boxed_str());
+    let l = lab(
+        tld,
+        &[("example.test.", zone)],
+        vec![
+            Server::new(12, &["example.test."], Mode::UpwardReferral),
+            Server::new(13, &["example.test."], Mode::Normal),
+        ],
+    );
+    let (_d, f) = start(&l);
+    all_answered(&f, 8, "mismatch");
+}
+
+#[test]
+fn glueless_name_servers_are_resolved_and_their_failure_fails_only_them() {
+    // example.test. is served by ns.other.test. (no glue: resolved through
+    // other.test.) and by ns.dead.test., whose own zone is served by nobody.
+    let tld = "example NS ns.other.test.\nexample NS ns.dead.test.\n\
+               other NS ns.other.test.\nns.other LAB 14\n\
+               dead NS ns.dead.test.\nns.dead LAB 98\n";
+    let zone = format!("@ NS ns.other.test.\n{}", hosts());
+    let zone: &'static str = Box::leak(zone.into_boxed_str());
+    let l = lab(
+        tld,
+        &[
+            ("example.test.", zone),
+            ("other.test.", "@ NS ns.other.test.\nns LAB 14\n"),
+        ],
+        vec![Server::new(
+            14,
+            &["example.test.", "other.test."],
+            Mode::Normal,
+        )],
+    );
+    let (_d, f) = start(&l);
+    all_answered(&f, 4, "glueless");
+}
+
+#[test]
+fn chains_stay_in_negative_answers() {
+    let extra = "alias CNAME host.example.test.\nhost A 192.0.2.5\n\
+                 dangling CNAME gone.example.test.\n\
+                 out CNAME missing.other.test.\n\
+                 c1 CNAME c2.other.test.\n\
+                 old DNAME new.other.test.\n\
+                 v6 CNAME host.example.test.\n";
+    let l = lab(
+        "example NS ns1.example.test.\nns1.example LAB 12\n\
+         other NS ns1.other.test.\nns1.other LAB 13\n",
+        &[
+            (
+                "example.test.",
+                Box::leak(
+                    format!("@ NS ns1.example.test.\nns1 LAB 12\nwww A 192.0.2.1\n{extra}")
+                        .into_boxed_str(),
+                ),
+            ),
+            (
+                "other.test.",
+                "@ NS ns1.other.test.\nns1 LAB 13\nc2 CNAME c3.other.test.\nc3 CNAME www.example.test.\nnew A 192.0.2.9\n",
+            ),
+        ],
+        vec![
+            Server::new(12, &["example.test."], Mode::Normal),
+            Server::new(13, &["other.test."], Mode::Normal),
+        ],
+    );
+    let (_d, f) = start(&l);
+    // CNAME then NODATA: NOERROR with the CNAME.
+    let m = udp(f.dns, "alias.example.test.", RecordType::TXT);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert_eq!(types(&m), vec![RecordType::CNAME], "{m:?}");
+    // Dangling CNAME: NXDOMAIN with the CNAME.
+    let m = udp(f.dns, "dangling.example.test.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "{m:?}");
+    assert_eq!(types(&m), vec![RecordType::CNAME]);
+    // Across zones, to a name that does not exist.
+    let m = udp(f.dns, "out.example.test.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "{m:?}");
+    assert_eq!(types(&m), vec![RecordType::CNAME]);
+    // Three links across two zones, then the address.
+    let m = udp(f.dns, "c1.example.test.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert_eq!(
+        types(&m),
+        vec![
+            RecordType::CNAME,
+            RecordType::CNAME,
+            RecordType::CNAME,
+            RecordType::A
+        ],
+        "{m:?}"
+    );
+    // AAAA at the end of a chain: the chain, then NODATA (host has no AAAA).
+    let m = udp(f.dns, "v6.example.test.", RecordType::AAAA);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(types(&m), vec![RecordType::CNAME]);
+    // DNAME, then a name that does not exist under its target.
+    let m = udp(f.dns, "nothere.old.example.test.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "{m:?}");
+    assert_eq!(
+        types(&m),
+        vec![RecordType::DNAME, RecordType::CNAME],
+        "{m:?}"
+    );
+    // The negative answers carry the SOA of the zone that said so.
+    assert!(
+        m.authorities
+            .iter()
+            .any(|r| r.record_type() == RecordType::SOA && r.name.to_ascii() == "other.test."),
+        "{m:?}"
+    );
+}
+
+#[test]
+fn wrong_types_out_of_zone_records_and_duplicates_are_scrubbed() {
+    for (mode, qtype) in [
+        (Mode::WrongType, RecordType::AAAA),
+        (Mode::Duplicates, RecordType::A),
+        (Mode::Poison, RecordType::A),
+    ] {
+        let l = two_servers(mode, mode, "");
+        let (_d, f) = start(&l);
+        let m = udp(f.dns, "www.example.test.", qtype);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{mode:?}");
+        assert_eq!(types(&m), vec![qtype], "{mode:?}: {m:?}");
+        assert!(
+            m.additionals
+                .iter()
+                .chain(&m.authorities)
+                .all(|r| !r.name.to_ascii().contains("poison")),
+            "{mode:?}: {m:?}"
+        );
+    }
+}
+
+#[test]
+fn an_oversize_udp_answer_is_taken_as_truncated_and_asked_again_over_tcp() {
+    let big: String = (0..40)
+        .map(|i| format!("big TXT {i:02} {}\n", "x".repeat(60)))
+        .collect();
+    let l = two_servers(Mode::OversizeUdp, Mode::OversizeUdp, &big);
+    let (_d, f) = start(&l);
+    let m = tcp(
+        f.dns,
+        &make_query("big.example.test.", RecordType::TXT, true),
+    );
+    assert_eq!(
+        m.metadata.response_code,
+        ResponseCode::NoError,
+        "{m:?}\n{}",
+        f.log_text()
+    );
+    assert_eq!(m.answers.len(), 40);
+    assert!(
+        l.seen()
+            .iter()
+            .any(|s| s.tcp && s.name == "big.example.test."),
+        "asked again over TCP"
+    );
+}
+
+#[test]
+fn notimp_answers_set_no_ra_and_do_not_echo_cd() {
+    let l = two_servers(Mode::Normal, Mode::Normal, "");
+    let (_d, f) = start(&l);
+    let mut q = make_query("www.example.test.", RecordType::AXFR, false);
+    q.metadata.checking_disabled = true;
+    let raw = udp_raw(
+        f.dns,
+        &q.to_vec().unwrap(),
+        std::time::Duration::from_secs(2),
+    )
+    .unwrap();
+    let m = Message::from_vec(&raw).unwrap();
+    assert_eq!(m.metadata.response_code, ResponseCode::NotImp);
+    assert!(!m.metadata.recursion_available, "{m:?}");
+    assert!(!m.metadata.checking_disabled, "{m:?}");
+}
+
+#[test]
+fn fresh_names_cost_one_query_each_and_parents_never_see_the_full_name() {
+    let names: String = (0..30)
+        .map(|i| format!("n{i}.deep A 192.0.2.1\n"))
+        .collect();
+    let l = two_servers(Mode::Normal, Mode::Normal, &names);
+    let (_d, f) = start(&l);
+    for i in 0..30 {
+        let m = udp(f.dns, &format!("n{i}.deep.example.test."), RecordType::A);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError, "n{i}");
+    }
+    let seen = l.seen();
+    for s in &seen {
+        let labels = s
+            .name
+            .trim_end_matches('.')
+            .split('.')
+            .filter(|x| !x.is_empty())
+            .count();
+        match s.server {
+            10 => assert!(labels <= 1, "the root saw {}", s.name),
+            11 => assert!(labels <= 2, "the TLD saw {}", s.name),
+            _ => {}
+        }
+    }
+    // One query per fresh name at the zone, after a descent of root, TLD and the
+    // zone's empty non-terminal `deep`; no (server, name, type) asked twice.
+    assert!(
+        seen.len() <= 30 + 4,
+        "{} upstream queries for 30 names: {seen:?}",
+        seen.len()
+    );
+    let mut count: HashMap<(u8, String, RecordType), usize> = HashMap::new();
+    for s in &seen {
+        *count
+            .entry((s.server, s.name.clone(), s.qtype))
+            .or_default() += 1;
+    }
+    assert!(count.values().all(|n| *n == 1), "{count:?}");
+}
+
+#[test]
+fn identical_queries_in_flight_are_merged() {
+    let l = two_servers(Mode::Normal, Mode::Normal, "same A 192.0.2.7\n");
+    let (_d, f) = start(&l);
+    let dns = f.dns;
+    let threads: Vec<_> = (0..16)
+        .map(|_| std::thread::spawn(move || udp(dns, "same.example.test.", RecordType::A)))
+        .collect();
+    for t in threads {
+        let m = t.join().unwrap();
+        assert_eq!(ips(&m), vec!["192.0.2.7".parse::<IpAddr>().unwrap()]);
+    }
+    let asked = l
+        .seen()
+        .iter()
+        .filter(|s| s.name == "same.example.test.")
+        .count();
+    assert_eq!(asked, 1, "{:?}", l.seen());
+}
