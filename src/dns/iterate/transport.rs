@@ -75,7 +75,9 @@ pub async fn udp(
     sock.send(packet)
         .await
         .map_err(ExchangeError::Unreachable)?;
-    let mut buf = vec![0u8; 65_535];
+    // One byte more than advertised: a reply that fills it is larger than allowed
+    // (the kernel cuts the rest) and is taken as truncated.
+    let mut buf = [0u8; EDNS_PAYLOAD as usize + 1];
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let n = match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
