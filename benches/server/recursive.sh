@@ -8,7 +8,8 @@
 #                                           network namespace that has only "lo")
 # Environment: ZONES (300), DELAY_MS (10), NAMES (20000 unique names per rate),
 #   RATES ("500 1000 2000"), ZIPF (20000 queries), PEERS ("fanzha unbound kresd pdns"),
-#   OUT (target/bench/recursive). Results: $OUT/results.md and $OUT/raw.tsv.
+#   OUT (target/bench/recursive), FANZHA_RESOLVER (extra [resolver] lines for fanzha,
+#   e.g. "cache_size = 20000"). Results: $OUT/results.md and $OUT/raw.tsv.
 #
 # Workloads, per resolver, from a cold start:
 #   unique  NAMES names never asked before (every query a cache miss), offered at
@@ -143,6 +144,7 @@ threads = 1
 mode = "recursive"
 root_hints = ["127.1.0.1"]
 allow_nameservers = ["127.0.0.0/8"]
+${FANZHA_RESOLVER:-}
 [blocklist]
 dirs = ["$dir/lists"]
 allow_dirs = []

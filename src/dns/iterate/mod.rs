@@ -109,9 +109,12 @@ impl Iterator {
     /// An iterator with `settings`, counting its upstream exchanges in `upstream`
     /// (one label, the result).
     pub fn new(settings: Settings, upstream: IntCounterVec) -> Iterator {
+        // The engine keeps every client answer (`cache_size` of them); the iterator
+        // needs its own answers mostly for what a resolution is made of (name-server
+        // addresses, chain links, empty non-terminals), so a quarter is enough.
         Iterator {
-            answers: Expiring::new(settings.cache_entries.max(1024)),
-            zones: Expiring::new((settings.cache_entries / 4).max(1024)),
+            answers: Expiring::new((settings.cache_entries / 4).max(1024)),
+            zones: Expiring::new((settings.cache_entries / 8).max(1024)),
             s: settings,
             infra: Infra::default(),
             inflight: Mutex::new(HashMap::new()),
