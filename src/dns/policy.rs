@@ -173,20 +173,12 @@ impl Policy {
         now: Instant,
         buf: &mut Vec<u8>,
     ) -> Decision {
-        let q = match wire::parse_query(packet) {
+        let parsed = wire::parse_query(packet);
+        if let Some(d) = self.admit(&parsed, packet, client, limiter, now, buf) {
+            return d;
+        }
+        let q = match parsed {
             Ok(q) => q,
-            Err(ParseError::Drop) => return Decision::Drop(Outcome::Dropped),
-            Err(ParseError::Reply {
-                rcode: rc,
-                question_end,
-            }) => {
-                if !self.acl.allows(client) {
-                    wire::error_response(buf, packet, question_end, rcode::REFUSED, None);
-                    return Decision::Answer(Outcome::Refused);
-                }
-                wire::error_response(buf, packet, question_end, rc, None);
-                return Decision::Answer(Outcome::Malformed);
-            }
             Err(ParseError::BadVersion { question_end }) => {
                 // BADVERS = 16: high bits 1 in the OPT, low bits 0 in the header.
                 let mut w = ResponseWriter::start(buf, packet, question_end, 0, false);
@@ -194,20 +186,15 @@ impl Policy {
                 w.finish();
                 return Decision::Answer(Outcome::Malformed);
             }
+            Err(ParseError::Reply {
+                rcode: rc,
+                question_end,
+            }) => {
+                wire::error_response(buf, packet, question_end, rc, None);
+                return Decision::Answer(Outcome::Malformed);
+            }
+            Err(ParseError::Drop) => return Decision::Drop(Outcome::Dropped),
         };
-        if !self.acl.allows(client) {
-            wire::error_response(buf, packet, q.question_end, rcode::REFUSED, q.edns);
-            return Decision::Answer(Outcome::Refused);
-        }
-        if !limiter.admit(client, now) {
-            return match self.limit_action {
-                LimitAction::Drop => Decision::Drop(Outcome::RateLimited),
-                LimitAction::Refuse => {
-                    wire::error_response(buf, packet, q.question_end, rcode::REFUSED, q.edns);
-                    Decision::Answer(Outcome::RateLimited)
-                }
-            };
-        }
         if q.qclass != 1 {
             wire::error_response(buf, packet, q.question_end, rcode::REFUSED, q.edns);
             return Decision::Answer(Outcome::Malformed);
@@ -257,6 +244,42 @@ impl Policy {
             return Decision::Answer(Outcome::Local);
         }
         Decision::Resolve(q)
+    }
+
+    /// Admission, for every packet that would get an answer, errors included: a
+    /// client outside the ACL gets REFUSED and nothing else, and a client over its
+    /// rate is refused or dropped. `None`: admitted.
+    fn admit(
+        &self,
+        parsed: &Result<Query, ParseError>,
+        packet: &[u8],
+        client: IpAddr,
+        limiter: &RateLimiter,
+        now: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Option<Decision> {
+        let question_end = match parsed {
+            Ok(q) => q.question_end,
+            Err(ParseError::Drop) => return Some(Decision::Drop(Outcome::Dropped)),
+            Err(
+                ParseError::Reply { question_end, .. } | ParseError::BadVersion { question_end },
+            ) => *question_end,
+        };
+        let edns = parsed.as_ref().ok().and_then(|q| q.edns);
+        if !self.acl.allows(client) {
+            wire::error_response(buf, packet, question_end, rcode::REFUSED, edns);
+            return Some(Decision::Answer(Outcome::Refused));
+        }
+        if limiter.admit(client, now) {
+            return None;
+        }
+        Some(match self.limit_action {
+            LimitAction::Drop => Decision::Drop(Outcome::RateLimited),
+            LimitAction::Refuse => {
+                wire::error_response(buf, packet, question_end, rcode::REFUSED, edns);
+                Decision::Answer(Outcome::RateLimited)
+            }
+        })
     }
 
     /// The action for a hit: the category's override, else the list's.

@@ -208,7 +208,8 @@ pub fn parse_query(p: &[u8]) -> Result<Query, ParseError> {
         if len > 63 || labels.n as usize >= 127 {
             return Err(formerr);
         }
-        if i + 1 + len > p.len() || i + 1 + len - HEADER_LEN > 255 {
+        // 255 octets at most on the wire, the root label's zero byte included.
+        if i + 1 + len > p.len() || i + 1 + len + 1 - HEADER_LEN > 255 {
             return Err(formerr);
         }
         labels.at[labels.n as usize] = ((i + 1) as u16, len as u8);

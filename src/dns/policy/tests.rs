@@ -184,3 +184,50 @@ fn token_bucket() {
     assert_eq!(admitted, 5, "10/s refills 5 in half a second");
     assert!(RateLimiter::new(0, 0).admit(ip, t0));
 }
+
+#[test]
+fn error_answers_are_admitted_like_any_other() {
+    let (_d, l) = list();
+    let p = policy();
+    // BADVERS (EDNS version 1) and FORMERR from outside the ACL: REFUSED, nothing else.
+    let mut badvers = q("ok.top.", RecordType::A, true);
+    let opt_version = badvers.len() - 5; // OPT ends: ext-rcode, version, flags(2), rdlen(2)
+    badvers[opt_version] = 1;
+    let (d, _) = run(&p, &l, &badvers, "127.0.0.1");
+    assert!(matches!(d, Decision::Answer(Outcome::Malformed)), "{d:?}");
+    let mut formerr = q("ok.top.", RecordType::A, false);
+    formerr[5] = 2;
+    for pkt in [&badvers, &formerr] {
+        let (d, m) = run(&p, &l, pkt, "203.0.113.9");
+        assert!(matches!(d, Decision::Answer(Outcome::Refused)), "{d:?}");
+        assert_eq!(m.unwrap().metadata.response_code, ResponseCode::Refused);
+    }
+    // Error answers take tokens: a client past its rate gets no FORMERR either.
+    let limiter = RateLimiter::new(1, 2);
+    let now = Instant::now();
+    let mut outcomes = Vec::new();
+    for _ in 0..4 {
+        let mut buf = Vec::new();
+        let d = p.decide(
+            &formerr,
+            "10.9.9.9".parse().unwrap(),
+            &l,
+            &limiter,
+            now,
+            &mut buf,
+        );
+        outcomes.push(match d {
+            Decision::Answer(o) | Decision::Drop(o) => o,
+            other => panic!("{other:?}"),
+        });
+    }
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Malformed,
+            Outcome::Malformed,
+            Outcome::RateLimited,
+            Outcome::RateLimited
+        ]
+    );
+}

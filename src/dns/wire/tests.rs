@@ -210,3 +210,37 @@ fn errors_and_truncation() {
     assert!(m.answers.is_empty());
     assert!(m.edns.is_some());
 }
+
+/// A query whose name takes exactly `octets` on the wire (labels of up to 63).
+fn query_of_length(octets: usize) -> Vec<u8> {
+    let mut p = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    let mut left = octets - 1; // the root label's zero byte
+    while left > 0 {
+        let len = (left - 1).min(63);
+        p.push(len as u8);
+        p.extend(std::iter::repeat_n(b'a', len));
+        left -= len + 1;
+    }
+    p.push(0);
+    p.extend_from_slice(&[0, 1, 0, 1]);
+    p
+}
+
+#[test]
+fn names_are_at_most_255_octets_on_the_wire() {
+    for octets in [250, 254, 255] {
+        assert!(parse_query(&query_of_length(octets)).is_ok(), "{octets}");
+    }
+    for octets in [256, 257, 300] {
+        assert!(
+            matches!(
+                parse_query(&query_of_length(octets)),
+                Err(ParseError::Reply {
+                    rcode: rcode::FORMERR,
+                    ..
+                })
+            ),
+            "{octets}"
+        );
+    }
+}
