@@ -70,3 +70,66 @@ fn secure_answers_carry_ad_and_bogus_ones_fail() {
     let m = ask("blocked.example.test.", false);
     assert!(m.metadata.authoritative);
 }
+
+#[test]
+fn denials_and_insecure_zones_are_answered_not_failed() {
+    let keys = Arc::new(Keys {
+        root: ZoneKey::new(),
+        test: ZoneKey::new(),
+        example: ZoneKey::new(),
+        bogus: ZoneKey::new(),
+        bogus_ds: ZoneKey::new(),
+    });
+    let h = Hierarchy::start_signed(keys.clone());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("root.key"), keys.root.anchor_line() + "\n").unwrap();
+    let resolver = h.resolver_toml().replace(
+        "[resolver]\n",
+        "[resolver]\ndnssec = true\ntrust_anchor = \"root.key\"\n",
+    );
+    let toml = format!("{}{}", lists_toml(dir.path()), resolver);
+    let f = Fanzha::start(dir.path(), &toml);
+    let ask = |n: &str, t: RecordType| {
+        let mut q = make_query(n, t, false);
+        let mut e = Edns::new();
+        e.set_max_payload(1232);
+        e.set_dnssec_ok(true);
+        q.set_edns(e);
+        udp_from(
+            "127.0.0.1".parse().unwrap(),
+            f.dns,
+            &q,
+            Duration::from_secs(5),
+        )
+        .unwrap()
+    };
+    // A name that does not exist in a signed zone: NXDOMAIN, proven.
+    let m = ask("nothere.example.test.", RecordType::A);
+    assert_eq!(
+        m.metadata.response_code,
+        ResponseCode::NXDomain,
+        "{m:?}\n{}",
+        f.log_text()
+    );
+    // A type the name lacks: NODATA.
+    let m = ask("www.example.test.", RecordType::TXT);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert!(m.answers.iter().all(|r| r.record_type() != RecordType::A));
+    // An unsigned zone below a signed parent (no DS): answered, without AD.
+    let m = ask("www.half.test.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert!(!m.metadata.authentic_data, "{m:?}");
+    // A CNAME chain inside the signed zone is answered whole, and secure.
+    let m = ask("alias.example.test.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert!(
+        m.answers
+            .iter()
+            .any(|r| r.record_type() == RecordType::CNAME),
+        "{m:?}"
+    );
+    assert!(
+        m.answers.iter().any(|r| r.record_type() == RecordType::A),
+        "{m:?}"
+    );
+}

@@ -199,7 +199,6 @@ impl Engine {
             .resolve(
                 hq.name().to_lowercase(),
                 hq.query_type(),
-                dnssec_ok,
                 req.metadata.checking_disabled,
                 self.deadline,
             )

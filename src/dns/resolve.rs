@@ -1,10 +1,11 @@
-//! Resolver backends: the hickory recursor (from root hints) or a forwarder to
-//! upstreams, behind one `resolve` that never takes longer than a deadline.
+//! Resolver backends: fanzha's iterator from the root hints (with hickory's DNSSEC
+//! validator on top when validating), or a forwarder to upstreams, behind one
+//! `resolve` that never takes longer than a deadline.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hickory_proto::dnssec::{Proof, TrustAnchors};
 use hickory_proto::op::{Query, ResponseCode};
@@ -14,13 +15,17 @@ use hickory_resolver::config::{
     ResolverOpts,
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::recursor::{DnssecConfig, DnssecPolicy, Recursor, RecursorOptions};
 use hickory_resolver::{ConnectionProvider, PoolContext, Resolver, TlsConfig};
 use ipnet::IpNet;
 
+use super::iterate::handle::IterHandle;
 use super::iterate::{Iterator, Settings, Step, default_deny};
 use crate::config::{Config, ResolverConfig, ResolverMode};
 use crate::metrics::Metrics;
+use futures_util::StreamExt;
+use hickory_proto::op::DnsRequestOptions;
+use hickory_resolver::net::dnssec::DnssecDnsHandle;
+use hickory_resolver::net::xfer::DnsHandle;
 
 /// The IANA root servers (a–m), IPv4 and IPv6.
 pub const ROOT_HINTS: &[&str] = &[
@@ -137,8 +142,14 @@ impl ConnectionProvider for MappedPortProvider {
 pub enum Backend {
     /// Iterate from the roots with fanzha's own iterator.
     Iterative(Arc<Iterator>),
-    /// Iterate from the roots with hickory's validating recursor (`dnssec = true`).
-    Recursive(Arc<Recursor<MappedPortProvider>>),
+    /// Iterate from the roots with fanzha's own iterator, asking for signatures, and
+    /// validate with hickory's DNSSEC validator on top of it (`dnssec = true`).
+    Validating {
+        /// The iterator, for queries with CD (checking disabled).
+        iter: Arc<Iterator>,
+        /// The validator over the iterator.
+        handle: DnssecDnsHandle<IterHandle>,
+    },
     /// Forward to upstreams.
     Forward(Arc<Resolver<MappedPortProvider>>),
 }
@@ -175,8 +186,8 @@ impl Backend {
     pub fn from_config(cfg: &Config, metrics: &Metrics) -> Result<Backend, BackendError> {
         let c = &cfg.resolver;
         match c.mode {
-            ResolverMode::Recursive if !c.dnssec => Ok(iterative(c, metrics)),
-            ResolverMode::Recursive => validating(c),
+            ResolverMode::Recursive if !c.dnssec => Ok(iterative(c, metrics, false)),
+            ResolverMode::Recursive => validating(c, metrics),
             ResolverMode::Forward => forwarding(c),
         }
     }
@@ -186,11 +197,10 @@ impl Backend {
         &self,
         name: Name,
         qtype: RecordType,
-        dnssec_ok: bool,
         checking_disabled: bool,
         deadline: Duration,
     ) -> Resolved {
-        let inner = self.resolve_inner(name, qtype, dnssec_ok, checking_disabled);
+        let inner = self.resolve_inner(name, qtype, checking_disabled);
         match tokio::time::timeout(deadline, inner).await {
             Ok(r) => r,
             Err(_) => Resolved::Failed(format!("no answer within {} ms", deadline.as_millis())),
@@ -201,82 +211,21 @@ impl Backend {
         &self,
         name: Name,
         qtype: RecordType,
-        dnssec_ok: bool,
         checking_disabled: bool,
     ) -> Resolved {
         match self {
-            Backend::Iterative(it) => match it.resolve(name, qtype).await {
-                Step::Answer(answers) => Resolved::Answer {
-                    answers,
-                    authorities: vec![],
-                    authentic: false,
-                },
-                Step::NxDomain(answers, soa) => Resolved::Negative {
-                    nxdomain: true,
-                    soa: soa.map(Box::new),
-                    answers,
-                },
-                Step::NoData(answers, soa) => Resolved::Negative {
-                    nxdomain: false,
-                    soa: soa.map(Box::new),
-                    answers,
-                },
-                Step::Alias(..) => Resolved::Failed("an alias left unresolved".into()),
-                Step::Fail(why) => Resolved::Failed(why),
-            },
-            Backend::Recursive(r) => {
-                let validating = r.is_validating();
-                match r
-                    .resolve(Query::query(name, qtype), Instant::now(), dnssec_ok)
-                    .await
-                {
-                    Ok(m)
-                        if validating
-                            && !checking_disabled
-                            && m.all_sections().any(|r| r.proof == Proof::Bogus) =>
-                    {
-                        Resolved::Failed("DNSSEC validation failed (bogus)".into())
-                    }
-                    Ok(m) => match m.metadata.response_code {
-                        ResponseCode::NoError if m.answers.is_empty() => Resolved::Negative {
-                            nxdomain: false,
-                            soa: soa_of(&m),
-                            answers: vec![],
-                        },
-                        ResponseCode::NoError => Resolved::Answer {
-                            authentic: validating
-                                && m.answers.iter().all(|r| r.proof == Proof::Secure),
-                            answers: m.answers,
-                            authorities: vec![],
-                        },
-                        ResponseCode::NXDomain => Resolved::Negative {
-                            nxdomain: true,
-                            soa: soa_of(&m),
-                            answers: m.answers,
-                        },
-                        other => Resolved::Failed(format!("upstream answered {other}")),
-                    },
-                    Err(e) if e.is_nx_domain() || e.is_no_records_found() => {
-                        let nx = e.is_nx_domain();
-                        match e.into_soa() {
-                            Some(soa) => Resolved::Negative {
-                                nxdomain: nx,
-                                soa: Some(Box::new(soa.into_record_of_rdata())),
-                                answers: vec![],
-                            },
-                            // The recursor reports unreachable servers as a negative answer
-                            // without SOA; a real authoritative NXDOMAIN carries one (RFC 2308).
-                            None if nx => Resolved::Failed(
-                                "negative answer without SOA (servers unreachable?)".into(),
-                            ),
-                            None => Resolved::Negative {
-                                nxdomain: false,
-                                soa: None,
-                                answers: vec![],
-                            },
-                        }
-                    }
-                    Err(e) => Resolved::Failed(e.to_string()),
+            Backend::Iterative(it) => from_step(it.resolve(name, qtype).await),
+            // CD: the data as it is, not validated (RFC 4035 §3.2.2).
+            Backend::Validating { iter, .. } if checking_disabled => {
+                from_step(iter.resolve(name, qtype).await)
+            }
+            Backend::Validating { handle, .. } => {
+                let mut answers =
+                    handle.lookup(Query::query(name, qtype), DnsRequestOptions::default());
+                match answers.next().await {
+                    Some(Ok(resp)) => validated(resp.into_message()),
+                    Some(Err(e)) => Resolved::Failed(e.to_string()),
+                    None => Resolved::Failed("no answer from the validator".into()),
                 }
             }
             Backend::Forward(r) => match r.lookup(name, qtype).await {
@@ -315,8 +264,8 @@ fn roots_and_ports(c: &ResolverConfig) -> (Vec<IpAddr>, Vec<(IpNet, u16)>) {
     (roots, ports)
 }
 
-/// Recursion with fanzha's own iterator.
-fn iterative(c: &ResolverConfig, metrics: &Metrics) -> Backend {
+/// Recursion with fanzha's own iterator (`dnssec`: asking for signatures and proofs).
+fn iterative(c: &ResolverConfig, metrics: &Metrics, dnssec: bool) -> Backend {
     let (roots, ports) = roots_and_ports(c);
     let settings = Settings {
         roots,
@@ -325,36 +274,84 @@ fn iterative(c: &ResolverConfig, metrics: &Metrics) -> Backend {
         allow: c.allow_nameservers.clone(),
         timeout: c.timeout,
         cache_entries: c.cache_size as usize,
+        dnssec,
     };
     Backend::Iterative(Arc::new(Iterator::new(settings, metrics.upstream.clone())))
 }
 
-/// Recursion with DNSSEC validation, by hickory's recursor.
-fn validating(c: &ResolverConfig) -> Result<Backend, BackendError> {
-    let err = |why| BackendError {
-        mode: "recursive",
-        why,
+/// Recursion with DNSSEC validation: fanzha's iterator (asking with DO set and keeping
+/// signatures and denial proofs) under hickory's validator.
+fn validating(c: &ResolverConfig, metrics: &Metrics) -> Result<Backend, BackendError> {
+    let Backend::Iterative(iter) = iterative(c, metrics, true) else {
+        unreachable!("iterative() builds an iterator")
     };
-    let (roots, ports) = roots_and_ports(c);
-    let provider = MappedPortProvider::new(ports, c.timeout, None).map_err(err)?;
-    let opts = RecursorOptions {
-        allow_server: c.allow_nameservers.clone(),
-        response_cache_size: c.cache_size.max(1),
-        ..RecursorOptions::default()
-    };
-    let mut dc = DnssecConfig::default();
-    if let Some(p) = &c.trust_anchor {
-        let ta = TrustAnchors::from_file(p).map_err(|e| {
-            err(format!(
+    let anchors = match &c.trust_anchor {
+        Some(p) => TrustAnchors::from_file(p).map_err(|e| BackendError {
+            mode: "recursive",
+            why: format!(
                 "cannot read trust anchor {} (resolver.trust_anchor): {e}",
                 p.display()
-            ))
-        })?;
-        dc.trust_anchor = Some(Arc::new(ta));
+            ),
+        })?,
+        None => TrustAnchors::default(),
+    };
+    let handle = DnssecDnsHandle::with_trust_anchor(IterHandle(iter.clone()), Arc::new(anchors));
+    Ok(Backend::Validating { iter, handle })
+}
+
+/// What the client gets for an iterator's step.
+fn from_step(step: Step) -> Resolved {
+    match step {
+        Step::Answer(answers) => Resolved::Answer {
+            answers,
+            authorities: vec![],
+            authentic: false,
+        },
+        Step::NxDomain(answers, auth) => Resolved::Negative {
+            nxdomain: true,
+            soa: first_soa(&auth),
+            answers,
+        },
+        Step::NoData(answers, auth) => Resolved::Negative {
+            nxdomain: false,
+            soa: first_soa(&auth),
+            answers,
+        },
+        Step::Alias(..) => Resolved::Failed("an alias left unresolved".into()),
+        Step::Fail(why) => Resolved::Failed(why),
     }
-    let policy = DnssecPolicy::ValidateWithStaticKey(dc);
-    let r = Recursor::new(&roots, policy, None, opts, provider).map_err(|e| err(e.to_string()))?;
-    Ok(Backend::Recursive(Arc::new(r)))
+}
+
+/// What the client gets for a validated answer: SERVFAIL when anything is bogus,
+/// AD when every answer record is secure.
+fn validated(m: hickory_proto::op::Message) -> Resolved {
+    if m.all_sections().any(|r| r.proof == Proof::Bogus) {
+        return Resolved::Failed("DNSSEC validation failed (bogus)".into());
+    }
+    match m.metadata.response_code {
+        ResponseCode::NoError
+            if m.answers.iter().all(|r| {
+                r.record_type() == RecordType::CNAME || r.record_type() == RecordType::RRSIG
+            }) =>
+        {
+            Resolved::Negative {
+                nxdomain: false,
+                soa: soa_of(&m),
+                answers: m.answers,
+            }
+        }
+        ResponseCode::NoError => Resolved::Answer {
+            authentic: m.answers.iter().all(|r| r.proof == Proof::Secure),
+            answers: m.answers,
+            authorities: vec![],
+        },
+        ResponseCode::NXDomain => Resolved::Negative {
+            nxdomain: true,
+            soa: soa_of(&m),
+            answers: m.answers,
+        },
+        other => Resolved::Failed(format!("upstream answered {other}")),
+    }
 }
 
 /// Forwarding to the configured upstreams.
@@ -389,6 +386,14 @@ fn forwarding(c: &ResolverConfig) -> Result<Backend, BackendError> {
     o.edns0 = true;
     let r = b.build().map_err(|e| err(e.to_string()))?;
     Ok(Backend::Forward(Arc::new(r)))
+}
+
+/// The first SOA of an authority section.
+fn first_soa(auth: &[Record]) -> Option<Box<Record>> {
+    auth.iter()
+        .find(|r| r.record_type() == RecordType::SOA)
+        .cloned()
+        .map(Box::new)
 }
 
 /// The SOA of a negative answer's authority section.
@@ -442,7 +447,7 @@ pub fn describe(cfg: &Config) -> String {
                 format!("{} root hint(s)", c.root_hints.len())
             },
             if c.dnssec {
-                "hickory's validating recursor"
+                "fanzha's iterator under hickory's DNSSEC validator"
             } else {
                 "fanzha's iterator"
             }

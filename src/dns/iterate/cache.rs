@@ -94,9 +94,10 @@ pub fn ttl_of(step: &Step) -> Duration {
     let secs = match step {
         Step::Answer(rs) => least(rs).unwrap_or(0).min(MAX_TTL),
         Step::Alias(chain, _) => least(chain).unwrap_or(0).min(MAX_TTL),
-        Step::NxDomain(chain, soa) | Step::NoData(chain, soa) => {
-            let neg = soa
-                .as_ref()
+        Step::NxDomain(chain, auth) | Step::NoData(chain, auth) => {
+            let neg = auth
+                .iter()
+                .find(|r| r.record_type() == RecordType::SOA)
                 .map(negative_ttl)
                 .unwrap_or(NO_SOA_NEGATIVE_TTL);
             least(chain).unwrap_or(u32::MAX).min(neg)
@@ -131,14 +132,8 @@ pub fn aged(step: &Step, left: Duration) -> Step {
     match step {
         Step::Answer(rs) => Step::Answer(age(rs)),
         Step::Alias(rs, t) => Step::Alias(age(rs), t.clone()),
-        Step::NxDomain(rs, soa) => Step::NxDomain(
-            age(rs),
-            soa.as_ref().map(|s| age(std::slice::from_ref(s)).remove(0)),
-        ),
-        Step::NoData(rs, soa) => Step::NoData(
-            age(rs),
-            soa.as_ref().map(|s| age(std::slice::from_ref(s)).remove(0)),
-        ),
+        Step::NxDomain(rs, auth) => Step::NxDomain(age(rs), age(auth)),
+        Step::NoData(rs, auth) => Step::NoData(age(rs), age(auth)),
         Step::Fail(w) => Step::Fail(w.clone()),
     }
 }

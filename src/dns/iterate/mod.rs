@@ -14,6 +14,7 @@
 //! answer, positive or negative. Identical lookups in flight are merged.
 
 pub mod cache;
+pub mod handle;
 pub mod infra;
 pub mod scrub;
 pub mod transport;
@@ -57,10 +58,12 @@ pub enum Step {
     Answer(Vec<Record>),
     /// A chain to follow, and where it leads.
     Alias(Vec<Record>, Name),
-    /// The name (or the chain's end) does not exist; the chain and the SOA.
-    NxDomain(Vec<Record>, Option<Record>),
-    /// No records of the type; the chain and the SOA.
-    NoData(Vec<Record>, Option<Record>),
+    /// The name (or the chain's end) does not exist; the chain, and the authority
+    /// section: the zone's SOA (first) and, when validating, the NSEC/NSEC3 proofs
+    /// and signatures.
+    NxDomain(Vec<Record>, Vec<Record>),
+    /// No records of the type; the chain and the authority section, as above.
+    NoData(Vec<Record>, Vec<Record>),
     /// No server gave a usable answer.
     Fail(String),
 }
@@ -80,6 +83,8 @@ pub struct Settings {
     pub timeout: Duration,
     /// Entries of the answer cache.
     pub cache_entries: usize,
+    /// Ask with DO set and keep signatures and denial proofs (for a validator on top).
+    pub dnssec: bool,
 }
 
 /// A budget of upstream queries shared by a client query and its glue lookups.
@@ -190,9 +195,11 @@ impl Iterator {
         })
     }
 
-    /// The closest zone cut above `name` that is cached, or the root.
-    fn closest(&self, name: &Name, now: Instant) -> Delegation {
-        for k in (1..=name.num_labels()).rev() {
+    /// The closest zone cut above `name` that is cached, or the root. A DS record
+    /// lives in the parent of its zone, so for DS the cut at `name` itself is passed.
+    fn closest(&self, name: &Name, qtype: RecordType, now: Instant) -> Delegation {
+        let top = name.num_labels() - u8::from(qtype == RecordType::DS && !name.is_root());
+        for k in (1..=top).rev() {
             if let Some((d, _)) = self.zones.get(&name.trim_to(k as usize), now) {
                 return (*d).clone();
             }
@@ -212,7 +219,7 @@ impl Iterator {
         budget: &Budget,
         depth: u8,
     ) -> Step {
-        let mut zone = self.closest(name, Instant::now());
+        let mut zone = self.closest(name, qtype, Instant::now());
         let mut minimise = true;
         let mut labels = zone.zone.num_labels() + 1;
         for _ in 0..MAX_STEPS {
@@ -235,7 +242,7 @@ impl Iterator {
                     continue;
                 }
             }
-            let kind = match self.ask(&mut zone, &qn, qt, budget, depth).await {
+            let (kind, msg) = match self.ask(&mut zone, &qn, qt, budget, depth).await {
                 Ok(k) => k,
                 Err(_) if minimised => {
                     minimise = false;
@@ -270,7 +277,10 @@ impl Iterator {
                 // Relaxed minimisation: anything else, ask for the full name.
                 _ if minimised => minimise = false,
                 kind => {
-                    let step = step_of(kind);
+                    let mut step = step_of(kind);
+                    if self.s.dnssec {
+                        scrub::add_proofs(&mut step, &msg, &zone.zone);
+                    }
                     self.answers.put(
                         (name.clone(), qtype),
                         step.clone(),
@@ -294,7 +304,7 @@ impl Iterator {
         qt: RecordType,
         budget: &Budget,
         depth: u8,
-    ) -> Result<Kind, String> {
+    ) -> Result<(Kind, Message), String> {
         let mut tried: Vec<IpAddr> = Vec::new();
         let mut glueless_done = false;
         loop {
@@ -348,7 +358,7 @@ impl Iterator {
                     }
                     _ => {
                         self.count("answer");
-                        return Ok(kind);
+                        return Ok((kind, msg));
                     }
                 }
             }
@@ -456,7 +466,7 @@ impl Iterator {
         let timeout = self.s.timeout;
         let mut edns = !self.infra.no_edns(ip);
         for _ in 0..2 {
-            let (id, pkt) = transport::query(qn, qt, edns);
+            let (id, pkt) = transport::query(qn, qt, edns, self.s.dnssec);
             let t0 = Instant::now();
             let res = match transport::udp(addr, &pkt, id, qn, qt, timeout).await {
                 Err(ExchangeError::Truncated) => {
@@ -508,8 +518,8 @@ fn step_of(kind: Kind) -> Step {
             Step::Answer(chain)
         }
         Kind::Alias { chain, target } => Step::Alias(chain, target),
-        Kind::NxDomain { chain, soa } => Step::NxDomain(chain, soa),
-        Kind::NoData { chain, soa } => Step::NoData(chain, soa),
+        Kind::NxDomain { chain, soa } => Step::NxDomain(chain, soa.into_iter().collect()),
+        Kind::NoData { chain, soa } => Step::NoData(chain, soa.into_iter().collect()),
         Kind::Referral { .. } | Kind::Lame | Kind::Error(_) => {
             Step::Fail("no usable answer".into())
         }

@@ -9,6 +9,7 @@
 
 use std::net::IpAddr;
 
+use hickory_proto::dnssec::rdata::DNSSECRData;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::{CNAME, NULL};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -182,6 +183,60 @@ fn dname_for(answers: &[Record], zone: &Name, name: &Name) -> Option<(Record, Na
         return Some((r.clone(), target));
     }
     None
+}
+
+/// The type an RRSIG record covers.
+fn covered(r: &Record) -> Option<RecordType> {
+    match &r.data {
+        RData::DNSSEC(DNSSECRData::RRSIG(sig)) => Some(sig.input().type_covered),
+        _ => None,
+    }
+}
+
+/// Add to `step` what a validator needs from `resp` (the server of `zone`): the
+/// signatures of the records kept in the answer, and for a negative answer the
+/// NSEC/NSEC3 records inside the zone and the signatures of those and of the SOA.
+pub fn add_proofs(step: &mut super::Step, resp: &Message, zone: &Name) {
+    use super::Step;
+    let signed = |kept: &[Record]| -> Vec<Record> {
+        resp.answers
+            .iter()
+            .filter(|sig| {
+                covered(sig).is_some_and(|t| {
+                    kept.iter()
+                        .any(|r| r.name == sig.name && r.record_type() == t)
+                }) && zone.zone_of(&sig.name)
+            })
+            .cloned()
+            .collect()
+    };
+    let denial = || -> Vec<Record> {
+        resp.authorities
+            .iter()
+            .filter(|r| zone.zone_of(&r.name))
+            .filter(|r| match r.record_type() {
+                RecordType::NSEC | RecordType::NSEC3 => true,
+                RecordType::RRSIG => matches!(
+                    covered(r),
+                    Some(RecordType::SOA | RecordType::NSEC | RecordType::NSEC3)
+                ),
+                _ => false,
+            })
+            .cloned()
+            .collect()
+    };
+    match step {
+        Step::Answer(rs) | Step::Alias(rs, _) => {
+            let sigs = signed(rs);
+            rs.extend(sigs);
+        }
+        Step::NxDomain(chain, auth) | Step::NoData(chain, auth) => {
+            let sigs = signed(chain);
+            chain.extend(sigs);
+            auth.extend(denial());
+        }
+        Step::Fail(_) => {}
+    }
 }
 
 /// The target of a DNAME record (hickory-proto keeps DNAME data as unknown bytes:

@@ -28,8 +28,9 @@ pub enum ExchangeError {
     Malformed(String),
 }
 
-/// The wire form of a query for `name`/`qtype` with a random ID, RD clear.
-pub fn query(name: &Name, qtype: RecordType, edns: bool) -> (u16, Vec<u8>) {
+/// The wire form of a query for `name`/`qtype` with a random ID, RD clear, and DO
+/// set when `dnssec_ok` (with EDNS).
+pub fn query(name: &Name, qtype: RecordType, edns: bool, dnssec_ok: bool) -> (u16, Vec<u8>) {
     let id = random_below(65536) as u16;
     let mut m = Message::new(id, MessageType::Query, OpCode::Query);
     m.metadata.recursion_desired = false;
@@ -37,6 +38,7 @@ pub fn query(name: &Name, qtype: RecordType, edns: bool) -> (u16, Vec<u8>) {
     if edns {
         let mut e = Edns::new();
         e.set_max_payload(EDNS_PAYLOAD);
+        e.set_dnssec_ok(dnssec_ok);
         m.set_edns(e);
     }
     (id, m.to_vec().unwrap_or_default())
