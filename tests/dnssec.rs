@@ -71,38 +71,50 @@ fn secure_answers_carry_ad_and_bogus_ones_fail() {
     assert!(m.metadata.authoritative);
 }
 
-#[test]
-fn denials_and_insecure_zones_are_answered_not_failed() {
-    let keys = Arc::new(Keys {
+fn keys() -> Arc<Keys> {
+    Arc::new(Keys {
         root: ZoneKey::new(),
         test: ZoneKey::new(),
         example: ZoneKey::new(),
         bogus: ZoneKey::new(),
         bogus_ds: ZoneKey::new(),
-    });
-    let h = Hierarchy::start_signed(keys.clone());
+    })
+}
+
+/// A validating fanzha on a signed hierarchy, with `anchor` as its trust-anchor file.
+fn validating(h: &Hierarchy, anchor: &str) -> (tempfile::TempDir, Fanzha) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("root.key"), keys.root.anchor_line() + "\n").unwrap();
+    std::fs::write(dir.path().join("root.key"), anchor).unwrap();
     let resolver = h.resolver_toml().replace(
         "[resolver]\n",
         "[resolver]\ndnssec = true\ntrust_anchor = \"root.key\"\n",
     );
     let toml = format!("{}{}", lists_toml(dir.path()), resolver);
     let f = Fanzha::start(dir.path(), &toml);
-    let ask = |n: &str, t: RecordType| {
-        let mut q = make_query(n, t, false);
-        let mut e = Edns::new();
-        e.set_max_payload(1232);
-        e.set_dnssec_ok(true);
-        q.set_edns(e);
-        udp_from(
-            "127.0.0.1".parse().unwrap(),
-            f.dns,
-            &q,
-            Duration::from_secs(5),
-        )
-        .unwrap()
-    };
+    (dir, f)
+}
+
+fn ask_do(f: &Fanzha, n: &str, t: RecordType) -> hickory_proto::op::Message {
+    let mut q = make_query(n, t, false);
+    let mut e = Edns::new();
+    e.set_max_payload(1232);
+    e.set_dnssec_ok(true);
+    q.set_edns(e);
+    udp_from(
+        "127.0.0.1".parse().unwrap(),
+        f.dns,
+        &q,
+        Duration::from_secs(5),
+    )
+    .unwrap()
+}
+
+#[test]
+fn denials_and_insecure_zones_are_answered_not_failed() {
+    let keys = keys();
+    let h = Hierarchy::start_signed(keys.clone());
+    let (_d, f) = validating(&h, &(keys.root.anchor_line() + "\n"));
+    let ask = |n: &str, t: RecordType| ask_do(&f, n, t);
     // A name that does not exist in a signed zone: NXDOMAIN, proven.
     let m = ask("nothere.example.test.", RecordType::A);
     assert_eq!(
@@ -132,4 +144,29 @@ fn denials_and_insecure_zones_are_answered_not_failed() {
         m.answers.iter().any(|r| r.record_type() == RecordType::A),
         "{m:?}"
     );
+}
+
+#[test]
+fn a_trust_anchor_given_as_ds_records_validates_like_a_key() {
+    let keys = keys();
+    let h = Hierarchy::start_signed(keys.clone());
+    let (_d, f) = validating(
+        &h,
+        &format!("; the lab's root\n. 3600 IN DS {}\n", keys.root.ds(".")),
+    );
+    let m = ask_do(&f, "www.example.test.", RecordType::A);
+    assert_eq!(
+        m.metadata.response_code,
+        ResponseCode::NoError,
+        "{m:?}\n{}",
+        f.log_text()
+    );
+    assert!(m.metadata.authentic_data, "{m:?}");
+    let m = ask_do(&f, "www.bogus.test.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "{m:?}");
+    // A DS that matches no key of the root: nothing validates.
+    let other = keys.test.ds(".");
+    let (_d2, g) = validating(&h, &format!(". IN DS {other}\n"));
+    let m = ask_do(&g, "www.example.test.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "{m:?}");
 }

@@ -24,6 +24,7 @@
 //! to the cache is answered from the receive loop with no allocation and no task;
 //! only a query that must be resolved leaves it.
 
+pub mod anchor;
 pub mod bind;
 pub mod cache;
 pub mod engine;

@@ -18,11 +18,13 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::{ConnectionProvider, PoolContext, Resolver, TlsConfig};
 use ipnet::IpNet;
 
+use super::anchor::{self, Anchors};
 use super::iterate::handle::IterHandle;
 use super::iterate::{Iterator, Settings, Step, default_deny};
 use crate::config::{Config, ResolverConfig, ResolverMode};
 use crate::metrics::Metrics;
 use futures_util::StreamExt;
+use hickory_proto::dnssec::rdata::DS;
 use hickory_proto::op::DnsRequestOptions;
 use hickory_resolver::net::dnssec::DnssecDnsHandle;
 use hickory_resolver::net::xfer::DnsHandle;
@@ -147,8 +149,11 @@ pub enum Backend {
     Validating {
         /// The iterator, for queries with CD (checking disabled).
         iter: Arc<Iterator>,
-        /// The validator over the iterator.
-        handle: DnssecDnsHandle<IterHandle>,
+        /// Trust anchors given as DS records, still to be matched to keys.
+        ds: Vec<(Name, DS)>,
+        /// The validator over the iterator (made at the first query when the
+        /// anchors are DS records).
+        handle: tokio::sync::OnceCell<DnssecDnsHandle<IterHandle>>,
     },
     /// Forward to upstreams.
     Forward(Arc<Resolver<MappedPortProvider>>),
@@ -219,7 +224,11 @@ impl Backend {
             Backend::Validating { iter, .. } if checking_disabled => {
                 from_step(iter.resolve(name, qtype).await)
             }
-            Backend::Validating { handle, .. } => {
+            Backend::Validating { iter, ds, handle } => {
+                let handle = match handle.get_or_try_init(|| validator_from_ds(iter, ds)).await {
+                    Ok(h) => h,
+                    Err(why) => return Resolved::Failed(why),
+                };
                 let mut answers =
                     handle.lookup(Query::query(name, qtype), DnsRequestOptions::default());
                 match answers.next().await {
@@ -285,18 +294,57 @@ fn validating(c: &ResolverConfig, metrics: &Metrics) -> Result<Backend, BackendE
     let Backend::Iterative(iter) = iterative(c, metrics, true) else {
         unreachable!("iterative() builds an iterator")
     };
-    let anchors = match &c.trust_anchor {
-        Some(p) => TrustAnchors::from_file(p).map_err(|e| BackendError {
-            mode: "recursive",
-            why: format!(
-                "cannot read trust anchor {} (resolver.trust_anchor): {e}",
-                p.display()
-            ),
-        })?,
-        None => TrustAnchors::default(),
+    let err = |p: &std::path::Path, why: String| BackendError {
+        mode: "recursive",
+        why: format!(
+            "trust anchor {} (resolver.trust_anchor): {why}",
+            p.display()
+        ),
     };
-    let handle = DnssecDnsHandle::with_trust_anchor(IterHandle(iter.clone()), Arc::new(anchors));
-    Ok(Backend::Validating { iter, handle })
+    let (ds, handle) = match &c.trust_anchor {
+        None => (vec![], Some(TrustAnchors::default())),
+        Some(p) => match anchor::read(p).map_err(|why| err(p, why))? {
+            Anchors::Keys(keys) => (vec![], Some(keys)),
+            Anchors::Ds(ds) => (ds, None),
+        },
+    };
+    let handle = match handle {
+        Some(keys) => tokio::sync::OnceCell::new_with(Some(DnssecDnsHandle::with_trust_anchor(
+            IterHandle(iter.clone()),
+            Arc::new(keys),
+        ))),
+        None => tokio::sync::OnceCell::new(),
+    };
+    Ok(Backend::Validating { iter, ds, handle })
+}
+
+/// The validator for DS trust anchors: fetch each anchored zone's DNSKEY set and trust
+/// the keys a DS matches. An error (no key matched, the servers did not answer)
+/// leaves it to be tried again at the next query.
+async fn validator_from_ds(
+    iter: &Arc<Iterator>,
+    ds: &[(Name, DS)],
+) -> Result<DnssecDnsHandle<IterHandle>, String> {
+    let mut keys = TrustAnchors::empty();
+    let mut zones: Vec<&Name> = ds.iter().map(|(z, _)| z).collect();
+    zones.dedup();
+    for zone in zones {
+        let dnskeys = match iter.resolve(zone.clone(), RecordType::DNSKEY).await {
+            Step::Answer(rs) => rs,
+            _ => return Err(format!("no DNSKEY set for the trust anchor of {zone}")),
+        };
+        if anchor::add_matching(&mut keys, ds, zone, &dnskeys) == 0 {
+            return Err(format!("no DNSKEY of {zone} matches its trust-anchor DS"));
+        }
+    }
+    tracing::info!(
+        keys = keys.len(),
+        "trust anchors: DS records matched to keys"
+    );
+    Ok(DnssecDnsHandle::with_trust_anchor(
+        IterHandle(iter.clone()),
+        Arc::new(keys),
+    ))
 }
 
 /// What the client gets for an iterator's step.
