@@ -119,6 +119,8 @@ pub struct ResolverConfig {
     pub tls_ca: Option<PathBuf>,
     /// Answer cache entries.
     pub cache_size: u64,
+    /// Answer cache bytes (`[cache] max_bytes`).
+    pub cache_max_bytes: u64,
     /// Name server port overrides.
     pub nameserver_ports: Vec<(IpNet, u16)>,
 }

@@ -14,6 +14,8 @@ pub struct RawConfig {
     pub server: RawServer,
     /// `[resolver]`
     pub resolver: RawResolver,
+    /// `[cache]`
+    pub cache: RawCache,
     /// `[blocklist]`
     pub blocklist: RawBlocklist,
     /// `[[lists]]`
@@ -105,6 +107,22 @@ pub struct RawResolver {
     pub trust_anchor: String,
     /// PEM file of extra CA certificates for tls:// upstreams; "" = the built-in web roots.
     pub tls_ca: String,
+}
+
+/// `[cache]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCache {
+    /// Most bytes the answer cache holds.
+    pub max_bytes: u64,
+}
+
+impl Default for RawCache {
+    fn default() -> Self {
+        RawCache {
+            max_bytes: 64 << 20,
+        }
+    }
 }
 
 /// `[[resolver.nameserver_ports]]`

@@ -33,6 +33,7 @@ fn bad_values_name_key_value_and_fix() {
             "with a port",
         ),
         ("[server]\nacl = [\"10.0.0.0/33\"]", "server.acl[0]", "CIDR"),
+        ("[cache]\nmax_bytes = 1000", "cache.max_bytes", "1 MiB"),
         (
             "[resolver]\nmode = \"iterate\"",
             "resolver.mode",

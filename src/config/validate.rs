@@ -9,9 +9,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::{
-    BlocklistConfig, Config, ConfigError, ListConfig, RawBlocklist, RawCategory, RawConfig,
-    RawList, RawPlace, RawReport, RawResolver, RawServer, RawSinkhole, RawWarnpage, ResolverConfig,
-    ResolverMode, ServerConfig, SinkholeConfig, WarnpageConfig, invalid,
+    BlocklistConfig, Config, ConfigError, ListConfig, RawBlocklist, RawCache, RawCategory,
+    RawConfig, RawList, RawPlace, RawReport, RawResolver, RawServer, RawSinkhole, RawWarnpage,
+    ResolverConfig, ResolverMode, ServerConfig, SinkholeConfig, WarnpageConfig, invalid,
 };
 use crate::blocklist::{Action, MatchMode};
 use crate::places::{Place, Places};
@@ -99,7 +99,8 @@ impl RawConfig {
     pub fn validate(self, base: &Path, source: Option<PathBuf>) -> Result<Config, ConfigError> {
         let base = Base(base);
         let server = server(&self.server)?;
-        let resolver = resolver(&self.resolver, &base)?;
+        let mut resolver = resolver(&self.resolver, &base)?;
+        resolver.cache_max_bytes = cache_bytes(&self.cache)?;
         let blocklist = blocklist(&self.blocklist, &self.lists, &self.server.state_dir, &base)?;
         let sinkhole = sinkhole(&self.sinkhole, &self.categories)?;
         let warnpage = warnpage(&self.warnpage, &base)?;
@@ -237,8 +238,20 @@ fn resolver(r: &RawResolver, base: &Base<'_>) -> Result<ResolverConfig, ConfigEr
         trust_anchor: base.optional(&r.trust_anchor),
         tls_ca: base.optional(&r.tls_ca),
         cache_size: r.cache_size,
+        cache_max_bytes: RawCache::default().max_bytes,
         nameserver_ports,
     })
+}
+
+fn cache_bytes(c: &RawCache) -> Result<u64, ConfigError> {
+    if c.max_bytes < 1 << 20 {
+        return Err(invalid(
+            "cache.max_bytes",
+            c.max_bytes.to_string(),
+            "give at least 1048576 (1 MiB); 67108864 (64 MiB) is the default",
+        ));
+    }
+    Ok(c.max_bytes)
 }
 
 fn validate_upstream(key: &str, u: &str) -> Result<(), ConfigError> {

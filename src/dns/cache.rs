@@ -4,8 +4,13 @@
 //!
 //! Entries remember the blocklist generation they were made under; after a reload
 //! they are misses, so a name cached before a list change is never served past it.
+//!
+//! Bounded in entries and in bytes (per shard, a sixteenth of each). Past either
+//! bound, entries go one at a time in CLOCK order: an entry read since the hand last
+//! passed it gets a second chance, so a flood of names asked once cannot push out
+//! the names that are asked again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -25,32 +30,91 @@ struct Entry {
     ttls: Box<[u32]>,
     stored: Instant,
     expires: Instant,
+    /// Read since the clock hand last passed.
+    visited: bool,
+}
+
+impl Entry {
+    /// What the entry costs in memory, roughly: its buffers and a fixed overhead
+    /// for the struct, the map slot, the queue slot and the allocator.
+    fn weight(&self) -> usize {
+        self.name.len() + self.bytes.len() + self.ttl_offsets.len() * 2 + self.ttls.len() * 4 + 160
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<u64, Entry>,
+    /// The clock: keys in insertion order; the front is the hand.
+    clock: VecDeque<u64>,
+    bytes: usize,
+}
+
+impl Shard {
+    /// Drop entries until one more of `need` bytes fits within the bounds.
+    fn make_room(
+        &mut self,
+        need: usize,
+        max_entries: usize,
+        max_bytes: usize,
+        now: Instant,
+        generation: u64,
+    ) {
+        let mut turns = 2 * self.clock.len() + 1;
+        while (self.map.len() >= max_entries || self.bytes + need > max_bytes) && turns > 0 {
+            turns -= 1;
+            let Some(k) = self.clock.pop_front() else {
+                break;
+            };
+            let Some(e) = self.map.get_mut(&k) else {
+                continue;
+            };
+            if e.visited && e.expires > now && e.generation == generation {
+                e.visited = false;
+                self.clock.push_back(k);
+                continue;
+            }
+            if let Some(e) = self.map.remove(&k) {
+                self.bytes -= e.weight();
+            }
+        }
+    }
 }
 
 /// The cache.
 pub struct AnswerCache {
-    shards: Vec<Mutex<HashMap<u64, Entry>>>,
+    shards: Vec<Mutex<Shard>>,
     per_shard: usize,
+    bytes_per_shard: usize,
     hasher: std::hash::RandomState,
 }
 
-/// EDNS presence, DO and CD: answers differ by each (CD=1 may carry data that failed
-/// validation, which must never reach a CD=0 client).
+/// EDNS presence, DO, CD and AD: answers differ by each (CD=1 may carry data that
+/// failed validation, which must never reach a CD=0 client; AD=1 asks for the AD bit
+/// that a DO=0, AD=0 client must not get).
 fn key_flags(q: &Query) -> u8 {
     let cd = if q.flags & 0x0010 != 0 { 4 } else { 0 };
-    cd | match q.edns {
-        None => 0,
-        Some(e) => 1 | if e.dnssec_ok { 2 } else { 0 },
-    }
+    let ad = if q.flags & 0x0020 != 0 { 8 } else { 0 };
+    ad | cd
+        | match q.edns {
+            None => 0,
+            Some(e) => 1 | if e.dnssec_ok { 2 } else { 0 },
+        }
 }
 
 impl AnswerCache {
-    /// A cache of about `capacity` answers (0 = off).
+    /// A cache of about `capacity` answers (0 = off), with no bound in bytes.
     pub fn new(capacity: usize) -> AnswerCache {
+        Self::with_limits(capacity, usize::MAX)
+    }
+
+    /// A cache of at most about `capacity` answers and `max_bytes` bytes.
+    pub fn with_limits(capacity: usize, max_bytes: usize) -> AnswerCache {
         let shards = 16;
         AnswerCache {
-            shards: (0..shards).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
             per_shard: capacity / shards,
+            bytes_per_shard: max_bytes / shards,
             hasher: std::hash::RandomState::new(),
         }
     }
@@ -100,10 +164,12 @@ impl AnswerCache {
             return false;
         }
         let h = self.hash(packet, q);
-        let shard = self.shards[(h as usize) & 15]
+        let mut shard = self.shards[(h as usize) & 15]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let Some(e) = shard.get(&h) else { return false };
+        let Some(e) = shard.map.get_mut(&h) else {
+            return false;
+        };
         if e.qtype != q.qtype
             || e.flags != key_flags(q)
             || e.generation != generation
@@ -112,6 +178,7 @@ impl AnswerCache {
         {
             return false;
         }
+        e.visited = true;
         let age = now.duration_since(e.stored).as_secs() as u32;
         out.clear();
         out.extend_from_slice(&e.bytes);
@@ -147,37 +214,56 @@ impl AnswerCache {
             name.push(l as u8);
             name.extend(packet[o..o + l].iter().map(u8::to_ascii_lowercase));
         }
+        let entry = Entry {
+            name: name.into_boxed_slice(),
+            qtype: q.qtype,
+            flags: key_flags(q),
+            generation,
+            bytes: answer.into(),
+            ttl_offsets: ttl_offsets.into_boxed_slice(),
+            ttls: ttls.into_boxed_slice(),
+            stored: now,
+            expires: now + Duration::from_secs(min as u64),
+            visited: false,
+        };
+        let weight = entry.weight();
+        if weight > self.bytes_per_shard {
+            return;
+        }
         let h = self.hash(packet, q);
         let mut shard = self.shards[(h as usize) & 15]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if shard.len() >= self.per_shard {
-            shard.retain(|_, e| e.expires > now && e.generation == generation);
-            if shard.len() >= self.per_shard {
-                shard.clear();
-            }
-        }
-        shard.insert(
-            h,
-            Entry {
-                name: name.into_boxed_slice(),
-                qtype: q.qtype,
-                flags: key_flags(q),
+        let shard = &mut *shard;
+        if let Some(old) = shard.map.remove(&h) {
+            shard.bytes -= old.weight();
+        } else {
+            shard.make_room(
+                weight,
+                self.per_shard,
+                self.bytes_per_shard,
+                now,
                 generation,
-                bytes: answer.into(),
-                ttl_offsets: ttl_offsets.into_boxed_slice(),
-                ttls: ttls.into_boxed_slice(),
-                stored: now,
-                expires: now + Duration::from_secs(min as u64),
-            },
-        );
+            );
+            shard.clock.push_back(h);
+        }
+        shard.bytes += weight;
+        shard.map.insert(h, entry);
+    }
+
+    /// Bytes held (as [`Entry::weight`] counts them).
+    pub fn bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().map(|m| m.bytes).unwrap_or(0))
+            .sum()
     }
 
     /// Entries held.
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().map(|m| m.len()).unwrap_or(0))
+            .map(|s| s.lock().map(|m| m.map.len()).unwrap_or(0))
             .sum()
     }
 
@@ -283,5 +369,48 @@ mod tests {
             c.put(&p, &wire::parse_query(&p).unwrap(), 1, t0, &answer(&p, 60));
         }
         assert!(c.len() <= 32 + 16, "{}", c.len());
+    }
+
+    #[test]
+    fn a_hot_name_outlives_a_flood_and_the_bytes_stay_bounded() {
+        let max_bytes = 64 * 1024;
+        let c = AnswerCache::with_limits(1_000_000, max_bytes);
+        let t0 = Instant::now();
+        let hot = query("hot.test.", 1, false);
+        let hq = wire::parse_query(&hot).unwrap();
+        c.put(&hot, &hq, 1, t0, &answer(&hot, 3600));
+        let mut out = Vec::new();
+        for i in 0..20_000 {
+            let p = query(&format!("flood{i}.test."), 1, false);
+            c.put(
+                &p,
+                &wire::parse_query(&p).unwrap(),
+                1,
+                t0,
+                &answer(&p, 3600),
+            );
+            if i % 50 == 0 {
+                assert!(
+                    c.get(&hot, &hq, 1, t0, &mut out),
+                    "the hot name went at {i}"
+                );
+            }
+            assert!(c.bytes() <= max_bytes, "{} bytes at {i}", c.bytes());
+        }
+        assert!(c.len() > 100, "the cache still holds some of the flood");
+    }
+
+    #[test]
+    fn the_ad_bit_is_part_of_the_key() {
+        let c = AnswerCache::new(1000);
+        let t0 = Instant::now();
+        let mut with_ad = query("www.test.", 1, false);
+        with_ad[3] |= 0x20;
+        let q = wire::parse_query(&with_ad).unwrap();
+        c.put(&with_ad, &q, 1, t0, &answer(&with_ad, 300));
+        let plain = query("www.test.", 2, false);
+        let mut out = Vec::new();
+        assert!(!c.get(&plain, &wire::parse_query(&plain).unwrap(), 1, t0, &mut out));
+        assert!(c.get(&with_ad, &q, 1, t0, &mut out));
     }
 }

@@ -56,7 +56,10 @@ impl Engine {
             places,
             lists,
             backend: Backend::from_config(cfg, &metrics)?,
-            cache: AnswerCache::new(r.cache_size as usize),
+            cache: AnswerCache::with_limits(
+                r.cache_size as usize,
+                usize::try_from(r.cache_max_bytes).unwrap_or(usize::MAX),
+            ),
             deadline: (r.timeout * 8).clamp(Duration::from_secs(2), Duration::from_secs(10)),
             metrics,
             reporter,
