@@ -10,18 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
-
-fn ips(m: &Message) -> Vec<IpAddr> {
-    m.answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(IpAddr::V4(a.0)),
-            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-            _ => None,
-        })
-        .collect()
-}
+use hickory_proto::rr::RecordType;
 
 fn ede(m: &Message) -> String {
     m.edns

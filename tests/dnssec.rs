@@ -13,22 +13,9 @@ use hickory_proto::rr::{RData, RecordType};
 
 #[test]
 fn secure_answers_carry_ad_and_bogus_ones_fail() {
-    let keys = Arc::new(Keys {
-        root: ZoneKey::new(),
-        test: ZoneKey::new(),
-        example: ZoneKey::new(),
-        bogus: ZoneKey::new(),
-        bogus_ds: ZoneKey::new(),
-    });
+    let keys = keys();
     let h = Hierarchy::start_signed(keys.clone());
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("root.key"), keys.root.anchor_line() + "\n").unwrap();
-    let resolver = h.resolver_toml().replace(
-        "[resolver]\n",
-        "[resolver]\ndnssec = true\ntrust_anchor = \"root.key\"\n",
-    );
-    let toml = format!("{}{}", lists_toml(dir.path()), resolver);
-    let f = Fanzha::start(dir.path(), &toml);
+    let (_d, f) = validating(&h, &(keys.root.anchor_line() + "\n"));
     let ask = |n: &str, cd: bool| {
         let mut q = make_query(n, RecordType::A, false);
         let mut e = Edns::new();

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 
 /// The root (10) delegates `test.` to 11; `test.` delegates zones below it to the
 /// servers `delegations` name; `zones` are served as `servers` say.
@@ -38,17 +38,6 @@ fn start(l: &Lab) -> (tempfile::TempDir, Fanzha) {
     );
     let f = Fanzha::start(dir.path(), &toml);
     (dir, f)
-}
-
-fn ips(m: &Message) -> Vec<IpAddr> {
-    m.answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(IpAddr::V4(a.0)),
-            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-            _ => None,
-        })
-        .collect()
 }
 
 fn types(m: &Message) -> Vec<RecordType> {

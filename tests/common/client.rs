@@ -155,3 +155,15 @@ pub fn tcp(server: SocketAddr, msg: &Message) -> Message {
     s.read_exact(&mut resp).unwrap();
     Message::from_vec(&resp).unwrap()
 }
+
+/// The addresses in the answer section, in order.
+pub fn ips(m: &Message) -> Vec<std::net::IpAddr> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            hickory_proto::rr::RData::A(a) => Some(std::net::IpAddr::V4(a.0)),
+            hickory_proto::rr::RData::AAAA(a) => Some(std::net::IpAddr::V6(a.0)),
+            _ => None,
+        })
+        .collect()
+}
