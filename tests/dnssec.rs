@@ -16,21 +16,7 @@ fn secure_answers_carry_ad_and_bogus_ones_fail() {
     let keys = keys();
     let h = Hierarchy::start_signed(keys.clone());
     let (_d, f) = validating(&h, &(keys.root.anchor_line() + "\n"));
-    let ask = |n: &str, cd: bool| {
-        let mut q = make_query(n, RecordType::A, false);
-        let mut e = Edns::new();
-        e.set_max_payload(1232);
-        e.set_dnssec_ok(true);
-        q.set_edns(e);
-        q.metadata.checking_disabled = cd;
-        udp_from(
-            "127.0.0.1".parse().unwrap(),
-            f.dns,
-            &q,
-            Duration::from_secs(5),
-        )
-        .unwrap()
-    };
+    let ask = |n: &str, cd: bool| ask_do(&f, n, RecordType::A, cd);
     let m = ask("www.example.test.", false);
     assert_eq!(
         m.metadata.response_code,
@@ -81,8 +67,10 @@ fn validating(h: &Hierarchy, anchor: &str) -> (tempfile::TempDir, Fanzha) {
     (dir, f)
 }
 
-fn ask_do(f: &Fanzha, n: &str, t: RecordType) -> hickory_proto::op::Message {
+/// A query with DO set (and CD as given), over UDP.
+fn ask_do(f: &Fanzha, n: &str, t: RecordType, cd: bool) -> hickory_proto::op::Message {
     let mut q = make_query(n, t, false);
+    q.metadata.checking_disabled = cd;
     let mut e = Edns::new();
     e.set_max_payload(1232);
     e.set_dnssec_ok(true);
@@ -101,7 +89,7 @@ fn denials_and_insecure_zones_are_answered_not_failed() {
     let keys = keys();
     let h = Hierarchy::start_signed(keys.clone());
     let (_d, f) = validating(&h, &(keys.root.anchor_line() + "\n"));
-    let ask = |n: &str, t: RecordType| ask_do(&f, n, t);
+    let ask = |n: &str, t: RecordType| ask_do(&f, n, t, false);
     // A name that does not exist in a signed zone: NXDOMAIN, proven.
     let m = ask("nothere.example.test.", RecordType::A);
     assert_eq!(
@@ -141,7 +129,7 @@ fn a_trust_anchor_given_as_ds_records_validates_like_a_key() {
         &h,
         &format!("; the lab's root\n. 3600 IN DS {}\n", keys.root.ds(".")),
     );
-    let m = ask_do(&f, "www.example.test.", RecordType::A);
+    let m = ask_do(&f, "www.example.test.", RecordType::A, false);
     assert_eq!(
         m.metadata.response_code,
         ResponseCode::NoError,
@@ -149,11 +137,11 @@ fn a_trust_anchor_given_as_ds_records_validates_like_a_key() {
         f.log_text()
     );
     assert!(m.metadata.authentic_data, "{m:?}");
-    let m = ask_do(&f, "www.bogus.test.", RecordType::A);
+    let m = ask_do(&f, "www.bogus.test.", RecordType::A, false);
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "{m:?}");
     // A DS that matches no key of the root: nothing validates.
     let other = keys.test.ds(".");
     let (_d2, g) = validating(&h, &format!(". IN DS {other}\n"));
-    let m = ask_do(&g, "www.example.test.", RecordType::A);
+    let m = ask_do(&g, "www.example.test.", RecordType::A, false);
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "{m:?}");
 }
