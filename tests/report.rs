@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
@@ -20,6 +20,8 @@ struct TestPlatform {
     addr: SocketAddr,
     names: Arc<Mutex<HashSet<String>>>,
     ids: Arc<Mutex<HashSet<String>>>,
+    /// Query name → the street its event carried.
+    streets: Arc<Mutex<HashMap<String, String>>>,
     bad_signatures: Arc<AtomicU64>,
     posts: Arc<AtomicU64>,
     status: Arc<AtomicU16>,
@@ -36,14 +38,16 @@ impl TestPlatform {
             Arc::new(Mutex::new(HashSet::new())),
             Arc::new(Mutex::new(HashSet::new())),
         );
+        let streets = Arc::new(Mutex::new(HashMap::new()));
         let bad = Arc::new(AtomicU64::new(0));
         let posts = Arc::new(AtomicU64::new(0));
         let status = Arc::new(AtomicU16::new(200));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (names, ids, bad, posts, status, stop) = (
+            let (names, ids, streets, bad, posts, status, stop) = (
                 names.clone(),
                 ids.clone(),
+                streets.clone(),
                 bad.clone(),
                 posts.clone(),
                 status.clone(),
@@ -60,7 +64,7 @@ impl TestPlatform {
                     };
                     s.set_nonblocking(false).unwrap();
                     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                    handle(s, &names, &ids, &bad, &posts, &status);
+                    handle(s, &names, &ids, &streets, &bad, &posts, &status);
                 }
             })
         };
@@ -68,6 +72,7 @@ impl TestPlatform {
             addr,
             names,
             ids,
+            streets,
             bad_signatures: bad,
             posts,
             status,
@@ -100,6 +105,7 @@ fn handle(
     s: TcpStream,
     names: &Mutex<HashSet<String>>,
     ids: &Mutex<HashSet<String>>,
+    streets: &Mutex<HashMap<String, String>>,
     bad: &AtomicU64,
     posts: &AtomicU64,
     status: &AtomicU16,
@@ -159,6 +165,13 @@ fn handle(
         let mut n = names.lock().unwrap();
         let mut i = ids.lock().unwrap();
         for e in events {
+            streets.lock().unwrap().insert(
+                e["query"]["name"].as_str().unwrap_or("").to_string(),
+                e["client"]["place"]["street"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            );
             n.insert(e["query"]["name"].as_str().unwrap_or("").to_string());
             i.insert(e["id"].as_str().unwrap().to_string());
         }
@@ -372,4 +385,45 @@ fn a_bad_platform_never_slows_blocked_answers_and_the_cap_holds() {
         "a 400 sends the batch to the dead-letter file: {dead}"
     );
     let _ = platform.stop();
+}
+
+#[test]
+fn after_sighup_hit_events_carry_the_new_place() {
+    let platform = TestPlatform::start("127.0.0.1:0");
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fanzha::start(dir.path(), &setup(dir.path(), 10, platform.addr, ""));
+    let street = |n: &str| {
+        let m = platform.streets.lock().unwrap();
+        m.get(n).or_else(|| m.get(n.trim_end_matches('.'))).cloned()
+    };
+    query_names(&f, 0..1);
+    assert_eq!(
+        platform.wait_names(1, Duration::from_secs(20)),
+        1,
+        "{}",
+        f.log_text()
+    );
+    assert_eq!(street("r0.scam.test.").as_deref(), Some("西兴街道"));
+    // The community moves to another street: the config changes, SIGHUP.
+    let cfg = dir.path().join("fanzha.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace("西兴街道", "长河街道")).unwrap();
+    f.signal("HUP");
+    assert!(
+        f.wait_log("blocklist reloaded", Duration::from_secs(20)),
+        "{}",
+        f.log_text()
+    );
+    query_names(&f, 1..2);
+    assert_eq!(
+        platform.wait_names(2, Duration::from_secs(20)),
+        2,
+        "{}",
+        f.log_text()
+    );
+    assert_eq!(
+        street("r1.scam.test.").as_deref(),
+        Some("长河街道"),
+        "the event after SIGHUP carries the new place"
+    );
 }
