@@ -5,16 +5,14 @@
 //! Entries remember the blocklist generation they were made under; after a reload
 //! they are misses, so a name cached before a list change is never served past it.
 //!
-//! Bounded in entries and in bytes (per shard, a sixteenth of each). Past either
-//! bound, entries go one at a time in CLOCK order: an entry read since the hand last
-//! passed it gets a second chance, so a flood of names asked once cannot push out
-//! the names that are asked again.
+//! Bounded in entries and in bytes ([`ClockMap`]): past either bound, answers go one
+//! at a time in CLOCK order, so a flood of names asked once cannot push out the names
+//! that are asked again.
 
-use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::clock::{ClockMap, Weigh};
 use super::wire::{self, Query};
 
 /// Longest time an answer is kept, whatever its TTL.
@@ -30,62 +28,19 @@ struct Entry {
     ttls: Box<[u32]>,
     stored: Instant,
     expires: Instant,
-    /// Read since the clock hand last passed.
-    visited: bool,
 }
 
-impl Entry {
-    /// What the entry costs in memory, roughly: its buffers and a fixed overhead
-    /// for the struct, the map slot, the queue slot and the allocator.
+impl Weigh for Entry {
+    /// Its buffers and a fixed overhead for the struct, the map and queue slots and
+    /// the allocator.
     fn weight(&self) -> usize {
         self.name.len() + self.bytes.len() + self.ttl_offsets.len() * 2 + self.ttls.len() * 4 + 160
     }
 }
 
-#[derive(Default)]
-struct Shard {
-    map: HashMap<u64, Entry>,
-    /// The clock: keys in insertion order; the front is the hand.
-    clock: VecDeque<u64>,
-    bytes: usize,
-}
-
-impl Shard {
-    /// Drop entries until one more of `need` bytes fits within the bounds.
-    fn make_room(
-        &mut self,
-        need: usize,
-        max_entries: usize,
-        max_bytes: usize,
-        now: Instant,
-        generation: u64,
-    ) {
-        let mut turns = 2 * self.clock.len() + 1;
-        while (self.map.len() >= max_entries || self.bytes + need > max_bytes) && turns > 0 {
-            turns -= 1;
-            let Some(k) = self.clock.pop_front() else {
-                break;
-            };
-            let Some(e) = self.map.get_mut(&k) else {
-                continue;
-            };
-            if e.visited && e.expires > now && e.generation == generation {
-                e.visited = false;
-                self.clock.push_back(k);
-                continue;
-            }
-            if let Some(e) = self.map.remove(&k) {
-                self.bytes -= e.weight();
-            }
-        }
-    }
-}
-
 /// The cache.
 pub struct AnswerCache {
-    shards: Vec<Mutex<Shard>>,
-    per_shard: usize,
-    bytes_per_shard: usize,
+    map: ClockMap<u64, Entry>,
     hasher: std::hash::RandomState,
 }
 
@@ -110,11 +65,8 @@ impl AnswerCache {
 
     /// A cache of at most about `capacity` answers and `max_bytes` bytes.
     pub fn with_limits(capacity: usize, max_bytes: usize) -> AnswerCache {
-        let shards = 16;
         AnswerCache {
-            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
-            per_shard: capacity / shards,
-            bytes_per_shard: max_bytes / shards,
+            map: ClockMap::new(capacity, max_bytes),
             hasher: std::hash::RandomState::new(),
         }
     }
@@ -160,33 +112,28 @@ impl AnswerCache {
         now: Instant,
         out: &mut Vec<u8>,
     ) -> bool {
-        if self.per_shard == 0 {
-            return false;
-        }
         let h = self.hash(packet, q);
-        let mut shard = self.shards[(h as usize) & 15]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let Some(e) = shard.map.get_mut(&h) else {
-            return false;
-        };
-        if e.qtype != q.qtype
-            || e.flags != key_flags(q)
-            || e.generation != generation
-            || now >= e.expires
-            || !Self::same_name(&e.name, packet, q)
-        {
+        let hit = self.map.with(&h, |e| {
+            if e.qtype != q.qtype
+                || e.flags != key_flags(q)
+                || e.generation != generation
+                || now >= e.expires
+                || !Self::same_name(&e.name, packet, q)
+            {
+                return false;
+            }
+            let age = now.duration_since(e.stored).as_secs() as u32;
+            out.clear();
+            out.extend_from_slice(&e.bytes);
+            for (&off, &ttl) in e.ttl_offsets.iter().zip(e.ttls.iter()) {
+                let off = off as usize;
+                out[off..off + 4].copy_from_slice(&ttl.saturating_sub(age).to_be_bytes());
+            }
+            true
+        });
+        if hit != Some(true) {
             return false;
         }
-        e.visited = true;
-        let age = now.duration_since(e.stored).as_secs() as u32;
-        out.clear();
-        out.extend_from_slice(&e.bytes);
-        for (&off, &ttl) in e.ttl_offsets.iter().zip(e.ttls.iter()) {
-            let off = off as usize;
-            out[off..off + 4].copy_from_slice(&ttl.saturating_sub(age).to_be_bytes());
-        }
-        drop(shard);
         // id, RD and CD as asked, the question as asked (0x20).
         out[0] = packet[0];
         out[1] = packet[1];
@@ -199,7 +146,7 @@ impl AnswerCache {
 
     /// Store an encoded answer (as built for `q`, before any truncation).
     pub fn put(&self, packet: &[u8], q: &Query, generation: u64, now: Instant, answer: &[u8]) {
-        if self.per_shard == 0 || answer.len() < q.question_end {
+        if answer.len() < q.question_end {
             return;
         }
         let Some((ttl_offsets, ttls)) = record_ttls(answer, q.question_end) else {
@@ -224,52 +171,25 @@ impl AnswerCache {
             ttls: ttls.into_boxed_slice(),
             stored: now,
             expires: now + Duration::from_secs(min as u64),
-            visited: false,
         };
-        let weight = entry.weight();
-        if weight > self.bytes_per_shard {
-            return;
-        }
         let h = self.hash(packet, q);
-        let mut shard = self.shards[(h as usize) & 15]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let shard = &mut *shard;
-        if let Some(old) = shard.map.remove(&h) {
-            shard.bytes -= old.weight();
-        } else {
-            shard.make_room(
-                weight,
-                self.per_shard,
-                self.bytes_per_shard,
-                now,
-                generation,
-            );
-            shard.clock.push_back(h);
-        }
-        shard.bytes += weight;
-        shard.map.insert(h, entry);
+        self.map
+            .insert(h, entry, |e| e.expires > now && e.generation == generation);
     }
 
-    /// Bytes held (as [`Entry::weight`] counts them).
+    /// Bytes held (as [`Weigh::weight`] counts them).
     pub fn bytes(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().map(|m| m.bytes).unwrap_or(0))
-            .sum()
+        self.map.bytes()
     }
 
     /// Entries held.
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().map(|m| m.map.len()).unwrap_or(0))
-            .sum()
+        self.map.len()
     }
 
     /// True when empty.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.map.is_empty()
     }
 }
 

@@ -56,9 +56,10 @@ impl Engine {
             places,
             lists,
             backend: Backend::from_config(cfg, &metrics)?,
+            // In forward mode the answer cache could have it all; it keeps its share.
             cache: AnswerCache::with_limits(
                 r.cache_size as usize,
-                usize::try_from(r.cache_max_bytes).unwrap_or(usize::MAX),
+                super::resolve::answer_cache_bytes(r.cache_max_bytes),
             ),
             deadline: (r.timeout * 8).clamp(Duration::from_secs(2), Duration::from_secs(10)),
             metrics,

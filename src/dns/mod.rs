@@ -27,6 +27,7 @@
 pub mod anchor;
 pub mod bind;
 pub mod cache;
+pub mod clock;
 pub mod engine;
 pub mod iterate;
 pub mod policy;

@@ -273,6 +273,17 @@ fn roots_and_ports(c: &ResolverConfig) -> (Vec<IpAddr>, Vec<(IpNet, u16)>) {
     (roots, ports)
 }
 
+/// The iterator's share of `[cache] max_bytes`: three eighths (the answer cache has
+/// the rest, see [`answer_cache_bytes`]).
+pub fn iterator_bytes(max_bytes: u64) -> usize {
+    usize::try_from(max_bytes / 8 * 3).unwrap_or(usize::MAX)
+}
+
+/// The answer cache's share of `[cache] max_bytes`: five eighths.
+pub fn answer_cache_bytes(max_bytes: u64) -> usize {
+    usize::try_from(max_bytes - max_bytes / 8 * 3).unwrap_or(usize::MAX)
+}
+
 /// Recursion with fanzha's own iterator (`dnssec`: asking for signatures and proofs).
 fn iterative(c: &ResolverConfig, metrics: &Metrics, dnssec: bool) -> Backend {
     let (roots, ports) = roots_and_ports(c);
@@ -283,6 +294,7 @@ fn iterative(c: &ResolverConfig, metrics: &Metrics, dnssec: bool) -> Backend {
         allow: c.allow_nameservers.clone(),
         timeout: c.timeout,
         cache_entries: c.cache_size as usize,
+        cache_bytes: iterator_bytes(c.cache_max_bytes),
         dnssec,
     };
     Backend::Iterative(Arc::new(Iterator::new(settings, metrics.upstream.clone())))

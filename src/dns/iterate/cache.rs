@@ -1,17 +1,17 @@
 //! The iterator's caches: what a name and type resolved to (positive, alias or
 //! negative, with RFC 2308 negative TTLs), and zone cuts with their name servers.
-//! Bounded in entries; a full shard first drops what has expired, then a sixteenth
-//! of its entries (never all of them).
+//! Bounded in entries and bytes; past either, entries go one at a time (CLOCK),
+//! expired ones first.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash};
+use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::Step;
+use crate::dns::clock::{ClockMap, Weigh};
 
 /// Longest any answer is kept (Unbound's cache-max-ttl).
 const MAX_TTL: u32 = 86_400;
@@ -19,36 +19,41 @@ const MAX_TTL: u32 = 86_400;
 const MAX_NEGATIVE_TTL: u32 = 3_600;
 /// Negative TTL when the server sent no SOA.
 const NO_SOA_NEGATIVE_TTL: u32 = 60;
-const SHARDS: usize = 16;
 
-type Shard<K, V> = Mutex<HashMap<K, (Arc<V>, Instant)>>;
+struct Held<V> {
+    value: Arc<V>,
+    until: Instant,
+    weight: usize,
+}
 
-/// A sharded map of values that expire.
+impl<V> Weigh for Held<V> {
+    fn weight(&self) -> usize {
+        self.weight
+    }
+}
+
+/// A map of values that expire, bounded in entries and bytes ([`ClockMap`]).
 pub struct Expiring<K, V> {
-    shards: Vec<Shard<K, V>>,
-    per_shard: usize,
-    hasher: std::collections::hash_map::RandomState,
+    map: ClockMap<K, Held<V>>,
+    weigh: fn(&V) -> usize,
 }
 
 impl<K: Hash + Eq + Clone, V> Expiring<K, V> {
-    /// Room for about `capacity` entries.
-    pub fn new(capacity: usize) -> Self {
+    /// Room for about `entries` values and `bytes` bytes, values weighed by `weigh`.
+    pub fn new(entries: usize, bytes: usize, weigh: fn(&V) -> usize) -> Self {
         Expiring {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            per_shard: (capacity / SHARDS).max(16),
-            hasher: Default::default(),
+            map: ClockMap::new(entries, bytes),
+            weigh,
         }
-    }
-
-    fn shard(&self, k: &K) -> &Shard<K, V> {
-        &self.shards[self.hasher.hash_one(k) as usize % SHARDS]
     }
 
     /// The value and its remaining lifetime, unless expired.
     pub fn get(&self, k: &K, now: Instant) -> Option<(Arc<V>, Duration)> {
-        let m = self.shard(k).lock().unwrap_or_else(|e| e.into_inner());
-        let (v, until) = m.get(k)?;
-        (*until > now).then(|| (v.clone(), *until - now))
+        self.map
+            .with(k, |h| {
+                (h.until > now).then(|| (h.value.clone(), h.until - now))
+            })
+            .flatten()
     }
 
     /// Keep `v` for `ttl`.
@@ -56,25 +61,40 @@ impl<K: Hash + Eq + Clone, V> Expiring<K, V> {
         if ttl.is_zero() {
             return;
         }
-        let mut m = self.shard(&k).lock().unwrap_or_else(|e| e.into_inner());
-        if m.len() >= self.per_shard && !m.contains_key(&k) {
-            m.retain(|_, (_, until)| *until > now);
-            if m.len() >= self.per_shard {
-                let drop: Vec<K> = m.keys().take(self.per_shard / 16 + 1).cloned().collect();
-                for d in drop {
-                    m.remove(&d);
-                }
-            }
-        }
-        m.insert(k, (Arc::new(v), now + ttl));
+        let weight = (self.weigh)(&v);
+        let held = Held {
+            value: Arc::new(v),
+            until: now + ttl,
+            weight,
+        };
+        self.map.insert(k, held, |h| h.until > now);
     }
 
     /// Forget everything.
     pub fn clear(&self) {
-        for s in &self.shards {
-            s.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        }
+        self.map.clear();
     }
+}
+
+/// Rough bytes of a record held in memory: the struct and its heap parts.
+fn record_weight(r: &Record) -> usize {
+    std::mem::size_of::<Record>() + r.name.len() + 48
+}
+
+/// Rough bytes of a step (for the cache's byte bound).
+pub fn step_weight(step: &Step) -> usize {
+    let rs = |v: &[Record]| v.iter().map(record_weight).sum::<usize>();
+    96 + match step {
+        Step::Answer(a) => rs(a),
+        Step::Alias(a, t) => rs(a) + t.len(),
+        Step::NxDomain(a, b) | Step::NoData(a, b) => rs(a) + rs(b),
+        Step::Fail(w) => w.len(),
+    }
+}
+
+/// Rough bytes of a zone cut.
+pub fn delegation_weight(d: &Delegation) -> usize {
+    96 + d.zone.len() + d.ns.iter().map(|n| 48 + n.len()).sum::<usize>() + d.addrs.len() * 96
 }
 
 /// A zone cut: the zone's name servers and the addresses known for them.

@@ -83,6 +83,8 @@ pub struct Settings {
     pub timeout: Duration,
     /// Entries of the answer cache.
     pub cache_entries: usize,
+    /// Bytes for the iterator's caches: a third for zone cuts, the rest for answers.
+    pub cache_bytes: usize,
     /// Ask with DO set and keep signatures and denial proofs (for a validator on top).
     pub dnssec: bool,
 }
@@ -118,8 +120,16 @@ impl Iterator {
         // needs its own answers mostly for what a resolution is made of (name-server
         // addresses, chain links, empty non-terminals), so a quarter is enough.
         Iterator {
-            answers: Expiring::new((settings.cache_entries / 4).max(1024)),
-            zones: Expiring::new((settings.cache_entries / 8).max(1024)),
+            answers: Expiring::new(
+                (settings.cache_entries / 4).max(1024),
+                settings.cache_bytes / 3 * 2,
+                cache::step_weight,
+            ),
+            zones: Expiring::new(
+                (settings.cache_entries / 8).max(1024),
+                settings.cache_bytes / 3,
+                cache::delegation_weight,
+            ),
             s: settings,
             infra: Infra::default(),
             inflight: Mutex::new(HashMap::new()),

@@ -1,0 +1,180 @@
+//! A sharded map bounded in entries and in bytes, for the caches: past either bound,
+//! entries go one at a time in CLOCK order. An entry read since the hand last passed
+//! it gets a second chance, so a flood of keys used once cannot push out the keys
+//! used again; an entry its cache no longer wants (expired, stale) goes at once.
+//! No operation scans the shard.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hash};
+use std::sync::Mutex;
+
+const SHARDS: usize = 16;
+
+/// What a value costs in memory, roughly (its heap buffers and a fixed overhead).
+pub trait Weigh {
+    /// Bytes.
+    fn weight(&self) -> usize;
+}
+
+struct Slot<V> {
+    value: V,
+    weight: usize,
+    visited: bool,
+}
+
+struct Shard<K, V> {
+    map: HashMap<K, Slot<V>>,
+    /// Keys in insertion order; the front is the hand.
+    clock: VecDeque<K>,
+    bytes: usize,
+}
+
+impl<K, V> Default for Shard<K, V> {
+    fn default() -> Self {
+        Shard {
+            map: HashMap::new(),
+            clock: VecDeque::new(),
+            bytes: 0,
+        }
+    }
+}
+
+/// The map.
+pub struct ClockMap<K, V> {
+    shards: Vec<Mutex<Shard<K, V>>>,
+    entries_per_shard: usize,
+    bytes_per_shard: usize,
+    hasher: std::hash::RandomState,
+}
+
+impl<K: Hash + Eq + Clone, V: Weigh> ClockMap<K, V> {
+    /// At most about `entries` entries and `bytes` bytes (0 entries: always empty).
+    pub fn new(entries: usize, bytes: usize) -> Self {
+        ClockMap {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            entries_per_shard: entries / SHARDS,
+            bytes_per_shard: bytes / SHARDS,
+            hasher: Default::default(),
+        }
+    }
+
+    fn shard(&self, k: &K) -> std::sync::MutexGuard<'_, Shard<K, V>> {
+        self.shards[self.hasher.hash_one(k) as usize % SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run `f` on the value of `k`, marking it used; `None` when absent.
+    pub fn with<R>(&self, k: &K, f: impl FnOnce(&mut V) -> R) -> Option<R> {
+        let mut s = self.shard(k);
+        let slot = s.map.get_mut(k)?;
+        slot.visited = true;
+        Some(f(&mut slot.value))
+    }
+
+    /// Store `v` under `k`, first making room: entries `wanted` says no to go as the
+    /// hand reaches them, others after a second chance if they were used.
+    pub fn insert(&self, k: K, v: V, wanted: impl Fn(&V) -> bool) {
+        let weight = v.weight();
+        if self.entries_per_shard == 0 || weight > self.bytes_per_shard {
+            return;
+        }
+        let mut guard = self.shard(&k);
+        let s = &mut *guard;
+        if let Some(old) = s.map.remove(&k) {
+            s.bytes -= old.weight;
+        } else {
+            let mut turns = 2 * s.clock.len() + 1;
+            while (s.map.len() >= self.entries_per_shard || s.bytes + weight > self.bytes_per_shard)
+                && turns > 0
+            {
+                turns -= 1;
+                let Some(hand) = s.clock.pop_front() else {
+                    break;
+                };
+                let Some(slot) = s.map.get_mut(&hand) else {
+                    continue;
+                };
+                if slot.visited && wanted(&slot.value) {
+                    slot.visited = false;
+                    s.clock.push_back(hand);
+                } else if let Some(gone) = s.map.remove(&hand) {
+                    s.bytes -= gone.weight;
+                }
+            }
+            s.clock.push_back(k.clone());
+        }
+        s.bytes += weight;
+        s.map.insert(
+            k,
+            Slot {
+                value: v,
+                weight,
+                visited: false,
+            },
+        );
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().map(|m| m.map.len()).unwrap_or(0))
+            .sum()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes held, as [`Weigh::weight`] counts them.
+    pub fn bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().map(|m| m.bytes).unwrap_or(0))
+            .sum()
+    }
+
+    /// Forget everything.
+    pub fn clear(&self) {
+        for s in &self.shards {
+            let mut s = s.lock().unwrap_or_else(|e| e.into_inner());
+            *s = Shard::default();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Blob(usize);
+    impl Weigh for Blob {
+        fn weight(&self) -> usize {
+            self.0
+        }
+    }
+
+    #[test]
+    fn bounds_hold_and_used_entries_get_a_second_chance() {
+        let m: ClockMap<u32, Blob> = ClockMap::new(1_000_000, 16 * 1000);
+        m.insert(0, Blob(100), |_| true);
+        for k in 1..10_000u32 {
+            m.insert(k, Blob(100), |_| true);
+            assert!(m.bytes() <= 16 * 1000);
+            if k % 3 == 0 {
+                assert!(m.with(&0, |_| ()).is_some(), "the used key went at {k}");
+            }
+        }
+        // Entries that are not wanted go first, even when used.
+        let m: ClockMap<u32, Blob> = ClockMap::new(16 * 4, usize::MAX);
+        for k in 0..64u32 {
+            m.insert(k, Blob(1), |_| true);
+            m.with(&k, |_| ());
+        }
+        m.insert(1000, Blob(1), |b| b.0 != 1);
+        assert!(m.len() <= 64);
+        assert!(m.with(&1000, |_| ()).is_some());
+    }
+}
