@@ -111,7 +111,12 @@ enum Cmd {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,hickory_server=warn,hickory_proto=warn")
+        // hickory's crates warn once per odd upstream packet (a late reply, a mismatched
+        // name server), which floods a journal under a flood of misses; fanzha counts
+        // upstream results in metrics instead. RUST_LOG brings them back.
+        tracing_subscriber::EnvFilter::new(
+            "info,hickory_server=warn,hickory_proto=error,hickory_net=error,hickory_resolver=error",
+        )
     });
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
