@@ -287,7 +287,7 @@ fn start_reporter(
         return Ok((None, None));
     };
     let platform = Platform::new(url, &r.secret, &r.appliance, r.ca.as_deref())?;
-    let (rep, w, s) = pipeline::start(
+    let (rep, tasks) = pipeline::start(
         r.clone(),
         places,
         platform,
@@ -301,7 +301,7 @@ fn start_reporter(
         )
     })?;
     tracing::info!(%url, "reporting hits to the platform");
-    Ok((Some(rep), Some((w, s))))
+    Ok((Some(rep), Some(tasks)))
 }
 
 /// Bind and start the warning page on its HTTP and HTTPS addresses.

@@ -293,11 +293,6 @@ impl Metrics {
         self.queries[i].inc();
     }
 
-    /// The registry, for other modules' metrics.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
     /// Prometheus text exposition, after refreshing the gauges that mirror state.
     pub fn render(&self, lists: &Handle) -> String {
         let l = lists.load();

@@ -135,14 +135,6 @@ impl<K: Hash + Eq + Clone, V: Weigh> ClockMap<K, V> {
             .map(|s| s.lock().map(|m| m.bytes).unwrap_or(0))
             .sum()
     }
-
-    /// Forget everything.
-    pub fn clear(&self) {
-        for s in &self.shards {
-            let mut s = s.lock().unwrap_or_else(|e| e.into_inner());
-            *s = Shard::default();
-        }
-    }
 }
 
 #[cfg(test)]

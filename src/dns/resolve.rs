@@ -20,7 +20,7 @@ use ipnet::IpNet;
 
 use super::anchor::{self, Anchors};
 use super::iterate::handle::IterHandle;
-use super::iterate::{Iterator, Settings, Step, default_deny};
+use super::iterate::{Iterator, Settings, Step, default_deny, soa_in};
 use crate::config::{Config, ResolverConfig, ResolverMode};
 use crate::metrics::Metrics;
 use futures_util::StreamExt;
@@ -396,7 +396,7 @@ fn validated(m: hickory_proto::op::Message) -> Resolved {
         {
             Resolved::Negative {
                 nxdomain: false,
-                soa: soa_of(&m),
+                soa: first_soa(&m.authorities),
                 answers: m.answers,
             }
         }
@@ -407,7 +407,7 @@ fn validated(m: hickory_proto::op::Message) -> Resolved {
         },
         ResponseCode::NXDomain => Resolved::Negative {
             nxdomain: true,
-            soa: soa_of(&m),
+            soa: first_soa(&m.authorities),
             answers: m.answers,
         },
         other => Resolved::Failed(format!("upstream answered {other}")),
@@ -448,21 +448,9 @@ fn forwarding(c: &ResolverConfig) -> Result<Backend, BackendError> {
     Ok(Backend::Forward(Arc::new(r)))
 }
 
-/// The first SOA of an authority section.
+/// The SOA of an authority section, for the client's answer.
 fn first_soa(auth: &[Record]) -> Option<Box<Record>> {
-    auth.iter()
-        .find(|r| r.record_type() == RecordType::SOA)
-        .cloned()
-        .map(Box::new)
-}
-
-/// The SOA of a negative answer's authority section.
-fn soa_of(m: &hickory_proto::op::Message) -> Option<Box<Record>> {
-    m.authorities
-        .iter()
-        .find(|r| r.record_type() == RecordType::SOA)
-        .cloned()
-        .map(Box::new)
+    soa_in(auth).cloned().map(Box::new)
 }
 
 /// A TLS client config trusting the built-in web roots and the CAs in `ca` (PEM).

@@ -358,9 +358,12 @@ impl<'b> ResponseWriter<'b> {
         buf.clear();
         let id = [packet[0], packet[1]];
         let qflags = u16::from_be_bytes([packet[2], packet[3]]);
-        // QR, opcode copied, AA, RD copied, RA, CD copied, rcode.
-        let mut flags: u16 =
-            0x8000 | (qflags & 0x7800) | (qflags & 0x0100) | 0x0080 | (qflags & 0x0010);
+        // QR, opcode copied, AA, RD copied, RA, CD copied, rcode. For NOTIMP nothing
+        // was recursed on or checked: the answer claims neither RA nor CD.
+        let mut flags: u16 = 0x8000 | (qflags & 0x7800) | (qflags & 0x0100);
+        if rcode_v != rcode::NOTIMP {
+            flags |= 0x0080 | (qflags & 0x0010);
+        }
         if aa {
             flags |= 0x0400;
         }
@@ -481,11 +484,6 @@ pub fn error_response(
         w.opt(e.dnssec_ok, None, 0);
     }
     w.finish();
-    if rcode_v == rcode::NOTIMP {
-        // Nothing was recursed on or checked for what is not implemented: the
-        // answer claims neither recursion (RA) nor checking disabled (CD).
-        buf[3] &= !(0x80 | 0x10);
-    }
 }
 
 /// Cut a UDP response that exceeds `limit`: keep the header and question, set TC=1

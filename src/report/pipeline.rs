@@ -128,7 +128,7 @@ pub fn start(
     platform: Platform,
     metrics: ReportMetrics,
     shutdown: CancellationToken,
-) -> std::io::Result<(Reporter, JoinHandle<()>, JoinHandle<()>)> {
+) -> std::io::Result<(Reporter, Tasks)> {
     let (spool, rec) = Spool::open(&cfg.spool_dir, cfg.spool_max_bytes, 4 << 20, cfg.fsync)?;
     if rec.segments > 0 || rec.torn > 0 {
         tracing::info!(
@@ -163,7 +163,7 @@ pub fn start(
         metrics,
         shutdown,
     }));
-    Ok((reporter, writer, sender))
+    Ok((reporter, (writer, sender)))
 }
 
 /// What the writer task owns.

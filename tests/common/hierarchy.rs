@@ -39,7 +39,8 @@ pub enum Rd {
     Raw(RData),
 }
 
-fn soa(origin: &str) -> Record {
+/// The SOA of a test zone.
+pub(super) fn soa(origin: &str) -> Record {
     Record::from_rdata(
         name(origin),
         300,

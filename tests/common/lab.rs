@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use super::hierarchy::fresh_net;
+use super::hierarchy::{fresh_net, soa};
 
 /// How a server misbehaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,19 +102,7 @@ impl Zone {
                 name(s).append_domain(&origin).unwrap()
             }
         };
-        let mut records = vec![Record::from_rdata(
-            origin.clone(),
-            300,
-            RData::SOA(SOA::new(
-                name("ns.invalid."),
-                name("hostmaster.invalid."),
-                1,
-                3600,
-                600,
-                86400,
-                60,
-            )),
-        )];
+        let mut records = vec![soa(&origin.to_ascii())];
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
             let mut it = line.splitn(3, ' ');
             let (owner, t, data) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());

@@ -69,11 +69,6 @@ impl<K: Hash + Eq + Clone, V> Expiring<K, V> {
         };
         self.map.insert(k, held, |h| h.until > now);
     }
-
-    /// Forget everything.
-    pub fn clear(&self) {
-        self.map.clear();
-    }
 }
 
 /// Rough bytes of a record held in memory: the struct and its heap parts.
@@ -115,9 +110,7 @@ pub fn ttl_of(step: &Step) -> Duration {
         Step::Answer(rs) => least(rs).unwrap_or(0).min(MAX_TTL),
         Step::Alias(chain, _) => least(chain).unwrap_or(0).min(MAX_TTL),
         Step::NxDomain(chain, auth) | Step::NoData(chain, auth) => {
-            let neg = auth
-                .iter()
-                .find(|r| r.record_type() == RecordType::SOA)
+            let neg = super::soa_in(auth)
                 .map(negative_ttl)
                 .unwrap_or(NO_SOA_NEGATIVE_TTL);
             least(chain).unwrap_or(u32::MAX).min(neg)

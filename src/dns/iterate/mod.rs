@@ -137,41 +137,35 @@ impl Iterator {
         }
     }
 
-    /// Forget every cached answer and zone cut (server marks stay).
-    pub fn clear(&self) {
-        self.answers.clear();
-        self.zones.clear();
-    }
-
     /// Resolve `name`/`qtype` from the roots, following aliases across zones: the
     /// whole chain comes with the final step (never [`Step::Alias`]).
     pub async fn resolve(self: &Arc<Self>, name: Name, qtype: RecordType) -> Step {
-        let budget = Budget::default();
+        self.follow(&name.to_lowercase(), qtype, &Budget::default(), 0)
+            .await
+    }
+
+    /// Look `name`/`qtype` up and follow its aliases, within `budget`.
+    async fn follow(
+        self: &Arc<Self>,
+        name: &Name,
+        qtype: RecordType,
+        budget: &Budget,
+        depth: u8,
+    ) -> Step {
         let mut chain: Vec<Record> = Vec::new();
-        let mut cur = name.to_lowercase();
+        let mut cur = name.clone();
         let mut seen = vec![cur.clone()];
         for _ in 0..MAX_CHAIN {
-            let (rs, end) = match self.lookup(&cur, qtype, &budget, 0).await {
-                Step::Alias(rs, target) => {
-                    chain.extend(rs);
-                    if seen.contains(&target) {
-                        return Step::Fail(format!("CNAME loop at {target}"));
-                    }
-                    seen.push(target.clone());
-                    cur = target;
-                    continue;
-                }
-                Step::Answer(rs) => (rs, None),
-                Step::NxDomain(rs, soa) => (rs, Some((true, soa))),
-                Step::NoData(rs, soa) => (rs, Some((false, soa))),
-                Step::Fail(why) => return Step::Fail(why),
+            let (rs, target) = match self.lookup(&cur, qtype, budget, depth).await {
+                Step::Alias(rs, target) => (rs, target),
+                done => return after(chain, done),
             };
             chain.extend(rs);
-            return match end {
-                None => Step::Answer(chain),
-                Some((true, soa)) => Step::NxDomain(chain, soa),
-                Some((false, soa)) => Step::NoData(chain, soa),
-            };
+            if seen.contains(&target) {
+                return Step::Fail(format!("CNAME loop at {target}"));
+            }
+            seen.push(target.clone());
+            cur = target;
         }
         Step::Fail(format!("CNAME chain from {name} longer than {MAX_CHAIN}"))
     }
@@ -426,30 +420,26 @@ impl Iterator {
         found
     }
 
-    /// The IPv4 and IPv6 addresses of a name server, following aliases.
+    /// The IPv4 addresses of a name server (its IPv6 ones when it has none),
+    /// following aliases.
     async fn addresses(self: &Arc<Self>, ns: &Name, budget: &Budget, depth: u8) -> Vec<IpAddr> {
-        let mut out = Vec::new();
         for t in [RecordType::A, RecordType::AAAA] {
-            let mut cur = ns.clone();
-            for _ in 0..4 {
-                match self.lookup(&cur, t, budget, depth).await {
-                    Step::Answer(rs) => {
-                        out.extend(rs.iter().filter_map(|r| match &r.data {
-                            RData::A(a) => Some(IpAddr::V4(a.0)),
-                            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-                            _ => None,
-                        }));
-                        break;
-                    }
-                    Step::Alias(_, target) => cur = target,
-                    _ => break,
-                }
-            }
-            if !out.is_empty() {
-                break;
+            let Step::Answer(rs) = self.follow(ns, t, budget, depth).await else {
+                continue;
+            };
+            let ips: Vec<IpAddr> = rs
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::A(a) => Some(IpAddr::V4(a.0)),
+                    RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                    _ => None,
+                })
+                .collect();
+            if !ips.is_empty() {
+                return ips;
             }
         }
-        out
+        Vec::new()
     }
 
     fn allowed(&self, ip: IpAddr) -> bool {
@@ -476,12 +466,12 @@ impl Iterator {
         let timeout = self.s.timeout;
         let mut edns = !self.infra.no_edns(ip);
         for _ in 0..2 {
-            let (id, pkt) = transport::query(qn, qt, edns, self.s.dnssec);
+            let out = transport::query(qn, qt, edns, self.s.dnssec);
             let t0 = Instant::now();
-            let res = match transport::udp(addr, &pkt, id, qn, qt, timeout).await {
+            let res = match out.udp(addr, timeout).await {
                 Err(ExchangeError::Truncated) => {
                     self.count("truncated");
-                    transport::tcp(addr, &pkt, id, qn, qt, timeout).await
+                    out.tcp(addr, timeout).await
                 }
                 other => other,
             };
@@ -518,6 +508,30 @@ impl Iterator {
         }
         None
     }
+}
+
+/// `step` with `chain` (the aliases that led to it) in front of its records.
+fn after(mut chain: Vec<Record>, step: Step) -> Step {
+    match step {
+        Step::Answer(rs) => {
+            chain.extend(rs);
+            Step::Answer(chain)
+        }
+        Step::NxDomain(rs, auth) => {
+            chain.extend(rs);
+            Step::NxDomain(chain, auth)
+        }
+        Step::NoData(rs, auth) => {
+            chain.extend(rs);
+            Step::NoData(chain, auth)
+        }
+        other => other,
+    }
+}
+
+/// The first SOA record of a section.
+pub fn soa_in(records: &[Record]) -> Option<&Record> {
+    records.iter().find(|r| r.record_type() == RecordType::SOA)
 }
 
 /// The step a final (non-referral) answer makes.

@@ -28,9 +28,17 @@ pub enum ExchangeError {
     Malformed(String),
 }
 
-/// The wire form of a query for `name`/`qtype` with a random ID, RD clear, and DO
-/// set when `dnssec_ok` (with EDNS).
-pub fn query(name: &Name, qtype: RecordType, edns: bool, dnssec_ok: bool) -> (u16, Vec<u8>) {
+/// A query on its way to a name server: its wire form and what a reply must echo.
+pub struct Outgoing<'a> {
+    id: u16,
+    packet: Vec<u8>,
+    name: &'a Name,
+    qtype: RecordType,
+}
+
+/// The query for `name`/`qtype` with a random ID, RD clear, and DO set when
+/// `dnssec_ok` (with EDNS).
+pub fn query(name: &Name, qtype: RecordType, edns: bool, dnssec_ok: bool) -> Outgoing<'_> {
     let id = random_below(65536) as u16;
     let mut m = Message::new(id, MessageType::Query, OpCode::Query);
     m.metadata.recursion_desired = false;
@@ -41,105 +49,107 @@ pub fn query(name: &Name, qtype: RecordType, edns: bool, dnssec_ok: bool) -> (u1
         e.set_dnssec_ok(dnssec_ok);
         m.set_edns(e);
     }
-    (id, m.to_vec().unwrap_or_default())
-}
-
-/// Whether `reply` answers the query `id` for `name`/`qtype`.
-fn matches(reply: &Message, id: u16, name: &Name, qtype: RecordType) -> bool {
-    reply.metadata.id == id
-        && reply.metadata.message_type == MessageType::Response
-        && reply
-            .queries
-            .first()
-            .is_some_and(|q| q.name() == name && q.query_type() == qtype)
-}
-
-/// One UDP exchange with `server`; replies from elsewhere or for another query are
-/// ignored until `timeout`.
-pub async fn udp(
-    server: SocketAddr,
-    packet: &[u8],
-    id: u16,
-    name: &Name,
-    qtype: RecordType,
-    timeout: Duration,
-) -> Result<Message, ExchangeError> {
-    let bind: SocketAddr = match server.ip() {
-        IpAddr::V4(_) => ([0, 0, 0, 0], 0).into(),
-        IpAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let sock = UdpSocket::bind(bind)
-        .await
-        .map_err(ExchangeError::Unreachable)?;
-    sock.connect(server)
-        .await
-        .map_err(ExchangeError::Unreachable)?;
-    sock.send(packet)
-        .await
-        .map_err(ExchangeError::Unreachable)?;
-    // One byte more than advertised: a reply that fills it is larger than allowed
-    // (the kernel cuts the rest) and is taken as truncated.
-    let mut buf = [0u8; EDNS_PAYLOAD as usize + 1];
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let n = match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
-            Err(_) => return Err(ExchangeError::Timeout),
-            // ICMP port unreachable and the like.
-            Ok(Err(e)) => return Err(ExchangeError::Unreachable(e)),
-            Ok(Ok(n)) => n,
-        };
-        let Ok(reply) = Message::from_vec(&buf[..n]) else {
-            // Only the header can tell whether it is ours.
-            if n >= 2 && u16::from_be_bytes([buf[0], buf[1]]) == id {
-                return Err(ExchangeError::Truncated);
-            }
-            continue;
-        };
-        if !matches(&reply, id, name, qtype) {
-            continue;
-        }
-        if reply.metadata.truncation || n > EDNS_PAYLOAD as usize {
-            return Err(ExchangeError::Truncated);
-        }
-        return Ok(reply);
+    Outgoing {
+        id,
+        packet: m.to_vec().unwrap_or_default(),
+        name,
+        qtype,
     }
 }
 
-/// One TCP exchange with `server`.
-pub async fn tcp(
-    server: SocketAddr,
-    packet: &[u8],
-    id: u16,
-    name: &Name,
-    qtype: RecordType,
-    timeout: Duration,
-) -> Result<Message, ExchangeError> {
-    let work = async {
-        let mut s = TcpStream::connect(server)
+impl Outgoing<'_> {
+    /// Whether `reply` answers this query.
+    fn answered_by(&self, reply: &Message) -> bool {
+        reply.metadata.id == self.id
+            && reply.metadata.message_type == MessageType::Response
+            && reply
+                .queries
+                .first()
+                .is_some_and(|q| q.name() == self.name && q.query_type() == self.qtype)
+    }
+
+    /// One UDP exchange with `server`; replies from elsewhere or for another query
+    /// are ignored until `timeout`.
+    pub async fn udp(
+        &self,
+        server: SocketAddr,
+        timeout: Duration,
+    ) -> Result<Message, ExchangeError> {
+        let bind: SocketAddr = match server.ip() {
+            IpAddr::V4(_) => ([0, 0, 0, 0], 0).into(),
+            IpAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        let sock = UdpSocket::bind(bind)
             .await
             .map_err(ExchangeError::Unreachable)?;
-        let _ = s.set_nodelay(true);
-        let mut out = Vec::with_capacity(packet.len() + 2);
-        out.extend_from_slice(&(packet.len() as u16).to_be_bytes());
-        out.extend_from_slice(packet);
-        s.write_all(&out)
+        sock.connect(server)
             .await
             .map_err(ExchangeError::Unreachable)?;
-        let mut len = [0u8; 2];
-        s.read_exact(&mut len)
+        sock.send(&self.packet)
             .await
-            .map_err(|e| ExchangeError::Malformed(e.to_string()))?;
-        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-        s.read_exact(&mut buf)
-            .await
-            .map_err(|e| ExchangeError::Malformed(e.to_string()))?;
-        let reply = Message::from_vec(&buf).map_err(|e| ExchangeError::Malformed(e.to_string()))?;
-        if !matches(&reply, id, name, qtype) {
-            return Err(ExchangeError::Malformed("a reply to another query".into()));
+            .map_err(ExchangeError::Unreachable)?;
+        // One byte more than advertised: a reply that fills it is larger than allowed
+        // (the kernel cuts the rest) and is taken as truncated.
+        let mut buf = [0u8; EDNS_PAYLOAD as usize + 1];
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let n = match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+                Err(_) => return Err(ExchangeError::Timeout),
+                // ICMP port unreachable and the like.
+                Ok(Err(e)) => return Err(ExchangeError::Unreachable(e)),
+                Ok(Ok(n)) => n,
+            };
+            let Ok(reply) = Message::from_vec(&buf[..n]) else {
+                // Only the header can tell whether it is ours.
+                if n >= 2 && u16::from_be_bytes([buf[0], buf[1]]) == self.id {
+                    return Err(ExchangeError::Truncated);
+                }
+                continue;
+            };
+            if !self.answered_by(&reply) {
+                continue;
+            }
+            if reply.metadata.truncation || n > EDNS_PAYLOAD as usize {
+                return Err(ExchangeError::Truncated);
+            }
+            return Ok(reply);
         }
-        Ok(reply)
-    };
-    tokio::time::timeout(timeout, work)
-        .await
-        .unwrap_or(Err(ExchangeError::Timeout))
+    }
+
+    /// One TCP exchange with `server`.
+    pub async fn tcp(
+        &self,
+        server: SocketAddr,
+        timeout: Duration,
+    ) -> Result<Message, ExchangeError> {
+        let work = async {
+            let mut s = TcpStream::connect(server)
+                .await
+                .map_err(ExchangeError::Unreachable)?;
+            let _ = s.set_nodelay(true);
+            let mut out = Vec::with_capacity(self.packet.len() + 2);
+            out.extend_from_slice(&(self.packet.len() as u16).to_be_bytes());
+            out.extend_from_slice(&self.packet);
+            s.write_all(&out)
+                .await
+                .map_err(ExchangeError::Unreachable)?;
+            let mut len = [0u8; 2];
+            s.read_exact(&mut len)
+                .await
+                .map_err(|e| ExchangeError::Malformed(e.to_string()))?;
+            let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+            s.read_exact(&mut buf)
+                .await
+                .map_err(|e| ExchangeError::Malformed(e.to_string()))?;
+            let reply =
+                Message::from_vec(&buf).map_err(|e| ExchangeError::Malformed(e.to_string()))?;
+            if !self.answered_by(&reply) {
+                return Err(ExchangeError::Malformed("a reply to another query".into()));
+            }
+            Ok(reply)
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .unwrap_or(Err(ExchangeError::Timeout))
+    }
 }
