@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests use: dig (README checks), chromium and CJK fonts (the
 # warning page in a real browser), prometheus and promtool (dashboard and rules),
-# systemd (systemd-analyze for the unit).
-packages=(dnsutils chromium fonts-noto-cjk prometheus systemd)
+# systemd (systemd-analyze for the unit), python3 (the layout check).
+packages=(dnsutils chromium fonts-noto-cjk prometheus systemd python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
