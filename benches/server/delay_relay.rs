@@ -6,7 +6,9 @@
 //!
 //! Usage: delay_relay DELAY_MS COUNT_FILE LISTEN=TARGET [LISTEN=TARGET ...]
 //! The counts (`udp N` and `tcp N`: queries and connections toward the servers)
-//! are written to COUNT_FILE every 200 ms.
+//! are written to COUNT_FILE every 200 ms. With RELAY_LOG=FILE set, every UDP query
+//! is also logged there as `ms-since-start server name type` (to see, for one run,
+//! which queries a resolver sends and when).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,7 +45,13 @@ fn delayed_sender(sock: Arc<UdpSocket>) -> Delayed {
 
 /// UDP: one socket toward the server; each query gets a relay ID, under which the
 /// client's address and its own ID are kept until the reply comes back.
-async fn relay_udp(listen: SocketAddr, target: SocketAddr, delay: Duration, counts: Arc<Counts>) {
+async fn relay_udp(
+    listen: SocketAddr,
+    target: SocketAddr,
+    delay: Duration,
+    counts: Arc<Counts>,
+    log: Option<Arc<QueryLog>>,
+) {
     let front = Arc::new(
         UdpSocket::bind(listen)
             .await
@@ -87,12 +95,51 @@ async fn relay_udp(listen: SocketAddr, target: SocketAddr, delay: Duration, coun
             continue;
         }
         counts.udp.fetch_add(1, Ordering::Relaxed);
+        if let Some(log) = &log {
+            log.send(&listen, &buf[..n]);
+        }
         next = next.wrapping_add(1);
         let mut pkt = buf[..n].to_vec();
         pending.lock().unwrap_or_else(|e| e.into_inner())[next as usize] =
             Some((client, [pkt[0], pkt[1]]));
         pkt[..2].copy_from_slice(&next.to_be_bytes());
         let _ = to_server.send((Instant::now() + delay, pkt, target));
+    }
+}
+
+/// The optional query log (RELAY_LOG).
+struct QueryLog {
+    start: Instant,
+    out: std::sync::Mutex<std::io::BufWriter<std::fs::File>>,
+}
+
+impl QueryLog {
+    fn send(&self, server: &SocketAddr, pkt: &[u8]) {
+        use std::io::Write;
+        // The question: labels from offset 12, then the type.
+        let mut name = String::new();
+        let mut i = 12;
+        while let Some(&l) = pkt.get(i) {
+            if l == 0 || l > 63 || i + 1 + l as usize > pkt.len() {
+                break;
+            }
+            name.push_str(&String::from_utf8_lossy(&pkt[i + 1..i + 1 + l as usize]));
+            name.push('.');
+            i += 1 + l as usize;
+        }
+        let qtype = pkt
+            .get(i + 1..i + 3)
+            .map(|t| u16::from_be_bytes([t[0], t[1]]))
+            .unwrap_or(0);
+        let ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(
+            out,
+            "{ms:.1} {} {} {qtype}",
+            server.ip(),
+            if name.is_empty() { "." } else { &name }
+        );
+        let _ = out.flush();
     }
 }
 
@@ -159,8 +206,16 @@ fn main() {
         .expect("a runtime");
     rt.block_on(async move {
         let counts = Arc::new(Counts::default());
+        let log = std::env::var_os("RELAY_LOG").map(|p| {
+            Arc::new(QueryLog {
+                start: Instant::now(),
+                out: std::sync::Mutex::new(std::io::BufWriter::new(
+                    std::fs::File::create(p).expect("create RELAY_LOG"),
+                )),
+            })
+        });
         for (l, t) in pairs {
-            tokio::spawn(relay_udp(l, t, delay, counts.clone()));
+            tokio::spawn(relay_udp(l, t, delay, counts.clone(), log.clone()));
             tokio::spawn(relay_tcp(l, t, delay, counts.clone()));
         }
         loop {

@@ -9,7 +9,8 @@
 # Environment: ZONES (300), DELAY_MS (10), NAMES (20000 unique names per rate),
 #   RATES ("500 1000 2000"), ZIPF (20000 queries), PEERS ("fanzha unbound kresd pdns"),
 #   OUT (target/bench/recursive), FANZHA_RESOLVER (extra [resolver] lines for fanzha,
-#   e.g. "cache_size = 20000"). Results: $OUT/results.md and $OUT/raw.tsv.
+#   e.g. "cache_size = 20000"), FANZHA_BIN (target/release/fanzha; another build, for an
+#   A/B run). Results: $OUT/results.md and $OUT/raw.tsv.
 #
 # Workloads, per resolver, from a cold start:
 #   unique  NAMES names never asked before (every query a cache miss), offered at
@@ -153,7 +154,7 @@ listen = []
 [ops]
 listen = "127.0.0.1:0"
 TOML
-      RUST_LOG=warn taskset -c 1 "$repo/target/release/fanzha" serve --config "$dir/fanzha.toml" > "$dir/log" 2>&1 & ;;
+      RUST_LOG=warn taskset -c 1 "${FANZHA_BIN:-$repo/target/release/fanzha}" serve --config "$dir/fanzha.toml" > "$dir/log" 2>&1 & ;;
     unbound)
       printf '. 3600000 IN NS ns.root.\nns.root. 3600000 IN A 127.1.0.1\n' > "$dir/root.hints"
       cat > "$dir/unbound.conf" <<CONF
