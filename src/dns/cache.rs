@@ -41,7 +41,7 @@ impl Weigh for Entry {
 /// The cache.
 pub struct AnswerCache {
     map: ClockMap<u64, Entry>,
-    hasher: std::hash::RandomState,
+    hasher: foldhash::fast::RandomState,
 }
 
 /// EDNS presence, DO, CD and AD: answers differ by each (CD=1 may carry data that
@@ -67,18 +67,26 @@ impl AnswerCache {
     pub fn with_limits(capacity: usize, max_bytes: usize) -> AnswerCache {
         AnswerCache {
             map: ClockMap::new(capacity, max_bytes),
-            hasher: std::hash::RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
 
     fn hash(&self, packet: &[u8], q: &Query) -> u64 {
-        let mut h = self.hasher.build_hasher();
+        // The lower-case wire name in one buffer, hashed in one write.
+        let mut name = [0u8; 256];
+        let mut n = 0;
         for (o, l) in q.labels.iter() {
-            h.write_u8(l as u8);
-            for &b in &packet[o..o + l] {
-                h.write_u8(b.to_ascii_lowercase());
+            if n + 1 + l > name.len() {
+                break;
             }
+            name[n] = l as u8;
+            for (d, b) in name[n + 1..n + 1 + l].iter_mut().zip(&packet[o..o + l]) {
+                *d = b.to_ascii_lowercase();
+            }
+            n += 1 + l;
         }
+        let mut h = self.hasher.build_hasher();
+        h.write(&name[..n]);
         h.write_u16(q.qtype);
         h.write_u8(key_flags(q));
         h.finish()

@@ -22,8 +22,12 @@ struct Slot<V> {
     visited: bool,
 }
 
+/// foldhash, seeded per process: several times faster than SipHash on short keys,
+/// and the seed keeps keys chosen by clients from piling into one bucket.
+type Hasher = foldhash::fast::RandomState;
+
 struct Shard<K, V> {
-    map: HashMap<K, Slot<V>>,
+    map: HashMap<K, Slot<V>, Hasher>,
     /// Keys in insertion order; the front is the hand.
     clock: VecDeque<K>,
     bytes: usize,
@@ -32,7 +36,7 @@ struct Shard<K, V> {
 impl<K, V> Default for Shard<K, V> {
     fn default() -> Self {
         Shard {
-            map: HashMap::new(),
+            map: HashMap::default(),
             clock: VecDeque::new(),
             bytes: 0,
         }
@@ -44,7 +48,7 @@ pub struct ClockMap<K, V> {
     shards: Vec<Mutex<Shard<K, V>>>,
     entries_per_shard: usize,
     bytes_per_shard: usize,
-    hasher: std::hash::RandomState,
+    hasher: Hasher,
 }
 
 impl<K: Hash + Eq + Clone, V: Weigh> ClockMap<K, V> {

@@ -35,8 +35,8 @@ struct Server {
 /// Per-server state, shared by every resolution.
 #[derive(Default)]
 pub struct Infra {
-    servers: Mutex<HashMap<IpAddr, Server>>,
-    lame: Mutex<HashMap<(IpAddr, Name), Instant>>,
+    servers: Mutex<HashMap<IpAddr, Server, foldhash::fast::RandomState>>,
+    lame: Mutex<HashMap<(IpAddr, Name), Instant, foldhash::fast::RandomState>>,
 }
 
 impl Infra {

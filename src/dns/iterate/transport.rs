@@ -2,7 +2,7 @@
 //! or TCP. A UDP reply larger than the buffer we advertised, or one that does not
 //! decode, is treated as truncated: the caller asks again over TCP.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
@@ -26,6 +26,20 @@ pub enum ExchangeError {
     Unreachable(std::io::Error),
     /// A reply over TCP that does not decode.
     Malformed(String),
+}
+
+/// A non-blocking UDP socket connected to `server`. `connect` binds it to a random
+/// ephemeral port itself, which saves the `bind` call of a socket per query.
+fn connected_udp(server: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(
+        Domain::for_address(server),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    s.set_nonblocking(true)?;
+    s.connect(&server.into())?;
+    UdpSocket::from_std(s.into())
 }
 
 /// A query on its way to a name server: its wire form and what a reply must echo.
@@ -75,16 +89,7 @@ impl Outgoing<'_> {
         server: SocketAddr,
         timeout: Duration,
     ) -> Result<Message, ExchangeError> {
-        let bind: SocketAddr = match server.ip() {
-            IpAddr::V4(_) => ([0, 0, 0, 0], 0).into(),
-            IpAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
-        };
-        let sock = UdpSocket::bind(bind)
-            .await
-            .map_err(ExchangeError::Unreachable)?;
-        sock.connect(server)
-            .await
-            .map_err(ExchangeError::Unreachable)?;
+        let sock = connected_udp(server).map_err(ExchangeError::Unreachable)?;
         sock.send(&self.packet)
             .await
             .map_err(ExchangeError::Unreachable)?;
