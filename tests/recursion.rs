@@ -375,3 +375,55 @@ fn identical_queries_in_flight_are_merged() {
         .count();
     assert_eq!(asked, 1, "{:?}", l.seen());
 }
+
+#[test]
+fn fresh_names_of_one_cold_zone_share_one_descent() {
+    // Slow root and TLD servers: the 16 names below arrive while the first descent
+    // is still waiting, and each must wait for it rather than ask again.
+    let names: String = (0..16).map(|i| format!("c{i} A 192.0.2.1\n")).collect();
+    let l = two_servers(Mode::Normal, Mode::Normal, &names);
+    l.set_mode(10, Mode::Slow);
+    l.set_mode(11, Mode::Slow);
+    let (_d, f) = start(&l);
+    l.clear();
+    let dns = f.dns;
+    let threads: Vec<_> = (0..16)
+        .map(|i| {
+            std::thread::spawn(move || udp(dns, &format!("c{i}.example.test."), RecordType::A))
+        })
+        .collect();
+    for t in threads {
+        let m = t.join().unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    }
+    let seen = l.seen();
+    for (server, what) in [(10, "the root"), (11, "the TLD")] {
+        let asked: Vec<&Seen> = seen.iter().filter(|s| s.server == server).collect();
+        assert!(
+            asked.len() <= 1,
+            "{what} was asked {} times: {asked:?}",
+            asked.len()
+        );
+    }
+}
+
+#[test]
+fn name_servers_that_depend_on_each_other_fail_fast() {
+    // a.test. is served only by ns.b.test. and b.test. only by ns.a.test., both
+    // without glue: neither can be found. c.test. is served by ns.x.a.test.,
+    // under a.test.: finding it asks a.test. again from inside a lookup that is
+    // already asking a.test. The answer is SERVFAIL, at once, not a hang.
+    let tld = "a NS ns.b.test.\nb NS ns.a.test.\nc NS ns.x.a.test.\n";
+    let l = lab(tld, &[], vec![]);
+    let (_d, f) = start(&l);
+    for name in ["www.a.test.", "www.c.test.", "x.a.test."] {
+        let t = std::time::Instant::now();
+        let m = udp(f.dns, name, RecordType::A);
+        assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "{name}");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(2),
+            "{name} took {:?}",
+            t.elapsed()
+        );
+    }
+}

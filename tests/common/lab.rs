@@ -42,6 +42,8 @@ pub enum Mode {
     Poison,
     /// Answers every query with a referral to itself for the queried zone.
     SelfReferral,
+    /// A correct server whose UDP answers leave 100 ms late (so that queries overlap).
+    Slow,
 }
 
 /// A name server of the lab: its last address octet, the zones it serves, its mode.
@@ -330,6 +332,12 @@ struct Ctx {
 }
 
 impl Ctx {
+    fn mode(&self) -> Mode {
+        self.modes.lock().unwrap()[&self.last]
+    }
+}
+
+impl Ctx {
     /// The reply to `packet` (None: stay silent), and whether it may exceed the
     /// query's buffer over UDP.
     fn reply(&self, packet: &[u8], tcp: bool) -> Option<Vec<u8>> {
@@ -343,7 +351,7 @@ impl Ctx {
             qtype,
             tcp,
         });
-        let mode = self.modes.lock().unwrap()[&self.last];
+        let mode = self.mode();
         let mut resp = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
         resp.add_query(query.clone());
         resp.metadata.recursion_desired = q.metadata.recursion_desired;
@@ -445,7 +453,17 @@ fn serve_udp(sock: UdpSocket, ctx: Arc<Ctx>, stop: Arc<AtomicBool>) {
         let Ok((n, peer)) = sock.recv_from(&mut buf) else {
             continue;
         };
-        if let Some(r) = ctx.reply(&buf[..n], false) {
+        let Some(r) = ctx.reply(&buf[..n], false) else {
+            continue;
+        };
+        if ctx.mode() == Mode::Slow
+            && let Ok(late) = sock.try_clone()
+        {
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                let _ = late.send_to(&r, peer);
+            });
+        } else {
             let _ = sock.send_to(&r, peer);
         }
     }

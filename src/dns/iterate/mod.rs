@@ -15,25 +15,25 @@
 
 pub mod cache;
 pub mod handle;
+pub mod inflight;
 pub mod infra;
 pub mod scrub;
 pub mod transport;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use ipnet::IpNet;
 use prometheus::IntCounterVec;
-use tokio::sync::OnceCell;
 
 use cache::{Delegation, Expiring, Key, aged, ttl_of};
+use inflight::InFlight;
 use infra::Infra;
 use scrub::Kind;
 use transport::ExchangeError;
@@ -99,13 +99,72 @@ impl Budget {
     }
 }
 
+/// A question to a zone's servers: the zone, the name and the type.
+type AskKey = (Name, Name, RecordType);
+
+/// What asking a zone's servers gave: the kind of answer and the message, or why
+/// no server gave a usable one.
+type Asked = Result<(Kind, Message), String>;
+
+/// What a lookup or a question is waiting for, up the chain of callers (a linked
+/// list on the stack). A name server's address lookup may need, further down, the
+/// very lookup or question that is waiting for it: waiting for it in flight would
+/// wait for itself, so it is a dependency loop and fails at once (as in Unbound).
+#[derive(Clone, Copy, Default)]
+struct Trail<'a>(Option<&'a Link<'a>>);
+
+struct Link<'a> {
+    held: Held<'a>,
+    up: Trail<'a>,
+}
+
+enum Held<'a> {
+    Lookup(&'a Key),
+    Ask(&'a AskKey),
+}
+
+impl<'a> Trail<'a> {
+    fn holds(&self, f: impl Fn(&Held<'_>) -> bool) -> bool {
+        let mut at = self.0;
+        while let Some(l) = at {
+            if f(&l.held) {
+                return true;
+            }
+            at = l.up.0;
+        }
+        false
+    }
+}
+
+/// What every step of one client query carries: its budget of upstream queries,
+/// what its callers wait for, and how deep in name-server lookups it is.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    budget: &'a Budget,
+    trail: Trail<'a>,
+    depth: u8,
+}
+
+impl<'a> Ctx<'a> {
+    /// The context below `link`.
+    fn under(self, link: &'a Link<'a>) -> Ctx<'a> {
+        Ctx {
+            trail: Trail(Some(link)),
+            ..self
+        }
+    }
+}
+
 /// The iterative resolver.
 pub struct Iterator {
     s: Settings,
     infra: Infra,
     answers: Expiring<Key, Step>,
     zones: Expiring<Name, Delegation>,
-    inflight: Mutex<HashMap<Key, Arc<OnceCell<Step>>>>,
+    /// Lookups in flight, by name and type.
+    inflight: InFlight<Key, Step>,
+    /// Questions in flight to a zone's servers, by zone, name and type.
+    asking: InFlight<AskKey, Asked>,
     /// Upstream exchanges by result (`fanzha_upstream_queries_total`).
     upstream: IntCounterVec,
 }
@@ -132,7 +191,8 @@ impl Iterator {
             ),
             s: settings,
             infra: Infra::default(),
-            inflight: Mutex::new(HashMap::new()),
+            inflight: InFlight::default(),
+            asking: InFlight::default(),
             upstream,
         }
     }
@@ -140,23 +200,22 @@ impl Iterator {
     /// Resolve `name`/`qtype` from the roots, following aliases across zones: the
     /// whole chain comes with the final step (never [`Step::Alias`]).
     pub async fn resolve(self: &Arc<Self>, name: Name, qtype: RecordType) -> Step {
-        self.follow(&name.to_lowercase(), qtype, &Budget::default(), 0)
-            .await
+        let budget = Budget::default();
+        let cx = Ctx {
+            budget: &budget,
+            trail: Trail::default(),
+            depth: 0,
+        };
+        self.follow(&name.to_lowercase(), qtype, cx).await
     }
 
-    /// Look `name`/`qtype` up and follow its aliases, within `budget`.
-    async fn follow(
-        self: &Arc<Self>,
-        name: &Name,
-        qtype: RecordType,
-        budget: &Budget,
-        depth: u8,
-    ) -> Step {
+    /// Look `name`/`qtype` up and follow its aliases, within the budget.
+    async fn follow(self: &Arc<Self>, name: &Name, qtype: RecordType, cx: Ctx<'_>) -> Step {
         let mut chain: Vec<Record> = Vec::new();
         let mut cur = name.clone();
         let mut seen = vec![cur.clone()];
         for _ in 0..MAX_CHAIN {
-            let (rs, target) = match self.lookup(&cur, qtype, budget, depth).await {
+            let (rs, target) = match self.lookup(&cur, qtype, cx).await {
                 Step::Alias(rs, target) => (rs, target),
                 done => return after(chain, done),
             };
@@ -175,27 +234,27 @@ impl Iterator {
         self: &'a Arc<Self>,
         name: &'a Name,
         qtype: RecordType,
-        budget: &'a Budget,
-        depth: u8,
+        cx: Ctx<'a>,
     ) -> Boxed<'a, Step> {
         Box::pin(async move {
             let key = (name.clone(), qtype);
             if let Some((step, left)) = self.answers.get(&key, Instant::now()) {
                 return aged(&step, left);
             }
-            let cell = {
-                let mut m = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-                m.entry(key.clone()).or_default().clone()
-            };
-            let step = cell
-                .get_or_init(|| self.iterate(name, qtype, budget, depth))
-                .await
-                .clone();
-            let mut m = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-            if m.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-                m.remove(&key);
+            if cx
+                .trail
+                .holds(|h| matches!(h, Held::Lookup(k) if **k == key))
+            {
+                return Step::Fail(format!("{name} {qtype} depends on itself"));
             }
-            step
+            let link = Link {
+                held: Held::Lookup(&key),
+                up: cx.trail,
+            };
+            let cx = cx.under(&link);
+            self.inflight
+                .run(key.clone(), || self.iterate(name, qtype, cx))
+                .await
         })
     }
 
@@ -216,13 +275,7 @@ impl Iterator {
     }
 
     /// Descend from the closest known cut to the zone of `name` and ask it.
-    async fn iterate(
-        self: &Arc<Self>,
-        name: &Name,
-        qtype: RecordType,
-        budget: &Budget,
-        depth: u8,
-    ) -> Step {
+    async fn iterate(self: &Arc<Self>, name: &Name, qtype: RecordType, cx: Ctx<'_>) -> Step {
         let mut zone = self.closest(name, qtype, Instant::now());
         let mut minimise = true;
         let mut labels = zone.zone.num_labels() + 1;
@@ -246,7 +299,21 @@ impl Iterator {
                     continue;
                 }
             }
-            let (kind, msg) = match self.ask(&mut zone, &qn, qt, budget, depth).await {
+            // The same question to the same zone from another resolution is shared.
+            let key: AskKey = (zone.zone.clone(), qn.clone(), qt);
+            let asked = if cx.trail.holds(|h| matches!(h, Held::Ask(k) if **k == key)) {
+                Err(format!("asking {} about {qn} depends on itself", zone.zone))
+            } else {
+                let link = Link {
+                    held: Held::Ask(&key),
+                    up: cx.trail,
+                };
+                let cx = cx.under(&link);
+                self.asking
+                    .run(key.clone(), || self.ask(&mut zone, &qn, qt, cx))
+                    .await
+            };
+            let (kind, msg) = match asked {
                 Ok(k) => k,
                 Err(_) if minimised => {
                     minimise = false;
@@ -306,9 +373,8 @@ impl Iterator {
         zone: &mut Delegation,
         qn: &Name,
         qt: RecordType,
-        budget: &Budget,
-        depth: u8,
-    ) -> Result<(Kind, Message), String> {
+        cx: Ctx<'_>,
+    ) -> Asked {
         let mut tried: Vec<IpAddr> = Vec::new();
         let mut glueless_done = false;
         loop {
@@ -322,7 +388,7 @@ impl Iterator {
             if order.is_empty() {
                 if !glueless_done {
                     glueless_done = true;
-                    if self.resolve_glueless(zone, budget, depth).await {
+                    if self.resolve_glueless(zone, cx).await {
                         continue;
                     }
                 }
@@ -333,7 +399,7 @@ impl Iterator {
             }
             for ip in order {
                 tried.push(ip);
-                if !budget.take() {
+                if !cx.budget.take() {
                     return Err("too many upstream queries for one question".into());
                 }
                 let Some(msg) = self.exchange(ip, qn, qt).await else {
@@ -372,13 +438,8 @@ impl Iterator {
     /// Resolve the addresses of a few of the zone's name servers that have none,
     /// in parallel; true when any address was found (added to `zone` and its cache
     /// entry). A failure here only leaves that server out.
-    async fn resolve_glueless(
-        self: &Arc<Self>,
-        zone: &mut Delegation,
-        budget: &Budget,
-        depth: u8,
-    ) -> bool {
-        if depth >= MAX_DEPTH {
+    async fn resolve_glueless(self: &Arc<Self>, zone: &mut Delegation, cx: Ctx<'_>) -> bool {
+        if cx.depth >= MAX_DEPTH {
             return false;
         }
         let missing: Vec<Name> = zone
@@ -393,17 +454,16 @@ impl Iterator {
         if missing.is_empty() {
             return false;
         }
-        let mut set = tokio::task::JoinSet::new();
-        for ns in missing {
-            let (me, budget) = (self.clone(), budget.clone());
-            set.spawn(async move {
-                let ips = me.addresses(&ns, &budget, depth + 1).await;
-                (ns, ips)
-            });
-        }
+        let below = Ctx {
+            depth: cx.depth + 1,
+            ..cx
+        };
+        let lookups = missing.into_iter().map(|ns| async move {
+            let ips = self.addresses(&ns, below).await;
+            (ns, ips)
+        });
         let mut found = false;
-        while let Some(r) = set.join_next().await {
-            let Ok((ns, ips)) = r else { continue };
+        for (ns, ips) in futures_util::future::join_all(lookups).await {
             for ip in ips {
                 if !zone.addrs.contains(&(ns.clone(), ip)) {
                     zone.addrs.push((ns.clone(), ip));
@@ -422,9 +482,9 @@ impl Iterator {
 
     /// The IPv4 addresses of a name server (its IPv6 ones when it has none),
     /// following aliases.
-    async fn addresses(self: &Arc<Self>, ns: &Name, budget: &Budget, depth: u8) -> Vec<IpAddr> {
+    async fn addresses(self: &Arc<Self>, ns: &Name, cx: Ctx<'_>) -> Vec<IpAddr> {
         for t in [RecordType::A, RecordType::AAAA] {
-            let Step::Answer(rs) = self.follow(ns, t, budget, depth).await else {
+            let Step::Answer(rs) = self.follow(ns, t, cx).await else {
                 continue;
             };
             let ips: Vec<IpAddr> = rs

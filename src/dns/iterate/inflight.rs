@@ -1,0 +1,117 @@
+//! Work in flight, shared: a second caller asking for what a first is already
+//! working on waits for the first's result instead of doing the work again. At a
+//! cold start, the names of one zone arrive together; without this, each of them
+//! would ask the parent for the same referral (Unbound merges them the same way).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OnceCell;
+
+/// Work in flight by key.
+pub struct InFlight<K, T> {
+    map: Mutex<HashMap<K, Arc<OnceCell<T>>, foldhash::fast::RandomState>>,
+}
+
+impl<K, T> Default for InFlight<K, T> {
+    fn default() -> Self {
+        InFlight {
+            map: Mutex::new(HashMap::default()),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, T: Clone> InFlight<K, T> {
+    /// The result of `work` for `key`, run once however many callers ask at the same
+    /// time. If the caller that runs it is dropped, a waiting caller runs it instead.
+    pub async fn run<F, Fut>(&self, key: K, work: F) -> T
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let cell = self.lock().entry(key.clone()).or_default().clone();
+        let result = cell.get_or_init(work).await.clone();
+        let mut m = self.lock();
+        if m.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            m.remove(&key);
+        }
+        result
+    }
+
+    /// Keys in flight (for tests).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True when nothing is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<K, Arc<OnceCell<T>>, foldhash::fast::RandomState>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn callers_at_the_same_time_share_one_run() {
+        let f: Arc<InFlight<&str, usize>> = Arc::default();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..10 {
+            let (f, runs) = (f.clone(), runs.clone());
+            set.spawn(async move {
+                f.run("k", || async {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    runs.fetch_add(1, Ordering::SeqCst) + 7
+                })
+                .await
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            assert_eq!(r.unwrap(), 7);
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert!(f.is_empty(), "a finished key is forgotten");
+        // Later callers run the work again (results are not cached here).
+        let again = f
+            .run("k", || async { runs.fetch_add(1, Ordering::SeqCst) })
+            .await;
+        assert_eq!(again, 1);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_runner_hands_the_work_over() {
+        let f: Arc<InFlight<&str, u8>> = Arc::default();
+        let first = {
+            let f = f.clone();
+            tokio::spawn(async move {
+                f.run("k", || async {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    1
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let f2 = f.clone();
+        let second = tokio::spawn(async move { f2.run("k", || async { 2 }).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        first.abort();
+        let got = tokio::time::timeout(Duration::from_secs(5), second)
+            .await
+            .expect("the waiter is not stuck")
+            .unwrap();
+        assert_eq!(got, 2);
+    }
+}
