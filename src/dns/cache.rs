@@ -12,7 +12,7 @@
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
-use super::clock::{ClockMap, Weigh};
+use super::clock::{ClockMap, Weigh, chunk};
 use super::wire::{self, Query};
 
 /// Longest time an answer is kept, whatever its TTL.
@@ -31,10 +31,12 @@ struct Entry {
 }
 
 impl Weigh for Entry {
-    /// Its buffers and a fixed overhead for the struct, the map and queue slots and
-    /// the allocator.
+    /// Its four buffers (the struct itself is in the map's slot).
     fn weight(&self) -> usize {
-        self.name.len() + self.bytes.len() + self.ttl_offsets.len() * 2 + self.ttls.len() * 4 + 160
+        chunk(self.name.len())
+            + chunk(self.bytes.len())
+            + chunk(self.ttl_offsets.len() * 2)
+            + chunk(self.ttls.len() * 4)
     }
 }
 

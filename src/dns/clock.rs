@@ -10,10 +10,27 @@ use std::sync::Mutex;
 
 const SHARDS: usize = 16;
 
-/// What a value costs in memory, roughly (its heap buffers and a fixed overhead).
+/// What a key or value holds on the heap, in bytes as the allocator spends them
+/// (see [`chunk`]). The map adds what its own slots take.
 pub trait Weigh {
     /// Bytes.
     fn weight(&self) -> usize;
+}
+
+impl Weigh for u64 {
+    fn weight(&self) -> usize {
+        0
+    }
+}
+
+/// What an allocation of `size` bytes costs in glibc's malloc: the request and an
+/// 8-byte header, rounded up to 16, at least 32 (nothing for an empty buffer).
+pub const fn chunk(size: usize) -> usize {
+    if size == 0 {
+        return 0;
+    }
+    let c = (size + 8).div_ceil(16) * 16;
+    if c < 32 { 32 } else { c }
 }
 
 struct Slot<V> {
@@ -51,7 +68,12 @@ pub struct ClockMap<K, V> {
     hasher: Hasher,
 }
 
-impl<K: Hash + Eq + Clone, V: Weigh> ClockMap<K, V> {
+impl<K: Hash + Eq + Clone + Weigh, V: Weigh> ClockMap<K, V> {
+    /// What an entry costs besides its key's and value's heap parts: its slot in the
+    /// table (key, value and a control byte) and its key in the queue, each counted
+    /// twice because tables and queues grow by doubling and run up to half empty.
+    const SLOT: usize = 2 * (std::mem::size_of::<(K, Slot<V>)>() + 1 + std::mem::size_of::<K>());
+
     /// At most about `entries` entries and `bytes` bytes (0 entries: always empty).
     pub fn new(entries: usize, bytes: usize) -> Self {
         ClockMap {
@@ -79,7 +101,8 @@ impl<K: Hash + Eq + Clone, V: Weigh> ClockMap<K, V> {
     /// Store `v` under `k`, first making room: entries `wanted` says no to go as the
     /// hand reaches them, others after a second chance if they were used.
     pub fn insert(&self, k: K, v: V, wanted: impl Fn(&V) -> bool) {
-        let weight = v.weight();
+        // The key is held twice: in the table and in the queue.
+        let weight = v.weight() + 2 * k.weight() + Self::SLOT;
         if self.entries_per_shard == 0 || weight > self.bytes_per_shard {
             return;
         }
@@ -154,9 +177,9 @@ mod tests {
 
     #[test]
     fn bounds_hold_and_used_entries_get_a_second_chance() {
-        let m: ClockMap<u32, Blob> = ClockMap::new(1_000_000, 16 * 1000);
+        let m: ClockMap<u64, Blob> = ClockMap::new(1_000_000, 16 * 1000);
         m.insert(0, Blob(100), |_| true);
-        for k in 1..10_000u32 {
+        for k in 1..10_000u64 {
             m.insert(k, Blob(100), |_| true);
             assert!(m.bytes() <= 16 * 1000);
             if k % 3 == 0 {
@@ -164,8 +187,8 @@ mod tests {
             }
         }
         // Entries that are not wanted go first, even when used.
-        let m: ClockMap<u32, Blob> = ClockMap::new(16 * 4, usize::MAX);
-        for k in 0..64u32 {
+        let m: ClockMap<u64, Blob> = ClockMap::new(16 * 4, usize::MAX);
+        for k in 0..64u64 {
             m.insert(k, Blob(1), |_| true);
             m.with(&k, |_| ());
         }

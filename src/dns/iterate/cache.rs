@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::Step;
-use crate::dns::clock::{ClockMap, Weigh};
+use crate::dns::clock::{ClockMap, Weigh, chunk};
 
 /// Longest any answer is kept (Unbound's cache-max-ttl).
 const MAX_TTL: u32 = 86_400;
@@ -38,7 +38,7 @@ pub struct Expiring<K, V> {
     weigh: fn(&V) -> usize,
 }
 
-impl<K: Hash + Eq + Clone, V> Expiring<K, V> {
+impl<K: Hash + Eq + Clone + Weigh, V> Expiring<K, V> {
     /// Room for about `entries` values and `bytes` bytes, values weighed by `weigh`.
     pub fn new(entries: usize, bytes: usize, weigh: fn(&V) -> usize) -> Self {
         Expiring {
@@ -61,7 +61,8 @@ impl<K: Hash + Eq + Clone, V> Expiring<K, V> {
         if ttl.is_zero() {
             return;
         }
-        let weight = (self.weigh)(&v);
+        // The value lives in an `Arc` allocation (two counters and the value).
+        let weight = chunk(16 + std::mem::size_of::<V>()) + (self.weigh)(&v);
         let held = Held {
             value: Arc::new(v),
             until: now + ttl,
@@ -69,27 +70,75 @@ impl<K: Hash + Eq + Clone, V> Expiring<K, V> {
         };
         self.map.insert(k, held, |h| h.until > now);
     }
-}
 
-/// Rough bytes of a record held in memory: the struct and its heap parts.
-fn record_weight(r: &Record) -> usize {
-    std::mem::size_of::<Record>() + r.name.len() + 48
-}
-
-/// Rough bytes of a step (for the cache's byte bound).
-pub fn step_weight(step: &Step) -> usize {
-    let rs = |v: &[Record]| v.iter().map(record_weight).sum::<usize>();
-    96 + match step {
-        Step::Answer(a) => rs(a),
-        Step::Alias(a, t) => rs(a) + t.len(),
-        Step::NxDomain(a, b) | Step::NoData(a, b) => rs(a) + rs(b),
-        Step::Fail(w) => w.len(),
+    /// Bytes held, as the weights count them.
+    pub fn bytes(&self) -> usize {
+        self.map.bytes()
     }
 }
 
-/// Rough bytes of a zone cut.
+/// The heap part of a name: hickory keeps up to 32 bytes of labels and 24 label
+/// ends inline, and moves them to the heap (with room to grow) past that.
+pub fn name_heap(n: &Name) -> usize {
+    let labels = n.num_labels() as usize;
+    let data = n.len().saturating_sub(labels);
+    let mut h = 0;
+    if data > 32 {
+        h += chunk(data * 2);
+    }
+    if labels > 24 {
+        h += chunk(labels * 2);
+    }
+    h
+}
+
+impl Weigh for Name {
+    fn weight(&self) -> usize {
+        name_heap(self)
+    }
+}
+
+impl Weigh for Key {
+    fn weight(&self) -> usize {
+        name_heap(&self.0)
+    }
+}
+
+/// The heap parts of a record: its owner, and the names or bytes of its data.
+fn record_heap(r: &Record) -> usize {
+    name_heap(&r.name)
+        + match &r.data {
+            RData::A(_) | RData::AAAA(_) => 0,
+            RData::NS(n) => name_heap(&n.0),
+            RData::CNAME(n) => name_heap(&n.0),
+            RData::PTR(n) => name_heap(&n.0),
+            RData::SOA(s) => name_heap(&s.mname) + name_heap(&s.rname),
+            // Signatures, keys, text, proofs: a buffer or two.
+            _ => 160,
+        }
+}
+
+fn records_heap(rs: &[Record]) -> usize {
+    chunk(std::mem::size_of_val(rs)) + rs.iter().map(record_heap).sum::<usize>()
+}
+
+/// The heap parts of a step: its records (for the cache's byte bound).
+pub fn step_weight(step: &Step) -> usize {
+    match step {
+        Step::Answer(a) => records_heap(a),
+        Step::Alias(a, t) => records_heap(a) + name_heap(t),
+        Step::NxDomain(a, b) | Step::NoData(a, b) => records_heap(a) + records_heap(b),
+        Step::Fail(w) => chunk(w.len()),
+    }
+}
+
+/// The heap parts of a zone cut: its name-server names and addresses.
 pub fn delegation_weight(d: &Delegation) -> usize {
-    96 + d.zone.len() + d.ns.iter().map(|n| 48 + n.len()).sum::<usize>() + d.addrs.len() * 96
+    name_heap(&d.zone)
+        + chunk(d.ns.len() * std::mem::size_of::<Name>())
+        + d.ns.iter().map(name_heap).sum::<usize>()
+        + chunk(d.addrs.len() * std::mem::size_of::<(Name, IpAddr)>())
+        + d.addrs.iter().map(|(n, _)| name_heap(n)).sum::<usize>()
 }
 
 /// A zone cut: the zone's name servers and the addresses known for them.
