@@ -287,19 +287,14 @@ fn start_reporter(
         return Ok((None, None));
     };
     let platform = Platform::new(url, &r.secret, &r.appliance, r.ca.as_deref())?;
+    // Never fails: a spool that cannot be written degrades reporting, not DNS.
     let (rep, tasks) = pipeline::start(
         r.clone(),
         places,
         platform,
         metrics.report.clone(),
         shutdown,
-    )
-    .with_context(|| {
-        format!(
-            "opening the report spool {} (report.spool_dir)",
-            r.spool_dir.display()
-        )
-    })?;
+    );
     tracing::info!(%url, "reporting hits to the platform");
     Ok((Some(rep), Some(tasks)))
 }

@@ -155,6 +155,53 @@ pub struct ReportMetrics {
     pub(crate) spool_bytes: IntGauge,
     pub(crate) oldest_age: IntGauge,
     pub(crate) send_duration: Histogram,
+    /// 1 while the spool can be written, 0 while events wait in memory.
+    pub(crate) spool_writable: IntGauge,
+    /// 1 while the platform refuses the appliance's credentials (401/403).
+    pub(crate) auth_failing: IntGauge,
+    /// Where the pipeline reports that it is degraded (for `/readyz`).
+    pub(crate) degraded: Degraded,
+}
+
+/// What leaves fanzha answering but degraded (the spool cannot be written, the
+/// platform refuses the credentials…), by part: `/readyz` lists it, without failing.
+#[derive(Clone, Default)]
+pub struct Degraded(Arc<std::sync::Mutex<std::collections::BTreeMap<&'static str, String>>>);
+
+impl Degraded {
+    /// `part` is degraded, for `why`.
+    pub fn set(&self, part: &'static str, why: String) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(part, why);
+    }
+
+    /// `part` works again.
+    pub fn clear(&self, part: &'static str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(part);
+    }
+
+    /// Whether `part` is degraded.
+    pub fn is_set(&self, part: &'static str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(part)
+    }
+
+    /// `part: why` lines.
+    pub fn lines(&self) -> String {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(p, w)| format!("degraded: {p}: {w}\n"))
+            .collect()
+    }
 }
 
 impl ReportMetrics {
@@ -162,16 +209,26 @@ impl ReportMetrics {
         ReportMetrics {
             events: r.counters(
                 "report_events_total",
-                "Hit events by outcome (queued, sent, dropped_full, dropped_cap, dead_letter)",
+                "Hit events by outcome (queued, sent, dropped_full, dropped_cap, dropped_spool, dead_letter)",
                 "outcome",
                 &[
                     "queued",
                     "sent",
                     "dropped_full",
                     "dropped_cap",
+                    "dropped_spool",
                     "dead_letter",
                 ],
             ),
+            spool_writable: r.gauge(
+                "report_spool_writable",
+                "1 while the report spool can be written; 0 while events wait in memory",
+            ),
+            auth_failing: r.gauge(
+                "report_auth_failing",
+                "1 while the platform refuses this appliance's credentials (HTTP 401/403)",
+            ),
+            degraded: Degraded::default(),
             spool_bytes: r.gauge("report_spool_bytes", "Bytes in the report spool"),
             oldest_age: r.gauge(
                 "report_oldest_event_age_seconds",
@@ -363,11 +420,16 @@ pub async fn serve_ops(
     async fn healthz() -> &'static str {
         "ok\n"
     }
+    // Ready means answering DNS; a degraded part (reporting) is listed, not failed.
     async fn readyz(State(s): State<OpsState>) -> impl IntoResponse {
+        let degraded = s.metrics.report.degraded.lines();
         if s.ready.load(Ordering::Acquire) && s.lists.is_loaded() {
-            (StatusCode::OK, "ready\n")
+            (StatusCode::OK, format!("ready\n{degraded}"))
         } else {
-            (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready\n{degraded}"),
+            )
         }
     }
     let app = Router::new()

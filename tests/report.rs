@@ -427,3 +427,167 @@ fn after_sighup_hit_events_carry_the_new_place() {
         "the event after SIGHUP carries the new place"
     );
 }
+
+/// Wait until the ops endpoint's `path` contains `needle`.
+fn wait_ops(f: &Fanzha, path: &str, needle: &str, timeout: Duration) -> String {
+    let t = Instant::now();
+    loop {
+        let (_, body) = f.http_get(path);
+        if body.contains(needle) || t.elapsed() > timeout {
+            return body;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// fanzha in a private mount namespace (a user namespace too, so that this works
+/// without root) where `mount` (a shell command, `$SPOOL` the spool directory) has
+/// been run first. Nothing outside the namespace sees the mount.
+fn start_with_mount(dir: &std::path::Path, toml: &str, mount: &str) -> Fanzha {
+    let spool = dir.join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let script = format!(
+        "SPOOL='{}'; {mount} || {{ echo 'fanzha test: mount failed' >&2; exit 97; }}; exec \"$0\" \"$@\"",
+        spool.display()
+    );
+    Fanzha::start_under(dir, toml, &["unshare", "-Urm", "sh", "-c", &script])
+}
+
+#[test]
+fn a_full_disk_degrades_reporting_not_dns_and_nothing_is_lost() {
+    // The spool is a 1 MiB tmpfs, filled up before fanzha starts.
+    let platform = TestPlatform::start("127.0.0.1:0");
+    let dir = tempfile::tempdir().unwrap();
+    let toml = setup(dir.path(), 300, platform.addr, "");
+    let f = start_with_mount(
+        dir.path(),
+        &toml,
+        "mount -t tmpfs -o size=1m tmpfs \"$SPOOL\" && \
+         (dd if=/dev/zero of=\"$SPOOL/filler\" bs=4k 2>/dev/null; true)",
+    );
+    query_names(&f, 0..300);
+    // DNS answered every query (query_names waits for each); reporting is degraded
+    // and says so, without failing the health check.
+    let ready = wait_ops(
+        &f,
+        "/readyz",
+        "degraded: reporting",
+        Duration::from_secs(10),
+    );
+    assert!(ready.starts_with("ready\n"), "{ready}");
+    assert!(ready.contains("degraded: reporting"), "{ready}");
+    let (code, _) = f.http_get("/readyz");
+    assert_eq!(code, 200);
+    let m = wait_ops(
+        &f,
+        "/metrics",
+        "fanzha_report_spool_writable 0",
+        Duration::from_secs(5),
+    );
+    assert!(m.contains("fanzha_report_spool_writable 0"), "{m}");
+    assert!(
+        f.log_text().contains("REPORTING DEGRADED"),
+        "{}",
+        f.log_text()
+    );
+    // Space comes back (seen through the process's own root): the events kept in
+    // memory reach the spool and the platform, and the mark goes away.
+    let filler = format!(
+        "/proc/{}/root{}/spool/filler",
+        f.child.id(),
+        dir.path().display()
+    );
+    std::fs::remove_file(&filler).unwrap();
+    let got = platform.wait_names(300, Duration::from_secs(30));
+    assert_eq!(got, 300, "{got} of 300 events arrived\n{}", f.log_text());
+    let ready = wait_ops(&f, "/readyz", "", Duration::from_secs(1));
+    let ready = if ready.contains("degraded") {
+        std::thread::sleep(Duration::from_secs(1));
+        f.http_get("/readyz").1
+    } else {
+        ready
+    };
+    assert_eq!(ready, "ready\n");
+    let (_, m) = f.http_get("/metrics");
+    assert!(m.contains("fanzha_report_spool_writable 1"), "{m}");
+}
+
+#[test]
+fn a_read_only_spool_or_an_unreadable_segment_never_stops_dns() {
+    // A read-only file system under the spool.
+    let platform = TestPlatform::start("127.0.0.1:0");
+    let dir = tempfile::tempdir().unwrap();
+    let toml = setup(dir.path(), 50, platform.addr, "");
+    let f = start_with_mount(
+        dir.path(),
+        &toml,
+        "mount -t tmpfs -o ro,size=64k tmpfs \"$SPOOL\"",
+    );
+    query_names(&f, 0..50);
+    let ready = wait_ops(
+        &f,
+        "/readyz",
+        "degraded: reporting",
+        Duration::from_secs(10),
+    );
+    assert!(
+        ready.starts_with("ready\n") && ready.contains("Read-only"),
+        "{ready}"
+    );
+    drop(f);
+
+    // A directory named like a segment, and a segment without read permission (for
+    // root, whom permissions do not stop, a directory stands in for both).
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    std::fs::create_dir_all(spool.join("seg-0000000000000003.log")).unwrap();
+    let toml = setup(dir.path(), 50, platform.addr, "");
+    let f = Fanzha::start(dir.path(), &toml);
+    query_names(&f, 0..50);
+    assert_eq!(platform.wait_names(50, Duration::from_secs(20)), 50);
+    assert!(
+        f.log_text().contains("seg-0000000000000003.log"),
+        "the unreadable entry is named: {}",
+        f.log_text()
+    );
+}
+
+#[test]
+fn refused_credentials_keep_events_in_the_spool_and_raise_the_alarm() {
+    // A wrong secret: the test platform answers 401. Nothing may be dead-lettered.
+    let platform = TestPlatform::start("127.0.0.1:0");
+    let dir = tempfile::tempdir().unwrap();
+    let toml = setup(dir.path(), 100, platform.addr, "").replace(SECRET, "a-rotated-secret");
+    let f = Fanzha::start(dir.path(), &toml);
+    query_names(&f, 0..100);
+    let m = wait_ops(
+        &f,
+        "/metrics",
+        "fanzha_report_auth_failing 1",
+        Duration::from_secs(10),
+    );
+    assert!(m.contains("fanzha_report_auth_failing 1"), "{m}");
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, m) = f.http_get("/metrics");
+    assert!(
+        !m.contains("fanzha_report_events_total{outcome=\"dead_letter\"} 1")
+            && !dir.path().join("spool/dead-letter.jsonl").exists(),
+        "events were dead-lettered: {m}"
+    );
+    assert!(
+        f.log_text().contains("check [report] secret"),
+        "{}",
+        f.log_text()
+    );
+    // The secret is fixed (SIGHUP does not reload [report]: a restart), and every
+    // event arrives.
+    drop(f);
+    let f = Fanzha::start(dir.path(), &setup(dir.path(), 100, platform.addr, ""));
+    let got = platform.wait_names(100, Duration::from_secs(30));
+    assert_eq!(
+        got,
+        100,
+        "{got} of 100 events arrived after the fix\n{}",
+        f.log_text()
+    );
+}

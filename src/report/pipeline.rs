@@ -2,12 +2,16 @@
 //!
 //! ```text
 //! DNS hot path ──try_send──▶ bounded channel ──▶ writer: de-dup window, spool append + fsync
-//!                                                   │ (closes a segment per batch)
+//!                                                   │
 //!                                                   ▼
 //!                                          sender: closed segments in order → batches →
 //!                                          signed gzip POST → 2xx: delete segment
 //! ```
-//! The hot path never waits: a full channel drops the hit and counts it.
+//! The hot path never waits: a full channel drops the hit and counts it. Reporting
+//! never takes DNS down: when the spool cannot be opened or written (no permission,
+//! a full or read-only disk), events wait in memory (up to [`MAX_UNWRITTEN`]), the
+//! part is marked degraded (`/readyz`, `fanzha_report_spool_writable`), and the
+//! writer tries again every [`RETRY_SPOOL`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,6 +32,17 @@ use super::sender::{Outcome, Platform};
 use super::spool::{self, Spool};
 use crate::metrics::ReportMetrics;
 use crate::places::Places;
+
+/// Events kept in memory while the spool cannot be written; past it the oldest go,
+/// counted as `dropped_spool`.
+pub const MAX_UNWRITTEN: usize = 100_000;
+/// How often an unusable spool is tried again.
+pub const RETRY_SPOOL: Duration = Duration::from_secs(5);
+/// The degraded part's name in `/readyz`.
+const PART: &str = "reporting";
+
+/// The spool, or why there is none (shared by the writer and the sender).
+type SharedSpool = Arc<Mutex<Option<Spool>>>;
 
 /// The handle the DNS path and the warning page use.
 #[derive(Clone)]
@@ -119,26 +134,64 @@ fn build(input: Input, cfg: &ReportConfig, places: &Places) -> (String, Event) {
 /// The pipeline's join handles: the writer, then the sender.
 pub type Tasks = (JoinHandle<()>, JoinHandle<()>);
 
-/// Open the spool and start [`run_writer`] and [`run_sender`]; returns the handle
-/// and their join handles. On `shutdown` the writer flushes every pending event to
-/// the spool. `places` is read at each event, so a swapped value applies at once.
+/// Segments close at this size (or when the sender has caught up).
+const SEGMENT_BYTES: u64 = 4 << 20;
+
+/// Open the spool in `cfg.spool_dir`, saying what was found; an error is logged and
+/// marked degraded, and the caller tries again later.
+fn open_spool(cfg: &ReportConfig, metrics: &ReportMetrics) -> Option<Spool> {
+    match Spool::open(
+        &cfg.spool_dir,
+        cfg.spool_max_bytes,
+        SEGMENT_BYTES,
+        cfg.fsync,
+    ) {
+        Ok((spool, rec)) => {
+            if rec.segments > 0 || rec.torn > 0 {
+                tracing::info!(
+                    segments = rec.segments,
+                    events = rec.events,
+                    torn_records = rec.torn,
+                    "report spool: resending what is on disk"
+                );
+            }
+            for u in &rec.unreadable {
+                tracing::error!(entry = %u, "report spool: cannot read this entry; it is left alone, and its events are not sent");
+            }
+            metrics.spool_bytes.set(spool.bytes() as i64);
+            Some(spool)
+        }
+        Err(e) => {
+            spool_failed(cfg, metrics, &format!("cannot open: {e}"));
+            None
+        }
+    }
+}
+
+/// Log (once per problem) and mark the spool as not writable.
+fn spool_failed(cfg: &ReportConfig, metrics: &ReportMetrics, why: &str) {
+    let why = format!("spool {}: {why}", cfg.spool_dir.display());
+    if !metrics.degraded.is_set(PART) {
+        tracing::error!(problem = %why, retry_every_s = RETRY_SPOOL.as_secs(), "REPORTING DEGRADED: hit events wait in memory until the spool can be written (DNS is not affected); fix the directory's permissions or free space");
+    }
+    metrics.spool_writable.set(0);
+    metrics.degraded.set(PART, why);
+}
+
+/// Start [`run_writer`] and [`run_sender`]; returns the handle and their join
+/// handles. On `shutdown` the writer flushes every pending event to the spool.
+/// `places` is read at each event, so a swapped value applies at once. A spool that
+/// cannot be opened does not stop anything: see the module's documentation.
 pub fn start(
     cfg: ReportConfig,
     places: Arc<ArcSwap<Places>>,
     platform: Platform,
     metrics: ReportMetrics,
     shutdown: CancellationToken,
-) -> std::io::Result<(Reporter, Tasks)> {
-    let (spool, rec) = Spool::open(&cfg.spool_dir, cfg.spool_max_bytes, 4 << 20, cfg.fsync)?;
-    if rec.segments > 0 || rec.torn > 0 {
-        tracing::info!(
-            segments = rec.segments,
-            events = rec.events,
-            torn_records = rec.torn,
-            "report spool: resending what is on disk"
-        );
-    }
-    let spool = Arc::new(Mutex::new(spool));
+) -> (Reporter, Tasks) {
+    let spool = open_spool(&cfg, &metrics);
+    metrics.spool_writable.set(i64::from(spool.is_some()));
+    let spool: SharedSpool = Arc::new(Mutex::new(spool));
     let (tx, rx) = mpsc::channel::<Input>(65_536);
     let notify = Arc::new(Notify::new());
     let reporter = Reporter {
@@ -151,6 +204,8 @@ pub fn start(
         cfg: cfg.clone(),
         places,
         spool: spool.clone(),
+        unwritten: Vec::new(),
+        last_open: Instant::now(),
         notify: notify.clone(),
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),
@@ -163,7 +218,7 @@ pub fn start(
         metrics,
         shutdown,
     }));
-    Ok((reporter, (writer, sender)))
+    (reporter, (writer, sender))
 }
 
 /// What the writer task owns.
@@ -171,7 +226,11 @@ struct Writer {
     rx: mpsc::Receiver<Input>,
     cfg: Arc<ReportConfig>,
     places: Arc<ArcSwap<Places>>,
-    spool: Arc<Mutex<Spool>>,
+    spool: SharedSpool,
+    /// Events not yet on disk (the spool could not be written), oldest first.
+    unwritten: Vec<Vec<u8>>,
+    /// When the spool was last opened or tried.
+    last_open: Instant,
     /// Wakes the sender when a batch is on disk.
     notify: Arc<Notify>,
     metrics: ReportMetrics,
@@ -215,39 +274,82 @@ async fn run_writer(mut w: Writer) {
             .map(|(k, _)| k.clone())
             .collect();
         if !due.is_empty() {
-            let batch: Vec<Vec<u8>> = due
+            let batch = due
                 .iter()
                 .filter_map(|k| pending.remove(k))
-                .map(|p| serde_json::to_vec(&p.event).unwrap_or_default())
-                .collect();
-            append(&w, batch).await;
+                .map(|p| serde_json::to_vec(&p.event).unwrap_or_default());
+            w.unwritten.extend(batch);
+            let over = w.unwritten.len().saturating_sub(MAX_UNWRITTEN);
+            if over > 0 {
+                w.unwritten.drain(..over);
+                w.metrics.count("dropped_spool", over as u64);
+            }
+        }
+        if !w.unwritten.is_empty() {
+            append(&mut w).await;
         }
         if stopping && pending.is_empty() {
+            if !w.unwritten.is_empty() {
+                tracing::error!(
+                    events = w.unwritten.len(),
+                    "stopping with hit events that could not be written to the spool; they are lost"
+                );
+            }
             return;
         }
     }
 }
 
-/// Append one batch to the spool on a blocking thread and wake the sender.
-async fn append(w: &Writer, batch: Vec<Vec<u8>>) {
-    let spool = w.spool.clone();
+/// Append the unwritten events to the spool on a blocking thread and wake the
+/// sender; an unusable spool is reopened at most every [`RETRY_SPOOL`], and the
+/// events stay in memory until one takes them.
+async fn append(w: &mut Writer) {
+    let reopen = w.last_open.elapsed() >= RETRY_SPOOL;
+    let (spool, cfg, metrics) = (w.spool.clone(), w.cfg.clone(), w.metrics.clone());
+    let batch = std::mem::take(&mut w.unwritten);
     let res = tokio::task::spawn_blocking(move || {
-        let mut s = spool.lock().unwrap_or_else(|e| e.into_inner());
-        let r = s.append(&batch);
-        s.close_current();
-        (r, s.bytes())
+        let mut guard = spool.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            if !reopen {
+                return (batch, None);
+            }
+            *guard = open_spool(&cfg, &metrics);
+        }
+        let Some(s) = guard.as_mut() else {
+            return (batch, Some(Err("cannot open".to_string())));
+        };
+        match s.append(&batch) {
+            Ok(lost) => (Vec::new(), Some(Ok((lost, s.bytes())))),
+            Err(e) => {
+                // Start over from the directory next time (it may have been
+                // removed or remounted).
+                *guard = None;
+                (batch, Some(Err(format!("cannot write: {e}"))))
+            }
+        }
     })
     .await;
-    match res {
-        Ok((Ok(lost), bytes)) => {
+    let Ok((left, outcome)) = res else {
+        tracing::error!("report spool writer panicked");
+        return;
+    };
+    w.unwritten = left;
+    match outcome {
+        None => {}
+        Some(Ok((lost, bytes))) => {
+            if w.metrics.degraded.is_set(PART) {
+                tracing::info!("report spool writable again; events kept in memory are on disk");
+                w.metrics.degraded.clear(PART);
+            }
+            w.metrics.spool_writable.set(1);
             w.metrics.count("dropped_cap", lost);
             w.metrics.spool_bytes.set(bytes as i64);
             w.notify.notify_one();
         }
-        Ok((Err(e), _)) => {
-            tracing::error!(error = %e, "report spool write failed; these events are lost")
+        Some(Err(why)) => {
+            w.last_open = Instant::now();
+            spool_failed(&w.cfg, &w.metrics, &why);
         }
-        Err(e) => tracing::error!(error = %e, "report spool writer panicked"),
     }
 }
 
@@ -255,7 +357,7 @@ async fn append(w: &Writer, batch: Vec<Vec<u8>>) {
 struct Sender {
     cfg: Arc<ReportConfig>,
     platform: Platform,
-    spool: Arc<Mutex<Spool>>,
+    spool: SharedSpool,
     notify: Arc<Notify>,
     metrics: ReportMetrics,
     shutdown: CancellationToken,
@@ -266,11 +368,21 @@ struct Sender {
 async fn run_sender(s: Sender) {
     let mut backoff = Duration::from_millis(250);
     loop {
-        let (segs, bytes) = {
-            let sp = s.spool.lock().unwrap_or_else(|e| e.into_inner());
-            (sp.closed().unwrap_or_default(), sp.bytes())
+        let segs = {
+            let mut guard = s.spool.lock().unwrap_or_else(|e| e.into_inner());
+            match guard.as_mut() {
+                Some(sp) => {
+                    // Caught up: take the open segment now rather than wait for it
+                    // to fill (so a healthy platform gets events within a flush).
+                    if sp.closed().is_empty() && sp.has_open_events() {
+                        sp.close_current();
+                    }
+                    s.metrics.spool_bytes.set(sp.bytes() as i64);
+                    sp.closed()
+                }
+                None => Vec::new(),
+            }
         };
-        s.metrics.spool_bytes.set(bytes as i64);
         let oldest = segs
             .first()
             .and_then(|p| std::fs::metadata(p).ok())
@@ -290,9 +402,16 @@ async fn run_sender(s: Sender) {
             continue;
         }
         for seg in segs {
-            let (events, _) = match spool::read_segment(&seg) {
-                Ok(v) => v,
-                Err(_) => continue, // deleted by the cap meanwhile
+            let events = match spool::read_segment(&seg) {
+                Ok((events, _)) => events,
+                // Deleted by the cap meanwhile.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => {
+                    let aside = seg.with_extension("unreadable");
+                    tracing::error!(segment = %seg.display(), moved_to = %aside.display(), error = %e, "cannot read a report spool segment; it is set aside, and its events are not sent");
+                    let _ = std::fs::rename(&seg, &aside);
+                    Vec::new()
+                }
             };
             let sent = send_all(
                 &s.platform,
@@ -306,7 +425,20 @@ async fn run_sender(s: Sender) {
             if !sent {
                 return; // shutting down; the segment stays for the next start
             }
-            let _ = spool::ack(&seg);
+            let mut guard = s.spool.lock().unwrap_or_else(|e| e.into_inner());
+            let acked = match guard.as_mut() {
+                Some(sp) => sp.ack(&seg),
+                None => std::fs::remove_file(&seg).or_else(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                }),
+            };
+            if let Err(e) = acked {
+                tracing::error!(segment = %seg.display(), error = %e, "cannot delete a sent report segment; its events may be sent again");
+            }
         }
     }
 }
@@ -359,6 +491,10 @@ async fn send_all(
             match out {
                 Outcome::Accepted => {
                     metrics.count("sent", batch.len() as u64);
+                    if metrics.auth_failing.get() != 0 {
+                        tracing::info!("the platform accepts this appliance's credentials again");
+                        metrics.auth_failing.set(0);
+                    }
                     *backoff = Duration::from_millis(250);
                     break;
                 }
@@ -375,9 +511,24 @@ async fn send_all(
                         413
                     };
                     tracing::error!(status, events = batch.len(), file = %cfg.dead_letter().display(), "the platform refused a batch; it goes to the dead-letter file");
-                    dead_letter(&cfg.dead_letter(), batch);
+                    dead_letter(&cfg.dead_letter(), dead_letter_cap(cfg), batch);
                     metrics.count("dead_letter", batch.len() as u64);
                     break;
+                }
+                Outcome::Unauthorized(status) => {
+                    // A configuration error: the events wait in the spool (under its
+                    // cap) until the secret is fixed; never dead-lettered.
+                    metrics.auth_failing.set(1);
+                    tracing::error!(
+                        status,
+                        retry_in_ms = backoff.as_millis() as u64,
+                        "the platform refuses this appliance's credentials: check [report] secret and appliance; events stay in the spool"
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(*backoff) => {}
+                        _ = shutdown.cancelled() => return false,
+                    }
+                    *backoff = (*backoff * 2).min(cfg.max_backoff);
                 }
                 Outcome::Retry(why) => {
                     let jitter = Duration::from_millis(rand_ms(backoff.as_millis() as u64 / 2 + 1));
@@ -416,8 +567,25 @@ fn rand_ms(max: u64) -> u64 {
     h.finish() % max.max(1)
 }
 
-fn dead_letter(path: &std::path::Path, batch: &[Vec<u8>]) {
+/// The dead-letter file's cap: a sixteenth of the spool's, at least 1 MiB. Past it
+/// the file is renamed to `.1` (replacing the one before), so the two stay under
+/// twice the cap.
+fn dead_letter_cap(cfg: &ReportConfig) -> u64 {
+    (cfg.spool_max_bytes / 16).max(1 << 20)
+}
+
+fn dead_letter(path: &std::path::Path, cap: u64, batch: &[Vec<u8>]) {
     use std::io::Write;
+    let incoming: u64 = batch.iter().map(|e| e.len() as u64 + 1).sum();
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if size > 0 && size + incoming > cap {
+        let old = path.with_extension("jsonl.1");
+        if let Err(e) = std::fs::rename(path, &old) {
+            tracing::error!(error = %e, file = %path.display(), "cannot rotate the dead-letter file");
+        } else {
+            tracing::warn!(file = %old.display(), "dead-letter file rotated; the one before it is gone");
+        }
+    }
     let r = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -431,5 +599,27 @@ fn dead_letter(path: &std::path::Path, batch: &[Vec<u8>]) {
         });
     if let Err(e) = r {
         tracing::error!(error = %e, file = %path.display(), "cannot write the dead-letter file; the refused events are lost");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dead_letter_file_rotates_at_its_cap() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("dead-letter.jsonl");
+        let batch: Vec<Vec<u8>> = (0..10)
+            .map(|i| format!("{{\"id\":{i}}}").into_bytes())
+            .collect();
+        for _ in 0..1000 {
+            dead_letter(&path, 4096, &batch);
+        }
+        let size = |p: &std::path::Path| std::fs::metadata(p).unwrap().len();
+        assert!(size(&path) <= 4096, "{}", size(&path));
+        assert!(size(&path.with_extension("jsonl.1")) <= 4096);
+        let files = std::fs::read_dir(d.path()).unwrap().count();
+        assert_eq!(files, 2, "one file and one rotated copy");
     }
 }

@@ -18,7 +18,10 @@ pub enum Outcome {
     Accepted,
     /// 413: split the batch.
     TooLarge,
-    /// 4xx other than 408/413/429: will never succeed; dead-letter it.
+    /// 401/403: the platform refuses this appliance's credentials. A configuration
+    /// error to fix, not a reason to give up on the events: they stay in the spool.
+    Unauthorized(u16),
+    /// 4xx other than 401/403/408/413/429: will never succeed; dead-letter it.
     Rejected(u16),
     /// 5xx, 408, 429, timeout, connection error, garbage: retry later.
     Retry(String),
@@ -154,6 +157,7 @@ impl Platform {
                 200..=299 => Outcome::Accepted,
                 413 => Outcome::TooLarge,
                 408 | 429 => Outcome::Retry(format!("HTTP {status}")),
+                401 | 403 => Outcome::Unauthorized(status),
                 400..=499 => Outcome::Rejected(status),
                 _ => Outcome::Retry(format!("HTTP {status}")),
             },

@@ -37,6 +37,12 @@ impl Fanzha {
     /// Write `toml` (which must not set server.listen / ops.listen / state_dir) into
     /// `dir/fanzha.toml` and start the server on ephemeral ports.
     pub fn start(dir: &Path, toml: &str) -> Fanzha {
+        Self::start_under(dir, toml, &[])
+    }
+
+    /// As [`Fanzha::start`], with the command run by `prefix` (e.g. `unshare … sh -c
+    /// '… exec "$0" "$@"'`): fanzha's own arguments follow the prefix.
+    pub fn start_under(dir: &Path, toml: &str, prefix: &[&str]) -> Fanzha {
         let text = format!("{toml}\n",);
         let mut full =
             String::from("[server]\nlisten = [\"127.0.0.1:0\"]\nstate_dir = \"state\"\n");
@@ -51,7 +57,15 @@ impl Fanzha {
         full.push_str(&without_tables(&text, &["server", "warnpage"]));
         let cfg = dir.join("fanzha.toml");
         std::fs::write(&cfg, &full).unwrap();
-        let mut child = Command::new(bin())
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let mut child = cmd
             .args(["serve", "--config"])
             .arg(&cfg)
             .env(
