@@ -123,7 +123,11 @@ impl App {
             listeners.spawn(tcp::run_tcp(
                 engine.clone(),
                 tcp,
-                cfg.server.tcp_idle_timeout,
+                tcp::TcpLimits {
+                    idle: cfg.server.tcp_idle_timeout,
+                    max: cfg.server.tcp_max_connections,
+                    per_client: cfg.server.tcp_per_client,
+                },
                 shutdown.clone(),
                 tasks.clone(),
             ));
@@ -334,6 +338,7 @@ async fn start_warnpage(
             l,
             state.clone(),
             tls,
+            cfg.warnpage.per_client,
             shutdown.clone(),
         ));
     }

@@ -15,6 +15,7 @@
 //! - [`blocklist`]: list parsing, compile to fst, mmap load, matching, reloads.
 //! - [`places`]: client subnet → district / street / community.
 //! - [`notify`]: sd_notify to systemd.
+//! - [`limits`]: per-address connection caps and quiet refusal logs, for the listeners.
 //! - [`text`]: small text helpers shared by the list parser and the warning page.
 #![warn(
     missing_docs,
@@ -28,6 +29,7 @@ pub mod app;
 pub mod blocklist;
 pub mod config;
 pub mod dns;
+pub mod limits;
 pub mod metrics;
 pub mod notify;
 pub mod places;

@@ -246,3 +246,43 @@ fn https_only_with_a_certificate() {
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("虚假网络贷款"));
 }
+
+/// True when the server has closed `s` (EOF or reset), after a short wait.
+fn closed_by_server(mut s: &TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let mut b = [0u8; 64];
+    match std::io::Read::read(&mut s, &mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[test]
+fn one_address_cannot_hold_every_connection() {
+    let (_d, f) = start();
+    let http = f.http.unwrap();
+    // 40 idle connections from one address: 32 are kept, the rest closed at once.
+    let conns: Vec<TcpStream> = (0..40).map(|_| TcpStream::connect(http).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let closed = conns.iter().filter(|s| closed_by_server(s)).count();
+    assert_eq!(
+        closed, 8,
+        "of 40 connections from one address, {closed} were closed"
+    );
+    // Another address still gets the page.
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&std::net::SocketAddr::from(([127, 0, 0, 2], 0)).into())
+        .unwrap();
+    s.connect(&http.into()).unwrap();
+    let mut s: TcpStream = s.into();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: blocked.example.test\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut page = String::new();
+    std::io::Read::read_to_string(&mut s, &mut page).unwrap();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    drop(conns);
+}

@@ -92,8 +92,12 @@ pub struct ServerConfig {
     pub rate_limit_drop: bool,
     /// DoH canary.
     pub doh_canary: bool,
-    /// TCP idle timeout.
+    /// TCP idle timeout: a connection that got no answer for this long is closed.
     pub tcp_idle_timeout: Duration,
+    /// TCP connections open at once.
+    pub tcp_max_connections: usize,
+    /// TCP connections open at once from one address.
+    pub tcp_per_client: usize,
     /// Worker threads (0 = one per core).
     pub threads: usize,
 }
@@ -149,6 +153,8 @@ pub struct WarnpageConfig {
     pub https: Vec<SocketAddr>,
     /// Certificate and key for HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Connections open at once from one address.
+    pub per_client: usize,
 }
 
 /// A validated configuration, one typed struct per section of the file.

@@ -52,8 +52,12 @@ pub struct RawServer {
     pub rate_limit_action: String,
     /// Answer NXDOMAIN for `use-application-dns.net`.
     pub doh_canary: bool,
-    /// Close idle TCP connections after this many seconds.
+    /// Close a TCP connection that got no answer for this many seconds.
     pub tcp_idle_timeout: u64,
+    /// TCP connections open at once, all clients together.
+    pub tcp_max_connections: usize,
+    /// TCP connections open at once from one client address.
+    pub tcp_per_client: usize,
     /// DNS worker threads; 0 = one per CPU core.
     pub threads: usize,
 }
@@ -78,6 +82,8 @@ impl Default for RawServer {
             rate_limit_action: "refused".into(),
             doh_canary: true,
             tcp_idle_timeout: 10,
+            tcp_max_connections: 1024,
+            tcp_per_client: 16,
             threads: 0,
         }
     }
@@ -248,6 +254,8 @@ pub struct RawWarnpage {
     pub tls_cert: String,
     /// PEM private key for HTTPS.
     pub tls_key: String,
+    /// Connections open at once from one client address.
+    pub per_client: usize,
 }
 
 impl Default for RawWarnpage {
@@ -258,6 +266,7 @@ impl Default for RawWarnpage {
             https_listen: vec![],
             tls_cert: String::new(),
             tls_key: String::new(),
+            per_client: 32,
         }
     }
 }

@@ -163,6 +163,20 @@ fn server(s: &RawServer) -> Result<ServerConfig, ConfigError> {
             "use 1 to 600 seconds; 10 is the default",
         ));
     }
+    if s.tcp_max_connections == 0 || s.tcp_max_connections > 65_536 {
+        return Err(invalid(
+            "server.tcp_max_connections",
+            s.tcp_max_connections.to_string(),
+            "use 1 to 65536; 1024 is the default",
+        ));
+    }
+    if s.tcp_per_client == 0 || s.tcp_per_client > s.tcp_max_connections {
+        return Err(invalid(
+            "server.tcp_per_client",
+            s.tcp_per_client.to_string(),
+            "use 1 up to server.tcp_max_connections; 16 is the default",
+        ));
+    }
     Ok(ServerConfig {
         listen,
         acl,
@@ -175,6 +189,8 @@ fn server(s: &RawServer) -> Result<ServerConfig, ConfigError> {
         rate_limit_drop,
         doh_canary: s.doh_canary,
         tcp_idle_timeout: Duration::from_secs(s.tcp_idle_timeout),
+        tcp_max_connections: s.tcp_max_connections,
+        tcp_per_client: s.tcp_per_client,
         threads: s.threads,
     })
 }
@@ -431,11 +447,19 @@ fn warnpage(w: &RawWarnpage, base: &Base<'_>) -> Result<WarnpageConfig, ConfigEr
             .map(|a| SocketAddr::new(a.ip(), 443))
             .collect();
     }
+    if w.per_client == 0 || w.per_client > 4096 {
+        return Err(invalid(
+            "warnpage.per_client",
+            w.per_client.to_string(),
+            "use 1 to 4096 connections per address; 32 is the default",
+        ));
+    }
     Ok(WarnpageConfig {
         listen,
         templates: base.optional(&w.templates),
         https,
         tls,
+        per_client: w.per_client,
     })
 }
 

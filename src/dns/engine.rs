@@ -67,6 +67,12 @@ impl Engine {
         })
     }
 
+    /// Whether `client` is inside `[server] acl` (TCP checks it before it gives a
+    /// connection a slot).
+    pub fn client_allowed(&self, client: std::net::IpAddr) -> bool {
+        self.policy.load().acl.allows(client)
+    }
+
     /// Take the policy, rate limit and places of a reloaded config. Listeners and
     /// the resolver change only on restart.
     pub fn reload(&self, cfg: &Config) {

@@ -1,5 +1,14 @@
-//! DNS over TCP: one task per connection, frames answered in order, idle
-//! connections closed.
+//! DNS over TCP: one task per connection, frames answered in order.
+//!
+//! Connections are a scarce resource anyone can try to hold, so (as Unbound's
+//! `incoming-num-tcp` and per-address limits do):
+//! - a client outside `[server] acl` is closed right after `accept`, before it takes
+//!   a slot;
+//! - at most `tcp_max_connections` connections are open, and `tcp_per_client` from
+//!   one address;
+//! - a connection is closed when it got no answer for `tcp_idle_timeout`, whatever it
+//!   sends: frames that get none (responses, garbage) do not keep it open;
+//! - the log says at most once every 10 s that connections were refused.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,21 +20,37 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::engine::Engine;
+use super::wire;
+use crate::limits::{PerClient, Quiet};
+
+/// The limits of DNS over TCP (`[server] tcp_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct TcpLimits {
+    /// A connection that got no answer for this long is closed.
+    pub idle: Duration,
+    /// Connections open at once.
+    pub max: usize,
+    /// Connections open at once from one address.
+    pub per_client: usize,
+}
 
 /// Serve DNS over TCP on `listener` until `shutdown`.
 pub async fn run_tcp(
     engine: Arc<Engine>,
     listener: TcpListener,
-    idle: Duration,
+    limits: TcpLimits,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
-    let conns = Arc::new(tokio::sync::Semaphore::new(1024));
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max));
+    let per_client = Arc::new(PerClient::default());
+    let (refused, full, crowded) = (Quiet::new(), Quiet::new(), Quiet::new());
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(v) => v,
                 Err(e) => {
+                    // Out of file descriptors, mostly: wait rather than spin.
                     tracing::warn!(error = %e, "tcp accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
@@ -33,14 +58,29 @@ pub async fn run_tcp(
             },
             _ = shutdown.cancelled() => break,
         };
-        let Ok(permit) = conns.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "too many TCP connections; closing this one");
+        // Dropping the stream closes it.
+        if !engine.client_allowed(peer.ip()) {
+            if let Some(held) = refused.may_log() {
+                tracing::info!(%peer, similar_since_last_line = held, "TCP connection from outside [server] acl closed");
+            }
+            continue;
+        }
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            if let Some(held) = full.may_log() {
+                tracing::warn!(%peer, max = limits.max, similar_since_last_line = held, "too many TCP connections (server.tcp_max_connections); closing new ones");
+            }
+            continue;
+        };
+        let Some(client) = per_client.take(peer.ip(), limits.per_client) else {
+            if let Some(held) = crowded.may_log() {
+                tracing::warn!(%peer, per_client = limits.per_client, similar_since_last_line = held, "too many TCP connections from one address (server.tcp_per_client); closing new ones");
+            }
             continue;
         };
         let (engine, shutdown) = (engine.clone(), shutdown.clone());
         tasks.spawn(async move {
-            let _permit = permit;
-            tcp_conn(engine, stream, peer, idle, shutdown).await;
+            let _held = (permit, client);
+            tcp_conn(engine, stream, peer, limits.idle, shutdown).await;
         });
     }
 }
@@ -54,10 +94,12 @@ async fn tcp_conn(
 ) {
     let _ = stream.set_nodelay(true);
     let mut frame = Vec::new();
+    // Moved on only by an answer.
+    let mut deadline = tokio::time::Instant::now() + idle;
     loop {
         let mut len = [0u8; 2];
         let read = tokio::select! {
-            r = tokio::time::timeout(idle, stream.read_exact(&mut len)) => r,
+            r = tokio::time::timeout_at(deadline, stream.read_exact(&mut len)) => r,
             _ = shutdown.cancelled() => return,
         };
         if !matches!(read, Ok(Ok(_))) {
@@ -66,7 +108,7 @@ async fn tcp_conn(
         let n = u16::from_be_bytes(len) as usize;
         frame.resize(n, 0);
         if !matches!(
-            tokio::time::timeout(idle, stream.read_exact(&mut frame)).await,
+            tokio::time::timeout_at(deadline, stream.read_exact(&mut frame)).await,
             Ok(Ok(_))
         ) {
             return;
@@ -74,14 +116,67 @@ async fn tcp_conn(
         let Some(resp) = engine.handle(&frame, peer.ip(), true).await else {
             continue;
         };
-        let mut out = Vec::with_capacity(resp.len() + 2);
-        out.extend_from_slice(&(resp.len().min(65535) as u16).to_be_bytes());
-        out.extend_from_slice(&resp[..resp.len().min(65535)]);
+        let Some(out) = framed(&frame, &resp) else {
+            return;
+        };
         if tokio::time::timeout(idle, stream.write_all(&out))
             .await
             .is_err()
         {
             return;
         }
+        deadline = tokio::time::Instant::now() + idle;
+    }
+}
+
+/// The answer to `query` as a TCP frame (length first). An answer longer than a
+/// frame can say (65,535 bytes) becomes SERVFAIL, never a cut, malformed message;
+/// `None` when not even that can be made.
+fn framed(query: &[u8], resp: &[u8]) -> Option<Vec<u8>> {
+    let servfail;
+    let resp = if resp.len() > usize::from(u16::MAX) {
+        let q = wire::parse_query(query).ok()?;
+        let mut buf = Vec::new();
+        wire::error_response(
+            &mut buf,
+            query,
+            q.question_end,
+            wire::rcode::SERVFAIL,
+            q.edns,
+        );
+        servfail = buf;
+        &servfail[..]
+    } else {
+        resp
+    };
+    let mut out = Vec::with_capacity(resp.len() + 2);
+    out.extend_from_slice(&(resp.len() as u16).to_be_bytes());
+    out.extend_from_slice(resp);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_too_long_for_a_frame_is_servfail_not_cut() {
+        use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+        use hickory_proto::rr::{Name, RecordType};
+        let mut q = Message::new(9, MessageType::Query, OpCode::Query);
+        q.add_query(Query::query(
+            Name::from_ascii("big.example.").unwrap(),
+            RecordType::TXT,
+        ));
+        let query = q.to_vec().unwrap();
+        let small = framed(&query, &[1, 2, 3]).unwrap();
+        assert_eq!(small, vec![0, 3, 1, 2, 3]);
+        let out = framed(&query, &vec![0u8; 70_000]).unwrap();
+        let len = u16::from_be_bytes([out[0], out[1]]) as usize;
+        assert_eq!(len, out.len() - 2);
+        let m = Message::from_vec(&out[2..]).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+        assert_eq!(m.metadata.id, 9);
+        assert_eq!(m.queries, q.queries);
     }
 }

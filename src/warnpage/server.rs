@@ -21,6 +21,7 @@ use tower::ServiceExt as _;
 
 use super::{AppealTokens, Templates, host_name};
 use crate::blocklist::{Handle, Verdict};
+use crate::limits::{PerClient, Quiet};
 use crate::metrics::Metrics;
 use crate::report::event::{Appeal, Input};
 use crate::report::pipeline::Reporter;
@@ -254,17 +255,23 @@ pub fn router(state: Arc<WarnState>) -> Router {
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const CONN_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_HEADER_BYTES: usize = 16 * 1024;
-const MAX_CONNS: usize = 4096;
+/// Connections open at once, all clients together.
+pub const MAX_CONNS: usize = 4096;
 
-/// Serve the warning page on `listener` (plain HTTP, or TLS with `tls`) until `shutdown`.
+/// Serve the warning page on `listener` (plain HTTP, or TLS with `tls`) until
+/// `shutdown`, with at most `per_client` connections from one address (and
+/// [`MAX_CONNS`] in all), so that one client cannot hold every connection.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<WarnState>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    per_client: usize,
     shutdown: CancellationToken,
 ) {
     let app = router(state);
     let conns = Arc::new(tokio::sync::Semaphore::new(MAX_CONNS));
+    let clients = Arc::new(PerClient::default());
+    let (full, crowded) = (Quiet::new(), Quiet::new());
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -278,13 +285,22 @@ pub async fn serve(
             _ = shutdown.cancelled() => return,
         };
         let Ok(permit) = conns.clone().try_acquire_owned() else {
+            if let Some(held) = full.may_log() {
+                tracing::warn!(%peer, max = MAX_CONNS, similar_since_last_line = held, "warning page: too many connections; closing new ones");
+            }
+            continue;
+        };
+        let Some(slot) = clients.take(peer.ip(), per_client) else {
+            if let Some(held) = crowded.may_log() {
+                tracing::warn!(%peer, per_client, similar_since_last_line = held, "warning page: too many connections from one address (warnpage.per_client); closing new ones");
+            }
             continue;
         };
         let app = app.clone();
         let tls = tls.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _held = (permit, slot);
             let svc = TowerToHyperService::new(app.map_request(
                 move |mut req: axum::http::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ConnectInfo(peer));
