@@ -22,6 +22,8 @@ struct TestPlatform {
     ids: Arc<Mutex<HashSet<String>>>,
     /// Query name → the street its event carried.
     streets: Arc<Mutex<HashMap<String, String>>>,
+    /// The `client.ip` fields seen.
+    clients: Arc<Mutex<HashSet<String>>>,
     bad_signatures: Arc<AtomicU64>,
     posts: Arc<AtomicU64>,
     status: Arc<AtomicU16>,
@@ -39,15 +41,17 @@ impl TestPlatform {
             Arc::new(Mutex::new(HashSet::new())),
         );
         let streets = Arc::new(Mutex::new(HashMap::new()));
+        let clients = Arc::new(Mutex::new(HashSet::new()));
         let bad = Arc::new(AtomicU64::new(0));
         let posts = Arc::new(AtomicU64::new(0));
         let status = Arc::new(AtomicU16::new(200));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (names, ids, streets, bad, posts, status, stop) = (
+            let (names, ids, streets, clients, bad, posts, status, stop) = (
                 names.clone(),
                 ids.clone(),
                 streets.clone(),
+                clients.clone(),
                 bad.clone(),
                 posts.clone(),
                 status.clone(),
@@ -64,7 +68,7 @@ impl TestPlatform {
                     };
                     s.set_nonblocking(false).unwrap();
                     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                    handle(s, &names, &ids, &streets, &bad, &posts, &status);
+                    handle(s, &names, &ids, (&streets, &clients), &bad, &posts, &status);
                 }
             })
         };
@@ -73,6 +77,7 @@ impl TestPlatform {
             names,
             ids,
             streets,
+            clients,
             bad_signatures: bad,
             posts,
             status,
@@ -105,7 +110,7 @@ fn handle(
     s: TcpStream,
     names: &Mutex<HashSet<String>>,
     ids: &Mutex<HashSet<String>>,
-    streets: &Mutex<HashMap<String, String>>,
+    (streets, clients): (&Mutex<HashMap<String, String>>, &Mutex<HashSet<String>>),
     bad: &AtomicU64,
     posts: &AtomicU64,
     status: &AtomicU16,
@@ -172,6 +177,10 @@ fn handle(
                     .unwrap_or("")
                     .to_string(),
             );
+            clients
+                .lock()
+                .unwrap()
+                .insert(e["client"]["ip"].as_str().unwrap_or("").to_string());
             n.insert(e["query"]["name"].as_str().unwrap_or("").to_string());
             i.insert(e["id"].as_str().unwrap().to_string());
         }
@@ -590,4 +599,39 @@ fn refused_credentials_keep_events_in_the_spool_and_raise_the_alarm() {
         "{got} of 100 events arrived after the fix\n{}",
         f.log_text()
     );
+}
+
+#[test]
+fn hashed_client_addresses_use_a_local_key_the_platform_does_not_have() {
+    use std::os::unix::fs::PermissionsExt;
+    let platform = TestPlatform::start("127.0.0.1:0");
+    let dir = tempfile::tempdir().unwrap();
+    let toml = setup(dir.path(), 10, platform.addr, "client_ip = \"hash\"\n");
+    let f = Fanzha::start(dir.path(), &toml);
+    query_names(&f, 0..5);
+    assert_eq!(platform.wait_names(5, Duration::from_secs(20)), 5);
+    let seen: Vec<String> = platform.clients.lock().unwrap().iter().cloned().collect();
+    assert_eq!(seen.len(), 1, "one client, one stable hash: {seen:?}");
+    // What the platform could compute with the secret it shares: not this.
+    let with_secret = {
+        use hmac::{KeyInit, Mac};
+        let mut m =
+            <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(SECRET.as_bytes()).unwrap();
+        m.update(b"127.0.0.1");
+        format!("hmac:{}", hex::encode(&m.finalize().into_bytes()[..16]))
+    };
+    assert!(seen[0].starts_with("hmac:"), "{seen:?}");
+    assert_ne!(
+        seen[0], with_secret,
+        "hashed with the platform's own secret"
+    );
+    let key = dir.path().join("state/report-hash.key");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // The same client hashes the same after a restart.
+    drop(f);
+    let f = Fanzha::start(dir.path(), &toml);
+    query_names(&f, 5..10);
+    assert_eq!(platform.wait_names(10, Duration::from_secs(20)), 10);
+    assert_eq!(platform.clients.lock().unwrap().len(), 1);
 }

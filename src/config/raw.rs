@@ -295,6 +295,10 @@ pub struct RawReport {
     pub url: String,
     /// HMAC key.
     pub secret: String,
+    /// A file holding the HMAC key instead (under `$CREDENTIALS_DIRECTORY` first).
+    pub secret_file: String,
+    /// The local key for `client_ip = "hash"`; "" = `report-hash.key` in state_dir.
+    pub hash_key_file: String,
     /// Appliance id.
     pub appliance: String,
     /// Spool directory.
@@ -328,6 +332,8 @@ impl Default for RawReport {
         RawReport {
             url: String::new(),
             secret: String::new(),
+            secret_file: String::new(),
+            hash_key_file: String::new(),
             appliance: "fanzha-dev".into(),
             spool_dir: "spool".into(),
             client_ip: "keep".into(),

@@ -147,3 +147,44 @@ fn shipped_config_files_are_valid() {
     assert_eq!(prod.server.listen.len(), 2);
     assert!(prod.server.listen.iter().all(|a| a.port() == 53));
 }
+
+#[test]
+fn the_report_secret_can_come_from_a_file_or_a_systemd_credential() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("plain-secret"), "from-a-file-0123456789\n").unwrap();
+    let creds = d.path().join("creds");
+    std::fs::create_dir(&creds).unwrap();
+    std::fs::write(creds.join("report-secret"), "from-a-credential-0123\n").unwrap();
+    let load = |text: &str| RawConfig::from_toml(text, "t.toml")?.validate(d.path(), None);
+    let url = "[report]\nurl = \"http://127.0.0.1:9/h\"\n";
+    let c = load(&format!("{url}secret_file = \"plain-secret\"\n")).unwrap();
+    assert_eq!(c.report.secret, "from-a-file-0123456789");
+    // SAFETY (for the environment): this test alone in the crate reads or writes
+    // CREDENTIALS_DIRECTORY.
+    unsafe { std::env::set_var("CREDENTIALS_DIRECTORY", &creds) };
+    let c = load(&format!("{url}secret_file = \"report-secret\"\n"));
+    unsafe { std::env::remove_var("CREDENTIALS_DIRECTORY") };
+    assert_eq!(c.unwrap().report.secret, "from-a-credential-0123");
+    let e = load(&format!(
+        "{url}secret = \"inline-secret-0123456\"\nsecret_file = \"plain-secret\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("report.secret_file") && e.contains("not both"),
+        "{e}"
+    );
+    let e = load(&format!("{url}secret_file = \"missing\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("report.secret_file") && e.contains("LoadCredential"),
+        "{e}"
+    );
+    // The hashing key is the appliance's own, in state_dir by default.
+    let c = load("[report]\nclient_ip = \"hash\"\n").unwrap();
+    assert_eq!(
+        c.report.hash_key_file,
+        d.path().join("state/report-hash.key")
+    );
+}

@@ -105,7 +105,7 @@ impl RawConfig {
         let sinkhole = sinkhole(&self.sinkhole, &self.categories)?;
         let warnpage = warnpage(&self.warnpage, &base)?;
         let ops_listen = parse_socket("ops.listen", &self.ops.listen, None)?;
-        let report = report(&self.report, &base)?;
+        let report = report(&self.report, &self.server.state_dir, &base)?;
         let places = places(&self.places, &self.report)?;
         Ok(Config {
             source,
@@ -463,7 +463,38 @@ fn warnpage(w: &RawWarnpage, base: &Base<'_>) -> Result<WarnpageConfig, ConfigEr
     })
 }
 
-fn report(rp: &RawReport, base: &Base<'_>) -> Result<ReportConfig, ConfigError> {
+/// The report secret: `secret`, or the contents of `secret_file` (looked up in
+/// systemd's `$CREDENTIALS_DIRECTORY` first when relative, so that
+/// `LoadCredential=` keeps it out of the world-readable config).
+fn report_secret(rp: &RawReport, base: &Base<'_>) -> Result<String, ConfigError> {
+    if rp.secret_file.is_empty() {
+        return Ok(rp.secret.clone());
+    }
+    if !rp.secret.is_empty() {
+        return Err(invalid(
+            "report.secret_file",
+            &rp.secret_file,
+            "give the secret in report.secret or in report.secret_file, not both",
+        ));
+    }
+    let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
+        .map(|d| std::path::Path::new(&d).join(&rp.secret_file))
+        .filter(|p| !std::path::Path::new(&rp.secret_file).is_absolute() && p.exists());
+    let path = credential.unwrap_or_else(|| base.path(&rp.secret_file));
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Ok(s.trim().to_string()),
+        Err(e) => Err(invalid(
+            "report.secret_file",
+            path.display().to_string(),
+            format!(
+                "cannot read it ({e}); give a readable file, or LoadCredential= it in the unit"
+            ),
+        )),
+    }
+}
+
+fn report(rp: &RawReport, state_dir: &str, base: &Base<'_>) -> Result<ReportConfig, ConfigError> {
+    let secret = report_secret(rp, base)?;
     if !rp.url.is_empty() {
         if !(rp.url.starts_with("http://") || rp.url.starts_with("https://")) {
             return Err(invalid(
@@ -472,11 +503,11 @@ fn report(rp: &RawReport, base: &Base<'_>) -> Result<ReportConfig, ConfigError> 
                 "use an http:// or https:// URL, or \"\" to turn reporting off",
             ));
         }
-        if rp.secret.len() < 16 {
+        if secret.len() < 16 {
             return Err(invalid(
                 "report.secret",
                 "<hidden>",
-                "give a shared secret of at least 16 characters",
+                "give a shared secret of at least 16 characters (in secret or secret_file)",
             ));
         }
     }
@@ -491,16 +522,9 @@ fn report(rp: &RawReport, base: &Base<'_>) -> Result<ReportConfig, ConfigError> 
         invalid(
             "report.client_ip",
             &rp.client_ip,
-            "use \"keep\", \"truncate\" (/24 and /56) or \"hash\" (keyed with report.secret)",
+            "use \"keep\", \"truncate\" (/24 and /56) or \"hash\" (keyed with a local key)",
         )
     })?;
-    if client_ip == ClientIp::Hash && rp.secret.len() < 16 {
-        return Err(invalid(
-            "report.secret",
-            "<hidden>",
-            "hashing client addresses needs a secret of at least 16 characters",
-        ));
-    }
     if rp.batch_events == 0 || rp.batch_events > 100_000 {
         return Err(invalid(
             "report.batch_events",
@@ -525,7 +549,12 @@ fn report(rp: &RawReport, base: &Base<'_>) -> Result<ReportConfig, ConfigError> 
         dedup_window: Duration::from_secs(rp.dedup_window),
         appliance: rp.appliance.clone(),
         client_ip,
-        secret: rp.secret.clone(),
+        secret,
+        hash_key_file: if rp.hash_key_file.is_empty() {
+            base.path(state_dir).join("report-hash.key")
+        } else {
+            base.path(&rp.hash_key_file)
+        },
         fsync: rp.fsync,
         max_backoff: Duration::from_secs(rp.max_backoff.max(1)),
     })

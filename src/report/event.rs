@@ -65,7 +65,8 @@ pub enum ClientIp {
     Keep,
     /// IPv4 cut to /24, IPv6 to /56.
     Truncate,
-    /// A keyed hash (HMAC-SHA256 with the report secret): stable per client, not reversible.
+    /// A keyed hash (HMAC-SHA256 with this appliance's own key, never the platform's
+    /// secret): stable per client, not reversible by the platform.
     Hash,
 }
 

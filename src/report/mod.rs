@@ -31,17 +31,90 @@ pub struct ReportConfig {
     pub appliance: String,
     /// Client address handling.
     pub client_ip: ClientIp,
-    /// HMAC key (also for hashing addresses).
+    /// HMAC key for signing requests (shared with the platform).
     pub secret: String,
+    /// This appliance's own key for `client_ip = "hash"`, never shared: keyed with
+    /// the platform's secret, the platform could reverse the hashes by trying every
+    /// address of the district's subnets.
+    pub hash_key_file: PathBuf,
     /// fsync each spool batch.
     pub fsync: bool,
     /// Longest wait between retries.
     pub max_backoff: Duration,
 }
 
+/// Random bytes from the kernel.
+fn random_bytes(n: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; n];
+    let mut filled = 0;
+    while filled < n {
+        // SAFETY: the pointer and length describe the unfilled part of `buf`.
+        let r = unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), n - filled, 0) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        filled += r as usize;
+    }
+    Ok(buf)
+}
+
+/// The appliance's own key for hashing client addresses: read from `path` (hex), or
+/// made there on first use (32 random bytes, mode 0600) when the file is missing.
+pub fn hash_key(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::read_to_string(path) {
+        Ok(text) => hex::decode(text.trim())
+            .ok()
+            .filter(|k| k.len() >= 16)
+            .ok_or_else(|| std::io::Error::other("not a hex key of at least 16 bytes")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = random_bytes(32)?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)?;
+            f.write_all(format!("{}\n", hex::encode(&key)).as_bytes())?;
+            f.sync_all()?;
+            tracing::info!(file = %path.display(), "made this appliance's key for hashing client addresses");
+            Ok(key)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 impl ReportConfig {
     /// Where events the platform refused for good are kept.
     pub fn dead_letter(&self) -> PathBuf {
         self.spool_dir.join("dead-letter.jsonl")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_hashing_key_is_made_once_private_and_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("state/report-hash.key");
+        let k1 = hash_key(&path).unwrap();
+        assert_eq!(k1.len(), 32);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(hash_key(&path).unwrap(), k1, "read back, not made again");
+        let other = d.path().join("other.key");
+        assert_ne!(hash_key(&other).unwrap(), k1, "random");
+        std::fs::write(&path, "not hex").unwrap();
+        assert!(hash_key(&path).is_err());
     }
 }

@@ -65,7 +65,7 @@ struct Pending {
     first: Instant,
 }
 
-fn build(input: Input, cfg: &ReportConfig, places: &Places) -> (String, Event) {
+fn build(input: Input, cfg: &ReportConfig, hash_key: &[u8], places: &Places) -> (String, Event) {
     match input {
         Input::Hit(h) => {
             let place = places.lookup(h.client);
@@ -81,7 +81,7 @@ fn build(input: Input, cfg: &ReportConfig, places: &Places) -> (String, Event) {
                 time: rfc3339_millis(h.time),
                 appliance: cfg.appliance.clone(),
                 client: ClientInfo {
-                    ip: cfg.client_ip.apply(h.client, cfg.secret.as_bytes()),
+                    ip: cfg.client_ip.apply(h.client, hash_key),
                     place: PlaceOut::from(place),
                 },
                 query: Some(QueryInfo {
@@ -108,7 +108,7 @@ fn build(input: Input, cfg: &ReportConfig, places: &Places) -> (String, Event) {
                 time: rfc3339_millis(t),
                 appliance: cfg.appliance.clone(),
                 client: ClientInfo {
-                    ip: cfg.client_ip.apply(a.client, cfg.secret.as_bytes()),
+                    ip: cfg.client_ip.apply(a.client, hash_key),
                     place: PlaceOut::from(place),
                 },
                 query: None,
@@ -189,6 +189,20 @@ pub fn start(
     metrics: ReportMetrics,
     shutdown: CancellationToken,
 ) -> (Reporter, Tasks) {
+    let hash_key: Arc<[u8]> = match cfg.client_ip {
+        super::event::ClientIp::Hash => match super::hash_key(&cfg.hash_key_file) {
+            Ok(k) => k.into(),
+            Err(e) => {
+                // Never the platform's secret: a key of this run only (hashes change
+                // at the next start, but stay irreversible).
+                tracing::error!(file = %cfg.hash_key_file.display(), error = %e, "cannot read or make the client-address hashing key (report.hash_key_file); using a key for this run only");
+                super::random_bytes(32)
+                    .unwrap_or_else(|_| new_id(std::time::SystemTime::now()).into_bytes())
+                    .into()
+            }
+        },
+        _ => Arc::from(&[][..]),
+    };
     let spool = open_spool(&cfg, &metrics);
     metrics.spool_writable.set(i64::from(spool.is_some()));
     let spool: SharedSpool = Arc::new(Mutex::new(spool));
@@ -202,6 +216,7 @@ pub fn start(
     let writer = tokio::spawn(run_writer(Writer {
         rx,
         cfg: cfg.clone(),
+        hash_key,
         places,
         spool: spool.clone(),
         unwritten: Vec::new(),
@@ -225,6 +240,8 @@ pub fn start(
 struct Writer {
     rx: mpsc::Receiver<Input>,
     cfg: Arc<ReportConfig>,
+    /// The key for `client_ip = "hash"`.
+    hash_key: Arc<[u8]>,
     places: Arc<ArcSwap<Places>>,
     spool: SharedSpool,
     /// Events not yet on disk (the spool could not be written), oldest first.
@@ -249,7 +266,7 @@ async fn run_writer(mut w: Writer) {
             _ = w.shutdown.cancelled(), if !stopping => { stopping = true; }
             i = w.rx.recv(), if !stopping => match i {
                 Some(input) => {
-                    let (key, e) = build(input, &w.cfg, &w.places.load());
+                    let (key, e) = build(input, &w.cfg, &w.hash_key, &w.places.load());
                     w.metrics.count("queued", 1);
                     match pending.get_mut(&key) {
                         Some(p) => p.event.count += 1,
