@@ -90,6 +90,12 @@ pub struct ServerConfig {
     pub rate_limit_burst: u32,
     /// Drop (true) or refuse (false) past the limit.
     pub rate_limit_drop: bool,
+    /// IPv4 prefix a client is counted by.
+    pub rate_limit_prefix_v4: u8,
+    /// IPv6 prefix a client is counted by.
+    pub rate_limit_prefix_v6: u8,
+    /// Never limited.
+    pub rate_limit_exempt: Vec<IpNet>,
     /// DoH canary.
     pub doh_canary: bool,
     /// TCP idle timeout: a connection that got no answer for this long is closed.

@@ -50,6 +50,12 @@ pub struct RawServer {
     pub rate_limit_burst: u32,
     /// `refused` or `drop` past the limit.
     pub rate_limit_action: String,
+    /// IPv4 clients are counted by this prefix (32: each address).
+    pub rate_limit_prefix_v4: u8,
+    /// IPv6 clients are counted by this prefix (56: a home's delegated prefix).
+    pub rate_limit_prefix_v6: u8,
+    /// Clients never rate-limited (CIDRs: a NAT of a whole community, monitoring).
+    pub rate_limit_exempt: Vec<String>,
     /// Answer NXDOMAIN for `use-application-dns.net`.
     pub doh_canary: bool,
     /// Close a TCP connection that got no answer for this many seconds.
@@ -80,6 +86,9 @@ impl Default for RawServer {
             rate_limit: 0,
             rate_limit_burst: 0,
             rate_limit_action: "refused".into(),
+            rate_limit_prefix_v4: 32,
+            rate_limit_prefix_v6: 56,
+            rate_limit_exempt: Vec::new(),
             doh_canary: true,
             tcp_idle_timeout: 10,
             tcp_max_connections: 1024,

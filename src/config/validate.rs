@@ -131,6 +131,21 @@ fn server(s: &RawServer) -> Result<ServerConfig, ConfigError> {
     }
     let listen = parse_sockets("server.listen", &s.listen, None)?;
     let acl = parse_nets("server.acl", &s.acl)?;
+    let rate_limit_exempt = parse_nets("server.rate_limit_exempt", &s.rate_limit_exempt)?;
+    if s.rate_limit_prefix_v4 == 0 || s.rate_limit_prefix_v4 > 32 {
+        return Err(invalid(
+            "server.rate_limit_prefix_v4",
+            s.rate_limit_prefix_v4.to_string(),
+            "use 1 to 32; 32 (one address) is the default",
+        ));
+    }
+    if s.rate_limit_prefix_v6 == 0 || s.rate_limit_prefix_v6 > 128 {
+        return Err(invalid(
+            "server.rate_limit_prefix_v6",
+            s.rate_limit_prefix_v6.to_string(),
+            "use 1 to 128; 56 (a home's delegated prefix) is the default",
+        ));
+    }
     if s.state_dir.is_empty() {
         return Err(invalid(
             "server.state_dir",
@@ -187,6 +202,9 @@ fn server(s: &RawServer) -> Result<ServerConfig, ConfigError> {
             s.rate_limit_burst
         },
         rate_limit_drop,
+        rate_limit_prefix_v4: s.rate_limit_prefix_v4,
+        rate_limit_prefix_v6: s.rate_limit_prefix_v6,
+        rate_limit_exempt,
         doh_canary: s.doh_canary,
         tcp_idle_timeout: Duration::from_secs(s.tcp_idle_timeout),
         tcp_max_connections: s.tcp_max_connections,

@@ -49,10 +49,7 @@ impl Engine {
         let r = &cfg.resolver;
         Ok(Engine {
             policy: ArcSwap::from_pointee(Policy::from_config(cfg)),
-            limiter: ArcSwap::from_pointee(RateLimiter::new(
-                cfg.server.rate_limit,
-                cfg.server.rate_limit_burst,
-            )),
+            limiter: ArcSwap::from_pointee(RateLimiter::from_config(&cfg.server)),
             places,
             lists,
             backend: Backend::from_config(cfg, &metrics)?,
@@ -77,10 +74,8 @@ impl Engine {
     /// the resolver change only on restart.
     pub fn reload(&self, cfg: &Config) {
         self.policy.store(Arc::new(Policy::from_config(cfg)));
-        self.limiter.store(Arc::new(RateLimiter::new(
-            cfg.server.rate_limit,
-            cfg.server.rate_limit_burst,
-        )));
+        self.limiter
+            .store(Arc::new(RateLimiter::from_config(&cfg.server)));
         self.places.store(Arc::new(cfg.places.clone()));
     }
 

@@ -6,11 +6,11 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
+use super::clock::{ClockMap, Weigh};
 use super::wire::{self, Ede, ParseError, Query, ResponseWriter, rcode, rtype};
 use crate::blocklist::{Action, Blocklist, Hit, Verdict};
 use crate::config::Config;
@@ -43,21 +43,69 @@ pub enum LimitAction {
     Drop,
 }
 
-/// Per-client token buckets, sharded so that the DNS worker threads rarely meet.
+/// A client's token bucket.
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Weigh for Bucket {
+    fn weight(&self) -> usize {
+        0
+    }
+}
+
+impl Weigh for IpAddr {
+    fn weight(&self) -> usize {
+        0
+    }
+}
+
+/// Most clients (prefixes) the limiter tracks; past it the one least recently
+/// limited goes (CLOCK), one at a time: memory stays bounded under a flood of
+/// spoofed sources, and no operation scans the table.
+pub const RATE_LIMIT_CLIENTS: usize = 262_144;
+
+/// Per-client token buckets, keyed by the client's prefix (AdGuard Home's way: a
+/// client rotating addresses in its IPv6 /56 is one client), with exempt networks.
 pub struct RateLimiter {
     rate: f64,
     burst: f64,
-    shards: Vec<Mutex<HashMap<IpAddr, (f64, Instant)>>>,
+    prefix_v4: u8,
+    prefix_v6: u8,
+    exempt: Vec<IpNet>,
+    buckets: ClockMap<IpAddr, Bucket>,
 }
 
 impl RateLimiter {
-    /// `rate` queries per second per client with bursts of `burst`; `rate` 0 = no limit.
+    /// `rate` queries per second per client with bursts of `burst`; `rate` 0 = no
+    /// limit. Clients are single IPv4 addresses and IPv6 /56s; none is exempt.
     pub fn new(rate: u32, burst: u32) -> RateLimiter {
+        Self::keyed(rate, burst, 32, 56, Vec::new())
+    }
+
+    /// As [`RateLimiter::new`], a client being an IPv4 `/prefix_v4` or an IPv6
+    /// `/prefix_v6`, and clients in `exempt` never limited.
+    pub fn keyed(rate: u32, burst: u32, prefix_v4: u8, prefix_v6: u8, exempt: Vec<IpNet>) -> Self {
         RateLimiter {
             rate: rate as f64,
             burst: burst.max(rate).max(1) as f64,
-            shards: (0..16).map(|_| Mutex::new(HashMap::new())).collect(),
+            prefix_v4: prefix_v4.min(32),
+            prefix_v6: prefix_v6.min(128),
+            exempt,
+            buckets: ClockMap::new(if rate == 0 { 0 } else { RATE_LIMIT_CLIENTS }, usize::MAX),
         }
+    }
+
+    /// The limiter `[server]` asks for.
+    pub fn from_config(s: &crate::config::ServerConfig) -> RateLimiter {
+        Self::keyed(
+            s.rate_limit,
+            s.rate_limit_burst,
+            s.rate_limit_prefix_v4,
+            s.rate_limit_prefix_v6,
+            s.rate_limit_exempt.clone(),
+        )
     }
 
     /// Whether the limiter is on.
@@ -65,33 +113,64 @@ impl RateLimiter {
         self.rate > 0.0
     }
 
+    /// The client `ip` is counted as: its network at the configured prefix.
+    fn client(&self, ip: IpAddr) -> IpAddr {
+        match ip.to_canonical() {
+            IpAddr::V4(a) => {
+                let bits = u32::from(a)
+                    & u32::MAX
+                        .checked_shl(32 - u32::from(self.prefix_v4))
+                        .unwrap_or(0);
+                IpAddr::V4(Ipv4Addr::from(bits))
+            }
+            IpAddr::V6(a) => {
+                let bits = u128::from(a)
+                    & u128::MAX
+                        .checked_shl(128 - u32::from(self.prefix_v6))
+                        .unwrap_or(0);
+                IpAddr::V6(Ipv6Addr::from(bits))
+            }
+        }
+    }
+
+    /// Clients tracked.
+    pub fn tracked(&self) -> usize {
+        self.buckets.len()
+    }
+
     /// Take one token for `ip` at `now`; false when the client is over its rate.
     pub fn admit(&self, ip: IpAddr, now: Instant) -> bool {
-        if self.rate <= 0.0 {
+        if self.rate <= 0.0 || self.exempt.iter().any(|n| n.contains(&ip.to_canonical())) {
             return true;
         }
-        let h = match ip {
-            IpAddr::V4(a) => u32::from(a) as usize,
-            IpAddr::V6(a) => (u128::from(a) >> 64) as usize ^ u128::from(a) as usize,
+        let key = self.client(ip);
+        let (rate, burst) = (self.rate, self.burst);
+        let take = |b: &mut Bucket| {
+            let refill = now.saturating_duration_since(b.last).as_secs_f64() * rate;
+            b.tokens = (b.tokens + refill).min(burst);
+            b.last = now;
+            if b.tokens >= 1.0 {
+                b.tokens -= 1.0;
+                true
+            } else {
+                false
+            }
         };
-        let mut shard = self.shards[h.wrapping_mul(0x9e37_79b9) >> 7 & 15]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if shard.len() > 100_000 {
-            // Forget clients idle long enough to have a full bucket again.
-            let full = self.burst / self.rate;
-            shard.retain(|_, (_, t)| now.duration_since(*t).as_secs_f64() < full);
+        if let Some(ok) = self.buckets.with(&key, take) {
+            return ok;
         }
-        let (tokens, last) = shard.entry(ip).or_insert((self.burst, now));
-        let refill = now.saturating_duration_since(*last).as_secs_f64() * self.rate;
-        *tokens = (*tokens + refill).min(self.burst);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        // A new client: a full bucket, less this query. Clients whose bucket has
+        // refilled are the first to make room.
+        let full = Duration::from_secs_f64(burst / rate);
+        self.buckets.insert(
+            key,
+            Bucket {
+                tokens: burst - 1.0,
+                last: now,
+            },
+            |b| now.saturating_duration_since(b.last) < full,
+        );
+        true
     }
 }
 

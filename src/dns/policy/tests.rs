@@ -231,3 +231,62 @@ fn error_answers_are_admitted_like_any_other() {
         ]
     );
 }
+
+#[test]
+fn rate_limits_count_prefixes_exempt_networks_and_stay_bounded() {
+    let t0 = Instant::now();
+    let burst = |rl: &RateLimiter, ip: &str| {
+        (0..50)
+            .filter(|_| rl.admit(ip.parse().unwrap(), t0))
+            .count()
+    };
+    // An IPv6 client rotating addresses in its /56 is one client.
+    let rl = RateLimiter::new(5, 10);
+    assert_eq!(burst(&rl, "2001:db8:1:100::1"), 10);
+    assert_eq!(
+        burst(&rl, "2001:db8:1:1ff:abcd::9"),
+        0,
+        "same /56, same bucket"
+    );
+    assert_eq!(burst(&rl, "2001:db8:1:200::1"), 10, "another /56");
+    // IPv4 by address by default; by /24 when asked.
+    assert_eq!(burst(&rl, "198.51.100.1"), 10);
+    assert_eq!(burst(&rl, "198.51.100.2"), 10);
+    let rl24 = RateLimiter::keyed(5, 10, 24, 56, vec![]);
+    assert_eq!(burst(&rl24, "198.51.100.1"), 10);
+    assert_eq!(burst(&rl24, "198.51.100.2"), 0);
+    // A NAT serving a whole community can be exempt.
+    let rl = RateLimiter::keyed(5, 10, 32, 56, vec!["100.64.0.0/10".parse().unwrap()]);
+    assert_eq!(burst(&rl, "100.64.3.4"), 50);
+    assert_eq!(
+        burst(&rl, "::ffff:100.64.3.4"),
+        50,
+        "IPv4-mapped counts as IPv4"
+    );
+    // A flood of spoofed sources: memory stays bounded (entries go one at a time,
+    // CLOCK, never by a scan of the table).
+    let rl = RateLimiter::new(5, 10);
+    let hot: IpAddr = "203.0.113.7".parse().unwrap();
+    for _ in 0..10 {
+        rl.admit(hot, t0);
+    }
+    for i in 0..1_000_000u32 {
+        rl.admit(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)), t0);
+        if i % 1000 == 0 {
+            rl.admit(hot, t0);
+        }
+    }
+    assert!(
+        rl.tracked() <= fanzha_limit(),
+        "{} clients tracked",
+        rl.tracked()
+    );
+    assert!(
+        !rl.admit(hot, t0),
+        "the client that keeps asking keeps its empty bucket"
+    );
+}
+
+fn fanzha_limit() -> usize {
+    super::RATE_LIMIT_CLIENTS
+}
