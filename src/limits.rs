@@ -37,6 +37,26 @@ impl Quiet {
     }
 }
 
+/// The network `ip` belongs to at `prefix_v4` / `prefix_v6` bits: how clients are
+/// counted by the rate limit and the cap on resolutions in flight (an IPv6 client
+/// rotating addresses in its /56 is one client).
+pub fn prefix(ip: IpAddr, prefix_v4: u8, prefix_v6: u8) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix_v4.min(32)))
+                .unwrap_or(0);
+            IpAddr::V4((u32::from(a) & mask).into())
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(prefix_v6.min(128)))
+                .unwrap_or(0);
+            IpAddr::V6((u128::from(a) & mask).into())
+        }
+    }
+}
+
 /// Open connections by client address.
 #[derive(Default)]
 pub struct PerClient(Mutex<HashMap<IpAddr, usize>>);

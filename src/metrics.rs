@@ -90,6 +90,8 @@ pub struct Metrics {
     pub report: ReportMetrics,
     /// Exchanges with authoritative servers by result (recursive mode).
     pub upstream: IntCounterVec,
+    /// Queries answered SERVFAIL at once: too many resolutions in flight.
+    pub overload: IntCounter,
 }
 
 /// The `result` labels of `fanzha_upstream_queries_total`: a usable answer, a lame
@@ -102,6 +104,7 @@ pub const UPSTREAM_RESULTS: &[&str] = &[
     "servfail",
     "error",
     "timeout",
+    "busy",
     "unreachable",
     "truncated",
     "malformed",
@@ -339,6 +342,10 @@ impl Metrics {
                 "Queries to authoritative servers in recursive mode, by result",
                 "result",
                 UPSTREAM_RESULTS,
+            ),
+            overload: r.counter(
+                "overload_total",
+                "Queries answered SERVFAIL at once because too many resolutions were in flight (for the client, or in all)",
             ),
             registry,
         }

@@ -102,6 +102,10 @@ pub struct ServerConfig {
     pub tcp_idle_timeout: Duration,
     /// TCP connections open at once.
     pub tcp_max_connections: usize,
+    /// Resolutions in flight at once.
+    pub max_inflight: usize,
+    /// Resolutions in flight at once per client prefix.
+    pub max_inflight_per_client: usize,
     /// TCP connections open at once from one address.
     pub tcp_per_client: usize,
     /// Worker threads (0 = one per core).

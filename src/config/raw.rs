@@ -62,6 +62,10 @@ pub struct RawServer {
     pub tcp_idle_timeout: u64,
     /// TCP connections open at once, all clients together.
     pub tcp_max_connections: usize,
+    /// Resolutions in flight at once, all clients together.
+    pub max_inflight: usize,
+    /// Resolutions in flight at once for one client (prefix, as for the rate limit).
+    pub max_inflight_per_client: usize,
     /// TCP connections open at once from one client address.
     pub tcp_per_client: usize,
     /// DNS worker threads; 0 = one per CPU core.
@@ -92,6 +96,8 @@ impl Default for RawServer {
             doh_canary: true,
             tcp_idle_timeout: 10,
             tcp_max_connections: 1024,
+            max_inflight: 10_000,
+            max_inflight_per_client: 100,
             tcp_per_client: 16,
             threads: 0,
         }

@@ -121,6 +121,85 @@ impl RawConfig {
     }
 }
 
+/// `key` = `v` must lie in `lo..=hi`; the error says so with `hint`.
+fn in_range(key: &str, v: usize, lo: usize, hi: usize, hint: &str) -> Result<(), ConfigError> {
+    if (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            v.to_string(),
+            format!("use {lo} to {hi}; {hint}"),
+        ))
+    }
+}
+
+/// The numeric limits of `[server]`.
+fn server_limits(s: &RawServer) -> Result<(), ConfigError> {
+    let checks: [(&str, usize, usize, usize, &str); 8] = [
+        (
+            "server.threads",
+            s.threads,
+            0,
+            256,
+            "0 is one thread per core",
+        ),
+        (
+            "server.rate_limit_prefix_v4",
+            s.rate_limit_prefix_v4.into(),
+            1,
+            32,
+            "32 (one address) is the default",
+        ),
+        (
+            "server.rate_limit_prefix_v6",
+            s.rate_limit_prefix_v6.into(),
+            1,
+            128,
+            "56 (a home's delegated prefix) is the default",
+        ),
+        (
+            "server.tcp_idle_timeout",
+            s.tcp_idle_timeout as usize,
+            1,
+            600,
+            "seconds; 10 is the default",
+        ),
+        (
+            "server.tcp_max_connections",
+            s.tcp_max_connections,
+            1,
+            65_536,
+            "1024 is the default",
+        ),
+        (
+            "server.tcp_per_client",
+            s.tcp_per_client,
+            1,
+            s.tcp_max_connections,
+            "up to server.tcp_max_connections; 16 is the default",
+        ),
+        (
+            "server.max_inflight",
+            s.max_inflight,
+            1,
+            1_000_000,
+            "10000 is the default",
+        ),
+        (
+            "server.max_inflight_per_client",
+            s.max_inflight_per_client,
+            1,
+            s.max_inflight,
+            "up to server.max_inflight; 100 is the default",
+        ),
+    ];
+    for (key, v, lo, hi, hint) in checks {
+        in_range(key, v, lo, hi, hint)?;
+    }
+    Ok(())
+}
+
 fn server(s: &RawServer) -> Result<ServerConfig, ConfigError> {
     if s.listen.is_empty() {
         return Err(invalid(
@@ -132,20 +211,6 @@ fn server(s: &RawServer) -> Result<ServerConfig, ConfigError> {
     let listen = parse_sockets("server.listen", &s.listen, None)?;
     let acl = parse_nets("server.acl", &s.acl)?;
     let rate_limit_exempt = parse_nets("server.rate_limit_exempt", &s.rate_limit_exempt)?;
-    if s.rate_limit_prefix_v4 == 0 || s.rate_limit_prefix_v4 > 32 {
-        return Err(invalid(
-            "server.rate_limit_prefix_v4",
-            s.rate_limit_prefix_v4.to_string(),
-            "use 1 to 32; 32 (one address) is the default",
-        ));
-    }
-    if s.rate_limit_prefix_v6 == 0 || s.rate_limit_prefix_v6 > 128 {
-        return Err(invalid(
-            "server.rate_limit_prefix_v6",
-            s.rate_limit_prefix_v6.to_string(),
-            "use 1 to 128; 56 (a home's delegated prefix) is the default",
-        ));
-    }
     if s.state_dir.is_empty() {
         return Err(invalid(
             "server.state_dir",
@@ -164,34 +229,7 @@ fn server(s: &RawServer) -> Result<ServerConfig, ConfigError> {
             ));
         }
     };
-    if s.threads > 256 {
-        return Err(invalid(
-            "server.threads",
-            s.threads.to_string(),
-            "use 0 (one per core) or a thread count up to 256",
-        ));
-    }
-    if s.tcp_idle_timeout == 0 || s.tcp_idle_timeout > 600 {
-        return Err(invalid(
-            "server.tcp_idle_timeout",
-            s.tcp_idle_timeout.to_string(),
-            "use 1 to 600 seconds; 10 is the default",
-        ));
-    }
-    if s.tcp_max_connections == 0 || s.tcp_max_connections > 65_536 {
-        return Err(invalid(
-            "server.tcp_max_connections",
-            s.tcp_max_connections.to_string(),
-            "use 1 to 65536; 1024 is the default",
-        ));
-    }
-    if s.tcp_per_client == 0 || s.tcp_per_client > s.tcp_max_connections {
-        return Err(invalid(
-            "server.tcp_per_client",
-            s.tcp_per_client.to_string(),
-            "use 1 up to server.tcp_max_connections; 16 is the default",
-        ));
-    }
+    server_limits(s)?;
     Ok(ServerConfig {
         listen,
         acl,
@@ -208,6 +246,8 @@ fn server(s: &RawServer) -> Result<ServerConfig, ConfigError> {
         doh_canary: s.doh_canary,
         tcp_idle_timeout: Duration::from_secs(s.tcp_idle_timeout),
         tcp_max_connections: s.tcp_max_connections,
+        max_inflight: s.max_inflight,
+        max_inflight_per_client: s.max_inflight_per_client,
         tcp_per_client: s.tcp_per_client,
         threads: s.threads,
     })

@@ -16,6 +16,7 @@ use super::resolve::{Backend, BackendError, Resolved};
 use super::wire::{self, Query, rcode};
 use crate::blocklist::{Blocklist, Handle, Verdict};
 use crate::config::Config;
+use crate::limits::{ClientSlot, PerClient};
 use crate::metrics::{Metrics, Outcome};
 use crate::places::Places;
 use crate::report::event::{Hit, Input};
@@ -34,6 +35,8 @@ pub struct Engine {
     deadline: Duration,
     metrics: Arc<Metrics>,
     reporter: Option<Reporter>,
+    /// Resolutions in flight by client prefix.
+    in_flight: Arc<PerClient>,
 }
 
 impl Engine {
@@ -61,7 +64,25 @@ impl Engine {
             deadline: (r.timeout * 8).clamp(Duration::from_secs(2), Duration::from_secs(10)),
             metrics,
             reporter,
+            in_flight: Arc::default(),
         })
+    }
+
+    /// A place for one more resolution from `client` (counted by its prefix), or
+    /// `None` when the client, or everyone together (`in_flight`), is at the cap:
+    /// a flood of unique names from one client cannot take every resolution slot or
+    /// the memory they hold.
+    pub fn resolution_slot(
+        &self,
+        client: std::net::IpAddr,
+        in_flight: usize,
+    ) -> Option<ClientSlot> {
+        let p = self.policy.load();
+        if in_flight >= p.max_inflight {
+            return None;
+        }
+        let key = crate::limits::prefix(client, p.client_prefix.0, p.client_prefix.1);
+        self.in_flight.take(key, p.max_inflight_per_client)
     }
 
     /// Whether `client` is inside `[server] acl` (TCP checks it before it gives a

@@ -115,22 +115,7 @@ impl RateLimiter {
 
     /// The client `ip` is counted as: its network at the configured prefix.
     fn client(&self, ip: IpAddr) -> IpAddr {
-        match ip.to_canonical() {
-            IpAddr::V4(a) => {
-                let bits = u32::from(a)
-                    & u32::MAX
-                        .checked_shl(32 - u32::from(self.prefix_v4))
-                        .unwrap_or(0);
-                IpAddr::V4(Ipv4Addr::from(bits))
-            }
-            IpAddr::V6(a) => {
-                let bits = u128::from(a)
-                    & u128::MAX
-                        .checked_shl(128 - u32::from(self.prefix_v6))
-                        .unwrap_or(0);
-                IpAddr::V6(Ipv6Addr::from(bits))
-            }
-        }
+        crate::limits::prefix(ip, self.prefix_v4, self.prefix_v6)
     }
 
     /// Clients tracked.
@@ -191,6 +176,12 @@ pub struct Policy {
     pub doh_canary: bool,
     /// What clients over the rate limit get.
     pub limit_action: LimitAction,
+    /// Resolutions in flight at once, all clients together.
+    pub max_inflight: usize,
+    /// Resolutions in flight at once per client prefix.
+    pub max_inflight_per_client: usize,
+    /// The prefixes clients are counted by (IPv4, IPv6).
+    pub client_prefix: (u8, u8),
 }
 
 impl Policy {
@@ -213,6 +204,9 @@ impl Policy {
             } else {
                 LimitAction::Refuse
             },
+            max_inflight: c.server.max_inflight,
+            max_inflight_per_client: c.server.max_inflight_per_client,
+            client_prefix: (c.server.rate_limit_prefix_v4, c.server.rate_limit_prefix_v6),
         }
     }
 }

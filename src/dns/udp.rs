@@ -19,9 +19,6 @@ use super::udp_batch::{RecvBatch, SendBatch};
 use super::wire;
 use crate::metrics::Outcome;
 
-/// Most queries being resolved at once (per listener); past it new ones get SERVFAIL.
-pub const MAX_IN_FLIGHT: usize = 20_000;
-
 /// Serve DNS over UDP on `sock` until `shutdown`.
 ///
 /// Datagrams are taken up to [`BATCH`](super::udp_batch::BATCH) per `recvmmsg`; the answers fanzha writes
@@ -66,21 +63,25 @@ pub async fn run_udp(
             match engine.decide(packet, peer.ip(), false, tx.next_buf()) {
                 Decision::Answer(_) | Decision::Block(..) => tx.push(i),
                 Decision::Drop(_) => {}
-                Decision::Resolve(q) if tasks.len() >= MAX_IN_FLIGHT => {
-                    // A flood of uncached names must not grow memory without bound.
-                    wire::error_response(
-                        tx.next_buf(),
-                        packet,
-                        q.question_end,
-                        wire::rcode::SERVFAIL,
-                        q.edns,
-                    );
-                    engine.metrics().query(Outcome::Servfail);
-                    tx.push(i);
-                }
                 Decision::Resolve(q) => {
+                    let Some(slot) = engine.resolution_slot(peer.ip(), tasks.len()) else {
+                        // A flood of uncached names (from this client, or in all) must
+                        // not grow memory and sockets without bound.
+                        wire::error_response(
+                            tx.next_buf(),
+                            packet,
+                            q.question_end,
+                            wire::rcode::SERVFAIL,
+                            q.edns,
+                        );
+                        engine.metrics().query(Outcome::Servfail);
+                        engine.metrics().overload.inc();
+                        tx.push(i);
+                        continue;
+                    };
                     let (engine, sock, packet) = (engine.clone(), sock.clone(), packet.to_vec());
                     tasks.spawn(async move {
+                        let _slot = slot;
                         let resp = engine.answer(&packet, &q, peer.ip(), false).await;
                         let _ = sock.send_to(&resp, peer).await;
                         engine

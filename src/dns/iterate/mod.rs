@@ -50,6 +50,9 @@ const MAX_SENT: u32 = 64;
 const MAX_DEPTH: u8 = 4;
 /// Name servers without glue resolved at once.
 const GLUELESS_AT_ONCE: usize = 3;
+/// Upstream sockets open at once (Unbound's outgoing-range): past it an exchange
+/// waits for one, within its timeout, so a flood of names cannot open a socket each.
+pub const MAX_SOCKETS: usize = 4096;
 
 /// What one lookup of a name and type found.
 #[derive(Debug, Clone)]
@@ -167,6 +170,8 @@ pub struct Iterator {
     asking: InFlight<AskKey, Asked>,
     /// Upstream exchanges by result (`fanzha_upstream_queries_total`).
     upstream: IntCounterVec,
+    /// Permits for upstream sockets.
+    sockets: tokio::sync::Semaphore,
 }
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -194,6 +199,7 @@ impl Iterator {
             inflight: InFlight::default(),
             asking: InFlight::default(),
             upstream,
+            sockets: tokio::sync::Semaphore::new(MAX_SOCKETS),
         }
     }
 
@@ -524,6 +530,10 @@ impl Iterator {
             .unwrap_or(53);
         let addr = SocketAddr::new(ip, port);
         let timeout = self.s.timeout;
+        let Ok(Ok(_socket)) = tokio::time::timeout(timeout, self.sockets.acquire()).await else {
+            self.count("busy");
+            return None;
+        };
         let mut edns = !self.infra.no_edns(ip);
         for _ in 0..2 {
             let out = transport::query(qn, qt, edns, self.s.dnssec);
