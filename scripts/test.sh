@@ -25,6 +25,7 @@ fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+(cd fuzz && cargo fmt -- --check)
 echo "== layout (lib.rs # Layout: no import back up, no circle, no 100-line function)"
 python3 scripts/check-layout.py
 echo "== cargo clippy"
@@ -73,4 +74,10 @@ set +e
 rc=$?
 set -e
 [ "$rc" -eq 1 ] || { echo "ERROR: the packaged config does not block a sample-list name (lookup exit $rc)" >&2; exit 1; }
-echo "== package unpacked and checked in a temporary root; all tests passed"
+echo "== package unpacked and checked in a temporary root"
+
+# Every parser's fuzz target for a bounded time (FUZZ_SECONDS each; 20 by default, so
+# that the whole suite stays well under CI's budget). A crash fails the run.
+echo "== fuzzing"
+scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+echo "== all tests passed"
