@@ -22,6 +22,11 @@ fn udp_socket(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::U
     s.set_recv_buffer_size(4 << 20).ok();
     s.set_send_buffer_size(4 << 20).ok();
     s.set_nonblocking(true)?;
+    if addr.ip().is_unspecified() {
+        // A wildcard listener learns each query's destination, to answer from it.
+        use std::os::fd::AsRawFd;
+        super::udp_batch::want_destination(s.as_raw_fd(), addr.is_ipv6())?;
+    }
     s.bind(&addr.into())?;
     Ok(s.into())
 }

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::engine::Engine;
 use super::policy::Decision;
-use super::udp_batch::{RecvBatch, SendBatch};
+use super::udp_batch::{self, Local, RecvBatch, SendBatch};
 use super::wire;
 use crate::metrics::Outcome;
 
@@ -80,10 +80,11 @@ pub async fn run_udp(
                         continue;
                     };
                     let (engine, sock, packet) = (engine.clone(), sock.clone(), packet.to_vec());
+                    let local = rx.local(i);
                     tasks.spawn(async move {
                         let _slot = slot;
                         let resp = engine.answer(&packet, &q, peer.ip(), false).await;
-                        let _ = sock.send_to(&resp, peer).await;
+                        let _ = send_from(&sock, &resp, peer, local).await;
                         engine
                             .metrics()
                             .query_duration
@@ -112,7 +113,7 @@ async fn send_all(sock: &UdpSocket, fd: std::os::fd::RawFd, tx: &mut SendBatch, 
                     return;
                 };
                 if let Some(peer) = rx.peer(i) {
-                    let _ = sock.send_to(buf, peer).await;
+                    let _ = send_from(sock, buf, peer, rx.local(i)).await;
                 }
                 tx.advance(1);
             }
@@ -124,4 +125,19 @@ async fn send_all(sock: &UdpSocket, fd: std::os::fd::RawFd, tx: &mut SendBatch, 
             }
         }
     }
+}
+
+/// Send one answer to `peer`, from the address its query was sent to (`local`, on
+/// a wildcard listener), waiting while the socket buffer is full.
+async fn send_from(
+    sock: &UdpSocket,
+    buf: &[u8],
+    peer: std::net::SocketAddr,
+    local: Option<Local>,
+) -> std::io::Result<usize> {
+    let fd = sock.as_raw_fd();
+    sock.async_io(Interest::WRITABLE, || {
+        udp_batch::send_one(fd, buf, peer, local)
+    })
+    .await
 }

@@ -6,6 +6,11 @@
 //! The buffers live in [`RecvBatch`] and [`SendBatch`], allocated once per listener;
 //! the `mmsghdr`/`iovec` arrays pointing into them are rebuilt on the stack for every
 //! call, so no pointer outlives the borrow it was made from.
+//!
+//! On a wildcard listener (`0.0.0.0`, `::`) the kernel tells each datagram's
+//! destination address (`IP_PKTINFO`, `IPV6_RECVPKTINFO`), and the answer leaves from
+//! that same address (Unbound's `interface-automatic`): on a host with several
+//! addresses, a reply from another one would be dropped by the client.
 
 use std::io;
 use std::mem::{MaybeUninit, size_of};
@@ -19,9 +24,153 @@ pub const BATCH: usize = 32;
 /// query with one question and an OPT record is far smaller).
 pub const SLOT: usize = 4096;
 
+/// Bytes of control messages kept per datagram (one `in6_pktinfo` fits many times).
+const CTRL: usize = 128;
+
+/// The address (and interface) a datagram was sent to, from its control message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Local {
+    /// IPv4: the destination address and interface.
+    V4(Ipv4Addr, i32),
+    /// IPv6: the destination address and interface.
+    V6(Ipv6Addr, u32),
+}
+
+/// Ask the kernel for each datagram's destination address on `fd` (a wildcard
+/// listener of family `v6`).
+pub fn want_destination(fd: RawFd, v6: bool) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    let (level, name) = if v6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_PKTINFO)
+    };
+    // SAFETY: a valid fd and an int option value of the right size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&one as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The destination in the control messages of `h`.
+///
+/// # Safety
+/// `h.msg_control` points to `h.msg_controllen` readable bytes filled by the kernel.
+unsafe fn destination(h: &libc::msghdr) -> Option<Local> {
+    // SAFETY: the CMSG_* macros walk the buffer the kernel filled, within its length.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(h);
+        while !c.is_null() {
+            let data = libc::CMSG_DATA(c);
+            match ((*c).cmsg_level, (*c).cmsg_type) {
+                (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
+                    let p = std::ptr::read_unaligned(data.cast::<libc::in_pktinfo>());
+                    return Some(Local::V4(
+                        Ipv4Addr::from(u32::from_be(p.ipi_addr.s_addr)),
+                        p.ipi_ifindex,
+                    ));
+                }
+                (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
+                    let p = std::ptr::read_unaligned(data.cast::<libc::in6_pktinfo>());
+                    return Some(Local::V6(
+                        Ipv6Addr::from(p.ipi6_addr.s6_addr),
+                        p.ipi6_ifindex,
+                    ));
+                }
+                _ => {}
+            }
+            c = libc::CMSG_NXTHDR(h, c);
+        }
+        None
+    }
+}
+
+/// Write a control message that sends from `local` into `buf`; its length.
+fn source_cmsg(buf: &mut [u8; CTRL], local: Local) -> usize {
+    // SAFETY: a zeroed msghdr whose control buffer is `buf`, large enough for one
+    // pktinfo message; the CMSG_* macros stay within it.
+    unsafe {
+        let mut h: libc::msghdr = MaybeUninit::zeroed().assume_init();
+        h.msg_control = buf.as_mut_ptr().cast();
+        let (level, kind, len) = match local {
+            Local::V4(..) => (
+                libc::IPPROTO_IP,
+                libc::IP_PKTINFO,
+                size_of::<libc::in_pktinfo>(),
+            ),
+            Local::V6(..) => (
+                libc::IPPROTO_IPV6,
+                libc::IPV6_PKTINFO,
+                size_of::<libc::in6_pktinfo>(),
+            ),
+        };
+        let space = libc::CMSG_SPACE(len as u32) as usize;
+        h.msg_controllen = space as _;
+        let c = libc::CMSG_FIRSTHDR(&h);
+        (*c).cmsg_level = level;
+        (*c).cmsg_type = kind;
+        (*c).cmsg_len = libc::CMSG_LEN(len as u32) as _;
+        let data = libc::CMSG_DATA(c);
+        match local {
+            Local::V4(addr, _) => {
+                // The source address; the interface is left to the routing table.
+                let mut p: libc::in_pktinfo = MaybeUninit::zeroed().assume_init();
+                p.ipi_spec_dst.s_addr = u32::from(addr).to_be();
+                std::ptr::write_unaligned(data.cast(), p);
+            }
+            Local::V6(addr, ifindex) => {
+                let mut p: libc::in6_pktinfo = MaybeUninit::zeroed().assume_init();
+                p.ipi6_addr.s6_addr = addr.octets();
+                p.ipi6_ifindex = ifindex;
+                std::ptr::write_unaligned(data.cast(), p);
+            }
+        }
+        space
+    }
+}
+
+/// Send one datagram to `to`, from `local` when given (non-blocking).
+pub fn send_one(fd: RawFd, buf: &[u8], to: SocketAddr, local: Option<Local>) -> io::Result<usize> {
+    let to = socket2::SockAddr::from(to);
+    let mut ctrl = [0u8; CTRL];
+    let ctrl_len = local.map(|l| source_cmsg(&mut ctrl, l)).unwrap_or(0);
+    // SAFETY: every pointer targets a live local or `buf`; sendmsg only reads them.
+    let n = unsafe {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        let mut h: libc::msghdr = MaybeUninit::zeroed().assume_init();
+        h.msg_name = to.as_ptr() as *mut libc::c_void;
+        h.msg_namelen = to.len();
+        h.msg_iov = &mut iov;
+        h.msg_iovlen = 1;
+        if ctrl_len > 0 {
+            h.msg_control = ctrl.as_mut_ptr().cast();
+            h.msg_controllen = ctrl_len as _;
+        }
+        libc::sendmsg(fd, &h, libc::MSG_DONTWAIT)
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
 /// Received datagrams: payloads, sender addresses, lengths.
 pub struct RecvBatch {
     bufs: Vec<u8>,
+    ctrl: Vec<[u8; CTRL]>,
+    local: [Option<Local>; BATCH],
     addrs: Vec<libc::sockaddr_storage>,
     addr_lens: [libc::socklen_t; BATCH],
     lens: [usize; BATCH],
@@ -33,6 +182,8 @@ impl Default for RecvBatch {
     fn default() -> Self {
         RecvBatch {
             bufs: vec![0; SLOT * BATCH],
+            ctrl: vec![[0; CTRL]; BATCH],
+            local: [None; BATCH],
             // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
             addrs: vec![unsafe { MaybeUninit::zeroed().assume_init() }; BATCH],
             addr_lens: [0; BATCH],
@@ -65,6 +216,8 @@ impl RecvBatch {
                 h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
                 h.msg_iov = &mut iov[i];
                 h.msg_iovlen = 1;
+                h.msg_control = self.ctrl[i].as_mut_ptr().cast();
+                h.msg_controllen = CTRL as _;
             }
             let n = libc::recvmmsg(
                 fd,
@@ -81,6 +234,7 @@ impl RecvBatch {
                 self.lens[i] = (h.msg_len as usize).min(SLOT);
                 self.addr_lens[i] = h.msg_hdr.msg_namelen;
                 self.truncated[i] = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+                self.local[i] = destination(&h.msg_hdr);
             }
             n
         };
@@ -106,6 +260,11 @@ impl RecvBatch {
     /// Whether datagram `i` was longer than [`SLOT`] (its tail is lost).
     pub fn truncated(&self, i: usize) -> bool {
         self.truncated[i]
+    }
+
+    /// The address datagram `i` was sent to (wildcard listeners only).
+    pub fn local(&self, i: usize) -> Option<Local> {
+        self.local[i]
     }
 
     /// Sender of datagram `i` (`None` for an address family other than IP).
@@ -210,6 +369,7 @@ impl SendBatch {
         let n = unsafe {
             let mut iov: [libc::iovec; BATCH] = MaybeUninit::zeroed().assume_init();
             let mut hdrs: [libc::mmsghdr; BATCH] = MaybeUninit::zeroed().assume_init();
+            let mut ctrl = [[0u8; CTRL]; BATCH];
             for k in 0..todo {
                 let i = self.sent + k;
                 let b = &self.bufs[i];
@@ -225,6 +385,11 @@ impl SendBatch {
                 h.msg_namelen = from.addr_lens[d];
                 h.msg_iov = &mut iov[k];
                 h.msg_iovlen = 1;
+                if let Some(local) = from.local[d] {
+                    let len = source_cmsg(&mut ctrl[k], local);
+                    h.msg_control = ctrl[k].as_mut_ptr().cast();
+                    h.msg_controllen = len as _;
+                }
             }
             libc::sendmmsg(
                 fd,
