@@ -2,8 +2,13 @@
 //! holding the encoded answer, so that a cached name is answered from the receive
 //! loop like a blocked one: copy, patch id, question case and TTLs, send.
 //!
-//! Entries remember the blocklist generation they were made under; after a reload
-//! they are misses, so a name cached before a list change is never served past it.
+//! The query name is checked against the serving list before the cache, so a name
+//! that became blocked is never served from it. An answer that holds an alias chain
+//! (CNAME, DNAME) also remembers the list generation it was made under: after a
+//! reload it is a miss, so a chain whose target became blocked is never served past
+//! the change. Every other answer stays valid across reloads (a reload used to make
+//! every entry a miss at once: a storm of upstream queries that overflowed the
+//! socket buffer under load).
 //!
 //! Bounded in entries and in bytes ([`ClockMap`]): past either bound, answers go one
 //! at a time in CLOCK order, so a flood of names asked once cannot push out the names
@@ -17,6 +22,9 @@ use super::wire::{self, Query};
 
 /// Longest time an answer is kept, whatever its TTL.
 pub const MAX_TTL: u32 = 86_400;
+
+/// The generation of an answer valid under every list (no alias in it).
+const ANY_GENERATION: u64 = u64::MAX;
 
 struct Entry {
     name: Box<[u8]>,
@@ -126,7 +134,7 @@ impl AnswerCache {
         let hit = self.map.with(&h, |e| {
             if e.qtype != q.qtype
                 || e.flags != key_flags(q)
-                || e.generation != generation
+                || (e.generation != generation && e.generation != ANY_GENERATION)
                 || now >= e.expires
                 || !Self::same_name(&e.name, packet, q)
             {
@@ -159,9 +167,10 @@ impl AnswerCache {
         if answer.len() < q.question_end {
             return;
         }
-        let Some((ttl_offsets, ttls)) = record_ttls(answer, q.question_end) else {
+        let Some((ttl_offsets, ttls, aliases)) = record_ttls(answer, q.question_end) else {
             return;
         };
+        let generation = if aliases { generation } else { ANY_GENERATION };
         let min = ttls.iter().copied().min().unwrap_or(0).min(MAX_TTL);
         if min == 0 {
             return;
@@ -205,16 +214,19 @@ impl AnswerCache {
 
 /// Offsets of the TTL fields of every record after the question (OPT excluded) and
 /// their values; `None` for a malformed answer.
-fn record_ttls(p: &[u8], question_end: usize) -> Option<(Vec<u16>, Vec<u32>)> {
+fn record_ttls(p: &[u8], question_end: usize) -> Option<(Vec<u16>, Vec<u32>, bool)> {
     let count = |i: usize| u16::from_be_bytes([p[i], p[i + 1]]) as usize;
     let n = count(6) + count(8) + count(10);
     let mut offs = Vec::with_capacity(n);
     let mut ttls = Vec::with_capacity(n);
+    let mut aliases = false;
     let mut i = question_end;
     for _ in 0..n {
         i = wire::skip_name(p, i)?;
         let t = u16::from_be_bytes([*p.get(i)?, *p.get(i + 1)?]);
         let rdlen = u16::from_be_bytes([*p.get(i + 8)?, *p.get(i + 9)?]) as usize;
+        // CNAME (5) or DNAME (39).
+        aliases |= t == 5 || t == 39;
         if t != wire::rtype::OPT {
             offs.push(u16::try_from(i + 4).ok()?);
             ttls.push(u32::from_be_bytes(p.get(i + 4..i + 8)?.try_into().ok()?));
@@ -224,7 +236,7 @@ fn record_ttls(p: &[u8], question_end: usize) -> Option<(Vec<u16>, Vec<u32>)> {
             return None;
         }
     }
-    Some((offs, ttls))
+    Some((offs, ttls, aliases))
 }
 
 #[cfg(test)]
@@ -277,13 +289,49 @@ mod tests {
         assert_eq!(m.metadata.id, 2);
         assert_eq!(m.queries[0].name().to_ascii(), "WWW.example.TEST.");
         assert_eq!(m.answers[0].ttl, 200);
-        // misses: other generation, expired, no EDNS, other name
-        assert!(!c.get(&p2, &q2, 8, t0, &mut out));
+        // misses: expired, no EDNS, other name
         assert!(!c.get(&p2, &q2, 7, t0 + Duration::from_secs(300), &mut out));
         let p3 = query("www.example.test.", 3, false);
         assert!(!c.get(&p3, &wire::parse_query(&p3).unwrap(), 7, t0, &mut out));
         let p4 = query("www.example.tesu.", 4, true);
         assert!(!c.get(&p4, &wire::parse_query(&p4).unwrap(), 7, t0, &mut out));
+    }
+
+    #[test]
+    fn a_reload_keeps_plain_answers_and_drops_alias_chains() {
+        // The name itself is checked against the list before the cache; only a
+        // chain's target could have become blocked.
+        let c = AnswerCache::new(1000);
+        let t0 = Instant::now();
+        let plain = query("plain.example.", 1, false);
+        let qp = wire::parse_query(&plain).unwrap();
+        c.put(&plain, &qp, 7, t0, &answer(&plain, 300));
+        let chain = query("alias.example.", 2, false);
+        let qc = wire::parse_query(&chain).unwrap();
+        let mut m = Message::from_vec(&answer(&chain, 300)).unwrap();
+        m.answers.insert(
+            0,
+            Record::from_rdata(
+                Name::from_ascii("alias.example.").unwrap(),
+                300,
+                RData::CNAME(hickory_proto::rr::rdata::CNAME(
+                    Name::from_ascii("target.example.").unwrap(),
+                )),
+            ),
+        );
+        c.put(&chain, &qc, 7, t0, &m.to_vec().unwrap());
+        let mut out = Vec::new();
+        assert!(c.get(&plain, &qp, 7, t0, &mut out));
+        assert!(c.get(&chain, &qc, 7, t0, &mut out));
+        // The list changed (generation 8).
+        assert!(
+            c.get(&plain, &qp, 8, t0, &mut out),
+            "a plain answer survives a reload"
+        );
+        assert!(
+            !c.get(&chain, &qc, 8, t0, &mut out),
+            "a chain is checked again"
+        );
     }
 
     #[test]
