@@ -635,3 +635,33 @@ fn hashed_client_addresses_use_a_local_key_the_platform_does_not_have() {
     assert_eq!(platform.wait_names(10, Duration::from_secs(20)), 10);
     assert_eq!(platform.clients.lock().unwrap().len(), 1);
 }
+
+#[test]
+fn more_events_than_the_disk_holds_still_reach_the_platform() {
+    // A 256 KiB spool and a platform that is down: most events wait in memory. When
+    // the platform comes back, what the sender frees is filled again, a chunk at a
+    // time, until every event is through.
+    let platform = TestPlatform::start("127.0.0.1:0");
+    platform.status.store(503, Ordering::Relaxed);
+    let dir = tempfile::tempdir().unwrap();
+    let toml = setup(dir.path(), 2_000, platform.addr, "");
+    let f = start_with_mount(
+        dir.path(),
+        &toml,
+        "mount -t tmpfs -o size=256k tmpfs \"$SPOOL\"",
+    );
+    query_names(&f, 0..2_000);
+    let m = wait_ops(
+        &f,
+        "/metrics",
+        "fanzha_report_spool_writable 0",
+        Duration::from_secs(15),
+    );
+    assert!(
+        m.contains("fanzha_report_spool_writable 0"),
+        "the disk never filled: {m}"
+    );
+    platform.status.store(200, Ordering::Relaxed);
+    let got = platform.wait_names(2_000, Duration::from_secs(90));
+    assert_eq!(got, 2_000, "{got} of 2000 events arrived\n{}", f.log_text());
+}

@@ -170,7 +170,7 @@ impl AnswerCache {
         let Some((ttl_offsets, ttls, aliases)) = record_ttls(answer, q.question_end) else {
             return;
         };
-        let generation = if aliases { generation } else { ANY_GENERATION };
+        let made_under = if aliases { generation } else { ANY_GENERATION };
         let min = ttls.iter().copied().min().unwrap_or(0).min(MAX_TTL);
         if min == 0 {
             return;
@@ -184,7 +184,7 @@ impl AnswerCache {
             name: name.into_boxed_slice(),
             qtype: q.qtype,
             flags: key_flags(q),
-            generation,
+            generation: made_under,
             bytes: answer.into(),
             ttl_offsets: ttl_offsets.into_boxed_slice(),
             ttls: ttls.into_boxed_slice(),
@@ -192,8 +192,9 @@ impl AnswerCache {
             expires: now + Duration::from_secs(min as u64),
         };
         let h = self.hash(packet, q);
-        self.map
-            .insert(h, entry, |e| e.expires > now && e.generation == generation);
+        self.map.insert(h, entry, |e| {
+            e.expires > now && (e.generation == generation || e.generation == ANY_GENERATION)
+        });
     }
 
     /// Bytes held (as [`Weigh::weight`] counts them).

@@ -36,6 +36,8 @@ use crate::places::Places;
 /// Events kept in memory while the spool cannot be written; past it the oldest go,
 /// counted as `dropped_spool`.
 pub const MAX_UNWRITTEN: usize = 100_000;
+/// Events written to the spool per append (and per fsync) when catching up.
+const APPEND_CHUNK: usize = 1000;
 /// How often an unusable spool is tried again.
 pub const RETRY_SPOOL: Duration = Duration::from_secs(5);
 /// The degraded part's name in `/readyz`.
@@ -322,6 +324,10 @@ async fn run_writer(mut w: Writer) {
 /// events stay in memory until one takes them.
 async fn append(w: &mut Writer) {
     let reopen = w.last_open.elapsed() >= RETRY_SPOOL;
+    if !reopen && w.metrics.degraded.is_set(PART) {
+        // Failing: try again every RETRY_SPOOL, not every flush.
+        return;
+    }
     let (spool, cfg, metrics) = (w.spool.clone(), w.cfg.clone(), w.metrics.clone());
     let batch = std::mem::take(&mut w.unwritten);
     let res = tokio::task::spawn_blocking(move || {
@@ -333,17 +339,38 @@ async fn append(w: &mut Writer) {
             *guard = open_spool(&cfg, &metrics);
         }
         let Some(s) = guard.as_mut() else {
-            return (batch, Some(Err("cannot open".to_string())));
+            return (batch, Some(Err(("cannot open".to_string(), 0, 0))));
         };
-        match s.append(&batch) {
-            Ok(lost) => (Vec::new(), Some(Ok((lost, s.bytes())))),
-            Err(e) => {
-                // Start over from the directory next time (it may have been
-                // removed or remounted).
-                *guard = None;
-                (batch, Some(Err(format!("cannot write: {e}"))))
+        // In chunks: after a full disk, the events kept in memory may be more than
+        // the space freed; what fits goes now (halving the chunk down to one event
+        // when the disk refuses it), the rest at the next try.
+        let mut lost = 0;
+        let mut done = 0;
+        let mut chunk = APPEND_CHUNK;
+        while done < batch.len() {
+            let end = (done + chunk).min(batch.len());
+            match s.append(&batch[done..end]) {
+                Ok(l) => {
+                    lost += l;
+                    done = end;
+                }
+                Err(_) if chunk > 1 => chunk /= 2,
+                Err(e) => {
+                    let bytes = s.bytes();
+                    // A full or read-only disk: the segments on it stay valid and the
+                    // sender keeps sending them, which frees room. A directory that is
+                    // gone is opened afresh at the next try.
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        *guard = None;
+                    }
+                    let mut left = batch;
+                    left.drain(..done);
+                    let why = format!("cannot write: {e}");
+                    return (left, Some(Err((why, lost, bytes))));
+                }
             }
         }
+        (Vec::new(), Some(Ok((lost, s.bytes()))))
     })
     .await;
     let Ok((left, outcome)) = res else {
@@ -363,7 +390,12 @@ async fn append(w: &mut Writer) {
             w.metrics.spool_bytes.set(bytes as i64);
             w.notify.notify_one();
         }
-        Some(Err(why)) => {
+        Some(Err((why, lost, bytes))) => {
+            w.metrics.count("dropped_cap", lost);
+            if bytes > 0 {
+                w.metrics.spool_bytes.set(bytes as i64);
+                w.notify.notify_one();
+            }
             w.last_open = Instant::now();
             spool_failed(&w.cfg, &w.metrics, &why);
         }
