@@ -562,10 +562,12 @@ fn load_precompiled(
         path: src.to_path_buf(),
         source,
     })?;
-    let list = Blocklist::open(out, true).map_err(|e| {
-        let _ = fs::remove_file(out);
-        naming(e, src)
-    })?;
+    let list = Blocklist::open(out, true)
+        .and_then(|l| l.check_automaton().map(|()| l))
+        .map_err(|e| {
+            let _ = fs::remove_file(out);
+            naming(e, src)
+        })?;
     if let Some(old) = previous {
         let new = list.len() as u64;
         if !force && old > 0 && (new as f64) < old as f64 * (1.0 - cfg.max_drop) {

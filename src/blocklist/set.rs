@@ -284,6 +284,22 @@ impl std::fmt::Debug for Blocklist {
     }
 }
 
+/// Whether every key of `map` can be read: the whole automaton is walked once, so
+/// that each node any lookup can reach has been decoded. The `fst` crate trusts its
+/// input and panics on a node pointing outside the data; the walk catches that.
+fn walks_cleanly(map: &fst::Map<Backing>) -> bool {
+    use fst::Streamer;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut keys = map.stream();
+        let mut n = 0u64;
+        while keys.next().is_some() {
+            n += 1;
+        }
+        n == map.len() as u64
+    }))
+    .unwrap_or(false)
+}
+
 fn u64_at(b: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"))
 }
@@ -387,6 +403,21 @@ impl Blocklist {
             |off, len| Backing::Mmap(mmap, off, len),
             verify,
         )
+    }
+
+    /// Check a list that fanzha did not write itself (an operator's precompiled
+    /// file): a checksum that matches its own bytes does not make it what our
+    /// compiler writes, and the `fst` crate trusts its input. The automaton is walked
+    /// once here, where a node pointing outside the file is an error instead of a
+    /// panic at the first lookup that reaches it.
+    pub fn check_automaton(&self) -> Result<(), LoadError> {
+        match &self.map {
+            Matcher::Fst(map) if !walks_cleanly(map) => Err(LoadError::NotAList {
+                path: self.path.clone().unwrap_or_default(),
+                why: "the automaton has a node that points outside the file".into(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Load a list from bytes already in memory (tests, tools).

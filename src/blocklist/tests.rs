@@ -421,3 +421,35 @@ fn optional_doh_list_blocks_public_doh_with_nxdomain() {
     assert_eq!(list.action(&h), Action::Nxdomain);
     assert!(!list.lookup("google.com").is_block());
 }
+
+#[test]
+fn a_crafted_file_with_valid_checksums_but_a_bad_node_is_refused_not_a_panic() {
+    // Found by the compiled_file fuzz target; the checksums are made to match, as a
+    // crafted file's would.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/compiled-bad-node.bin"
+    );
+    let mut b = std::fs::read(path).unwrap();
+    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap()) as usize;
+    let meta_len = u64_at(&b, 16);
+    let fst_off = 48 + meta_len + (8 - meta_len % 8) % 8;
+    let meta = xxhash_rust::xxh3::xxh3_64(&b[48..48 + meta_len]);
+    let body = xxhash_rust::xxh3::xxh3_64(&b[fst_off..]);
+    b[32..40].copy_from_slice(&meta.to_le_bytes());
+    b[40..48].copy_from_slice(&body.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("crafted.fst");
+    std::fs::write(&file, &b).unwrap();
+    let list = Blocklist::open(&file, true).expect("its checksums match");
+    let err = list.check_automaton().unwrap_err().to_string();
+    assert!(err.contains("points outside the file"), "{err}");
+    // A list of our own passes.
+    let (good, _) = build(
+        dir.path(),
+        &[("l.txt", "evil.top\nscam.example\n")],
+        &[],
+        &[],
+    );
+    good.check_automaton().unwrap();
+}
