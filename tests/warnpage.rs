@@ -8,6 +8,24 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// `GET /` for `host` from 127.0.0.2 (another household than the tests' 127.0.0.1):
+/// the whole response.
+fn get_from_another_address(http: std::net::SocketAddr, host: &str) -> String {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&std::net::SocketAddr::from(([127, 0, 0, 2], 0)).into())
+        .unwrap();
+    s.connect(&http.into()).unwrap();
+    let mut s: TcpStream = s.into();
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut page = String::new();
+    std::io::Read::read_to_string(&mut s, &mut page).unwrap();
+    page
+}
+
 fn start() -> (tempfile::TempDir, Fanzha) {
     let dir = tempfile::tempdir().unwrap();
     let toml = category_lists(dir.path());
@@ -129,15 +147,7 @@ fn methods_oversize_headers_and_slow_clients() {
         slow.push(s);
     }
     let t = Instant::now();
-    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    s.bind(&std::net::SocketAddr::from(([127, 0, 0, 2], 0)).into())
-        .unwrap();
-    s.connect(&http.into()).unwrap();
-    let mut s: TcpStream = s.into();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: loan.scam.test\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut page = String::new();
-    std::io::Read::read_to_string(&mut s, &mut page).unwrap();
+    let page = get_from_another_address(http, "loan.scam.test");
     let took = t.elapsed();
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(
@@ -282,15 +292,7 @@ fn one_address_cannot_hold_every_connection() {
         "of 40 connections from one address, {closed} were closed"
     );
     // Another address still gets the page.
-    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    s.bind(&std::net::SocketAddr::from(([127, 0, 0, 2], 0)).into())
-        .unwrap();
-    s.connect(&http.into()).unwrap();
-    let mut s: TcpStream = s.into();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: blocked.example.test\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut page = String::new();
-    std::io::Read::read_to_string(&mut s, &mut page).unwrap();
+    let page = get_from_another_address(http, "blocked.example.test");
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     drop(conns);
 }
