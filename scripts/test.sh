@@ -33,6 +33,8 @@ echo "== cargo clippy"
 cargo clippy --all-targets -- -D warnings
 echo "== benches build"
 cargo bench --no-run -q
+echo "== the patched hickory-net's DNSSEC unit tests (vendor/hickory-net/PATCHES.md)"
+CARGO_TARGET_DIR=$PWD/target cargo test -q --manifest-path vendor/hickory-net/Cargo.toml --features dnssec-ring --lib dnssec::
 echo "== cargo test"
 cargo test --all-features -- --test-threads="${TEST_THREADS:-2}"
 

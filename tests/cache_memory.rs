@@ -131,7 +131,7 @@ fn cache_weights_count_what_the_heap_holds() {
             )];
             cache.put(
                 (name(i), RecordType::A),
-                Step::Answer(rs),
+                Step::Answer(rs, vec![]),
                 Duration::from_secs(300),
                 now,
             );

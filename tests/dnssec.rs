@@ -145,3 +145,68 @@ fn a_trust_anchor_given_as_ds_records_validates_like_a_key() {
     let m = ask_do(&g, "www.example.test.", RecordType::A, false);
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "{m:?}");
 }
+
+#[test]
+fn answers_made_from_a_signed_wildcard_keep_their_proof_and_validate() {
+    let keys = keys();
+    let h = Hierarchy::start_signed(keys.clone());
+    let (_d, f) = validating(&h, &(keys.root.anchor_line() + "\n"));
+    let wild = Ipv4Addr::new(192, 0, 2, 42);
+    let has_wild = |m: &hickory_proto::op::Message| {
+        m.answers
+            .iter()
+            .any(|r| matches!(r.data, RData::A(a) if a.0 == wild))
+    };
+    // Twice: the second answer comes from the cache, and must keep its proof too.
+    for round in 0..2 {
+        // A name the wildcard covers: the signature is the wildcard's (fewer labels
+        // than the name), so only the NSEC proving that no closer name exists makes
+        // the answer secure. Without it the validator calls it bogus.
+        let m = ask_do(&f, "foo.wild.example.test.", RecordType::A, false);
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::NoError,
+            "round {round}: {m:?}\n{}",
+            f.log_text()
+        );
+        assert!(has_wild(&m), "round {round}: {m:?}");
+        assert!(m.metadata.authentic_data, "round {round}: {m:?}");
+        // The proof travels with the answer, in the authority section.
+        assert!(
+            m.authorities
+                .iter()
+                .any(|r| r.record_type() == RecordType::NSEC),
+            "round {round}: {m:?}"
+        );
+        // An alias, from another zone, to a name the wildcard covers: the proof of the
+        // expanded record at the end of the chain is carried to the client's answer.
+        let m = ask_do(&f, "to-wild.test.", RecordType::A, false);
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::NoError,
+            "round {round}: {m:?}\n{}",
+            f.log_text()
+        );
+        assert!(has_wild(&m), "round {round}: {m:?}");
+        assert!(m.metadata.authentic_data, "round {round}: {m:?}");
+    }
+    // A client that did not set DO gets the answer without the proof.
+    let mut q = make_query("bar.wild.example.test.", RecordType::A, false);
+    q.set_edns(Edns::new());
+    let m = udp_from(
+        "127.0.0.1".parse().unwrap(),
+        f.dns,
+        &q,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert!(has_wild(&m), "{m:?}");
+    assert!(
+        m.all_sections().all(|r| !matches!(
+            r.record_type(),
+            RecordType::NSEC | RecordType::NSEC3 | RecordType::RRSIG
+        )),
+        "{m:?}"
+    );
+}

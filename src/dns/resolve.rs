@@ -342,7 +342,7 @@ async fn validator_from_ds(
     zones.dedup();
     for zone in zones {
         let dnskeys = match iter.resolve(zone.clone(), RecordType::DNSKEY).await {
-            Step::Answer(rs) => rs,
+            Step::Answer(rs, _) => rs,
             _ => return Err(format!("no DNSKEY set for the trust anchor of {zone}")),
         };
         if anchor::add_matching(&mut keys, ds, zone, &dnskeys) == 0 {
@@ -362,9 +362,9 @@ async fn validator_from_ds(
 /// What the client gets for an iterator's step.
 fn from_step(step: Step) -> Resolved {
     match step {
-        Step::Answer(answers) => Resolved::Answer {
+        Step::Answer(answers, proofs) => Resolved::Answer {
             answers,
-            authorities: vec![],
+            authorities: proofs,
             authentic: false,
         },
         Step::NxDomain(answers, auth) => Resolved::Negative {
@@ -400,10 +400,11 @@ fn validated(m: hickory_proto::op::Message) -> Resolved {
                 answers: m.answers,
             }
         }
+        // The authority section holds only the proofs of wildcard answers.
         ResponseCode::NoError => Resolved::Answer {
             authentic: m.answers.iter().all(|r| r.proof == Proof::Secure),
             answers: m.answers,
-            authorities: vec![],
+            authorities: m.authorities,
         },
         ResponseCode::NXDomain => Resolved::Negative {
             nxdomain: true,

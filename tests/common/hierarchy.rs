@@ -275,6 +275,8 @@ impl Hierarchy {
                     ("half.test.", Rd::Ns("ns3.nic.")),
                     ("half.test.", Rd::Ns("ns2.nic.")),
                     ("plain.test.", Rd::A("192.0.2.10")),
+                    // An alias (from another zone) to a name a wildcard covers.
+                    ("to-wild.test.", Rd::Cname("any.wild.example.test.")),
                     ("bogus.test.", Rd::Ns("ns2.nic.")),
                 ];
                 if let Some(k) = &keys {
@@ -302,6 +304,8 @@ impl Hierarchy {
                     ("ok.blocked.example.test.", Rd::A("192.0.2.98")),
                     ("parent.example.test.", Rd::A("192.0.2.50")),
                     ("child.parent.example.test.", Rd::A("192.0.2.51")),
+                    // A wildcard.
+                    ("*.wild.example.test.", Rd::A("192.0.2.42")),
                 ];
                 ex_records.extend(big_refs);
                 let mut example = zone("example.test.", &ex_records);

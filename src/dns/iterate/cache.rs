@@ -125,8 +125,8 @@ fn records_heap(rs: &[Record]) -> usize {
 /// The heap parts of a step: its records (for the cache's byte bound).
 pub fn step_weight(step: &Step) -> usize {
     match step {
-        Step::Answer(a) => records_heap(a),
-        Step::Alias(a, t) => records_heap(a) + name_heap(t),
+        Step::Answer(a, p) => records_heap(a) + records_heap(p),
+        Step::Alias(a, t, p) => records_heap(a) + name_heap(t) + records_heap(p),
         Step::NxDomain(a, b) | Step::NoData(a, b) => records_heap(a) + records_heap(b),
         Step::Fail(w) => chunk(w.len()),
     }
@@ -156,8 +156,11 @@ pub struct Delegation {
 pub fn ttl_of(step: &Step) -> Duration {
     let least = |rs: &[Record]| rs.iter().map(|r| r.ttl).min();
     let secs = match step {
-        Step::Answer(rs) => least(rs).unwrap_or(0).min(MAX_TTL),
-        Step::Alias(chain, _) => least(chain).unwrap_or(0).min(MAX_TTL),
+        // A wildcard answer lives no longer than its proof.
+        Step::Answer(rs, ps) | Step::Alias(rs, _, ps) => least(rs)
+            .unwrap_or(0)
+            .min(least(ps).unwrap_or(u32::MAX))
+            .min(MAX_TTL),
         Step::NxDomain(chain, auth) | Step::NoData(chain, auth) => {
             let neg = super::soa_in(auth)
                 .map(negative_ttl)
@@ -192,8 +195,8 @@ pub fn aged(step: &Step, left: Duration) -> Step {
             .collect()
     };
     match step {
-        Step::Answer(rs) => Step::Answer(age(rs)),
-        Step::Alias(rs, t) => Step::Alias(age(rs), t.clone()),
+        Step::Answer(rs, ps) => Step::Answer(age(rs), age(ps)),
+        Step::Alias(rs, t, ps) => Step::Alias(age(rs), t.clone(), age(ps)),
         Step::NxDomain(rs, auth) => Step::NxDomain(age(rs), age(auth)),
         Step::NoData(rs, auth) => Step::NoData(age(rs), age(auth)),
         Step::Fail(w) => Step::Fail(w.clone()),

@@ -35,7 +35,10 @@ impl DnsHandle for IterHandle {
             let mut m = Message::new(req.metadata.id, MessageType::Response, OpCode::Query);
             m.add_query(q);
             match step {
-                Step::Answer(answers) => m.answers = answers,
+                Step::Answer(answers, proofs) => {
+                    m.answers = answers;
+                    m.authorities = proofs;
+                }
                 Step::NxDomain(chain, auth) => {
                     m.metadata.response_code = ResponseCode::NXDomain;
                     m.answers = chain;

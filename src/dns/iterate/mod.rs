@@ -57,10 +57,13 @@ pub const MAX_SOCKETS: usize = 4096;
 /// What one lookup of a name and type found.
 #[derive(Debug, Clone)]
 pub enum Step {
-    /// The records of the type, after the chain that led to them.
-    Answer(Vec<Record>),
-    /// A chain to follow, and where it leads.
-    Alias(Vec<Record>, Name),
+    /// The records of the type, after the chain that led to them; and, when
+    /// validating, the proofs for the authority section: the NSEC/NSEC3 records (and
+    /// their signatures) showing that no closer name exists than a wildcard that made
+    /// an answer (RFC 4035 §5.3.4).
+    Answer(Vec<Record>, Vec<Record>),
+    /// A chain to follow, where it leads, and its wildcard proofs (as above).
+    Alias(Vec<Record>, Name, Vec<Record>),
     /// The name (or the chain's end) does not exist; the chain, and the authority
     /// section: the zone's SOA (first) and, when validating, the NSEC/NSEC3 proofs
     /// and signatures.
@@ -218,14 +221,16 @@ impl Iterator {
     /// Look `name`/`qtype` up and follow its aliases, within the budget.
     async fn follow(self: &Arc<Self>, name: &Name, qtype: RecordType, cx: Ctx<'_>) -> Step {
         let mut chain: Vec<Record> = Vec::new();
+        let mut proofs: Vec<Record> = Vec::new();
         let mut cur = name.clone();
         let mut seen = vec![cur.clone()];
         for _ in 0..MAX_CHAIN {
-            let (rs, target) = match self.lookup(&cur, qtype, cx).await {
-                Step::Alias(rs, target) => (rs, target),
-                done => return after(chain, done),
+            let (rs, target, ps) = match self.lookup(&cur, qtype, cx).await {
+                Step::Alias(rs, target, ps) => (rs, target, ps),
+                done => return after(chain, proofs, done),
             };
             chain.extend(rs);
+            proofs.extend(ps);
             if seen.contains(&target) {
                 return Step::Fail(format!("CNAME loop at {target}"));
             }
@@ -299,7 +304,7 @@ impl Iterator {
                 // or an empty non-terminal) needs no query.
                 let known = self.answers.get(&(qn.clone(), qt), Instant::now());
                 if let Some((step, _)) = known
-                    && matches!(*step, Step::Answer(_) | Step::NoData(..))
+                    && matches!(*step, Step::Answer(..) | Step::NoData(..))
                 {
                     labels += 1;
                     continue;
@@ -490,7 +495,7 @@ impl Iterator {
     /// following aliases.
     async fn addresses(self: &Arc<Self>, ns: &Name, cx: Ctx<'_>) -> Vec<IpAddr> {
         for t in [RecordType::A, RecordType::AAAA] {
-            let Step::Answer(rs) = self.follow(ns, t, cx).await else {
+            let Step::Answer(rs, _) = self.follow(ns, t, cx).await else {
                 continue;
             };
             let ips: Vec<IpAddr> = rs
@@ -580,19 +585,24 @@ impl Iterator {
     }
 }
 
-/// `step` with `chain` (the aliases that led to it) in front of its records.
-fn after(mut chain: Vec<Record>, step: Step) -> Step {
+/// `step` with `chain` (the aliases that led to it) in front of its records, and
+/// the chain's wildcard proofs in its authority section.
+fn after(mut chain: Vec<Record>, mut proofs: Vec<Record>, step: Step) -> Step {
     match step {
-        Step::Answer(rs) => {
+        Step::Answer(rs, ps) => {
             chain.extend(rs);
-            Step::Answer(chain)
+            proofs.extend(ps);
+            Step::Answer(chain, proofs)
         }
-        Step::NxDomain(rs, auth) => {
+        // The SOA stays first in the authority section.
+        Step::NxDomain(rs, mut auth) => {
             chain.extend(rs);
+            auth.extend(proofs);
             Step::NxDomain(chain, auth)
         }
-        Step::NoData(rs, auth) => {
+        Step::NoData(rs, mut auth) => {
             chain.extend(rs);
+            auth.extend(proofs);
             Step::NoData(chain, auth)
         }
         other => other,
@@ -609,9 +619,9 @@ fn step_of(kind: Kind) -> Step {
     match kind {
         Kind::Answer { mut chain, records } => {
             chain.extend(records);
-            Step::Answer(chain)
+            Step::Answer(chain, vec![])
         }
-        Kind::Alias { chain, target } => Step::Alias(chain, target),
+        Kind::Alias { chain, target } => Step::Alias(chain, target, vec![]),
         Kind::NxDomain { chain, soa } => Step::NxDomain(chain, soa.into_iter().collect()),
         Kind::NoData { chain, soa } => Step::NoData(chain, soa.into_iter().collect()),
         Kind::Referral { .. } | Kind::Lame | Kind::Error(_) => {

@@ -194,8 +194,10 @@ fn covered(r: &Record) -> Option<RecordType> {
 }
 
 /// Add to `step` what a validator needs from `resp` (the server of `zone`): the
-/// signatures of the records kept in the answer, and for a negative answer the
-/// NSEC/NSEC3 records inside the zone and the signatures of those and of the SOA.
+/// signatures of the records kept in the answer; for a negative answer the
+/// NSEC/NSEC3 records inside the zone and the signatures of those and of the SOA;
+/// and for an answer made from a wildcard (a signature with fewer labels than its
+/// owner) the same NSEC/NSEC3 records, which prove that no closer name exists.
 pub fn add_proofs(step: &mut super::Step, resp: &Message, zone: &Name) {
     use super::Step;
     let signed = |kept: &[Record]| -> Vec<Record> {
@@ -226,9 +228,18 @@ pub fn add_proofs(step: &mut super::Step, resp: &Message, zone: &Name) {
             .collect()
     };
     match step {
-        Step::Answer(rs) | Step::Alias(rs, _) => {
+        Step::Answer(rs, proofs) | Step::Alias(rs, _, proofs) => {
             let sigs = signed(rs);
+            let wildcard = sigs.iter().any(|sig| match &sig.data {
+                RData::DNSSEC(DNSSECRData::RRSIG(s)) => {
+                    s.input().num_labels < sig.name.num_labels()
+                }
+                _ => false,
+            });
             rs.extend(sigs);
+            if wildcard {
+                proofs.extend(denial());
+            }
         }
         Step::NxDomain(chain, auth) | Step::NoData(chain, auth) => {
             let sigs = signed(chain);
