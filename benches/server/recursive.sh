@@ -10,7 +10,8 @@
 #   RATES ("500 1000 2000"), ZIPF (20000 queries), PEERS ("fanzha unbound kresd pdns"),
 #   OUT (target/bench/recursive), FANZHA_RESOLVER (extra [resolver] lines for fanzha,
 #   e.g. "cache_size = 20000"), FANZHA_BIN (target/release/fanzha; another build, for an
-#   A/B run). Results: $OUT/results.md and $OUT/raw.tsv.
+#   A/B run), PERF (a resolver's name: record its CPU profile per workload with perf, in
+#   $OUT/run/NAME/perf-WORKLOAD.data). Results: $OUT/results.md and $OUT/raw.tsv.
 #
 # Workloads, per resolver, from a cold start:
 #   unique  NAMES names never asked before (every query a cache miss), offered at
@@ -218,8 +219,13 @@ measure() {   # measure PEER PID PORT WORKLOAD FILE RATE
   local peer=$1 pid=$2 port=$3 w=$4 file=$5 rate=$6 o=$run/$1/$4.txt
   local up0 t0 up1 t1 n
   up0=$(upstream); t0=$(cpu_ticks "$pid")
+  local perf_pid=
+  if [ "${PERF:-}" = "$peer" ]; then   # PERF=NAME: a flat CPU profile of that resolver per workload
+    perf record -q -F 1999 -p "$pid" -o "$run/$peer/perf-$w.data" > /dev/null 2>&1 & perf_pid=$!
+  fi
   taskset -c 0 dnsperf -s 127.0.0.1 -p "$port" -d "$file" -n 1 -Q "$rate" -t 5 -c 10 -q 10000 -v > "$o" 2>&1 || true
   up1=$(upstream); t1=$(cpu_ticks "$pid")
+  if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; fi
   n=$(awk '/Queries completed:/ {print $3}' "$o")
   read -r qps lost sf <<< "$(awk '/Queries per second:/ {q=$4} /Queries lost:/ {l=$3}
      /Response codes:/ {if (match($0, /SERVFAIL [0-9]+/)) s=substr($0, RSTART+9, RLENGTH-9)}

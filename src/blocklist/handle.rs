@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
@@ -58,14 +59,72 @@ impl Handle {
     pub fn is_loaded(&self) -> bool {
         self.loaded.load(Ordering::Acquire)
     }
-    /// Replace the serving list.
+    /// Replace the serving list. The old one is freed here, on the reloading thread
+    /// (see [`retire`]). Called from the loader's threads, never from a DNS thread.
     pub fn store(&self, list: Blocklist) {
-        self.current.store(Arc::new(list));
+        let old = self.current.swap(Arc::new(list));
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.loaded.store(true, Ordering::Release);
+        retire(old, RETIRE_WAIT);
     }
     /// Changes with every swap: caches keyed by it forget answers made under an older list.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// How long a reload waits for the readers of the list it replaced.
+const RETIRE_WAIT: Duration = Duration::from_secs(1);
+
+/// Free a list that no longer serves on this thread, once the readers still holding
+/// it (for one query each) are done. Otherwise the last of them, a DNS thread, would
+/// free it: an interim index is millions of allocations and a compiled list an
+/// unmap, a stall of milliseconds in which the socket's buffer overflows under load.
+/// After `wait` it gives up and leaves the list to its last reader. True when the
+/// list was freed here.
+fn retire(mut old: Arc<Blocklist>, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    loop {
+        match Arc::try_unwrap(old) {
+            Ok(list) => {
+                drop(list);
+                return true;
+            }
+            Err(held) if Instant::now() < deadline => {
+                old = held;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replaced_list_is_freed_by_the_reloader_once_its_readers_are_done() {
+        let h = Arc::new(Handle::default());
+        let reader = h.load_full();
+        let held = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            drop(reader);
+        });
+        let t = Instant::now();
+        let old = h.current.swap(Arc::new(Blocklist::empty()));
+        // The reader lets go after 30 ms: the reloading thread frees the list itself.
+        assert!(retire(old, Duration::from_secs(1)));
+        assert!(t.elapsed() >= Duration::from_millis(25));
+        held.join().unwrap();
+        // A reader that holds on past the wait: the reloader gives up, it does not hang.
+        let stuck = h.load_full();
+        let old = h.current.swap(Arc::new(Blocklist::empty()));
+        assert!(!retire(old, Duration::from_millis(20)));
+        drop(stuck);
+        // And store() replaces the list.
+        h.store(Blocklist::empty());
+        assert!(h.is_loaded());
+        assert_eq!(h.generation(), 1);
     }
 }
