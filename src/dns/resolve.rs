@@ -415,6 +415,9 @@ fn validated(m: hickory_proto::op::Message) -> Resolved {
     }
 }
 
+/// Most entries of hickory's cache in forward mode.
+const FORWARD_CACHE_ENTRIES: u64 = 4096;
+
 /// Forwarding to the configured upstreams.
 fn forwarding(c: &ResolverConfig) -> Result<Backend, BackendError> {
     let err = |why| BackendError {
@@ -441,7 +444,10 @@ fn forwarding(c: &ResolverConfig) -> Result<Backend, BackendError> {
     let o = b.options_mut();
     o.timeout = c.timeout;
     o.attempts = 2;
-    o.cache_size = c.cache_size.max(1);
+    // fanzha's answer cache, in front, holds every answer within [cache] max_bytes;
+    // hickory's own cache (counted in entries, not bytes) only needs what is in flight
+    // and the chain parts, so a flood of names cannot grow it past a few MB.
+    o.cache_size = c.cache_size.clamp(1, FORWARD_CACHE_ENTRIES);
     o.preserve_intermediates = true;
     o.ndots = 0;
     o.edns0 = true;
