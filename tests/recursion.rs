@@ -27,14 +27,21 @@ fn lab(test_zone: &str, zones: &[(&str, &str)], servers: Vec<Server>) -> Lab {
 }
 
 fn start(l: &Lab) -> (tempfile::TempDir, Fanzha) {
+    start_with(l, "", "")
+}
+
+/// A fanzha on the lab with `resolver` lines added to its `[resolver]` section and
+/// `more` (other sections) after it.
+fn start_with(l: &Lab, resolver: &str, more: &str) -> (tempfile::TempDir, Fanzha) {
     let dir = tempfile::tempdir().unwrap();
     let lists = dir.path().join("lists");
     std::fs::create_dir_all(&lists).unwrap();
     std::fs::write(lists.join("l.txt"), "blocked.invalid\n").unwrap();
     let toml = format!(
-        "[blocklist]\ndirs = [\"{}\"]\nallow_dirs = []\n{}",
+        "[blocklist]\ndirs = [\"{}\"]\nallow_dirs = []\n{}{more}",
         lists.display(),
         l.resolver_toml()
+            .replace("[resolver]\n", &format!("[resolver]\n{resolver}"))
     );
     let f = Fanzha::start(dir.path(), &toml);
     (dir, f)
@@ -426,4 +433,97 @@ fn name_servers_that_depend_on_each_other_fail_fast() {
             t.elapsed()
         );
     }
+}
+
+#[test]
+fn private_reverse_zones_and_special_names_are_answered_here_not_upstream() {
+    let l = two_servers(Mode::Normal, Mode::Normal, "");
+    let (_d, f) = start(&l);
+    // Warm the delegation so that a stray query upstream would show.
+    let m = udp(f.dns, "www.example.test.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    l.clear();
+    for (name, t, rc) in [
+        (
+            "4.3.2.10.in-addr.arpa.",
+            RecordType::PTR,
+            ResponseCode::NXDomain,
+        ),
+        (
+            "1.1.168.192.in-addr.arpa.",
+            RecordType::PTR,
+            ResponseCode::NXDomain,
+        ),
+        (
+            "5.5.16.172.in-addr.arpa.",
+            RecordType::PTR,
+            ResponseCode::NXDomain,
+        ),
+        (
+            "1.0.0.127.in-addr.arpa.",
+            RecordType::PTR,
+            ResponseCode::NXDomain,
+        ),
+        ("10.in-addr.arpa.", RecordType::SOA, ResponseCode::NoError),
+        ("printer.home.arpa.", RecordType::A, ResponseCode::NXDomain),
+        ("shop.onion.", RecordType::A, ResponseCode::NXDomain),
+        ("app.localhost.", RecordType::A, ResponseCode::NoError),
+    ] {
+        let m = udp(f.dns, name, t);
+        assert_eq!(m.metadata.response_code, rc, "{name}: {m:?}");
+        assert!(m.metadata.authoritative, "{name}: {m:?}");
+    }
+    assert!(l.seen().is_empty(), "asked upstream: {:?}", l.seen());
+    // A public reverse name still goes out.
+    udp(f.dns, "8.8.8.8.in-addr.arpa.", RecordType::PTR);
+    assert!(l.seen().iter().any(|s| s.server == 10), "{:?}", l.seen());
+    drop(f);
+
+    // An operator whose internal server answers 10/8's PTR records turns that zone off.
+    let (_d2, g) = start_with(&l, "nodefault = [\"10.in-addr.arpa.\"]\n", "");
+    l.clear();
+    udp(g.dns, "4.3.2.10.in-addr.arpa.", RecordType::PTR);
+    assert!(
+        l.seen().iter().any(|s| s.server == 10),
+        "not asked upstream: {:?}",
+        l.seen()
+    );
+    let m = udp(g.dns, "1.1.168.192.in-addr.arpa.", RecordType::PTR);
+    assert!(m.metadata.authoritative, "{m:?}");
+}
+
+#[test]
+fn local_records_are_answered_here_before_the_local_zones() {
+    let l = two_servers(Mode::Normal, Mode::Normal, "");
+    let records = "[[local_records]]\nname = \"warn.fanzha.lan\"\ntype = \"A\"\ndata = \"192.0.2.53\"\nttl = 300\n\
+         [[local_records]]\nname = \"warn.fanzha.lan\"\ntype = \"TXT\"\ndata = \"fanzha\"\n\
+         [[local_records]]\nname = \"53.2.0.10.in-addr.arpa\"\ntype = \"PTR\"\ndata = \"warn.fanzha.lan\"\n\
+         [[local_records]]\nname = \"intranet.example.test\"\ntype = \"CNAME\"\ndata = \"www.example.test\"\n";
+    let (_d, f) = start_with(&l, "", records);
+    l.clear();
+    let m = udp(f.dns, "WARN.fanzha.lan.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.metadata.authoritative);
+    assert_eq!(types(&m), vec![RecordType::A]);
+    assert_eq!(m.answers[0].ttl, 300);
+    assert_eq!(
+        types(&udp(f.dns, "warn.fanzha.lan.", RecordType::TXT)),
+        vec![RecordType::TXT]
+    );
+    // Another type of the same name: no data.
+    let m = udp(f.dns, "warn.fanzha.lan.", RecordType::AAAA);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.answers.is_empty());
+    // A PTR record inside a locally served zone wins over the zone's NXDOMAIN.
+    let m = udp(f.dns, "53.2.0.10.in-addr.arpa.", RecordType::PTR);
+    assert_eq!(types(&m), vec![RecordType::PTR], "{m:?}");
+    let m = udp(f.dns, "54.2.0.10.in-addr.arpa.", RecordType::PTR);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    // A CNAME is answered as it is.
+    let m = udp(f.dns, "intranet.example.test.", RecordType::A);
+    assert_eq!(types(&m), vec![RecordType::CNAME], "{m:?}");
+    assert!(l.seen().is_empty(), "asked upstream: {:?}", l.seen());
+    // A name below a local record resolves as usual.
+    udp(f.dns, "x.intranet.example.test.", RecordType::A);
+    assert!(!l.seen().is_empty());
 }

@@ -16,10 +16,12 @@ use crate::blocklist::Action;
 use crate::places::Places;
 use crate::report::ReportConfig;
 
+mod local;
 mod raw;
 mod validate;
 
 pub use crate::blocklist::loader::{BlocklistConfig, ListConfig};
+pub use local::{DEFAULT_LOCAL_ZONES, LocalRecord, RawRecordSpec, RecordError};
 pub use raw::*;
 
 #[cfg(test)]
@@ -137,6 +139,10 @@ pub struct ResolverConfig {
     pub cache_max_bytes: u64,
     /// Name server port overrides.
     pub nameserver_ports: Vec<(IpNet, u16)>,
+    /// Answer the locally served zones here.
+    pub local_zones: bool,
+    /// Locally served zones turned off (lowercase, no final dot).
+    pub nodefault: Vec<String>,
 }
 
 /// `[sinkhole]` and `[categories]`, validated: what a blocked name gets.
@@ -188,6 +194,8 @@ pub struct Config {
     pub report: ReportConfig,
     /// `[[places]]` with the `[report] default_*` place for clients in none.
     pub places: Places,
+    /// `[[local_records]]`, checked and encoded.
+    pub local_records: Vec<LocalRecord>,
 }
 
 impl Config {

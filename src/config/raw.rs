@@ -32,6 +32,8 @@ pub struct RawConfig {
     pub report: RawReport,
     /// `[[places]]`
     pub places: Vec<RawPlace>,
+    /// `[[local_records]]`
+    pub local_records: Vec<super::RawRecordSpec>,
 }
 
 /// `[server]`
@@ -128,6 +130,10 @@ pub struct RawResolver {
     pub trust_anchor: String,
     /// PEM file of extra CA certificates for tls:// upstreams; "" = the built-in web roots.
     pub tls_ca: String,
+    /// Answer the locally served zones (RFC 6303 and special-use names) here.
+    pub local_zones: bool,
+    /// Locally served zones to resolve as usual instead (Unbound's `nodefault`).
+    pub nodefault: Vec<String>,
 }
 
 /// `[cache]`
@@ -169,6 +175,8 @@ impl Default for RawResolver {
             nameserver_ports: vec![],
             trust_anchor: String::new(),
             tls_ca: String::new(),
+            local_zones: true,
+            nodefault: vec![],
         }
     }
 }

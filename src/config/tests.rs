@@ -81,6 +81,27 @@ fn bad_values_name_key_value_and_fix() {
             "places[0].district",
             "district",
         ),
+        (
+            "[resolver]\nnodefault = [\"example.com\"]",
+            "resolver.nodefault[0]",
+            "10.in-addr.arpa",
+        ),
+        (
+            "[[local_records]]\nname = \"a.lan\"\ntype = \"A\"\ndata = \"::1\"",
+            "local_records[0]",
+            "IPv4 address",
+        ),
+        (
+            "[[local_records]]\nname = \"a.lan\"\ntype = \"MX\"\ndata = \"x\"",
+            "local_records[0]",
+            "A, AAAA, CNAME, TXT or PTR",
+        ),
+        (
+            "[[local_records]]\nname = \"a.lan\"\ntype = \"A\"\ndata = \"192.0.2.1\"\n\
+             [[local_records]]\nname = \"A.lan.\"\ntype = \"CNAME\"\ndata = \"b.lan\"",
+            "local_records[1]",
+            "a CNAME must be alone",
+        ),
     ];
     for (text, key, fix) in cases {
         let err = check(text).expect_err(text).to_string();

@@ -107,6 +107,14 @@ impl RawConfig {
         let ops_listen = parse_socket("ops.listen", &self.ops.listen, None)?;
         let report = report(&self.report, &self.server.state_dir, &base)?;
         let places = places(&self.places, &self.report)?;
+        let local_records =
+            super::local::local_records(&self.local_records).map_err(|(i, e)| {
+                invalid(
+                    format!("local_records[{i}]"),
+                    format!("{:?}", self.local_records[i].name),
+                    e.to_string(),
+                )
+            })?;
         Ok(Config {
             source,
             server,
@@ -117,6 +125,7 @@ impl RawConfig {
             ops_listen,
             report,
             places,
+            local_records,
         })
     }
 }
@@ -302,6 +311,18 @@ fn resolver(r: &RawResolver, base: &Base<'_>) -> Result<ResolverConfig, ConfigEr
         }
         nameserver_ports.push((net, m.port));
     }
+    let mut nodefault = Vec::new();
+    for (i, z) in r.nodefault.iter().enumerate() {
+        let zone = z.trim_end_matches('.').to_ascii_lowercase();
+        if !super::DEFAULT_LOCAL_ZONES.contains(&zone.as_str()) {
+            return Err(invalid(
+                format!("resolver.nodefault[{i}]"),
+                z,
+                "name one of the locally served zones listed in config/fanzha.toml, e.g. \"10.in-addr.arpa\"",
+            ));
+        }
+        nodefault.push(zone);
+    }
     Ok(ResolverConfig {
         mode,
         root_hints,
@@ -314,6 +335,8 @@ fn resolver(r: &RawResolver, base: &Base<'_>) -> Result<ResolverConfig, ConfigEr
         cache_size: r.cache_size,
         cache_max_bytes: RawCache::default().max_bytes,
         nameserver_ports,
+        local_zones: r.local_zones,
+        nodefault,
     })
 }
 

@@ -30,6 +30,7 @@ pub mod cache;
 pub mod clock;
 pub mod engine;
 pub mod iterate;
+pub mod local;
 pub mod policy;
 pub mod resolve;
 pub mod tcp;

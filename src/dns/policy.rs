@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use super::clock::{ClockMap, Weigh};
+use super::local::{self, LocalRecords, LocalZones};
 use super::wire::{self, Ede, ParseError, Query, ResponseWriter, rcode, rtype};
 use crate::blocklist::{Action, Blocklist, Hit, Verdict};
 use crate::config::Config;
@@ -182,6 +183,10 @@ pub struct Policy {
     pub max_inflight_per_client: usize,
     /// The prefixes clients are counted by (IPv4, IPv6).
     pub client_prefix: (u8, u8),
+    /// The zones answered here (RFC 6303 and special-use names).
+    pub local: LocalZones,
+    /// `[[local_records]]`.
+    pub records: LocalRecords,
 }
 
 impl Policy {
@@ -207,6 +212,8 @@ impl Policy {
             max_inflight: c.server.max_inflight,
             max_inflight_per_client: c.server.max_inflight_per_client,
             client_prefix: (c.server.rate_limit_prefix_v4, c.server.rate_limit_prefix_v6),
+            local: LocalZones::new(c.resolver.local_zones, &c.resolver.nodefault),
+            records: LocalRecords::new(&c.local_records),
         }
     }
 }
@@ -291,6 +298,15 @@ impl Policy {
                 q.suffix_offset(hit.depth as usize),
             );
             return Decision::Block(q, info);
+        }
+        // The operator's records first (a PTR record may sit in a local zone), then
+        // the locally served zones.
+        if !self.records.is_empty() && self.records.answer(buf, packet, &q) {
+            return Decision::Answer(Outcome::Local);
+        }
+        if let Some(hit) = self.local.find(&q, packet) {
+            local::write_answer(buf, packet, &q, hit);
+            return Decision::Answer(Outcome::Local);
         }
         if self.doh_canary
             && q.labels.len() == 2

@@ -22,6 +22,10 @@ pub mod rtype {
     pub const SOA: u16 = 6;
     /// HINFO
     pub const HINFO: u16 = 13;
+    /// PTR
+    pub const PTR: u16 = 12;
+    /// TXT
+    pub const TXT: u16 = 16;
     /// AAAA
     pub const AAAA: u16 = 28;
     /// OPT
@@ -421,19 +425,45 @@ impl<'b> ResponseWriter<'b> {
     /// A synthesised SOA in the authority section, owned by the name at `name_ptr`
     /// (the blocked rule's name), for negative caching of `ttl` seconds.
     pub fn authority_soa(&mut self, name_ptr: usize, ttl: u32, serial: u32) {
+        self.soa(name_ptr, ttl, [serial, 3600, 600, 86400, ttl], false);
+    }
+
+    /// An SOA record owned by the name at `name_ptr`, in the answer section or the
+    /// authority section; MNAME is that name, RNAME `nobody.invalid.`, then `fields`
+    /// (SERIAL, REFRESH, RETRY, EXPIRE, MINIMUM).
+    pub fn soa(&mut self, name_ptr: usize, ttl: u32, fields: [u32; 5], answer: bool) {
         self.rr_head(name_ptr, rtype::SOA, ttl);
         let len_at = self.buf.len();
         self.buf.extend_from_slice(&[0, 0]);
-        // MNAME: the rule's name; RNAME: nobody.invalid.
         self.buf
             .extend_from_slice(&(0xc000u16 | name_ptr as u16).to_be_bytes());
         self.buf.extend_from_slice(b"\x06nobody\x07invalid\x00");
-        for v in [serial, 3600, 600, 86400, ttl] {
+        for v in fields {
             self.buf.extend_from_slice(&v.to_be_bytes());
         }
         let rdlen = (self.buf.len() - len_at - 2) as u16;
         self.buf[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
-        self.counts[1] += 1;
+        self.counts[usize::from(!answer)] += 1;
+    }
+
+    /// A record of type `t` in the answer section, owned by the name at `name_ptr`,
+    /// with RDATA already encoded (names in it uncompressed).
+    pub fn answer_raw(&mut self, name_ptr: usize, t: u16, ttl: u32, rdata: &[u8]) {
+        self.rr_head(name_ptr, t, ttl);
+        self.buf
+            .extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        self.buf.extend_from_slice(rdata);
+        self.counts[0] += 1;
+    }
+
+    /// An NS record in the answer section: the name at `name_ptr`, served by the
+    /// name at `target_ptr`.
+    pub fn answer_ns(&mut self, name_ptr: usize, ttl: u32, target_ptr: usize) {
+        self.rr_head(name_ptr, rtype::NS, ttl);
+        self.buf.extend_from_slice(&2u16.to_be_bytes());
+        self.buf
+            .extend_from_slice(&(0xc000u16 | target_ptr as u16).to_be_bytes());
+        self.counts[0] += 1;
     }
 
     /// The OPT record answering a query that had EDNS, with an optional EDE option
