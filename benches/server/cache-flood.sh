@@ -2,8 +2,9 @@
 # A flood of unique names through a running fanzha, to show that its caches stay
 # within [cache] max_bytes and that a name asked often stays cached throughout.
 #
-# Usage: benches/server/cache-flood.sh   (as root: it re-runs itself in a private
-#                                        network namespace that has only "lo")
+# Usage: benches/server/cache-flood.sh   (it re-runs itself in a throw-away user and
+#                                        network namespace that has only "lo":
+#                                        needs unprivileged user namespaces, or root)
 # Environment: NAMES (1000000 unique names), RATE (20000 qps), MAX_BYTES (16 MiB),
 #   MODE (forward; or recursive, from a fake root on the same NSD), OUT
 #   (target/bench/cache-flood), FANZHA_BIN (target/release/fanzha).
@@ -28,7 +29,7 @@ if [ "${IN_NETNS:-0}" != 1 ]; then
   done
   [ -n "${FANZHA_BIN:-}" ] || (cd "$repo" && cargo build --release -q)
   rm -rf "$out"; mkdir -p "$out"
-  exec unshare -n env IN_NETNS=1 OUT="$out" bash "$0" "$@"
+  exec unshare -Urn env IN_NETNS=1 OUT="$out" bash "$0" "$@"
 fi
 ip link set lo up
 NAMES=${NAMES:-1000000} RATE=${RATE:-20000} MAX_BYTES=${MAX_BYTES:-16777216}
