@@ -223,6 +223,7 @@ pub fn start(
         spool: spool.clone(),
         unwritten: Vec::new(),
         last_open: Instant::now(),
+        bytes_at_failure: 0,
         notify: notify.clone(),
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),
@@ -250,6 +251,10 @@ struct Writer {
     unwritten: Vec<Vec<u8>>,
     /// When the spool was last opened or tried.
     last_open: Instant,
+    /// The spool's bytes when an append last failed: once the sender has freed room
+    /// below it, the writer tries again at once instead of after RETRY_SPOOL, so a
+    /// backlog kept in memory drains as fast as the platform takes it.
+    bytes_at_failure: u64,
     /// Wakes the sender when a batch is on disk.
     notify: Arc<Notify>,
     metrics: ReportMetrics,
@@ -324,8 +329,9 @@ async fn run_writer(mut w: Writer) {
 /// events stay in memory until one takes them.
 async fn append(w: &mut Writer) {
     let reopen = w.last_open.elapsed() >= RETRY_SPOOL;
-    if !reopen && w.metrics.degraded.is_set(PART) {
-        // Failing: try again every RETRY_SPOOL, not every flush.
+    if !reopen && w.metrics.degraded.is_set(PART) && !room_freed(w) {
+        // Failing: try again every RETRY_SPOOL, not every flush, unless the sender
+        // has freed room on the disk since.
         return;
     }
     let (spool, cfg, metrics) = (w.spool.clone(), w.cfg.clone(), w.metrics.clone());
@@ -397,9 +403,20 @@ async fn append(w: &mut Writer) {
                 w.notify.notify_one();
             }
             w.last_open = Instant::now();
+            w.bytes_at_failure = bytes;
             spool_failed(&w.cfg, &w.metrics, &why);
         }
     }
+}
+
+/// Whether the sender has deleted segments since the last failed append. Never
+/// waits: while the spool is busy (an append or a delete in progress) it says no,
+/// and the next tick asks again.
+fn room_freed(w: &Writer) -> bool {
+    w.bytes_at_failure > 0
+        && w.spool
+            .try_lock()
+            .is_ok_and(|g| g.as_ref().is_some_and(|s| s.bytes() < w.bytes_at_failure))
 }
 
 /// What the sender task owns.
