@@ -157,21 +157,26 @@ fn answers_made_from_a_signed_wildcard_keep_their_proof_and_validate() {
             .iter()
             .any(|r| matches!(r.data, RData::A(a) if a.0 == wild))
     };
+    // The wildcard's address, secure (AD), in an answer to `name`.
+    let secure_wild = |name: &str, round: u8| {
+        let m = ask_do(&f, name, RecordType::A, false);
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::NoError,
+            "{name}, round {round}: {m:?}\n{}",
+            f.log_text()
+        );
+        assert!(has_wild(&m), "{name}, round {round}: {m:?}");
+        assert!(m.metadata.authentic_data, "{name}, round {round}: {m:?}");
+        m
+    };
     // Twice: the second answer comes from the cache, and must keep its proof too.
     for round in 0..2 {
         // A name the wildcard covers: the signature is the wildcard's (fewer labels
         // than the name), so only the NSEC proving that no closer name exists makes
-        // the answer secure. Without it the validator calls it bogus.
-        let m = ask_do(&f, "foo.wild.example.test.", RecordType::A, false);
-        assert_eq!(
-            m.metadata.response_code,
-            ResponseCode::NoError,
-            "round {round}: {m:?}\n{}",
-            f.log_text()
-        );
-        assert!(has_wild(&m), "round {round}: {m:?}");
-        assert!(m.metadata.authentic_data, "round {round}: {m:?}");
-        // The proof travels with the answer, in the authority section.
+        // the answer secure. Without it the validator calls it bogus. The proof
+        // travels with the answer, in the authority section.
+        let m = secure_wild("foo.wild.example.test.", round);
         assert!(
             m.authorities
                 .iter()
@@ -180,15 +185,7 @@ fn answers_made_from_a_signed_wildcard_keep_their_proof_and_validate() {
         );
         // An alias, from another zone, to a name the wildcard covers: the proof of the
         // expanded record at the end of the chain is carried to the client's answer.
-        let m = ask_do(&f, "to-wild.test.", RecordType::A, false);
-        assert_eq!(
-            m.metadata.response_code,
-            ResponseCode::NoError,
-            "round {round}: {m:?}\n{}",
-            f.log_text()
-        );
-        assert!(has_wild(&m), "round {round}: {m:?}");
-        assert!(m.metadata.authentic_data, "round {round}: {m:?}");
+        secure_wild("to-wild.test.", round);
     }
     // A client that did not set DO gets the answer without the proof.
     let mut q = make_query("bar.wild.example.test.", RecordType::A, false);
