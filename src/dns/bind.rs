@@ -51,9 +51,7 @@ fn tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
     /// The UDP socket (or one of its SO_REUSEPORT siblings).
-    #[error(
-        "binding DNS UDP on {addr} (server.listen): {source}; is another resolver running there?"
-    )]
+    #[error("binding DNS UDP on {addr} (server.listen): {source}{}", in_use_hint(*addr, source))]
     Udp {
         /// The listen address.
         addr: SocketAddr,
@@ -61,13 +59,33 @@ pub enum BindError {
         source: std::io::Error,
     },
     /// The TCP listener.
-    #[error("binding DNS TCP on {addr} (server.listen): {source}")]
+    #[error("binding DNS TCP on {addr} (server.listen): {source}{}", in_use_hint(*addr, source))]
     Tcp {
         /// The listen address.
         addr: SocketAddr,
         /// The cause.
         source: std::io::Error,
     },
+}
+
+/// What to do when the address is taken: another resolver runs there. On port 53
+/// that is often systemd-resolved's stub listener (every Ubuntu), which holds
+/// 127.0.0.53:53 and, with a wildcard listen, blocks 0.0.0.0:53 too.
+fn in_use_hint(addr: SocketAddr, e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse if addr.port() == 53 => {
+            "; another resolver runs there (`ss -lunp 'sport = 53'` shows which). If it is \
+             systemd-resolved's stub listener, set DNSStubListener=no in \
+             /etc/systemd/resolved.conf and run `systemctl restart systemd-resolved`"
+        }
+        std::io::ErrorKind::AddrInUse => {
+            "; another program listens there (`ss -lunp` shows which): stop it or pick another port"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "; ports below 1024 need CAP_NET_BIND_SERVICE (the systemd unit grants it)"
+        }
+        _ => "",
+    }
 }
 
 /// Bind `udp_count` UDP sockets (SO_REUSEPORT when more than one) and one TCP
@@ -96,5 +114,29 @@ pub fn bind_pair(
             Err(_) if addr.port() == 0 && tries < 20 => tries += 1,
             Err(e) => return Err(tcp_err(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_address_says_what_to_do() {
+        let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let err = bind_pair(addr, 1).unwrap_err().to_string();
+        assert!(
+            err.contains("server.listen") && err.contains("ss -lunp"),
+            "{err}"
+        );
+        // On port 53, the usual culprit on Ubuntu is named, with the fix.
+        let in_use = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        let err = BindError::Udp {
+            addr: "0.0.0.0:53".parse().unwrap(),
+            source: in_use,
+        }
+        .to_string();
+        assert!(err.contains("DNSStubListener=no"), "{err}");
     }
 }
