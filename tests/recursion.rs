@@ -527,3 +527,49 @@ fn local_records_are_answered_here_before_the_local_zones() {
     udp(f.dns, "x.intranet.example.test.", RecordType::A);
     assert!(!l.seen().is_empty());
 }
+
+#[test]
+fn forward_zones_send_their_names_to_their_own_upstreams() {
+    // corp.lan. exists only on server 14, which no parent delegates to.
+    let l = lab(
+        "example NS ns1.example.test.\nns1.example LAB 12\n",
+        &[
+            (
+                "example.test.",
+                "@ NS ns1.example.test.\nns1 LAB 12\nwww A 192.0.2.1\n",
+            ),
+            (
+                "corp.lan.",
+                "@ NS ns.corp.lan.\nns LAB 14\nwww A 192.0.2.8\n",
+            ),
+        ],
+        vec![
+            Server::new(12, &["example.test."], Mode::Normal),
+            Server::new(14, &["corp.lan."], Mode::Normal),
+        ],
+    );
+    let zones = format!(
+        "[[forward_zones]]\nname = \"Corp.LAN.\"\nupstreams = [\"udp://{}:{}\"]\n",
+        l.ip(14),
+        l.port
+    );
+    let (_d, f) = start_with(&l, "", &zones);
+    let m = udp(f.dns, "www.corp.lan.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert_eq!(types(&m), vec![RecordType::A]);
+    let m = udp(f.dns, "nothere.corp.lan.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "{m:?}");
+    // Only server 14 saw the zone's names; the root never did.
+    let seen = l.seen();
+    assert!(
+        seen.iter()
+            .filter(|s| s.name.contains("corp"))
+            .all(|s| s.server == 14),
+        "{seen:?}"
+    );
+    assert!(seen.iter().any(|s| s.server == 14));
+    // Other names still iterate from the root.
+    let m = udp(f.dns, "www.example.test.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert!(l.seen().iter().any(|s| s.server == 10));
+}

@@ -143,6 +143,8 @@ pub struct ResolverConfig {
     pub local_zones: bool,
     /// Locally served zones turned off (lowercase, no final dot).
     pub nodefault: Vec<String>,
+    /// `[[forward_zones]]`: zone (lowercase, fully qualified) and its upstreams.
+    pub forward_zones: Vec<(String, Vec<String>)>,
 }
 
 /// `[sinkhole]` and `[categories]`, validated: what a blocked name gets.

@@ -34,6 +34,8 @@ pub struct RawConfig {
     pub places: Vec<RawPlace>,
     /// `[[local_records]]`
     pub local_records: Vec<super::RawRecordSpec>,
+    /// `[[forward_zones]]`
+    pub forward_zones: Vec<RawForwardZone>,
 }
 
 /// `[server]`
@@ -134,6 +136,16 @@ pub struct RawResolver {
     pub local_zones: bool,
     /// Locally served zones to resolve as usual instead (Unbound's `nodefault`).
     pub nodefault: Vec<String>,
+}
+
+/// `[[forward_zones]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawForwardZone {
+    /// The zone, e.g. `corp.lan`.
+    pub name: String,
+    /// Its upstreams, as in `[resolver] upstreams`.
+    pub upstreams: Vec<String>,
 }
 
 /// `[cache]`

@@ -82,6 +82,16 @@ fn bad_values_name_key_value_and_fix() {
             "district",
         ),
         (
+            "[[forward_zones]]\nname = \"corp.lan\"\nupstreams = []",
+            "forward_zones[0].upstreams",
+            "at least one upstream",
+        ),
+        (
+            "[[forward_zones]]\nname = \"corp.lan\"\nupstreams = [\"10.0.0.53\"]",
+            "forward_zones[0].upstreams[0]",
+            "udp://",
+        ),
+        (
             "[resolver]\nnodefault = [\"example.com\"]",
             "resolver.nodefault[0]",
             "10.in-addr.arpa",

@@ -10,8 +10,9 @@ use ipnet::IpNet;
 
 use super::{
     BlocklistConfig, Config, ConfigError, ListConfig, RawBlocklist, RawCache, RawCategory,
-    RawConfig, RawList, RawPlace, RawReport, RawResolver, RawServer, RawSinkhole, RawWarnpage,
-    ResolverConfig, ResolverMode, ServerConfig, SinkholeConfig, WarnpageConfig, invalid,
+    RawConfig, RawForwardZone, RawList, RawPlace, RawReport, RawResolver, RawServer, RawSinkhole,
+    RawWarnpage, ResolverConfig, ResolverMode, ServerConfig, SinkholeConfig, WarnpageConfig,
+    invalid,
 };
 use crate::blocklist::{Action, MatchMode};
 use crate::places::{Place, Places};
@@ -100,6 +101,7 @@ impl RawConfig {
         let base = Base(base);
         let server = server(&self.server)?;
         let mut resolver = resolver(&self.resolver, &base)?;
+        resolver.forward_zones = forward_zones(&self.forward_zones)?;
         resolver.cache_max_bytes = cache_bytes(&self.cache)?;
         let blocklist = blocklist(&self.blocklist, &self.lists, &self.server.state_dir, &base)?;
         let sinkhole = sinkhole(&self.sinkhole, &self.categories)?;
@@ -337,7 +339,38 @@ fn resolver(r: &RawResolver, base: &Base<'_>) -> Result<ResolverConfig, ConfigEr
         nameserver_ports,
         local_zones: r.local_zones,
         nodefault,
+        forward_zones: vec![],
     })
+}
+
+/// `[[forward_zones]]`: a DNS name each, and at least one valid upstream.
+fn forward_zones(zones: &[RawForwardZone]) -> Result<Vec<(String, Vec<String>)>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, z) in zones.iter().enumerate() {
+        let name = format!(
+            "{}.",
+            z.name.trim().trim_end_matches('.').to_ascii_lowercase()
+        );
+        if name == "." || hickory_proto::rr::Name::from_ascii(&name).is_err() {
+            return Err(invalid(
+                format!("forward_zones[{i}].name"),
+                &z.name,
+                "give the zone's name, e.g. \"corp.lan\"",
+            ));
+        }
+        if z.upstreams.is_empty() {
+            return Err(invalid(
+                format!("forward_zones[{i}].upstreams"),
+                "[]",
+                "give at least one upstream, e.g. [\"udp://10.0.0.53:53\"]",
+            ));
+        }
+        for (j, u) in z.upstreams.iter().enumerate() {
+            validate_upstream(&format!("forward_zones[{i}].upstreams[{j}]"), u)?;
+        }
+        out.push((name, z.upstreams.clone()));
+    }
+    Ok(out)
 }
 
 fn cache_bytes(c: &RawCache) -> Result<u64, ConfigError> {

@@ -140,8 +140,8 @@ impl ConnectionProvider for MappedPortProvider {
     }
 }
 
-/// The configured resolver.
-pub enum Backend {
+/// One way of resolving: the configured mode, or a forward zone's forwarder.
+enum Way {
     /// Iterate from the roots with fanzha's own iterator.
     Iterative(Arc<Iterator>),
     /// Iterate from the roots with fanzha's own iterator, asking for signatures, and
@@ -186,18 +186,41 @@ fn upstream(u: &str) -> Option<(IpAddr, ConnectionConfig)> {
     Some((sa.ip(), c))
 }
 
+/// How names are resolved: the configured mode, and `[[forward_zones]]`, whose names
+/// go to their own upstreams (conditional forwarding, like Unbound's `forward-zone`).
+pub struct Backend {
+    main: Way,
+    /// Forward zones, deepest first, each with its forwarder.
+    zones: Vec<(Name, Way)>,
+}
+
 impl Backend {
     /// Build the backend of a config; its upstream exchanges are counted in `metrics`.
     pub fn from_config(cfg: &Config, metrics: &Metrics) -> Result<Backend, BackendError> {
         let c = &cfg.resolver;
-        match c.mode {
-            ResolverMode::Recursive if !c.dnssec => Ok(iterative(c, metrics, false)),
-            ResolverMode::Recursive => validating(c, metrics),
-            ResolverMode::Forward => forwarding(c),
+        let main = match c.mode {
+            ResolverMode::Recursive if !c.dnssec => iterative(c, metrics, false),
+            ResolverMode::Recursive => validating(c, metrics)?,
+            ResolverMode::Forward => forwarding(c)?,
+        };
+        let mut zones = Vec::new();
+        for (zone, upstreams) in &c.forward_zones {
+            let zc = ResolverConfig {
+                upstreams: upstreams.clone(),
+                ..c.clone()
+            };
+            let name = Name::from_ascii(zone).map_err(|e| BackendError {
+                mode: "forward",
+                why: format!("forward zone {zone}: {e}"),
+            })?;
+            zones.push((name, forwarding(&zc)?));
         }
+        zones.sort_by_key(|(n, _)| std::cmp::Reverse(n.num_labels()));
+        Ok(Backend { main, zones })
     }
 
-    /// Resolve `name` (fully qualified) / `qtype` within `deadline`.
+    /// Resolve `name` (fully qualified) / `qtype` within `deadline`: through the
+    /// deepest forward zone holding the name, or the configured mode.
     pub async fn resolve(
         &self,
         name: Name,
@@ -205,13 +228,20 @@ impl Backend {
         checking_disabled: bool,
         deadline: Duration,
     ) -> Resolved {
-        let inner = self.resolve_inner(name, qtype, checking_disabled);
+        let way = self
+            .zones
+            .iter()
+            .find(|(z, _)| z.zone_of(&name))
+            .map_or(&self.main, |(_, w)| w);
+        let inner = way.resolve_inner(name, qtype, checking_disabled);
         match tokio::time::timeout(deadline, inner).await {
             Ok(r) => r,
             Err(_) => Resolved::Failed(format!("no answer within {} ms", deadline.as_millis())),
         }
     }
+}
 
+impl Way {
     async fn resolve_inner(
         &self,
         name: Name,
@@ -219,12 +249,12 @@ impl Backend {
         checking_disabled: bool,
     ) -> Resolved {
         match self {
-            Backend::Iterative(it) => from_step(it.resolve(name, qtype).await),
+            Way::Iterative(it) => from_step(it.resolve(name, qtype).await),
             // CD: the data as it is, not validated (RFC 4035 §3.2.2).
-            Backend::Validating { iter, .. } if checking_disabled => {
+            Way::Validating { iter, .. } if checking_disabled => {
                 from_step(iter.resolve(name, qtype).await)
             }
-            Backend::Validating { iter, ds, handle } => {
+            Way::Validating { iter, ds, handle } => {
                 let handle = match handle.get_or_try_init(|| validator_from_ds(iter, ds)).await {
                     Ok(h) => h,
                     Err(why) => return Resolved::Failed(why),
@@ -237,7 +267,7 @@ impl Backend {
                     None => Resolved::Failed("no answer from the validator".into()),
                 }
             }
-            Backend::Forward(r) => match r.lookup(name, qtype).await {
+            Way::Forward(r) => match r.lookup(name, qtype).await {
                 Ok(l) => Resolved::Answer {
                     answers: l.answers().to_vec(),
                     authorities: vec![],
@@ -285,7 +315,7 @@ pub fn answer_cache_bytes(max_bytes: u64) -> usize {
 }
 
 /// Recursion with fanzha's own iterator (`dnssec`: asking for signatures and proofs).
-fn iterative(c: &ResolverConfig, metrics: &Metrics, dnssec: bool) -> Backend {
+fn iterative(c: &ResolverConfig, metrics: &Metrics, dnssec: bool) -> Way {
     let (roots, ports) = roots_and_ports(c);
     let settings = Settings {
         roots,
@@ -297,13 +327,13 @@ fn iterative(c: &ResolverConfig, metrics: &Metrics, dnssec: bool) -> Backend {
         cache_bytes: iterator_bytes(c.cache_max_bytes),
         dnssec,
     };
-    Backend::Iterative(Arc::new(Iterator::new(settings, metrics.upstream.clone())))
+    Way::Iterative(Arc::new(Iterator::new(settings, metrics.upstream.clone())))
 }
 
 /// Recursion with DNSSEC validation: fanzha's iterator (asking with DO set and keeping
 /// signatures and denial proofs) under hickory's validator.
-fn validating(c: &ResolverConfig, metrics: &Metrics) -> Result<Backend, BackendError> {
-    let Backend::Iterative(iter) = iterative(c, metrics, true) else {
+fn validating(c: &ResolverConfig, metrics: &Metrics) -> Result<Way, BackendError> {
+    let Way::Iterative(iter) = iterative(c, metrics, true) else {
         unreachable!("iterative() builds an iterator")
     };
     let err = |p: &std::path::Path, why: String| BackendError {
@@ -327,7 +357,7 @@ fn validating(c: &ResolverConfig, metrics: &Metrics) -> Result<Backend, BackendE
         ))),
         None => tokio::sync::OnceCell::new(),
     };
-    Ok(Backend::Validating { iter, ds, handle })
+    Ok(Way::Validating { iter, ds, handle })
 }
 
 /// The validator for DS trust anchors: fetch each anchored zone's DNSKEY set and trust
@@ -419,7 +449,7 @@ fn validated(m: hickory_proto::op::Message) -> Resolved {
 const FORWARD_CACHE_ENTRIES: u64 = 4096;
 
 /// Forwarding to the configured upstreams.
-fn forwarding(c: &ResolverConfig) -> Result<Backend, BackendError> {
+fn forwarding(c: &ResolverConfig) -> Result<Way, BackendError> {
     let err = |why| BackendError {
         mode: "forward",
         why,
@@ -452,7 +482,7 @@ fn forwarding(c: &ResolverConfig) -> Result<Backend, BackendError> {
     o.ndots = 0;
     o.edns0 = true;
     let r = b.build().map_err(|e| err(e.to_string()))?;
-    Ok(Backend::Forward(Arc::new(r)))
+    Ok(Way::Forward(Arc::new(r)))
 }
 
 /// The SOA of an authority section, for the client's answer.
