@@ -132,6 +132,8 @@ impl App {
                 tasks.clone(),
             ));
         }
+        // Not a listener (it ends at once when prefetch is off): a tracked task.
+        tasks.spawn(engine.clone().run_prefetch(shutdown.clone()));
         let warn_state = start_warnpage(&cfg, &lists, &metrics, reporter, &shutdown).await?;
         let ready = Arc::new(AtomicBool::new(false));
         let ops_task = start_ops(&cfg, &metrics, &lists, &ready, &shutdown).await?;

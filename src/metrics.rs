@@ -77,6 +77,10 @@ pub struct Metrics {
     pub blocked: IntCounterVec,
     /// Answers served from the answer cache.
     pub cache_hits: IntCounter,
+    /// Cached answers refreshed before they expired.
+    pub prefetches: IntCounter,
+    /// Expired answers served because the resolution failed (RFC 8767).
+    pub stale_answers: IntCounter,
     blocklist_entries: IntGaugeVec,
     reloads: IntCounterVec,
     loaded_at: IntGauge,
@@ -255,6 +259,22 @@ impl ReportMetrics {
     }
 }
 
+/// `fanzha_build_info{version}` and the process metrics (RSS, open files, CPU).
+fn register_process(registry: &Registry, r: &Reg<'_>) {
+    r.add(IntGaugeVec::new(
+        Opts::new("build_info", "fanzha build information"),
+        &["version"],
+    ))
+    .with_label_values(&[env!("CARGO_PKG_VERSION")])
+    .set(1);
+    #[cfg(target_os = "linux")]
+    {
+        let _ = registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
+    }
+}
+
 impl Metrics {
     /// Register every metric.
     pub fn new() -> Metrics {
@@ -268,18 +288,7 @@ impl Metrics {
             &labels,
         );
         let queries = labels.iter().map(|l| qv.with_label_values(&[l])).collect();
-        r.add(IntGaugeVec::new(
-            Opts::new("build_info", "fanzha build information"),
-            &["version"],
-        ))
-        .with_label_values(&[env!("CARGO_PKG_VERSION")])
-        .set(1);
-        #[cfg(target_os = "linux")]
-        {
-            let _ = registry.register(Box::new(
-                prometheus::process_collector::ProcessCollector::for_self(),
-            ));
-        }
+        register_process(&registry, &r);
         Metrics {
             queries,
             query_duration: r.histogram(
@@ -300,6 +309,14 @@ impl Metrics {
             cache_hits: r.counter(
                 "cache_hits_total",
                 "Answers served from fanzha's answer cache",
+            ),
+            prefetches: r.counter(
+                "cache_prefetches_total",
+                "Cached answers refreshed in the background before they expired",
+            ),
+            stale_answers: r.counter(
+                "cache_stale_answers_total",
+                "Expired answers served (TTL 30) because the resolution failed",
             ),
             blocklist_entries: r.add(IntGaugeVec::new(
                 Opts::new(

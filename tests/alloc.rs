@@ -130,7 +130,7 @@ fn cached_answers_do_not_allocate() {
     let mut hits = 0;
     for p in &packets {
         if let Decision::Resolve(q) = policy.decide(p, client, &list, &limiter, now, &mut buf)
-            && cache.get(p, &q, 1, now, &mut buf)
+            && cache.get(p, &q, 1, now, &mut buf).is_hit()
         {
             hits += 1;
         }

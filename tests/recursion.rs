@@ -573,3 +573,52 @@ fn forward_zones_send_their_names_to_their_own_upstreams() {
     assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
     assert!(l.seen().iter().any(|s| s.server == 10));
 }
+
+#[test]
+fn expired_answers_are_served_stale_when_the_servers_stop_answering() {
+    let l = two_servers(Mode::Normal, Mode::Normal, "brief A/1 192.0.2.7\n");
+    let (_d, f) = start(&l);
+    let m = udp(f.dns, "brief.example.test.", RecordType::A);
+    assert_eq!(types(&m), vec![RecordType::A]);
+    // Both of the zone's servers go silent, and the answer expires.
+    l.set_mode(12, Mode::Silent);
+    l.set_mode(13, Mode::Silent);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    l.clear();
+    let m = udp(f.dns, "brief.example.test.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert_eq!(types(&m), vec![RecordType::A]);
+    assert_eq!(m.answers[0].ttl, 30, "a stale answer has TTL 30: {m:?}");
+    // It was asked upstream first (and nobody answered).
+    assert!(l.seen().iter().any(|s| s.server == 12 || s.server == 13));
+    assert!(f.metric("fanzha_cache_stale_answers_total") >= 1.0);
+    // A name never cached still fails.
+    let m = udp(f.dns, "www.example.test.", RecordType::AAAA);
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "{m:?}");
+}
+
+#[test]
+fn popular_answers_are_refreshed_before_they_expire() {
+    let l = two_servers(Mode::Normal, Mode::Normal, "hot A/10 192.0.2.9\n");
+    let (_d, f) = start(&l);
+    udp(f.dns, "hot.example.test.", RecordType::A);
+    // In the last tenth of its 10 s TTL, a hit is answered from the cache and
+    // refreshed in the background.
+    std::thread::sleep(std::time::Duration::from_millis(9200));
+    l.clear();
+    let m = udp(f.dns, "hot.example.test.", RecordType::A);
+    assert!(m.answers[0].ttl <= 1, "{m:?}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        l.seen().iter().any(|s| s.name == "hot.example.test."),
+        "not refreshed: {:?}",
+        l.seen()
+    );
+    assert!(f.metric("fanzha_cache_prefetches_total") >= 1.0);
+    // After the old answer's expiry the fresh one is served from the cache.
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    l.clear();
+    let m = udp(f.dns, "hot.example.test.", RecordType::A);
+    assert!(m.answers[0].ttl >= 8, "{m:?}");
+    assert!(l.seen().is_empty(), "{:?}", l.seen());
+}

@@ -147,6 +147,15 @@ pub struct ResolverConfig {
     pub forward_zones: Vec<(String, Vec<String>)>,
 }
 
+/// `[cache]`, validated (its byte bound is in [`ResolverConfig::cache_max_bytes`]).
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// How long after expiry an answer may be served when resolving fails.
+    pub serve_stale: Duration,
+    /// Refresh answers asked in the last tenth of their TTL.
+    pub prefetch: bool,
+}
+
 /// `[sinkhole]` and `[categories]`, validated: what a blocked name gets.
 #[derive(Debug, Clone)]
 pub struct SinkholeConfig {
@@ -198,6 +207,8 @@ pub struct Config {
     pub places: Places,
     /// `[[local_records]]`, checked and encoded.
     pub local_records: Vec<LocalRecord>,
+    /// `[cache]`
+    pub cache: CacheConfig,
 }
 
 impl Config {

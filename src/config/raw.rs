@@ -154,12 +154,18 @@ pub struct RawForwardZone {
 pub struct RawCache {
     /// Most bytes the answer cache holds.
     pub max_bytes: u64,
+    /// Seconds after expiry an answer may still be served when resolving fails; 0 = off.
+    pub serve_stale: u64,
+    /// Refresh popular answers in the background before they expire.
+    pub prefetch: bool,
 }
 
 impl Default for RawCache {
     fn default() -> Self {
         RawCache {
             max_bytes: 64 << 20,
+            serve_stale: 86_400,
+            prefetch: true,
         }
     }
 }

@@ -128,6 +128,10 @@ impl RawConfig {
             report,
             places,
             local_records,
+            cache: super::CacheConfig {
+                serve_stale: Duration::from_secs(self.cache.serve_stale.min(7 * 86_400)),
+                prefetch: self.cache.prefetch,
+            },
         })
     }
 }

@@ -36,7 +36,32 @@ struct Entry {
     ttls: Box<[u32]>,
     stored: Instant,
     expires: Instant,
+    /// A refresh (prefetch) of this answer has been started.
+    refreshing: bool,
 }
+
+/// What the cache had for a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// Nothing usable.
+    Miss,
+    /// An answer, written out.
+    Hit,
+    /// An answer, written out, with less than a tenth of its TTL left: the caller
+    /// should refresh it in the background (prefetch, as Unbound's `prefetch: yes`).
+    /// Said once per answer.
+    HitRefresh,
+}
+
+impl Lookup {
+    /// An answer was written.
+    pub fn is_hit(self) -> bool {
+        self != Lookup::Miss
+    }
+}
+
+/// TTL of an answer served stale (RFC 8767 §4 recommends 30 s).
+pub const STALE_TTL: u32 = 30;
 
 impl Weigh for Entry {
     /// Its four buffers (the struct itself is in the map's slot).
@@ -121,7 +146,7 @@ impl AnswerCache {
         i == entry.len()
     }
 
-    /// Write the cached answer for `q` into `out`; false on a miss.
+    /// Write the cached answer for `q` into `out`.
     pub fn get(
         &self,
         packet: &[u8],
@@ -129,29 +154,76 @@ impl AnswerCache {
         generation: u64,
         now: Instant,
         out: &mut Vec<u8>,
-    ) -> bool {
-        let h = self.hash(packet, q);
-        let hit = self.map.with(&h, |e| {
-            if e.qtype != q.qtype
-                || e.flags != key_flags(q)
-                || (e.generation != generation && e.generation != ANY_GENERATION)
-                || now >= e.expires
-                || !Self::same_name(&e.name, packet, q)
-            {
-                return false;
+    ) -> Lookup {
+        let found = self.find(packet, q, generation, |e| {
+            if now >= e.expires {
+                return Lookup::Miss;
             }
             let age = now.duration_since(e.stored).as_secs() as u32;
-            out.clear();
-            out.extend_from_slice(&e.bytes);
-            for (&off, &ttl) in e.ttl_offsets.iter().zip(e.ttls.iter()) {
-                let off = off as usize;
-                out[off..off + 4].copy_from_slice(&ttl.saturating_sub(age).to_be_bytes());
+            write_entry(e, out, |ttl| ttl.saturating_sub(age));
+            // Prefetch in the last tenth of a lifetime of at least 10 s, once.
+            let life = e.expires.duration_since(e.stored);
+            if !e.refreshing && life >= PREFETCH_MIN_LIFE && (e.expires - now) * 10 < life {
+                e.refreshing = true;
+                return Lookup::HitRefresh;
             }
+            Lookup::Hit
+        });
+        let found = found.unwrap_or(Lookup::Miss);
+        if found != Lookup::Miss {
+            Self::as_asked(packet, q, out);
+        }
+        found
+    }
+
+    /// Write an expired answer for `q` into `out`, when it expired less than `stale`
+    /// ago, with every TTL [`STALE_TTL`] (RFC 8767): for when the upstreams fail.
+    pub fn get_stale(
+        &self,
+        packet: &[u8],
+        q: &Query,
+        generation: u64,
+        now: Instant,
+        stale: Duration,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let found = self.find(packet, q, generation, |e| {
+            if now > e.expires + stale {
+                return false;
+            }
+            write_entry(e, out, |_| STALE_TTL);
             true
         });
-        if hit != Some(true) {
+        if found != Some(true) {
             return false;
         }
+        Self::as_asked(packet, q, out);
+        true
+    }
+
+    /// `f` on the entry for `q`, if there is one for this name, type, flags and list
+    /// generation.
+    fn find<R>(
+        &self,
+        packet: &[u8],
+        q: &Query,
+        generation: u64,
+        f: impl FnOnce(&mut Entry) -> R,
+    ) -> Option<R> {
+        let h = self.hash(packet, q);
+        self.map
+            .with(&h, |e| {
+                let ok = e.qtype == q.qtype
+                    && e.flags == key_flags(q)
+                    && (e.generation == generation || e.generation == ANY_GENERATION)
+                    && Self::same_name(&e.name, packet, q);
+                ok.then(|| f(e))
+            })
+            .flatten()
+    }
+
+    /// Make a cached answer in `out` the answer to this very query.
+    fn as_asked(packet: &[u8], q: &Query, out: &mut [u8]) {
         // id, RD and CD as asked, the question as asked (0x20).
         out[0] = packet[0];
         out[1] = packet[1];
@@ -159,7 +231,6 @@ impl AnswerCache {
         out[3] = (out[3] & !0x10) | (packet[3] & 0x10);
         out[wire::HEADER_LEN..q.question_end]
             .copy_from_slice(&packet[wire::HEADER_LEN..q.question_end]);
-        true
     }
 
     /// Store an encoded answer (as built for `q`, before any truncation).
@@ -190,6 +261,7 @@ impl AnswerCache {
             ttls: ttls.into_boxed_slice(),
             stored: now,
             expires: now + Duration::from_secs(min as u64),
+            refreshing: false,
         };
         let h = self.hash(packet, q);
         self.map.insert(h, entry, |e| {
@@ -210,6 +282,20 @@ impl AnswerCache {
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+/// Answers living less than this are not prefetched (Unbound's rule: within the last
+/// tenth of the original TTL; below 10 s that is under a second).
+const PREFETCH_MIN_LIFE: Duration = Duration::from_secs(10);
+
+/// Copy `e`'s answer into `out` with each TTL as `ttl` makes it.
+fn write_entry(e: &Entry, out: &mut Vec<u8>, ttl: impl Fn(u32) -> u32) {
+    out.clear();
+    out.extend_from_slice(&e.bytes);
+    for (&off, &t) in e.ttl_offsets.iter().zip(e.ttls.iter()) {
+        let off = off as usize;
+        out[off..off + 4].copy_from_slice(&ttl(t).to_be_bytes());
     }
 }
 
@@ -276,6 +362,40 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_near_expiry_asks_for_one_refresh_and_an_expired_one_serves_stale() {
+        let c = AnswerCache::new(1000);
+        let t0 = Instant::now();
+        let p = query("www.example.test.", 1, false);
+        let q = wire::parse_query(&p).unwrap();
+        c.put(&p, &q, 7, t0, &answer(&p, 100));
+        let mut out = Vec::new();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(c.get(&p, &q, 7, at(50), &mut out), Lookup::Hit);
+        // In the last tenth of its TTL: one refresh, then plain hits.
+        assert_eq!(c.get(&p, &q, 7, at(91), &mut out), Lookup::HitRefresh);
+        assert_eq!(c.get(&p, &q, 7, at(92), &mut out), Lookup::Hit);
+        // Expired: a miss, but served stale within the allowed time, TTL 30.
+        let day = Duration::from_secs(86_400);
+        assert_eq!(c.get(&p, &q, 7, at(101), &mut out), Lookup::Miss);
+        assert!(c.get_stale(&p, &q, 7, at(101), day, &mut out));
+        let m = Message::from_vec(&out).unwrap();
+        assert_eq!(m.answers[0].ttl, STALE_TTL);
+        assert_eq!(m.metadata.id, 1);
+        assert!(!c.get_stale(&p, &q, 7, at(100 + 86_401), day, &mut out));
+        // A fresh answer replaces it, and may be refreshed again in its own last tenth.
+        c.put(&p, &q, 7, at(200), &answer(&p, 100));
+        assert_eq!(c.get(&p, &q, 7, at(295), &mut out), Lookup::HitRefresh);
+        // Short-lived answers are not prefetched.
+        let s = query("short.example.test.", 2, false);
+        let qs = wire::parse_query(&s).unwrap();
+        c.put(&s, &qs, 7, t0, &answer(&s, 5));
+        assert_eq!(
+            c.get(&s, &qs, 7, t0 + Duration::from_millis(4900), &mut out),
+            Lookup::Hit
+        );
+    }
+
+    #[test]
     fn hit_patches_id_case_and_ttl() {
         let c = AnswerCache::new(1000);
         let t0 = Instant::now();
@@ -285,17 +405,29 @@ mod tests {
         let p2 = query("WWW.example.TEST.", 2, true);
         let q2 = wire::parse_query(&p2).unwrap();
         let mut out = Vec::new();
-        assert!(c.get(&p2, &q2, 7, t0 + Duration::from_secs(100), &mut out));
+        assert!(
+            c.get(&p2, &q2, 7, t0 + Duration::from_secs(100), &mut out)
+                .is_hit()
+        );
         let m = Message::from_vec(&out).unwrap();
         assert_eq!(m.metadata.id, 2);
         assert_eq!(m.queries[0].name().to_ascii(), "WWW.example.TEST.");
         assert_eq!(m.answers[0].ttl, 200);
         // misses: expired, no EDNS, other name
-        assert!(!c.get(&p2, &q2, 7, t0 + Duration::from_secs(300), &mut out));
+        assert!(
+            !c.get(&p2, &q2, 7, t0 + Duration::from_secs(300), &mut out)
+                .is_hit()
+        );
         let p3 = query("www.example.test.", 3, false);
-        assert!(!c.get(&p3, &wire::parse_query(&p3).unwrap(), 7, t0, &mut out));
+        assert!(
+            !c.get(&p3, &wire::parse_query(&p3).unwrap(), 7, t0, &mut out)
+                .is_hit()
+        );
         let p4 = query("www.example.tesu.", 4, true);
-        assert!(!c.get(&p4, &wire::parse_query(&p4).unwrap(), 7, t0, &mut out));
+        assert!(
+            !c.get(&p4, &wire::parse_query(&p4).unwrap(), 7, t0, &mut out)
+                .is_hit()
+        );
     }
 
     #[test]
@@ -322,15 +454,15 @@ mod tests {
         );
         c.put(&chain, &qc, 7, t0, &m.to_vec().unwrap());
         let mut out = Vec::new();
-        assert!(c.get(&plain, &qp, 7, t0, &mut out));
-        assert!(c.get(&chain, &qc, 7, t0, &mut out));
+        assert!(c.get(&plain, &qp, 7, t0, &mut out).is_hit());
+        assert!(c.get(&chain, &qc, 7, t0, &mut out).is_hit());
         // The list changed (generation 8).
         assert!(
-            c.get(&plain, &qp, 8, t0, &mut out),
+            c.get(&plain, &qp, 8, t0, &mut out).is_hit(),
             "a plain answer survives a reload"
         );
         assert!(
-            !c.get(&chain, &qc, 8, t0, &mut out),
+            !c.get(&chain, &qc, 8, t0, &mut out).is_hit(),
             "a chain is checked again"
         );
     }
@@ -372,7 +504,7 @@ mod tests {
             );
             if i % 50 == 0 {
                 assert!(
-                    c.get(&hot, &hq, 1, t0, &mut out),
+                    c.get(&hot, &hq, 1, t0, &mut out).is_hit(),
                     "the hot name went at {i}"
                 );
             }
@@ -391,7 +523,10 @@ mod tests {
         c.put(&with_ad, &q, 1, t0, &answer(&with_ad, 300));
         let plain = query("www.test.", 2, false);
         let mut out = Vec::new();
-        assert!(!c.get(&plain, &wire::parse_query(&plain).unwrap(), 1, t0, &mut out));
-        assert!(c.get(&with_ad, &q, 1, t0, &mut out));
+        assert!(
+            !c.get(&plain, &wire::parse_query(&plain).unwrap(), 1, t0, &mut out)
+                .is_hit()
+        );
+        assert!(c.get(&with_ad, &q, 1, t0, &mut out).is_hit());
     }
 }

@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record};
 
-use super::cache::AnswerCache;
+use super::cache::{AnswerCache, Lookup};
 use super::policy::{BlockInfo, Decision, Policy, RateLimiter};
 use super::resolve::{Backend, BackendError, Resolved};
 use super::wire::{self, Query, rcode};
@@ -37,7 +37,22 @@ pub struct Engine {
     reporter: Option<Reporter>,
     /// Resolutions in flight by client prefix.
     in_flight: Arc<PerClient>,
+    /// How long after expiry a cached answer may still be served when the
+    /// resolution fails (RFC 8767); zero: never.
+    serve_stale: Duration,
+    /// Answers to refresh in the background, sent by the receive loop on a cache hit
+    /// near expiry (`None`: prefetch off); taken by [`Engine::run_prefetch`].
+    prefetch: Option<tokio::sync::mpsc::Sender<Refresh>>,
+    prefetch_rx: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Refresh>>>,
 }
+
+/// An answer to refresh: the query's packet, and the query parsed from it.
+type Refresh = (Vec<u8>, Query);
+
+/// Refreshes waiting at once; past it a hit near expiry is not refreshed early.
+const PREFETCH_QUEUE: usize = 1024;
+/// Refreshes resolving at once.
+const PREFETCH_AT_ONCE: usize = 64;
 
 impl Engine {
     /// The engine of `cfg`. `places` is shared with the reporter, so that one swap
@@ -50,6 +65,12 @@ impl Engine {
         reporter: Option<Reporter>,
     ) -> Result<Engine, BackendError> {
         let r = &cfg.resolver;
+        let (prefetch, prefetch_rx) = if cfg.cache.prefetch {
+            let (tx, rx) = tokio::sync::mpsc::channel(PREFETCH_QUEUE);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         Ok(Engine {
             policy: ArcSwap::from_pointee(Policy::from_config(cfg)),
             limiter: ArcSwap::from_pointee(RateLimiter::from_config(&cfg.server)),
@@ -65,7 +86,57 @@ impl Engine {
             metrics,
             reporter,
             in_flight: Arc::default(),
+            serve_stale: cfg.cache.serve_stale,
+            prefetch,
+            prefetch_rx: std::sync::Mutex::new(prefetch_rx),
         })
+    }
+
+    /// Refresh the answers the receive loops ask for (cache hits near expiry), a few
+    /// at a time, until shutdown. The clients already have their answers; this only
+    /// puts a fresh one in the cache before the old one expires (Unbound's
+    /// `prefetch`), so popular names never pay a miss. Returns at once when prefetch
+    /// is off.
+    pub async fn run_prefetch(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        let rx = self
+            .prefetch_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let Some(mut rx) = rx else { return };
+        let slots = Arc::new(tokio::sync::Semaphore::new(PREFETCH_AT_ONCE));
+        loop {
+            let (packet, q) = tokio::select! {
+                job = rx.recv() => match job { Some(j) => j, None => return },
+                _ = shutdown.cancelled() => return,
+            };
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let me = self.clone();
+            tokio::spawn(async move {
+                let _slot = slot;
+                me.refresh(&packet, &q).await;
+            });
+        }
+    }
+
+    /// Resolve `q` again and cache the answer; nobody is waiting for it, so a
+    /// failure, or a chain to a blocked name, changes nothing and reports nothing.
+    async fn refresh(&self, packet: &[u8], q: &Query) {
+        if let Ok(m) = Message::from_vec(packet)
+            && let Some(hq) = m.queries.first()
+        {
+            self.backend
+                .forget(&hq.name().to_lowercase(), hq.query_type());
+        }
+        let mut buf = Vec::with_capacity(512);
+        let generation = self.lists.generation();
+        let outcome = self.answer_into(packet, q, None, &mut buf).await;
+        self.metrics.prefetches.inc();
+        if outcome == Outcome::Allowed {
+            self.cache.put(packet, q, generation, Instant::now(), &buf);
+        }
     }
 
     /// A place for one more resolution from `client` (counted by its prefix), or
@@ -122,14 +193,21 @@ impl Engine {
                 .decide(packet, client, &list, &self.limiter.load(), now, buf);
         // Cached answers are sent from the receive loop, like blocked ones. The list
         // was checked first: a cached name that is now blocked never gets here.
-        if let Decision::Resolve(q) = &d
-            && self.cache.get(packet, q, self.lists.generation(), now, buf)
-        {
-            self.metrics.cache_hits.inc();
-            if !tcp && buf.len() > q.udp_limit() {
-                wire::truncate(buf, q.question_end, q.edns);
+        if let Decision::Resolve(q) = &d {
+            let found = self.cache.get(packet, q, self.lists.generation(), now, buf);
+            if found.is_hit() {
+                self.metrics.cache_hits.inc();
+                if found == Lookup::HitRefresh
+                    && let Some(tx) = &self.prefetch
+                {
+                    // A full queue: this one is not refreshed early, no harm done.
+                    let _ = tx.try_send((packet.to_vec(), q.clone()));
+                }
+                if !tcp && buf.len() > q.udp_limit() {
+                    wire::truncate(buf, q.question_end, q.edns);
+                }
+                d = Decision::Answer(Outcome::Allowed);
             }
-            d = Decision::Answer(Outcome::Allowed);
         }
         match &d {
             Decision::Answer(o) | Decision::Drop(o) => self.metrics.query(*o),
@@ -193,22 +271,38 @@ impl Engine {
     ) -> Vec<u8> {
         let mut buf = Vec::with_capacity(512);
         let generation = self.lists.generation();
-        let outcome = self.answer_into(packet, q, client, &mut buf).await;
-        self.metrics.query(outcome);
+        let mut outcome = self.answer_into(packet, q, Some(client), &mut buf).await;
         if outcome == Outcome::Allowed {
             self.cache.put(packet, q, generation, Instant::now(), &buf);
+        } else if outcome == Outcome::Servfail
+            && !self.serve_stale.is_zero()
+            && self.cache.get_stale(
+                packet,
+                q,
+                generation,
+                Instant::now(),
+                self.serve_stale,
+                &mut buf,
+            )
+        {
+            // RFC 8767: an expired answer, TTL 30, beats SERVFAIL for a resident.
+            self.metrics.stale_answers.inc();
+            outcome = Outcome::Allowed;
         }
+        self.metrics.query(outcome);
         if !tcp && buf.len() > q.udp_limit() {
             wire::truncate(&mut buf, q.question_end, q.edns);
         }
         buf
     }
 
+    /// Resolve and write the answer. `client` is who asked (`None`: a prefetch,
+    /// which reports no hit).
     async fn answer_into(
         &self,
         packet: &[u8],
         q: &Query,
-        client: IpAddr,
+        client: Option<IpAddr>,
         buf: &mut Vec<u8>,
     ) -> Outcome {
         let req = match Message::from_vec(packet) {
@@ -252,7 +346,7 @@ impl Engine {
         &self,
         packet: &[u8],
         q: &Query,
-        client: IpAddr,
+        client: Option<IpAddr>,
         resolved: &Resolved,
         buf: &mut Vec<u8>,
     ) -> bool {
@@ -278,7 +372,9 @@ impl Engine {
                 action: policy.action_for(&list, &hit),
             };
             policy.write_block(buf, packet, q, &list, &info, wire::HEADER_LEN);
-            self.on_block(packet, q, client, &list, &info, Some(target));
+            if let Some(client) = client {
+                self.on_block(packet, q, client, &list, &info, Some(target));
+            }
             return true;
         }
         false

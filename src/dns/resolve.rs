@@ -219,6 +219,21 @@ impl Backend {
         Ok(Backend { main, zones })
     }
 
+    /// Forget what the iterator has cached for `name`/`qtype`, so that the next
+    /// resolution asks the authoritative servers (forward mode keeps no cache of its
+    /// own behind fanzha's answer cache).
+    pub fn forget(&self, name: &Name, qtype: RecordType) {
+        let way = self
+            .zones
+            .iter()
+            .find(|(z, _)| z.zone_of(name))
+            .map_or(&self.main, |(_, w)| w);
+        match way {
+            Way::Iterative(it) | Way::Validating { iter: it, .. } => it.forget(name, qtype),
+            Way::Forward(_) => {}
+        }
+    }
+
     /// Resolve `name` (fully qualified) / `qtype` within `deadline`: through the
     /// deepest forward zone holding the name, or the configured mode.
     pub async fn resolve(
@@ -445,9 +460,6 @@ fn validated(m: hickory_proto::op::Message) -> Resolved {
     }
 }
 
-/// Most entries of hickory's cache in forward mode.
-const FORWARD_CACHE_ENTRIES: u64 = 4096;
-
 /// Forwarding to the configured upstreams.
 fn forwarding(c: &ResolverConfig) -> Result<Way, BackendError> {
     let err = |why| BackendError {
@@ -474,10 +486,10 @@ fn forwarding(c: &ResolverConfig) -> Result<Way, BackendError> {
     let o = b.options_mut();
     o.timeout = c.timeout;
     o.attempts = 2;
-    // fanzha's answer cache, in front, holds every answer within [cache] max_bytes;
-    // hickory's own cache (counted in entries, not bytes) only needs what is in flight
-    // and the chain parts, so a flood of names cannot grow it past a few MB.
-    o.cache_size = c.cache_size.clamp(1, FORWARD_CACHE_ENTRIES);
+    // fanzha's answer cache, in front, holds every answer within [cache] max_bytes.
+    // hickory's own cache (counted in entries, not bytes) would hold them again, and
+    // a prefetch would get its aging copy back instead of asking the upstream: off.
+    o.cache_size = 0;
     o.preserve_intermediates = true;
     o.ndots = 0;
     o.edns0 = true;

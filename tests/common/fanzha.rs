@@ -157,6 +157,14 @@ impl Fanzha {
     }
 
     /// GET a path of the ops endpoint.
+    /// The value of one metric (`name` with its labels, as exposed), 0 when absent.
+    pub fn metric(&self, name: &str) -> f64 {
+        let (_, body) = self.http_get("/metrics");
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
     pub fn http_get(&self, path: &str) -> (u16, String) {
         http_get(self.ops, path)
     }

@@ -86,7 +86,8 @@ fn name(s: &str) -> Name {
 }
 
 /// Zone data: owner → records, from lines `owner TYPE data` (`@` is the origin,
-/// relative owners get the origin appended). TTL 300; an SOA is added.
+/// relative owners get the origin appended). TTL 300, or N with `TYPE/N` (`A/2`); an
+/// SOA is added.
 struct Zone {
     origin: Name,
     records: Vec<Record>,
@@ -108,6 +109,10 @@ impl Zone {
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
             let mut it = line.splitn(3, ' ');
             let (owner, t, data) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
+            let (t, ttl) = match t.split_once('/') {
+                Some((t, ttl)) => (t, ttl.parse().unwrap()),
+                None => (t, 300),
+            };
             let rd = match t {
                 "A" => RData::A(A(data.parse().unwrap())),
                 // `LAB n`: the lab's own address 127.X.Y.n.
@@ -121,7 +126,7 @@ impl Zone {
                 "TXT" => RData::TXT(TXT::new(vec![data.to_string()])),
                 other => panic!("lab zone: unknown type {other}"),
             };
-            records.push(Record::from_rdata(abs(owner), 300, rd));
+            records.push(Record::from_rdata(abs(owner), ttl, rd));
         }
         Zone { origin, records }
     }

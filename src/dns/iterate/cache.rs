@@ -56,6 +56,11 @@ impl<K: Hash + Eq + Clone + Weigh, V> Expiring<K, V> {
             .flatten()
     }
 
+    /// Let the value of `k` expire now (it stays until evicted, like any expired one).
+    pub fn expire(&self, k: &K, now: Instant) {
+        self.map.with(k, |h| h.until = h.until.min(now));
+    }
+
     /// Keep `v` for `ttl`.
     pub fn put(&self, k: K, v: V, ttl: Duration, now: Instant) {
         if ttl.is_zero() {

@@ -218,6 +218,13 @@ impl Iterator {
         self.follow(&name.to_lowercase(), qtype, cx).await
     }
 
+    /// Forget the cached answer for `name`/`qtype`, so that the next resolution asks
+    /// its servers (a prefetch refreshes an answer this way).
+    pub fn forget(&self, name: &Name, qtype: RecordType) {
+        self.answers
+            .expire(&(name.to_lowercase(), qtype), Instant::now());
+    }
+
     /// Look `name`/`qtype` up and follow its aliases, within the budget.
     async fn follow(self: &Arc<Self>, name: &Name, qtype: RecordType, cx: Ctx<'_>) -> Step {
         let mut chain: Vec<Record> = Vec::new();
