@@ -28,7 +28,7 @@ EXIT STATUS:
 
 EXAMPLES:
     fanzha serve --config /etc/fanzha/fanzha.toml
-    fanzha check-config /etc/fanzha/fanzha.toml
+    fanzha check-config                 (/etc/fanzha/fanzha.toml, or --config FILE)
     fanzha lookup --config /etc/fanzha/fanzha.toml www.example-loan.top
     fanzha compile /srv/lists/ -o fraud.fst
 
@@ -56,7 +56,7 @@ enum Cmd {
     /// skipped lines by reason, rules refused by guardrails) and writes FILE atomically.
     /// Exit status: 0 compiled (even with skipped lines), 2 error.
     Compile {
-        /// Config file for `[blocklist]` and `[[lists]]` (default: embedded defaults).
+        /// Config file for `[blocklist]` and `[[lists]]` (default: /etc/fanzha/fanzha.toml when it exists, else the embedded defaults).
         #[arg(long, short)]
         config: Option<PathBuf>,
         /// Output file.
@@ -81,7 +81,7 @@ enum Cmd {
     ///
     /// Exit status: 0 every name allowed, 1 some name blocked, 2 error.
     Lookup {
-        /// Config file (default: embedded defaults).
+        /// Config file (default: /etc/fanzha/fanzha.toml when it exists, else the embedded defaults).
         #[arg(long, short)]
         config: Option<PathBuf>,
         /// A compiled list to use instead of the config's lists.
@@ -98,14 +98,22 @@ enum Cmd {
     /// endpoint on 127.0.0.1:9153. SIGHUP re-reads the config and the lists; SIGTERM
     /// drains and exits 0.
     Serve {
-        /// Config file (default: embedded defaults).
+        /// Config file (default: /etc/fanzha/fanzha.toml when it exists, else the embedded defaults).
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Validate a config file without serving. Exit status 0 valid, 2 invalid.
+    /// Check a config without serving: every key, and what `serve` would trip over
+    /// (missing list directories, a listener on an address this machine does not have,
+    /// an unreadable secret file). A sinkhole address the warning page does not listen
+    /// on is a warning. Exit status 0 fine (warnings printed), 2 a problem (each
+    /// printed with its key).
     CheckConfig {
-        /// The config file.
-        file: PathBuf,
+        /// Config file (default: /etc/fanzha/fanzha.toml when it exists, else the
+        /// embedded defaults).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The config file, as --config (the older form).
+        file: Option<PathBuf>,
     },
 }
 
@@ -150,7 +158,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
             dirs,
         } => compile_cmd(
-            config.as_deref(),
+            chosen(config).as_deref(),
             &output,
             allow,
             never_block,
@@ -162,8 +170,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             config,
             compiled,
             names,
-        } => lookup_cmd(config.as_deref(), compiled.as_deref(), &names),
+        } => {
+            let config = chosen(config);
+            lookup_cmd(config.as_deref(), compiled.as_deref(), &names)
+        }
         Cmd::Serve { config } => {
+            let config = chosen(config);
+            if config.is_none() {
+                // (A config file is named in the "starting" line.)
+                tracing::info!("{}", which(None));
+            }
             let cfg = Config::load(config.as_deref())?;
             let threads = cfg.worker_threads();
             // One thread: a current-thread runtime, measurably faster than a
@@ -183,11 +199,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             rt.block_on(fanzha::app::serve(config, cfg))?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::CheckConfig { file } => {
-            let c = Config::load(Some(&file))?;
+        Cmd::CheckConfig { config, file } => {
+            let config = chosen(config.or(file));
+            println!("{}", which(config.as_deref()));
+            let c = Config::load(config.as_deref())?;
+            let (problems, warnings) = preflight(&c);
+            for w in &warnings {
+                println!("warning: {w}");
+            }
+            for p in &problems {
+                println!("problem: {p}");
+            }
+            if !problems.is_empty() {
+                return Ok(ExitCode::from(2));
+            }
             println!(
-                "{}: ok ({} DNS listener(s), {} ACL entries, {} list dir(s), mode {:?})",
-                file.display(),
+                "ok ({} DNS listener(s), {} ACL entries, {} list dir(s), mode {:?})",
                 c.server.listen.len(),
                 c.server.acl.len(),
                 c.blocklist.dirs.len(),
@@ -196,6 +223,84 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The packaged config, used when a command is given no --config and it exists.
+const DEFAULT_CONFIG: &str = "/etc/fanzha/fanzha.toml";
+
+/// The config file a command uses: the one given, else [`DEFAULT_CONFIG`] when it
+/// exists, else none (the embedded defaults).
+fn chosen(given: Option<PathBuf>) -> Option<PathBuf> {
+    given.or_else(|| {
+        let p = PathBuf::from(DEFAULT_CONFIG);
+        p.is_file().then_some(p)
+    })
+}
+
+/// Which config a command took, said to the operator.
+fn which(config: Option<&Path>) -> String {
+    match config {
+        Some(p) => format!("config: {}", p.display()),
+        None => format!("config: the embedded defaults (no --config, no {DEFAULT_CONFIG})"),
+    }
+}
+
+/// What `serve` would trip over in a valid config (problems), and what would work
+/// but not as meant (warnings), each with its key and the fix.
+fn preflight(c: &Config) -> (Vec<String>, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    if c.blocklist.compiled.is_none() {
+        for (key, dirs) in [
+            ("blocklist.dirs", &c.blocklist.dirs),
+            ("blocklist.allow_dirs", &c.blocklist.allow_dirs),
+        ] {
+            for d in dirs.iter().filter(|d| !d.is_dir()) {
+                problems.push(format!(
+                    "{key}: {} is not a directory; create it (it may be empty) or fix the path",
+                    d.display()
+                ));
+            }
+        }
+    }
+    // An address is this machine's when a socket can be bound to it (any port).
+    let local = |ip: std::net::IpAddr| {
+        ip.is_unspecified()
+            || std::net::TcpListener::bind((ip, 0)).is_ok()
+            || std::net::UdpSocket::bind((ip, 0)).is_ok()
+    };
+    let pages = c.warnpage.listen.iter().chain(&c.warnpage.https);
+    for (key, a) in c
+        .server
+        .listen
+        .iter()
+        .map(|a| ("server.listen", a))
+        .chain(pages.clone().map(|a| ("warnpage.listen", a)))
+    {
+        if !local(a.ip()) {
+            problems.push(format!(
+                "{key}: {} is not an address of this machine; use one it has (ip -brief addr)",
+                a.ip()
+            ));
+        }
+    }
+    let shown = |ip: std::net::IpAddr| {
+        pages
+            .clone()
+            .any(|a| a.ip() == ip || (a.ip().is_unspecified() && a.is_ipv4() == ip.is_ipv4()))
+    };
+    let sinks = std::iter::once(std::net::IpAddr::V4(c.sinkhole.v4))
+        .chain(c.sinkhole.v6.map(std::net::IpAddr::V6))
+        .filter(|ip| !ip.is_unspecified());
+    if !c.warnpage.listen.is_empty() || !c.warnpage.https.is_empty() {
+        for ip in sinks.filter(|ip| !shown(*ip)) {
+            warnings.push(format!(
+                "sinkhole: blocked names point to {ip}, where the warning page does not listen \
+                 (warnpage.listen); residents would see no page: listen there, or change the sinkhole"
+            ));
+        }
+    }
+    (problems, warnings)
 }
 
 fn compile_cmd(

@@ -831,3 +831,104 @@ fn readme_dig_example_shows_the_sinkhole_and_the_ede() {
         "{out}"
     );
 }
+
+#[test]
+fn check_config_says_which_config_and_finds_what_serve_would_trip_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("lists")).unwrap();
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(bin())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    // A list directory that is missing, a warning page on an address this machine
+    // does not have, and a sinkhole where the page does not listen.
+    std::fs::write(
+        d.join("bad.toml"),
+        "[blocklist]\ndirs = [\"lists\", \"nothere\"]\nallow_dirs = []\n\
+         [warnpage]\nlisten = [\"192.0.2.1:8080\", \"127.0.0.1:8080\"]\n\
+         [sinkhole]\nipv4 = \"127.0.0.2\"\nipv6 = \"\"\n",
+    )
+    .unwrap();
+    let bad = d.join("bad.toml");
+    let (code, out) = run(&["check-config", "--config", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains(&format!("config: {}", bad.display())), "{out}");
+    assert!(
+        out.contains("problem: blocklist.dirs:") && out.contains("nothere"),
+        "{out}"
+    );
+    assert!(out.contains("problem: warnpage.listen: 192.0.2.1"), "{out}");
+    assert!(
+        out.contains("warning: sinkhole") && out.contains("127.0.0.2"),
+        "{out}"
+    );
+    // The older positional form says the same.
+    assert_eq!(run(&["check-config", bad.to_str().unwrap()]).0, Some(2));
+    // Fixed: fine.
+    std::fs::write(
+        d.join("good.toml"),
+        "[blocklist]\ndirs = [\"lists\"]\nallow_dirs = []\n\
+         [warnpage]\nlisten = [\"127.0.0.1:8080\"]\n[sinkhole]\nipv4 = \"127.0.0.1\"\nipv6 = \"\"\n",
+    )
+    .unwrap();
+    let (code, out) = run(&[
+        "check-config",
+        "--config",
+        d.join("good.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("warning") && out.contains("ok ("), "{out}");
+    // A secret file that cannot be read is refused by name.
+    std::fs::write(
+        d.join("secret.toml"),
+        "[blocklist]\ndirs = [\"lists\"]\nallow_dirs = []\n\
+         [report]\nurl = \"https://p.example/hits\"\nsecret_file = \"no-such-secret\"\n",
+    )
+    .unwrap();
+    let (code, out) = run(&[
+        "check-config",
+        "--config",
+        d.join("secret.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("report.secret_file"), "{out}");
+
+    // Without --config: /etc/fanzha/fanzha.toml when it exists. A throw-away mount
+    // namespace puts a temporary directory over /etc; the host's /etc is untouched.
+    let etc = d.join("etc");
+    std::fs::create_dir_all(etc.join("fanzha/blocklists")).unwrap();
+    std::fs::create_dir_all(etc.join("fanzha/allowlists")).unwrap();
+    std::fs::write(
+        etc.join("fanzha/fanzha.toml"),
+        "[server]\nlisten = [\"127.0.0.1:5353\"]\n",
+    )
+    .unwrap();
+    let o = std::process::Command::new("unshare")
+        .args([
+            "-Urm",
+            "sh",
+            "-c",
+            "mount --bind \"$1\" /etc && exec \"$2\" check-config",
+            "_",
+        ])
+        .arg(&etc)
+        .arg(bin())
+        .output()
+        .expect("unshare (util-linux) runs; user namespaces are needed, or root");
+    let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(out.contains("config: /etc/fanzha/fanzha.toml"), "{out}");
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    // And with no such file, the embedded defaults, said so.
+    let (code, out) = run(&["check-config"]);
+    if !std::path::Path::new("/etc/fanzha/fanzha.toml").exists() {
+        assert!(out.contains("the embedded defaults"), "{out}");
+        assert_eq!(code, Some(0), "{out}");
+    }
+}
