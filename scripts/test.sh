@@ -61,22 +61,25 @@ root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 dpkg-deb -x "$deb" "$root"
 dpkg-deb --info "$deb" >/dev/null
-for f in usr/bin/fanzha etc/fanzha/fanzha.toml lib/systemd/system/fanzha.service \
+for f in usr/bin/fanzha etc/fanzha/fanzha.toml usr/lib/systemd/system/fanzha.service \
          usr/share/fanzha/grafana/fanzha-dashboard.json usr/share/fanzha/prometheus/fanzha-rules.yml; do
   [ -e "$root/$f" ] || { echo "ERROR: the package lacks /$f" >&2; exit 1; }
 done
-# The packaged config names /etc/fanzha paths; check it and look a sample name up with
-# those paths moved into the temporary root.
+# The packaged config names /etc/fanzha paths and the example sinkhole 10.0.0.53 (an
+# operator sets the appliance's own); check it and look a sample name up with those
+# paths moved into the temporary root and the sinkhole on loopback (check-config
+# refuses addresses this machine does not have).
 sed -e "s#/etc/fanzha#$root/etc/fanzha#g" -e "s#/var/lib/fanzha#$root/var/lib/fanzha#g" \
-  "$root/etc/fanzha/fanzha.toml" > "$root/fanzha.toml"
+  -e "s#10\.0\.0\.53#127.0.0.1#g" "$root/etc/fanzha/fanzha.toml" > "$root/fanzha.toml"
 "$root/usr/bin/fanzha" check-config "$root/fanzha.toml"
 # The packaged unit is the one verified and scored above.
-cmp "$root/lib/systemd/system/fanzha.service" systemd/fanzha.service
+cmp "$root/usr/lib/systemd/system/fanzha.service" systemd/fanzha.service
 set +e
 "$root/usr/bin/fanzha" lookup --config "$root/fanzha.toml" www.ezloantw.com >/dev/null
 rc=$?
 set -e
 [ "$rc" -eq 1 ] || { echo "ERROR: the packaged config does not block a sample-list name (lookup exit $rc)" >&2; exit 1; }
+scripts/check-deb-scripts.sh "$deb"
 echo "== package unpacked and checked in a temporary root"
 
 # Every parser's fuzz target for a bounded time (FUZZ_SECONDS each; 20 by default, so
