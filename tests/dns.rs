@@ -853,7 +853,7 @@ fn check_config_says_which_config_and_finds_what_serve_would_trip_over() {
         d.join("bad.toml"),
         "[blocklist]\ndirs = [\"lists\", \"nothere\"]\nallow_dirs = []\n\
          [warnpage]\nlisten = [\"192.0.2.1:8080\", \"127.0.0.1:8080\"]\n\
-         [sinkhole]\nipv4 = \"127.0.0.2\"\nipv6 = \"\"\n",
+         [sinkhole]\nipv4 = \"127.0.0.2\"\nipv6 = \"none\"\n",
     )
     .unwrap();
     let bad = d.join("bad.toml");
@@ -875,7 +875,7 @@ fn check_config_says_which_config_and_finds_what_serve_would_trip_over() {
     std::fs::write(
         d.join("good.toml"),
         "[blocklist]\ndirs = [\"lists\"]\nallow_dirs = []\n\
-         [warnpage]\nlisten = [\"127.0.0.1:8080\"]\n[sinkhole]\nipv4 = \"127.0.0.1\"\nipv6 = \"\"\n",
+         [warnpage]\nlisten = [\"127.0.0.1:8080\"]\n[sinkhole]\nipv4 = \"127.0.0.1\"\nipv6 = \"none\"\n",
     )
     .unwrap();
     let (code, out) = run(&[

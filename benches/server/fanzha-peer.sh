@@ -26,7 +26,7 @@ allow_dirs = []
 max_drop = 1.0
 [sinkhole]
 ipv4 = "${sink:-0.0.0.0}"
-ipv6 = ""
+ipv6 = "none"
 [ops]
 listen = "127.0.0.1:0"
 TOML

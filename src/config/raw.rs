@@ -63,6 +63,7 @@ pub struct RawServer {
     /// Answer NXDOMAIN for `use-application-dns.net`.
     pub doh_canary: bool,
     /// Close a TCP connection that got no answer for this many seconds.
+    #[serde(deserialize_with = "dur::secs")]
     pub tcp_idle_timeout: u64,
     /// TCP connections open at once, all clients together.
     pub tcp_max_connections: usize,
@@ -123,6 +124,7 @@ pub struct RawResolver {
     /// DNSSEC validation.
     pub dnssec: bool,
     /// Per-exchange timeout in milliseconds (then the next server is tried).
+    #[serde(deserialize_with = "dur::millis")]
     pub timeout_ms: u64,
     /// Answer cache entries.
     pub cache_size: u64,
@@ -155,6 +157,7 @@ pub struct RawCache {
     /// Most bytes the answer cache holds.
     pub max_bytes: u64,
     /// Seconds after expiry an answer may still be served when resolving fails; 0 = off.
+    #[serde(deserialize_with = "dur::secs")]
     pub serve_stale: u64,
     /// Refresh popular answers in the background before they expire.
     pub prefetch: bool,
@@ -214,6 +217,7 @@ pub struct RawBlocklist {
     /// Refuse a reload that drops more than this share of entries.
     pub max_drop: f64,
     /// Quiet time before a change is compiled, in milliseconds.
+    #[serde(deserialize_with = "dur::millis")]
     pub debounce_ms: u64,
     /// Category of lists that name none.
     pub default_category: String,
@@ -347,6 +351,7 @@ pub struct RawReport {
     /// "keep", "truncate" (/24, /56) or "hash" (keyed).
     pub client_ip: String,
     /// Same client and rule within this many seconds → one event with a count; 0 = off.
+    #[serde(deserialize_with = "dur::secs")]
     pub dedup_window: u64,
     /// Events per POST.
     pub batch_events: usize,
@@ -357,9 +362,12 @@ pub struct RawReport {
     /// fsync every spool batch.
     pub fsync: bool,
     /// Longest wait between retries, seconds.
+    #[serde(deserialize_with = "dur::secs")]
     pub max_backoff: u64,
-    /// PEM CA file for an https:// platform with a private CA.
-    pub ca: String,
+    /// PEM CA file for an https:// platform with a private CA (`ca` before: the
+    /// same name as `[resolver] tls_ca` now).
+    #[serde(alias = "ca")]
+    pub tls_ca: String,
     /// Place of clients in no `[[places]]` subnet.
     pub default_district: String,
     /// Place of clients in no `[[places]]` subnet.
@@ -384,7 +392,7 @@ impl Default for RawReport {
             spool_max_bytes: 256 << 20,
             fsync: true,
             max_backoff: 60,
-            ca: String::new(),
+            tls_ca: String::new(),
             default_district: String::new(),
             default_street: String::new(),
             default_community: String::new(),
@@ -406,4 +414,49 @@ pub struct RawPlace {
     /// 社区
     #[serde(default)]
     pub community: String,
+}
+
+/// Durations: a number in the key's own unit (the older form), or a text with its
+/// unit, as humantime reads it: "300ms", "10s", "5m", "1d".
+mod dur {
+    use serde::de::{Deserialize, Deserializer, Error};
+
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Number(u64),
+        Text(String),
+    }
+
+    /// A key counted in seconds.
+    pub(super) fn secs<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        in_unit(d, 1000, "seconds")
+    }
+
+    /// A key counted in milliseconds.
+    pub(super) fn millis<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        in_unit(d, 1, "milliseconds")
+    }
+
+    fn in_unit<'de, D: Deserializer<'de>>(
+        d: D,
+        unit_ms: u128,
+        unit: &str,
+    ) -> Result<u64, D::Error> {
+        let text = match Written::deserialize(d)? {
+            Written::Number(n) => return Ok(n),
+            Written::Text(t) => t,
+        };
+        let ms = humantime::parse_duration(text.trim())
+            .map_err(|e| {
+                D::Error::custom(format!(
+                    "{text:?} is not a duration ({e}); write e.g. \"300ms\", \"10s\", \"5m\" or a number of {unit}"
+                ))
+            })?
+            .as_millis();
+        if ms % unit_ms != 0 {
+            return Err(D::Error::custom(format!("{text:?}: give whole {unit}")));
+        }
+        u64::try_from(ms / unit_ms).map_err(|_| D::Error::custom(format!("{text:?} is too long")))
+    }
 }

@@ -121,6 +121,39 @@ fn bad_values_name_key_value_and_fix() {
 }
 
 #[test]
+fn durations_take_units_and_the_older_spellings_still_work() {
+    let c = check(
+        "[server]\ntcp_idle_timeout = \"1m\"\n[resolver]\ntimeout_ms = \"1s\"\n\
+         [cache]\nserve_stale = \"2d\"\n[blocklist]\ndebounce_ms = 250\n\
+         [sinkhole]\nipv6 = \"none\"\n[report]\ndedup_window = \"90s\"\nmax_backoff = 30\n",
+    )
+    .unwrap();
+    assert_eq!(c.server.tcp_idle_timeout, Duration::from_secs(60));
+    assert_eq!(c.resolver.timeout, Duration::from_millis(1000));
+    assert_eq!(c.cache.serve_stale, Duration::from_secs(2 * 86_400));
+    assert_eq!(c.sinkhole.v6, None);
+    assert_eq!(c.report.dedup_window, Duration::from_secs(90));
+    // The older forms: "" for no AAAA answer, `ca` for the platform's CA.
+    let c = check("[sinkhole]\nipv6 = \"\"\n[report]\nca = \"ca.pem\"\n").unwrap();
+    assert_eq!(c.sinkhole.v6, None);
+    assert!(c.report.ca.unwrap().ends_with("ca.pem"));
+    // Refused with the key's name and the fix.
+    for (text, key) in [
+        ("[resolver]\ntimeout_ms = \"soon\"", "timeout_ms"),
+        (
+            "[server]\ntcp_idle_timeout = \"1500ms\"",
+            "tcp_idle_timeout",
+        ),
+    ] {
+        let err = check(text).expect_err(text).to_string();
+        assert!(
+            err.contains(key) && (err.contains("300ms") || err.contains("whole seconds")),
+            "{text}: {err}"
+        );
+    }
+}
+
+#[test]
 fn unknown_keys_are_refused() {
     let err = check("[server]\nlisten_on = []").unwrap_err().to_string();
     assert!(err.contains("listen_on"), "{err}");

@@ -504,14 +504,19 @@ fn sinkhole(
             "give the IPv4 address of the warning page, e.g. \"127.0.0.1\"",
         )
     })?;
-    let v6 = if sk.ipv6.is_empty() {
+    let v6 = if sk.ipv6 == "none" {
+        None
+    } else if sk.ipv6.is_empty() {
+        tracing::warn!(
+            "sinkhole.ipv6 = \"\" is the old spelling of \"none\" (AAAA answered with no data); write \"none\""
+        );
         None
     } else {
         Some(sk.ipv6.parse::<Ipv6Addr>().map_err(|_| {
             invalid(
                 "sinkhole.ipv6",
                 &sk.ipv6,
-                "give an IPv6 address, e.g. \"::1\", or \"\" to answer AAAA with no data",
+                "give an IPv6 address, e.g. \"::1\", or \"none\" to answer AAAA with no data",
             )
         })?)
     };
@@ -659,7 +664,7 @@ fn report(rp: &RawReport, state_dir: &str, base: &Base<'_>) -> Result<ReportConf
     }
     Ok(ReportConfig {
         url: (!rp.url.is_empty()).then(|| rp.url.clone()),
-        ca: base.optional(&rp.ca),
+        ca: base.optional(&rp.tls_ca),
         spool_dir: base.path(&rp.spool_dir),
         spool_max_bytes: rp.spool_max_bytes,
         batch_events: rp.batch_events,

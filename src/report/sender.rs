@@ -114,12 +114,12 @@ impl Platform {
                 use rustls_pki_types::CertificateDer;
                 use rustls_pki_types::pem::PemObject;
                 for c in CertificateDer::pem_file_iter(ca)
-                    .map_err(|e| err(&format!("report.ca {}: {e}", ca.display())))?
+                    .map_err(|e| err(&format!("report.tls_ca {}: {e}", ca.display())))?
                 {
-                    let c = c.map_err(|e| err(&format!("report.ca {}: {e}", ca.display())))?;
+                    let c = c.map_err(|e| err(&format!("report.tls_ca {}: {e}", ca.display())))?;
                     roots
                         .add(c)
-                        .map_err(|e| err(&format!("report.ca {}: {e}", ca.display())))?;
+                        .map_err(|e| err(&format!("report.tls_ca {}: {e}", ca.display())))?;
                 }
             }
             let provider = Arc::new(hickory_resolver::net::tls::default_provider());
