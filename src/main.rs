@@ -117,7 +117,8 @@ enum Cmd {
     },
 }
 
-fn init_tracing() {
+/// Logs to stderr (journald takes them from there): text, or one JSON object per line.
+fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         // hickory's crates warn once per odd upstream packet (a late reply, a mismatched
         // name server), which floods a journal under a flood of misses; fanzha counts
@@ -127,17 +128,28 @@ fn init_tracing() {
         )
     });
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+        .with_target(false);
+    if json {
+        fmt.json().init();
+    } else {
+        fmt.with_ansi(std::io::stderr().is_terminal()).init();
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // `serve` logs as its config says; a config that does not load is reported by
+    // the load that follows, in text.
+    let json = match &cli.cmd {
+        Cmd::Serve { config } => {
+            Config::load(chosen(config.clone()).as_deref()).is_ok_and(|c| c.server.log_json)
+        }
+        _ => false,
+    };
+    init_tracing(json);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

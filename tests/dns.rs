@@ -932,3 +932,54 @@ fn check_config_says_which_config_and_finds_what_serve_would_trip_over() {
         assert_eq!(code, Some(0), "{out}");
     }
 }
+
+#[test]
+fn logs_can_be_one_json_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "{}[server]\nlisten = [\"127.0.0.1:0\"]\nstate_dir = \"state\"\nlog_format = \"json\"\n\
+         [ops]\nlisten = \"127.0.0.1:0\"\n[warnpage]\nlisten = []\n\
+         [resolver]\nmode = \"forward\"\nupstreams = [\"udp://127.0.0.1:9\"]\n",
+        lists_toml(dir.path())
+    );
+    std::fs::write(dir.path().join("f.toml"), toml).unwrap();
+    let mut child = std::process::Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(dir.path().join("f.toml"))
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        let ready = line.contains("\"ready\"");
+        lines.push(line);
+        if ready {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(lines.iter().any(|l| l.contains("\"ready\"")), "{lines:#?}");
+    for l in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v["level"].is_string() && v["timestamp"].is_string(), "{l}");
+        assert!(v["fields"]["message"].is_string(), "{l}");
+    }
+}

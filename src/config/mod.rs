@@ -100,6 +100,8 @@ pub struct ServerConfig {
     pub rate_limit_exempt: Vec<IpNet>,
     /// DoH canary.
     pub doh_canary: bool,
+    /// Logs as one JSON object per line (`log_format = "json"`).
+    pub log_json: bool,
     /// TCP idle timeout: a connection that got no answer for this long is closed.
     pub tcp_idle_timeout: Duration,
     /// TCP connections open at once.

@@ -62,6 +62,8 @@ pub struct RawServer {
     pub rate_limit_exempt: Vec<String>,
     /// Answer NXDOMAIN for `use-application-dns.net`.
     pub doh_canary: bool,
+    /// `text` (for people) or `json` (one object per line, for journald or Loki).
+    pub log_format: String,
     /// Close a TCP connection that got no answer for this many seconds.
     #[serde(deserialize_with = "dur::secs")]
     pub tcp_idle_timeout: u64,
@@ -99,6 +101,7 @@ impl Default for RawServer {
             rate_limit_prefix_v6: 56,
             rate_limit_exempt: Vec::new(),
             doh_canary: true,
+            log_format: "text".into(),
             tcp_idle_timeout: 10,
             tcp_max_connections: 1024,
             max_inflight: 10_000,

@@ -92,6 +92,11 @@ fn bad_values_name_key_value_and_fix() {
             "udp://",
         ),
         (
+            "[server]\nlog_format = \"xml\"",
+            "server.log_format",
+            "\"json\"",
+        ),
+        (
             "[resolver]\nnodefault = [\"example.com\"]",
             "resolver.nodefault[0]",
             "10.in-addr.arpa",

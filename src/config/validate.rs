@@ -245,6 +245,17 @@ fn server(s: &RawServer) -> Result<ServerConfig, ConfigError> {
         }
     };
     server_limits(s)?;
+    let log_json = match s.log_format.as_str() {
+        "text" => false,
+        "json" => true,
+        other => {
+            return Err(invalid(
+                "server.log_format",
+                other,
+                "use \"text\" or \"json\"",
+            ));
+        }
+    };
     Ok(ServerConfig {
         listen,
         acl,
@@ -259,6 +270,7 @@ fn server(s: &RawServer) -> Result<ServerConfig, ConfigError> {
         rate_limit_prefix_v6: s.rate_limit_prefix_v6,
         rate_limit_exempt,
         doh_canary: s.doh_canary,
+        log_json,
         tcp_idle_timeout: Duration::from_secs(s.tcp_idle_timeout),
         tcp_max_connections: s.tcp_max_connections,
         max_inflight: s.max_inflight,
