@@ -56,31 +56,8 @@ ns.root. A 127.0.0.1
 flood.test. NS ns.flood.test.
 ns.flood.test. A 127.0.0.1
 ZONE
-cat > "$out/nsd.conf" <<CONF
-server:
-    ip-address: 127.0.0.1@5390
-    server-count: 1
-    username: ""
-    chroot: ""
-    database: ""
-    zonelistfile: "$out/nsd.zonelist"
-    xfrdfile: "$out/nsd.xfrd"
-    xfrdir: "$out"
-    pidfile: "$out/nsd.pid"
-    logfile: "$out/nsd.log"
-    verbosity: 0
-    rrl-ratelimit: 0
-    zonesdir: "$out"
-remote-control:
-    control-enable: no
-zone:
-    name: "flood.test"
-    zonefile: "$out/flood.zone"
-zone:
-    name: "."
-    zonefile: "$out/root.zone"
-CONF
-taskset -c 0 nsd -d -c "$out/nsd.conf" > "$out/nsd.out" 2>&1 & pids+=($!)
+source "$here/nsd.sh"
+nsd_serve "$out" "flood.test=$out/flood.zone" ".=$out/root.zone"
 
 mkdir -p "$out/state" "$out/lists"
 ports=

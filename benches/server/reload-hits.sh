@@ -30,27 +30,8 @@ trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 # The upstream: a wildcard zone on NSD.
 printf '$ORIGIN hits.test.\n$TTL 3600\n@ SOA ns host 1 3600 600 86400 3600\n@ NS ns\nns A 127.0.0.1\n* A 192.0.2.1\n' \
   > "$out/hits.zone"
-cat > "$out/nsd.conf" <<CONF
-server:
-    ip-address: 127.0.0.1@5390
-    server-count: 1
-    username: ""
-    chroot: ""
-    database: ""
-    zonelistfile: "$out/nsd.zonelist"
-    xfrdfile: "$out/nsd.xfrd"
-    xfrdir: "$out"
-    pidfile: "$out/nsd.pid"
-    logfile: "$out/nsd.log"
-    rrl-ratelimit: 0
-    zonesdir: "$out"
-remote-control:
-    control-enable: no
-zone:
-    name: "hits.test"
-    zonefile: "$out/hits.zone"
-CONF
-taskset -c 0 nsd -d -c "$out/nsd.conf" > "$out/nsd.out" 2>&1 & pids+=($!)
+source "$here/nsd.sh"
+nsd_serve "$out" "hits.test=$out/hits.zone"
 
 mkdir -p "$out/lists" "$out/state"
 ln -s "$LIST" "$out/lists/big.txt"
