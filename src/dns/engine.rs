@@ -124,12 +124,6 @@ impl Engine {
     /// Resolve `q` again and cache the answer; nobody is waiting for it, so a
     /// failure, or a chain to a blocked name, changes nothing and reports nothing.
     async fn refresh(&self, packet: &[u8], q: &Query) {
-        if let Ok(m) = Message::from_vec(packet)
-            && let Some(hq) = m.queries.first()
-        {
-            self.backend
-                .forget(&hq.name().to_lowercase(), hq.query_type());
-        }
         let mut buf = Vec::with_capacity(512);
         let generation = self.lists.generation();
         let outcome = self.answer_into(packet, q, None, &mut buf).await;
@@ -297,7 +291,7 @@ impl Engine {
     }
 
     /// Resolve and write the answer. `client` is who asked (`None`: a prefetch,
-    /// which reports no hit).
+    /// which reports no hit and asks afresh, past the resolver's own cache).
     async fn answer_into(
         &self,
         packet: &[u8],
@@ -320,6 +314,7 @@ impl Engine {
                 hq.name().to_lowercase(),
                 hq.query_type(),
                 req.metadata.checking_disabled,
+                client.is_none(),
                 self.deadline,
             )
             .await;

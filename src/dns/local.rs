@@ -22,6 +22,9 @@ const TTL: u32 = 10_800;
 pub struct LocalZones {
     /// Each zone's labels from the top (`arpa`, `in-addr`, `10`).
     zones: Vec<Vec<&'static [u8]>>,
+    /// Their distinct top labels (`arpa`, `localhost`, `invalid`, `onion`): a name
+    /// under none of them, nearly every query, is passed over after these few.
+    tops: Vec<&'static [u8]>,
 }
 
 /// Where a query falls: the zone's depth in labels, and whether it is `localhost.`.
@@ -37,19 +40,25 @@ impl LocalZones {
         if !enabled {
             return LocalZones::default();
         }
-        let zones = DEFAULT_LOCAL_ZONES
+        let zones: Vec<Vec<&'static [u8]>> = DEFAULT_LOCAL_ZONES
             .iter()
             .filter(|z| !off.iter().any(|o| o == *z))
             .map(|z| z.split('.').rev().map(str::as_bytes).collect())
             .collect();
-        LocalZones { zones }
+        let mut tops: Vec<&'static [u8]> = zones.iter().map(|z| z[0]).collect();
+        tops.sort_unstable();
+        tops.dedup();
+        LocalZones { zones, tops }
     }
 
     /// The deepest local zone at or above the query name. Nothing allocates, and most
     /// names fail on their top label.
     pub fn find(&self, q: &Query, packet: &[u8]) -> Option<Hit> {
-        let mut best: Option<Hit> = None;
         let top = q.labels_from_top(packet).next()?;
+        if !self.tops.iter().any(|t| top.eq_ignore_ascii_case(t)) {
+            return None;
+        }
+        let mut best: Option<Hit> = None;
         for z in &self.zones {
             if best.is_some_and(|b| b.depth >= z.len()) || !top.eq_ignore_ascii_case(z[0]) {
                 continue;

@@ -219,35 +219,30 @@ impl Backend {
         Ok(Backend { main, zones })
     }
 
-    /// Forget what the iterator has cached for `name`/`qtype`, so that the next
-    /// resolution asks the authoritative servers (forward mode keeps no cache of its
-    /// own behind fanzha's answer cache).
-    pub fn forget(&self, name: &Name, qtype: RecordType) {
-        let way = self
-            .zones
+    /// The deepest forward zone holding `name`, or the configured mode.
+    fn way(&self, name: &Name) -> &Way {
+        self.zones
             .iter()
             .find(|(z, _)| z.zone_of(name))
-            .map_or(&self.main, |(_, w)| w);
-        match way {
-            Way::Iterative(it) | Way::Validating { iter: it, .. } => it.forget(name, qtype),
-            Way::Forward(_) => {}
-        }
+            .map_or(&self.main, |(_, w)| w)
     }
 
     /// Resolve `name` (fully qualified) / `qtype` within `deadline`: through the
-    /// deepest forward zone holding the name, or the configured mode.
+    /// deepest forward zone holding the name, or the configured mode. `fresh` (a
+    /// prefetch) passes over the iterator's cached answer and asks the authoritative
+    /// servers (forward mode keeps no cache behind fanzha's answer cache).
     pub async fn resolve(
         &self,
         name: Name,
         qtype: RecordType,
         checking_disabled: bool,
+        fresh: bool,
         deadline: Duration,
     ) -> Resolved {
-        let way = self
-            .zones
-            .iter()
-            .find(|(z, _)| z.zone_of(&name))
-            .map_or(&self.main, |(_, w)| w);
+        let way = self.way(&name);
+        if fresh && let Way::Iterative(it) | Way::Validating { iter: it, .. } = way {
+            it.forget(&name, qtype);
+        }
         let inner = way.resolve_inner(name, qtype, checking_disabled);
         match tokio::time::timeout(deadline, inner).await {
             Ok(r) => r,
