@@ -21,12 +21,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+source "$here/common.sh"
 out=${OUT:-$repo/target/bench/cache-flood}
 if [ "${IN_NETNS:-0}" != 1 ]; then
-  for p in nsd dnsperf; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
-      || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$p"; }
-  done
+  need_packages nsd dnsperf
   [ -n "${FANZHA_BIN:-}" ] || (cd "$repo" && cargo build --release -q)
   rm -rf "$out"; mkdir -p "$out"
   exec unshare -Urn env IN_NETNS=1 OUT="$out" bash "$0" "$@"
@@ -56,7 +54,6 @@ ns.root. A 127.0.0.1
 flood.test. NS ns.flood.test.
 ns.flood.test. A 127.0.0.1
 ZONE
-source "$here/nsd.sh"
 nsd_serve "$out" "flood.test=$out/flood.zone" ".=$out/root.zone"
 
 mkdir -p "$out/state" "$out/lists"

@@ -29,9 +29,8 @@ repo=$(cd "$here/../.." && pwd)
 out=${OUT:-$repo/target/bench/recursive}
 if [ "${IN_NETNS:-0}" != 1 ]; then
   pkgs=(unbound knot-resolver pdns-recursor nsd dnsperf dnsutils iproute2)
-  missing=()
-  for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
-  if ((${#missing[@]})); then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"; fi
+  source "$here/common.sh"
+  need_packages "${pkgs[@]}"
   (cd "$repo" && cargo build --release -q && cargo build --release -q --example delay_relay)
   mkdir -p "$out"
   exec unshare -n env IN_NETNS=1 OUT="$out" bash "$0" "$@"

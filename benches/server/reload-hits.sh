@@ -14,9 +14,11 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+source "$here/common.sh"
 out=${OUT:-$repo/target/bench/reload-hits}
 bin=${1:-$repo/target/release/fanzha}
 if [ "${IN_NETNS:-0}" != 1 ]; then
+  need_packages nsd dnsperf curl
   rm -rf "$out"; mkdir -p "$out"
   exec unshare -Urn env IN_NETNS=1 OUT="$out" bash "$0" "$bin"
 fi
@@ -30,7 +32,6 @@ trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 # The upstream: a wildcard zone on NSD.
 printf '$ORIGIN hits.test.\n$TTL 3600\n@ SOA ns host 1 3600 600 86400 3600\n@ NS ns\nns A 127.0.0.1\n* A 192.0.2.1\n' \
   > "$out/hits.zone"
-source "$here/nsd.sh"
 nsd_serve "$out" "hits.test=$out/hits.zone"
 
 mkdir -p "$out/lists" "$out/state"

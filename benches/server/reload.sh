@@ -17,10 +17,8 @@ repo=$(cd "$here/../.." && pwd)
 bench=${1:-$repo/../shared/bench}
 out=${OUT:-$repo/target/bench}
 [ -x "$bench/run_peers.sh" ] || { echo "no benchmark harness at $bench" >&2; exit 1; }
-for p in dnsperf nsd dnsutils; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
-    || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$p"; }
-done
+source "$here/common.sh"
+need_packages dnsperf nsd dnsutils
 (cd "$repo" && cargo build --release -q)
 export DATA=${DATA:-$out/data} SIZES=${SIZES:-1000000} PEERS=${PEERS:-custom}
 # WORKLOADS is a space: the harness takes an empty one as its default, all three.

@@ -14,9 +14,8 @@ bench=${1:-$repo/../shared/bench}
 out=${OUT:-$repo/target/bench}
 [ -x "$bench/run_peers.sh" ] || { echo "no benchmark harness at $bench" >&2; exit 1; }
 pkgs=(unbound knot-resolver pdns-recursor dnsmasq nsd dnsperf dnsutils)
-missing=()
-for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
-if ((${#missing[@]})); then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"; fi
+source "$here/common.sh"
+need_packages "${pkgs[@]}"
 (cd "$repo" && cargo build --release -q)
 mkdir -p "$out/data"
 export DATA=$out/data RESULTS=$out/results

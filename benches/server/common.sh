@@ -1,4 +1,16 @@
-# Sourced by the benchmark scripts: an NSD authoritative server for their zones.
+# Sourced by the benchmark scripts: the Debian packages they need, and an NSD
+# authoritative server for their zones.
+
+# need_packages PKG... : install the missing ones with apt-get (one update, one install).
+need_packages() {
+  local p missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+  fi
+}
 #
 # nsd_serve DIR ZONE=FILE... : NSD on 127.0.0.1:5390 (one process, no rate limit,
 # no privilege drop), its files in DIR, serving each ZONE from FILE; pinned to CPU 0
