@@ -19,6 +19,7 @@ use crate::blocklist::snapshot::SnapshotUse;
 use crate::blocklist::watch::Watcher;
 use crate::blocklist::{self, Handle, Loader};
 use crate::config::Config;
+use crate::ctl::{self, Reply, commands::ReloadAsk};
 use crate::dns::engine::Engine;
 use crate::dns::{bind, resolve, tcp, udp};
 use crate::metrics::{self, Metrics, OpsState};
@@ -57,6 +58,10 @@ struct App {
     ops_task: JoinHandle<std::io::Result<()>>,
     report_tasks: Option<ReportTasks>,
     signals: Signals,
+    /// The config in force, shared with the control socket.
+    live_config: Arc<ArcSwap<Config>>,
+    /// Reloads asked for on the control socket.
+    reload_asks: tokio::sync::mpsc::Receiver<ReloadAsk>,
 }
 
 struct Signals {
@@ -137,6 +142,7 @@ impl App {
         let warn_state = start_warnpage(&cfg, &lists, &metrics, reporter, &shutdown).await?;
         let ready = Arc::new(AtomicBool::new(false));
         let ops_task = start_ops(&cfg, &metrics, &lists, &ready, &shutdown).await?;
+        let (live_config, reload_asks) = start_control(&cfg, &engine, &lists, &metrics, &shutdown);
         // Handlers first: a SIGTERM right after READY must drain, not kill.
         let signals = Signals {
             hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
@@ -162,6 +168,8 @@ impl App {
             ops_task,
             report_tasks,
             signals,
+            live_config,
+            reload_asks,
         })
     }
 
@@ -173,9 +181,13 @@ impl App {
                     tracing::info!("SIGHUP: re-reading the config");
                     match Config::load(self.config_path.as_deref()) {
                         Err(e) => tracing::error!(error = %e, "config not reloaded; the running config stays"),
-                        Ok(new) => self.reload(new),
+                        Ok(new) => {
+                            self.apply(new);
+                            blocklist::reload_in_background(self.loader.clone(), "SIGHUP");
+                        }
                     }
                 }
+                Some(ask) = self.reload_asks.recv() => self.reload_asked(ask),
                 ended = self.listeners.join_next() => {
                     let why = match ended {
                         Some(Err(e)) if e.is_panic() => "a DNS listener panicked",
@@ -191,10 +203,50 @@ impl App {
         }
     }
 
+    /// `fanzha ctl reload`: as SIGHUP, answering once the lists are in (or not).
+    fn reload_asked(&mut self, ask: ReloadAsk) {
+        tracing::info!("control: re-reading the config");
+        let new = match Config::load(self.config_path.as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "config not reloaded; the running config stays");
+                let _ = ask.send(Reply::failed(format!(
+                    "config not reloaded, the running config and lists stay: {e}"
+                )));
+                return;
+            }
+        };
+        self.apply(new);
+        blocklist::reload_in_background_then(self.loader.clone(), "control", move |res| {
+            let reply = match res {
+                Ok(s) => {
+                    let (skipped, refused) = s.unused_lines();
+                    Reply::ok(
+                        format!(
+                            "config re-read; lists reloaded: {} names in {} ms ({skipped} lines skipped, {refused} rules refused)",
+                            s.entries,
+                            s.elapsed.as_millis()
+                        ),
+                        serde_json::json!({
+                            "entries": s.entries,
+                            "ms": s.elapsed.as_millis() as u64,
+                            "skipped_lines": skipped,
+                            "refused_rules": refused,
+                        }),
+                    )
+                }
+                Err(e) => Reply::failed(format!(
+                    "config re-read, but the lists were not reloaded; the previous list keeps serving: {e}"
+                )),
+            };
+            let _ = ask.send(reply);
+        });
+    }
+
     /// Take a new config: policy, rate limit and places at once, templates, and the
-    /// list settings (recompiled in the background). Listeners and the resolver
-    /// change only on restart.
-    fn reload(&mut self, new: Config) {
+    /// list settings (the caller reloads the lists). Listeners, the resolver and
+    /// the control socket change only on restart.
+    fn apply(&mut self, new: Config) {
         let (old, n) = (&self.cfg, &new);
         if n.server.listen != old.server.listen
             || n.ops_listen != old.ops_listen
@@ -215,7 +267,7 @@ impl App {
             Ok(w) => self.watcher = Some(w),
             Err(e) => tracing::error!(error = %e, "cannot watch the list directories"),
         }
-        blocklist::reload_in_background(self.loader.clone(), "SIGHUP");
+        self.live_config.store(Arc::new(new.clone()));
         self.cfg = new;
     }
 
@@ -246,6 +298,44 @@ impl App {
         drop(self.watcher);
         tracing::info!("stopped");
     }
+}
+
+/// Open the control socket of `fanzha ctl` and serve it until shutdown. A socket
+/// that cannot be opened is logged and left out: DNS never waits on it. Returns the
+/// config in force as the commands see it, and the reloads they ask for.
+fn start_control(
+    cfg: &Config,
+    engine: &Arc<Engine>,
+    lists: &Arc<Handle>,
+    metrics: &Arc<Metrics>,
+    shutdown: &CancellationToken,
+) -> (Arc<ArcSwap<Config>>, tokio::sync::mpsc::Receiver<ReloadAsk>) {
+    let config = Arc::new(ArcSwap::from_pointee(cfg.clone()));
+    let (reload, asks) = tokio::sync::mpsc::channel(4);
+    let live = ctl::commands::Live {
+        engine: engine.clone(),
+        lists: lists.clone(),
+        metrics: metrics.clone(),
+        config: config.clone(),
+        started: std::time::Instant::now(),
+        reload,
+    };
+    let Some(path) = cfg.control.clone() else {
+        return (config, asks);
+    };
+    match ctl::server::bind(&path) {
+        Ok(l) => {
+            tracing::info!(socket = %path.display(), "control socket listening (fanzha ctl)");
+            tokio::spawn(ctl::server::serve(
+                l,
+                path,
+                Arc::new(live),
+                shutdown.clone(),
+            ));
+        }
+        Err(e) => tracing::error!(error = %e, "fanzha ctl will not work"),
+    }
+    (config, asks)
 }
 
 /// Free heap glibc keeps after a flood, past which it is given back.

@@ -6,6 +6,7 @@
 //! there are no import circles (`scripts/check-layout.py` checks both).
 //!
 //! - [`app`]: `fanzha serve`: build every part from the config, run, reload on SIGHUP, drain.
+//! - [`ctl`]: `fanzha ctl`, the control socket of the running daemon, and its commands.
 //! - [`dns`]: a query's whole life: listeners, admission, block verdict, cache,
 //!   resolver, answer; its module doc shows the stages in order.
 //! - [`config`]: the TOML file (`raw`) and its validation into typed sections.
@@ -28,6 +29,7 @@
 pub mod app;
 pub mod blocklist;
 pub mod config;
+pub mod ctl;
 pub mod dns;
 pub mod limits;
 pub mod metrics;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use fanzha::blocklist::{self, Blocklist, CompileReport, Loader, Verdict};
+use fanzha::blocklist::{self, Blocklist, CompileReport, Loader};
 use fanzha::config::Config;
 use fanzha::dns::policy::Policy;
 
@@ -115,6 +115,87 @@ enum Cmd {
         /// The config file, as --config (the older form).
         file: Option<PathBuf>,
     },
+    /// Talk to the running daemon over its control socket (like unbound-control).
+    ///
+    /// The socket is `[control] socket` of the config (default: control.sock in
+    /// `server.state_dir`; the packaged config: /run/fanzha/control.sock), mode 0660:
+    /// run it as root or in the service's group.
+    ///
+    /// Exit status: 0 done (lookup: every name allowed), 1 lookup: some name is
+    /// blocked, 2 the daemon refused or failed the command (the reason is printed),
+    /// 3 the daemon could not be reached.
+    #[command(after_long_help = CTL_HELP)]
+    Ctl {
+        /// Config file naming the socket (default: /etc/fanzha/fanzha.toml when it
+        /// exists, else the embedded defaults).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        /// The socket, instead of the config's.
+        #[arg(long, global = true, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// Print the answer as JSON.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        cmd: CtlCmd,
+    },
+}
+
+const CTL_HELP: &str = "\
+EXAMPLES:
+    sudo fanzha ctl status
+    sudo fanzha ctl lookup www.example-loan.top      (exit 1 when blocked)
+    sudo fanzha ctl flush-cache example.com          (example.com and every name below it)
+    sudo fanzha ctl top-blocked 20 --json";
+
+/// The commands of `fanzha ctl`.
+#[derive(Subcommand, Debug)]
+enum CtlCmd {
+    /// Version, uptime, the serving list (serial, age, entries), the cache, the
+    /// reporting backlog and the config path.
+    Status,
+    /// The verdict of the list the daemon is serving now (not a fresh compile).
+    Lookup {
+        /// Names to check (Unicode names are converted with IDNA).
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Re-read the config and the lists, as SIGHUP does, and wait until the new
+    /// lists serve (or say why not).
+    Reload,
+    /// Forget cached answers: all of them, or NAME's and those of the names below it.
+    FlushCache {
+        /// A domain (all names when absent).
+        name: Option<String>,
+    },
+    /// Every counter and gauge, as a table.
+    Stats,
+    /// The rules that blocked most since start.
+    TopBlocked {
+        /// How many.
+        #[arg(default_value_t = 10)]
+        n: usize,
+    },
+    /// The config in force, every default filled in, the report secret hidden.
+    DumpConfig,
+}
+
+impl CtlCmd {
+    fn request(self) -> fanzha::ctl::Request {
+        let (cmd, args) = match self {
+            CtlCmd::Status => ("status", vec![]),
+            CtlCmd::Lookup { names } => ("lookup", names),
+            CtlCmd::Reload => ("reload", vec![]),
+            CtlCmd::FlushCache { name } => ("flush-cache", name.into_iter().collect()),
+            CtlCmd::Stats => ("stats", vec![]),
+            CtlCmd::TopBlocked { n } => ("top-blocked", vec![n.to_string()]),
+            CtlCmd::DumpConfig => ("dump-config", vec![]),
+        };
+        fanzha::ctl::Request {
+            cmd: cmd.into(),
+            args,
+        }
+    }
 }
 
 /// Logs to stderr (journald takes them from there): text, or one JSON object per line.
@@ -211,6 +292,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             rt.block_on(fanzha::app::serve(config, cfg))?;
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Ctl {
+            config,
+            socket,
+            json,
+            cmd,
+        } => ctl_cmd(config, socket, json, cmd),
         Cmd::CheckConfig { config, file } => {
             let config = chosen(config.or(file));
             println!("{}", which(config.as_deref()));
@@ -416,6 +503,47 @@ fn fmt_counts(m: &std::collections::BTreeMap<&'static str, u64>) -> String {
         .join(", ")
 }
 
+fn ctl_cmd(
+    config: Option<PathBuf>,
+    socket: Option<PathBuf>,
+    json: bool,
+    cmd: CtlCmd,
+) -> Result<ExitCode> {
+    use fanzha::ctl::{EXIT_FAILED, EXIT_UNREACHABLE, client};
+    let socket = match socket {
+        Some(s) => s,
+        None => {
+            let config = chosen(config);
+            let cfg = Config::load(config.as_deref())?;
+            cfg.control.with_context(|| {
+                format!(
+                    "[control] enabled = false in {}: the daemon has no control socket",
+                    config
+                        .as_deref()
+                        .unwrap_or(Path::new("the embedded defaults"))
+                        .display()
+                )
+            })?
+        }
+    };
+    match client::ask(&socket, &cmd.request()) {
+        Ok(reply) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reply.data)?);
+            } else if reply.exit == EXIT_FAILED {
+                eprintln!("fanzha ctl: {}", reply.text);
+            } else {
+                println!("{}", reply.text);
+            }
+            Ok(ExitCode::from(reply.exit))
+        }
+        Err(e) => {
+            eprintln!("fanzha ctl: {e}");
+            Ok(ExitCode::from(EXIT_UNREACHABLE))
+        }
+    }
+}
+
 fn lookup_cmd(
     config: Option<&Path>,
     compiled: Option<&Path>,
@@ -438,40 +566,12 @@ fn lookup_cmd(
         }
     };
     let mut any_blocked = false;
+    let policy = Policy::from_config(&cfg);
     for raw in names {
-        let name = blocklist::name::normalize(raw)
-            .with_context(|| format!("{raw:?} is not a domain name"))?;
-        let v = list.lookup(&name);
-        let shown = if *raw == name {
-            name.clone()
-        } else {
-            format!("{raw} ({name})")
-        };
-        match v {
-            Verdict::Pass => println!("{shown}: allowed (no list entry covers it)"),
-            Verdict::Allow(h) => {
-                let l = list.list(&v).map(|l| l.name.as_str()).unwrap_or("?");
-                println!(
-                    "{shown}: allowed by rule \"{}\" in allowlist {l}",
-                    h.rule(&name)
-                );
-            }
-            Verdict::Block(h) => {
-                any_blocked = true;
-                let l = list.list(&v);
-                let note = list
-                    .note(&h)
-                    .map(|n| format!(", note \"{n}\""))
-                    .unwrap_or_default();
-                println!(
-                    "{shown}: BLOCKED by rule \"{}\" in list {}, category {}, action {}{note}",
-                    h.rule(&name),
-                    l.map(|l| l.name.as_str()).unwrap_or("?"),
-                    list.category(&h),
-                    Policy::from_config(&cfg).action_for(&list, &h).as_str(),
-                );
-            }
-        }
+        let (line, blocked, _) =
+            fanzha::ctl::commands::explain(&list, &policy, raw).map_err(anyhow::Error::msg)?;
+        any_blocked |= blocked;
+        println!("{line}");
     }
     Ok(if any_blocked {
         ExitCode::from(1)

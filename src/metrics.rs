@@ -15,6 +15,8 @@ use prometheus::{
 
 use crate::blocklist::Handle;
 
+pub mod top;
+
 /// The outcome label of a query (the `result` label of `fanzha_queries_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -96,6 +98,8 @@ pub struct Metrics {
     pub upstream: IntCounterVec,
     /// Queries answered SERVFAIL at once: too many resolutions in flight.
     pub overload: IntCounter,
+    /// The rules that blocked most since start (`fanzha ctl top-blocked`).
+    pub top_blocked: top::TopRules,
 }
 
 /// The `result` labels of `fanzha_upstream_queries_total`: a usable answer, a lame
@@ -364,6 +368,7 @@ impl Metrics {
                 "overload_total",
                 "Queries answered SERVFAIL at once because too many resolutions were in flight (for the client, or in all)",
             ),
+            top_blocked: top::TopRules::default(),
             registry,
         }
     }
@@ -376,6 +381,49 @@ impl Metrics {
 
     /// Prometheus text exposition, after refreshing the gauges that mirror state.
     pub fn render(&self, lists: &Handle) -> String {
+        self.refresh(lists);
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Every counter and gauge with its labels, and each histogram's `_count` and
+    /// `_sum`, after refreshing the gauges that mirror state (`fanzha ctl stats`).
+    pub fn samples(&self, lists: &Handle) -> Vec<Sample> {
+        use prometheus::proto::MetricType;
+        self.refresh(lists);
+        let mut out = Vec::new();
+        for fam in self.registry.gather() {
+            for m in fam.get_metric() {
+                let labels: Vec<(String, String)> = m
+                    .get_label()
+                    .iter()
+                    .map(|l| (l.name().to_string(), l.value().to_string()))
+                    .collect();
+                let mut push = |suffix: &str, value: f64| {
+                    out.push(Sample {
+                        name: format!("{}{suffix}", fam.name()),
+                        labels: labels.clone(),
+                        value,
+                    })
+                };
+                match fam.get_field_type() {
+                    MetricType::COUNTER => push("", m.get_counter().value()),
+                    MetricType::GAUGE => push("", m.get_gauge().value()),
+                    MetricType::HISTOGRAM => {
+                        let h = m.get_histogram();
+                        push("_count", h.get_sample_count() as f64);
+                        push("_sum", h.get_sample_sum());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    /// Set the gauges that mirror the list and reload state.
+    fn refresh(&self, lists: &Handle) {
         let l = lists.load();
         let m = l.meta();
         self.blocklist_entries
@@ -405,10 +453,18 @@ impl Metrics {
             .set(st.last_skipped_lines.load(Ordering::Relaxed) as i64);
         self.refused_rules
             .set(st.last_refused_rules.load(Ordering::Relaxed) as i64);
-        let mut out = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// One metric value (`fanzha ctl stats`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Sample {
+    /// Metric name, with `_count` or `_sum` for a histogram's parts.
+    pub name: String,
+    /// Label pairs.
+    pub labels: Vec<(String, String)>,
+    /// Value.
+    pub value: f64,
 }
 
 /// State behind the ops endpoint.

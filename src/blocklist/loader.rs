@@ -476,7 +476,13 @@ impl Loader {
 
     /// Reload and log the outcome in one line.
     pub fn reload_and_log(&self, why: &str) {
-        match self.reload(false) {
+        let _ = self.reload_logged(why);
+    }
+
+    /// [`Loader::reload`], with its outcome logged in one line.
+    pub fn reload_logged(&self, why: &str) -> Result<ReloadSummary, ReloadError> {
+        let res = self.reload(false);
+        match &res {
             Ok(s) => {
                 let (skipped, refused) = s.unused_lines();
                 tracing::info!(
@@ -492,6 +498,7 @@ impl Loader {
                 tracing::error!(why, error = %e, "blocklist reload failed; the previous list keeps serving")
             }
         }
+        res
     }
 }
 
@@ -535,11 +542,20 @@ pub fn lower_priority() {
 
 /// Reload on a new low-priority thread and log the outcome (SIGHUP).
 pub fn reload_in_background(loader: Arc<Loader>, why: &'static str) {
+    reload_in_background_then(loader, why, |_| ());
+}
+
+/// [`reload_in_background`], handing the outcome to `done` on that thread.
+pub fn reload_in_background_then(
+    loader: Arc<Loader>,
+    why: &'static str,
+    done: impl FnOnce(Result<ReloadSummary, ReloadError>) + Send + 'static,
+) {
     let r = std::thread::Builder::new()
         .name("fanzha-reload".into())
         .spawn(move || {
             lower_priority();
-            loader.reload_and_log(why);
+            done(loader.reload_logged(why));
         });
     if let Err(e) = r {
         tracing::error!(error = %e, "cannot start a reload thread");

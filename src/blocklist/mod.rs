@@ -24,7 +24,9 @@ pub mod watch;
 
 pub use compile::{CompileError, CompileReport, CompileSpec, MatchMode, compile};
 pub use handle::Handle;
-pub use loader::{Loader, ReloadError, reload_in_background};
+pub use loader::{
+    Loader, ReloadError, ReloadSummary, reload_in_background, reload_in_background_then,
+};
 pub use set::{Action, Blocklist, Hit, ListInfo, LoadError, Meta, Verdict};
 pub use watch::spawn_watcher;
 

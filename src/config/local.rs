@@ -118,7 +118,7 @@ pub const DEFAULT_LOCAL_ZONES: &[&str] = &[
 ];
 
 /// `[[local_records]]` as written: name, type, data and TTL.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRecordSpec {
     /// Owner name, e.g. `warn.fanzha.lan`.

@@ -191,6 +191,10 @@ pub struct WarnpageConfig {
 pub struct Config {
     /// Where the config came from (`None`: embedded defaults).
     pub source: Option<PathBuf>,
+    /// The file as read, with every default filled in (see [`Config::effective`]).
+    effective: RawConfig,
+    /// The control socket of `fanzha ctl` (`None`: off).
+    pub control: Option<PathBuf>,
     /// `[server]`
     pub server: ServerConfig,
     /// `[resolver]`
@@ -223,6 +227,16 @@ impl Config {
                 .unwrap_or(1),
             n => n,
         }
+    }
+
+    /// Every key with the value in force, defaults filled in, as TOML that loads
+    /// back; the report secret is hidden (`fanzha ctl dump-config`).
+    pub fn effective(&self) -> RawConfig {
+        let mut raw = self.effective.clone();
+        if !raw.report.secret.is_empty() {
+            raw.report.secret = "(hidden)".into();
+        }
+        raw
     }
 
     /// The embedded defaults (paths relative to the working directory).

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The file as written.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {
     /// `[server]`
@@ -28,6 +28,8 @@ pub struct RawConfig {
     pub warnpage: RawWarnpage,
     /// `[ops]`
     pub ops: RawOps,
+    /// `[control]`
+    pub control: RawControl,
     /// `[report]`
     pub report: RawReport,
     /// `[[places]]`
@@ -39,7 +41,7 @@ pub struct RawConfig {
 }
 
 /// `[server]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawServer {
     /// DNS listen addresses (UDP and TCP on each).
@@ -65,7 +67,7 @@ pub struct RawServer {
     /// `text` (for people) or `json` (one object per line, for journald or Loki).
     pub log_format: String,
     /// Close a TCP connection that got no answer for this many seconds.
-    #[serde(deserialize_with = "dur::secs")]
+    #[serde(deserialize_with = "dur::secs", serialize_with = "dur::secs_out")]
     pub tcp_idle_timeout: u64,
     /// TCP connections open at once, all clients together.
     pub tcp_max_connections: usize,
@@ -113,7 +115,7 @@ impl Default for RawServer {
 }
 
 /// `[resolver]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawResolver {
     /// `recursive` or `forward`.
@@ -127,7 +129,7 @@ pub struct RawResolver {
     /// DNSSEC validation.
     pub dnssec: bool,
     /// Per-exchange timeout in milliseconds (then the next server is tried).
-    #[serde(deserialize_with = "dur::millis")]
+    #[serde(deserialize_with = "dur::millis", serialize_with = "dur::millis_out")]
     pub timeout_ms: u64,
     /// Answer cache entries.
     pub cache_size: u64,
@@ -144,7 +146,7 @@ pub struct RawResolver {
 }
 
 /// `[[forward_zones]]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawForwardZone {
     /// The zone, e.g. `corp.lan`.
@@ -154,13 +156,13 @@ pub struct RawForwardZone {
 }
 
 /// `[cache]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawCache {
     /// Most bytes the answer cache holds.
     pub max_bytes: u64,
     /// Seconds after expiry an answer may still be served when resolving fails; 0 = off.
-    #[serde(deserialize_with = "dur::secs")]
+    #[serde(deserialize_with = "dur::secs", serialize_with = "dur::secs_out")]
     pub serve_stale: u64,
     /// Refresh popular answers in the background before they expire.
     pub prefetch: bool,
@@ -177,7 +179,7 @@ impl Default for RawCache {
 }
 
 /// `[[resolver.nameserver_ports]]`
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawPortMap {
     /// Name server addresses.
@@ -206,7 +208,7 @@ impl Default for RawResolver {
 }
 
 /// `[blocklist]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawBlocklist {
     /// Source list directories (watched).
@@ -220,7 +222,7 @@ pub struct RawBlocklist {
     /// Refuse a reload that drops more than this share of entries.
     pub max_drop: f64,
     /// Quiet time before a change is compiled, in milliseconds.
-    #[serde(deserialize_with = "dur::millis")]
+    #[serde(deserialize_with = "dur::millis", serialize_with = "dur::millis_out")]
     pub debounce_ms: u64,
     /// Category of lists that name none.
     pub default_category: String,
@@ -241,7 +243,7 @@ impl Default for RawBlocklist {
 }
 
 /// `[[lists]]`
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawList {
     /// The list file.
@@ -258,7 +260,7 @@ pub struct RawList {
 }
 
 /// `[categories.NAME]`
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawCategory {
     /// Overrides the action of every list of this category.
@@ -267,7 +269,7 @@ pub struct RawCategory {
 }
 
 /// `[sinkhole]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawSinkhole {
     /// A answer for blocked names.
@@ -289,7 +291,7 @@ impl Default for RawSinkhole {
 }
 
 /// `[warnpage]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawWarnpage {
     /// HTTP listen addresses.
@@ -320,7 +322,7 @@ impl Default for RawWarnpage {
 }
 
 /// `[ops]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawOps {
     /// `/metrics /healthz /readyz` listen address.
@@ -335,8 +337,27 @@ impl Default for RawOps {
     }
 }
 
+/// `[control]`: the Unix socket of `fanzha ctl`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawControl {
+    /// Listen on the control socket.
+    pub enabled: bool,
+    /// Its path (absent: `control.sock` in `server.state_dir`).
+    pub socket: Option<String>,
+}
+
+impl Default for RawControl {
+    fn default() -> Self {
+        RawControl {
+            enabled: true,
+            socket: None,
+        }
+    }
+}
+
 /// `[report]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawReport {
     /// Platform URL; empty = off.
@@ -354,7 +375,7 @@ pub struct RawReport {
     /// "keep", "truncate" (/24, /56) or "hash" (keyed).
     pub client_ip: String,
     /// Same client and rule within this many seconds → one event with a count; 0 = off.
-    #[serde(deserialize_with = "dur::secs")]
+    #[serde(deserialize_with = "dur::secs", serialize_with = "dur::secs_out")]
     pub dedup_window: u64,
     /// Events per POST.
     pub batch_events: usize,
@@ -365,7 +386,7 @@ pub struct RawReport {
     /// fsync every spool batch.
     pub fsync: bool,
     /// Longest wait between retries, seconds.
-    #[serde(deserialize_with = "dur::secs")]
+    #[serde(deserialize_with = "dur::secs", serialize_with = "dur::secs_out")]
     pub max_backoff: u64,
     /// PEM CA file for an https:// platform with a private CA (`ca` before: the
     /// same name as `[resolver] tls_ca` now).
@@ -404,7 +425,7 @@ impl Default for RawReport {
 }
 
 /// `[[places]]`
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawPlace {
     /// Client subnet.
@@ -439,6 +460,18 @@ mod dur {
     /// A key counted in milliseconds.
     pub(super) fn millis<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         in_unit(d, 1, "milliseconds")
+    }
+
+    /// A key counted in seconds, written with its unit ("90s", "1day").
+    pub(super) fn secs_out<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(std::time::Duration::from_secs(*v)).to_string())
+    }
+
+    /// A key counted in milliseconds, written with its unit ("300ms", "2s").
+    pub(super) fn millis_out<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(
+            &humantime::format_duration(std::time::Duration::from_millis(*v)).to_string(),
+        )
     }
 
     fn in_unit<'de, D: Deserializer<'de>>(

@@ -212,9 +212,69 @@ fn shipped_config_files_are_valid() {
     assert_eq!(defaults.ops_listen, embedded.ops_listen);
     assert_eq!(defaults.sinkhole.ttl, embedded.sinkhole.ttl);
     assert_eq!(defaults.resolver.timeout, embedded.resolver.timeout);
+    // Every key, not only those above: the documented file is the defaults.
+    assert_eq!(
+        toml::to_string(&defaults.effective()).unwrap(),
+        toml::to_string(&embedded.effective()).unwrap()
+    );
     let prod = Config::load(Some(&root.join("config/production.toml"))).unwrap();
     assert_eq!(prod.server.listen.len(), 2);
     assert!(prod.server.listen.iter().all(|a| a.port() == 53));
+    assert_eq!(
+        prod.control.as_deref(),
+        Some(std::path::Path::new("/run/fanzha/control.sock"))
+    );
+}
+
+#[test]
+fn the_control_socket_defaults_to_the_state_dir_and_can_be_turned_off() {
+    let d = tempfile::tempdir().unwrap();
+    let load = |text: &str| RawConfig::from_toml(text, "t.toml")?.validate(d.path(), None);
+    let c = load("[server]\nstate_dir = \"st\"\n").unwrap();
+    assert_eq!(c.control, Some(d.path().join("st/control.sock")));
+    let c = load("[control]\nenabled = false\n").unwrap();
+    assert_eq!(c.control, None);
+    let c = load("[control]\nsocket = \"/run/x/c.sock\"\n").unwrap();
+    assert_eq!(
+        c.control.as_deref(),
+        Some(std::path::Path::new("/run/x/c.sock"))
+    );
+    for (text, why) in [
+        ("[control]\nsocket = \"\"\n", "enabled = false"),
+        (
+            &format!("[control]\nsocket = \"/{}\"\n", "d/".repeat(60)),
+            "at most 107 bytes",
+        ),
+    ] {
+        let e = load(text).unwrap_err().to_string();
+        assert!(e.contains("control.socket") && e.contains(why), "{e}");
+    }
+}
+
+#[test]
+fn the_effective_config_loads_back_to_the_same_config_and_hides_the_secret() {
+    let d = tempfile::tempdir().unwrap();
+    let text = "[server]\ntcp_idle_timeout = \"1m\"\n[resolver]\ntimeout_ms = 1500\n\
+                [report]\nurl = \"https://p.example/hits\"\nsecret = \"0123456789abcdef-secret\"\n\
+                [[local_records]]\nname = \"warn.fanzha.test\"\ntype = \"A\"\ndata = \"10.0.0.1\"\n";
+    let c = RawConfig::from_toml(text, "t.toml")
+        .unwrap()
+        .validate(d.path(), None)
+        .unwrap();
+    let eff = c.effective();
+    assert_eq!(eff.report.secret, "(hidden)");
+    let dumped = toml::to_string_pretty(&eff).unwrap();
+    assert!(dumped.contains("tcp_idle_timeout = \"1m\""), "{dumped}");
+    assert!(dumped.contains("timeout_ms = \"1s 500ms\""), "{dumped}");
+    // With the secret put back, the dump loads into the same config.
+    let back = RawConfig::from_toml(
+        &dumped.replace("(hidden)", "0123456789abcdef-secret"),
+        "d.toml",
+    )
+    .unwrap()
+    .validate(d.path(), None)
+    .unwrap();
+    assert_eq!(format!("{back:?}"), format!("{c:?}"));
 }
 
 #[test]

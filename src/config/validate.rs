@@ -10,9 +10,9 @@ use ipnet::IpNet;
 
 use super::{
     BlocklistConfig, Config, ConfigError, ListConfig, RawBlocklist, RawCache, RawCategory,
-    RawConfig, RawForwardZone, RawList, RawPlace, RawReport, RawResolver, RawServer, RawSinkhole,
-    RawWarnpage, ResolverConfig, ResolverMode, ServerConfig, SinkholeConfig, WarnpageConfig,
-    invalid,
+    RawConfig, RawControl, RawForwardZone, RawList, RawPlace, RawReport, RawResolver, RawServer,
+    RawSinkhole, RawWarnpage, ResolverConfig, ResolverMode, ServerConfig, SinkholeConfig,
+    WarnpageConfig, invalid,
 };
 use crate::blocklist::{Action, MatchMode};
 use crate::places::{Place, Places};
@@ -98,8 +98,10 @@ impl RawConfig {
 
     /// Validate, resolving relative paths against `base`.
     pub fn validate(self, base: &Path, source: Option<PathBuf>) -> Result<Config, ConfigError> {
+        let effective = self.clone();
         let base = Base(base);
         let server = server(&self.server)?;
+        let control = control(&self.control, &self.server.state_dir, &base)?;
         let mut resolver = resolver(&self.resolver, &base)?;
         resolver.forward_zones = forward_zones(&self.forward_zones)?;
         resolver.cache_max_bytes = cache_bytes(&self.cache)?;
@@ -119,6 +121,8 @@ impl RawConfig {
             })?;
         Ok(Config {
             source,
+            effective,
+            control,
             server,
             resolver,
             blocklist,
@@ -601,6 +605,38 @@ fn warnpage(w: &RawWarnpage, base: &Base<'_>) -> Result<WarnpageConfig, ConfigEr
 /// The report secret: `secret`, or the contents of `secret_file` (looked up in
 /// systemd's `$CREDENTIALS_DIRECTORY` first when relative, so that
 /// `LoadCredential=` keeps it out of the world-readable config).
+/// Longest path a Unix socket address holds (`sun_path`, with its final NUL).
+const SUN_PATH_MAX: usize = 107;
+
+fn control(
+    c: &RawControl,
+    state_dir: &str,
+    base: &Base<'_>,
+) -> Result<Option<PathBuf>, ConfigError> {
+    if !c.enabled {
+        return Ok(None);
+    }
+    let path = match &c.socket {
+        Some(p) if p.trim().is_empty() => {
+            return Err(invalid(
+                "control.socket",
+                p,
+                "give a path such as \"/run/fanzha/control.sock\", or enabled = false to turn the control socket off",
+            ));
+        }
+        Some(p) => base.path(p),
+        None => base.path(state_dir).join("control.sock"),
+    };
+    if path.as_os_str().len() > SUN_PATH_MAX {
+        return Err(invalid(
+            "control.socket",
+            path.display().to_string(),
+            format!("a Unix socket path holds at most {SUN_PATH_MAX} bytes; give a shorter one"),
+        ));
+    }
+    Ok(Some(path))
+}
+
 fn report_secret(rp: &RawReport, base: &Base<'_>) -> Result<String, ConfigError> {
     if rp.secret_file.is_empty() {
         return Ok(rp.secret.clone());

@@ -14,6 +14,7 @@
 //! at a time in CLOCK order, so a flood of names asked once cannot push out the names
 //! that are asked again.
 
+use hickory_proto::rr::Name;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
@@ -269,6 +270,14 @@ impl AnswerCache {
         });
     }
 
+    /// Drop every answer for `zone` and the names below it (every answer for
+    /// `None`); how many went. `zone` is a lower-case wire name without the root
+    /// label, as [`wire_lower`] makes it. Walks the whole cache: for `fanzha ctl`.
+    pub fn flush(&self, zone: Option<&[u8]>) -> usize {
+        self.map
+            .retain(|_, e| zone.is_some_and(|z| !is_under(&e.name, z)))
+    }
+
     /// Bytes held (as [`Weigh::weight`] counts them).
     pub fn bytes(&self) -> usize {
         self.map.bytes()
@@ -282,6 +291,34 @@ impl AnswerCache {
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+/// `name` as the cache keys it: wire labels, lower-case, without the root label.
+pub fn wire_lower(name: &Name) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len());
+    for l in name.iter() {
+        out.push(l.len() as u8);
+        out.extend(l.iter().map(u8::to_ascii_lowercase));
+    }
+    out
+}
+
+/// Whether the wire name `name` is `zone` or below it (both as [`wire_lower`] makes
+/// them; the empty `zone` is the root).
+fn is_under(name: &[u8], zone: &[u8]) -> bool {
+    let mut i = 0;
+    loop {
+        if name[i..] == *zone {
+            return true;
+        }
+        match name.get(i) {
+            Some(&l) => i += 1 + l as usize,
+            None => return false,
+        }
+        if i > name.len() {
+            return false;
+        }
     }
 }
 
@@ -331,7 +368,7 @@ mod tests {
     use super::*;
     use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as HQuery};
     use hickory_proto::rr::rdata::A;
-    use hickory_proto::rr::{Name, RData, Record, RecordType};
+    use hickory_proto::rr::{RData, Record, RecordType};
 
     fn query(name: &str, id: u16, edns: bool) -> Vec<u8> {
         let mut m = Message::new(id, MessageType::Query, OpCode::Query);
@@ -359,6 +396,36 @@ mod tests {
             m.set_edns(Edns::new());
         }
         m.to_vec().unwrap()
+    }
+
+    #[test]
+    fn a_flush_by_name_takes_the_name_and_what_is_below_it_and_nothing_else() {
+        let c = AnswerCache::new(1000);
+        let t0 = Instant::now();
+        let names = [
+            "example.test.",
+            "WWW.Example.test.",
+            "a.b.example.test.",
+            "notexample.test.",
+            "example.test2.",
+        ];
+        let mut packets = Vec::new();
+        for n in names {
+            let p = query(n, 1, false);
+            let q = wire::parse_query(&p).unwrap();
+            c.put(&p, &q, 1, t0, &answer(&p, 100));
+            packets.push((p, q));
+        }
+        let zone = wire_lower(&Name::from_ascii("Example.Test.").unwrap());
+        assert_eq!(c.flush(Some(&zone)), 3);
+        let mut out = Vec::new();
+        let held: Vec<bool> = packets
+            .iter()
+            .map(|(p, q)| c.get(p, q, 1, t0, &mut out).is_hit())
+            .collect();
+        assert_eq!(held, [false, false, false, true, true]);
+        assert_eq!(c.flush(None), 2);
+        assert!(c.is_empty());
     }
 
     #[test]

@@ -165,6 +165,24 @@ impl Engine {
         self.places.store(Arc::new(cfg.places.clone()));
     }
 
+    /// Forget cached answers for `zone` and the names below it, or all of them
+    /// (`None`): the answer cache and the iterator's records and zone cuts. Returns
+    /// the entries dropped from each (`fanzha ctl flush-cache`).
+    pub fn flush_cache(&self, zone: Option<&Name>) -> (usize, usize) {
+        let wire = zone.map(super::cache::wire_lower);
+        (self.cache.flush(wire.as_deref()), self.backend.flush(zone))
+    }
+
+    /// The policy in force (category actions of the running config).
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.load_full()
+    }
+
+    /// Entries and bytes in the answer cache.
+    pub fn cache_size(&self) -> (usize, usize) {
+        (self.cache.len(), self.cache.bytes())
+    }
+
     /// The metrics the engine counts into.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
@@ -232,15 +250,21 @@ impl Engine {
             .blocked
             .with_label_values(&[list.category(&info.hit), street])
             .inc();
+        // The rule is a suffix of the name that matched: the query or the CNAME target.
+        let target = via.map(|t| t.to_ascii().to_ascii_lowercase());
+        let mut buf = [0u8; 256];
+        let rule = match &target {
+            None => q.suffix_lower(packet, info.hit.depth as usize, &mut buf),
+            Some(t) => Some(info.hit.rule(t)),
+        };
+        if let Some(rule) = rule {
+            self.metrics.top_blocked.count(rule);
+        }
         let Some(r) = &self.reporter else { return };
         let name = q.name_lower(packet);
-        // The rule is a suffix of the name that matched: the query or the CNAME target.
-        let rule = match via {
+        let rule = match &target {
             None => info.hit.rule(&name).to_string(),
-            Some(t) => info
-                .hit
-                .rule(&t.to_ascii().to_ascii_lowercase())
-                .to_string(),
+            Some(t) => info.hit.rule(t).to_string(),
         };
         r.send(Input::Hit(Box::new(Hit {
             client,

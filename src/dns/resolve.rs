@@ -219,6 +219,18 @@ impl Backend {
         Ok(Backend { main, zones })
     }
 
+    /// Drop the iterators' cached answers and zone cuts at or below `zone` (all for
+    /// `None`); how many went. Forwarders keep no cache of their own.
+    pub fn flush(&self, zone: Option<&Name>) -> usize {
+        std::iter::once(&self.main)
+            .chain(self.zones.iter().map(|(_, w)| w))
+            .map(|w| match w {
+                Way::Iterative(iter) | Way::Validating { iter, .. } => iter.flush(zone),
+                Way::Forward(_) => 0,
+            })
+            .sum()
+    }
+
     /// The deepest forward zone holding `name`, or the configured mode.
     fn way(&self, name: &Name) -> &Way {
         self.zones

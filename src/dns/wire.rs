@@ -313,6 +313,34 @@ impl Query {
             .unwrap_or(HEADER_LEN)
     }
 
+    /// The last `depth` labels of the question name, lower-case, dotted, written into
+    /// `buf` without allocating (a block rule's name); `None` when they are not plain
+    /// ASCII (a rule never is) or do not fit.
+    pub fn suffix_lower<'b>(
+        &self,
+        packet: &[u8],
+        depth: usize,
+        buf: &'b mut [u8; 256],
+    ) -> Option<&'b str> {
+        let n = self.labels.len();
+        let mut w = 0;
+        for (i, (o, l)) in self.labels.iter().skip(n.saturating_sub(depth)).enumerate() {
+            if i > 0 {
+                *buf.get_mut(w)? = b'.';
+                w += 1;
+            }
+            for &b in &packet[o..o + l] {
+                let c = b.to_ascii_lowercase();
+                if !c.is_ascii_graphic() || c == b'.' || c == b'\\' {
+                    return None;
+                }
+                *buf.get_mut(w)? = c;
+                w += 1;
+            }
+        }
+        std::str::from_utf8(&buf[..w]).ok()
+    }
+
     /// The question name in presentation form, lower-case, without trailing dot.
     pub fn name_lower(&self, packet: &[u8]) -> String {
         let mut s = String::with_capacity(self.qname_end - HEADER_LEN);

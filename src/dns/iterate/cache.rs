@@ -80,6 +80,11 @@ impl<K: Hash + Eq + Clone + Weigh, V> Expiring<K, V> {
     pub fn bytes(&self) -> usize {
         self.map.bytes()
     }
+
+    /// Forget the values whose key `gone` picks; how many went (walks the map).
+    pub fn forget(&self, gone: impl Fn(&K) -> bool) -> usize {
+        self.map.retain(|k, _| !gone(k))
+    }
 }
 
 /// The heap part of a name: hickory keeps up to 32 bytes of labels and 24 label

@@ -225,6 +225,14 @@ impl Iterator {
             .expire(&(name.to_lowercase(), qtype), Instant::now());
     }
 
+    /// Drop every cached answer and zone cut at or below `zone` (all of them for
+    /// `None`), for `fanzha ctl flush-cache`; how many went. What is known of the
+    /// servers themselves (round-trip times, lameness) stays.
+    pub fn flush(&self, zone: Option<&Name>) -> usize {
+        let under = |n: &Name| zone.is_none_or(|z| z.zone_of(n));
+        self.answers.forget(|(n, _)| under(n)) + self.zones.forget(under)
+    }
+
     /// Look `name`/`qtype` up and follow its aliases, within the budget.
     async fn follow(self: &Arc<Self>, name: &Name, qtype: RecordType, cx: Ctx<'_>) -> Step {
         let mut chain: Vec<Record> = Vec::new();

@@ -1,0 +1,451 @@
+//! What each `fanzha ctl` command does to the live daemon, and how its answer reads.
+//! No socket here: [`run`] takes a [`Request`] and the daemon's parts.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{EXIT_BLOCKED, EXIT_OK, Reply, Request};
+use crate::blocklist::{self, Blocklist, Handle, Verdict};
+use crate::config::Config;
+use crate::dns::engine::Engine;
+use crate::dns::policy::Policy;
+use crate::metrics::Metrics;
+
+/// A reload asked for by `fanzha ctl reload`: the daemon re-reads its config and
+/// lists, as on SIGHUP, and answers on the sender when the lists are in.
+pub type ReloadAsk = oneshot::Sender<Reply>;
+
+/// The parts of the running daemon the commands read and act on.
+pub struct Live {
+    /// The per-query engine (cache, policy).
+    pub engine: Arc<Engine>,
+    /// The serving list.
+    pub lists: Arc<Handle>,
+    /// Every metric.
+    pub metrics: Arc<Metrics>,
+    /// The config in force, swapped on reload.
+    pub config: Arc<ArcSwap<Config>>,
+    /// When the daemon started.
+    pub started: Instant,
+    /// Where reloads are asked for (the daemon's main loop).
+    pub reload: mpsc::Sender<ReloadAsk>,
+}
+
+/// The commands, with their arguments, for `help` and error messages.
+pub const COMMANDS: &[(&str, &str)] = &[
+    (
+        "status",
+        "version, uptime, the serving list, cache and reporting backlog",
+    ),
+    (
+        "lookup NAME...",
+        "the verdict of the serving list for each name",
+    ),
+    (
+        "reload",
+        "re-read the config and the lists (as SIGHUP), and wait for them",
+    ),
+    (
+        "flush-cache [NAME]",
+        "forget cached answers: all, or NAME and the names below it",
+    ),
+    ("stats", "every counter and gauge"),
+    (
+        "top-blocked [N]",
+        "the N rules that blocked most since start (default 10)",
+    ),
+    (
+        "dump-config",
+        "the config in force with every default, secrets hidden",
+    ),
+];
+
+/// Do `req` and say how it went.
+pub async fn run(live: &Live, req: &Request) -> Reply {
+    let args = &req.args;
+    match (req.cmd.as_str(), args.len()) {
+        ("status", 0) => status(live),
+        ("lookup", 1..) => lookup(live, args),
+        ("reload", 0) => reload(live).await,
+        ("flush-cache", 0 | 1) => flush(live, args.first().map(String::as_str)),
+        ("stats", 0) => stats(live),
+        ("top-blocked", 0 | 1) => match args.first().map(|n| n.parse::<usize>()) {
+            None => top_blocked(live, 10),
+            Some(Ok(n)) if n > 0 => top_blocked(live, n),
+            Some(_) => Reply::failed(format!(
+                "top-blocked: {:?} is not a count; give a number from 1 up",
+                args[0]
+            )),
+        },
+        ("dump-config", 0) => dump_config(live),
+        (cmd, _) => {
+            let known = COMMANDS
+                .iter()
+                .find(|(c, _)| c.split(' ').next() == Some(cmd));
+            Reply::failed(match known {
+                Some((usage, _)) => format!("usage: fanzha ctl {usage}"),
+                None => format!(
+                    "unknown command {cmd:?}; the commands are: {}",
+                    COMMANDS
+                        .iter()
+                        .map(|(c, _)| *c)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// "3h 2m 1s" (whole seconds).
+fn ago(secs: u64) -> String {
+    humantime::format_duration(Duration::from_secs(secs)).to_string()
+}
+
+/// "1.5 MiB".
+fn bytes(n: f64) -> String {
+    let mut v = n;
+    for unit in ["B", "KiB", "MiB", "GiB"] {
+        if v < 1024.0 || unit == "GiB" {
+            return if unit == "B" {
+                format!("{v:.0} {unit}")
+            } else {
+                format!("{v:.1} {unit}")
+            };
+        }
+        v /= 1024.0;
+    }
+    unreachable!()
+}
+
+fn status(live: &Live) -> Reply {
+    let cfg = live.config.load();
+    let list = live.lists.load();
+    let meta = list.meta();
+    let now = unix_now();
+    let loaded = live.lists.stats.last_ok_unix.load(Ordering::Relaxed);
+    let uptime = live.started.elapsed().as_secs();
+    let (cache_entries, cache_bytes) = live.engine.cache_size();
+    let samples = live.metrics.samples(&live.lists);
+    let metric = |name: &str| -> f64 {
+        samples
+            .iter()
+            .filter(|s| s.name == name)
+            .map(|s| s.value)
+            .sum()
+    };
+    let reporting = cfg.report.url.is_some();
+    let spool = metric("fanzha_report_spool_bytes");
+    let oldest = metric("fanzha_report_oldest_event_age_seconds");
+    let degraded = live.metrics.report.degraded.lines();
+    let config = cfg
+        .source
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "(embedded defaults)".into());
+    let data = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": uptime,
+        "config": config,
+        "list": {
+            "serial": live.lists.generation(),
+            "built_at": meta.built_at,
+            "age_seconds": now.saturating_sub(meta.built_unix),
+            "loaded_unix": loaded,
+            "entries": meta.entries,
+            "block_entries": meta.block_entries,
+            "allow_entries": meta.allow_entries,
+            "interim": list.is_interim(),
+            "path": list.path().map(|p| p.display().to_string()),
+            "reloads_failed": live.lists.stats.failed.load(Ordering::Relaxed),
+        },
+        "cache": { "entries": cache_entries, "bytes": cache_bytes },
+        "report": {
+            "enabled": reporting,
+            "spool_bytes": spool,
+            "oldest_event_age_seconds": oldest,
+            "degraded": degraded.lines().collect::<Vec<_>>(),
+        },
+        "queries": metric("fanzha_queries_total"),
+    });
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "fanzha {}, up {}",
+        env!("CARGO_PKG_VERSION"),
+        ago(uptime)
+    );
+    let _ = writeln!(t, "config:    {config}");
+    let _ = writeln!(
+        t,
+        "list:      serial {}, built {} ({} ago), loaded {} ago{}",
+        live.lists.generation(),
+        meta.built_at,
+        ago(now.saturating_sub(meta.built_unix)),
+        ago(now.saturating_sub(loaded)),
+        if list.is_interim() {
+            " (interim index while the first compile runs)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        t,
+        "           {} names: {} blocked, {} allowed",
+        meta.entries, meta.block_entries, meta.allow_entries
+    );
+    let _ = writeln!(
+        t,
+        "cache:     {cache_entries} answers, {}",
+        bytes(cache_bytes as f64)
+    );
+    if reporting {
+        let _ = writeln!(
+            t,
+            "reporting: spool {}, oldest waiting event {}",
+            bytes(spool),
+            ago(oldest as u64)
+        );
+        for d in degraded.lines() {
+            let _ = writeln!(t, "           degraded: {d}");
+        }
+    } else {
+        let _ = writeln!(t, "reporting: off (no report.url)");
+    }
+    let _ = write!(t, "queries:   {}", metric("fanzha_queries_total"));
+    Reply::ok(t, data)
+}
+
+/// The verdict of `list` for `raw`, as `fanzha lookup` prints it, whether it is a
+/// block, and the same as JSON.
+pub fn explain(
+    list: &Blocklist,
+    policy: &Policy,
+    raw: &str,
+) -> Result<(String, bool, Value), String> {
+    let name = blocklist::name::normalize(raw)
+        .map_err(|e| format!("{raw:?} is not a domain name ({e})"))?;
+    let shown = if raw == name {
+        name.clone()
+    } else {
+        format!("{raw} ({name})")
+    };
+    let v = list.lookup(&name);
+    let list_name = list.list(&v).map(|l| l.name.clone());
+    Ok(match v {
+        Verdict::Pass => (
+            format!("{shown}: allowed (no list entry covers it)"),
+            false,
+            json!({ "name": name, "verdict": "pass" }),
+        ),
+        Verdict::Allow(h) => (
+            format!(
+                "{shown}: allowed by rule \"{}\" in allowlist {}",
+                h.rule(&name),
+                list_name.as_deref().unwrap_or("?")
+            ),
+            false,
+            json!({ "name": name, "verdict": "allow", "rule": h.rule(&name), "list": list_name }),
+        ),
+        Verdict::Block(h) => {
+            let note = list.note(&h);
+            let action = policy.action_for(list, &h).as_str();
+            (
+                format!(
+                    "{shown}: BLOCKED by rule \"{}\" in list {}, category {}, action {action}{}",
+                    h.rule(&name),
+                    list_name.as_deref().unwrap_or("?"),
+                    list.category(&h),
+                    note.map(|n| format!(", note \"{n}\"")).unwrap_or_default()
+                ),
+                true,
+                json!({
+                    "name": name, "verdict": "block", "rule": h.rule(&name),
+                    "list": list_name, "category": list.category(&h), "action": action,
+                    "note": note,
+                }),
+            )
+        }
+    })
+}
+
+fn lookup(live: &Live, names: &[String]) -> Reply {
+    let list = live.lists.load();
+    let policy = live.engine.policy();
+    let mut lines = Vec::new();
+    let mut all = Vec::new();
+    let mut blocked = false;
+    for raw in names {
+        match explain(&list, &policy, raw) {
+            Ok((line, b, v)) => {
+                blocked |= b;
+                lines.push(line);
+                all.push(v);
+            }
+            Err(e) => return Reply::failed(e),
+        }
+    }
+    Reply {
+        exit: if blocked { EXIT_BLOCKED } else { EXIT_OK },
+        text: lines.join("\n"),
+        data: json!({ "serial": live.lists.generation(), "names": all }),
+    }
+}
+
+async fn reload(live: &Live) -> Reply {
+    let (tx, rx) = oneshot::channel();
+    if live.reload.send(tx).await.is_err() {
+        return Reply::failed("the daemon is stopping; nothing was reloaded");
+    }
+    rx.await
+        .unwrap_or_else(|_| Reply::failed("the reload ended without an answer; see the log"))
+}
+
+fn flush(live: &Live, name: Option<&str>) -> Reply {
+    let zone = match name {
+        None => None,
+        Some(raw) => {
+            let ascii = match blocklist::name::normalize(raw) {
+                Ok(n) => n,
+                Err(e) => return Reply::failed(format!("{raw:?} is not a domain name ({e})")),
+            };
+            match hickory_proto::rr::Name::from_ascii(format!("{ascii}.")) {
+                Ok(n) => Some(n),
+                Err(e) => return Reply::failed(format!("{raw:?} is not a domain name ({e})")),
+            }
+        }
+    };
+    let (answers, records) = live.engine.flush_cache(zone.as_ref());
+    let what = match &zone {
+        None => "every name".to_string(),
+        Some(z) => format!("{z} and the names below it"),
+    };
+    Reply::ok(
+        format!(
+            "flushed {answers} answers and {records} resolver records and zone cuts for {what}"
+        ),
+        json!({ "zone": zone.map(|z| z.to_string()), "answers": answers, "records": records }),
+    )
+}
+
+fn stats(live: &Live) -> Reply {
+    let samples = live.metrics.samples(&live.lists);
+    let rows: Vec<(String, f64)> = samples
+        .iter()
+        .map(|s| {
+            let labels = s
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{v}\""))
+                .collect::<Vec<_>>()
+                .join(",");
+            let key = if labels.is_empty() {
+                s.name.clone()
+            } else {
+                format!("{}{{{labels}}}", s.name)
+            };
+            (key, s.value)
+        })
+        .collect();
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut t = String::new();
+    for (k, v) in &rows {
+        let pad = width - k.chars().count();
+        let v = if v.fract() == 0.0 && v.abs() < 1e15 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.3}")
+        };
+        let _ = writeln!(t, "{k}{}  {v:>12}", " ".repeat(pad));
+    }
+    t.pop();
+    Reply::ok(t, json!(samples))
+}
+
+fn top_blocked(live: &Live, n: usize) -> Reply {
+    let (top, total) = live.metrics.top_blocked.top(n);
+    let list = live.lists.load();
+    let mut rows = Vec::new();
+    let mut t = format!("{total} blocks since start; the rules that blocked most:\n");
+    if top.is_empty() {
+        t.push_str("  (none yet)");
+    }
+    for (i, r) in top.iter().enumerate() {
+        // What the rule is now (the list may have changed since it blocked).
+        let (category, list_name) = match list.lookup(&r.rule) {
+            v @ Verdict::Block(h) => (
+                Some(list.category(&h).to_string()),
+                list.list(&v).map(|l| l.name.clone()),
+            ),
+            _ => (None, None),
+        };
+        let count = if r.overcount > 0 {
+            format!("≤{}", r.count)
+        } else {
+            r.count.to_string()
+        };
+        let _ = writeln!(
+            t,
+            "{:>4}. {count:>10}  {}  ({})",
+            i + 1,
+            r.rule,
+            match (&category, &list_name) {
+                (Some(c), Some(l)) => format!("{c}, {l}"),
+                (Some(c), None) => c.clone(),
+                _ => "no longer blocked".into(),
+            }
+        );
+        rows.push(json!({
+            "rule": r.rule, "count": r.count, "overcount": r.overcount,
+            "category": category, "list": list_name,
+        }));
+    }
+    if top.iter().any(|r| r.overcount > 0) {
+        let _ = writeln!(
+            t,
+            "(≤: counted in bounded memory; up to {} of it may belong to rules it replaced)",
+            top.iter().map(|r| r.overcount).max().unwrap_or(0)
+        );
+    }
+    while t.ends_with('\n') {
+        t.pop();
+    }
+    Reply::ok(t, json!({ "total": total, "rules": rows }))
+}
+
+fn dump_config(live: &Live) -> Reply {
+    let cfg = live.config.load();
+    let raw = cfg.effective();
+    let head = match &cfg.source {
+        Some(p) => format!(
+            "# fanzha's config in force, read from {}, every default filled in.\n\
+             # Relative paths are relative to that file's directory.\n",
+            p.display()
+        ),
+        None => "# fanzha's config in force: the embedded defaults.\n\
+                 # Relative paths are relative to the daemon's working directory.\n"
+            .to_string(),
+    };
+    match (toml::to_string_pretty(&raw), serde_json::to_value(&raw)) {
+        (Ok(text), Ok(data)) => Reply::ok(format!("{head}\n{}", text.trim_end()), data),
+        (Err(e), _) => Reply::failed(format!("cannot write the config as TOML: {e}")),
+        (_, Err(e)) => Reply::failed(format!("cannot write the config as JSON: {e}")),
+    }
+}

@@ -1,0 +1,310 @@
+//! `fanzha ctl` against a running `fanzha serve`: every command over the real Unix
+//! socket, with the real binary on both ends.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+/// `fanzha ctl --config CFG ARGS…`: exit status, stdout, stderr.
+fn ctl(cfg: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin())
+        .arg("ctl")
+        .arg("--config")
+        .arg(cfg)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(cfg: &Path, args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    let (code, out, err) = ctl(cfg, &a);
+    assert!(
+        code == 0 || code == 1,
+        "{args:?}: exit {code}\n{out}\n{err}"
+    );
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}\n{out}"))
+}
+
+fn upstream_queries(f: &Fanzha) -> f64 {
+    let (_, body) = f.http_get("/metrics");
+    body.lines()
+        .filter(|l| l.starts_with("fanzha_upstream_queries_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn start() -> (tempfile::TempDir, Hierarchy, Fanzha, PathBuf) {
+    let h = Hierarchy::start();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!("{}{}", lists_toml(dir.path()), h.resolver_toml());
+    let f = Fanzha::start(dir.path(), &toml);
+    let cfg = dir.path().join("fanzha.toml");
+    (dir, h, f, cfg)
+}
+
+#[test]
+fn status_lookup_and_reload_speak_for_the_list_that_serves() {
+    let (dir, _h, f, cfg) = start();
+    let sock = dir.path().join("state/control.sock");
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o660, "socket mode {mode:o}");
+
+    let (code, out, err) = ctl(&cfg, &["status"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&cfg.display().to_string()), "{out}");
+    assert!(
+        out.contains("list:      serial ") && out.contains("3 blocked, 1 allowed"),
+        "{out}"
+    );
+    let st = json(&cfg, &["status"]);
+    assert_eq!(st["list"]["entries"], 4);
+    let serial = st["list"]["serial"].as_u64().unwrap();
+    assert!(serial >= 1, "{st}");
+    assert_eq!(st["report"]["enabled"], false);
+
+    let (code, out, _) = ctl(&cfg, &["lookup", "www.blocked.example.test"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("BLOCKED by rule \"blocked.example.test\" in list loan.txt, category loan"),
+        "{out}"
+    );
+    let (code, out, _) = ctl(
+        &cfg,
+        &["lookup", "ok.blocked.example.test", "www.example.test"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("allowed by rule \"ok.blocked.example.test\""),
+        "{out}"
+    );
+
+    // A name added on disk serves once `ctl reload` answers (the file watcher may
+    // get there first; either way the reload waits for the lists).
+    std::fs::write(
+        dir.path().join("lists/loan.txt"),
+        "# category: loan\nblocked.example.test\nscam.example.test\nnew-scam.test\n",
+    )
+    .unwrap();
+    let (code, out, err) = ctl(&cfg, &["reload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("lists reloaded: 5 names"), "{out}");
+    let (code, out, _) = ctl(&cfg, &["lookup", "a.new-scam.test"]);
+    assert_eq!(code, 1, "{out}");
+    let st = json(&cfg, &["status"]);
+    assert_eq!(st["list"]["entries"], 5);
+    assert!(st["list"]["serial"].as_u64().unwrap() > serial, "{st}");
+
+    // A config that does not load: refused with the key, the old config stays.
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{good}\n[cache]\nprefetch = \"maybe\"\n")).unwrap();
+    let out = Command::new(bin())
+        .args(["ctl", "--socket"])
+        .arg(&sock)
+        .arg("reload")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("config not reloaded") && err.contains("prefetch"),
+        "{err}"
+    );
+    std::fs::write(&cfg, good).unwrap();
+    let m = udp(f.dns, "www.example.test.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+
+    // The daemon removes its socket when it stops; then ctl cannot reach it.
+    f.signal("TERM");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sock.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!sock.exists());
+    let (code, _, err) = ctl(&cfg, &["status"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("is fanzha running"), "{err}");
+}
+
+#[test]
+fn flush_cache_forgets_a_zone_and_nothing_else() {
+    let (_dir, _h, f, cfg) = start();
+    for name in ["www.example.test.", "plain.test."] {
+        let m = udp(f.dns, name, RecordType::A);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{name}");
+    }
+    // Both are cached: asking again costs no upstream query.
+    let before = upstream_queries(&f);
+    udp(f.dns, "www.example.test.", RecordType::A);
+    udp(f.dns, "plain.test.", RecordType::A);
+    assert_eq!(upstream_queries(&f), before);
+
+    let (code, out, err) = ctl(&cfg, &["flush-cache", "Example.TEST"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("for example.test. and the names below it"),
+        "{out}"
+    );
+    let flushed = json(&cfg, &["flush-cache", "example.test"]);
+    // The first flush took them; the second finds nothing left.
+    assert_eq!(flushed["answers"], 0, "{flushed}");
+
+    // The flushed name goes upstream again; the other is still a cache hit.
+    let before = upstream_queries(&f);
+    udp(f.dns, "plain.test.", RecordType::A);
+    assert_eq!(upstream_queries(&f), before, "plain.test was flushed too");
+    let m = udp(f.dns, "www.example.test.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(
+        upstream_queries(&f) > before,
+        "www.example.test came from a cache"
+    );
+
+    let all = json(&cfg, &["flush-cache"]);
+    assert!(all["answers"].as_u64().unwrap() >= 2, "{all}");
+    let st = json(&cfg, &["status"]);
+    assert_eq!(st["cache"]["entries"], 0, "{st}");
+
+    let (code, _, err) = ctl(&cfg, &["flush-cache", "not a name"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a domain name"), "{err}");
+}
+
+#[test]
+fn stats_top_blocked_and_dump_config() {
+    let (dir, _h, f, cfg) = start();
+    for _ in 0..3 {
+        udp(f.dns, "x.blocked.example.test.", RecordType::A);
+    }
+    udp(f.dns, "scam.example.test.", RecordType::AAAA);
+
+    let (code, out, _) = ctl(&cfg, &["top-blocked", "5"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("4 blocks since start"), "{out}");
+    let first = out.lines().nth(1).unwrap();
+    assert!(
+        first.contains(" 3  blocked.example.test  (loan, loan.txt)"),
+        "{out}"
+    );
+    let top = json(&cfg, &["top-blocked", "1"]);
+    assert_eq!(top["total"], 4);
+    assert_eq!(top["rules"].as_array().unwrap().len(), 1);
+    assert_eq!(top["rules"][0]["rule"], "blocked.example.test");
+    assert_eq!(top["rules"][0]["count"], 3);
+
+    let (code, out, _) = ctl(&cfg, &["stats"]);
+    assert_eq!(code, 0);
+    let blocked_line = out
+        .lines()
+        .find(|l| l.starts_with("fanzha_queries_total{result=\"blocked\"}"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(blocked_line.trim_end().ends_with(" 4"), "{blocked_line}");
+    let stats = json(&cfg, &["stats"]);
+    assert!(
+        stats
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "fanzha_cache_hits_total")
+    );
+
+    // The effective config is TOML that loads back, with the values in force.
+    let (code, out, _) = ctl(&cfg, &["dump-config"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("[resolver]") && out.contains("mode = \"recursive\""),
+        "{out}"
+    );
+    assert!(out.contains("timeout_ms = \"300ms\""), "{out}");
+    let dumped = dir.path().join("dumped.toml");
+    std::fs::write(&dumped, &out).unwrap();
+    let check = Command::new(bin())
+        .args(["check-config", "--config"])
+        .arg(&dumped)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+#[test]
+fn the_report_secret_never_leaves_in_dump_config() {
+    let h = Hierarchy::start();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "a-long-shared-secret-0123456789";
+    let toml = format!(
+        "{}{}[report]\nurl = \"http://127.0.0.1:9/hits\"\nsecret = \"{secret}\"\n",
+        lists_toml(dir.path()),
+        h.resolver_toml()
+    );
+    let _f = Fanzha::start(dir.path(), &toml);
+    let cfg = dir.path().join("fanzha.toml");
+    let (code, out, _) = ctl(&cfg, &["dump-config"]);
+    assert_eq!(code, 0);
+    assert!(
+        !out.contains(secret) && out.contains("secret = \"(hidden)\""),
+        "{out}"
+    );
+    let data = json(&cfg, &["dump-config"]);
+    assert_eq!(data["report"]["secret"], "(hidden)");
+    assert!(!data.to_string().contains(secret));
+    let st = json(&cfg, &["status"]);
+    assert_eq!(st["report"]["enabled"], true);
+}
+
+#[test]
+fn bad_requests_get_a_reason_and_exit_2() {
+    let (dir, _h, _f, cfg) = start();
+    let sock = dir.path().join("state/control.sock");
+    // What the server says to requests the command line would not send.
+    let ask = |line: &str| -> serde_json::Value {
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        s.write_all(line.as_bytes()).unwrap();
+        let mut reply = String::new();
+        BufReader::new(s).read_line(&mut reply).unwrap();
+        serde_json::from_str(&reply).unwrap()
+    };
+    let r = ask("{\"cmd\":\"frobnicate\"}\n");
+    assert_eq!(r["exit"], 2);
+    assert!(
+        r["text"]
+            .as_str()
+            .unwrap()
+            .contains("status, lookup NAME..."),
+        "{r}"
+    );
+    let r = ask("{\"cmd\":\"lookup\"}\n");
+    assert_eq!(r["text"], "usage: fanzha ctl lookup NAME...");
+    let r = ask("{\"cmd\":\"top-blocked\",\"args\":[\"many\"]}\n");
+    assert_eq!(r["exit"], 2);
+    let r = ask("not json\n");
+    assert!(
+        r["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("not a control request"),
+        "{r}"
+    );
+    // The daemon is still there.
+    let (code, _, _) = ctl(&cfg, &["status"]);
+    assert_eq!(code, 0);
+    let (code, _, err) = ctl(&cfg, &["lookup", "a..b"]);
+    assert_eq!(code, 2, "{err}");
+}
