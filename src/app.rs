@@ -57,6 +57,8 @@ struct App {
     ready: Arc<AtomicBool>,
     ops_task: JoinHandle<std::io::Result<()>>,
     report_tasks: Option<ReportTasks>,
+    /// The dnstap writer, and what tells it to write the rest and stop.
+    tap_task: Option<(JoinHandle<()>, CancellationToken)>,
     signals: Signals,
     /// The config in force, shared with the control socket.
     live_config: Arc<ArcSwap<Config>>,
@@ -103,40 +105,20 @@ impl App {
         let places = Arc::new(ArcSwap::from_pointee(cfg.places.clone()));
         let (reporter, report_tasks) =
             start_reporter(&cfg, &metrics, places.clone(), shutdown.clone())?;
+        let tap_stop = CancellationToken::new();
+        let (tap, tap_task) = start_dnstap(&cfg, &metrics, &tap_stop);
         let engine = Arc::new(Engine::new(
             &cfg,
             lists.clone(),
             places,
             metrics.clone(),
             reporter.clone(),
+            tap,
         )?);
         tracing::info!("resolver: {}", resolve::describe(&cfg));
 
         let tasks = TaskTracker::new();
-        let mut listeners = JoinSet::new();
-        for (udps, tcp) in bound {
-            tracing::info!(udp = %udps[0].local_addr()?, tcp = %tcp.local_addr()?, udp_sockets = udps.len(), "listening for DNS");
-            // One UDP receive loop per runtime worker (the runtime has `threads` of them).
-            for sock in udps {
-                listeners.spawn(udp::run_udp(
-                    engine.clone(),
-                    Arc::new(sock),
-                    shutdown.clone(),
-                    tasks.clone(),
-                ));
-            }
-            listeners.spawn(tcp::run_tcp(
-                engine.clone(),
-                tcp,
-                tcp::TcpLimits {
-                    idle: cfg.server.tcp_idle_timeout,
-                    max: cfg.server.tcp_max_connections,
-                    per_client: cfg.server.tcp_per_client,
-                },
-                shutdown.clone(),
-                tasks.clone(),
-            ));
-        }
+        let listeners = spawn_listeners(&cfg, bound, &engine, &shutdown, &tasks)?;
         // Not a listener (it ends at once when prefetch is off): a tracked task.
         tasks.spawn(engine.clone().run_prefetch(shutdown.clone()));
         let warn_state = start_warnpage(&cfg, &lists, &metrics, reporter, &shutdown).await?;
@@ -167,6 +149,7 @@ impl App {
             ready,
             ops_task,
             report_tasks,
+            tap_task: tap_task.map(|t| (t, tap_stop)),
             signals,
             live_config,
             reload_asks,
@@ -285,6 +268,16 @@ impl App {
             tracing::warn!("some queries were still being resolved after 5 s; stopping anyway");
         }
         let _ = self.ops_task.await;
+        if let Some((writer, stop)) = self.tap_task {
+            // Every query is answered: the log gets what is queued, then STOP.
+            stop.cancel();
+            if tokio::time::timeout(Duration::from_secs(3), writer)
+                .await
+                .is_err()
+            {
+                tracing::warn!("dnstap writer did not finish within 3 s");
+            }
+        }
         if let Some((writer, sender)) = self.report_tasks {
             // The writer flushes every pending event to the spool before it ends.
             if tokio::time::timeout(Duration::from_secs(5), writer)
@@ -298,6 +291,68 @@ impl App {
         drop(self.watcher);
         tracing::info!("stopped");
     }
+}
+
+/// One UDP receive loop per socket and one TCP accept loop per address, on the sockets
+/// bound at start.
+fn spawn_listeners(
+    cfg: &Config,
+    bound: Vec<(Vec<tokio::net::UdpSocket>, TcpListener)>,
+    engine: &Arc<Engine>,
+    shutdown: &CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<JoinSet<()>> {
+    let mut listeners = JoinSet::new();
+    for (udps, tcp) in bound {
+        tracing::info!(udp = %udps[0].local_addr()?, tcp = %tcp.local_addr()?, udp_sockets = udps.len(), "listening for DNS");
+        // One UDP receive loop per runtime worker (the runtime has `threads` of them).
+        for sock in udps {
+            listeners.spawn(udp::run_udp(
+                engine.clone(),
+                Arc::new(sock),
+                shutdown.clone(),
+                tasks.clone(),
+            ));
+        }
+        listeners.spawn(tcp::run_tcp(
+            engine.clone(),
+            tcp,
+            tcp::TcpLimits {
+                idle: cfg.server.tcp_idle_timeout,
+                max: cfg.server.tcp_max_connections,
+                per_client: cfg.server.tcp_per_client,
+            },
+            shutdown.clone(),
+            tasks.clone(),
+        ));
+    }
+    Ok(listeners)
+}
+
+/// Start the dnstap writer when `[dnstap]` is set; the tap goes to the engine.
+fn start_dnstap(
+    cfg: &Config,
+    metrics: &Metrics,
+    stop: &CancellationToken,
+) -> (Option<crate::dnstap::Tap>, Option<JoinHandle<()>>) {
+    let Some(d) = &cfg.dnstap else {
+        return (None, None);
+    };
+    let key = match d.client_ip {
+        crate::report::event::ClientIp::Hash => {
+            crate::report::hash_key_or_ephemeral(&d.hash_key_file)
+        }
+        _ => Arc::from(&[][..]),
+    };
+    let c = &metrics.dnstap_frames;
+    let counters = crate::dnstap::TapCounters {
+        sent: c.with_label_values(&["sent"]),
+        dropped: c.with_label_values(&["dropped"]),
+        lost: c.with_label_values(&["lost"]),
+    };
+    let (tap, task) = crate::dnstap::Tap::start(d, key, counters, stop.clone());
+    tracing::info!(collector = ?d.target, client_query = d.client_query, client_response = d.client_response, sample = d.sample, "dnstap query log on");
+    (Some(tap), Some(task))
 }
 
 /// Open the control socket of `fanzha ctl` and serve it until shutdown. A socket

@@ -9,6 +9,7 @@
 //! - [`ctl`]: `fanzha ctl`, the control socket of the running daemon, and its commands.
 //! - [`dns`]: a query's whole life: listeners, admission, block verdict, cache,
 //!   resolver, answer; its module doc shows the stages in order.
+//! - [`dnstap`]: the query log as dnstap frames to a collector (never waits).
 //! - [`config`]: the TOML file (`raw`) and its validation into typed sections.
 //! - [`warnpage`]: the warning page residents see, and its HTTP server.
 //! - [`report`]: hit and appeal events, the on-disk spool, delivery to the platform.
@@ -31,6 +32,7 @@ pub mod blocklist;
 pub mod config;
 pub mod ctl;
 pub mod dns;
+pub mod dnstap;
 pub mod limits;
 pub mod metrics;
 pub mod notify;

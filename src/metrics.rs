@@ -100,6 +100,8 @@ pub struct Metrics {
     pub overload: IntCounter,
     /// The rules that blocked most since start (`fanzha ctl top-blocked`).
     pub top_blocked: top::TopRules,
+    /// dnstap frames by outcome: sent, dropped (queue full), lost (connection broke).
+    pub dnstap_frames: IntCounterVec,
 }
 
 /// The `result` labels of `fanzha_upstream_queries_total`: a usable answer, a lame
@@ -369,6 +371,12 @@ impl Metrics {
                 "Queries answered SERVFAIL at once because too many resolutions were in flight (for the client, or in all)",
             ),
             top_blocked: top::TopRules::default(),
+            dnstap_frames: r.counters(
+                "dnstap_frames_total",
+                "dnstap frames by outcome: sent to the collector, dropped because the queue was full, lost with a broken connection",
+                "outcome",
+                &["sent", "dropped", "lost"],
+            ),
             registry,
         }
     }

@@ -186,6 +186,36 @@ pub struct WarnpageConfig {
     pub per_client: usize,
 }
 
+/// Where dnstap frames go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DnstapTarget {
+    /// A Frame Streams Unix socket.
+    Unix(PathBuf),
+    /// A Frame Streams TCP collector, "host:port".
+    Tcp(String),
+}
+
+/// `[dnstap]`, validated.
+#[derive(Debug, Clone)]
+pub struct DnstapConfig {
+    /// The collector.
+    pub target: DnstapTarget,
+    /// The `identity` field.
+    pub identity: String,
+    /// Log CLIENT_QUERY messages.
+    pub client_query: bool,
+    /// Log CLIENT_RESPONSE messages.
+    pub client_response: bool,
+    /// The client address as logged.
+    pub client_ip: crate::report::event::ClientIp,
+    /// The local key for `client_ip = "hash"` (the report's).
+    pub hash_key_file: PathBuf,
+    /// Share of allowed queries logged.
+    pub sample: f64,
+    /// Frames waiting at most.
+    pub queue: usize,
+}
+
 /// A validated configuration, one typed struct per section of the file.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -195,6 +225,8 @@ pub struct Config {
     effective: RawConfig,
     /// The control socket of `fanzha ctl` (`None`: off).
     pub control: Option<PathBuf>,
+    /// `[dnstap]` (`None`: off).
+    pub dnstap: Option<DnstapConfig>,
     /// `[server]`
     pub server: ServerConfig,
     /// `[resolver]`

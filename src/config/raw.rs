@@ -30,6 +30,8 @@ pub struct RawConfig {
     pub ops: RawOps,
     /// `[control]`
     pub control: RawControl,
+    /// `[dnstap]`
+    pub dnstap: RawDnstap,
     /// `[report]`
     pub report: RawReport,
     /// `[[places]]`
@@ -352,6 +354,41 @@ impl Default for RawControl {
         RawControl {
             enabled: true,
             socket: None,
+        }
+    }
+}
+
+/// `[dnstap]`: the query log, as dnstap frames to a collector.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDnstap {
+    /// A Frame Streams Unix socket to write to (absent with `tcp`: off).
+    pub socket: Option<String>,
+    /// A Frame Streams TCP collector, "host:port" (instead of `socket`).
+    pub tcp: Option<String>,
+    /// The `identity` field (absent: the host name).
+    pub identity: Option<String>,
+    /// What to log: "client_query", "client_response".
+    pub log: Vec<String>,
+    /// The client address: "full", "truncate" (/24, /56) or "hash" (keyed with the
+    /// report's local key).
+    pub client_ip: String,
+    /// Share of allowed queries logged, 0.0 to 1.0; blocked ones always are.
+    pub sample: f64,
+    /// Frames waiting for the collector at most; past it they are dropped and counted.
+    pub queue: usize,
+}
+
+impl Default for RawDnstap {
+    fn default() -> Self {
+        RawDnstap {
+            socket: None,
+            tcp: None,
+            identity: None,
+            log: vec!["client_query".into(), "client_response".into()],
+            client_ip: "full".into(),
+            sample: 1.0,
+            queue: 10_000,
         }
     }
 }

@@ -9,10 +9,10 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::{
-    BlocklistConfig, Config, ConfigError, ListConfig, RawBlocklist, RawCache, RawCategory,
-    RawConfig, RawControl, RawForwardZone, RawList, RawPlace, RawReport, RawResolver, RawServer,
-    RawSinkhole, RawWarnpage, ResolverConfig, ResolverMode, ServerConfig, SinkholeConfig,
-    WarnpageConfig, invalid,
+    BlocklistConfig, Config, ConfigError, DnstapConfig, DnstapTarget, ListConfig, RawBlocklist,
+    RawCache, RawCategory, RawConfig, RawControl, RawDnstap, RawForwardZone, RawList, RawPlace,
+    RawReport, RawResolver, RawServer, RawSinkhole, RawWarnpage, ResolverConfig, ResolverMode,
+    ServerConfig, SinkholeConfig, WarnpageConfig, invalid,
 };
 use crate::blocklist::{Action, MatchMode};
 use crate::places::{Place, Places};
@@ -102,6 +102,8 @@ impl RawConfig {
         let base = Base(base);
         let server = server(&self.server)?;
         let control = control(&self.control, &self.server.state_dir, &base)?;
+        let report = report(&self.report, &self.server.state_dir, &base)?;
+        let dnstap = dnstap(&self.dnstap, &report, &base)?;
         let mut resolver = resolver(&self.resolver, &base)?;
         resolver.forward_zones = forward_zones(&self.forward_zones)?;
         resolver.cache_max_bytes = cache_bytes(&self.cache)?;
@@ -109,7 +111,6 @@ impl RawConfig {
         let sinkhole = sinkhole(&self.sinkhole, &self.categories)?;
         let warnpage = warnpage(&self.warnpage, &base)?;
         let ops_listen = parse_socket("ops.listen", &self.ops.listen, None)?;
-        let report = report(&self.report, &self.server.state_dir, &base)?;
         let places = places(&self.places, &self.report)?;
         let local_records =
             super::local::local_records(&self.local_records).map_err(|(i, e)| {
@@ -123,6 +124,7 @@ impl RawConfig {
             source,
             effective,
             control,
+            dnstap,
             server,
             resolver,
             blocklist,
@@ -635,6 +637,116 @@ fn control(
         ));
     }
     Ok(Some(path))
+}
+
+fn dnstap(
+    d: &RawDnstap,
+    report: &ReportConfig,
+    base: &Base<'_>,
+) -> Result<Option<DnstapConfig>, ConfigError> {
+    let target = match (&d.socket, &d.tcp) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "dnstap.tcp",
+                d.tcp.as_deref().unwrap_or(""),
+                "give dnstap.socket or dnstap.tcp, not both",
+            ));
+        }
+        (Some(p), None) => {
+            let path = base.path(p);
+            if p.trim().is_empty() || path.as_os_str().len() > SUN_PATH_MAX {
+                return Err(invalid(
+                    "dnstap.socket",
+                    p,
+                    format!(
+                        "give the collector's Unix socket path (at most {SUN_PATH_MAX} bytes), e.g. \"/run/fanzha/dnstap.sock\""
+                    ),
+                ));
+            }
+            DnstapTarget::Unix(path)
+        }
+        (None, Some(t)) => {
+            let port = t.rsplit_once(':').and_then(|(h, p)| {
+                (!h.is_empty()).then_some(())?;
+                p.parse::<u16>().ok().filter(|p| *p != 0)
+            });
+            if port.is_none() {
+                return Err(invalid(
+                    "dnstap.tcp",
+                    t,
+                    "give the collector as \"host:port\", e.g. \"10.0.0.9:6000\" or \"[fd00::9]:6000\"",
+                ));
+            }
+            DnstapTarget::Tcp(t.clone())
+        }
+    };
+    let mut client_query = false;
+    let mut client_response = false;
+    for (i, what) in d.log.iter().enumerate() {
+        match what.as_str() {
+            "client_query" => client_query = true,
+            "client_response" => client_response = true,
+            _ => {
+                return Err(invalid(
+                    format!("dnstap.log[{i}]"),
+                    what,
+                    "use \"client_query\" and/or \"client_response\"",
+                ));
+            }
+        }
+    }
+    if !client_query && !client_response {
+        return Err(invalid(
+            "dnstap.log",
+            "[]",
+            "log \"client_query\", \"client_response\" or both; to turn dnstap off, remove socket and tcp",
+        ));
+    }
+    let client_ip = ClientIp::parse(&d.client_ip).ok_or_else(|| {
+        invalid(
+            "dnstap.client_ip",
+            &d.client_ip,
+            "use \"full\", \"truncate\" (/24 and /56) or \"hash\" (keyed with the report's local key)",
+        )
+    })?;
+    if !(0.0..=1.0).contains(&d.sample) {
+        return Err(invalid(
+            "dnstap.sample",
+            d.sample.to_string(),
+            "give the share of allowed queries to log, from 0.0 to 1.0 (blocked ones are always logged)",
+        ));
+    }
+    if d.queue == 0 || d.queue > 1_000_000 {
+        return Err(invalid(
+            "dnstap.queue",
+            d.queue.to_string(),
+            "use 1 to 1000000 frames; 10000 is the default",
+        ));
+    }
+    let identity = match &d.identity {
+        Some(i) => i.clone(),
+        None => hostname(),
+    };
+    Ok(Some(DnstapConfig {
+        target,
+        identity,
+        client_query,
+        client_response,
+        client_ip,
+        hash_key_file: report.hash_key_file.clone(),
+        sample: d.sample,
+        queue: d.queue,
+    }))
+}
+
+/// This machine's host name ("fanzha" when it cannot be read).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "fanzha".into())
 }
 
 fn report_secret(rp: &RawReport, base: &Base<'_>) -> Result<String, ConfigError> {

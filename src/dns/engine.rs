@@ -2,7 +2,7 @@
 //! answer, shared by every listener. The listeners ([`super::udp`], [`super::tcp`])
 //! only move bytes; what a query gets is decided here.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -16,6 +16,7 @@ use super::resolve::{Backend, BackendError, Resolved};
 use super::wire::{self, Query, rcode};
 use crate::blocklist::{Blocklist, Handle, Verdict};
 use crate::config::Config;
+use crate::dnstap::{self, Tap};
 use crate::limits::{ClientSlot, PerClient};
 use crate::metrics::{Metrics, Outcome};
 use crate::places::Places;
@@ -44,6 +45,8 @@ pub struct Engine {
     /// near expiry (`None`: prefetch off); taken by [`Engine::run_prefetch`].
     prefetch: Option<tokio::sync::mpsc::Sender<Refresh>>,
     prefetch_rx: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Refresh>>>,
+    /// The dnstap query log (`None`: off).
+    tap: Option<Tap>,
 }
 
 /// An answer to refresh: the query's packet, and the query parsed from it.
@@ -63,6 +66,7 @@ impl Engine {
         places: Arc<ArcSwap<Places>>,
         metrics: Arc<Metrics>,
         reporter: Option<Reporter>,
+        tap: Option<Tap>,
     ) -> Result<Engine, BackendError> {
         let r = &cfg.resolver;
         let (prefetch, prefetch_rx) = if cfg.cache.prefetch {
@@ -89,6 +93,7 @@ impl Engine {
             serve_stale: cfg.cache.serve_stale,
             prefetch,
             prefetch_rx: std::sync::Mutex::new(prefetch_rx),
+            tap,
         })
     }
 
@@ -286,7 +291,7 @@ impl Engine {
         q: &Query,
         client: IpAddr,
         tcp: bool,
-    ) -> Vec<u8> {
+    ) -> (Vec<u8>, Outcome) {
         let mut buf = Vec::with_capacity(512);
         let generation = self.lists.generation();
         let mut outcome = self.answer_into(packet, q, Some(client), &mut buf).await;
@@ -311,7 +316,7 @@ impl Engine {
         if !tcp && buf.len() > q.udp_limit() {
             wire::truncate(&mut buf, q.question_end, q.edns);
         }
-        buf
+        (buf, outcome)
     }
 
     /// Resolve and write the answer. `client` is who asked (`None`: a prefetch,
@@ -400,18 +405,105 @@ impl Engine {
     }
 
     /// Handle one packet from any transport, all stages; `None` means send nothing.
-    pub async fn handle(&self, packet: &[u8], client: IpAddr, tcp: bool) -> Option<Vec<u8>> {
+    /// `server` is the address it came to (for the query log).
+    pub async fn handle(
+        &self,
+        packet: &[u8],
+        client: SocketAddr,
+        server: Option<SocketAddr>,
+        tcp: bool,
+    ) -> Option<Vec<u8>> {
         let start = Instant::now();
+        let received = SystemTime::now();
         let mut buf = Vec::new();
-        let out = match self.decide(packet, client, tcp, &mut buf) {
-            Decision::Answer(_) | Decision::Block(..) => Some(buf),
-            Decision::Drop(_) => None,
-            Decision::Resolve(q) => Some(self.answer(packet, &q, client, tcp).await),
+        let (out, blocked) = match self.decide(packet, client.ip(), tcp, &mut buf) {
+            Decision::Answer(_) => (Some(buf), false),
+            Decision::Block(..) => (Some(buf), true),
+            Decision::Drop(_) => (None, false),
+            Decision::Resolve(q) => {
+                let (buf, o) = self.answer(packet, &q, client.ip(), tcp).await;
+                (Some(buf), o == Outcome::BlockedCname)
+            }
         };
         self.metrics
             .query_duration
             .observe(start.elapsed().as_secs_f64());
+        self.tap(
+            client,
+            server,
+            tcp,
+            packet,
+            received,
+            out.as_deref(),
+            blocked,
+        );
         out
+    }
+
+    /// Whether queries are logged with dnstap (listeners skip [`Engine::tap`]'s
+    /// arguments when not).
+    pub fn tapping(&self) -> bool {
+        self.tap.is_some()
+    }
+
+    /// The time a query came, for the query log: read only when it is on.
+    pub fn tap_clock(&self) -> SystemTime {
+        if self.tap.is_some() {
+            SystemTime::now()
+        } else {
+            SystemTime::UNIX_EPOCH
+        }
+    }
+
+    /// Log a query a listener answered (`response`) or dropped (`None`) to dnstap,
+    /// when it is on. `blocked` says fanzha blocked it: it is always logged, with the
+    /// rule that matched.
+    #[allow(clippy::too_many_arguments)]
+    pub fn tap(
+        &self,
+        client: SocketAddr,
+        server: Option<SocketAddr>,
+        tcp: bool,
+        query: &[u8],
+        received: SystemTime,
+        response: Option<&[u8]>,
+        blocked: bool,
+    ) {
+        let Some(tap) = &self.tap else { return };
+        let mut seen = dnstap::Seen {
+            client,
+            server,
+            tcp,
+            query,
+            received,
+            response,
+            answered: SystemTime::now(),
+            block: None,
+        };
+        if !blocked {
+            return tap.log(&seen);
+        }
+        // Found again for the log (a blocked query costs this only with dnstap on).
+        let list = self.lists.load();
+        let name = wire::parse_query(query)
+            .map(|q| q.name_lower(query))
+            .unwrap_or_default();
+        let policy = self.policy.load();
+        let (rule, category, action) = match list.lookup(&name) {
+            Verdict::Block(hit) => (
+                hit.rule(&name),
+                list.category(&hit),
+                Some(policy.action_for(&list, &hit)),
+            ),
+            // Blocked by a CNAME target: the rule is the target's.
+            _ => ("", "cname", None),
+        };
+        seen.block = Some(dnstap::Block {
+            rule,
+            category,
+            action,
+        });
+        tap.log(&seen);
     }
 }
 

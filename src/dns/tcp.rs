@@ -93,6 +93,7 @@ async fn tcp_conn(
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
+    let server = stream.local_addr().ok();
     let mut frame = Vec::new();
     // Moved on only by an answer.
     let mut deadline = tokio::time::Instant::now() + idle;
@@ -113,7 +114,7 @@ async fn tcp_conn(
         ) {
             return;
         }
-        let Some(resp) = engine.handle(&frame, peer.ip(), true).await else {
+        let Some(resp) = engine.handle(&frame, peer, server, true).await else {
             continue;
         };
         let Some(out) = framed(&frame, &resp) else {

@@ -4,9 +4,10 @@
 //! sent from the loop, so a blocked query costs no task, no allocation and no
 //! resolver work; queries to resolve get a task each.
 
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -31,6 +32,7 @@ pub async fn run_udp(
     tasks: TaskTracker,
 ) {
     let fd = sock.as_raw_fd();
+    let bound = sock.local_addr().ok();
     let mut rx = RecvBatch::default();
     let mut tx = SendBatch::default();
     loop {
@@ -52,6 +54,7 @@ pub async fn run_udp(
             }
         };
         let start = Instant::now();
+        let received = engine.tap_clock();
         tx.clear();
         for i in 0..n {
             let Some(peer) = rx.peer(i) else { continue };
@@ -60,15 +63,32 @@ pub async fn run_udp(
                 continue;
             }
             let packet = rx.packet(i);
-            match engine.decide(packet, peer.ip(), false, tx.next_buf()) {
+            let buf = tx.next_buf();
+            let d = engine.decide(packet, peer.ip(), false, buf);
+            if engine.tapping() && !matches!(d, Decision::Resolve(_)) {
+                let answered = matches!(d, Decision::Answer(_) | Decision::Block(..));
+                let blocked = matches!(d, Decision::Block(..));
+                let server = server_addr(rx.local(i), bound);
+                engine.tap(
+                    peer,
+                    server,
+                    false,
+                    packet,
+                    received,
+                    answered.then_some(&buf[..]),
+                    blocked,
+                );
+            }
+            match d {
                 Decision::Answer(_) | Decision::Block(..) => tx.push(i),
                 Decision::Drop(_) => {}
                 Decision::Resolve(q) => {
                     let Some(slot) = engine.resolution_slot(peer.ip(), tasks.len()) else {
                         // A flood of uncached names (from this client, or in all) must
                         // not grow memory and sockets without bound.
+                        let buf = tx.next_buf();
                         wire::error_response(
-                            tx.next_buf(),
+                            buf,
                             packet,
                             q.question_end,
                             wire::rcode::SERVFAIL,
@@ -76,20 +96,20 @@ pub async fn run_udp(
                         );
                         engine.metrics().query(Outcome::Servfail);
                         engine.metrics().overload.inc();
+                        let server = server_addr(rx.local(i), bound);
+                        engine.tap(peer, server, false, packet, received, Some(&buf[..]), false);
                         tx.push(i);
                         continue;
                     };
-                    let (engine, sock, packet) = (engine.clone(), sock.clone(), packet.to_vec());
-                    let local = rx.local(i);
-                    tasks.spawn(async move {
-                        let _slot = slot;
-                        let resp = engine.answer(&packet, &q, peer.ip(), false).await;
-                        let _ = send_from(&sock, &resp, peer, local).await;
-                        engine
-                            .metrics()
-                            .query_duration
-                            .observe(start.elapsed().as_secs_f64());
-                    });
+                    let from = From {
+                        peer,
+                        local: rx.local(i),
+                        bound,
+                        received,
+                        start,
+                    };
+                    let (engine, sock) = (engine.clone(), sock.clone());
+                    tasks.spawn(resolve(engine, sock, slot, packet.to_vec(), q, from));
                 }
             }
         }
@@ -125,6 +145,55 @@ async fn send_all(sock: &UdpSocket, fd: std::os::fd::RawFd, tx: &mut SendBatch, 
             }
         }
     }
+}
+
+/// Where a query came from and to, and when.
+struct From {
+    peer: SocketAddr,
+    local: Option<Local>,
+    bound: Option<SocketAddr>,
+    received: SystemTime,
+    start: Instant,
+}
+
+/// Resolve one query in its own task and send the answer (holding `slot` until done).
+async fn resolve(
+    engine: Arc<Engine>,
+    sock: Arc<UdpSocket>,
+    slot: crate::limits::ClientSlot,
+    packet: Vec<u8>,
+    q: wire::Query,
+    from: From,
+) {
+    let _slot = slot;
+    let (resp, outcome) = engine.answer(&packet, &q, from.peer.ip(), false).await;
+    let _ = send_from(&sock, &resp, from.peer, from.local).await;
+    let server = server_addr(from.local, from.bound);
+    let blocked = outcome == Outcome::BlockedCname;
+    engine.tap(
+        from.peer,
+        server,
+        false,
+        &packet,
+        from.received,
+        Some(&resp),
+        blocked,
+    );
+    engine
+        .metrics()
+        .query_duration
+        .observe(from.start.elapsed().as_secs_f64());
+}
+
+/// The address a datagram came to: its destination from the control message (a
+/// wildcard listener), else the socket's own, with the socket's port.
+fn server_addr(local: Option<Local>, bound: Option<SocketAddr>) -> Option<SocketAddr> {
+    let bound = bound?;
+    Some(match local {
+        Some(Local::V4(ip, _)) => SocketAddr::new(ip.into(), bound.port()),
+        Some(Local::V6(ip, _)) => SocketAddr::new(ip.into(), bound.port()),
+        None => bound,
+    })
 }
 
 /// Send one answer to `peer`, from the address its query was sent to (`local`, on

@@ -74,7 +74,7 @@ impl ClientIp {
     /// Parse the config spelling.
     pub fn parse(s: &str) -> Option<ClientIp> {
         match s {
-            "keep" => Some(ClientIp::Keep),
+            "keep" | "full" => Some(ClientIp::Keep),
             "truncate" => Some(ClientIp::Truncate),
             "hash" => Some(ClientIp::Hash),
             _ => None,
@@ -95,14 +95,17 @@ impl ClientIp {
                     format!("{}/56", std::net::Ipv6Addr::from(v))
                 }
             },
-            ClientIp::Hash => {
-                let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret)
-                    .expect("any key length");
-                m.update(ip.to_string().as_bytes());
-                format!("hmac:{}", hex::encode(&m.finalize().into_bytes()[..16]))
-            }
+            ClientIp::Hash => format!("hmac:{}", hex::encode(&keyed_hash(ip, secret)[..16])),
         }
     }
+}
+
+/// HMAC-SHA256 of the address's text under `key`: what `client_ip = "hash"` shows
+/// of a client, in the reports and in dnstap.
+pub fn keyed_hash(ip: IpAddr, key: &[u8]) -> [u8; 32] {
+    let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).expect("any key length");
+    m.update(ip.to_string().as_bytes());
+    m.finalize().into_bytes().into()
 }
 
 /// Client part of an event.

@@ -77,17 +77,38 @@ pub fn hash_key(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            let mut f = std::fs::OpenOptions::new()
+            let mut f = match std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(path)?;
+                .open(path)
+            {
+                Ok(f) => f,
+                // Made a moment ago by the other user of the key (reporter, dnstap).
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return hash_key(path),
+                Err(e) => return Err(e),
+            };
             f.write_all(format!("{}\n", hex::encode(&key)).as_bytes())?;
             f.sync_all()?;
             tracing::info!(file = %path.display(), "made this appliance's key for hashing client addresses");
             Ok(key)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// [`hash_key`], or, when it cannot be read or made, a key for this run only (never
+/// the platform's secret): hashes then change at the next start but stay
+/// irreversible. The failure is logged.
+pub fn hash_key_or_ephemeral(path: &std::path::Path) -> std::sync::Arc<[u8]> {
+    match hash_key(path) {
+        Ok(k) => k.into(),
+        Err(e) => {
+            tracing::error!(file = %path.display(), error = %e, "cannot read or make the client-address hashing key (report.hash_key_file); using a key for this run only");
+            random_bytes(32)
+                .unwrap_or_else(|_| event::new_id(std::time::SystemTime::now()).into_bytes())
+                .into()
+        }
     }
 }
 

@@ -192,17 +192,7 @@ pub fn start(
     shutdown: CancellationToken,
 ) -> (Reporter, Tasks) {
     let hash_key: Arc<[u8]> = match cfg.client_ip {
-        super::event::ClientIp::Hash => match super::hash_key(&cfg.hash_key_file) {
-            Ok(k) => k.into(),
-            Err(e) => {
-                // Never the platform's secret: a key of this run only (hashes change
-                // at the next start, but stay irreversible).
-                tracing::error!(file = %cfg.hash_key_file.display(), error = %e, "cannot read or make the client-address hashing key (report.hash_key_file); using a key for this run only");
-                super::random_bytes(32)
-                    .unwrap_or_else(|_| new_id(std::time::SystemTime::now()).into_bytes())
-                    .into()
-            }
-        },
+        super::event::ClientIp::Hash => super::hash_key_or_ephemeral(&cfg.hash_key_file),
         _ => Arc::from(&[][..]),
     };
     let spool = open_spool(&cfg, &metrics);
