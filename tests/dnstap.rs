@@ -119,8 +119,8 @@ fn field<'a>(doc: &'a str, key: &str) -> Option<&'a str> {
         .map(|v| v.trim_matches('"'))
 }
 
-#[test]
-fn queries_answers_and_blocks_reach_a_real_collector() {
+/// A collector, and fanzha logging to it with `[dnstap]` lines `extra`.
+fn with_collector(extra: &str) -> (Hierarchy, tempfile::TempDir, Collector, Fanzha) {
     let h = Hierarchy::start();
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("tap.sock");
@@ -128,11 +128,14 @@ fn queries_answers_and_blocks_reach_a_real_collector() {
     let f = start(
         &h,
         dir.path(),
-        &format!(
-            "socket = \"{}\"\nidentity = \"binjiang-01\"",
-            sock.display()
-        ),
+        &format!("socket = \"{}\"\n{extra}", sock.display()),
     );
+    (h, dir, cap, f)
+}
+
+#[test]
+fn queries_answers_and_blocks_reach_a_real_collector() {
+    let (_h, _dir, cap, f) = with_collector("identity = \"binjiang-01\"");
     assert!(
         f.wait_log("dnstap: connected", Duration::from_secs(10)),
         "{}",
@@ -228,18 +231,8 @@ fn queries_answers_and_blocks_reach_a_real_collector() {
 
 #[test]
 fn sampling_leaves_out_allowed_queries_and_truncation_hides_the_client() {
-    let h = Hierarchy::start();
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("tap.sock");
-    let cap = Collector::start(&sock, &dir.path().join("out.fstrm"));
-    let f = start(
-        &h,
-        dir.path(),
-        &format!(
-            "socket = \"{}\"\nsample = 0.0\nclient_ip = \"truncate\"\nlog = [\"client_response\"]",
-            sock.display()
-        ),
-    );
+    let (_h, _dir, cap, f) =
+        with_collector("sample = 0.0\nclient_ip = \"truncate\"\nlog = [\"client_response\"]");
     assert!(f.wait_log("dnstap: connected", Duration::from_secs(10)));
     for _ in 0..5 {
         udp(f.dns, "www.example.test.", RecordType::A);
