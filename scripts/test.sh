@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # warning page in a real browser), prometheus and promtool (dashboard and rules),
 # systemd (systemd-analyze for the unit), python3 (the layout check), iproute2 and
 # util-linux (ip and unshare: tests in throw-away namespaces), fstrm-bin and
-# dnstap-ldns (a real dnstap collector and decoder for the query log).
-packages=(dnsutils chromium fonts-noto-cjk prometheus systemd python3 iproute2 util-linux fstrm-bin dnstap-ldns)
+# dnstap-ldns (a real dnstap collector and decoder for the query log), nginx-light (the
+# signed feed served over HTTPS) and minisign (the feed's signatures checked by the tool).
+packages=(dnsutils chromium fonts-noto-cjk prometheus systemd python3 iproute2 util-linux fstrm-bin dnstap-ldns nginx-light minisign)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

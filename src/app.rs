@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::ctl::{self, Reply, commands::ReloadAsk};
 use crate::dns::engine::Engine;
 use crate::dns::{bind, resolve, tcp, udp};
+use crate::feed;
 use crate::metrics::{self, Metrics, OpsState};
 use crate::places::Places;
 use crate::report::pipeline::{self, Reporter};
@@ -57,6 +58,8 @@ struct App {
     ready: Arc<AtomicBool>,
     ops_task: JoinHandle<std::io::Result<()>>,
     report_tasks: Option<ReportTasks>,
+    /// Tells the feed follower to stop (`None`: no feed).
+    feed_stop: Option<Arc<AtomicBool>>,
     /// The dnstap writer, and what tells it to write the rest and stop.
     tap_task: Option<(JoinHandle<()>, CancellationToken)>,
     signals: Signals,
@@ -86,7 +89,9 @@ impl App {
             bound.push(bind::bind_pair(*addr, udp_sockets)?);
         }
         let lists = Arc::new(Handle::default());
-        let loader = Arc::new(Loader::new(cfg.blocklist.clone(), lists.clone()));
+        // With a feed, its last verified list serves from the start (offline too).
+        let bcfg = feed::poll::blocklist_config(cfg.feed.as_ref(), &cfg.blocklist);
+        let loader = Arc::new(Loader::new(bcfg, lists.clone()));
         loader.clean_state_dir();
         let l2 = loader.clone();
         let summary = tokio::task::spawn_blocking(move || l2.start())
@@ -101,6 +106,7 @@ impl App {
         }
 
         let metrics = Arc::new(Metrics::new());
+        let feed_stop = start_feed(&cfg, &loader, &metrics)?;
         let shutdown = CancellationToken::new();
         let places = Arc::new(ArcSwap::from_pointee(cfg.places.clone()));
         let (reporter, report_tasks) =
@@ -150,6 +156,7 @@ impl App {
             ops_task,
             report_tasks,
             tap_task: tap_task.map(|t| (t, tap_stop)),
+            feed_stop,
             signals,
             live_config,
             reload_asks,
@@ -244,7 +251,10 @@ impl App {
             Ok(t) => self.warn_state.templates.store(Arc::new(t)),
             Err(e) => tracing::error!(error = %e, "warning-page templates not reloaded"),
         }
-        self.loader.set_config(new.blocklist.clone());
+        self.loader.set_config(feed::poll::blocklist_config(
+            new.feed.as_ref(),
+            &new.blocklist,
+        ));
         drop(self.watcher.take());
         match blocklist::spawn_watcher(self.loader.clone()) {
             Ok(w) => self.watcher = Some(w),
@@ -260,6 +270,9 @@ impl App {
         self.ready.store(false, Ordering::Release);
         crate::notify::notify("STOPPING=1");
         self.shutdown.cancel();
+        if let Some(stop) = &self.feed_stop {
+            stop.store(true, Ordering::Release);
+        }
         self.tasks.close();
         if tokio::time::timeout(Duration::from_secs(5), self.tasks.wait())
             .await
@@ -327,6 +340,34 @@ fn spawn_listeners(
         ));
     }
     Ok(listeners)
+}
+
+/// Follow the signed feed when `[feed]` is set, on a thread of its own (its HTTP
+/// client blocks); returns what stops it.
+fn start_feed(
+    cfg: &Config,
+    loader: &Arc<Loader>,
+    metrics: &Metrics,
+) -> Result<Option<Arc<AtomicBool>>> {
+    let Some(f) = &cfg.feed else {
+        return Ok(None);
+    };
+    let follower = feed::poll::Follower::new(
+        f.clone(),
+        loader.clone(),
+        cfg.blocklist.clone(),
+        metrics.feed.clone(),
+    )
+    .map_err(anyhow::Error::msg)
+    .context("starting the feed follower")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    std::thread::Builder::new()
+        .name("fanzha-feed".into())
+        .spawn(move || follower.run(s))
+        .context("starting the feed follower")?;
+    tracing::info!(url = %f.url, poll = ?f.poll, "following the signed list feed");
+    Ok(Some(stop))
 }
 
 /// Start the dnstap writer when `[dnstap]` is set; the tap goes to the engine.

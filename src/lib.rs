@@ -10,6 +10,7 @@
 //! - [`dns`]: a query's whole life: listeners, admission, block verdict, cache,
 //!   resolver, answer; its module doc shows the stages in order.
 //! - [`dnstap`]: the query log as dnstap frames to a collector (never waits).
+//! - [`feed`]: the signed list feed: `fanzha publish`, and the appliance's follower.
 //! - [`config`]: the TOML file (`raw`) and its validation into typed sections.
 //! - [`warnpage`]: the warning page residents see, and its HTTP server.
 //! - [`report`]: hit and appeal events, the on-disk spool, delivery to the platform.
@@ -33,6 +34,7 @@ pub mod config;
 pub mod ctl;
 pub mod dns;
 pub mod dnstap;
+pub mod feed;
 pub mod limits;
 pub mod metrics;
 pub mod notify;

@@ -115,6 +115,38 @@ enum Cmd {
         /// The config file, as --config (the older form).
         file: Option<PathBuf>,
     },
+    /// Compile the lists and publish them, signed, as a feed for appliances to follow.
+    ///
+    /// Writes into DIR (serve it with any static web server): list-<serial>.fst,
+    /// manifest.json (serial, build time, expiry, counts, sha256) and a minisign
+    /// signature for each (`minisign -Vm FILE -p KEY.pub` verifies them). The serial
+    /// grows with every publish; appliances refuse anything at or below theirs.
+    /// Exit status: 0 published, 2 error.
+    Publish {
+        /// Config file for `[blocklist]` and `[[lists]]` (default: /etc/fanzha/fanzha.toml when it exists, else the embedded defaults).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The secret key (`fanzha keygen`, or `minisign -G` with its password in
+        /// FANZHA_KEY_PASSWORD).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The feed directory.
+        #[arg(long, short, value_name = "DIR")]
+        out: PathBuf,
+        /// How long appliances treat the list as current; past it they keep blocking
+        /// with it and raise an alert.
+        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        valid: std::time::Duration,
+        /// Publish even if the list is much smaller than the previous one.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Make a key pair for `fanzha publish`: PREFIX.key (secret, mode 0600; keep it on
+    /// the build box) and PREFIX.pub (for `[feed] public_key_file` on appliances).
+    Keygen {
+        /// Path and name of the two files, without extension.
+        prefix: PathBuf,
+    },
     /// Talk to the running daemon over its control socket (like unbound-control).
     ///
     /// The socket is `[control] socket` of the config (default: control.sock in
@@ -298,6 +330,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
             cmd,
         } => ctl_cmd(config, socket, json, cmd),
+        Cmd::Publish {
+            config,
+            key,
+            out,
+            valid,
+            force,
+        } => publish_cmd(chosen(config).as_deref(), &key, &out, valid, force),
+        Cmd::Keygen { prefix } => {
+            let (sk, pk, b64) = fanzha::feed::publish::keygen(&prefix)?;
+            println!("secret key: {} (keep it on the build box)", sk.display());
+            println!("public key: {} ({b64})", pk.display());
+            println!("appliances: [feed] public_key = \"{b64}\"");
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::CheckConfig { config, file } => {
             let config = chosen(config.or(file));
             println!("{}", which(config.as_deref()));
@@ -501,6 +547,43 @@ fn fmt_counts(m: &std::collections::BTreeMap<&'static str, u64>) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+fn publish_cmd(
+    config: Option<&Path>,
+    key: &Path,
+    out: &Path,
+    valid: std::time::Duration,
+    force: bool,
+) -> Result<ExitCode> {
+    let cfg = Config::load(config)?;
+    let sk =
+        fanzha::feed::publish::read_secret_key(key, std::env::var("FANZHA_KEY_PASSWORD").ok())?;
+    let previous = std::fs::read(out.join(fanzha::feed::manifest::MANIFEST))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<fanzha::feed::manifest::Manifest>(&b).ok())
+        .map(|m| m.entries);
+    let spec = Loader::spec(&cfg.blocklist, previous, force)?;
+    let p = fanzha::feed::publish::publish(&spec, out, &sk, valid, std::time::SystemTime::now())?;
+    let m = &p.manifest;
+    println!(
+        "published serial {} into {}: {} names ({} block, {} allow), {} bytes, expires {}",
+        m.serial,
+        out.display(),
+        m.entries,
+        m.block_entries,
+        m.allow_entries,
+        m.bytes,
+        m.expires_at
+    );
+    let skipped = p.report.skipped_total();
+    if skipped > 0 || !p.report.refused.is_empty() {
+        println!(
+            "{skipped} lines skipped, {} rules refused (fanzha compile shows which)",
+            p.report.refused.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn ctl_cmd(

@@ -102,6 +102,59 @@ pub struct Metrics {
     pub top_blocked: top::TopRules,
     /// dnstap frames by outcome: sent, dropped (queue full), lost (connection broke).
     pub dnstap_frames: IntCounterVec,
+    /// The signed list feed.
+    pub feed: FeedMetrics,
+}
+
+impl FeedMetrics {
+    fn new(r: &Reg<'_>) -> FeedMetrics {
+        FeedMetrics {
+            serial: r.gauge("feed_serial", "Serial of the signed feed list serving (0: none)"),
+            expires: r.gauge(
+                "feed_expires_timestamp_seconds",
+                "When the serving feed list expires (0: no feed list)",
+            ),
+            expired: r.gauge(
+                "feed_expired",
+                "1 while the serving feed list is past its expiry; it keeps blocking",
+            ),
+            polls: r.counters(
+                "feed_polls_total",
+                "Feed polls by outcome: applied, unchanged, refused_signature, refused_serial, refused_expired, refused_checksum, refused_malformed, refused_load, error",
+                "outcome",
+                &[
+                    "applied",
+                    "unchanged",
+                    "refused_signature",
+                    "refused_serial",
+                    "refused_expired",
+                    "refused_checksum",
+                    "refused_malformed",
+                    "refused_load",
+                    "error",
+                ],
+            ),
+            last_success: r.gauge(
+                "feed_last_success_timestamp_seconds",
+                "Last poll that reached the feed (applied or unchanged)",
+            ),
+        }
+    }
+}
+
+/// `fanzha_feed_*`: the signed list feed.
+#[derive(Clone)]
+pub struct FeedMetrics {
+    /// Serial of the feed list serving (0: none yet).
+    pub serial: IntGauge,
+    /// When it expires (0: no feed list).
+    pub expires: IntGauge,
+    /// 1 while the serving feed list is past its expiry (it keeps blocking).
+    pub expired: IntGauge,
+    /// Polls by outcome: applied, unchanged, refused_<reason>, error.
+    pub polls: IntCounterVec,
+    /// Last poll that reached the feed (applied or unchanged).
+    pub last_success: IntGauge,
 }
 
 /// The `result` labels of `fanzha_upstream_queries_total`: a usable answer, a lame
@@ -371,6 +424,7 @@ impl Metrics {
                 "Queries answered SERVFAIL at once because too many resolutions were in flight (for the client, or in all)",
             ),
             top_blocked: top::TopRules::default(),
+            feed: FeedMetrics::new(&r),
             dnstap_frames: r.counters(
                 "dnstap_frames_total",
                 "dnstap frames by outcome: sent to the collector, dropped because the queue was full, lost with a broken connection",

@@ -216,6 +216,25 @@ pub struct DnstapConfig {
     pub queue: usize,
 }
 
+/// `[feed]`, validated.
+#[derive(Debug, Clone)]
+pub struct FeedConfig {
+    /// The manifest's URL.
+    pub url: String,
+    /// The publisher's key, base64.
+    pub public_key: String,
+    /// Time between polls.
+    pub poll: Duration,
+    /// Extra CA for https.
+    pub tls_ca: Option<PathBuf>,
+    /// Proxy URL (`None`: from the environment).
+    pub proxy: Option<String>,
+    /// Largest list file taken.
+    pub max_bytes: u64,
+    /// Where the verified feed files and the feed state are kept.
+    pub dir: PathBuf,
+}
+
 /// A validated configuration, one typed struct per section of the file.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -227,6 +246,8 @@ pub struct Config {
     pub control: Option<PathBuf>,
     /// `[dnstap]` (`None`: off).
     pub dnstap: Option<DnstapConfig>,
+    /// `[feed]` (`None`: the lists come from `[blocklist]` only).
+    pub feed: Option<FeedConfig>,
     /// `[server]`
     pub server: ServerConfig,
     /// `[resolver]`

@@ -32,6 +32,8 @@ pub struct RawConfig {
     pub control: RawControl,
     /// `[dnstap]`
     pub dnstap: RawDnstap,
+    /// `[feed]`
+    pub feed: RawFeed,
     /// `[report]`
     pub report: RawReport,
     /// `[[places]]`
@@ -389,6 +391,41 @@ impl Default for RawDnstap {
             client_ip: "full".into(),
             sample: 1.0,
             queue: 10_000,
+        }
+    }
+}
+
+/// `[feed]`: follow a signed list feed published by `fanzha publish`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawFeed {
+    /// The manifest's URL (absent: no feed; the lists come from `[blocklist]`).
+    pub url: Option<String>,
+    /// The publisher's minisign public key (base64, "RW…").
+    pub public_key: Option<String>,
+    /// … or a file holding it (`minisign -G`'s .pub file).
+    pub public_key_file: Option<String>,
+    /// Time between polls (a conditional GET of the manifest).
+    #[serde(deserialize_with = "dur::millis", serialize_with = "dur::millis_out")]
+    pub poll: u64,
+    /// PEM CA file for an https:// feed with a private CA.
+    pub tls_ca: Option<String>,
+    /// HTTP(S) proxy URL (absent: HTTPS_PROXY / HTTP_PROXY from the environment).
+    pub proxy: Option<String>,
+    /// Largest list file taken, bytes.
+    pub max_bytes: u64,
+}
+
+impl Default for RawFeed {
+    fn default() -> Self {
+        RawFeed {
+            url: None,
+            public_key: None,
+            public_key_file: None,
+            poll: 30_000,
+            tls_ca: None,
+            proxy: None,
+            max_bytes: 2 << 30,
         }
     }
 }

@@ -9,10 +9,10 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::{
-    BlocklistConfig, Config, ConfigError, DnstapConfig, DnstapTarget, ListConfig, RawBlocklist,
-    RawCache, RawCategory, RawConfig, RawControl, RawDnstap, RawForwardZone, RawList, RawPlace,
-    RawReport, RawResolver, RawServer, RawSinkhole, RawWarnpage, ResolverConfig, ResolverMode,
-    ServerConfig, SinkholeConfig, WarnpageConfig, invalid,
+    BlocklistConfig, Config, ConfigError, DnstapConfig, DnstapTarget, FeedConfig, ListConfig,
+    RawBlocklist, RawCache, RawCategory, RawConfig, RawControl, RawDnstap, RawFeed, RawForwardZone,
+    RawList, RawPlace, RawReport, RawResolver, RawServer, RawSinkhole, RawWarnpage, ResolverConfig,
+    ResolverMode, ServerConfig, SinkholeConfig, WarnpageConfig, invalid,
 };
 use crate::blocklist::{Action, MatchMode};
 use crate::places::{Place, Places};
@@ -104,6 +104,7 @@ impl RawConfig {
         let control = control(&self.control, &self.server.state_dir, &base)?;
         let report = report(&self.report, &self.server.state_dir, &base)?;
         let dnstap = dnstap(&self.dnstap, &report, &base)?;
+        let feed = feed(&self.feed, &self.blocklist, &self.server.state_dir, &base)?;
         let mut resolver = resolver(&self.resolver, &base)?;
         resolver.forward_zones = forward_zones(&self.forward_zones)?;
         resolver.cache_max_bytes = cache_bytes(&self.cache)?;
@@ -125,6 +126,7 @@ impl RawConfig {
             effective,
             control,
             dnstap,
+            feed,
             server,
             resolver,
             blocklist,
@@ -737,6 +739,81 @@ fn dnstap(
         hash_key_file: report.hash_key_file.clone(),
         sample: d.sample,
         queue: d.queue,
+    }))
+}
+
+fn feed(
+    f: &RawFeed,
+    b: &RawBlocklist,
+    state_dir: &str,
+    base: &Base<'_>,
+) -> Result<Option<FeedConfig>, ConfigError> {
+    let Some(url) = &f.url else {
+        return Ok(None);
+    };
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(invalid(
+            "feed.url",
+            url,
+            "give the manifest's URL, e.g. \"https://feed.district.example/fanzha/manifest.json\"",
+        ));
+    }
+    if !b.compiled.is_empty() {
+        return Err(invalid(
+            "blocklist.compiled",
+            &b.compiled,
+            "a feed supplies the compiled list: remove blocklist.compiled, or remove [feed] url",
+        ));
+    }
+    let public_key = match (&f.public_key, &f.public_key_file) {
+        (Some(k), None) => k.trim().to_string(),
+        (None, Some(p)) => {
+            let path = base.path(p);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                invalid(
+                    "feed.public_key_file",
+                    path.display().to_string(),
+                    format!("cannot read it ({e}); give the .pub file of `fanzha keygen` or `minisign -G`"),
+                )
+            })?;
+            // The key is the last non-empty line (after "untrusted comment: …").
+            text.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        }
+        _ => {
+            return Err(invalid(
+                "feed.public_key",
+                "",
+                "give the publisher's minisign public key in public_key (\"RW…\") or public_key_file, one of them",
+            ));
+        }
+    };
+    if let Err(e) = minisign_verify::PublicKey::from_base64(&public_key) {
+        return Err(invalid(
+            "feed.public_key",
+            &public_key,
+            format!("not a minisign public key ({e}); copy it from the publisher's .pub file"),
+        ));
+    }
+    if f.poll < 1000 {
+        return Err(invalid(
+            "feed.poll",
+            format!("{}ms", f.poll),
+            "poll at most once a second (\"1s\"); \"30s\" is the default",
+        ));
+    }
+    Ok(Some(FeedConfig {
+        url: url.clone(),
+        public_key,
+        poll: Duration::from_millis(f.poll),
+        tls_ca: f.tls_ca.as_deref().map(|p| base.path(p)),
+        proxy: f.proxy.clone(),
+        max_bytes: f.max_bytes,
+        dir: base.path(state_dir).join("feed"),
     }))
 }
 

@@ -1,12 +1,13 @@
 //! Test helpers: a local authoritative DNS hierarchy on loopback ([`hierarchy`]),
 //! the real `fanzha` binary as a child process ([`fanzha`]), and small DNS and HTTP
-//! clients ([`client`]).
+//! clients ([`client`]), nginx serving files over HTTPS ([`nginx`]).
 #![allow(dead_code)]
 
 mod client;
 mod fanzha;
 mod hierarchy;
 mod lab;
+mod nginx;
 
 // Each test binary uses some of these, none uses all.
 #[allow(unused_imports)]
@@ -17,3 +18,5 @@ pub use fanzha::*;
 pub use hierarchy::*;
 #[allow(unused_imports)]
 pub use lab::*;
+#[allow(unused_imports)]
+pub use nginx::*;

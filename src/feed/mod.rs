@@ -1,0 +1,10 @@
+//! The signed list feed: a district publishes its compiled list once, and every
+//! appliance follows it within seconds, verifying each step.
+//!
+//! - [`manifest`]: the manifest and the checks before a list is served (pure).
+//! - [`publish`]: `fanzha publish` and `fanzha keygen` on the build box.
+//! - [`poll`]: the appliance's follower.
+
+pub mod manifest;
+pub mod poll;
+pub mod publish;

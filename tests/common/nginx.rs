@@ -1,0 +1,115 @@
+//! A real nginx (Debian's nginx-light, installed by scripts/test.sh) serving a
+//! directory over HTTPS on 127.0.0.1, with a certificate from a test CA.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running nginx.
+pub struct Nginx {
+    child: Child,
+    pub port: u16,
+    /// The test CA's certificate (PEM), for `tls_ca`.
+    pub ca_pem: PathBuf,
+    dir: PathBuf,
+}
+
+/// A test CA and a certificate for 127.0.0.1 signed by it: (CA PEM, cert PEM, key PEM).
+pub fn test_ca() -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Nginx {
+    /// Serve `root` over HTTPS; its files (and their ETags) as nginx serves them.
+    pub fn start(root: &Path, work: &Path) -> Nginx {
+        std::fs::create_dir_all(work).unwrap();
+        let (ca, cert, key) = test_ca();
+        let ca_pem = work.join("ca.pem");
+        std::fs::write(&ca_pem, ca).unwrap();
+        std::fs::write(work.join("cert.pem"), cert).unwrap();
+        std::fs::write(work.join("key.pem"), key).unwrap();
+        // As root, workers would run as nobody and not read a 0700 temporary dir.
+        let user = if unsafe { libc::geteuid() } == 0 {
+            "user root root;"
+        } else {
+            ""
+        };
+        let w = work.display();
+        for attempt in 0..5 {
+            let port = free_port();
+            let conf = format!(
+                "{user}\ndaemon off;\nworker_processes 1;\npid {w}/nginx.pid;\nerror_log {w}/error.log;\n\
+                 events {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {w}/t1;\n  proxy_temp_path {w}/t2;\n\
+                 fastcgi_temp_path {w}/t3;\n  uwsgi_temp_path {w}/t4;\n  scgi_temp_path {w}/t5;\n\
+                 default_type application/octet-stream;\n\
+                 server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {w}/cert.pem;\n\
+                 ssl_certificate_key {w}/key.pem;\n    root {};\n    location / {{ }}\n  }}\n}}\n",
+                root.display()
+            );
+            let conf_path = work.join("nginx.conf");
+            std::fs::write(&conf_path, conf).unwrap();
+            let mut child = Command::new("nginx")
+                .arg("-c")
+                .arg(&conf_path)
+                .arg("-p")
+                .arg(work)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("nginx (Debian package nginx-light; scripts/test.sh installs it)");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Nginx {
+                        child,
+                        port,
+                        ca_pem,
+                        dir: work.to_path_buf(),
+                    };
+                }
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!(
+                "nginx attempt {attempt} failed: {}",
+                std::fs::read_to_string(work.join("error.log")).unwrap_or_default()
+            );
+        }
+        panic!("nginx did not start");
+    }
+
+    /// `https://127.0.0.1:PORT/path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}/{path}", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
