@@ -98,6 +98,8 @@ pub struct ServerConfig {
     pub rate_limit_prefix_v6: u8,
     /// Never limited.
     pub rate_limit_exempt: Vec<IpNet>,
+    /// Senders whose queries carry a PROXY v2 header (dnsdist in front).
+    pub proxy_from: Vec<IpNet>,
     /// DoH canary.
     pub doh_canary: bool,
     /// Logs as one JSON object per line (`log_format = "json"`).

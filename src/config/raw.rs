@@ -66,6 +66,9 @@ pub struct RawServer {
     pub rate_limit_prefix_v6: u8,
     /// Clients never rate-limited (CIDRs: a NAT of a whole community, monitoring).
     pub rate_limit_exempt: Vec<String>,
+    /// Senders whose DNS carries a PROXY protocol v2 header naming the client
+    /// (a dnsdist in front); empty: none.
+    pub proxy_from: Vec<String>,
     /// Answer NXDOMAIN for `use-application-dns.net`.
     pub doh_canary: bool,
     /// `text` (for people) or `json` (one object per line, for journald or Loki).
@@ -106,6 +109,7 @@ impl Default for RawServer {
             rate_limit_prefix_v4: 32,
             rate_limit_prefix_v6: 56,
             rate_limit_exempt: Vec::new(),
+            proxy_from: Vec::new(),
             doh_canary: true,
             log_format: "text".into(),
             tcp_idle_timeout: 10,

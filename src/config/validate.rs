@@ -234,6 +234,7 @@ fn server(s: &RawServer) -> Result<ServerConfig, ConfigError> {
     let listen = parse_sockets("server.listen", &s.listen, None)?;
     let acl = parse_nets("server.acl", &s.acl)?;
     let rate_limit_exempt = parse_nets("server.rate_limit_exempt", &s.rate_limit_exempt)?;
+    let proxy_from = parse_nets("server.proxy_from", &s.proxy_from)?;
     if s.state_dir.is_empty() {
         return Err(invalid(
             "server.state_dir",
@@ -277,6 +278,7 @@ fn server(s: &RawServer) -> Result<ServerConfig, ConfigError> {
         rate_limit_prefix_v4: s.rate_limit_prefix_v4,
         rate_limit_prefix_v6: s.rate_limit_prefix_v6,
         rate_limit_exempt,
+        proxy_from,
         doh_canary: s.doh_canary,
         log_json,
         tcp_idle_timeout: Duration::from_secs(s.tcp_idle_timeout),

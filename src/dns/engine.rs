@@ -161,6 +161,13 @@ impl Engine {
         self.policy.load().acl.allows(client)
     }
 
+    /// Whether what `sender` sends starts with a PROXY v2 header (`[server]
+    /// proxy_from`): a load balancer speaking for its clients.
+    pub fn proxied(&self, sender: IpAddr) -> bool {
+        let p = self.policy.load();
+        !p.proxy_from.is_empty() && p.proxy_from.allows(sender)
+    }
+
     /// Take the policy, rate limit and places of a reloaded config. Listeners and
     /// the resolver change only on restart.
     pub fn reload(&self, cfg: &Config) {

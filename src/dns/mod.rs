@@ -32,6 +32,7 @@ pub mod engine;
 pub mod iterate;
 pub mod local;
 pub mod policy;
+pub mod proxy;
 pub mod resolve;
 pub mod tcp;
 pub mod udp;

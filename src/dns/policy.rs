@@ -33,6 +33,10 @@ impl Acl {
         let ip = ip.to_canonical();
         self.nets.iter().any(|n| n.contains(&ip))
     }
+    /// True when it admits no one.
+    pub fn is_empty(&self) -> bool {
+        self.nets.is_empty()
+    }
 }
 
 /// What past the rate limit gets.
@@ -165,6 +169,8 @@ impl RateLimiter {
 pub struct Policy {
     /// Client ACL.
     pub acl: Acl,
+    /// Senders whose queries start with a PROXY v2 header (`[server] proxy_from`).
+    pub proxy_from: Acl,
     /// A answer for blocked names.
     pub sinkhole_v4: Ipv4Addr,
     /// AAAA answer for blocked names (`None`: NODATA).
@@ -194,6 +200,7 @@ impl Policy {
     pub fn from_config(c: &Config) -> Policy {
         Policy {
             acl: Acl::new(c.server.acl.clone()),
+            proxy_from: Acl::new(c.server.proxy_from.clone()),
             sinkhole_v4: c.sinkhole.v4,
             sinkhole_v6: c.sinkhole.v6,
             ttl: c.sinkhole.ttl,

@@ -58,8 +58,11 @@ pub async fn run_tcp(
             },
             _ = shutdown.cancelled() => break,
         };
+        // A load balancer in `proxy_from` speaks for its clients: the ACL and the
+        // per-address cap apply to the clients its PROXY headers name, not to it.
+        let proxied = engine.proxied(peer.ip());
         // Dropping the stream closes it.
-        if !engine.client_allowed(peer.ip()) {
+        if !proxied && !engine.client_allowed(peer.ip()) {
             if let Some(held) = refused.may_log() {
                 tracing::info!(%peer, similar_since_last_line = held, "TCP connection from outside [server] acl closed");
             }
@@ -71,7 +74,12 @@ pub async fn run_tcp(
             }
             continue;
         };
-        let Some(client) = per_client.take(peer.ip(), limits.per_client) else {
+        let cap = if proxied {
+            usize::MAX
+        } else {
+            limits.per_client
+        };
+        let Some(client) = per_client.take(peer.ip(), cap) else {
             if let Some(held) = crowded.may_log() {
                 tracing::warn!(%peer, per_client = limits.per_client, similar_since_last_line = held, "too many TCP connections from one address (server.tcp_per_client); closing new ones");
             }
@@ -80,7 +88,7 @@ pub async fn run_tcp(
         let (engine, shutdown) = (engine.clone(), shutdown.clone());
         tasks.spawn(async move {
             let _held = (permit, client);
-            tcp_conn(engine, stream, peer, limits.idle, shutdown).await;
+            tcp_conn(engine, stream, peer, proxied, limits.idle, shutdown).await;
         });
     }
 }
@@ -89,11 +97,24 @@ async fn tcp_conn(
     engine: Arc<Engine>,
     mut stream: TcpStream,
     peer: SocketAddr,
+    proxied: bool,
     idle: Duration,
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
-    let server = stream.local_addr().ok();
+    let mut server = stream.local_addr().ok();
+    let mut peer = peer;
+    if proxied {
+        match tokio::time::timeout(idle, read_proxy_header(&mut stream)).await {
+            Ok(Some(Some((client, to)))) => (peer, server) = (client, Some(to)),
+            // LOCAL: the balancer's own query (a health check).
+            Ok(Some(None)) => {}
+            _ => return,
+        }
+        if !engine.client_allowed(peer.ip()) {
+            return;
+        }
+    }
     let mut frame = Vec::new();
     // Moved on only by an answer.
     let mut deadline = tokio::time::Instant::now() + idle;
@@ -128,6 +149,22 @@ async fn tcp_conn(
         }
         deadline = tokio::time::Instant::now() + idle;
     }
+}
+
+/// Read the PROXY v2 header a `proxy_from` sender starts its connection with: the
+/// client and the address it connected to (`Some(None)` for LOCAL); `None` when
+/// there is no usable header.
+async fn read_proxy_header(stream: &mut TcpStream) -> Option<Option<(SocketAddr, SocketAddr)>> {
+    let mut head = [0u8; super::proxy::FIXED];
+    stream.read_exact(&mut head).await.ok()?;
+    let rest = u16::from_be_bytes([head[14], head[15]]) as usize;
+    let mut buf = head.to_vec();
+    buf.resize(super::proxy::FIXED + rest, 0);
+    stream
+        .read_exact(&mut buf[super::proxy::FIXED..])
+        .await
+        .ok()?;
+    super::proxy::parse(&buf).ok().map(|h| h.addresses)
 }
 
 /// The answer to `query` as a TCP frame (length first). An answer longer than a

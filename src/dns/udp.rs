@@ -62,15 +62,18 @@ pub async fn run_udp(
                 engine.metrics().query(Outcome::Malformed);
                 continue;
             }
-            let packet = rx.packet(i);
+            let Some((client, server, packet)) = unwrap_proxy(&engine, peer, rx.packet(i)) else {
+                engine.metrics().query(Outcome::Malformed);
+                continue;
+            };
+            let server = server.or_else(|| server_addr(rx.local(i), bound));
             let buf = tx.next_buf();
-            let d = engine.decide(packet, peer.ip(), false, buf);
+            let d = engine.decide(packet, client.ip(), false, buf);
             if engine.tapping() && !matches!(d, Decision::Resolve(_)) {
                 let answered = matches!(d, Decision::Answer(_) | Decision::Block(..));
                 let blocked = matches!(d, Decision::Block(..));
-                let server = server_addr(rx.local(i), bound);
                 engine.tap(
-                    peer,
+                    client,
                     server,
                     false,
                     packet,
@@ -83,28 +86,21 @@ pub async fn run_udp(
                 Decision::Answer(_) | Decision::Block(..) => tx.push(i),
                 Decision::Drop(_) => {}
                 Decision::Resolve(q) => {
-                    let Some(slot) = engine.resolution_slot(peer.ip(), tasks.len()) else {
+                    let Some(slot) = engine.resolution_slot(client.ip(), tasks.len()) else {
                         // A flood of uncached names (from this client, or in all) must
                         // not grow memory and sockets without bound.
                         let buf = tx.next_buf();
-                        wire::error_response(
-                            buf,
-                            packet,
-                            q.question_end,
-                            wire::rcode::SERVFAIL,
-                            q.edns,
-                        );
-                        engine.metrics().query(Outcome::Servfail);
-                        engine.metrics().overload.inc();
-                        let server = server_addr(rx.local(i), bound);
-                        engine.tap(peer, server, false, packet, received, Some(&buf[..]), false);
+                        overloaded(&engine, buf, packet, &q);
+                        let answer = Some(&buf[..]);
+                        engine.tap(client, server, false, packet, received, answer, false);
                         tx.push(i);
                         continue;
                     };
                     let from = From {
                         peer,
+                        client,
                         local: rx.local(i),
-                        bound,
+                        server,
                         received,
                         start,
                     };
@@ -147,13 +143,45 @@ async fn send_all(sock: &UdpSocket, fd: std::os::fd::RawFd, tx: &mut SendBatch, 
     }
 }
 
+/// SERVFAIL at once, counted: too many resolutions in flight (for this client, or
+/// in all).
+fn overloaded(engine: &Engine, buf: &mut Vec<u8>, packet: &[u8], q: &wire::Query) {
+    wire::error_response(buf, packet, q.question_end, wire::rcode::SERVFAIL, q.edns);
+    engine.metrics().query(Outcome::Servfail);
+    engine.metrics().overload.inc();
+}
+
 /// Where a query came from and to, and when.
 struct From {
+    /// The datagram's sender: where the answer goes.
     peer: SocketAddr,
+    /// The client: the sender, or the one its PROXY header names.
+    client: SocketAddr,
+    /// The datagram's destination (the answer's source address).
     local: Option<Local>,
-    bound: Option<SocketAddr>,
+    /// fanzha's address as the client sees it (for the query log).
+    server: Option<SocketAddr>,
     received: SystemTime,
     start: Instant,
+}
+
+/// The client behind a datagram, the server address it asked, and its DNS message:
+/// the sender itself, or, from a `[server] proxy_from` sender, what its PROXY v2
+/// header names. `None`: a trusted sender's datagram without a usable header.
+fn unwrap_proxy<'p>(
+    engine: &Engine,
+    peer: SocketAddr,
+    packet: &'p [u8],
+) -> Option<(SocketAddr, Option<SocketAddr>, &'p [u8])> {
+    if !engine.proxied(peer.ip()) {
+        return Some((peer, None, packet));
+    }
+    let h = super::proxy::parse(packet).ok()?;
+    let (client, server) = match h.addresses {
+        Some((c, s)) => (c, Some(s)),
+        None => (peer, None),
+    };
+    Some((client, server, &packet[h.len..]))
 }
 
 /// Resolve one query in its own task and send the answer (holding `slot` until done).
@@ -166,13 +194,12 @@ async fn resolve(
     from: From,
 ) {
     let _slot = slot;
-    let (resp, outcome) = engine.answer(&packet, &q, from.peer.ip(), false).await;
+    let (resp, outcome) = engine.answer(&packet, &q, from.client.ip(), false).await;
     let _ = send_from(&sock, &resp, from.peer, from.local).await;
-    let server = server_addr(from.local, from.bound);
     let blocked = outcome == Outcome::BlockedCname;
     engine.tap(
-        from.peer,
-        server,
+        from.client,
+        from.server,
         false,
         &packet,
         from.received,
