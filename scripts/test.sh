@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 # systemd (systemd-analyze for the unit), python3 (the layout check), iproute2 and
 # util-linux (ip and unshare: tests in throw-away namespaces), fstrm-bin and
 # dnstap-ldns (a real dnstap collector and decoder for the query log), nginx-light (the
-# signed feed served over HTTPS) and minisign (the feed's signatures checked by the tool).
-packages=(dnsutils chromium fonts-noto-cjk prometheus systemd python3 iproute2 util-linux fstrm-bin dnstap-ldns nginx-light minisign)
+# signed feed served over HTTPS), minisign (the feed's signatures checked by the tool)
+# and dnsdist (the balancer in front of three appliances).
+packages=(dnsutils chromium fonts-noto-cjk prometheus systemd python3 iproute2 util-linux fstrm-bin dnstap-ldns nginx-light minisign dnsdist)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -64,7 +65,8 @@ trap 'rm -rf "$root"' EXIT
 dpkg-deb -x "$deb" "$root"
 dpkg-deb --info "$deb" >/dev/null
 for f in usr/bin/fanzha etc/fanzha/fanzha.toml usr/lib/systemd/system/fanzha.service \
-         usr/share/fanzha/grafana/fanzha-dashboard.json usr/share/fanzha/prometheus/fanzha-rules.yml; do
+         usr/share/fanzha/grafana/fanzha-dashboard.json usr/share/fanzha/prometheus/fanzha-rules.yml \
+         usr/share/fanzha/dnsdist/dnsdist.conf; do
   [ -e "$root/$f" ] || { echo "ERROR: the package lacks /$f" >&2; exit 1; }
 done
 # The packaged config names /etc/fanzha paths and the example sinkhole 10.0.0.53 (an

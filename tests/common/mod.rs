@@ -8,6 +8,7 @@ mod fanzha;
 mod hierarchy;
 mod lab;
 mod nginx;
+mod platform;
 
 // Each test binary uses some of these, none uses all.
 #[allow(unused_imports)]
@@ -20,3 +21,5 @@ pub use hierarchy::*;
 pub use lab::*;
 #[allow(unused_imports)]
 pub use nginx::*;
+#[allow(unused_imports)]
+pub use platform::*;
