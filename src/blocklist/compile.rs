@@ -782,6 +782,7 @@ fn parse_file(
         action: ov.and_then(|o| o.action).unwrap_or_default(),
         action_fixed: ov.is_some_and(|o| o.action.is_some()),
         mode_fixed: ov.is_some_and(|o| o.match_mode.is_some()),
+        expires: None,
         rep: &mut rep,
         examples: &mut g.examples,
         logged: 0,
@@ -836,6 +837,8 @@ struct FileLines<'a, 'b> {
     action: Action,
     action_fixed: bool,
     mode_fixed: bool,
+    /// The file's `# expires:` from that line on.
+    expires: Option<String>,
     rep: &'b mut ListReport,
     examples: &'b mut Vec<SkippedLine>,
     /// Skipped lines logged so far (at most `examples_per_file`).
@@ -852,6 +855,7 @@ impl FileLines<'_, '_> {
         // Most lines of big lists are a bare name: taken without the parser
         // (same result, see `parse::bare_name`), and without allocating.
         if !parser.in_record()
+            && self.expires.is_none()
             && let Some(name) = bare_name(bytes)
         {
             if let Err(e) = self.sink.add_bare(name, no) {
@@ -875,6 +879,13 @@ impl FileLines<'_, '_> {
                     tracing::warn!(file = %lname, line = no, action = %a, "unknown action header ignored (sinkhole, nxdomain or refused)")
                 }
             },
+            Item::Header(Header::Expires(ts)) => {
+                if super::parse::expiry_unix(&ts).is_ok() {
+                    self.expires = Some(ts);
+                } else {
+                    self.skipped("bad-expiry", no, bytes);
+                }
+            }
             Item::Header(Header::Match(m)) if !self.mode_fixed => match m.as_str() {
                 "exact" => self.sink.mode = MatchMode::Exact,
                 "subtree" => self.sink.mode = MatchMode::Subtree,
@@ -885,7 +896,16 @@ impl FileLines<'_, '_> {
             Item::Header(_) => {}
             Item::Warn(w) => *self.rep.warnings.entry(w.reason()).or_default() += 1,
             Item::Skip(s) => self.skipped(s.reason(), no, bytes),
-            Item::Rule(r) => {
+            Item::Rule(mut r) => {
+                // A file's `# expires:` header, unless the rule names its own.
+                if let Some(ts) = &self.expires
+                    && !r.note.as_deref().is_some_and(|n| n.starts_with("expires="))
+                {
+                    r.note = Some(match r.note {
+                        Some(n) => format!("expires={ts} {n}"),
+                        None => format!("expires={ts}"),
+                    });
+                }
                 if let Err(e) = self.sink.add(r, no) {
                     self.err = Some(e);
                 }

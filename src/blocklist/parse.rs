@@ -87,6 +87,8 @@ pub enum Skip {
     LineTooLong,
     /// Bytes that are not UTF-8 (binary junk).
     NotUtf8,
+    /// An `expires=` that is not an RFC 3339 time (`2026-12-03T00:00:00Z`).
+    BadExpiry,
 }
 
 /// [`NameError`] as an ordered key for counters.
@@ -114,6 +116,7 @@ impl Skip {
             Skip::UnknownFormat => "unknown-format",
             Skip::LineTooLong => "line-too-long",
             Skip::NotUtf8 => "not-utf8",
+            Skip::BadExpiry => "bad-expiry",
         }
     }
 }
@@ -146,6 +149,9 @@ pub enum Header {
     Match(String),
     /// `sinkhole`, `nxdomain` or `refused` for the rules that follow.
     Action(String),
+    /// The time (RFC 3339) after which the rules that follow stop applying:
+    /// emergency entries that lapse without a new publish.
+    Expires(String),
 }
 
 /// What a line yields; one line may yield several items (a hosts line with three names).
@@ -470,6 +476,7 @@ fn parse_header(text: &str) -> Option<Header> {
         "category" => Some(Header::Category(v.to_ascii_lowercase())),
         "match" => Some(Header::Match(v.to_ascii_lowercase())),
         "action" => Some(Header::Action(v.to_ascii_lowercase())),
+        "expires" => Some(Header::Expires(v.to_string())),
         _ => None,
     }
 }
@@ -493,16 +500,58 @@ fn push_rule(
     note: Option<&str>,
     emit: &mut impl FnMut(Item),
 ) {
+    let note = match note.map(with_expiry_first) {
+        Some(Err(())) => return emit(Item::Skip(Skip::BadExpiry)),
+        Some(Ok(n)) => Some(n),
+        None => None,
+    };
     match name::normalize(n) {
         Ok(name) => emit(Item::Rule(Rule {
             name,
             scope,
             polarity,
             explicit_scope: explicit,
-            note: note.map(|s| crate::text::clip(s, 200).to_string()),
+            note,
         })),
         Err(e) => emit(Item::Skip(e.into())),
     }
+}
+
+/// A note with its `expires=TIME` (if any) checked and moved to the front, so that
+/// clipping a long note never cuts it off.
+fn with_expiry_first(note: &str) -> Result<String, ()> {
+    let Some(at) = expiry_in(note) else {
+        return Ok(crate::text::clip(note, 200).to_string());
+    };
+    let ts = at.map_err(|_| ())?;
+    let rest: Vec<&str> = note
+        .split_whitespace()
+        .filter(|w| !w.starts_with("expires="))
+        .collect();
+    let rest = crate::text::clip(&rest.join(" "), 160).to_string();
+    Ok(if rest.is_empty() {
+        format!("expires={ts}")
+    } else {
+        format!("expires={ts} {rest}")
+    })
+}
+
+/// The `expires=TIME` of a note: `None` without one, `Some(Err)` when TIME is not
+/// RFC 3339, else the time as written.
+pub fn expiry_in(note: &str) -> Option<Result<&str, ()>> {
+    let w = note
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("expires="))?;
+    Some(expiry_unix(w).map(|_| w))
+}
+
+/// Seconds since the epoch of an RFC 3339 time.
+pub fn expiry_unix(ts: &str) -> Result<u64, ()> {
+    humantime::parse_rfc3339_weak(ts)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .ok_or(())
 }
 
 /// A plain name, possibly written `*.name` or `name:port`.

@@ -273,6 +273,26 @@ pub struct Blocklist {
     meta: Meta,
     path: Option<PathBuf>,
     file_len: u64,
+    /// When each note's rule stops applying (`expires=` in the note; 0: never),
+    /// by note id − 1; empty when no rule expires.
+    expiries: Vec<u64>,
+}
+
+/// The expiry of each note (0: none); empty when none has one.
+fn expiries(meta: &Meta) -> Vec<u64> {
+    let e: Vec<u64> = meta
+        .notes
+        .iter()
+        .map(|n| match super::parse::expiry_in(n) {
+            Some(Ok(ts)) => super::parse::expiry_unix(ts).unwrap_or(0),
+            _ => 0,
+        })
+        .collect();
+    if e.iter().all(|&x| x == 0) {
+        Vec::new()
+    } else {
+        e
+    }
 }
 
 impl std::fmt::Debug for Blocklist {
@@ -380,6 +400,7 @@ impl Blocklist {
             meta: Meta::empty(),
             path: None,
             file_len: 0,
+            expiries: Vec::new(),
         }
     }
 
@@ -495,6 +516,7 @@ impl Blocklist {
         }
         Ok(Blocklist {
             map: Matcher::Fst(map),
+            expiries: expiries(&meta),
             meta,
             path: Some(path),
             file_len: total as u64,
@@ -508,6 +530,7 @@ impl Blocklist {
         (meta.block_entries, meta.allow_entries) = index.counts();
         Blocklist {
             map: Matcher::Interim(index),
+            expiries: expiries(&meta),
             meta,
             path: None,
             file_len: 0,
@@ -604,7 +627,9 @@ impl Blocklist {
     ) -> Verdict {
         let map = match &self.map {
             Matcher::Fst(m) => m,
-            Matcher::Interim(ix) => return lookup_interim(ix, labels_from_top, total),
+            Matcher::Interim(ix) => {
+                return lookup_interim(ix, labels_from_top, total, |v| self.lapsed(v));
+            }
         };
         let fst = map.as_fst();
         let mut node = fst.root();
@@ -639,10 +664,33 @@ impl Blocklist {
             }
             if node.is_final() {
                 let v = out.cat(node.final_output()).value();
-                best = consider(best, v, i + 1, total);
+                best = consider(best, v, i + 1, total, |v| self.lapsed(v));
             }
         }
         best
+    }
+
+    /// When the block rule of value `v` stops applying (`None`: never).
+    pub fn expires(&self, v: u64) -> Option<u64> {
+        let n = value::note(v);
+        self.expiries
+            .get(n.checked_sub(1)?)
+            .copied()
+            .filter(|&e| e != 0)
+    }
+
+    /// Whether the block rule of value `v` has expired (the clock is read only for
+    /// a rule that has an expiry).
+    fn lapsed(&self, v: u64) -> bool {
+        if self.expiries.is_empty() {
+            return false;
+        }
+        self.expires(v).is_some_and(|e| {
+            e <= SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        })
     }
 
     /// Every key and value, in key order (for tools and tests).
@@ -665,7 +713,15 @@ impl Blocklist {
 /// Fold the value of a covering entry `depth` labels deep into the verdict so far:
 /// walking from the top, the deepest covering entry wins, and at equal depth an
 /// allow rule beats a block rule.
-fn consider(best: Verdict, v: u64, depth: usize, total: usize) -> Verdict {
+/// A block rule past its expiry (`lapsed`) is passed over: the broader rule found
+/// above it, if any, still decides.
+fn consider(
+    best: Verdict,
+    v: u64,
+    depth: usize,
+    total: usize,
+    lapsed: impl Fn(u64) -> bool,
+) -> Verdict {
     let f = value::flags(v);
     let (allow, block) = if depth == total {
         (f & value::ALLOW_SELF != 0, f & value::BLOCK_SELF != 0)
@@ -678,7 +734,7 @@ fn consider(best: Verdict, v: u64, depth: usize, total: usize) -> Verdict {
     };
     if allow {
         Verdict::Allow(hit)
-    } else if block {
+    } else if block && !lapsed(v) {
         Verdict::Block(hit)
     } else {
         best
@@ -692,6 +748,7 @@ fn lookup_interim<'a>(
     ix: &Interim,
     labels_from_top: impl Iterator<Item = &'a [u8]>,
     total: usize,
+    lapsed: impl Fn(u64) -> bool,
 ) -> Verdict {
     let mut buf = [0u8; 256];
     let mut start = buf.len();
@@ -712,7 +769,7 @@ fn lookup_interim<'a>(
             *d = b.to_ascii_lowercase();
         }
         if let Some(v) = ix.get(&buf[start..]) {
-            best = consider(best, v, i + 1, total);
+            best = consider(best, v, i + 1, total, &lapsed);
         }
     }
     best

@@ -220,6 +220,52 @@ fn notes_and_actions_travel_with_the_rule() {
 }
 
 #[test]
+fn emergency_rules_lapse_at_their_expiry_and_broader_rules_still_decide() {
+    let dir = tempfile::tempdir().unwrap();
+    // Times in the past have lapsed, times far ahead have not: the same decision a
+    // fake clock would make either side of the expiry.
+    let text = "# category: loan\n\
+                permanent.top\n\
+                emergency.top # expires=2000-01-01T00:00:00Z case 17\n\
+                live.top # case 18 expires=2100-01-01T00:00:00Z\n\
+                sub.permanent.top # expires=2000-01-01T00:00:00Z\n\
+                bad.top # expires=tomorrow\n\
+                # expires: 2000-01-01T00:00:00Z\n\
+                header-lapsed.top\n\
+                own-expiry.top # expires=2100-01-01T00:00:00Z\n";
+    let (list, report, interim) = build_both(dir.path(), &[("loan.txt", text)], &[], &[]);
+    assert_eq!(
+        report.skipped.get("bad-expiry"),
+        Some(&1),
+        "{:?}",
+        report.skipped
+    );
+    for l in [&list, &interim] {
+        assert!(l.lookup("a.permanent.top").is_block());
+        assert_eq!(l.lookup("www.emergency.top"), Verdict::Pass);
+        assert_eq!(l.lookup("header-lapsed.top"), Verdict::Pass);
+        assert_eq!(l.lookup("bad.top"), Verdict::Pass);
+        // A lapsed rule under a lasting one: the lasting one decides.
+        let Verdict::Block(h) = l.lookup("x.sub.permanent.top") else {
+            panic!("permanent.top must still block below it")
+        };
+        assert_eq!(h.rule("x.sub.permanent.top"), "permanent.top");
+        assert_eq!(l.expires(h.value), None);
+        // In force: blocked, with its expiry and the rest of its note.
+        for (name, note) in [
+            ("live.top", "expires=2100-01-01T00:00:00Z case 18"),
+            ("own-expiry.top", "expires=2100-01-01T00:00:00Z"),
+        ] {
+            let Verdict::Block(h) = l.lookup(name) else {
+                panic!("{name} must block until its expiry")
+            };
+            assert_eq!(l.note(&h), Some(note));
+            assert_eq!(l.expires(h.value), Some(4_102_444_800));
+        }
+    }
+}
+
+#[test]
 fn guardrails_refuse_public_suffixes_and_protected_names() {
     let dir = tempfile::tempdir().unwrap();
     let (list, report) = build(

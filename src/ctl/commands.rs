@@ -263,19 +263,29 @@ pub fn explain(
         Verdict::Block(h) => {
             let note = list.note(&h);
             let action = policy.action_for(list, &h).as_str();
+            let expires = list.expires(h.value).map(|e| {
+                humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(e),
+                )
+                .to_string()
+            });
             (
                 format!(
-                    "{shown}: BLOCKED by rule \"{}\" in list {}, category {}, action {action}{}",
+                    "{shown}: BLOCKED by rule \"{}\" in list {}, category {}, action {action}{}{}",
                     h.rule(&name),
                     list_name.as_deref().unwrap_or("?"),
                     list.category(&h),
+                    expires
+                        .as_deref()
+                        .map(|e| format!(", until {e}"))
+                        .unwrap_or_default(),
                     note.map(|n| format!(", note \"{n}\"")).unwrap_or_default()
                 ),
                 true,
                 json!({
                     "name": name, "verdict": "block", "rule": h.rule(&name),
                     "list": list_name, "category": list.category(&h), "action": action,
-                    "note": note,
+                    "note": note, "expires": expires,
                 }),
             )
         }
