@@ -880,7 +880,7 @@ impl FileLines<'_, '_> {
                 }
             },
             Item::Header(Header::Expires(ts)) => {
-                if super::parse::expiry_unix(&ts).is_ok() {
+                if super::parse::expiry_unix(&ts).is_some() {
                     self.expires = Some(ts);
                 } else {
                     self.skipped("bad-expiry", no, bytes);

@@ -523,7 +523,7 @@ fn with_expiry_first(note: &str) -> Result<String, ()> {
     let Some(at) = expiry_in(note) else {
         return Ok(crate::text::clip(note, 200).to_string());
     };
-    let ts = at.map_err(|_| ())?;
+    let ts = at.ok_or(())?;
     let rest: Vec<&str> = note
         .split_whitespace()
         .filter(|w| !w.starts_with("expires="))
@@ -536,22 +536,21 @@ fn with_expiry_first(note: &str) -> Result<String, ()> {
     })
 }
 
-/// The `expires=TIME` of a note: `None` without one, `Some(Err)` when TIME is not
+/// The `expires=TIME` of a note: `None` without one, `Some(None)` when TIME is not
 /// RFC 3339, else the time as written.
-pub fn expiry_in(note: &str) -> Option<Result<&str, ()>> {
+pub fn expiry_in(note: &str) -> Option<Option<&str>> {
     let w = note
         .split_whitespace()
         .find_map(|w| w.strip_prefix("expires="))?;
     Some(expiry_unix(w).map(|_| w))
 }
 
-/// Seconds since the epoch of an RFC 3339 time.
-pub fn expiry_unix(ts: &str) -> Result<u64, ()> {
+/// Seconds since the epoch of an RFC 3339 time (`None`: not one).
+pub fn expiry_unix(ts: &str) -> Option<u64> {
     humantime::parse_rfc3339_weak(ts)
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs())
-        .ok_or(())
 }
 
 /// A plain name, possibly written `*.name` or `name:port`.

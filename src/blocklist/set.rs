@@ -284,7 +284,7 @@ fn expiries(meta: &Meta) -> Vec<u64> {
         .notes
         .iter()
         .map(|n| match super::parse::expiry_in(n) {
-            Some(Ok(ts)) => super::parse::expiry_unix(ts).unwrap_or(0),
+            Some(Some(ts)) => super::parse::expiry_unix(ts).unwrap_or(0),
             _ => 0,
         })
         .collect();
