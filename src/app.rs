@@ -60,6 +60,8 @@ struct App {
     report_tasks: Option<ReportTasks>,
     /// Tells the feed follower to stop (`None`: no feed).
     feed_stop: Option<Arc<AtomicBool>>,
+    /// Tells the sources fetcher to stop (`None`: no sources).
+    sources_stop: Option<Arc<AtomicBool>>,
     /// The dnstap writer, and what tells it to write the rest and stop.
     tap_task: Option<(JoinHandle<()>, CancellationToken)>,
     signals: Signals,
@@ -91,6 +93,13 @@ impl App {
         let lists = Arc::new(Handle::default());
         // With a feed, its last verified list serves from the start (offline too).
         let bcfg = feed::poll::blocklist_config(cfg.feed.as_ref(), &cfg.blocklist);
+        // The sources' copies live in a list directory of their own: it must exist
+        // before the first compile (empty until the first fetch).
+        if let Some(s) = cfg.sources.first()
+            && let Some(dir) = s.file.parent()
+        {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         let loader = Arc::new(Loader::new(bcfg, lists.clone()));
         loader.clean_state_dir();
         let l2 = loader.clone();
@@ -107,6 +116,7 @@ impl App {
 
         let metrics = Arc::new(Metrics::new());
         let feed_stop = start_feed(&cfg, &loader, &metrics)?;
+        let sources_stop = start_sources(&cfg, &metrics)?;
         let shutdown = CancellationToken::new();
         let places = Arc::new(ArcSwap::from_pointee(cfg.places.clone()));
         let (reporter, report_tasks) =
@@ -157,6 +167,7 @@ impl App {
             report_tasks,
             tap_task: tap_task.map(|t| (t, tap_stop)),
             feed_stop,
+            sources_stop,
             signals,
             live_config,
             reload_asks,
@@ -270,7 +281,7 @@ impl App {
         self.ready.store(false, Ordering::Release);
         crate::notify::notify("STOPPING=1");
         self.shutdown.cancel();
-        if let Some(stop) = &self.feed_stop {
+        for stop in [&self.feed_stop, &self.sources_stop].into_iter().flatten() {
             stop.store(true, Ordering::Release);
         }
         self.tasks.close();
@@ -367,6 +378,25 @@ fn start_feed(
         .spawn(move || follower.run(s))
         .context("starting the feed follower")?;
     tracing::info!(url = %f.url, poll = ?f.poll, "following the signed list feed");
+    Ok(Some(stop))
+}
+
+/// Fetch `[[sources]]` on a thread of its own; returns what stops it.
+fn start_sources(cfg: &Config, metrics: &Metrics) -> Result<Option<Arc<AtomicBool>>> {
+    if cfg.sources.is_empty() {
+        return Ok(None);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let (s, sources) = (stop.clone(), cfg.sources.clone());
+    let m = feed::sources::SourceMetrics {
+        fetches: metrics.source_fetches.clone(),
+        last_success: metrics.source_last_success.clone(),
+    };
+    std::thread::Builder::new()
+        .name("fanzha-sources".into())
+        .spawn(move || feed::sources::run(sources, m, s))
+        .context("starting the list sources fetcher")?;
+    tracing::info!(sources = cfg.sources.len(), "fetching [[sources]]");
     Ok(Some(stop))
 }
 

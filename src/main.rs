@@ -400,7 +400,9 @@ fn preflight(c: &Config) -> (Vec<String>, Vec<String>) {
             ("blocklist.dirs", &c.blocklist.dirs),
             ("blocklist.allow_dirs", &c.blocklist.allow_dirs),
         ] {
-            for d in dirs.iter().filter(|d| !d.is_dir()) {
+            // The sources' directory is made by `serve` before the first compile.
+            let made = |d: &Path| c.sources.iter().any(|s| s.file.parent() == Some(d));
+            for d in dirs.iter().filter(|d| !d.is_dir() && !made(d)) {
                 problems.push(format!(
                     "{key}: {} is not a directory; create it (it may be empty) or fix the path",
                     d.display()

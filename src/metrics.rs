@@ -104,6 +104,32 @@ pub struct Metrics {
     pub dnstap_frames: IntCounterVec,
     /// The signed list feed.
     pub feed: FeedMetrics,
+    /// `[[sources]]` fetches by source and outcome.
+    pub source_fetches: IntCounterVec,
+    /// Last fetch of each source that reached it.
+    pub source_last_success: IntGaugeVec,
+}
+
+/// `fanzha_source_fetches_total{source,outcome}`.
+fn source_fetches(r: &Reg<'_>) -> IntCounterVec {
+    r.add(IntCounterVec::new(
+                Opts::new(
+                    "source_fetches_total",
+                    "[[sources]] fetches by source and outcome: updated, unchanged, refused (too large, wrong sha256), error",
+                ),
+                &["source", "outcome"],
+            ))
+}
+
+/// `fanzha_source_last_success_timestamp_seconds{source}`.
+fn source_last_success(r: &Reg<'_>) -> IntGaugeVec {
+    r.add(IntGaugeVec::new(
+        Opts::new(
+            "source_last_success_timestamp_seconds",
+            "Last fetch of each [[sources]] list that reached it",
+        ),
+        &["source"],
+    ))
 }
 
 impl FeedMetrics {
@@ -425,6 +451,8 @@ impl Metrics {
             ),
             top_blocked: top::TopRules::default(),
             feed: FeedMetrics::new(&r),
+            source_fetches: source_fetches(&r),
+            source_last_success: source_last_success(&r),
             dnstap_frames: r.counters(
                 "dnstap_frames_total",
                 "dnstap frames by outcome: sent to the collector, dropped because the queue was full, lost with a broken connection",

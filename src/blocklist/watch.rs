@@ -31,6 +31,8 @@ pub fn spawn_watcher(loader: Arc<Loader>) -> Result<Watcher, notify::Error> {
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let compiled = cfg.compiled.clone();
     let state_dir = cfg.state_dir.clone();
+    // List directories inside the state directory (fetched `[[sources]]`) count.
+    let list_dirs: Vec<_> = cfg.dirs.iter().chain(&cfg.allow_dirs).cloned().collect();
     let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let Ok(ev) = res else { return };
         if !relevant(&ev.kind) {
@@ -39,7 +41,10 @@ pub fn spawn_watcher(loader: Arc<Loader>) -> Result<Watcher, notify::Error> {
         let hit = ev.paths.iter().any(|p| {
             // fanzha's own snapshots never trigger a reload (the operator's compiled
             // file may live in the state directory too: it is matched by name below).
-            if compiled.is_none() && p.starts_with(&state_dir) {
+            if compiled.is_none()
+                && p.starts_with(&state_dir)
+                && !list_dirs.iter().any(|d| p.starts_with(d))
+            {
                 return false;
             }
             let fname = p

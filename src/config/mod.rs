@@ -218,6 +218,26 @@ pub struct DnstapConfig {
     pub queue: usize,
 }
 
+/// `[[sources]]`, validated: a public list fetched by URL into `file`, which the
+/// compile reads like any list file.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// The URL.
+    pub url: String,
+    /// Its name (file stem, metric label).
+    pub name: String,
+    /// Where its last good copy is kept (`state_dir/sources/NAME.txt`).
+    pub file: PathBuf,
+    /// Time between fetches.
+    pub refresh: Duration,
+    /// Required sha256 of the body (hex, lower case).
+    pub sha256: Option<String>,
+    /// Largest download.
+    pub max_bytes: u64,
+    /// Extra CA for https.
+    pub tls_ca: Option<PathBuf>,
+}
+
 /// `[feed]`, validated.
 #[derive(Debug, Clone)]
 pub struct FeedConfig {
@@ -250,6 +270,8 @@ pub struct Config {
     pub dnstap: Option<DnstapConfig>,
     /// `[feed]` (`None`: the lists come from `[blocklist]` only).
     pub feed: Option<FeedConfig>,
+    /// `[[sources]]`.
+    pub sources: Vec<SourceConfig>,
     /// `[server]`
     pub server: ServerConfig,
     /// `[resolver]`

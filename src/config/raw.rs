@@ -34,6 +34,8 @@ pub struct RawConfig {
     pub dnstap: RawDnstap,
     /// `[feed]`
     pub feed: RawFeed,
+    /// `[[sources]]`
+    pub sources: Vec<RawSource>,
     /// `[report]`
     pub report: RawReport,
     /// `[[places]]`
@@ -265,6 +267,47 @@ pub struct RawList {
     /// `subtree` or `exact`.
     #[serde(default, rename = "match")]
     pub match_mode: Option<String>,
+}
+
+/// `[[sources]]`: a public list fetched by URL.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// The list's URL (http:// or https://).
+    pub url: String,
+    /// A short name for its file, reports and metrics (default: from the URL).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Its category.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// `sinkhole`, `nxdomain`, `refused`.
+    #[serde(default)]
+    pub action: Option<String>,
+    /// Time between fetches (default 6 h).
+    #[serde(
+        default = "six_hours",
+        deserialize_with = "dur::millis",
+        serialize_with = "dur::millis_out"
+    )]
+    pub refresh: u64,
+    /// The list's sha256 (hex), for a pinned file that must not change.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Largest download taken, bytes (default 64 MiB).
+    #[serde(default = "sixty_four_mib")]
+    pub max_bytes: u64,
+    /// PEM CA file for an https:// URL with a private CA.
+    #[serde(default)]
+    pub tls_ca: Option<String>,
+}
+
+fn six_hours() -> u64 {
+    6 * 3600 * 1000
+}
+
+fn sixty_four_mib() -> u64 {
+    64 << 20
 }
 
 /// `[categories.NAME]`

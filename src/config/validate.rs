@@ -11,8 +11,9 @@ use ipnet::IpNet;
 use super::{
     BlocklistConfig, Config, ConfigError, DnstapConfig, DnstapTarget, FeedConfig, ListConfig,
     RawBlocklist, RawCache, RawCategory, RawConfig, RawControl, RawDnstap, RawFeed, RawForwardZone,
-    RawList, RawPlace, RawReport, RawResolver, RawServer, RawSinkhole, RawWarnpage, ResolverConfig,
-    ResolverMode, ServerConfig, SinkholeConfig, WarnpageConfig, invalid,
+    RawList, RawPlace, RawReport, RawResolver, RawServer, RawSinkhole, RawSource, RawWarnpage,
+    ResolverConfig, ResolverMode, ServerConfig, SinkholeConfig, SourceConfig, WarnpageConfig,
+    invalid,
 };
 use crate::blocklist::{Action, MatchMode};
 use crate::places::{Place, Places};
@@ -108,7 +109,39 @@ impl RawConfig {
         let mut resolver = resolver(&self.resolver, &base)?;
         resolver.forward_zones = forward_zones(&self.forward_zones)?;
         resolver.cache_max_bytes = cache_bytes(&self.cache)?;
-        let blocklist = blocklist(&self.blocklist, &self.lists, &self.server.state_dir, &base)?;
+        let mut blocklist = blocklist(&self.blocklist, &self.lists, &self.server.state_dir, &base)?;
+        let sources = sources(&self.sources, &self.server.state_dir, &base)?;
+        if feed.is_some() && !sources.is_empty() {
+            return Err(invalid(
+                "sources",
+                format!("{} source(s)", sources.len()),
+                "an appliance following [feed] serves the feed's list only: fetch public lists on the district's build box, or remove [feed]",
+            ));
+        }
+        // Each source's copy is read like any list file, with its own settings.
+        if let Some(s) = sources.first() {
+            blocklist
+                .dirs
+                .push(s.file.parent().unwrap_or(Path::new(".")).to_path_buf());
+        }
+        for (s, raw) in sources.iter().zip(&self.sources) {
+            let l = RawList {
+                path: s.file.display().to_string(),
+                category: raw.category.clone(),
+                action: raw.action.clone(),
+                match_mode: None,
+            };
+            blocklist
+                .lists
+                .push(list(0, &l, &base).map_err(|e| match e {
+                    ConfigError::Invalid { value, fix, .. } => ConfigError::Invalid {
+                        key: format!("sources[{}]", s.name),
+                        value,
+                        fix,
+                    },
+                    other => other,
+                })?);
+        }
         let sinkhole = sinkhole(&self.sinkhole, &self.categories)?;
         let warnpage = warnpage(&self.warnpage, &base)?;
         let ops_listen = parse_socket("ops.listen", &self.ops.listen, None)?;
@@ -127,6 +160,7 @@ impl RawConfig {
             control,
             dnstap,
             feed,
+            sources,
             server,
             resolver,
             blocklist,
@@ -742,6 +776,113 @@ fn dnstap(
         sample: d.sample,
         queue: d.queue,
     }))
+}
+
+fn sources(
+    raw: &[RawSource],
+    state_dir: &str,
+    base: &Base<'_>,
+) -> Result<Vec<SourceConfig>, ConfigError> {
+    let dir = base.path(state_dir).join("sources");
+    let mut out: Vec<SourceConfig> = Vec::new();
+    for (i, s) in raw.iter().enumerate() {
+        let key = |k: &str| format!("sources[{i}].{k}");
+        if !(s.url.starts_with("https://") || s.url.starts_with("http://")) {
+            return Err(invalid(
+                key("url"),
+                &s.url,
+                "give the list's http:// or https:// URL",
+            ));
+        }
+        let name = match &s.name {
+            Some(n) => n.clone(),
+            None => source_name(&s.url),
+        };
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            || name.starts_with('.')
+        {
+            return Err(invalid(
+                key("name"),
+                &name,
+                "use letters, digits, '-', '_' and '.' only",
+            ));
+        }
+        if out.iter().any(|o| o.name == name) {
+            return Err(invalid(
+                key("name"),
+                &name,
+                "two sources have this name; give each its own name",
+            ));
+        }
+        if s.refresh < 1000 {
+            return Err(invalid(
+                key("refresh"),
+                format!("{}ms", s.refresh),
+                "refresh at most once a second; \"6h\" is the default",
+            ));
+        }
+        let sha256 = match &s.sha256 {
+            Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Some(h.to_ascii_lowercase())
+            }
+            Some(h) => {
+                return Err(invalid(
+                    key("sha256"),
+                    h,
+                    "give the 64 hex digits of the file's sha256",
+                ));
+            }
+            None => None,
+        };
+        out.push(SourceConfig {
+            url: s.url.clone(),
+            file: dir.join(format!("{name}.txt")),
+            name,
+            refresh: Duration::from_millis(s.refresh),
+            sha256,
+            max_bytes: s.max_bytes,
+            tls_ca: s.tls_ca.as_deref().map(|p| base.path(p)),
+        });
+    }
+    Ok(out)
+}
+
+/// A file name for a source from its URL: host and last path part ("example.org-hosts").
+fn source_name(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or("")
+        .split(':')
+        .next()
+        .unwrap_or("");
+    let last = rest
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("")
+        .rsplit('/')
+        .next()
+        .filter(|l| !l.is_empty() && *l != host)
+        .map(|l| l.rsplit_once('.').map_or(l, |(stem, _)| stem))
+        .unwrap_or("");
+    let raw = if last.is_empty() {
+        host.to_string()
+    } else {
+        format!("{host}-{last}")
+    };
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 fn feed(

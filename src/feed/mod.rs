@@ -4,7 +4,11 @@
 //! - [`manifest`]: the manifest and the checks before a list is served (pure).
 //! - [`publish`]: `fanzha publish` and `fanzha keygen` on the build box.
 //! - [`poll`]: the appliance's follower.
+//! - [`sources`]: public lists fetched by URL (`[[sources]]`).
+//! - [`http`]: the HTTP client both use.
 
+pub mod http;
 pub mod manifest;
 pub mod poll;
 pub mod publish;
+pub mod sources;

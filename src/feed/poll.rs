@@ -6,7 +6,6 @@
 //! serves are kept in `feed/state.json`, so a restart neither refetches nor accepts
 //! an older serial.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -123,34 +122,12 @@ impl Follower {
     ) -> Result<Follower, String> {
         let key = minisign_verify::PublicKey::from_base64(&cfg.public_key)
             .map_err(|e| format!("feed.public_key: {e}"))?;
-        let mut tls = ureq::tls::TlsConfig::builder();
-        if let Some(ca) = &cfg.tls_ca {
-            let pem =
-                std::fs::read(ca).map_err(|e| format!("feed.tls_ca {}: {e}", ca.display()))?;
-            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-                .filter_map(|i| match i {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c.to_owned()),
-                    _ => None,
-                })
-                .collect();
-            if certs.is_empty() {
-                return Err(format!(
-                    "feed.tls_ca {}: no certificate in it",
-                    ca.display()
-                ));
-            }
-            tls = tls.root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs)));
-        }
-        let mut b = ureq::Agent::config_builder()
-            .tls_config(tls.build())
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_global(Some(Duration::from_secs(600)))
-            .http_status_as_error(false);
-        if let Some(p) = &cfg.proxy {
-            let proxy = ureq::Proxy::new(p).map_err(|e| format!("feed.proxy {p}: {e}"))?;
-            b = b.proxy(Some(proxy));
-        }
-        let agent = ureq::Agent::new_with_config(b.build());
+        let agent = super::http::agent(
+            cfg.tls_ca.as_deref(),
+            cfg.proxy.as_deref(),
+            Duration::from_secs(600),
+        )
+        .map_err(|e| format!("[feed]: {e}"))?;
         let state = load_state(&cfg.dir);
         metrics.serial.set(state.serial as i64);
         metrics.expires.set(state.expires_unix as i64);
@@ -220,35 +197,10 @@ impl Follower {
     }
 
     fn get(&self, url: &str, limit: u64, etag: Option<&str>) -> Result<Option<Fetched>, PollError> {
-        let mut req = self.agent.get(url);
-        if let Some(t) = etag {
-            req = req.header("If-None-Match", t);
+        match super::http::get(&self.agent, url, limit, etag, None).map_err(PollError)? {
+            super::http::Got::Unchanged => Ok(None),
+            super::http::Got::Body(b, etag, _) => Ok(Some((b, etag))),
         }
-        let mut resp = req
-            .call()
-            .map_err(|e| PollError(format!("GET {url}: {e}")))?;
-        let status = resp.status().as_u16();
-        if status == 304 {
-            return Ok(None);
-        }
-        if status != 200 {
-            return Err(PollError(format!("GET {url}: HTTP {status}")));
-        }
-        let etag = resp
-            .headers()
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let mut body = Vec::new();
-        resp.body_mut()
-            .as_reader()
-            .take(limit + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| PollError(format!("GET {url}: {e}")))?;
-        if body.len() as u64 > limit {
-            return Err(PollError(format!("GET {url}: longer than {limit} bytes")));
-        }
-        Ok(Some((body, etag)))
     }
 
     fn text(&self, url: &str) -> Result<String, PollError> {

@@ -153,6 +153,16 @@ pub fn publish(
         sign(&text, &format!("fanzha manifest serial {serial}"))?.as_bytes(),
     )?;
     write_atomic(&dir.join(MANIFEST), &text)?;
+    // Web servers derive the ETag from the size and the mtime in seconds, and two
+    // publishes within a second can give manifests of one size: the serial (which
+    // grows by at least one each time) as the mtime keeps every ETag new.
+    let stamp = SystemTime::UNIX_EPOCH + Duration::from_secs(serial);
+    let path = dir.join(MANIFEST);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_modified(stamp))
+        .map_err(io("setting the time of", &path))?;
     prune(dir, serial, previous.map(|m| m.serial));
     Ok(Published { manifest, report })
 }

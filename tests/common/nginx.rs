@@ -60,7 +60,7 @@ impl Nginx {
                 "{user}\ndaemon off;\nworker_processes 1;\npid {w}/nginx.pid;\nerror_log {w}/error.log;\n\
                  events {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {w}/t1;\n  proxy_temp_path {w}/t2;\n\
                  fastcgi_temp_path {w}/t3;\n  uwsgi_temp_path {w}/t4;\n  scgi_temp_path {w}/t5;\n\
-                 default_type application/octet-stream;\n\
+                 default_type application/octet-stream;\n  types {{ text/plain txt; }}\n  gzip on;\n  gzip_types text/plain;\n  gzip_min_length 1;\n\
                  server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {w}/cert.pem;\n\
                  ssl_certificate_key {w}/key.pem;\n    root {};\n    location / {{ }}\n  }}\n}}\n",
                 root.display()

@@ -1,0 +1,92 @@
+//! The HTTP client of the feed and the sources: ureq (blocking; each user runs on a
+//! thread of its own), rustls with the web PKI roots or a private CA, a proxy from
+//! the config or from HTTPS_PROXY / HTTP_PROXY, gzip, and bounded times.
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An agent trusting `tls_ca` (PEM) when given, else the web PKI roots.
+pub fn agent(
+    tls_ca: Option<&Path>,
+    proxy: Option<&str>,
+    total: Duration,
+) -> Result<ureq::Agent, String> {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(ca) = tls_ca {
+        let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+            .filter_map(|i| match i {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c.to_owned()),
+                _ => None,
+            })
+            .collect();
+        if certs.is_empty() {
+            return Err(format!("{}: no certificate in it", ca.display()));
+        }
+        tls = tls.root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs)));
+    }
+    let mut b = ureq::Agent::config_builder()
+        .tls_config(tls.build())
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .timeout_global(Some(total))
+        .http_status_as_error(false);
+    if let Some(p) = proxy {
+        let proxy = ureq::Proxy::new(p).map_err(|e| format!("proxy {p}: {e}"))?;
+        b = b.proxy(Some(proxy));
+    }
+    Ok(ureq::Agent::new_with_config(b.build()))
+}
+
+/// What a conditional GET gave.
+pub enum Got {
+    /// 304: unchanged since the validator.
+    Unchanged,
+    /// 200: the body and its validators (ETag, Last-Modified).
+    Body(Vec<u8>, Option<String>, Option<String>),
+}
+
+/// GET `url` with If-None-Match / If-Modified-Since, taking at most `limit` bytes.
+pub fn get(
+    agent: &ureq::Agent,
+    url: &str,
+    limit: u64,
+    etag: Option<&str>,
+    modified: Option<&str>,
+) -> Result<Got, String> {
+    let mut req = agent.get(url);
+    if let Some(t) = etag {
+        req = req.header("If-None-Match", t);
+    }
+    if let Some(m) = modified {
+        req = req.header("If-Modified-Since", m);
+    }
+    let mut resp = req.call().map_err(|e| format!("GET {url}: {e}"))?;
+    let status = resp.status().as_u16();
+    if status == 304 {
+        return Ok(Got::Unchanged);
+    }
+    if status != 200 {
+        return Err(format!("GET {url}: HTTP {status}"));
+    }
+    let header = |k: &str| {
+        resp.headers()
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (etag, modified) = (header("etag"), header("last-modified"));
+    let mut body = Vec::new();
+    resp.body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .reader()
+        .take(limit + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    if body.len() as u64 > limit {
+        return Err(format!("GET {url}: longer than {limit} bytes"));
+    }
+    Ok(Got::Body(body, etag, modified))
+}
