@@ -278,6 +278,13 @@ fn the_district_in_a_box() {
     let before: Vec<f64> = apps.iter().map(|f| refusals(f, "refused_serial")).collect();
     std::fs::write(www.join("manifest.json.minisig"), &first_sig).unwrap();
     std::fs::write(www.join("manifest.json"), &first_manifest).unwrap();
+    // As the first publish served it (its own mtime, so its own ETag).
+    std::fs::File::options()
+        .write(true)
+        .open(www.join("manifest.json"))
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000))
+        .unwrap();
     wait_all_refuse(&apps, "refused_serial", &before);
     let before: Vec<f64> = apps
         .iter()

@@ -176,6 +176,13 @@ fn appliances_follow_the_signed_feed_and_refuse_what_is_not_the_districts() {
     let before = polls(&f, "refused_serial");
     std::fs::write(www.join("manifest.json.minisig"), &first_sig).unwrap();
     std::fs::write(www.join("manifest.json"), &first_manifest).unwrap();
+    // As the first publish served it (its own mtime, so its own ETag).
+    std::fs::File::options()
+        .write(true)
+        .open(www.join("manifest.json"))
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000))
+        .unwrap();
     assert!(wait_polls(&f, "refused_serial", before), "{}", f.log_text());
     assert!(blocked(&f, "new-4.scam.test"));
     assert!(!blocked(&f, "new-0.scam.test") || blocked(&f, "new-4.scam.test"));
