@@ -151,6 +151,16 @@ fn appliances_follow_the_signed_feed_and_refuse_what_is_not_the_districts() {
     );
     let serving = f.metric("fanzha_feed_serial");
     assert!(serving > 0.0);
+    // `fanzha ctl status` says which feed serial serves.
+    let out = Command::new(bin())
+        .args(["ctl", "--json", "--config"])
+        .arg(d.join("fanzha.toml"))
+        .arg("status")
+        .output()
+        .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["feed"]["serial"].as_f64(), Some(serving), "{st}");
+    assert_eq!(st["feed"]["expired"], false);
 
     // A tampered list file: refused, the old list serves on.
     publish(d, &["first-scam.test", "tampered.scam.test"], "7d");

@@ -133,10 +133,8 @@ fn bytes(n: f64) -> String {
 
 fn status(live: &Live) -> Reply {
     let cfg = live.config.load();
-    let list = live.lists.load();
-    let meta = list.meta();
     let now = unix_now();
-    let loaded = live.lists.stats.last_ok_unix.load(Ordering::Relaxed);
+    let (list_text, list_json) = list_status(live, now);
     let uptime = live.started.elapsed().as_secs();
     let (cache_entries, cache_bytes) = live.engine.cache_size();
     let samples = live.metrics.samples(&live.lists);
@@ -156,22 +154,12 @@ fn status(live: &Live) -> Reply {
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "(embedded defaults)".into());
+    let (feed_line, feed_json) = feed_status(live, &cfg, now);
     let data = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": uptime,
         "config": config,
-        "list": {
-            "serial": live.lists.generation(),
-            "built_at": meta.built_at,
-            "age_seconds": now.saturating_sub(meta.built_unix),
-            "loaded_unix": loaded,
-            "entries": meta.entries,
-            "block_entries": meta.block_entries,
-            "allow_entries": meta.allow_entries,
-            "interim": list.is_interim(),
-            "path": list.path().map(|p| p.display().to_string()),
-            "reloads_failed": live.lists.stats.failed.load(Ordering::Relaxed),
-        },
+        "list": list_json,
         "cache": { "entries": cache_entries, "bytes": cache_bytes },
         "report": {
             "enabled": reporting,
@@ -180,6 +168,7 @@ fn status(live: &Live) -> Reply {
             "degraded": degraded.lines().collect::<Vec<_>>(),
         },
         "queries": metric("fanzha_queries_total"),
+        "feed": feed_json,
     });
     let mut t = String::new();
     let _ = writeln!(
@@ -189,24 +178,7 @@ fn status(live: &Live) -> Reply {
         ago(uptime)
     );
     let _ = writeln!(t, "config:    {config}");
-    let _ = writeln!(
-        t,
-        "list:      serial {}, built {} ({} ago), loaded {} ago{}",
-        live.lists.generation(),
-        meta.built_at,
-        ago(now.saturating_sub(meta.built_unix)),
-        ago(now.saturating_sub(loaded)),
-        if list.is_interim() {
-            " (interim index while the first compile runs)"
-        } else {
-            ""
-        }
-    );
-    let _ = writeln!(
-        t,
-        "           {} names: {} blocked, {} allowed",
-        meta.entries, meta.block_entries, meta.allow_entries
-    );
+    t.push_str(&list_text);
     let _ = writeln!(
         t,
         "cache:     {cache_entries} answers, {}",
@@ -225,8 +197,70 @@ fn status(live: &Live) -> Reply {
     } else {
         let _ = writeln!(t, "reporting: off (no report.url)");
     }
+    if let Some(l) = feed_line {
+        let _ = writeln!(t, "{l}");
+    }
     let _ = write!(t, "queries:   {}", metric("fanzha_queries_total"));
     Reply::ok(t, data)
+}
+
+/// The serving list's lines of `status` and its JSON.
+fn list_status(live: &Live, now: u64) -> (String, Value) {
+    let list = live.lists.load();
+    let meta = list.meta();
+    let loaded = live.lists.stats.last_ok_unix.load(Ordering::Relaxed);
+    let json = json!({
+        "serial": live.lists.generation(),
+        "built_at": meta.built_at,
+        "age_seconds": now.saturating_sub(meta.built_unix),
+        "loaded_unix": loaded,
+        "entries": meta.entries,
+        "block_entries": meta.block_entries,
+        "allow_entries": meta.allow_entries,
+        "interim": list.is_interim(),
+        "path": list.path().map(|p| p.display().to_string()),
+        "reloads_failed": live.lists.stats.failed.load(Ordering::Relaxed),
+    });
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "list:      serial {}, built {} ({} ago), loaded {} ago{}",
+        live.lists.generation(),
+        meta.built_at,
+        ago(now.saturating_sub(meta.built_unix)),
+        ago(now.saturating_sub(loaded)),
+        if list.is_interim() {
+            " (interim index while the first compile runs)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        t,
+        "           {} names: {} blocked, {} allowed",
+        meta.entries, meta.block_entries, meta.allow_entries
+    );
+    (t, json)
+}
+
+/// The feed's line of `status` and its JSON (`None` / null without a feed).
+fn feed_status(live: &Live, cfg: &Config, now: u64) -> (Option<String>, Value) {
+    let Some(f) = &cfg.feed else {
+        return (None, Value::Null);
+    };
+    let m = &live.metrics.feed;
+    let (serial, expires, expired) = (m.serial.get(), m.expires.get(), m.expired.get() == 1);
+    let when = if expired {
+        " (EXPIRED: still blocking with it)".to_string()
+    } else if expires > 0 {
+        format!(", expires in {}", ago((expires as u64).saturating_sub(now)))
+    } else {
+        " (no feed list yet)".to_string()
+    };
+    (
+        Some(format!("feed:      {}, serial {serial}{when}", f.url)),
+        json!({ "url": f.url, "serial": serial, "expires_unix": expires, "expired": expired }),
+    )
 }
 
 /// The verdict of `list` for `raw`, as `fanzha lookup` prints it, whether it is a
