@@ -5,12 +5,14 @@
 //! - [`compile`]: files → guardrails → one fst file (temp, fsync, rename).
 //! - [`set`]: the file layout, mmap load with checks, the matcher.
 //! - [`interim`]: a hash index that serves while a first compile finishes.
+//! - [`delta`]: a feed's changes since a compiled base, laid over it.
 //! - [`handle`]: the serving list, swapped whole.
 //! - [`loader`]: the first load and reloads into the handle.
 //! - [`snapshot`]: the last good compile kept in the state directory.
 //! - [`watch`]: the file watcher that triggers reloads.
 
 pub mod compile;
+pub mod delta;
 pub mod handle;
 pub mod interim;
 pub mod loader;

@@ -21,6 +21,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use fst::raw::Output;
@@ -203,7 +204,7 @@ pub enum LoadError {
 }
 
 /// Bytes behind a map: a file mapping or an owned buffer (tests, empty lists).
-enum Backing {
+pub(super) enum Backing {
     Mmap(Mmap, usize, usize),
     Bytes(Vec<u8>, usize, usize),
 }
@@ -261,25 +262,41 @@ impl Hit {
     }
 }
 
-/// What answers lookups: the compiled fst, or the interim index of a first compile.
-enum Matcher {
-    Fst(fst::Map<Backing>),
+/// The compiled, mapped name index.
+pub(super) type FstMap = fst::Map<Backing>;
+
+/// What answers lookups: the compiled fst, the interim index of a first compile, or
+/// a compiled base with the names of signed deltas laid over it (see `delta`).
+pub(super) enum Matcher {
+    Fst(Arc<FstMap>),
     Interim(Interim),
+    /// `over` holds every name the deltas set, as written, with its value in the
+    /// base's tables extended by the deltas (0: removed); a name it holds hides the
+    /// base's. `base_meta` is the base file's own header, from which a new chain of
+    /// deltas starts again.
+    Overlay {
+        base: Arc<FstMap>,
+        over: Interim,
+        base_meta: Arc<Meta>,
+    },
 }
 
 /// A loaded, immutable blocklist snapshot.
 pub struct Blocklist {
-    map: Matcher,
-    meta: Meta,
-    path: Option<PathBuf>,
-    file_len: u64,
+    pub(super) map: Matcher,
+    pub(super) meta: Meta,
+    pub(super) path: Option<PathBuf>,
+    pub(super) file_len: u64,
     /// When each note's rule stops applying (`expires=` in the note; 0: never),
     /// by note id − 1; empty when no rule expires.
-    expiries: Vec<u64>,
+    pub(super) expiries: Vec<u64>,
+    /// The header's checksum of the compiled base's fst (0 for an interim index):
+    /// tells which base a list, or the overlay on it, stands on.
+    pub(super) fst_sum: u64,
 }
 
 /// The expiry of each note (0: none); empty when none has one.
-fn expiries(meta: &Meta) -> Vec<u64> {
+pub(super) fn expiries(meta: &Meta) -> Vec<u64> {
     let e: Vec<u64> = meta
         .notes
         .iter()
@@ -394,13 +411,14 @@ impl Blocklist {
         let bytes = map.into_fst().into_inner();
         let len = bytes.len();
         Blocklist {
-            map: Matcher::Fst(
+            map: Matcher::Fst(Arc::new(
                 fst::Map::new(Backing::Bytes(bytes, 0, len)).expect("an empty fst is valid"),
-            ),
+            )),
             meta: Meta::empty(),
             path: None,
             file_len: 0,
             expiries: Vec::new(),
+            fst_sum: 0,
         }
     }
 
@@ -433,10 +451,12 @@ impl Blocklist {
     /// panic at the first lookup that reaches it.
     pub fn check_automaton(&self) -> Result<(), LoadError> {
         match &self.map {
-            Matcher::Fst(map) if !walks_cleanly(map) => Err(LoadError::NotAList {
-                path: self.path.clone().unwrap_or_default(),
-                why: "the automaton has a node that points outside the file".into(),
-            }),
+            Matcher::Fst(map) | Matcher::Overlay { base: map, .. } if !walks_cleanly(map) => {
+                Err(LoadError::NotAList {
+                    path: self.path.clone().unwrap_or_default(),
+                    why: "the automaton has a node that points outside the file".into(),
+                })
+            }
             _ => Ok(()),
         }
     }
@@ -499,6 +519,7 @@ impl Blocklist {
         if verify && xxh3_64(&b[fst_off..]) != u64_at(b, 40) {
             return Err(LoadError::Checksum { path, what: "fst" });
         }
+        let fst_sum = u64_at(b, 40);
         let meta: Meta = serde_json::from_slice(meta_bytes).map_err(|source| LoadError::Meta {
             path: path.clone(),
             source,
@@ -515,11 +536,12 @@ impl Blocklist {
             return Err(not("entry count differs from the header"));
         }
         Ok(Blocklist {
-            map: Matcher::Fst(map),
+            map: Matcher::Fst(Arc::new(map)),
             expiries: expiries(&meta),
             meta,
             path: Some(path),
             file_len: total as u64,
+            fst_sum,
         })
     }
 
@@ -534,6 +556,7 @@ impl Blocklist {
             meta,
             path: None,
             file_len: 0,
+            fst_sum: 0,
         }
     }
 
@@ -557,11 +580,26 @@ impl Blocklist {
         self.file_len
     }
 
-    /// Distinct names in the map.
+    /// The header's checksum of the compiled base this list stands on (0: none, an
+    /// interim index or an empty list).
+    pub fn fst_sum(&self) -> u64 {
+        self.fst_sum
+    }
+
+    /// Names the deltas over the base set or removed (0 without deltas).
+    pub fn overlay_len(&self) -> usize {
+        match &self.map {
+            Matcher::Overlay { over, .. } => over.len(),
+            _ => 0,
+        }
+    }
+
+    /// Distinct names in the list.
     pub fn len(&self) -> usize {
         match &self.map {
             Matcher::Fst(m) => m.len(),
             Matcher::Interim(ix) => ix.len(),
+            Matcher::Overlay { .. } => self.meta.entries as usize,
         }
     }
 
@@ -625,12 +663,16 @@ impl Blocklist {
         labels_from_top: impl Iterator<Item = &'a [u8]>,
         total: usize,
     ) -> Verdict {
-        let map = match &self.map {
-            Matcher::Fst(m) => m,
+        let (map, over) = match &self.map {
+            Matcher::Fst(m) => (m, None),
             Matcher::Interim(ix) => {
                 return lookup_interim(ix, labels_from_top, total, |v| self.lapsed(v));
             }
+            Matcher::Overlay { base, over, .. } => (base, Some(over)),
         };
+        if let Some(over) = over {
+            return lookup_overlay(map, over, labels_from_top, total, |v| self.lapsed(v));
+        }
         let fst = map.as_fst();
         let mut node = fst.root();
         let mut out = Output::zero();
@@ -693,21 +735,51 @@ impl Blocklist {
         })
     }
 
-    /// Every key and value, in key order (for tools and tests).
+    /// Every name and value, in key order (for tools, tests and `fanzha publish`).
     pub fn entries(&self) -> Vec<(String, u64)> {
-        use fst::Streamer;
         match &self.map {
-            Matcher::Fst(m) => {
-                let mut s = m.stream();
-                let mut v = Vec::new();
-                while let Some((k, val)) = s.next() {
-                    v.push((super::name::name_from_key(k), val));
-                }
+            Matcher::Fst(m) => fst_entries(m),
+            Matcher::Interim(ix) => ix.entries(),
+            Matcher::Overlay { base, over, .. } => {
+                let mut set: std::collections::HashMap<String, u64> =
+                    over.entries().into_iter().collect();
+                let mut v: Vec<(String, u64)> = fst_entries(base)
+                    .into_iter()
+                    .filter_map(|(n, val)| match set.remove(&n) {
+                        Some(0) => None,
+                        Some(d) => Some((n, d)),
+                        None => Some((n, val)),
+                    })
+                    .collect();
+                v.extend(set.into_iter().filter(|&(_, d)| d != 0));
+                v.sort_by_cached_key(|(n, _)| super::name::reversed_key(n));
                 v
             }
-            Matcher::Interim(ix) => ix.entries(),
         }
     }
+
+    /// The value of `name` itself (normalised, no trailing dot), if it is listed.
+    pub fn get(&self, name: &str) -> Option<u64> {
+        match &self.map {
+            Matcher::Fst(m) => m.get(super::name::reversed_key(name)),
+            Matcher::Interim(ix) => ix.get(name.as_bytes()),
+            Matcher::Overlay { base, over, .. } => match over.get(name.as_bytes()) {
+                Some(0) => None,
+                Some(v) => Some(v),
+                None => base.get(super::name::reversed_key(name)),
+            },
+        }
+    }
+}
+
+fn fst_entries(m: &FstMap) -> Vec<(String, u64)> {
+    use fst::Streamer;
+    let mut s = m.stream();
+    let mut v = Vec::new();
+    while let Some((k, val)) = s.next() {
+        v.push((super::name::name_from_key(k), val));
+    }
+    v
 }
 
 /// Fold the value of a covering entry `depth` labels deep into the verdict so far:
@@ -769,6 +841,65 @@ fn lookup_interim<'a>(
             *d = b.to_ascii_lowercase();
         }
         if let Some(v) = ix.get(&buf[start..]) {
+            best = consider(best, v, i + 1, total, &lapsed);
+        }
+    }
+    best
+}
+
+/// [`Blocklist::lookup_labels`] on a base with deltas over it: the automaton is
+/// walked as for a compiled list while each suffix of the query also grows, as in
+/// [`lookup_interim`], and is looked up in the overlay, whose value (0: removed)
+/// hides the base's. The walk of the base may end before the overlay's lookups do.
+fn lookup_overlay<'a>(
+    map: &FstMap,
+    over: &Interim,
+    labels_from_top: impl Iterator<Item = &'a [u8]>,
+    total: usize,
+    lapsed: impl Fn(u64) -> bool,
+) -> Verdict {
+    let fst = map.as_fst();
+    let mut node = Some(fst.root());
+    let mut out = Output::zero();
+    let mut buf = [0u8; 256];
+    let mut start = buf.len();
+    let mut best = Verdict::Pass;
+    fn step<'f>(
+        fst: &'f fst::raw::Fst<Backing>,
+        node: &mut Option<fst::raw::Node<'f>>,
+        out: &mut Output,
+        b: u8,
+    ) {
+        *node = node.and_then(|n| {
+            n.find_input(b).map(|ti| {
+                let t = n.transition(ti);
+                *out = out.cat(t.out);
+                fst.node(t.addr)
+            })
+        });
+    }
+    for (i, label) in labels_from_top.enumerate() {
+        if label.is_empty() || label.len() + 1 > start {
+            return best;
+        }
+        if i > 0 {
+            step(fst, &mut node, &mut out, b'.');
+            start -= 1;
+            buf[start] = b'.';
+        }
+        start -= label.len();
+        for (d, &b) in buf[start..].iter_mut().zip(label) {
+            if b == b'.' {
+                return best;
+            }
+            let b = b.to_ascii_lowercase();
+            *d = b;
+            step(fst, &mut node, &mut out, b);
+        }
+        let base = node
+            .filter(|n| n.is_final())
+            .map(|n| out.cat(n.final_output()).value());
+        if let Some(v) = over.get(&buf[start..]).or(base) {
             best = consider(best, v, i + 1, total, &lapsed);
         }
     }

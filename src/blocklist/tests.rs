@@ -499,3 +499,211 @@ fn a_crafted_file_with_valid_checksums_but_a_bad_node_is_refused_not_a_panic() {
     );
     good.check_automaton().unwrap();
 }
+
+/// What a verdict means, in names rather than ids: kind, depth, category, the list
+/// that decided it, note. Two lists with different tables compare through this.
+fn meaning(l: &Blocklist, q: &str) -> (u8, u8, String, String, Option<String>) {
+    let v = l.lookup(q);
+    let list = l.list(&v).map(|i| i.name.clone()).unwrap_or_default();
+    match v {
+        Verdict::Pass => (0, 0, String::new(), list, None),
+        Verdict::Allow(h) => (1, h.depth, String::new(), list, None),
+        Verdict::Block(h) => (
+            2,
+            h.depth,
+            l.category(&h).to_string(),
+            list,
+            l.note(&h).map(str::to_string),
+        ),
+    }
+}
+
+/// A chain of deltas from `base` through `steps` (each the full compile of the next
+/// lists), as `fanzha publish --delta` makes it, and the overlay after each.
+fn chain(base: &Blocklist, steps: &[&Blocklist]) -> Vec<Blocklist> {
+    let mut deltas = Vec::new();
+    let mut at = base.with_deltas(&[]).unwrap();
+    let mut out = Vec::new();
+    for (i, new) in steps.iter().enumerate() {
+        let mut d = delta::diff(&at, new).unwrap();
+        d.base_serial = 100;
+        d.from_serial = if i == 0 { 100 } else { 100 + i as u64 };
+        d.serial = 101 + i as u64;
+        deltas.push(d);
+        at = base.with_deltas(&deltas).unwrap();
+        out.push(base.with_deltas(&deltas).unwrap());
+    }
+    out
+}
+
+#[test]
+fn deltas_over_a_base_answer_as_the_full_compile_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let allow = [("allow.txt", "ok.evil.top\n")];
+    let (base, _) = build(
+        &d.join("0"),
+        &[(
+            "loan.txt",
+            "# category: loan\nevil.top\nold.top\nkept.top\n",
+        )],
+        &allow,
+        &[],
+    );
+    // Step 1: an add; an add of a name the base allows; a remove of a base rule; a
+    // new list with a new category; a rule with a note that expires.
+    let (one, _) = build(
+        &d.join("1"),
+        &[
+            (
+                "loan.txt",
+                "# category: loan\nevil.top\nnew.top\nok.evil.top\nkept.top\n",
+            ),
+            (
+                "gambling.txt",
+                "# category: gambling\nbet.top # case 7 expires=2100-01-01T00:00:00Z\n",
+            ),
+        ],
+        &allow,
+        &[],
+    );
+    // Step 2: a remove of the name step 1 added; the old rule back.
+    let (two, _) = build(
+        &d.join("2"),
+        &[
+            (
+                "loan.txt",
+                "# category: loan\nevil.top\nold.top\nok.evil.top\nkept.top\n",
+            ),
+            (
+                "gambling.txt",
+                "# category: gambling\nbet.top # case 7 expires=2100-01-01T00:00:00Z\n",
+            ),
+        ],
+        &allow,
+        &[],
+    );
+    let overlays = chain(&base, &[&one, &two]);
+    let queries = [
+        "evil.top",
+        "x.evil.top",
+        "new.top",
+        "a.new.top",
+        "ok.evil.top",
+        "a.ok.evil.top",
+        "old.top",
+        "kept.top",
+        "bet.top",
+        "w.bet.top",
+        "top",
+        "other.top",
+    ];
+    for (overlay, full) in overlays.iter().zip([&one, &two]) {
+        for q in queries {
+            assert_eq!(meaning(overlay, q), meaning(full, q), "{q}");
+        }
+        // The same names, in the same order (values differ only in table ids).
+        let names = |l: &Blocklist| l.entries().into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+        assert_eq!(names(overlay), names(full));
+        let (a, b) = (overlay.meta(), full.meta());
+        assert_eq!(
+            (a.entries, a.block_entries, a.allow_entries),
+            (b.entries, b.block_entries, b.allow_entries)
+        );
+        assert!(overlay.fst_sum() == base.fst_sum() && overlay.fst_sum() != 0);
+    }
+    let one_o = &overlays[0];
+    // The add blocks, in its new category, with its note and expiry.
+    assert!(one_o.lookup("new.top").is_block());
+    let Verdict::Block(h) = one_o.lookup("w.bet.top") else {
+        panic!("bet.top blocks");
+    };
+    assert_eq!(one_o.category(&h), "gambling");
+    assert_eq!(one_o.expires(h.value), Some(4_102_444_800));
+    // A name the base allows stays allowed when a delta adds its block.
+    assert!(matches!(one_o.lookup("ok.evil.top"), Verdict::Allow(_)));
+    // The removed base rule no longer blocks; step 2 takes back step 1's add.
+    assert_eq!(one_o.lookup("old.top"), Verdict::Pass);
+    assert_eq!(overlays[1].lookup("new.top"), Verdict::Pass);
+    assert!(overlays[1].lookup("old.top").is_block());
+    assert_eq!(overlays[1].get("new.top"), None);
+}
+
+#[test]
+fn a_broken_chain_or_a_delta_for_other_tables_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, _) = build(&dir.path().join("0"), &[("l.txt", "a.top\n")], &[], &[]);
+    let (new, _) = build(
+        &dir.path().join("1"),
+        &[
+            ("l.txt", "a.top\nb.top\n"),
+            ("m.txt", "# category: gambling\nc.top\n"),
+        ],
+        &[],
+        &[],
+    );
+    let mut d = delta::diff(&base, &new).unwrap();
+    d.base_serial = 5;
+    d.from_serial = 5;
+    d.serial = 6;
+    assert!(base.with_deltas(std::slice::from_ref(&d)).is_ok());
+    let mut gap = d.clone();
+    gap.from_serial = 4;
+    assert!(matches!(
+        base.with_deltas(&[gap]),
+        Err(delta::DeltaError::Chain { .. })
+    ));
+    let mut tables = d.clone();
+    tables.tables_from.categories += 1;
+    assert!(matches!(
+        base.with_deltas(&[tables]),
+        Err(delta::DeltaError::Tables { .. })
+    ));
+    let mut bad = d.clone();
+    bad.set.push(("Not..A.Name".into(), 1));
+    assert!(matches!(
+        base.with_deltas(&[bad]),
+        Err(delta::DeltaError::Bad { .. })
+    ));
+    let mut far = d;
+    far.set.push((
+        "far.top".into(),
+        value::pack(value::BLOCK_SELF, 200, 0, 0, 0),
+    ));
+    assert!(matches!(
+        base.with_deltas(&[far]),
+        Err(delta::DeltaError::Bad { .. })
+    ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+    #[test]
+    fn a_chain_of_deltas_matches_the_full_compile_of_each_step(
+        steps in prop::collection::vec(prop::collection::vec(entry(), 1..25), 2..5),
+        queries in prop::collection::vec(name(6), 1..40),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let lists: Vec<Blocklist> = steps
+            .iter()
+            .enumerate()
+            .map(|(i, es)| {
+                let text: String = es.iter().map(|e| line(e) + "\n").collect();
+                build(&dir.path().join(i.to_string()), &[("l.txt", &text)], &[], &[]).0
+            })
+            .collect();
+        let rest: Vec<&Blocklist> = lists[1..].iter().collect();
+        let overlays = chain(&lists[0], &rest);
+        for (k, (overlay, full)) in overlays.iter().zip(&rest).enumerate() {
+            let mut all = queries.clone();
+            for es in &steps {
+                all.extend(es.iter().map(|e| e.name.clone()));
+                all.extend(es.iter().map(|e| format!("z.{}", e.name)));
+            }
+            for q in &all {
+                prop_assert_eq!(meaning(overlay, q), meaning(full, q), "step {} query {}", k + 1, q);
+            }
+            prop_assert_eq!(overlay.meta().entries, full.meta().entries);
+        }
+    }
+}
