@@ -121,6 +121,9 @@ enum Cmd {
     /// manifest.json (serial, build time, expiry, counts, sha256) and a minisign
     /// signature for each (`minisign -Vm FILE -p KEY.pub` verifies them). The serial
     /// grows with every publish; appliances refuse anything at or below theirs.
+    /// With --delta, a small change is published as delta-<serial>.json (the names
+    /// changed since the previous publish), which appliances lay over the list they
+    /// have instead of downloading it again.
     /// Exit status: 0 published, 2 error.
     Publish {
         /// Config file for `[blocklist]` and `[[lists]]` (default: /etc/fanzha/fanzha.toml when it exists, else the embedded defaults).
@@ -140,6 +143,11 @@ enum Cmd {
         /// Publish even if the list is much smaller than the previous one.
         #[arg(long)]
         force: bool,
+        /// Publish only the changes since the previous publish, as a signed delta,
+        /// while the chain of deltas changes at most a fifth of the last full list's
+        /// names; past that (or without an earlier publish) a full list.
+        #[arg(long)]
+        delta: bool,
     },
     /// Make a key pair for `fanzha publish`: PREFIX.key (secret, mode 0600; keep it on
     /// the build box) and PREFIX.pub (for `[feed] public_key_file` on appliances).
@@ -336,7 +344,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out,
             valid,
             force,
-        } => publish_cmd(chosen(config).as_deref(), &key, &out, valid, force),
+            delta,
+        } => publish_cmd(chosen(config).as_deref(), &key, &out, valid, (force, delta)),
         Cmd::Keygen { prefix } => {
             let (sk, pk, b64) = fanzha::feed::publish::keygen(&prefix)?;
             println!("secret key: {} (keep it on the build box)", sk.display());
@@ -556,7 +565,7 @@ fn publish_cmd(
     key: &Path,
     out: &Path,
     valid: std::time::Duration,
-    force: bool,
+    (force, delta): (bool, bool),
 ) -> Result<ExitCode> {
     let cfg = Config::load(config)?;
     let sk =
@@ -566,8 +575,26 @@ fn publish_cmd(
         .and_then(|b| serde_json::from_slice::<fanzha::feed::manifest::Manifest>(&b).ok())
         .map(|m| m.entries);
     let spec = Loader::spec(&cfg.blocklist, previous, force)?;
-    let p = fanzha::feed::publish::publish(&spec, out, &sk, valid, std::time::SystemTime::now())?;
+    let p = fanzha::feed::publish::publish(
+        &spec,
+        out,
+        &sk,
+        valid,
+        std::time::SystemTime::now(),
+        delta,
+    )?;
     let m = &p.manifest;
+    match &p.delta {
+        Some(Ok(n)) if !m.deltas.is_empty() => println!(
+            "delta {}: {n} names changed since serial {}; chain of {} over base {}",
+            m.serial,
+            m.deltas.last().map_or(0, |d| d.from_serial),
+            m.deltas.len(),
+            m.base()
+        ),
+        Some(Err(why)) => println!("a full list, not a delta: {why}"),
+        _ => {}
+    }
     println!(
         "published serial {} into {}: {} names ({} block, {} allow), {} bytes, expires {}",
         m.serial,

@@ -39,6 +39,9 @@ pub struct BlocklistConfig {
     pub allow_dirs: Vec<PathBuf>,
     /// Precompiled list.
     pub compiled: Option<PathBuf>,
+    /// Delta files laid over the precompiled list, in chain order (a feed's; see
+    /// [`super::delta`]). Empty without one.
+    pub deltas: Vec<PathBuf>,
     /// Never-block file.
     pub never_block: Option<PathBuf>,
     /// Drop guard share.
@@ -71,6 +74,14 @@ pub enum ReloadError {
         path: PathBuf,
         /// The cause.
         source: std::io::Error,
+    },
+    /// A delta does not apply to the list it was given.
+    #[error("{path}: {source}")]
+    Delta {
+        /// The delta file, or the list it was meant for.
+        path: PathBuf,
+        /// Why.
+        source: super::delta::DeltaError,
     },
     /// A precompiled list is much smaller than the serving one.
     #[error("{path} has {new} entries against {old} serving, a drop of more than {pct:.0} %; keeping the old list (raise [blocklist] max_drop if this is intended)", pct = max_drop * 100.0)]
@@ -234,6 +245,51 @@ impl Loader {
     fn next_path(&self, state: &Path) -> PathBuf {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         state.join(format!("active-{}-{n}.fst", std::process::id()))
+    }
+
+    /// Lay `deltas` (a whole chain, in order) over the compiled base that serves,
+    /// whose header checksum must be `base_sum`, and swap the result in: the base
+    /// stays mapped, nothing is compiled or copied. On error the serving list is
+    /// untouched.
+    pub fn apply_deltas(
+        &self,
+        deltas: &[super::delta::Delta],
+        base_sum: u64,
+    ) -> Result<ReloadSummary, ReloadError> {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let start = Instant::now();
+        let serving = self.handle.load_full();
+        let path = serving.path().map(Path::to_path_buf).unwrap_or_default();
+        if serving.fst_sum() != base_sum || base_sum == 0 {
+            return Err(ReloadError::Delta {
+                path,
+                source: super::delta::DeltaError::NoBase,
+            });
+        }
+        let list = serving
+            .with_deltas(deltas)
+            .map_err(|source| ReloadError::Delta {
+                path: path.clone(),
+                source,
+            })?;
+        drop(serving);
+        let entries = list.len() as u64;
+        self.handle.store(list);
+        let st = &self.handle.stats;
+        st.ok.fetch_add(1, Ordering::Relaxed);
+        st.last_ok_unix.store(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        Ok(ReloadSummary {
+            entries,
+            report: None,
+            elapsed: start.elapsed(),
+            path,
+        })
     }
 
     /// Compile (or copy and verify) the configured lists and swap them in. On error
@@ -584,6 +640,20 @@ fn load_precompiled(
             let _ = fs::remove_file(out);
             naming(e, src)
         })?;
+    let list = if cfg.deltas.is_empty() {
+        list
+    } else {
+        let deltas = read_deltas(&cfg.deltas).inspect_err(|_| {
+            let _ = fs::remove_file(out);
+        })?;
+        list.with_deltas(&deltas).map_err(|source| {
+            let _ = fs::remove_file(out);
+            ReloadError::Delta {
+                path: src.to_path_buf(),
+                source,
+            }
+        })?
+    };
     if let Some(old) = previous {
         let new = list.len() as u64;
         if !force && old > 0 && (new as f64) < old as f64 * (1.0 - cfg.max_drop) {
@@ -597,6 +667,27 @@ fn load_precompiled(
         }
     }
     Ok(list)
+}
+
+/// Read and parse delta files (JSON, as `fanzha publish --delta` writes them).
+pub fn read_deltas(paths: &[PathBuf]) -> Result<Vec<super::delta::Delta>, ReloadError> {
+    paths
+        .iter()
+        .map(|p| {
+            let bytes = fs::read(p).map_err(|source| ReloadError::Io {
+                what: "cannot read delta",
+                path: p.clone(),
+                source,
+            })?;
+            serde_json::from_slice(&bytes).map_err(|e| ReloadError::Delta {
+                path: p.clone(),
+                source: super::delta::DeltaError::Bad {
+                    serial: 0,
+                    what: format!("not a delta file: {e}"),
+                },
+            })
+        })
+        .collect()
 }
 
 /// A load error of the copy, told of the operator's file `src` it came from.

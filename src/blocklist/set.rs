@@ -337,6 +337,21 @@ fn walks_cleanly(map: &fst::Map<Backing>) -> bool {
     .unwrap_or(false)
 }
 
+/// The fst checksum in the header of the compiled list at `path` (see
+/// [`Blocklist::fst_sum`]), read without mapping the file.
+pub fn header_fst_sum(path: &Path) -> io::Result<u64> {
+    use std::io::Read;
+    let mut h = [0u8; HEADER_LEN];
+    File::open(path)?.read_exact(&mut h)?;
+    if &h[0..8] != MAGIC {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a compiled list",
+        ));
+    }
+    Ok(u64_at(&h, 40))
+}
+
 fn u64_at(b: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"))
 }

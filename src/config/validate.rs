@@ -494,6 +494,7 @@ fn blocklist(
         dirs: b.dirs.iter().map(|d| base.path(d)).collect(),
         allow_dirs: b.allow_dirs.iter().map(|d| base.path(d)).collect(),
         compiled: base.optional(&b.compiled),
+        deltas: Vec::new(),
         never_block: base.optional(&b.never_block),
         max_drop: b.max_drop,
         debounce: Duration::from_millis(b.debounce_ms),

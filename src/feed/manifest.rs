@@ -1,13 +1,16 @@
 //! The feed's manifest and the checks an appliance makes before it serves a list
 //! from the feed, in order: the manifest's minisign signature, its serial (above the
-//! one serving: no rollback), its expiry, then the list file's signature and sha256.
-//! Pure: bytes in, a verdict out.
+//! one serving: no rollback), its expiry, then the list file's signature and sha256,
+//! and those of each delta of its chain. Pure: bytes in, a verdict out.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// The manifest's format version.
+/// The manifest's format version without deltas (what appliances before deltas read).
 pub const FORMAT: u32 = 1;
+/// The format version of a manifest with a delta chain: an appliance that reads only
+/// [`FORMAT`] refuses it ("upgrade fanzha") instead of serving the base without them.
+pub const FORMAT_DELTAS: u32 = 2;
 /// The manifest's file name in a feed directory.
 pub const MANIFEST: &str = "manifest.json";
 
@@ -24,18 +27,48 @@ pub struct Manifest {
     pub expires_unix: u64,
     /// The same, RFC 3339.
     pub expires_at: String,
-    /// The list file, relative to the manifest.
+    /// The list file (the base, when there are deltas), relative to the manifest.
     pub file: String,
     /// Its size.
     pub bytes: u64,
     /// Its sha256, hex.
     pub sha256: String,
-    /// Names in it.
+    /// The serial of that list file when deltas follow it (absent: `serial`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_serial: Option<u64>,
+    /// The deltas from the base to `serial`, in order (see `blocklist::delta`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deltas: Vec<DeltaRef>,
+    /// Names in the list at `serial` (base and deltas).
     pub entries: u64,
     /// … carrying a block rule.
     pub block_entries: u64,
     /// … carrying an allow rule.
     pub allow_entries: u64,
+}
+
+impl Manifest {
+    /// The serial of the list file.
+    pub fn base(&self) -> u64 {
+        self.base_serial.unwrap_or(self.serial)
+    }
+}
+
+/// One delta of a manifest's chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeltaRef {
+    /// The delta's serial.
+    pub serial: u64,
+    /// The serial it applies to.
+    pub from_serial: u64,
+    /// Its file, relative to the manifest.
+    pub file: String,
+    /// Its size.
+    pub bytes: u64,
+    /// Its sha256, hex.
+    pub sha256: String,
+    /// Names it sets or removes.
+    pub changes: u64,
 }
 
 /// Why a feed update was refused (the `reason` label of the refusal metric).
@@ -111,14 +144,35 @@ pub fn check(
     verify(key, data, sig, "the manifest")?;
     let m: Manifest =
         serde_json::from_slice(data).map_err(|e| Refusal::Malformed(e.to_string()))?;
-    if m.format != FORMAT {
+    if m.format != FORMAT && m.format != FORMAT_DELTAS {
         return Err(Refusal::Malformed(format!(
-            "format {} (this fanzha reads {FORMAT}); upgrade fanzha",
+            "format {} (this fanzha reads {FORMAT} and {FORMAT_DELTAS}); upgrade fanzha",
             m.format
         )));
     }
-    if m.file.contains('/') || m.file.contains("..") || m.file.is_empty() {
-        return Err(Refusal::Malformed(format!("file name {:?}", m.file)));
+    let unsafe_name = |f: &str| f.contains('/') || f.contains("..") || f.is_empty();
+    if let Some(f) = std::iter::once(&m.file)
+        .chain(m.deltas.iter().map(|d| &d.file))
+        .find(|f| unsafe_name(f))
+    {
+        return Err(Refusal::Malformed(format!("file name {f:?}")));
+    }
+    // The chain runs from the base to the manifest's serial without a gap.
+    let mut at = m.base();
+    for d in &m.deltas {
+        if d.from_serial != at || d.serial <= at {
+            return Err(Refusal::Malformed(format!(
+                "delta {} applies to {}, the chain is at {at}",
+                d.serial, d.from_serial
+            )));
+        }
+        at = d.serial;
+    }
+    if at != m.serial || (m.deltas.is_empty() && m.base_serial.is_some_and(|b| b != m.serial)) {
+        return Err(Refusal::Malformed(format!(
+            "the chain ends at {at}, the manifest's serial is {}",
+            m.serial
+        )));
     }
     if m.serial <= serving {
         return Err(Refusal::Serial {
@@ -140,21 +194,48 @@ pub fn check_file(
     sig: &str,
 ) -> Result<(), Refusal> {
     verify(key, file, sig, "the list file")?;
-    if file.len() as u64 != m.bytes {
+    matches(file, m.bytes, &m.sha256)
+}
+
+/// Whether `file` has the size and sha256 given.
+fn matches(file: &[u8], bytes: u64, sha256: &str) -> Result<(), Refusal> {
+    if file.len() as u64 != bytes {
         return Err(Refusal::Checksum(format!(
-            "{} bytes, the manifest says {}",
+            "{} bytes, the manifest says {bytes}",
             file.len(),
-            m.bytes
         )));
     }
     let got = hex::encode(Sha256::digest(file));
-    if got != m.sha256 {
+    if got != sha256 {
         return Err(Refusal::Checksum(format!(
-            "sha256 {got}, the manifest says {}",
-            m.sha256
+            "sha256 {got}, the manifest says {sha256}"
         )));
     }
     Ok(())
+}
+
+/// The delta `file` (with its signature `sig`), if it is the one `d` of `m`'s chain
+/// names and it stands on `m`'s base.
+pub fn check_delta(
+    key: &minisign_verify::PublicKey,
+    m: &Manifest,
+    d: &DeltaRef,
+    file: &[u8],
+    sig: &str,
+) -> Result<crate::blocklist::delta::Delta, Refusal> {
+    verify(key, file, sig, "a delta")?;
+    matches(file, d.bytes, &d.sha256)?;
+    let delta: crate::blocklist::delta::Delta =
+        serde_json::from_slice(file).map_err(|e| Refusal::Malformed(format!("delta: {e}")))?;
+    if (delta.serial, delta.from_serial, delta.base_serial) != (d.serial, d.from_serial, m.base())
+        || delta.base_sha256 != m.sha256
+    {
+        return Err(Refusal::Malformed(format!(
+            "delta {} is not the one the manifest names (serial {}, from {}, base {})",
+            d.file, delta.serial, delta.from_serial, delta.base_serial
+        )));
+    }
+    Ok(delta)
 }
 
 #[cfg(test)]
@@ -193,6 +274,8 @@ mod tests {
             file: format!("list-{serial}.fst"),
             bytes: file.len() as u64,
             sha256: hex::encode(Sha256::digest(file)),
+            base_serial: None,
+            deltas: vec![],
             entries: 1,
             block_entries: 1,
             allow_entries: 0,

@@ -1,10 +1,13 @@
 //! The appliance side of the feed: poll the manifest with a conditional GET, and when
 //! it changed, check it ([`super::manifest`]), fetch and check the list it names, put
 //! it at `feed/current.fst` in the state directory, and reload through the loader's
-//! precompiled-list path (copy, verify, rename, swap). Anything refused is logged
-//! with its reason and counted; the serving list stays. The serial and ETag of what
-//! serves are kept in `feed/state.json`, so a restart neither refetches nor accepts
-//! an older serial.
+//! precompiled-list path (copy, verify, rename, swap). When the manifest names a
+//! chain of deltas over a base the appliance already serves, only the deltas it
+//! lacks are fetched (each signed and checked), kept in `feed/deltas/`, and laid
+//! over the mapped base without copying or compiling it. Anything refused is logged
+//! with its reason and counted; the serving list stays. The serial, base and ETag
+//! of what serves are kept in `feed/state.json`, so a restart neither refetches nor
+//! accepts an older serial.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +31,15 @@ pub struct State {
     pub etag: Option<String>,
     /// When that list expires.
     pub expires_unix: u64,
+    /// The serial of the base list file (`current.fst`).
+    #[serde(default)]
+    pub base_serial: u64,
+    /// Its sha256.
+    #[serde(default)]
+    pub base_sha256: String,
+    /// The serials of the deltas laid over it, in order (files in `deltas/`).
+    #[serde(default)]
+    pub deltas: Vec<u64>,
 }
 
 /// The verified list serving, in `dir`.
@@ -37,6 +49,17 @@ pub fn current(dir: &Path) -> PathBuf {
 
 fn state_path(dir: &Path) -> PathBuf {
     dir.join("state.json")
+}
+
+/// Where the delta of `serial` is kept.
+fn delta_path(dir: &Path, serial: u64) -> PathBuf {
+    dir.join("deltas").join(format!("{serial}.json"))
+}
+
+/// The delta files of `state`, when every one of them is there.
+fn delta_paths(dir: &Path, state: &State) -> Option<Vec<PathBuf>> {
+    let paths: Vec<PathBuf> = state.deltas.iter().map(|&s| delta_path(dir, s)).collect();
+    paths.iter().all(|p| p.is_file()).then_some(paths)
 }
 
 /// The state in `dir` (default when there is none or it does not parse).
@@ -58,6 +81,7 @@ pub fn blocklist_config(
         let cur = current(&f.dir);
         if cur.is_file() {
             b.compiled = Some(cur);
+            b.deltas = delta_paths(&f.dir, &load_state(&f.dir)).unwrap_or_default();
         }
     }
     b
@@ -128,7 +152,15 @@ impl Follower {
             Duration::from_secs(600),
         )
         .map_err(|e| format!("[feed]: {e}"))?;
-        let state = load_state(&cfg.dir);
+        let mut state = load_state(&cfg.dir);
+        if delta_paths(&cfg.dir, &state).is_none() {
+            // A delta file is gone: what serves is the base alone (see
+            // `blocklist_config`), so take the chain again.
+            tracing::warn!(dir = %cfg.dir.display(), "feed: a delta file is missing; serving the base list and fetching the deltas again");
+            state.deltas.clear();
+            state.serial = state.base_serial;
+            state.etag = None;
+        }
         metrics.serial.set(state.serial as i64);
         metrics.expires.set(state.expires_unix as i64);
         Ok(Follower {
@@ -242,40 +274,143 @@ impl Follower {
             }
             Err(r) => return Ok(Polled::Refused(r)),
         };
-        if m.bytes > self.cfg.max_bytes {
+        let total = m.bytes + m.deltas.iter().map(|d| d.bytes).sum::<u64>();
+        if total > self.cfg.max_bytes {
             return Ok(Polled::Refused(Refusal::Checksum(format!(
-                "{} bytes, over feed.max_bytes ({})",
-                m.bytes, self.cfg.max_bytes
+                "{total} bytes, over feed.max_bytes ({})",
+                self.cfg.max_bytes
             ))));
         }
-        let file_url = self.beside(&m.file);
-        let (file, _) = self
-            .get(&file_url, m.bytes, None)?
-            .ok_or_else(|| PollError(format!("GET {file_url}: 304 without a condition")))?;
-        let file_sig = self.text(&format!("{file_url}.minisig"))?;
-        if let Err(r) = manifest::check_file(&self.key, &m, &file, &file_sig) {
-            return Ok(Polled::Refused(r));
+        // The base this appliance serves, and the deltas of the chain it has.
+        let have_base = self.state.serial > 0
+            && self.state.base_sha256 == m.sha256
+            && current(&self.cfg.dir).is_file();
+        let kept = if have_base {
+            self.state
+                .deltas
+                .iter()
+                .zip(&m.deltas)
+                .take_while(|(a, b)| **a == b.serial)
+                .count()
+        } else {
+            0
+        };
+        let base = if have_base {
+            None
+        } else {
+            match self.fetch_base(&m)? {
+                Ok(file) => Some(file),
+                Err(r) => return Ok(Polled::Refused(r)),
+            }
+        };
+        for d in &m.deltas[kept..] {
+            if let Err(r) = self.fetch_delta(&m, d)? {
+                return Ok(Polled::Refused(r));
+            }
         }
-        self.install(&file)?;
-        // Through the loader's precompiled path: copied, fully checked, swapped.
-        let mut b = self.configured.clone();
-        b.compiled = Some(current(&self.cfg.dir));
-        self.loader.set_config(b);
-        // The first feed list replaces the local lists: the drop guard compares feed
-        // lists with each other, not with the sample lists it replaces.
-        if let Err(e) = self.loader.reload(self.state.serial == 0) {
-            return Ok(Polled::Refused(Refusal::Load(e.to_string())));
+        let deltas: Vec<PathBuf> = m
+            .deltas
+            .iter()
+            .map(|d| delta_path(&self.cfg.dir, d.serial))
+            .collect();
+        if let Err(r) = self.serve(base.as_deref(), deltas) {
+            return Ok(Polled::Refused(r));
         }
         self.state = State {
             serial: m.serial,
             etag,
             expires_unix: m.expires_unix,
+            base_serial: m.base(),
+            base_sha256: m.sha256.clone(),
+            deltas: m.deltas.iter().map(|d| d.serial).collect(),
         };
         self.save()?;
+        self.prune_deltas();
         self.metrics.serial.set(m.serial as i64);
         self.metrics.expires.set(m.expires_unix as i64);
         self.metrics.expired.set(0);
         Ok(Polled::Applied(m))
+    }
+
+    /// Fetch and check the base list file `m` names.
+    fn fetch_base(&self, m: &Manifest) -> Result<Result<Vec<u8>, Refusal>, PollError> {
+        let file_url = self.beside(&m.file);
+        let (file, _) = self
+            .get(&file_url, m.bytes, None)?
+            .ok_or_else(|| PollError(format!("GET {file_url}: 304 without a condition")))?;
+        let file_sig = self.text(&format!("{file_url}.minisig"))?;
+        Ok(manifest::check_file(&self.key, m, &file, &file_sig).map(|()| file))
+    }
+
+    /// Fetch and check the delta `d` of `m`'s chain, and keep it in `deltas/`.
+    fn fetch_delta(
+        &self,
+        m: &Manifest,
+        d: &manifest::DeltaRef,
+    ) -> Result<Result<(), Refusal>, PollError> {
+        let url = self.beside(&d.file);
+        let (file, _) = self
+            .get(&url, d.bytes, None)?
+            .ok_or_else(|| PollError(format!("GET {url}: 304 without a condition")))?;
+        let sig = self.text(&format!("{url}.minisig"))?;
+        if let Err(r) = manifest::check_delta(&self.key, m, d, &file, &sig) {
+            return Ok(Err(r));
+        }
+        let path = delta_path(&self.cfg.dir, d.serial);
+        let err = |e: std::io::Error| PollError(format!("{}: {e}", path.display()));
+        std::fs::create_dir_all(path.parent().unwrap_or(&self.cfg.dir)).map_err(err)?;
+        write_synced(&path.with_extension("tmp"), &file).map_err(err)?;
+        std::fs::rename(path.with_extension("tmp"), &path).map_err(err)?;
+        Ok(Ok(()))
+    }
+
+    /// Serve the verified `base` (when new) with `deltas` over it. A new base goes
+    /// through the loader's precompiled path (copied, fully checked, swapped); new
+    /// deltas over the base already serving are laid over its mapping.
+    fn serve(&self, base: Option<&[u8]>, deltas: Vec<PathBuf>) -> Result<(), Refusal> {
+        let load = |e: String| Refusal::Load(e);
+        if let Some(file) = base {
+            self.install(file).map_err(|e| load(e.0))?;
+        }
+        let mut b = self.configured.clone();
+        b.compiled = Some(current(&self.cfg.dir));
+        b.deltas = deltas.clone();
+        self.loader.set_config(b);
+        if base.is_none() {
+            let parsed =
+                crate::blocklist::loader::read_deltas(&deltas).map_err(|e| load(e.to_string()))?;
+            let sum = crate::blocklist::set::header_fst_sum(&current(&self.cfg.dir))
+                .map_err(|e| load(e.to_string()))?;
+            match self.loader.apply_deltas(&parsed, sum) {
+                Ok(_) => return Ok(()),
+                // Not serving that base (a restart without it, say): load it whole.
+                Err(e) => tracing::info!(error = %e, "feed: loading the base with its deltas"),
+            }
+        }
+        // The first feed list replaces the local lists: the drop guard compares feed
+        // lists with each other, not with the sample lists it replaces.
+        self.loader
+            .reload(self.state.serial == 0)
+            .map(|_| ())
+            .map_err(|e| load(e.to_string()))
+    }
+
+    /// Remove the delta files the state no longer names.
+    fn prune_deltas(&self) {
+        let Ok(entries) = std::fs::read_dir(self.cfg.dir.join("deltas")) else {
+            return;
+        };
+        let keep: Vec<PathBuf> = self
+            .state
+            .deltas
+            .iter()
+            .map(|&s| delta_path(&self.cfg.dir, s))
+            .collect();
+        for e in entries.flatten() {
+            if !keep.contains(&e.path()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 
     /// Put a verified list at `current.fst` (temporary file, fsync, rename).
@@ -283,12 +418,7 @@ impl Follower {
         let err = |e: std::io::Error| PollError(format!("{}: {e}", self.cfg.dir.display()));
         std::fs::create_dir_all(&self.cfg.dir).map_err(err)?;
         let tmp = self.cfg.dir.join(".incoming.fst");
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(err)?;
-            f.write_all(file).map_err(err)?;
-            f.sync_all().map_err(err)?;
-        }
+        write_synced(&tmp, file).map_err(err)?;
         std::fs::rename(&tmp, current(&self.cfg.dir)).map_err(err)
     }
 
@@ -298,4 +428,12 @@ impl Follower {
         std::fs::write(&tmp, serde_json::to_vec(&self.state).unwrap_or_default()).map_err(err)?;
         std::fs::rename(&tmp, state_path(&self.cfg.dir)).map_err(err)
     }
+}
+
+/// Write `data` to `path` and fsync it.
+fn write_synced(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(data)?;
+    f.sync_all()
 }

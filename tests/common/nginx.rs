@@ -58,9 +58,9 @@ impl Nginx {
             let port = free_port();
             let conf = format!(
                 "{user}\ndaemon off;\nworker_processes 1;\npid {w}/nginx.pid;\nerror_log {w}/error.log;\n\
-                 events {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {w}/t1;\n  proxy_temp_path {w}/t2;\n\
+                 events {{}}\nhttp {{\n  log_format sent '$request_uri $status $bytes_sent';\n  access_log {w}/access.log sent;\n  client_body_temp_path {w}/t1;\n  proxy_temp_path {w}/t2;\n\
                  fastcgi_temp_path {w}/t3;\n  uwsgi_temp_path {w}/t4;\n  scgi_temp_path {w}/t5;\n\
-                 default_type application/octet-stream;\n  types {{ text/plain txt; }}\n  gzip on;\n  gzip_types text/plain;\n  gzip_min_length 1;\n\
+                 default_type application/octet-stream;\n  types {{ text/plain txt; application/json json; }}\n  gzip on;\n  gzip_types text/plain application/json;\n  gzip_min_length 1;\n\
                  server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {w}/cert.pem;\n\
                  ssl_certificate_key {w}/key.pem;\n    root {};\n    location / {{ }}\n  }}\n}}\n",
                 root.display()
@@ -99,6 +99,23 @@ impl Nginx {
             );
         }
         panic!("nginx did not start");
+    }
+
+    /// Each request served so far: path, status and bytes sent (headers and body,
+    /// compressed as sent), from nginx's access log.
+    pub fn served(&self) -> Vec<(String, u16, u64)> {
+        std::fs::read_to_string(self.dir.join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split(' ');
+                Some((
+                    f.next()?.to_string(),
+                    f.next()?.parse().ok()?,
+                    f.next()?.parse().ok()?,
+                ))
+            })
+            .collect()
     }
 
     /// `https://127.0.0.1:PORT/path`.
