@@ -15,8 +15,9 @@
 //! - [`warnpage`]: the warning page residents see, and its HTTP server.
 //! - [`report`]: hit and appeal events, the on-disk spool, delivery to the platform.
 //! - [`metrics`]: every Prometheus metric, and the ops endpoint.
+//! - [`places`]: client subnet → district / street / community, and each place's
+//!   own actions per category (`[[policies]]`).
 //! - [`blocklist`]: list parsing, compile to fst, mmap load, matching, reloads.
-//! - [`places`]: client subnet → district / street / community.
 //! - [`notify`]: sd_notify to systemd.
 //! - [`limits`]: per-address connection caps and quiet refusal logs, for the listeners.
 //! - [`text`]: small text helpers shared by the list parser and the warning page.

@@ -216,6 +216,18 @@ enum CtlCmd {
         #[arg(default_value_t = 10)]
         n: usize,
     },
+    /// The shadow rules (lists or places' categories on trial) that matched most
+    /// since start; with a popularity list (a name per line, or a CSV whose first
+    /// field is the name, such as the CrUX top sites), the rules that would block
+    /// a popular name are flagged POPULAR.
+    ShadowReport {
+        /// How many.
+        #[arg(default_value_t = 20)]
+        n: usize,
+        /// The popularity list (read by the daemon).
+        #[arg(long, value_name = "FILE")]
+        popular: Option<PathBuf>,
+    },
     /// The config in force, every default filled in, the report secret hidden.
     DumpConfig,
 }
@@ -229,6 +241,14 @@ impl CtlCmd {
             CtlCmd::FlushCache { name } => ("flush-cache", name.into_iter().collect()),
             CtlCmd::Stats => ("stats", vec![]),
             CtlCmd::TopBlocked { n } => ("top-blocked", vec![n.to_string()]),
+            CtlCmd::ShadowReport { n, popular } => (
+                "shadow-report",
+                std::iter::once(n.to_string())
+                    .chain(
+                        popular.map(|p| std::path::absolute(&p).unwrap_or(p).display().to_string()),
+                    )
+                    .collect(),
+            ),
             CtlCmd::DumpConfig => ("dump-config", vec![]),
         };
         fanzha::ctl::Request {

@@ -77,6 +77,9 @@ pub struct Metrics {
     pub query_duration: Histogram,
     /// Blocked queries by category.
     pub blocked: IntCounterVec,
+    /// Names a shadow list (or a place's shadow category) would have blocked, by
+    /// category and list.
+    pub shadow_hits: IntCounterVec,
     /// Answers served from the answer cache.
     pub cache_hits: IntCounter,
     /// Cached answers refreshed before they expired.
@@ -100,6 +103,8 @@ pub struct Metrics {
     pub overload: IntCounter,
     /// The rules that blocked most since start (`fanzha ctl top-blocked`).
     pub top_blocked: top::TopRules,
+    /// The shadow rules that matched most since start (`fanzha ctl shadow-report`).
+    pub top_shadow: top::TopRules,
     /// dnstap frames by outcome: sent, dropped (queue full), lost (connection broke).
     pub dnstap_frames: IntCounterVec,
     /// The signed list feed.
@@ -361,7 +366,8 @@ fn register_process(registry: &Registry, r: &Reg<'_>) {
 }
 
 impl Metrics {
-    /// Register every metric.
+    /// Register every metric. (Long function: one registration per metric, each
+    /// with its help text, read top to bottom as /metrics lists them.)
     pub fn new() -> Metrics {
         let registry = Registry::new_custom(Some("fanzha".into()), None).expect("valid prefix");
         let r = Reg(&registry);
@@ -390,6 +396,13 @@ impl Metrics {
                     "Blocked queries by fraud category and the client's street (from [[places]])",
                 ),
                 &["category", "street"],
+            )),
+            shadow_hits: r.add(IntCounterVec::new(
+                Opts::new(
+                    "shadow_hits_total",
+                    "Queries a shadow list or a place's shadow category would have blocked (resolved as usual), by category and list",
+                ),
+                &["category", "list"],
             )),
             cache_hits: r.counter(
                 "cache_hits_total",
@@ -450,6 +463,7 @@ impl Metrics {
                 "Queries answered SERVFAIL at once because too many resolutions were in flight (for the client, or in all)",
             ),
             top_blocked: top::TopRules::default(),
+            top_shadow: top::TopRules::default(),
             feed: FeedMetrics::new(&r),
             source_fetches: source_fetches(&r),
             source_last_success: source_last_success(&r),

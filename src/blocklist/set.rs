@@ -50,15 +50,22 @@ pub enum Action {
     Nxdomain,
     /// Answer REFUSED.
     Refused,
+    /// Answer as if the name were not listed, but count the hit and report it as a
+    /// shadow hit: a list (or a place's category) on trial before it blocks.
+    Shadow,
+    /// Answer as if the name were not listed, and count nothing.
+    Off,
 }
 
 impl Action {
-    /// Parse the config / header spelling.
+    /// Parse the config / header spelling (`block` is `sinkhole`).
     pub fn parse(s: &str) -> Option<Action> {
         match s {
-            "sinkhole" => Some(Action::Sinkhole),
+            "sinkhole" | "block" => Some(Action::Sinkhole),
             "nxdomain" => Some(Action::Nxdomain),
             "refused" => Some(Action::Refused),
+            "shadow" => Some(Action::Shadow),
+            "off" => Some(Action::Off),
             _ => None,
         }
     }
@@ -68,7 +75,13 @@ impl Action {
             Action::Sinkhole => "sinkhole",
             Action::Nxdomain => "nxdomain",
             Action::Refused => "refused",
+            Action::Shadow => "shadow",
+            Action::Off => "off",
         }
+    }
+    /// Whether the name is answered by fanzha instead of resolved.
+    pub fn blocks(self) -> bool {
+        matches!(self, Action::Sinkhole | Action::Nxdomain | Action::Refused)
     }
 }
 

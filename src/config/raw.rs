@@ -40,6 +40,8 @@ pub struct RawConfig {
     pub report: RawReport,
     /// `[[places]]`
     pub places: Vec<RawPlace>,
+    /// `[[policies]]`
+    pub policies: Vec<RawPolicy>,
     /// `[[local_records]]`
     pub local_records: Vec<super::RawRecordSpec>,
     /// `[[forward_zones]]`
@@ -267,6 +269,10 @@ pub struct RawList {
     /// `subtree` or `exact`.
     #[serde(default, rename = "match")]
     pub match_mode: Option<String>,
+    /// `shadow`: resolve its names as usual, count and report the matches (the
+    /// same as `action = "shadow"`); `block` (default): its action applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
 }
 
 /// `[[sources]]`: a public list fetched by URL.
@@ -281,9 +287,12 @@ pub struct RawSource {
     /// Its category.
     #[serde(default)]
     pub category: Option<String>,
-    /// `sinkhole`, `nxdomain`, `refused`.
+    /// `sinkhole`, `nxdomain`, `refused`, `shadow`, `off`.
     #[serde(default)]
     pub action: Option<String>,
+    /// `shadow` or `block`, as for `[[lists]]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
     /// Time between fetches (default 6 h).
     #[serde(
         default = "six_hours",
@@ -559,6 +568,20 @@ pub struct RawPlace {
     /// 社区
     #[serde(default)]
     pub community: String,
+    /// The `[[policies]]` entry whose actions apply here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+}
+
+/// `[[policies]]`: actions by category for the places that name the policy.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    /// Its name, for `[[places]] policy`.
+    pub name: String,
+    /// Category → `block`, `nxdomain`, `shadow`, `off` (or `sinkhole`, `refused`).
+    #[serde(default)]
+    pub categories: std::collections::BTreeMap<String, String>,
 }
 
 /// Durations: a number in the key's own unit (the older form), or a text with its

@@ -317,3 +317,44 @@ fn the_report_secret_can_come_from_a_file_or_a_systemd_credential() {
         d.path().join("state/report-hash.key")
     );
 }
+
+#[test]
+fn policies_per_place_and_shadow_lists() {
+    let c = check(
+        r#"
+[[lists]]
+path = "trial.txt"
+mode = "shadow"
+[[policies]]
+name = "school"
+categories = { gambling = "block", investment = "nxdomain", loan = "shadow", task = "off" }
+[[places]]
+cidr = "10.1.2.0/24"
+district = "滨江区"
+policy = "school"
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.blocklist.lists[0].action, Some(Action::Shadow));
+    let ip = "10.1.2.9".parse().unwrap();
+    assert_eq!(c.places.action(ip, "gambling"), Some(Action::Sinkhole));
+    assert_eq!(c.places.action(ip, "investment"), Some(Action::Nxdomain));
+    assert_eq!(c.places.action(ip, "loan"), Some(Action::Shadow));
+    assert_eq!(c.places.action(ip, "task"), Some(Action::Off));
+    assert_eq!(c.places.action(ip, "phishing"), None);
+    // A place naming no policy, a bad action, a bad mode: refused, naming the key.
+    for (text, key) in [
+        (
+            "[[places]]\ncidr = \"10.0.0.0/8\"\ndistrict = \"d\"\npolicy = \"nope\"\n",
+            "places[0].policy",
+        ),
+        (
+            "[[policies]]\nname = \"p\"\ncategories = { loan = \"maybe\" }\n",
+            "policies[0].categories.loan",
+        ),
+        ("[[lists]]\npath = \"x.txt\"\nmode = \"trial\"\n", "lists[0].mode"),
+    ] {
+        let e = check(text).unwrap_err().to_string();
+        assert!(e.contains(key), "{e}");
+    }
+}

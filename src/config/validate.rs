@@ -11,12 +11,12 @@ use ipnet::IpNet;
 use super::{
     BlocklistConfig, Config, ConfigError, DnstapConfig, DnstapTarget, FeedConfig, ListConfig,
     RawBlocklist, RawCache, RawCategory, RawConfig, RawControl, RawDnstap, RawFeed, RawForwardZone,
-    RawList, RawPlace, RawReport, RawResolver, RawServer, RawSinkhole, RawSource, RawWarnpage,
-    ResolverConfig, ResolverMode, ServerConfig, SinkholeConfig, SourceConfig, WarnpageConfig,
-    invalid,
+    RawList, RawPlace, RawPolicy, RawReport, RawResolver, RawServer, RawSinkhole, RawSource,
+    RawWarnpage, ResolverConfig, ResolverMode, ServerConfig, SinkholeConfig, SourceConfig,
+    WarnpageConfig, invalid,
 };
 use crate::blocklist::{Action, MatchMode};
-use crate::places::{Place, Places};
+use crate::places::{Place, PlacePolicy, Places};
 use crate::report::ReportConfig;
 use crate::report::event::ClientIp;
 
@@ -85,7 +85,13 @@ fn parse_nets(key: &str, vs: &[String]) -> Result<Vec<IpNet>, ConfigError> {
 }
 
 fn parse_action(key: &str, v: &str) -> Result<Action, ConfigError> {
-    Action::parse(v).ok_or_else(|| invalid(key, v, "use \"sinkhole\", \"nxdomain\" or \"refused\""))
+    Action::parse(v).ok_or_else(|| {
+        invalid(
+            key,
+            v,
+            "use \"sinkhole\" (or \"block\"), \"nxdomain\", \"refused\", \"shadow\" (resolve, count and report) or \"off\"",
+        )
+    })
 }
 
 impl RawConfig {
@@ -130,6 +136,7 @@ impl RawConfig {
                 category: raw.category.clone(),
                 action: raw.action.clone(),
                 match_mode: None,
+                mode: raw.mode.clone(),
             };
             blocklist
                 .lists
@@ -145,7 +152,7 @@ impl RawConfig {
         let sinkhole = sinkhole(&self.sinkhole, &self.categories)?;
         let warnpage = warnpage(&self.warnpage, &base)?;
         let ops_listen = parse_socket("ops.listen", &self.ops.listen, None)?;
-        let places = places(&self.places, &self.report)?;
+        let places = places(&self.places, &self.policies, &self.report)?;
         let local_records =
             super::local::local_records(&self.local_records).map_err(|(i, e)| {
                 invalid(
@@ -521,6 +528,17 @@ fn list(i: usize, l: &RawList, base: &Base<'_>) -> Result<ListConfig, ConfigErro
         .as_deref()
         .map(|a| parse_action(&format!("lists[{i}].action"), a))
         .transpose()?;
+    let action = match l.mode.as_deref() {
+        None | Some("block") => action,
+        Some("shadow") => Some(Action::Shadow),
+        Some(other) => {
+            return Err(invalid(
+                format!("lists[{i}].mode"),
+                other,
+                "use \"shadow\" (resolve, count and report: a trial) or \"block\"",
+            ));
+        }
+    };
     let match_mode = match l.match_mode.as_deref() {
         None => None,
         Some("exact") => Some(MatchMode::Exact),
@@ -1064,11 +1082,60 @@ fn report(rp: &RawReport, state_dir: &str, base: &Base<'_>) -> Result<ReportConf
     })
 }
 
+/// `[[policies]]`, checked: unique names, known actions.
+fn policies(raw: &[RawPolicy]) -> Result<Vec<PlacePolicy>, ConfigError> {
+    let mut out: Vec<PlacePolicy> = Vec::with_capacity(raw.len());
+    for (i, p) in raw.iter().enumerate() {
+        if p.name.is_empty() || out.iter().any(|o| o.name == p.name) {
+            return Err(invalid(
+                format!("policies[{i}].name"),
+                &p.name,
+                "give each [[policies]] entry a name of its own",
+            ));
+        }
+        let mut categories = Vec::with_capacity(p.categories.len());
+        for (c, a) in &p.categories {
+            let key = format!("policies[{i}].categories.{c}");
+            categories.push((c.to_ascii_lowercase(), parse_action(&key, a)?));
+        }
+        out.push(PlacePolicy {
+            name: p.name.clone(),
+            categories,
+        });
+    }
+    if out.len() > usize::from(u16::MAX) {
+        return Err(invalid(
+            "policies",
+            out.len().to_string(),
+            "use fewer policies",
+        ));
+    }
+    Ok(out)
+}
+
 /// `[[places]]`, with the `[report] default_*` place for clients in none of them.
-fn places(places: &[RawPlace], rp: &RawReport) -> Result<Places, ConfigError> {
+fn places(
+    places: &[RawPlace],
+    raw_policies: &[RawPolicy],
+    rp: &RawReport,
+) -> Result<Places, ConfigError> {
+    let policies = policies(raw_policies)?;
     let mut nets = Vec::with_capacity(places.len());
     for (i, p) in places.iter().enumerate() {
         let net = parse_net(&format!("places[{i}].cidr"), &p.cidr)?;
+        let policy =
+            match &p.policy {
+                None => None,
+                Some(name) => Some(policies.iter().position(|q| &q.name == name).ok_or_else(
+                    || {
+                        invalid(
+                            format!("places[{i}].policy"),
+                            name,
+                            "name a [[policies]] entry (or remove the key for the global actions)",
+                        )
+                    },
+                )? as u16),
+            };
         if p.district.is_empty() {
             return Err(invalid(
                 format!("places[{i}].district"),
@@ -1082,6 +1149,7 @@ fn places(places: &[RawPlace], rp: &RawReport) -> Result<Places, ConfigError> {
                 district: p.district.clone(),
                 street: p.street.clone(),
                 community: p.community.clone(),
+                policy,
             },
         ));
     }
@@ -1089,6 +1157,7 @@ fn places(places: &[RawPlace], rp: &RawReport) -> Result<Places, ConfigError> {
         district: rp.default_district.clone(),
         street: rp.default_street.clone(),
         community: rp.default_community.clone(),
+        policy: None,
     };
-    Ok(Places::new(nets, default))
+    Ok(Places::new(nets, default).with_policies(policies))
 }

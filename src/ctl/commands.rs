@@ -2,6 +2,7 @@
 //! No socket here: [`run`] takes a [`Request`] and the daemon's parts.
 
 use std::fmt::Write as _;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
@@ -61,6 +62,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "the N rules that blocked most since start (default 10)",
     ),
     (
+        "shadow-report [N] [POPULAR-FILE]",
+        "the N shadow rules that matched most since start (default 20), flagging those that cover a name of the popularity list",
+    ),
+    (
         "dump-config",
         "the config in force with every default, secrets hidden",
     ),
@@ -83,6 +88,19 @@ pub async fn run(live: &Live, req: &Request) -> Reply {
                 args[0]
             )),
         },
+        ("shadow-report", 0..=2) => {
+            let n = match args.first().map(|n| n.parse::<usize>()) {
+                None => 20,
+                Some(Ok(n)) if n > 0 => n,
+                Some(_) => {
+                    return Reply::failed(format!(
+                        "shadow-report: {:?} is not a count; give a number from 1 up",
+                        args[0]
+                    ));
+                }
+            };
+            shadow_report(live, n, args.get(1).map(Path::new))
+        }
         ("dump-config", 0) => dump_config(live),
         (cmd, _) => {
             let known = COMMANDS
@@ -296,7 +314,7 @@ pub fn explain(
         ),
         Verdict::Block(h) => {
             let note = list.note(&h);
-            let action = policy.action_for(list, &h).as_str();
+            let action = policy.action_for(list, &h, None).as_str();
             let expires = list.expires(h.value).map(|e| {
                 humantime::format_rfc3339_seconds(
                     std::time::UNIX_EPOCH + std::time::Duration::from_secs(e),
@@ -466,6 +484,116 @@ fn top_blocked(live: &Live, n: usize) -> Reply {
             t,
             "(≤: counted in bounded memory; up to {} of it may belong to rules it replaced)",
             top.iter().map(|r| r.overcount).max().unwrap_or(0)
+        );
+    }
+    while t.ends_with('\n') {
+        t.pop();
+    }
+    Reply::ok(t, json!({ "total": total, "rules": rows }))
+}
+
+/// Names of a popularity list: one per line, or the first field of a CSV (a
+/// header line such as `hostname,rank` is skipped as it is not a name).
+fn popular_names(text: &str) -> std::collections::HashSet<String> {
+    text.lines()
+        .filter_map(|l| l.split([',', ' ', '\t']).next())
+        .filter_map(|n| crate::blocklist::name::normalize(n.trim()).ok())
+        .filter(|n| n.contains('.'))
+        .collect()
+}
+
+/// For each rule, the popular names it covers (itself or below it), a few at most.
+fn covered<'a>(
+    rules: &[String],
+    popular: &'a std::collections::HashSet<String>,
+) -> std::collections::HashMap<String, Vec<&'a str>> {
+    let wanted: std::collections::HashSet<&str> = rules.iter().map(String::as_str).collect();
+    let mut out: std::collections::HashMap<String, Vec<&str>> = Default::default();
+    for p in popular {
+        let mut suffix = p.as_str();
+        loop {
+            if wanted.contains(suffix) {
+                let v = out.entry(suffix.to_string()).or_default();
+                if v.len() < 3 {
+                    v.push(p);
+                }
+            }
+            match suffix.split_once('.') {
+                Some((_, rest)) => suffix = rest,
+                None => break,
+            }
+        }
+    }
+    for v in out.values_mut() {
+        v.sort_unstable();
+    }
+    out
+}
+
+/// The shadow rules by hits since start, each flagged when it covers a name of the
+/// popularity list at `popular` (read by the daemon).
+fn shadow_report(live: &Live, n: usize, popular: Option<&Path>) -> Reply {
+    let popular = match popular.map(|p| (p, std::fs::read_to_string(p))) {
+        None => None,
+        Some((_, Ok(text))) => Some(popular_names(&text)),
+        Some((p, Err(e))) => {
+            return Reply::failed(format!(
+                "shadow-report: the daemon cannot read {} ({e}); it runs as its own user: put the list where it can read it, such as /etc/fanzha",
+                p.display()
+            ));
+        }
+    };
+    let (top, total) = live.metrics.top_shadow.top(n);
+    let rules: Vec<String> = top.iter().map(|r| r.rule.clone()).collect();
+    let flags = popular
+        .as_ref()
+        .map(|p| covered(&rules, p))
+        .unwrap_or_default();
+    let list = live.lists.load();
+    let mut t = format!(
+        "{total} shadow matches since start (resolved as usual); the rules that matched most:\n"
+    );
+    if top.is_empty() {
+        t.push_str("  (none yet)");
+    }
+    let mut rows = Vec::new();
+    for (i, r) in top.iter().enumerate() {
+        let v = list.lookup(&r.rule);
+        let (category, list_name) = match v {
+            Verdict::Block(h) => (
+                Some(list.category(&h).to_string()),
+                list.list(&v).map(|l| l.name.clone()),
+            ),
+            _ => (None, None),
+        };
+        let hits = flags.get(&r.rule).cloned().unwrap_or_default();
+        let _ = writeln!(
+            t,
+            "{:>4}. {:>10}  {}  ({}){}",
+            i + 1,
+            r.count,
+            r.rule,
+            [category.clone(), list_name.clone()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(", "),
+            if hits.is_empty() {
+                String::new()
+            } else {
+                format!("  POPULAR: {}", hits.join(", "))
+            }
+        );
+        rows.push(json!({
+            "rule": r.rule, "count": r.count, "overcount": r.overcount,
+            "category": category, "list": list_name,
+            "popular": !hits.is_empty(), "popular_names": hits,
+        }));
+    }
+    if popular.is_none() && !top.is_empty() {
+        let _ = writeln!(
+            t,
+            "(give a popularity list, such as the CrUX top sites, to flag the rules that would block popular names)"
         );
     }
     while t.ends_with('\n') {

@@ -14,7 +14,7 @@ use super::cache::{AnswerCache, Lookup};
 use super::policy::{BlockInfo, Decision, Policy, RateLimiter};
 use super::resolve::{Backend, BackendError, Resolved};
 use super::wire::{self, Query, rcode};
-use crate::blocklist::{Blocklist, Handle, Verdict};
+use crate::blocklist::{Action, Blocklist, Handle, Verdict};
 use crate::config::Config;
 use crate::dnstap::{self, Tap};
 use crate::limits::{ClientSlot, PerClient};
@@ -131,9 +131,12 @@ impl Engine {
     async fn refresh(&self, packet: &[u8], q: &Query) {
         let mut buf = Vec::with_capacity(512);
         let generation = self.lists.generation();
-        let outcome = self.answer_into(packet, q, None, &mut buf).await;
+        let mut cacheable = true;
+        let outcome = self
+            .answer_into(packet, q, None, &mut buf, &mut cacheable)
+            .await;
         self.metrics.prefetches.inc();
-        if outcome == Outcome::Allowed {
+        if outcome == Outcome::Allowed && cacheable {
             self.cache.put(packet, q, generation, Instant::now(), &buf);
         }
     }
@@ -211,10 +214,19 @@ impl Engine {
     ) -> Decision {
         let list = self.lists.load();
         let now = Instant::now();
-        let mut d =
-            self.policy
-                .load()
-                .decide(packet, client, &list, &self.limiter.load(), now, buf);
+        let mut shadow = None;
+        let mut d = self.policy.load().decide_noting(
+            packet,
+            client,
+            &list,
+            &self.limiter.load(),
+            now,
+            buf,
+            &mut shadow,
+        );
+        if let (Some(info), Decision::Resolve(q)) = (&shadow, &d) {
+            self.on_block(packet, q, client, &list, info, None);
+        }
         // Cached answers are sent from the receive loop, like blocked ones. The list
         // was checked first: a cached name that is now blocked never gets here.
         if let Decision::Resolve(q) = &d {
@@ -247,6 +259,8 @@ impl Engine {
     /// The last stage of every blocked query, by name or by CNAME: the `blocked`
     /// metric by category and street, and the hit event for the platform (never
     /// waits). `via` is the CNAME target that matched, when it was not the query.
+    /// A shadow hit (`info.action` is shadow) is counted by category and list in
+    /// the shadow metric instead, and reported with action "shadow".
     fn on_block(
         &self,
         packet: &[u8],
@@ -256,12 +270,29 @@ impl Engine {
         info: &BlockInfo,
         via: Option<&Name>,
     ) {
-        let places = self.places.load();
-        let street = places.lookup(client).street.as_str();
-        self.metrics
-            .blocked
-            .with_label_values(&[list.category(&info.hit), street])
-            .inc();
+        let shadow = info.action == Action::Shadow;
+        if shadow {
+            let from = list.list(&Verdict::Block(info.hit));
+            self.metrics
+                .shadow_hits
+                .with_label_values(&[
+                    list.category(&info.hit),
+                    from.map_or("", |l| l.name.as_str()),
+                ])
+                .inc();
+        } else {
+            let places = self.places.load();
+            let street = places.lookup(client).street.as_str();
+            self.metrics
+                .blocked
+                .with_label_values(&[list.category(&info.hit), street])
+                .inc();
+        }
+        let top = if shadow {
+            &self.metrics.top_shadow
+        } else {
+            &self.metrics.top_blocked
+        };
         // The rule is a suffix of the name that matched: the query or the CNAME target.
         let target = via.map(|t| t.to_ascii().to_ascii_lowercase());
         let mut buf = [0u8; 256];
@@ -270,7 +301,7 @@ impl Engine {
             Some(t) => Some(info.hit.rule(t)),
         };
         if let Some(rule) = rule {
-            self.metrics.top_blocked.count(rule);
+            top.count(rule);
         }
         let Some(r) = &self.reporter else { return };
         let name = q.name_lower(packet);
@@ -301,8 +332,11 @@ impl Engine {
     ) -> (Vec<u8>, Outcome) {
         let mut buf = Vec::with_capacity(512);
         let generation = self.lists.generation();
-        let mut outcome = self.answer_into(packet, q, Some(client), &mut buf).await;
-        if outcome == Outcome::Allowed {
+        let mut cacheable = true;
+        let mut outcome = self
+            .answer_into(packet, q, Some(client), &mut buf, &mut cacheable)
+            .await;
+        if outcome == Outcome::Allowed && cacheable {
             self.cache.put(packet, q, generation, Instant::now(), &buf);
         } else if outcome == Outcome::Servfail
             && !self.serve_stale.is_zero()
@@ -328,12 +362,15 @@ impl Engine {
 
     /// Resolve and write the answer. `client` is who asked (`None`: a prefetch,
     /// which reports no hit and asks afresh, past the resolver's own cache).
+    /// `cacheable` is cleared when the answer holds a listed CNAME target that the
+    /// client's place spares: another place may have to get it blocked.
     async fn answer_into(
         &self,
         packet: &[u8],
         q: &Query,
         client: Option<IpAddr>,
         buf: &mut Vec<u8>,
+        cacheable: &mut bool,
     ) -> Outcome {
         let req = match Message::from_vec(packet) {
             Ok(m) if m.queries.len() == 1 => m,
@@ -354,8 +391,10 @@ impl Engine {
                 self.deadline,
             )
             .await;
-        if self.block_by_cname(packet, q, client, &resolved, buf) {
-            return Outcome::BlockedCname;
+        match self.block_by_cname(packet, q, client, &resolved, buf) {
+            Cname::Blocked => return Outcome::BlockedCname,
+            Cname::Spared => *cacheable = false,
+            Cname::Clear => {}
         }
         let (resp, outcome) = response(&req, resolved, dnssec_ok, q.edns.is_some());
         match resp.to_vec() {
@@ -372,7 +411,9 @@ impl Engine {
     }
 
     /// The CNAME re-check: a chain through a blocked name is answered as blocked
-    /// (the block answer written into `buf`). True when it was.
+    /// (the block answer written into `buf`). A listed target whose action is
+    /// shadow or off (its list's, or the client's place's) does not block; a
+    /// shadow one is counted and reported.
     fn block_by_cname(
         &self,
         packet: &[u8],
@@ -380,14 +421,15 @@ impl Engine {
         client: Option<IpAddr>,
         resolved: &Resolved,
         buf: &mut Vec<u8>,
-    ) -> bool {
+    ) -> Cname {
         let chain: &[Record] = match resolved {
             Resolved::Answer { answers, .. } | Resolved::Negative { answers, .. } => answers,
             Resolved::Failed(_) => &[],
         };
         if chain.is_empty() {
-            return false;
+            return Cname::Clear;
         }
+        let mut seen = Cname::Clear;
         let list = self.lists.load_full();
         for r in chain {
             let RData::CNAME(c) = &r.data else { continue };
@@ -400,15 +442,24 @@ impl Engine {
             let policy = self.policy.load();
             let info = BlockInfo {
                 hit,
-                action: policy.action_for(&list, &hit),
+                action: policy.action_for(&list, &hit, client),
             };
+            if !info.action.blocks() {
+                if info.action == Action::Shadow
+                    && let Some(client) = client
+                {
+                    self.on_block(packet, q, client, &list, &info, Some(target));
+                }
+                seen = Cname::Spared;
+                continue;
+            }
             policy.write_block(buf, packet, q, &list, &info, wire::HEADER_LEN);
             if let Some(client) = client {
                 self.on_block(packet, q, client, &list, &info, Some(target));
             }
-            return true;
+            return Cname::Blocked;
         }
-        false
+        seen
     }
 
     /// Handle one packet from any transport, all stages; `None` means send nothing.
@@ -500,7 +551,7 @@ impl Engine {
             Verdict::Block(hit) => (
                 hit.rule(&name),
                 list.category(&hit),
-                Some(policy.action_for(&list, &hit)),
+                Some(policy.action_for(&list, &hit, Some(client.ip()))),
             ),
             // Blocked by a CNAME target: the rule is the target's.
             _ => ("", "cname", None),
@@ -512,6 +563,16 @@ impl Engine {
         });
         tap.log(&seen);
     }
+}
+
+/// What the CNAME re-check found in an answer's chain.
+enum Cname {
+    /// No listed target.
+    Clear,
+    /// A listed target that blocks: the block answer is written.
+    Blocked,
+    /// Listed targets, all spared (shadow or off) for this client.
+    Spared,
 }
 
 /// The answer message for a resolution: flags echoed from `req`, records by

@@ -179,6 +179,8 @@ pub struct Policy {
     pub ttl: u32,
     /// Per-category action overrides.
     pub category_actions: HashMap<String, Action>,
+    /// The places, for their own actions per category (`[[policies]]`).
+    pub places: crate::places::Places,
     /// Answer NXDOMAIN for `use-application-dns.net` (Firefox DoH canary).
     pub doh_canary: bool,
     /// What clients over the rate limit get.
@@ -210,6 +212,7 @@ impl Policy {
                 .iter()
                 .map(|(k, v)| (k.clone(), *v))
                 .collect(),
+            places: c.places.clone(),
             doh_canary: c.server.doh_canary,
             limit_action: if c.server.rate_limit_drop {
                 LimitAction::Drop
@@ -260,6 +263,22 @@ impl Policy {
         now: Instant,
         buf: &mut Vec<u8>,
     ) -> Decision {
+        self.decide_noting(packet, client, list, limiter, now, buf, &mut None)
+    }
+
+    /// [`Policy::decide`], and a listed name whose action is `shadow` (for its list
+    /// or the client's place) noted in `shadow`: it is resolved as if not listed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn decide_noting(
+        &self,
+        packet: &[u8],
+        client: IpAddr,
+        list: &Blocklist,
+        limiter: &RateLimiter,
+        now: Instant,
+        buf: &mut Vec<u8>,
+        shadow: &mut Option<BlockInfo>,
+    ) -> Decision {
         let parsed = wire::parse_query(packet);
         if let Some(d) = self.admit(&parsed, packet, client, limiter, now, buf) {
             return d;
@@ -294,8 +313,16 @@ impl Policy {
         }
         let verdict = list.lookup_labels(q.labels_from_top(packet), q.labels.len());
         if let Verdict::Block(hit) = verdict {
-            let action = self.action_for(list, &hit);
+            let action = self.action_for(list, &hit, Some(client));
             let info = BlockInfo { hit, action };
+            if !action.blocks() {
+                // Shadow or off (for this list, or this client's place): resolved as
+                // if not listed; a shadow hit is noted for the counters and report.
+                if action == Action::Shadow {
+                    *shadow = Some(info);
+                }
+                return Decision::Resolve(q);
+            }
             self.write_block(
                 buf,
                 packet,
@@ -378,10 +405,18 @@ impl Policy {
         })
     }
 
-    /// The action for a hit: the category's override, else the list's.
-    pub fn action_for(&self, list: &Blocklist, hit: &Hit) -> Action {
+    /// The action for a hit: the client's place's for the category (`[[policies]]`),
+    /// else the category's override, else the list's.
+    pub fn action_for(&self, list: &Blocklist, hit: &Hit, client: Option<IpAddr>) -> Action {
+        let category = list.category(hit);
+        if let Some(ip) = client
+            && self.places.has_policies()
+            && let Some(a) = self.places.action(ip, category)
+        {
+            return a;
+        }
         self.category_actions
-            .get(list.category(hit))
+            .get(category)
             .copied()
             .unwrap_or_else(|| list.action(hit))
     }
@@ -405,7 +440,7 @@ impl Policy {
         let rc = match info.action {
             Action::Sinkhole => rcode::NOERROR,
             Action::Nxdomain => rcode::NXDOMAIN,
-            Action::Refused => rcode::REFUSED,
+            Action::Refused | Action::Shadow | Action::Off => rcode::REFUSED,
         };
         let mut w = ResponseWriter::start(
             buf,

@@ -183,7 +183,7 @@ impl Tap {
                 action: match b.action {
                     Some(Action::Sinkhole) => Some(proto::PolicyAction::LocalData as i32),
                     Some(Action::Nxdomain) => Some(proto::PolicyAction::Nxdomain as i32),
-                    Some(Action::Refused) | None => None,
+                    Some(Action::Refused | Action::Shadow | Action::Off) | None => None,
                 },
                 r#match: Some(proto::PolicyMatch::Qname as i32),
                 value: None,

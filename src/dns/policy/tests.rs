@@ -290,3 +290,74 @@ fn rate_limits_count_prefixes_exempt_networks_and_stay_bounded() {
 fn fanzha_limit() -> usize {
     super::RATE_LIMIT_CLIENTS
 }
+
+#[test]
+fn each_place_applies_its_own_actions_and_shadow_resolves_but_is_noted() {
+    let (_d, l) = list();
+    let mut c = Config::embedded();
+    c.sinkhole.v4 = "10.0.0.53".parse().unwrap();
+    let place = |policy| crate::places::Place {
+        district: "滨江区".into(),
+        street: "西兴街道".into(),
+        community: String::new(),
+        policy,
+    };
+    c.places = crate::places::Places::new(
+        vec![
+            ("127.0.0.2/32".parse().unwrap(), place(Some(0))),
+            ("127.0.0.3/32".parse().unwrap(), place(Some(1))),
+        ],
+        place(None),
+    )
+    .with_policies(vec![
+        crate::places::PlacePolicy {
+            name: "trial".into(),
+            categories: vec![
+                ("loan".into(), Action::Shadow),
+                ("impersonation".into(), Action::Off),
+            ],
+        },
+        crate::places::PlacePolicy {
+            name: "school".into(),
+            categories: vec![("loan".into(), Action::Nxdomain)],
+        },
+    ]);
+    let p = Policy::from_config(&c);
+    let decide = |name: &str, client: &str| {
+        let mut buf = Vec::new();
+        let mut shadow = None;
+        let d = p.decide_noting(
+            &q(name, RecordType::A, false),
+            client.parse().unwrap(),
+            &l,
+            &RateLimiter::new(0, 0),
+            Instant::now(),
+            &mut buf,
+            &mut shadow,
+        );
+        let rcode =
+            (!buf.is_empty()).then(|| Message::from_vec(&buf).unwrap().metadata.response_code);
+        (d, rcode, shadow.map(|s| s.action))
+    };
+    // A client in no place with a policy: the lists' own actions.
+    let (d, rc, s) = decide("a.evil.top.", "127.0.0.1");
+    assert!(matches!(d, Decision::Block(..)) && rc == Some(ResponseCode::NoError) && s.is_none());
+    let (_, rc, _) = decide("police-fake.top.", "127.0.0.1");
+    assert_eq!(rc, Some(ResponseCode::NXDomain));
+    // The trial place: loan is shadow (resolved, noted), impersonation off
+    // (resolved, not noted).
+    let (d, rc, s) = decide("a.evil.top.", "127.0.0.2");
+    assert!(matches!(d, Decision::Resolve(_)) && rc.is_none());
+    assert_eq!(s, Some(Action::Shadow));
+    let (d, _, s) = decide("police-fake.top.", "127.0.0.2");
+    assert!(matches!(d, Decision::Resolve(_)) && s.is_none());
+    // The school: loan answers NXDOMAIN; impersonation keeps its list's action.
+    let (d, rc, _) = decide("evil.top.", "127.0.0.3");
+    assert!(matches!(d, Decision::Block(_, i) if i.action == Action::Nxdomain));
+    assert_eq!(rc, Some(ResponseCode::NXDomain));
+    let (_, rc, _) = decide("police-fake.top.", "127.0.0.3");
+    assert_eq!(rc, Some(ResponseCode::NXDomain));
+    // A name on no list: resolved everywhere, nothing noted.
+    let (d, _, s) = decide("fine.example.", "127.0.0.2");
+    assert!(matches!(d, Decision::Resolve(_)) && s.is_none());
+}
