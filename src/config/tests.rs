@@ -66,7 +66,7 @@ fn bad_values_name_key_value_and_fix() {
             "exact",
         ),
         (
-            "[categories.loan]\naction = \"block\"",
+            "[categories.loan]\naction = \"drop\"",
             "categories.loan.action",
             "sinkhole",
         ),
