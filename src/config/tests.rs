@@ -352,7 +352,10 @@ policy = "school"
             "[[policies]]\nname = \"p\"\ncategories = { loan = \"maybe\" }\n",
             "policies[0].categories.loan",
         ),
-        ("[[lists]]\npath = \"x.txt\"\nmode = \"trial\"\n", "lists[0].mode"),
+        (
+            "[[lists]]\npath = \"x.txt\"\nmode = \"trial\"\n",
+            "lists[0].mode",
+        ),
     ] {
         let e = check(text).unwrap_err().to_string();
         assert!(e.contains(key), "{e}");

@@ -191,7 +191,8 @@ pub struct Event {
     /// The rule (hits; appeals when the host is still blocked).
     #[serde(rename = "match", skip_serializing_if = "Option::is_none", default)]
     pub matched: Option<MatchInfo>,
-    /// What the resident got: sinkhole, nxdomain, refused (hits) or appeal.
+    /// What the resident got: sinkhole, nxdomain, refused (hits), shadow (a hit of a
+    /// list or category on trial: the name resolved as usual) or appeal.
     pub action: String,
     /// Occurrences folded into this event (same client and rule within the window).
     pub count: u32,

@@ -20,6 +20,8 @@ pub struct TestPlatform {
     pub streets: Arc<Mutex<HashMap<String, String>>>,
     /// The `client.ip` fields seen.
     pub clients: Arc<Mutex<HashSet<String>>>,
+    /// Query name → the action its event carried.
+    pub actions: Arc<Mutex<HashMap<String, String>>>,
     pub bad_signatures: Arc<AtomicU64>,
     pub posts: Arc<AtomicU64>,
     pub status: Arc<AtomicU16>,
@@ -38,16 +40,18 @@ impl TestPlatform {
         );
         let streets = Arc::new(Mutex::new(HashMap::new()));
         let clients = Arc::new(Mutex::new(HashSet::new()));
+        let actions = Arc::new(Mutex::new(HashMap::new()));
         let bad = Arc::new(AtomicU64::new(0));
         let posts = Arc::new(AtomicU64::new(0));
         let status = Arc::new(AtomicU16::new(200));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (names, ids, streets, clients, bad, posts, status, stop) = (
+            let (names, ids, streets, clients, actions, bad, posts, status, stop) = (
                 names.clone(),
                 ids.clone(),
                 streets.clone(),
                 clients.clone(),
+                actions.clone(),
                 bad.clone(),
                 posts.clone(),
                 status.clone(),
@@ -64,7 +68,15 @@ impl TestPlatform {
                     };
                     s.set_nonblocking(false).unwrap();
                     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                    handle(s, &names, &ids, (&streets, &clients), &bad, &posts, &status);
+                    handle(
+                        s,
+                        &names,
+                        &ids,
+                        (&streets, &clients, &actions),
+                        &bad,
+                        &posts,
+                        &status,
+                    );
                 }
             })
         };
@@ -74,6 +86,7 @@ impl TestPlatform {
             ids,
             streets,
             clients,
+            actions,
             bad_signatures: bad,
             posts,
             status,
@@ -106,7 +119,11 @@ fn handle(
     s: TcpStream,
     names: &Mutex<HashSet<String>>,
     ids: &Mutex<HashSet<String>>,
-    (streets, clients): (&Mutex<HashMap<String, String>>, &Mutex<HashSet<String>>),
+    (streets, clients, actions): (
+        &Mutex<HashMap<String, String>>,
+        &Mutex<HashSet<String>>,
+        &Mutex<HashMap<String, String>>,
+    ),
     bad: &AtomicU64,
     posts: &AtomicU64,
     status: &AtomicU16,
@@ -177,6 +194,10 @@ fn handle(
                 .lock()
                 .unwrap()
                 .insert(e["client"]["ip"].as_str().unwrap_or("").to_string());
+            actions.lock().unwrap().insert(
+                e["query"]["name"].as_str().unwrap_or("").to_string(),
+                e["action"].as_str().unwrap_or("").to_string(),
+            );
             n.insert(e["query"]["name"].as_str().unwrap_or("").to_string());
             i.insert(e["id"].as_str().unwrap().to_string());
         }

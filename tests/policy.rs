@@ -1,0 +1,175 @@
+//! Per-place policy and shadow lists, through the real server: clients of three
+//! places (three loopback addresses) get their own place's action for a category;
+//! a shadow list's names resolve as usual while each match is counted, reported as
+//! "shadow" and listed by `fanzha ctl shadow-report`, which flags the rules that
+//! cover a name of the CrUX top list; and one place switches a category from shadow
+//! to block by config and SIGHUP alone.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
+
+const SINK: Ipv4Addr = Ipv4Addr::new(10, 53, 53, 53);
+
+fn ask(f: &Fanzha, from: [u8; 4], name: &str) -> Message {
+    udp_from(
+        IpAddr::from(from),
+        f.dns,
+        &make_query(name, RecordType::A, false),
+        Duration::from_secs(5),
+    )
+    .unwrap_or_else(|| panic!("no answer for {name} from {from:?}\n{}", f.log_text()))
+}
+
+fn sunk(m: &Message) -> bool {
+    ips(m) == vec![IpAddr::V4(SINK)]
+}
+
+fn popular_fixture() -> String {
+    format!(
+        "{}/tests/fixtures/popular/crux-202607-top10k-hostnames.csv",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn each_place_gets_its_own_action_and_shadow_lists_resolve_but_count() {
+    let h = Hierarchy::start();
+    let platform = TestPlatform::start("127.0.0.1:0");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lists = lists_toml(d);
+    // A list on trial: a real name of the hierarchy and a popular name (CrUX).
+    std::fs::write(d.join("lists/trial.txt"), "www.example.test\n18comic.vip\n").unwrap();
+    let toml = format!(
+        "{lists}[[lists]]\npath = \"lists/trial.txt\"\ncategory = \"investment\"\nmode = \"shadow\"\n\
+         {}[sinkhole]\nipv4 = \"{SINK}\"\n\
+         [report]\nurl = \"http://{}/hits\"\nsecret = \"{SECRET}\"\nappliance = \"test-appliance\"\n\
+         dedup_window = 0\nmax_backoff = 1\n\
+         [[policies]]\nname = \"watch\"\ncategories = {{ loan = \"shadow\" }}\n\
+         [[policies]]\nname = \"strict\"\ncategories = {{ loan = \"nxdomain\" }}\n\
+         [[places]]\ncidr = \"127.0.0.2/32\"\ndistrict = \"滨江区\"\nstreet = \"西兴街道\"\ncommunity = \"缤纷社区\"\npolicy = \"watch\"\n\
+         [[places]]\ncidr = \"127.0.0.3/32\"\ndistrict = \"滨江区\"\nstreet = \"长河街道\"\ncommunity = \"江一社区\"\npolicy = \"strict\"\n",
+        h.resolver_toml(),
+        platform.addr,
+    );
+    let f = Fanzha::start(d, &toml);
+    let (plain, watch, strict) = ([127, 0, 0, 1], [127, 0, 0, 2], [127, 0, 0, 3]);
+
+    // No policy of its own: the list's action (the warning page).
+    assert!(sunk(&ask(&f, plain, "blocked.example.test.")));
+    // The watching community: resolved as usual, counted as a shadow hit.
+    let m = ask(&f, watch, "blocked.example.test.");
+    assert!(!sunk(&m), "{m:?}");
+    assert_ne!(m.metadata.response_code, ResponseCode::Refused);
+    // ... also through a CNAME to a listed name, and that answer is not cached
+    // for the others: the next resident of a blocking place is still warned.
+    let m = ask(&f, watch, "promo.example.test.");
+    assert_eq!(
+        ips(&m),
+        vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 66))],
+        "{m:?}"
+    );
+    assert!(sunk(&ask(&f, plain, "promo.example.test.")));
+    // The strict community: NXDOMAIN.
+    let m = ask(&f, strict, "blocked.example.test.");
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(ips(&m).is_empty());
+
+    // The shadow list: everyone resolves its names; each match counts.
+    let m = ask(&f, plain, "www.example.test.");
+    assert_eq!(ips(&m), vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))]);
+    let _ = ask(&f, strict, "18comic.vip.");
+    assert_eq!(
+        f.metric("fanzha_shadow_hits_total{category=\"investment\",list=\"trial.txt\"}"),
+        2.0
+    );
+    assert_eq!(
+        f.metric("fanzha_shadow_hits_total{category=\"loan\",list=\"loan.txt\"}"),
+        2.0
+    );
+    // Shadow hits are not blocks.
+    assert_eq!(
+        f.metric("fanzha_blocked_total{category=\"investment\",street=\"\"}"),
+        0.0
+    );
+
+    // Reported to the platform as shadow events; blocks as blocks.
+    let t0 = Instant::now();
+    while platform.actions.lock().unwrap().len() < 4 && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let actions = platform.actions.lock().unwrap().clone();
+    assert_eq!(
+        actions.get("www.example.test").map(String::as_str),
+        Some("shadow"),
+        "{actions:?}"
+    );
+    assert_eq!(
+        actions.get("18comic.vip").map(String::as_str),
+        Some("shadow")
+    );
+    assert!(actions.contains_key("promo.example.test"), "{actions:?}");
+
+    // The shadow report: the rules by hits, the popular one flagged.
+    let out = Command::new(bin())
+        .args(["ctl", "--json", "--config"])
+        .arg(d.join("fanzha.toml"))
+        .args(["shadow-report", "--popular", &popular_fixture()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rules = report["rules"].as_array().unwrap();
+    let rule = |r: &str| {
+        rules
+            .iter()
+            .find(|x| x["rule"] == r)
+            .unwrap_or_else(|| panic!("{r} not in {report}"))
+    };
+    assert_eq!(rule("18comic.vip")["popular"], true);
+    assert_eq!(rule("18comic.vip")["list"], "trial.txt");
+    assert_eq!(rule("www.example.test")["popular"], false);
+    assert_eq!(rule("blocked.example.test")["count"], 1);
+    assert_eq!(rule("scam.example.test")["category"], "loan");
+    let text = Command::new(bin())
+        .args(["ctl", "--config"])
+        .arg(d.join("fanzha.toml"))
+        .args(["shadow-report", "--popular", &popular_fixture()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("18comic.vip") && text.contains("POPULAR"),
+        "{text}"
+    );
+
+    // The watching community switches loan from shadow to block: config and
+    // SIGHUP, no restart. The strict one keeps NXDOMAIN.
+    let path = d.join("fanzha.toml");
+    let cfg = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, cfg.replace("loan = \"shadow\"", "loan = \"block\"")).unwrap();
+    f.signal("HUP");
+    let t0 = Instant::now();
+    while !sunk(&ask(&f, watch, "blocked.example.test.")) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the switch to block did not apply\n{}",
+            f.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let m = ask(&f, strict, "blocked.example.test.");
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(sunk(&ask(&f, watch, "promo.example.test.")));
+}
