@@ -115,15 +115,14 @@ impl TestPlatform {
     }
 }
 
+/// Query name → a field of its event.
+type ByName = Mutex<HashMap<String, String>>;
+
 fn handle(
     s: TcpStream,
     names: &Mutex<HashSet<String>>,
     ids: &Mutex<HashSet<String>>,
-    (streets, clients, actions): (
-        &Mutex<HashMap<String, String>>,
-        &Mutex<HashSet<String>>,
-        &Mutex<HashMap<String, String>>,
-    ),
+    (streets, clients, actions): (&ByName, &Mutex<HashSet<String>>, &ByName),
     bad: &AtomicU64,
     posts: &AtomicU64,
     status: &AtomicU16,
