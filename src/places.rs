@@ -1,6 +1,7 @@
 //! Client subnet → district / street / community, by longest-prefix match, and
 //! each place's own actions per category (`[[policies]]`). Pure.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -38,6 +39,46 @@ pub struct Places {
     nets: Vec<(IpNet, Place)>,
     default: Place,
     policies: Vec<PlacePolicy>,
+    /// For each prefix length in use, longest first: network address → index in
+    /// `nets`. A lookup masks the address once per length in use (a district has a
+    /// few: /16 streets, /24 communities), not once per subnet.
+    v4: Vec<(u8, NetMap<u32>)>,
+    v6: Vec<(u8, NetMap<u128>)>,
+}
+
+/// Network address → index. The keys are the operator's own subnets, not chosen by
+/// clients, so a multiplicative hash (one multiply, no SipHash rounds) is enough:
+/// a client's address only picks which bucket is probed.
+type NetMap<K> = HashMap<K, usize, std::hash::BuildHasherDefault<MulHash>>;
+
+/// Fibonacci hashing of an integer key.
+#[derive(Default, Clone, Copy)]
+struct MulHash(u64);
+
+impl std::hash::Hasher for MulHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = (self.0 ^ (n as u64) ^ ((n >> 64) as u64).rotate_left(32))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+fn mask4(a: u32, len: u8) -> u32 {
+    a & u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
+}
+
+fn mask6(a: u128, len: u8) -> u128 {
+    a & u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
 }
 
 impl Places {
@@ -45,10 +86,35 @@ impl Places {
     pub fn new(entries: Vec<(IpNet, Place)>, default: Place) -> Places {
         let mut nets = entries;
         nets.sort_by_key(|n| std::cmp::Reverse(n.0.prefix_len()));
+        let mut v4: Vec<(u8, NetMap<u32>)> = Vec::new();
+        let mut v6: Vec<(u8, NetMap<u128>)> = Vec::new();
+        for (i, (net, _)) in nets.iter().enumerate() {
+            // The first of two equal subnets wins, as the scan it replaces did.
+            match net {
+                IpNet::V4(n) => {
+                    let len = n.prefix_len();
+                    if v4.last().is_none_or(|(l, _)| *l != len) {
+                        v4.push((len, NetMap::default()));
+                    }
+                    let key = mask4(u32::from(n.network()), len);
+                    v4.last_mut().map(|(_, m)| m.entry(key).or_insert(i));
+                }
+                IpNet::V6(n) => {
+                    let len = n.prefix_len();
+                    if v6.last().is_none_or(|(l, _)| *l != len) {
+                        v6.push((len, NetMap::default()));
+                    }
+                    let key = mask6(u128::from(n.network()), len);
+                    v6.last_mut().map(|(_, m)| m.entry(key).or_insert(i));
+                }
+            }
+        }
         Places {
             nets,
             default,
             policies: Vec::new(),
+            v4,
+            v6,
         }
     }
 
@@ -80,12 +146,17 @@ impl Places {
 
     /// The place of `ip` (IPv4-mapped IPv6 counts as IPv4).
     pub fn lookup(&self, ip: IpAddr) -> &Place {
-        let ip = ip.to_canonical();
-        self.nets
-            .iter()
-            .find(|(n, _)| n.contains(&ip))
-            .map(|(_, p)| p)
-            .unwrap_or(&self.default)
+        let found = match ip.to_canonical() {
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                self.v4.iter().find_map(|(len, m)| m.get(&mask4(a, *len)))
+            }
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                self.v6.iter().find_map(|(len, m)| m.get(&mask6(a, *len)))
+            }
+        };
+        found.map_or(&self.default, |&i| &self.nets[i].1)
     }
 
     /// How many subnets are configured.
@@ -118,6 +189,51 @@ mod tests {
             street: s.into(),
             community: c.into(),
             policy: None,
+        }
+    }
+
+    #[test]
+    fn the_indexed_lookup_is_the_longest_prefix_match() {
+        // Random subnets of every length over a small space (so they nest and
+        // repeat) against a plain scan of them, longest first.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut entries = Vec::new();
+        for i in 0..300 {
+            let r = next();
+            let net: IpNet = if i % 3 == 0 {
+                let a = std::net::Ipv6Addr::from(0xfd00u128 << 112 | u128::from(r as u16) << 96);
+                IpNet::new(IpAddr::V6(a), (r >> 20) as u8 % 129).unwrap()
+            } else {
+                let a = std::net::Ipv4Addr::from(0x0a00_0000 | (r as u32 & 0x000f_ff00));
+                IpNet::new(IpAddr::V4(a), (r >> 20) as u8 % 33).unwrap()
+            };
+            entries.push((net, p("d", &format!("s{i}"), "")));
+        }
+        let places = Places::new(entries.clone(), p("d", "default", ""));
+        let mut sorted = entries;
+        sorted.sort_by_key(|n| std::cmp::Reverse(n.0.prefix_len()));
+        for _ in 0..20_000 {
+            let r = next();
+            let ip = if r % 3 == 0 {
+                IpAddr::V6(std::net::Ipv6Addr::from(
+                    0xfd00u128 << 112 | u128::from(r >> 16) << 48,
+                ))
+            } else {
+                IpAddr::V4(std::net::Ipv4Addr::from(
+                    0x0a00_0000 | (r as u32 & 0x00ff_ffff),
+                ))
+            };
+            let want = sorted
+                .iter()
+                .find(|(n, _)| n.contains(&ip))
+                .map_or("default", |(_, p)| p.street.as_str());
+            assert_eq!(places.lookup(ip).street, want, "{ip}");
         }
     }
 

@@ -876,7 +876,7 @@ impl FileLines<'_, '_> {
             Item::Header(Header::Action(a)) if !self.action_fixed => match Action::parse(&a) {
                 Some(a) => self.action = a,
                 None => {
-                    tracing::warn!(file = %lname, line = no, action = %a, "unknown action header ignored (sinkhole, nxdomain or refused)")
+                    tracing::warn!(file = %lname, line = no, action = %a, "unknown action header ignored (sinkhole, nxdomain, refused, shadow or off)")
                 }
             },
             Item::Header(Header::Expires(ts)) => {

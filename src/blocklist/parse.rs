@@ -16,7 +16,7 @@
 //! | comments | `# …`, `! …`, `; …`, `[Adblock Plus 2.0]`, blank lines | ignored |
 //!
 //! Headers in comments set file-wide properties from that line on: `# category: loan`,
-//! `# match: exact`, `# action: nxdomain` (also with `!`).
+//! `# match: exact`, `# action: nxdomain` (or shadow, off; also with `!`).
 
 use std::net::IpAddr;
 
