@@ -393,9 +393,9 @@ impl Metrics {
             blocked: r.add(IntCounterVec::new(
                 Opts::new(
                     "blocked_total",
-                    "Blocked queries by fraud category and the client's street (from [[places]])",
+                    "Blocked queries by fraud category and the client's street and community (from [[places]]; community only with [ops] place_label = \"community\")",
                 ),
-                &["category", "street"],
+                &["category", "street", "community"],
             )),
             shadow_hits: r.add(IntCounterVec::new(
                 Opts::new(

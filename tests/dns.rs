@@ -207,7 +207,7 @@ fn blocking_rules_and_answers() {
     // blocked queries are counted by category and never reach the resolver
     let (_, body) = f.http_get("/metrics");
     assert!(
-        body.contains("fanzha_blocked_total{category=\"loan\",street=\"\"}"),
+        body.contains("fanzha_blocked_total{category=\"loan\",community=\"\",street=\"\"}"),
         "{body}"
     );
     assert!(

@@ -96,7 +96,7 @@ fn each_place_gets_its_own_action_and_shadow_lists_resolve_but_count() {
     );
     // Shadow hits are not blocks.
     assert_eq!(
-        f.metric("fanzha_blocked_total{category=\"investment\",street=\"\"}"),
+        f.metric("fanzha_blocked_total{category=\"investment\",community=\"\",street=\"\"}"),
         0.0
     );
 

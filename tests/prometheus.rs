@@ -55,8 +55,10 @@ fn every_dashboard_query_returns_data() {
     let prometheus = need("prometheus");
     let h = Hierarchy::start();
     let dir = tempfile::tempdir().unwrap();
+    // Counted by community: residents at 127.0.0.1 are in one.
     let toml = format!(
-        "[server]\nacl = [\"127.0.0.1/32\"]\n{}{}",
+        "[server]\nacl = [\"127.0.0.1/32\"]\n[ops]\nplace_label = \"community\"\n{}{}\
+         [[places]]\ncidr = \"127.0.0.1/32\"\ndistrict = \"滨江区\"\nstreet = \"西兴街道\"\ncommunity = \"缤纷社区\"\n",
         lists_toml(dir.path()),
         h.resolver_toml()
     );
@@ -146,13 +148,25 @@ fn every_dashboard_query_returns_data() {
     )
     .unwrap();
     let mut checked = 0;
-    for panel in dash["panels"].as_array().unwrap() {
+    // Every panel at the street level; the ones with the place variables at the
+    // community level too, which must name the community.
+    let panels = dash["panels"].as_array().unwrap();
+    let levels = panels.iter().flat_map(|p| {
+        let uses = p.to_string().contains("$level");
+        ["street", "community"]
+            .into_iter()
+            .filter(move |l| *l == "street" || uses)
+            .map(move |l| (p, l))
+    });
+    for (panel, level) in levels {
         for target in panel["targets"].as_array().unwrap() {
             let expr = target["expr"]
                 .as_str()
                 .unwrap()
                 .replace("$__rate_interval", "30s")
-                .replace("$instance", ".*");
+                .replace("$instance", ".*")
+                .replace("$level", level)
+                .replace("$place", ".*");
             let q: String =
                 percent_encoding::utf8_percent_encode(&expr, percent_encoding::NON_ALPHANUMERIC)
                     .to_string();
@@ -165,6 +179,9 @@ fn every_dashboard_query_returns_data() {
                 "panel {:?}: no data for {expr}: {body}",
                 panel["title"]
             );
+            if level == "community" {
+                assert!(body.contains("缤纷社区"), "{expr}: {body}");
+            }
             checked += 1;
         }
     }

@@ -284,6 +284,9 @@ pub struct Config {
     pub warnpage: WarnpageConfig,
     /// `[ops] listen`
     pub ops_listen: SocketAddr,
+    /// `[ops] place_label = "community"`: blocks are counted by community as well
+    /// as by street.
+    pub community_label: bool,
     /// `[report]`
     pub report: ReportConfig,
     /// `[[places]]` with the `[report] default_*` place for clients in none.

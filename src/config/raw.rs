@@ -387,12 +387,15 @@ impl Default for RawWarnpage {
 pub struct RawOps {
     /// `/metrics /healthz /readyz` listen address.
     pub listen: String,
+    /// The place level in `fanzha_blocked_total`: `street`, or `community` too.
+    pub place_label: String,
 }
 
 impl Default for RawOps {
     fn default() -> Self {
         RawOps {
             listen: "127.0.0.1:9153".into(),
+            place_label: "street".into(),
         }
     }
 }

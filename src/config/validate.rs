@@ -152,6 +152,17 @@ impl RawConfig {
         let sinkhole = sinkhole(&self.sinkhole, &self.categories)?;
         let warnpage = warnpage(&self.warnpage, &base)?;
         let ops_listen = parse_socket("ops.listen", &self.ops.listen, None)?;
+        let community_label = match self.ops.place_label.as_str() {
+            "street" => false,
+            "community" => true,
+            other => {
+                return Err(invalid(
+                    "ops.place_label",
+                    other,
+                    "use \"street\" or \"community\" (the values come from [[places]])",
+                ));
+            }
+        };
         let places = places(&self.places, &self.policies, &self.report)?;
         let local_records =
             super::local::local_records(&self.local_records).map_err(|(i, e)| {
@@ -174,6 +185,7 @@ impl RawConfig {
             sinkhole,
             warnpage,
             ops_listen,
+            community_label,
             report,
             places,
             local_records,

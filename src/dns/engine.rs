@@ -281,11 +281,16 @@ impl Engine {
                 ])
                 .inc();
         } else {
-            let places = self.places.load();
-            let street = places.lookup(client).street.as_str();
+            let policy = self.policy.load();
+            let place = policy.places.lookup(client);
+            let community = if policy.community_label {
+                place.community.as_str()
+            } else {
+                ""
+            };
             self.metrics
                 .blocked
-                .with_label_values(&[list.category(&info.hit), street])
+                .with_label_values(&[list.category(&info.hit), &place.street, community])
                 .inc();
         }
         let top = if shadow {

@@ -181,6 +181,8 @@ pub struct Policy {
     pub category_actions: HashMap<String, Action>,
     /// The places, for their own actions per category (`[[policies]]`).
     pub places: crate::places::Places,
+    /// Count blocks by community too (`[ops] place_label`).
+    pub community_label: bool,
     /// Answer NXDOMAIN for `use-application-dns.net` (Firefox DoH canary).
     pub doh_canary: bool,
     /// What clients over the rate limit get.
@@ -213,6 +215,7 @@ impl Policy {
                 .map(|(k, v)| (k.clone(), *v))
                 .collect(),
             places: c.places.clone(),
+            community_label: c.community_label,
             doh_canary: c.server.doh_canary,
             limit_action: if c.server.rate_limit_drop {
                 LimitAction::Drop

@@ -34,7 +34,8 @@ fn after<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 }
 
 impl Fanzha {
-    /// Write `toml` (which must not set server.listen / ops.listen / state_dir) into
+    /// Write `toml` (which must not set server.listen / ops.listen / state_dir; its
+    /// `[server]`, `[ops]` and `[warnpage]` keys are merged with those) into
     /// `dir/fanzha.toml` and start the server on ephemeral ports.
     pub fn start(dir: &Path, toml: &str) -> Fanzha {
         Self::start_under(dir, toml, &[])
@@ -48,13 +49,14 @@ impl Fanzha {
             String::from("[server]\nlisten = [\"127.0.0.1:0\"]\nstate_dir = \"state\"\n");
         full.push_str(&table_lines(&text, "server"));
         full.push_str("[ops]\nlisten = \"127.0.0.1:0\"\n");
+        full.push_str(&table_lines(&text, "ops"));
         let wp = table_lines(&text, "warnpage");
         full.push_str("[warnpage]\n");
         if !wp.contains("listen =") {
             full.push_str("listen = [\"127.0.0.1:0\"]\n");
         }
         full.push_str(&wp);
-        full.push_str(&without_tables(&text, &["server", "warnpage"]));
+        full.push_str(&without_tables(&text, &["server", "warnpage", "ops"]));
         let cfg = dir.join("fanzha.toml");
         std::fs::write(&cfg, &full).unwrap();
         let mut cmd = match prefix.split_first() {
