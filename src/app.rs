@@ -148,6 +148,7 @@ impl App {
             int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
         };
         spawn_trimmer(shutdown.clone());
+        spawn_week_snapshots(metrics.clone(), shutdown.clone());
         ready.store(true, Ordering::Release);
         loader.serving();
         crate::notify::notify("READY=1");
@@ -488,6 +489,24 @@ fn spawn_trimmer(shutdown: CancellationToken) {
                 }
             })
             .await;
+        }
+    });
+}
+
+/// Every 10 minutes, keep a snapshot of the block counters for the kiosk's weekly
+/// figures (the first at start, when they are all zero).
+fn spawn_week_snapshots(metrics: Arc<Metrics>, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            metrics.week.snapshot(now, metrics.blocked_counts());
         }
     });
 }

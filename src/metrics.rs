@@ -16,6 +16,7 @@ use prometheus::{
 use crate::blocklist::Handle;
 
 pub mod top;
+pub mod week;
 
 /// The outcome label of a query (the `result` label of `fanzha_queries_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,6 +106,8 @@ pub struct Metrics {
     pub top_blocked: top::TopRules,
     /// The shadow rules that matched most since start (`fanzha ctl shadow-report`).
     pub top_shadow: top::TopRules,
+    /// Snapshots of the block counters over the last week (the kiosk's figures).
+    pub week: week::WeekCounts,
     /// dnstap frames by outcome: sent, dropped (queue full), lost (connection broke).
     pub dnstap_frames: IntCounterVec,
     /// The signed list feed.
@@ -464,6 +467,7 @@ impl Metrics {
             ),
             top_blocked: top::TopRules::default(),
             top_shadow: top::TopRules::default(),
+            week: week::WeekCounts::default(),
             feed: FeedMetrics::new(&r),
             source_fetches: source_fetches(&r),
             source_last_success: source_last_success(&r),
@@ -489,6 +493,26 @@ impl Metrics {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// `fanzha_blocked_total` by (category, street), summed over communities.
+    pub fn blocked_counts(&self) -> week::Counts {
+        use prometheus::core::Collector;
+        let mut out = week::Counts::new();
+        for family in self.blocked.collect() {
+            for m in family.get_metric() {
+                let label = |name: &str| {
+                    m.get_label()
+                        .iter()
+                        .find(|l| l.name() == name)
+                        .map(|l| l.value().to_string())
+                        .unwrap_or_default()
+                };
+                let n = m.get_counter().value() as u64;
+                *out.entry((label("category"), label("street"))).or_default() += n;
+            }
+        }
+        out
     }
 
     /// Every counter and gauge with its labels, and each histogram's `_count` and

@@ -18,6 +18,7 @@ const PAGE: &str = include_str!("templates/page.html");
 const NEUTRAL: &str = include_str!("templates/neutral.html");
 const THANKS: &str = include_str!("templates/thanks.html");
 const CATEGORIES: &str = include_str!("templates/categories.toml");
+const KIOSK: &str = include_str!("templates/kiosk.html");
 
 /// Texts of one category.
 #[derive(Debug, Clone, Deserialize)]
@@ -33,6 +34,9 @@ pub struct CategoryText {
     pub how_zh: String,
     /// How the scam works, English.
     pub how_en: String,
+    /// A short typical case, Chinese (the public display page shows it).
+    #[serde(default)]
+    pub case_zh: String,
 }
 
 /// A template set that cannot be used.
@@ -156,6 +160,98 @@ impl Templates {
                 ("appeal_token", token),
             ],
         )
+    }
+
+    /// The public display page (`/kiosk`): a slide per category (its pattern, a
+    /// typical case) and the blocks of the last week, `f`, in the district and in
+    /// `street`. Figures only: never a domain or a resident.
+    pub fn kiosk(
+        &self,
+        f: &crate::metrics::week::Figures,
+        street: Option<&str>,
+        updated: &str,
+        turn_seconds: u64,
+        nonce: &str,
+    ) -> String {
+        let mut cats: Vec<(&String, &CategoryText)> = self
+            .categories
+            .iter()
+            .filter(|(k, _)| k.as_str() != "doh")
+            .collect();
+        // The scams residents meet most first; the generic text last.
+        cats.sort_by_key(|(k, _)| (k.as_str() == "fraud", k.as_str() == "phishing", k.as_str()));
+        let mut slides = String::new();
+        let mut dots = String::new();
+        for (i, (_, t)) in cats.iter().enumerate() {
+            let on = if i == 0 { " on" } else { "" };
+            slides.push_str(&format!(
+                "<article class=\"slide{on}\"><div class=\"tag\">{}</div><h1>{}</h1><p class=\"how\">{}</p>{}</article>\n",
+                escape_html(&t.name_zh),
+                escape_html(&t.title_zh),
+                escape_html(&t.how_zh),
+                if t.case_zh.is_empty() {
+                    String::new()
+                } else {
+                    format!("<p class=\"case\"><b>典型案例</b> {}</p>", escape_html(&t.case_zh))
+                }
+            ));
+            dots.push_str(if i == 0 {
+                "<i class=\"on\"></i>"
+            } else {
+                "<i></i>"
+            });
+        }
+        let by = if street.is_some() {
+            &f.street_by_category
+        } else {
+            &f.district_by_category
+        };
+        let mut rows: Vec<(&String, &u64)> = by.iter().collect();
+        rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let categories: String = rows
+            .iter()
+            .take(6)
+            .map(|(c, n)| {
+                format!(
+                    "<li><span>{}</span><span>{n} 次</span></li>",
+                    escape_html(&self.text(c).name_zh)
+                )
+            })
+            .collect();
+        let names: HashMap<&str, &str> = self
+            .categories
+            .iter()
+            .map(|(k, t)| (k.as_str(), t.name_zh.as_str()))
+            .collect();
+        // Inside <script>: no "</" can end it early.
+        let names_json = serde_json::to_string(&names)
+            .unwrap_or_else(|_| "{}".into())
+            .replace('<', "\\u003c");
+        let (district, street_total) = (f.district.to_string(), f.street.to_string());
+        let turn = turn_seconds.to_string();
+        let page = render(
+            KIOSK,
+            &[
+                ("street", street.unwrap_or("")),
+                (
+                    "street_hidden",
+                    if street.is_some() { "" } else { "hidden" },
+                ),
+                ("district", &district),
+                ("street_total", &street_total),
+                ("updated", updated),
+                ("turn", &turn),
+                ("nonce", nonce),
+                ("slides", "@@SLIDES@@"),
+                ("dots", "@@DOTS@@"),
+                ("categories", "@@CATEGORIES@@"),
+                ("names_json", "@@NAMES@@"),
+            ],
+        );
+        page.replacen("@@SLIDES@@", &slides, 1)
+            .replacen("@@DOTS@@", &dots, 1)
+            .replacen("@@CATEGORIES@@", &categories, 1)
+            .replacen("@@NAMES@@", &names_json, 1)
     }
 
     /// The page for a host that is not blocked.

@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Form, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
@@ -29,6 +29,10 @@ use crate::text::clip;
 
 /// Where appeals are posted.
 pub const APPEAL_PATH: &str = "/.well-known/fanzha/appeal";
+/// The public display page, and its figures.
+pub const KIOSK_PATH: &str = "/kiosk";
+/// The kiosk's figures as JSON (refreshed by the page without reloading).
+pub const KIOSK_FIGURES_PATH: &str = "/kiosk/figures.json";
 
 /// State of the warning-page server.
 pub struct WarnState {
@@ -169,6 +173,113 @@ async fn page(
     }
 }
 
+/// The seconds each slide of the kiosk shows: `turn` of its URL (3 to 120),
+/// default 12.
+fn turn_param(uri: &Uri) -> u64 {
+    uri.query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("turn=")))
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(12, |t| t.clamp(3, 120))
+}
+
+/// The `street` of a kiosk URL's query, if any (decoded and clipped; it is only
+/// compared with the configured streets and shown escaped).
+fn street_param(uri: &Uri) -> Option<String> {
+    let v = uri
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("street="))?
+        .replace('+', " ");
+    let v = percent_encoding::percent_decode_str(&v).decode_utf8_lossy();
+    Some(clip(v.trim(), 64).to_string()).filter(|s| !s.is_empty())
+}
+
+/// The week's figures now, for `street`.
+fn figures(s: &WarnState, street: Option<&str>) -> crate::metrics::week::Figures {
+    s.metrics
+        .week
+        .figures(unix_now(), &s.metrics.blocked_counts(), street)
+}
+
+/// `HH:MM` of `unix` in the appliance's local time.
+fn local_hhmm(unix: u64) -> String {
+    let t = unix as libc::time_t;
+    // SAFETY: `tm` is written by localtime_r, which reads only `t`.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+        return String::new();
+    }
+    format!("{:02}:{:02}", tm.tm_hour, tm.tm_min)
+}
+
+/// The public display page. On a blocked host's name it is that host's warning
+/// page, as every other path is.
+async fn kiosk(
+    state: State<Arc<WarnState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let list = state.lists.load();
+    if host_name(&host_header(&headers)).is_some_and(|h| list.lookup(&h).is_block()) {
+        return page(state, method, uri, headers).await;
+    }
+    let street = street_param(&uri);
+    let f = figures(&state, street.as_deref());
+    // The page's own script runs (by a nonce of this response); nothing else does,
+    // and it may fetch from this server only.
+    let nonce = hex::encode(random_bytes());
+    let mut r = html(
+        StatusCode::OK,
+        state.templates.load().kiosk(
+            &f,
+            street.as_deref(),
+            &local_hhmm(unix_now()),
+            turn_param(&uri),
+            &nonce,
+        ),
+    );
+    let csp = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-{nonce}'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    r
+}
+
+/// 16 bytes from the kernel's random source (a script nonce).
+fn random_bytes() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    // SAFETY: the pointer and length describe `b`.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != 16 {
+        // Never a fixed nonce: fall back on the clock's nanoseconds, hashed.
+        let t = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        b = xxhash_rust::xxh3::xxh3_128(&t.to_le_bytes()).to_le_bytes();
+    }
+    b
+}
+
+/// The kiosk's figures: blocks of the last week in the district and in `street`.
+async fn kiosk_figures(State(s): State<Arc<WarnState>>, uri: Uri) -> Response {
+    let street = street_param(&uri);
+    let f = figures(&s, street.as_deref());
+    let mut v = serde_json::to_value(&f).unwrap_or_default();
+    v["updated"] = unix_now().into();
+    v["street_name"] = street.unwrap_or_default().into();
+    let mut r = (StatusCode::OK, v.to_string()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
 #[derive(Deserialize)]
 struct AppealForm {
     host: String,
@@ -246,6 +357,8 @@ async fn appeal_other(method: Method) -> Response {
 pub fn router(state: Arc<WarnState>) -> Router {
     Router::new()
         .route(APPEAL_PATH, post(appeal).fallback(appeal_other))
+        .route(KIOSK_PATH, get(kiosk))
+        .route(KIOSK_FIGURES_PATH, get(kiosk_figures))
         .fallback(page)
         .layer(DefaultBodyLimit::max(4096))
         .with_state(state)
