@@ -22,20 +22,6 @@ const RESIDENT: &str = "127.0.0.5";
 /// Where the test asks the appliances directly from (not a proxy_from sender).
 const DIRECT: &str = "127.0.0.2";
 
-fn run(args: &[&str], dir: &Path) {
-    let out = Command::new(bin())
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "fanzha {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn publish(dir: &Path, names: &[String], valid: &str) {
     let lists = dir.join("pub-lists");
     std::fs::create_dir_all(&lists).unwrap();
@@ -49,7 +35,7 @@ fn publish(dir: &Path, names: &[String], valid: &str) {
         "[blocklist]\ndirs = [\"pub-lists\"]\nallow_dirs = []\n",
     )
     .unwrap();
-    run(
+    run_ok(
         &[
             "publish", "--config", "pub.toml", "--key", "k.key", "--out", "www", "--valid", valid,
             "--force",
@@ -223,7 +209,7 @@ fn the_district_in_a_box() {
 fn district_in_a_box() {
     let root = tempfile::tempdir().unwrap();
     let d = root.path();
-    run(&["keygen", "k"], d);
+    run_ok(&["keygen", "k"], d);
     let mut names = vec!["base.scam.test".to_string()];
     publish(d, &names, "7d");
     let www = d.join("www");

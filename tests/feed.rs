@@ -13,21 +13,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use hickory_proto::rr::RecordType;
 
-fn run(args: &[&str], dir: &Path) -> String {
-    let out = Command::new(bin())
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "fanzha {args:?}: {text}");
-    text
-}
-
 /// Publish the names in `names` (category loan) into `www`, valid for `valid`.
 fn publish(dir: &Path, names: &[&str], valid: &str) -> String {
     let lists = dir.join("pub-lists");
@@ -42,7 +27,7 @@ fn publish(dir: &Path, names: &[&str], valid: &str) -> String {
         "[blocklist]\ndirs = [\"pub-lists\"]\nallow_dirs = []\n",
     )
     .unwrap();
-    run(
+    run_ok(
         &[
             "publish", "--config", "pub.toml", "--key", "k.key", "--out", "www", "--valid", valid,
             "--force",
@@ -99,7 +84,7 @@ fn appliances_follow_the_signed_feed_and_refuse_what_is_not_the_districts() {
     let h = Hierarchy::start();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    run(&["keygen", "k"], d);
+    run_ok(&["keygen", "k"], d);
     publish(d, &["first-scam.test"], "7d");
     // The minisign tool itself verifies what fanzha signed.
     let www = d.join("www");

@@ -13,7 +13,6 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -24,21 +23,6 @@ fn env(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn run(args: &[&str], dir: &Path) -> String {
-    let out = Command::new(bin())
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "fanzha {args:?}: {text}");
-    text
 }
 
 /// The `i`th name of the synthetic list.
@@ -72,8 +56,8 @@ fn publish(dir: &Path, live: &[usize], delta: bool) -> String {
         }
         a
     };
-    run(&args("full", false), dir);
-    run(&args("www", delta), dir)
+    run_ok(&args("full", false), dir);
+    run_ok(&args("www", delta), dir)
 }
 
 fn blocked(f: &Fanzha, name: &str) -> bool {
@@ -106,7 +90,7 @@ fn an_appliance_takes_small_changes_as_signed_deltas_over_its_mapped_list() {
     let h = Hierarchy::start();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    run(&["keygen", "k"], d);
+    run_ok(&["keygen", "k"], d);
     let mut live: Vec<usize> = (0..base_n).collect();
     let mut next = base_n;
     publish(d, &live, false);

@@ -16,6 +16,23 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_fanzha"))
 }
 
+/// Run `fanzha ARGS` in `dir`; its output (stdout then stderr). Panics, with the
+/// output, when it fails.
+pub fn run_ok(args: &[&str], dir: &Path) -> String {
+    let out = Command::new(bin())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "fanzha {args:?}: {text}");
+    text
+}
+
 /// A running `fanzha serve`.
 pub struct Fanzha {
     pub child: Child,
