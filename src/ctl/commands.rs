@@ -62,7 +62,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "the N rules that blocked most since start (default 10)",
     ),
     (
-        "shadow-report [N] [POPULAR-FILE]",
+        "shadow-report [N] [--popular FILE]",
         "the N shadow rules that matched most since start (default 20), flagging those that cover a name of the popularity list",
     ),
     (
