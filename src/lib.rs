@@ -21,6 +21,7 @@
 //! - [`notify`]: sd_notify to systemd.
 //! - [`limits`]: per-address connection caps and quiet refusal logs, for the listeners.
 //! - [`text`]: small text helpers shared by the list parser and the warning page.
+//! - [`random`]: random bytes from the kernel, for jitter and nonces.
 #![warn(
     missing_docs,
     unreachable_pub,
@@ -40,6 +41,7 @@ pub mod limits;
 pub mod metrics;
 pub mod notify;
 pub mod places;
+pub mod random;
 pub mod report;
 pub mod text;
 pub mod warnpage;

@@ -23,25 +23,8 @@ const RESIDENT: &str = "127.0.0.5";
 const DIRECT: &str = "127.0.0.2";
 
 fn publish(dir: &Path, names: &[String], valid: &str) {
-    let lists = dir.join("pub-lists");
-    std::fs::create_dir_all(&lists).unwrap();
-    std::fs::write(
-        lists.join("loan.txt"),
-        format!("# category: loan\n{}\n", names.join("\n")),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("pub.toml"),
-        "[blocklist]\ndirs = [\"pub-lists\"]\nallow_dirs = []\n",
-    )
-    .unwrap();
-    run_ok(
-        &[
-            "publish", "--config", "pub.toml", "--key", "k.key", "--out", "www", "--valid", valid,
-            "--force",
-        ],
-        dir,
-    );
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    publish_loan(dir, &names, valid);
 }
 
 fn query(name: &str, id: u16) -> Vec<u8> {

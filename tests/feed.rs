@@ -13,29 +13,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use hickory_proto::rr::RecordType;
 
-/// Publish the names in `names` (category loan) into `www`, valid for `valid`.
-fn publish(dir: &Path, names: &[&str], valid: &str) -> String {
-    let lists = dir.join("pub-lists");
-    std::fs::create_dir_all(&lists).unwrap();
-    std::fs::write(
-        lists.join("loan.txt"),
-        format!("# category: loan\n{}\n", names.join("\n")),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("pub.toml"),
-        "[blocklist]\ndirs = [\"pub-lists\"]\nallow_dirs = []\n",
-    )
-    .unwrap();
-    run_ok(
-        &[
-            "publish", "--config", "pub.toml", "--key", "k.key", "--out", "www", "--valid", valid,
-            "--force",
-        ],
-        dir,
-    )
-}
-
 fn blocked(f: &Fanzha, name: &str) -> bool {
     let m = udp(f.dns, &format!("{name}."), RecordType::A);
     ips(&m) == vec![IpAddr::V4(Ipv4Addr::new(10, 53, 53, 53))]
@@ -85,7 +62,7 @@ fn appliances_follow_the_signed_feed_and_refuse_what_is_not_the_districts() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     run_ok(&["keygen", "k"], d);
-    publish(d, &["first-scam.test"], "7d");
+    publish_loan(d, &["first-scam.test"], "7d");
     // The minisign tool itself verifies what fanzha signed.
     let www = d.join("www");
     let first_manifest = std::fs::read(www.join("manifest.json")).unwrap();
@@ -123,7 +100,7 @@ fn appliances_follow_the_signed_feed_and_refuse_what_is_not_the_districts() {
     for i in 0..5 {
         let name = format!("new-{i}.scam.test");
         let names = ["first-scam.test", name.as_str()];
-        publish(d, &names, "7d");
+        publish_loan(d, &names, "7d");
         let t = wait_blocked(&f, &name, Duration::from_secs(5))
             .unwrap_or_else(|| panic!("{name} not blocked within 5 s\n{}", f.log_text()));
         took.push(t);
@@ -148,7 +125,7 @@ fn appliances_follow_the_signed_feed_and_refuse_what_is_not_the_districts() {
     assert_eq!(st["feed"]["expired"], false);
 
     // A tampered list file: refused, the old list serves on.
-    publish(d, &["first-scam.test", "tampered.scam.test"], "7d");
+    publish_loan(d, &["first-scam.test", "tampered.scam.test"], "7d");
     let list = newest_list(&www);
     let mut bytes = std::fs::read(&list).unwrap();
     let n = bytes.len();
@@ -184,7 +161,7 @@ fn appliances_follow_the_signed_feed_and_refuse_what_is_not_the_districts() {
 
     // An expired manifest: refused; the old list serves on.
     let before = polls(&f, "refused_expired");
-    publish(d, &["first-scam.test", "expired.scam.test"], "0s");
+    publish_loan(d, &["first-scam.test", "expired.scam.test"], "0s");
     assert!(
         wait_polls(&f, "refused_expired", before),
         "{}",

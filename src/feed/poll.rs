@@ -103,17 +103,6 @@ enum Polled {
 #[error("{0}")]
 struct PollError(String);
 
-/// A number in [0, 1) from the kernel's random bytes (0.5 if they cannot be read).
-fn random_unit() -> f64 {
-    let mut b = [0u8; 8];
-    // SAFETY: the pointer and length describe `b`.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n != 8 {
-        return 0.5;
-    }
-    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
-}
-
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -184,7 +173,7 @@ impl Follower {
     pub fn run(mut self, stop: Arc<AtomicBool>) {
         while !stop.load(Ordering::Acquire) {
             self.poll_once();
-            let jitter = 0.9 + 0.2 * random_unit();
+            let jitter = 0.9 + 0.2 * crate::random::unit();
             let mut left = self.cfg.poll.mul_f64(jitter);
             while !left.is_zero() && !stop.load(Ordering::Acquire) {
                 let step = left.min(Duration::from_millis(100));

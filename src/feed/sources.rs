@@ -124,17 +124,6 @@ fn install(cfg: &SourceConfig, body: &[u8], v: &Validators) -> std::io::Result<(
     std::fs::write(meta_path(cfg), serde_json::to_vec(v).unwrap_or_default())
 }
 
-/// A number in [0, 1) for staggering (0.5 when the kernel gives no random bytes).
-fn random_unit() -> f64 {
-    let mut b = [0u8; 8];
-    // SAFETY: the pointer and length describe `b`.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n != 8 {
-        return 0.5;
-    }
-    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// Fetch every source on its schedule until `stop`, on the calling thread.
 pub fn run(sources: Vec<SourceConfig>, metrics: SourceMetrics, stop: Arc<AtomicBool>) {
     let now = Instant::now();
@@ -145,7 +134,7 @@ pub fn run(sources: Vec<SourceConfig>, metrics: SourceMetrics, stop: Arc<AtomicB
                 next: now
                     + cfg
                         .refresh
-                        .mul_f64(0.1 * random_unit())
+                        .mul_f64(0.1 * crate::random::unit())
                         .min(Duration::from_secs(60)),
                 agent,
                 cfg,

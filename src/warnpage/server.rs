@@ -251,9 +251,7 @@ async fn kiosk(
 /// 16 bytes from the kernel's random source (a script nonce).
 fn random_bytes() -> [u8; 16] {
     let mut b = [0u8; 16];
-    // SAFETY: the pointer and length describe `b`.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n != 16 {
+    if !crate::random::fill(&mut b) {
         // Never a fixed nonce: fall back on the clock's nanoseconds, hashed.
         let t = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)

@@ -33,6 +33,30 @@ pub fn run_ok(args: &[&str], dir: &Path) -> String {
     text
 }
 
+/// `fanzha publish` of the names in `names` (category loan, from `dir/pub-lists`)
+/// into `dir/www`, valid for `valid`, signed with `dir/k.key`; its output.
+pub fn publish_loan(dir: &Path, names: &[&str], valid: &str) -> String {
+    let lists = dir.join("pub-lists");
+    std::fs::create_dir_all(&lists).unwrap();
+    std::fs::write(
+        lists.join("loan.txt"),
+        format!("# category: loan\n{}\n", names.join("\n")),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pub.toml"),
+        "[blocklist]\ndirs = [\"pub-lists\"]\nallow_dirs = []\n",
+    )
+    .unwrap();
+    run_ok(
+        &[
+            "publish", "--config", "pub.toml", "--key", "k.key", "--out", "www", "--valid", valid,
+            "--force",
+        ],
+        dir,
+    )
+}
+
 /// A running `fanzha serve`.
 pub struct Fanzha {
     pub child: Child,
