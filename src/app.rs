@@ -58,6 +58,8 @@ struct App {
     ready: Arc<AtomicBool>,
     ops_task: JoinHandle<std::io::Result<()>>,
     report_tasks: Option<ReportTasks>,
+    /// The alerts' collector (saves what it gathered at the end) and sender.
+    alert_tasks: crate::alert::Tasks,
     /// Tells the feed follower to stop (`None`: no feed).
     feed_stop: Option<Arc<AtomicBool>>,
     /// Tells the sources fetcher to stop (`None`: no sources).
@@ -121,6 +123,7 @@ impl App {
         let places = Arc::new(ArcSwap::from_pointee(cfg.places.clone()));
         let (reporter, report_tasks) =
             start_reporter(&cfg, &metrics, places.clone(), shutdown.clone())?;
+        let (templates, alerter, alert_tasks) = start_alerts(&cfg, &metrics, &places, &shutdown)?;
         let tap_stop = CancellationToken::new();
         let (tap, tap_task) = start_dnstap(&cfg, &metrics, &tap_stop);
         let engine = Arc::new(Engine::new(
@@ -129,6 +132,7 @@ impl App {
             places,
             metrics.clone(),
             reporter.clone(),
+            Some(alerter),
             tap,
         )?);
         tracing::info!("resolver: {}", resolve::describe(&cfg));
@@ -137,7 +141,8 @@ impl App {
         let listeners = spawn_listeners(&cfg, bound, &engine, &shutdown, &tasks)?;
         // Not a listener (it ends at once when prefetch is off): a tracked task.
         tasks.spawn(engine.clone().run_prefetch(shutdown.clone()));
-        let warn_state = start_warnpage(&cfg, &lists, &metrics, reporter, &shutdown).await?;
+        let warn_state =
+            start_warnpage(&cfg, &lists, &metrics, reporter, templates, &shutdown).await?;
         let ready = Arc::new(AtomicBool::new(false));
         let ops_task = start_ops(&cfg, &metrics, &lists, &ready, &shutdown).await?;
         let (live_config, reload_asks) = start_control(&cfg, &engine, &lists, &metrics, &shutdown);
@@ -166,6 +171,7 @@ impl App {
             ready,
             ops_task,
             report_tasks,
+            alert_tasks,
             tap_task: tap_task.map(|t| (t, tap_stop)),
             feed_stop,
             sources_stop,
@@ -312,6 +318,15 @@ impl App {
                 tracing::warn!("report writer did not finish within 5 s");
             }
             sender.abort();
+        }
+        let (collector, sender) = self.alert_tasks;
+        // The collector saves what it gathered; the sender's unsent digests are on disk.
+        sender.abort();
+        if tokio::time::timeout(Duration::from_secs(5), collector)
+            .await
+            .is_err()
+        {
+            tracing::warn!("alert collector did not finish within 5 s");
         }
         drop(self.watcher);
         tracing::info!("stopped");
@@ -569,18 +584,51 @@ fn start_reporter(
     Ok((Some(rep), Some(tasks)))
 }
 
+/// Load the warning page's texts (the alerts name categories with them too) and
+/// start the alerts to places' workers. Always running (cheap when idle), so that a
+/// SIGHUP that gives a place a robot needs no restart, and digests left on disk by
+/// an earlier run are delivered.
+fn start_alerts(
+    cfg: &Config,
+    metrics: &Metrics,
+    places: &Arc<ArcSwap<Places>>,
+    shutdown: &CancellationToken,
+) -> Result<(
+    Arc<ArcSwap<Templates>>,
+    crate::alert::Alerter,
+    crate::alert::Tasks,
+)> {
+    let templates = Arc::new(ArcSwap::from_pointee(
+        Templates::load(cfg.warnpage.templates.as_deref())
+            .context("loading the warning-page templates (warnpage.templates)")?,
+    ));
+    if cfg.places.has_alerts() {
+        tracing::info!(
+            interval_s = cfg.alerts.interval.as_secs(),
+            "alerting places' workers ([[places]] alert)"
+        );
+    }
+    let (alerter, tasks) = crate::alert::start(
+        cfg.alerts.clone(),
+        places.clone(),
+        templates.clone(),
+        metrics.alert.clone(),
+        shutdown.clone(),
+    );
+    Ok((templates, alerter, tasks))
+}
+
 /// Bind and start the warning page on its HTTP and HTTPS addresses.
 async fn start_warnpage(
     cfg: &Config,
     lists: &Arc<Handle>,
     metrics: &Arc<Metrics>,
     reporter: Option<Reporter>,
+    templates: Arc<ArcSwap<Templates>>,
     shutdown: &CancellationToken,
 ) -> Result<Arc<WarnState>> {
     let w = &cfg.warnpage;
-    let templates = Templates::load(w.templates.as_deref())
-        .context("loading the warning-page templates (warnpage.templates)")?;
-    let mut state = WarnState::new(lists.clone(), templates, metrics.clone());
+    let mut state = WarnState::sharing(lists.clone(), templates, metrics.clone());
     state.sink = reporter;
     let state = Arc::new(state);
     let tls = match &w.tls {

@@ -12,14 +12,17 @@
 //! - [`dnstap`]: the query log as dnstap frames to a collector (never waits).
 //! - [`feed`]: the signed list feed: `fanzha publish`, and the appliance's follower.
 //! - [`config`]: the TOML file (`raw`) and its validation into typed sections.
+//! - [`alert`]: digests of hits to each place's own workers, through the group-chat
+//!   robots they use (DingTalk, WeCom) or a signed webhook.
 //! - [`warnpage`]: the warning page residents see, and its HTTP server.
 //! - [`report`]: hit and appeal events, the on-disk spool, delivery to the platform.
 //! - [`metrics`]: every Prometheus metric, and the ops endpoint.
-//! - [`places`]: client subnet → district / street / community, and each place's
-//!   own actions per category (`[[policies]]`).
+//! - [`places`]: client subnet → district / street / community, each place's own
+//!   actions per category (`[[policies]]`) and alert target.
 //! - [`blocklist`]: list parsing, compile to fst, mmap load, matching, reloads.
 //! - [`notify`]: sd_notify to systemd.
 //! - [`limits`]: per-address connection caps and quiet refusal logs, for the listeners.
+//! - [`http`]: the HTTP client of the feed, the sources and the alerts (ureq).
 //! - [`text`]: small text helpers shared by the list parser and the warning page.
 //! - [`random`]: random bytes from the kernel, for jitter and nonces.
 #![warn(
@@ -30,6 +33,7 @@
     rust_2018_idioms
 )]
 
+pub mod alert;
 pub mod app;
 pub mod blocklist;
 pub mod config;
@@ -37,6 +41,7 @@ pub mod ctl;
 pub mod dns;
 pub mod dnstap;
 pub mod feed;
+pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod notify;

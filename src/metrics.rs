@@ -98,6 +98,8 @@ pub struct Metrics {
     pub appeals: IntCounter,
     /// The report pipeline's metrics.
     pub report: ReportMetrics,
+    /// The alerts to places' workers.
+    pub alert: AlertMetrics,
     /// Exchanges with authoritative servers by result (recursive mode).
     pub upstream: IntCounterVec,
     /// Queries answered SERVFAIL at once: too many resolutions in flight.
@@ -304,6 +306,43 @@ impl Degraded {
     }
 }
 
+/// `fanzha_alert_*`: the digests to places' workers.
+#[derive(Clone)]
+pub struct AlertMetrics {
+    /// Digests by result: made, sent, retried, refused, given_up, dropped.
+    pub digests: IntCounterVec,
+    /// Hits dropped because the alert collector was behind.
+    pub dropped_hits: IntCounter,
+    /// Places whose last delivery failed.
+    pub failing: IntGauge,
+}
+
+impl AlertMetrics {
+    fn register(r: &Reg<'_>) -> AlertMetrics {
+        AlertMetrics {
+            digests: r.counters(
+                "alert_digests_total",
+                "Alert digests to places' workers, by result (made, sent, retried, refused, given_up, dropped)",
+                "result",
+                &["made", "sent", "retried", "refused", "given_up", "dropped"],
+            ),
+            dropped_hits: r.counter(
+                "alert_hits_dropped_total",
+                "Blocked queries not counted for alerts because the alert collector was behind",
+            ),
+            failing: r.gauge(
+                "alert_places_failing",
+                "Places whose last alert delivery failed (their digests are kept and tried again)",
+            ),
+        }
+    }
+
+    /// Count one digest with `result`.
+    pub fn count(&self, result: &str) {
+        self.digests.with_label_values(&[result]).inc();
+    }
+}
+
 impl ReportMetrics {
     fn register(r: &Reg<'_>) -> ReportMetrics {
         ReportMetrics {
@@ -455,6 +494,7 @@ impl Metrics {
                 "Appeals (\"blocked by mistake\") received on the warning page",
             ),
             report: ReportMetrics::register(&r),
+            alert: AlertMetrics::register(&r),
             upstream: r.counters(
                 "upstream_queries_total",
                 "Queries to authoritative servers in recursive mode, by result",

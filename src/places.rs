@@ -1,5 +1,6 @@
-//! Client subnet → district / street / community, by longest-prefix match, and
-//! each place's own actions per category (`[[policies]]`). Pure.
+//! Client subnet → district / street / community, by longest-prefix match, each
+//! place's own actions per category (`[[policies]]`), and where its workers are
+//! alerted (`[[places]] alert`). Pure.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -21,6 +22,68 @@ pub struct Place {
     /// Index of its `[[policies]]` entry in [`Places`] (none: the global actions).
     #[serde(skip)]
     pub policy: Option<u16>,
+    /// Index of its alert target in [`Places`] (none: no alerts of its own).
+    #[serde(skip)]
+    pub alert: Option<u16>,
+}
+
+impl Place {
+    /// The three levels as one text ("滨江区/西兴街道/缤纷社区"): which digest a hit
+    /// belongs to. Two subnets of one community share it.
+    pub fn key(&self) -> String {
+        format!("{}/{}/{}", self.district, self.street, self.community)
+    }
+}
+
+/// How a place's own workers are alerted (`[[places]] alert`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AlertTarget {
+    /// The robot's kind.
+    pub kind: AlertKind,
+    /// Where to POST (the robot's webhook URL).
+    pub url: String,
+    /// The signing secret (DingTalk's "加签" secret, the webhook's HMAC key); empty:
+    /// unsigned (a DingTalk robot secured by keyword or address instead, WeCom).
+    pub secret: String,
+}
+
+impl std::fmt::Debug for AlertTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertTarget")
+            .field("kind", &self.kind)
+            .field("url", &self.url)
+            .field(
+                "secret",
+                &if self.secret.is_empty() {
+                    ""
+                } else {
+                    "(hidden)"
+                },
+            )
+            .finish()
+    }
+}
+
+/// The group-chat robots fanzha can post to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertKind {
+    /// A DingTalk (钉钉) custom robot.
+    DingTalk,
+    /// A WeCom (企业微信) group robot.
+    WeCom,
+    /// Any HTTP endpoint: signed JSON, as the reporter signs its batches.
+    Webhook,
+}
+
+impl AlertKind {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::DingTalk => "dingtalk",
+            AlertKind::WeCom => "wecom",
+            AlertKind::Webhook => "webhook",
+        }
+    }
 }
 
 /// A `[[policies]]` entry: actions by category, for the places that name it.
@@ -39,6 +102,7 @@ pub struct Places {
     nets: Vec<(IpNet, Place)>,
     default: Place,
     policies: Vec<PlacePolicy>,
+    alerts: Vec<AlertTarget>,
     /// For each prefix length in use, longest first: network address → index in
     /// `nets`. A lookup masks the address once per length in use (a district has a
     /// few: /16 streets, /24 communities), not once per subnet.
@@ -113,6 +177,7 @@ impl Places {
             nets,
             default,
             policies: Vec::new(),
+            alerts: Vec::new(),
             v4,
             v6,
         }
@@ -122,6 +187,52 @@ impl Places {
     pub fn with_policies(mut self, policies: Vec<PlacePolicy>) -> Places {
         self.policies = policies;
         self
+    }
+
+    /// With the alert targets the places' `alert` indices point into.
+    pub fn with_alerts(mut self, alerts: Vec<AlertTarget>) -> Places {
+        self.alerts = alerts;
+        self
+    }
+
+    /// Whether any place alerts its workers.
+    pub fn has_alerts(&self) -> bool {
+        !self.alerts.is_empty()
+    }
+
+    /// The most specific place of `ip` that alerts its workers, with its target: a
+    /// community without a robot of its own is covered by its street's.
+    pub fn alerting(&self, ip: IpAddr) -> Option<(&Place, &AlertTarget)> {
+        if self.alerts.is_empty() {
+            return None;
+        }
+        let with_alert = |i: &usize| {
+            let place = &self.nets[*i].1;
+            Some((place, self.alerts.get(usize::from(place.alert?))?))
+        };
+        match ip.to_canonical() {
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                self.v4
+                    .iter()
+                    .find_map(|(len, m)| m.get(&mask4(a, *len)).and_then(with_alert))
+            }
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                self.v6
+                    .iter()
+                    .find_map(|(len, m)| m.get(&mask6(a, *len)).and_then(with_alert))
+            }
+        }
+    }
+
+    /// The alert target of the place whose [`Place::key`] is `key` (the most specific
+    /// subnet of that name with one), as the config says now.
+    pub fn alert_of(&self, key: &str) -> Option<(&Place, &AlertTarget)> {
+        self.nets.iter().find_map(|(_, p)| {
+            let t = self.alerts.get(usize::from(p.alert?))?;
+            (p.key() == key).then_some((p, t))
+        })
     }
 
     /// Whether any place has a policy of its own.
@@ -189,6 +300,7 @@ mod tests {
             street: s.into(),
             community: c.into(),
             policy: None,
+            alert: None,
         }
     }
 
@@ -273,6 +385,50 @@ mod tests {
         // broader place's.
         assert_eq!(at("10.1.3.1", "loan"), None);
         assert_eq!(at("192.168.0.1", "loan"), None);
+    }
+
+    #[test]
+    fn alerts_go_to_the_most_specific_place_with_a_robot() {
+        let with = |c: &str, alert| Place {
+            alert,
+            ..p("滨江区", "西兴街道", c)
+        };
+        let target = |url: &str| AlertTarget {
+            kind: AlertKind::Webhook,
+            url: url.into(),
+            secret: "s".into(),
+        };
+        let places = Places::new(
+            vec![
+                ("10.1.0.0/16".parse().unwrap(), with("", Some(0))),
+                ("10.1.2.0/24".parse().unwrap(), with("缤纷社区", Some(1))),
+                ("10.1.3.0/24".parse().unwrap(), with("江二社区", None)),
+                ("10.1.4.0/24".parse().unwrap(), with("缤纷社区", None)),
+            ],
+            p("滨江区", "", ""),
+        )
+        .with_alerts(vec![target("http://street"), target("http://c1")]);
+        let at = |ip: &str| {
+            places
+                .alerting(ip.parse().unwrap())
+                .map(|(p, t)| (p.community.clone(), t.url.clone()))
+        };
+        assert_eq!(
+            at("10.1.2.9"),
+            Some(("缤纷社区".into(), "http://c1".into()))
+        );
+        // A community without a robot: its street's.
+        assert_eq!(at("10.1.3.9"), Some(("".into(), "http://street".into())));
+        assert_eq!(at("10.1.9.9"), Some(("".into(), "http://street".into())));
+        assert_eq!(at("10.2.0.1"), None);
+        // By name: the subnet that has the robot, whichever one the hit came from.
+        let (_, t) = places.alert_of("滨江区/西兴街道/缤纷社区").unwrap();
+        assert_eq!(t.url, "http://c1");
+        assert!(places.alert_of("滨江区/西兴街道/江二社区").is_none());
+        assert!(
+            !format!("{:?}", target("u")).contains("\"s\""),
+            "secret hidden"
+        );
     }
 
     #[test]

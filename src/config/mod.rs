@@ -289,6 +289,8 @@ pub struct Config {
     pub community_label: bool,
     /// `[report]`
     pub report: ReportConfig,
+    /// `[alerts]` (the targets are in `places`).
+    pub alerts: crate::alert::AlertConfig,
     /// `[[places]]` with the `[report] default_*` place for clients in none.
     pub places: Places,
     /// `[[local_records]]`, checked and encoded.

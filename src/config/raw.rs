@@ -42,6 +42,8 @@ pub struct RawConfig {
     pub places: Vec<RawPlace>,
     /// `[[policies]]`
     pub policies: Vec<RawPolicy>,
+    /// `[alerts]`
+    pub alerts: RawAlerts,
     /// `[[local_records]]`
     pub local_records: Vec<super::RawRecordSpec>,
     /// `[[forward_zones]]`
@@ -574,6 +576,56 @@ pub struct RawPlace {
     /// The `[[policies]]` entry whose actions apply here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// Where this place's own workers are alerted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<RawAlert>,
+}
+
+/// `[[places]] alert = { kind, url, secret_file }`
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlert {
+    /// "dingtalk", "wecom" or "webhook".
+    pub kind: String,
+    /// The robot's webhook URL.
+    pub url: String,
+    /// A file holding the signing secret (under `$CREDENTIALS_DIRECTORY` first).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub secret_file: String,
+}
+
+/// `[alerts]`: how the places' alerts are paced and worded.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAlerts {
+    /// A place's digest goes this long after its first hit (seconds, or "10m").
+    #[serde(deserialize_with = "dur::secs", serialize_with = "dur::secs_out")]
+    pub interval: u64,
+    /// Digests per place per hour at most; more hits wait for the next one.
+    pub max_per_hour: usize,
+    /// How the message names devices: "hash", "truncate", "keep" or "none".
+    pub devices: String,
+    /// The messages' time zone, e.g. "+08:00".
+    pub utc_offset: String,
+    /// Longest wait between tries of a failing place.
+    #[serde(deserialize_with = "dur::secs", serialize_with = "dur::secs_out")]
+    pub max_backoff: u64,
+    /// A digest not delivered within this long is dropped.
+    #[serde(deserialize_with = "dur::secs", serialize_with = "dur::secs_out")]
+    pub give_up_after: u64,
+}
+
+impl Default for RawAlerts {
+    fn default() -> Self {
+        RawAlerts {
+            interval: 600,
+            max_per_hour: 4,
+            devices: "hash".into(),
+            utc_offset: "+08:00".into(),
+            max_backoff: 600,
+            give_up_after: 86_400,
+        }
+    }
 }
 
 /// `[[policies]]`: actions by category for the places that name the policy.

@@ -361,3 +361,88 @@ policy = "school"
         assert!(e.contains(key), "{e}");
     }
 }
+
+#[test]
+fn place_alerts_are_checked_and_their_secrets_read() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("ding.secret"), "SECabcdef0123456789\n").unwrap();
+    std::fs::write(d.path().join("short.secret"), "short\n").unwrap();
+    let load = |text: &str| RawConfig::from_toml(text, "t.toml")?.validate(d.path(), None);
+    let place = |alert: &str| {
+        format!(
+            "[[places]]\ncidr = \"10.1.2.0/24\"\ndistrict = \"滨江区\"\nstreet = \"西兴街道\"\ncommunity = \"缤纷社区\"\nalert = {alert}\n"
+        )
+    };
+    let c = load(&format!(
+        "[alerts]\ninterval = \"5m\"\ndevices = \"truncate\"\nutc_offset = \"+08:00\"\n{}",
+        place(
+            r#"{ kind = "dingtalk", url = "https://oapi.dingtalk.com/robot/send?access_token=T", secret_file = "ding.secret" }"#
+        )
+    ))
+    .unwrap();
+    assert_eq!(c.alerts.interval, Duration::from_secs(300));
+    assert_eq!(c.alerts.devices, crate::alert::Devices::Truncate);
+    assert_eq!(c.alerts.utc_offset, 8 * 3600);
+    let (p, t) = c.places.alerting("10.1.2.3".parse().unwrap()).unwrap();
+    assert_eq!(
+        (p.community.as_str(), t.secret.as_str()),
+        ("缤纷社区", "SECabcdef0123456789")
+    );
+    assert!(
+        !format!("{c:?}").contains("SECabcdef"),
+        "the secret is not in Debug"
+    );
+    let defaults = Config::embedded().alerts;
+    assert_eq!(defaults.interval, Duration::from_secs(600));
+    assert_eq!(defaults.devices, crate::alert::Devices::Hash);
+    for (alert, key, fix) in [
+        (
+            r#"{ kind = "sms", url = "https://x.example/a" }"#,
+            "places[0].alert.kind",
+            "dingtalk",
+        ),
+        (
+            r#"{ kind = "wecom", url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send" }"#,
+            "places[0].alert.url",
+            "key=",
+        ),
+        (
+            r#"{ kind = "wecom", url = "https://q.example/send?key=K", secret_file = "ding.secret" }"#,
+            "places[0].alert.secret_file",
+            "no secret",
+        ),
+        (
+            r#"{ kind = "webhook", url = "https://h.example/alerts" }"#,
+            "places[0].alert.secret_file",
+            "signed",
+        ),
+        (
+            r#"{ kind = "webhook", url = "https://h.example/alerts", secret_file = "short.secret" }"#,
+            "places[0].alert.secret_file",
+            "16",
+        ),
+        (
+            r#"{ kind = "dingtalk", url = "https://d.example/r", secret_file = "missing" }"#,
+            "places[0].alert.secret_file",
+            "cannot read",
+        ),
+        (
+            r#"{ kind = "dingtalk", url = "ftp://d.example/r" }"#,
+            "places[0].alert.url",
+            "webhook URL",
+        ),
+    ] {
+        let e = load(&place(alert)).unwrap_err().to_string();
+        assert!(e.contains(key) && e.contains(fix), "{alert}: {e}");
+    }
+    for (text, key) in [
+        ("[alerts]\ninterval = 0", "alerts.interval"),
+        ("[alerts]\nmax_per_hour = 0", "alerts.max_per_hour"),
+        ("[alerts]\ndevices = \"mac\"", "alerts.devices"),
+        ("[alerts]\nutc_offset = \"8\"", "alerts.utc_offset"),
+        ("[alerts]\nutc_offset = \"+8:00\"", "alerts.utc_offset"),
+    ] {
+        let e = load(text).unwrap_err().to_string();
+        assert!(e.contains(key), "{text}: {e}");
+    }
+}

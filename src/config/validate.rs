@@ -10,13 +10,14 @@ use ipnet::IpNet;
 
 use super::{
     BlocklistConfig, Config, ConfigError, DnstapConfig, DnstapTarget, FeedConfig, ListConfig,
-    RawBlocklist, RawCache, RawCategory, RawConfig, RawControl, RawDnstap, RawFeed, RawForwardZone,
-    RawList, RawPlace, RawPolicy, RawReport, RawResolver, RawServer, RawSinkhole, RawSource,
-    RawWarnpage, ResolverConfig, ResolverMode, ServerConfig, SinkholeConfig, SourceConfig,
-    WarnpageConfig, invalid,
+    RawAlert, RawAlerts, RawBlocklist, RawCache, RawCategory, RawConfig, RawControl, RawDnstap,
+    RawFeed, RawForwardZone, RawList, RawPlace, RawPolicy, RawReport, RawResolver, RawServer,
+    RawSinkhole, RawSource, RawWarnpage, ResolverConfig, ResolverMode, ServerConfig,
+    SinkholeConfig, SourceConfig, WarnpageConfig, invalid,
 };
+use crate::alert::{AlertConfig, Devices};
 use crate::blocklist::{Action, MatchMode};
-use crate::places::{Place, PlacePolicy, Places};
+use crate::places::{AlertKind, AlertTarget, Place, PlacePolicy, Places};
 use crate::report::ReportConfig;
 use crate::report::event::ClientIp;
 
@@ -163,7 +164,8 @@ impl RawConfig {
                 ));
             }
         };
-        let places = places(&self.places, &self.policies, &self.report)?;
+        let places = places(&self.places, &self.policies, &self.report, &base)?;
+        let alerts = alerts(&self.alerts, &report)?;
         let local_records =
             super::local::local_records(&self.local_records).map_err(|(i, e)| {
                 invalid(
@@ -187,6 +189,7 @@ impl RawConfig {
             ops_listen,
             community_label,
             report,
+            alerts,
             places,
             local_records,
             cache: super::CacheConfig {
@@ -673,9 +676,6 @@ fn warnpage(w: &RawWarnpage, base: &Base<'_>) -> Result<WarnpageConfig, ConfigEr
     })
 }
 
-/// The report secret: `secret`, or the contents of `secret_file` (looked up in
-/// systemd's `$CREDENTIALS_DIRECTORY` first when relative, so that
-/// `LoadCredential=` keeps it out of the world-readable config).
 /// Longest path a Unix socket address holds (`sun_path`, with its final NUL).
 const SUN_PATH_MAX: usize = 107;
 
@@ -1000,6 +1000,7 @@ fn hostname() -> String {
         .unwrap_or_else(|| "fanzha".into())
 }
 
+/// The report secret: `secret`, or the contents of `secret_file`.
 fn report_secret(rp: &RawReport, base: &Base<'_>) -> Result<String, ConfigError> {
     if rp.secret_file.is_empty() {
         return Ok(rp.secret.clone());
@@ -1011,20 +1012,144 @@ fn report_secret(rp: &RawReport, base: &Base<'_>) -> Result<String, ConfigError>
             "give the secret in report.secret or in report.secret_file, not both",
         ));
     }
+    secret_file("report.secret_file", &rp.secret_file, base)
+}
+
+/// The contents of a secret file (key `key`), trimmed: looked up in systemd's
+/// `$CREDENTIALS_DIRECTORY` first when relative, so that `LoadCredential=` keeps it
+/// out of the world-readable config.
+fn secret_file(key: &str, file: &str, base: &Base<'_>) -> Result<String, ConfigError> {
     let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
-        .map(|d| std::path::Path::new(&d).join(&rp.secret_file))
-        .filter(|p| !std::path::Path::new(&rp.secret_file).is_absolute() && p.exists());
-    let path = credential.unwrap_or_else(|| base.path(&rp.secret_file));
+        .map(|d| std::path::Path::new(&d).join(file))
+        .filter(|p| !std::path::Path::new(file).is_absolute() && p.exists());
+    let path = credential.unwrap_or_else(|| base.path(file));
     match std::fs::read_to_string(&path) {
         Ok(s) => Ok(s.trim().to_string()),
         Err(e) => Err(invalid(
-            "report.secret_file",
+            key,
             path.display().to_string(),
             format!(
                 "cannot read it ({e}); give a readable file, or LoadCredential= it in the unit"
             ),
         )),
     }
+}
+
+/// `[alerts]`, with the report's spool directory, hashing key and appliance id.
+fn alerts(ra: &RawAlerts, report: &ReportConfig) -> Result<AlertConfig, ConfigError> {
+    if !(1..=86_400).contains(&ra.interval) {
+        return Err(invalid(
+            "alerts.interval",
+            ra.interval.to_string(),
+            "give 1s to 1d; \"10m\" is the default",
+        ));
+    }
+    if !(1..=60).contains(&ra.max_per_hour) {
+        return Err(invalid(
+            "alerts.max_per_hour",
+            ra.max_per_hour.to_string(),
+            "give 1 to 60 digests per place per hour",
+        ));
+    }
+    let devices = Devices::parse(&ra.devices).ok_or_else(|| {
+        invalid(
+            "alerts.devices",
+            &ra.devices,
+            "use \"hash\" (the reports' keyed hash, 8 digits), \"truncate\" (/24, /56), \"keep\" or \"none\"",
+        )
+    })?;
+    let utc_offset = parse_utc_offset(&ra.utc_offset).ok_or_else(|| {
+        invalid(
+            "alerts.utc_offset",
+            &ra.utc_offset,
+            "write the zone as \"+08:00\" (China) or \"-05:00\"",
+        )
+    })?;
+    Ok(AlertConfig {
+        interval: Duration::from_secs(ra.interval),
+        max_per_hour: ra.max_per_hour,
+        devices,
+        utc_offset,
+        max_backoff: Duration::from_secs(ra.max_backoff.max(1)),
+        give_up_after: Duration::from_secs(ra.give_up_after.max(60)),
+        dir: report.spool_dir.join("alerts"),
+        hash_key_file: report.hash_key_file.clone(),
+        appliance: report.appliance.clone(),
+        fsync: report.fsync,
+    })
+}
+
+/// "+08:00" → 28800 seconds east of UTC.
+fn parse_utc_offset(s: &str) -> Option<i32> {
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 14 && m < 60 && rest.len() == 5).then_some(sign * (h * 3600 + m * 60))
+}
+
+/// `[[places]] alert`, checked: a known kind, a URL, and the secret each kind needs.
+fn place_alert(i: usize, a: &RawAlert, base: &Base<'_>) -> Result<AlertTarget, ConfigError> {
+    let key = |k: &str| format!("places[{i}].alert.{k}");
+    let kind = match a.kind.as_str() {
+        "dingtalk" => AlertKind::DingTalk,
+        "wecom" => AlertKind::WeCom,
+        "webhook" => AlertKind::Webhook,
+        other => {
+            return Err(invalid(
+                key("kind"),
+                other,
+                "use \"dingtalk\", \"wecom\" or \"webhook\"",
+            ));
+        }
+    };
+    if !(a.url.starts_with("https://") || a.url.starts_with("http://")) || a.url.len() < 10 {
+        return Err(invalid(
+            key("url"),
+            &a.url,
+            "give the robot's webhook URL (https://oapi.dingtalk.com/robot/send?access_token=…, https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…)",
+        ));
+    }
+    if kind == AlertKind::WeCom && !a.url.contains("key=") {
+        return Err(invalid(
+            key("url"),
+            &a.url,
+            "a WeCom robot's URL carries its key: …/cgi-bin/webhook/send?key=…",
+        ));
+    }
+    let secret = match (kind, a.secret_file.is_empty()) {
+        (AlertKind::WeCom, false) => {
+            return Err(invalid(
+                key("secret_file"),
+                &a.secret_file,
+                "a WeCom robot takes no secret (its key is in the URL); remove secret_file",
+            ));
+        }
+        (AlertKind::Webhook, true) => {
+            return Err(invalid(
+                key("secret_file"),
+                "",
+                "a webhook is signed: give a file holding a secret of at least 16 characters",
+            ));
+        }
+        (_, true) => String::new(),
+        (_, false) => secret_file(&key("secret_file"), &a.secret_file, base)?,
+    };
+    if kind == AlertKind::Webhook && secret.len() < 16 {
+        return Err(invalid(
+            key("secret_file"),
+            &a.secret_file,
+            "give a secret of at least 16 characters",
+        ));
+    }
+    Ok(AlertTarget {
+        kind,
+        url: a.url.clone(),
+        secret,
+    })
 }
 
 fn report(rp: &RawReport, state_dir: &str, base: &Base<'_>) -> Result<ReportConfig, ConfigError> {
@@ -1130,10 +1255,19 @@ fn places(
     places: &[RawPlace],
     raw_policies: &[RawPolicy],
     rp: &RawReport,
+    base: &Base<'_>,
 ) -> Result<Places, ConfigError> {
     let policies = policies(raw_policies)?;
     let mut nets = Vec::with_capacity(places.len());
+    let mut alerts = Vec::new();
     for (i, p) in places.iter().enumerate() {
+        let alert = match &p.alert {
+            None => None,
+            Some(a) => {
+                alerts.push(place_alert(i, a, base)?);
+                Some((alerts.len() - 1) as u16)
+            }
+        };
         let net = parse_net(&format!("places[{i}].cidr"), &p.cidr)?;
         let policy =
             match &p.policy {
@@ -1162,6 +1296,7 @@ fn places(
                 street: p.street.clone(),
                 community: p.community.clone(),
                 policy,
+                alert,
             },
         ));
     }
@@ -1170,6 +1305,9 @@ fn places(
         street: rp.default_street.clone(),
         community: rp.default_community.clone(),
         policy: None,
+        alert: None,
     };
-    Ok(Places::new(nets, default).with_policies(policies))
+    Ok(Places::new(nets, default)
+        .with_policies(policies)
+        .with_alerts(alerts))
 }

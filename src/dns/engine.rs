@@ -14,6 +14,7 @@ use super::cache::{AnswerCache, Lookup};
 use super::policy::{BlockInfo, Decision, Policy, RateLimiter};
 use super::resolve::{Backend, BackendError, Resolved};
 use super::wire::{self, Query, rcode};
+use crate::alert::{AlertHit, Alerter};
 use crate::blocklist::{Action, Blocklist, Handle, Verdict};
 use crate::config::Config;
 use crate::dnstap::{self, Tap};
@@ -36,6 +37,8 @@ pub struct Engine {
     deadline: Duration,
     metrics: Arc<Metrics>,
     reporter: Option<Reporter>,
+    /// Digests to places' workers (`None`: off).
+    alerter: Option<Alerter>,
     /// Resolutions in flight by client prefix.
     in_flight: Arc<PerClient>,
     /// How long after expiry a cached answer may still be served when the
@@ -66,6 +69,7 @@ impl Engine {
         places: Arc<ArcSwap<Places>>,
         metrics: Arc<Metrics>,
         reporter: Option<Reporter>,
+        alerter: Option<Alerter>,
         tap: Option<Tap>,
     ) -> Result<Engine, BackendError> {
         let r = &cfg.resolver;
@@ -89,6 +93,7 @@ impl Engine {
             deadline: (r.timeout * 8).clamp(Duration::from_secs(2), Duration::from_secs(10)),
             metrics,
             reporter,
+            alerter,
             in_flight: Arc::default(),
             serve_stale: cfg.cache.serve_stale,
             prefetch,
@@ -271,6 +276,7 @@ impl Engine {
         via: Option<&Name>,
     ) {
         let shadow = info.action == Action::Shadow;
+        let policy = self.policy.load();
         if shadow {
             let from = list.list(&Verdict::Block(info.hit));
             self.metrics
@@ -281,7 +287,6 @@ impl Engine {
                 ])
                 .inc();
         } else {
-            let policy = self.policy.load();
             let place = policy.places.lookup(client);
             let community = if policy.community_label {
                 place.community.as_str()
@@ -307,6 +312,18 @@ impl Engine {
         };
         if let Some(rule) = rule {
             top.count(rule);
+        }
+        // Shadow hits are a trial: no worker is alerted for them.
+        if let Some(a) = &self.alerter
+            && !shadow
+            && policy.places.has_alerts()
+        {
+            a.send(AlertHit {
+                client,
+                list: list.clone(),
+                hit: info.hit,
+                rule: rule.map_or(info.hit.value, |r| xxhash_rust::xxh3::xxh3_64(r.as_bytes())),
+            });
         }
         let Some(r) = &self.reporter else { return };
         let name = q.name_lower(packet);

@@ -7,7 +7,6 @@
 //! - [`sources`]: public lists fetched by URL (`[[sources]]`).
 //! - [`http`]: the HTTP client both use.
 
-pub mod http;
 pub mod manifest;
 pub mod poll;
 pub mod publish;

@@ -135,7 +135,7 @@ impl Follower {
     ) -> Result<Follower, String> {
         let key = minisign_verify::PublicKey::from_base64(&cfg.public_key)
             .map_err(|e| format!("feed.public_key: {e}"))?;
-        let agent = super::http::agent(
+        let agent = crate::http::agent(
             cfg.tls_ca.as_deref(),
             cfg.proxy.as_deref(),
             Duration::from_secs(600),
@@ -218,9 +218,9 @@ impl Follower {
     }
 
     fn get(&self, url: &str, limit: u64, etag: Option<&str>) -> Result<Option<Fetched>, PollError> {
-        match super::http::get(&self.agent, url, limit, etag, None).map_err(PollError)? {
-            super::http::Got::Unchanged => Ok(None),
-            super::http::Got::Body(b, etag, _) => Ok(Some((b, etag))),
+        match crate::http::get(&self.agent, url, limit, etag, None).map_err(PollError)? {
+            crate::http::Got::Unchanged => Ok(None),
+            crate::http::Got::Body(b, etag, _) => Ok(Some((b, etag))),
         }
     }
 

@@ -15,8 +15,8 @@ use prometheus::{IntCounterVec, IntGaugeVec};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::http::{self, Got};
 use crate::config::SourceConfig;
+use crate::http::{self, Got};
 
 /// Longest one fetch may take.
 const FETCH_TIME: Duration = Duration::from_secs(120);

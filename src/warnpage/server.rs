@@ -38,8 +38,8 @@ pub const KIOSK_FIGURES_PATH: &str = "/kiosk/figures.json";
 pub struct WarnState {
     /// Blocklist (to find the category again from the Host header).
     pub lists: Arc<Handle>,
-    /// Templates.
-    pub templates: arc_swap::ArcSwap<Templates>,
+    /// Templates (shared with the alerts, which name categories with them).
+    pub templates: Arc<arc_swap::ArcSwap<Templates>>,
     /// Appeal tokens.
     pub tokens: AppealTokens,
     /// Metrics.
@@ -55,9 +55,22 @@ pub struct WarnState {
 impl WarnState {
     /// State with the given parts.
     pub fn new(lists: Arc<Handle>, templates: Templates, metrics: Arc<Metrics>) -> WarnState {
+        Self::sharing(
+            lists,
+            Arc::new(arc_swap::ArcSwap::from_pointee(templates)),
+            metrics,
+        )
+    }
+
+    /// State with templates shared with another part (a reload reaches both).
+    pub fn sharing(
+        lists: Arc<Handle>,
+        templates: Arc<arc_swap::ArcSwap<Templates>>,
+        metrics: Arc<Metrics>,
+    ) -> WarnState {
         WarnState {
             lists,
-            templates: arc_swap::ArcSwap::from_pointee(templates),
+            templates,
             tokens: AppealTokens::random(),
             metrics,
             appeals: Mutex::new(HashMap::new()),

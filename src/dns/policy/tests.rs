@@ -301,6 +301,7 @@ fn each_place_applies_its_own_actions_and_shadow_resolves_but_is_noted() {
         street: "西兴街道".into(),
         community: String::new(),
         policy,
+        alert: None,
     };
     c.places = crate::places::Places::new(
         vec![

@@ -1,5 +1,5 @@
-//! The HTTP client of the feed and the sources: ureq (blocking; each user runs on a
-//! thread of its own), rustls with the web PKI roots or a private CA, a proxy from
+//! The HTTP client of the feed, the sources and the alerts: ureq (blocking; each
+//! user runs on a thread of its own), rustls with the web PKI roots or a private CA, a proxy from
 //! the config or from HTTPS_PROXY / HTTP_PROXY, gzip, and bounded times.
 
 use std::io::Read;
@@ -89,4 +89,31 @@ pub fn get(
         return Err(format!("GET {url}: longer than {limit} bytes"));
     }
     Ok(Got::Body(body, etag, modified))
+}
+
+/// POST `body` to `url` with `headers`; the status and at most `limit` bytes of the
+/// answer's body (a robot says what went wrong in it).
+pub fn post(
+    agent: &ureq::Agent,
+    url: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+    limit: u64,
+) -> Result<(u16, Vec<u8>), String> {
+    let mut req = agent.post(url);
+    for (k, v) in headers {
+        req = req.header(*k, v.as_str());
+    }
+    let mut resp = req.send(body).map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let mut answer = Vec::new();
+    // A body that cannot be read still leaves the status, which is what counts.
+    let _ = resp
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .reader()
+        .take(limit)
+        .read_to_end(&mut answer);
+    Ok((status, answer))
 }

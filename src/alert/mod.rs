@@ -1,0 +1,547 @@
+//! Alerts to the place that can act (预警劝阻): a digest of a place's blocked queries
+//! to its own workers' group chat (DingTalk, WeCom) or a signed webhook.
+//!
+//! ```text
+//! DNS hot path ──try_send──▶ collector: device id, 60 s de-dup, the book (digest.rs)
+//!                              │ every second: book.json saved; due digests appended
+//!                              ▼ (fsynced) to the outbox spool
+//!                            sender: outbox in order → message (robot.rs) → POST →
+//!                              taken: gone; failed: back in the outbox, with a
+//!                              per-place backoff
+//! ```
+//! Nothing here can touch DNS: the hot path only hands a hit over (a full channel
+//! drops it and counts it), and every failure ends in a log line and a metric.
+//! What is gathered and what waits to be sent are on disk (`<report.spool_dir>/alerts`),
+//! so a restart loses neither.
+
+pub mod digest;
+pub mod robot;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use prometheus::IntCounter;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::blocklist::Blocklist;
+use crate::metrics::AlertMetrics;
+use crate::places::Places;
+use crate::report::event::{ClientIp, keyed_hash, new_id};
+use crate::report::spool::{self, Spool};
+use crate::warnpage::Templates;
+use digest::{Book, Digest};
+use robot::Delivery;
+
+/// How devices are named in an alert (`[alerts] devices`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Devices {
+    /// The address as is.
+    Keep,
+    /// IPv4 /24, IPv6 /56.
+    Truncate,
+    /// The first 8 hex digits of the keyed hash the reports carry (`hmac:…`).
+    Hash,
+    /// Counted only.
+    None,
+}
+
+impl Devices {
+    /// Parse the config spelling.
+    pub fn parse(s: &str) -> Option<Devices> {
+        match s {
+            "keep" | "full" => Some(Devices::Keep),
+            "truncate" => Some(Devices::Truncate),
+            "hash" => Some(Devices::Hash),
+            "none" => Some(Devices::None),
+            _ => None,
+        }
+    }
+}
+
+/// `[alerts]`, validated (the targets are in `[[places]]`).
+#[derive(Debug, Clone)]
+pub struct AlertConfig {
+    /// A place's digest goes this long after its first hit.
+    pub interval: Duration,
+    /// Digests per place per hour at most.
+    pub max_per_hour: usize,
+    /// How devices are named.
+    pub devices: Devices,
+    /// The local time zone of the messages, seconds east of UTC.
+    pub utc_offset: i32,
+    /// Longest wait between tries of a failing place.
+    pub max_backoff: Duration,
+    /// A digest not delivered within this long is dropped (counted, logged).
+    pub give_up_after: Duration,
+    /// `<report.spool_dir>/alerts`.
+    pub dir: PathBuf,
+    /// The key of the device hashes (`report.hash_key_file`).
+    pub hash_key_file: PathBuf,
+    /// Appliance id (webhook).
+    pub appliance: String,
+    /// fsync the book and the outbox.
+    pub fsync: bool,
+}
+
+/// A blocked query, as the DNS path hands it over (no allocation).
+pub struct AlertHit {
+    /// The client.
+    pub client: IpAddr,
+    /// The snapshot that decided (for the category).
+    pub list: Arc<Blocklist>,
+    /// The deciding entry.
+    pub hit: crate::blocklist::Hit,
+    /// A hash of the rule's name: a device's repeats of one rule within a minute
+    /// (A and AAAA, a browser's retries) are one attempt.
+    pub rule: u64,
+}
+
+/// The handle the DNS path uses.
+#[derive(Clone)]
+pub struct Alerter {
+    tx: mpsc::Sender<AlertHit>,
+    dropped: IntCounter,
+}
+
+impl Alerter {
+    /// Hand over without waiting; a full channel drops the hit and counts it.
+    pub fn send(&self, hit: AlertHit) {
+        if self.tx.try_send(hit).is_err() {
+            self.dropped.inc();
+        }
+    }
+}
+
+/// A repeat of one device and rule within this long is one attempt.
+const SAME_ATTEMPT: u64 = 60;
+/// Outbox cap.
+const OUTBOX_BYTES: u64 = 16 << 20;
+/// First wait after a failed delivery.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// Per-request time limit.
+const POST_TIME: Duration = Duration::from_secs(10);
+
+/// The collector and the sender.
+pub type Tasks = (JoinHandle<()>, JoinHandle<()>);
+
+/// Start the collector and the sender. `places` is the engine's (swapped on
+/// SIGHUP); `templates` gives the categories' Chinese names.
+pub fn start(
+    cfg: AlertConfig,
+    places: Arc<ArcSwap<Places>>,
+    templates: Arc<ArcSwap<Templates>>,
+    metrics: AlertMetrics,
+    shutdown: CancellationToken,
+) -> (Alerter, Tasks) {
+    let (tx, rx) = mpsc::channel(16_384);
+    let alerter = Alerter {
+        tx,
+        dropped: metrics.dropped_hits.clone(),
+    };
+    if let Err(e) = std::fs::create_dir_all(&cfg.dir) {
+        tracing::error!(dir = %cfg.dir.display(), error = %e, "cannot make the alerts directory; alerts wait in memory and are lost at a restart");
+    }
+    let outbox = Arc::new(Mutex::new(open_outbox(&cfg)));
+    let notify = Arc::new(Notify::new());
+    let cfg = Arc::new(cfg);
+    let key = crate::report::hash_key_or_ephemeral(&cfg.hash_key_file);
+    let collector = tokio::spawn(collect(Collector {
+        rx,
+        cfg: cfg.clone(),
+        key,
+        places: places.clone(),
+        book: load_book(&cfg.dir),
+        recent: HashMap::new(),
+        outbox: outbox.clone(),
+        notify: notify.clone(),
+        metrics: metrics.clone(),
+        shutdown: shutdown.clone(),
+    }));
+    let sender = tokio::spawn(send(Sender {
+        cfg,
+        places,
+        templates,
+        outbox,
+        notify,
+        metrics,
+        shutdown,
+        backoff: HashMap::new(),
+    }));
+    (alerter, (collector, sender))
+}
+
+fn open_outbox(cfg: &AlertConfig) -> Option<Spool> {
+    match Spool::open(&cfg.dir.join("outbox"), OUTBOX_BYTES, 256 << 10, cfg.fsync) {
+        Ok((s, rec)) => {
+            if rec.events > 0 {
+                tracing::info!(
+                    digests = rec.events,
+                    "alerts: sending the digests that waited on disk"
+                );
+            }
+            Some(s)
+        }
+        Err(e) => {
+            tracing::error!(dir = %cfg.dir.display(), error = %e, "cannot open the alerts outbox; digests cannot be sent until it can (tried again at each digest)");
+            None
+        }
+    }
+}
+
+fn book_path(dir: &Path) -> PathBuf {
+    dir.join("book.json")
+}
+
+/// The book saved at the last stop, or an empty one (a bad file is set aside).
+fn load_book(dir: &Path) -> Book {
+    let path = book_path(dir);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            let aside = path.with_extension("json.bad");
+            tracing::error!(file = %path.display(), moved_to = %aside.display(), error = %e, "cannot read the alerts book; its hits are not alerted");
+            let _ = std::fs::rename(&path, &aside);
+            Book::default()
+        }),
+        Err(_) => Book::default(),
+    }
+}
+
+/// Write the book in place of the old one (a temporary file renamed over it).
+fn save_book(dir: &Path, book: &Book, fsync: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = book_path(dir);
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec(book).unwrap_or_default())?;
+    if fsync {
+        f.sync_data()?;
+    }
+    std::fs::rename(&tmp, &path)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+struct Collector {
+    rx: mpsc::Receiver<AlertHit>,
+    cfg: Arc<AlertConfig>,
+    key: Arc<[u8]>,
+    places: Arc<ArcSwap<Places>>,
+    book: Book,
+    /// (device, rule) → when last counted.
+    recent: HashMap<(u64, u64), u64>,
+    outbox: Arc<Mutex<Option<Spool>>>,
+    notify: Arc<Notify>,
+    metrics: AlertMetrics,
+    shutdown: CancellationToken,
+}
+
+impl Collector {
+    /// Count a hit at its place, unless the device made the same attempt within
+    /// a minute or its place has no alerts.
+    fn add(&mut self, h: AlertHit, now: u64) {
+        let places = self.places.load();
+        let Some((place, _)) = places.alerting(h.client) else {
+            return;
+        };
+        let hash = keyed_hash(h.client, &self.key);
+        let id = u64::from_be_bytes(hash[..8].try_into().unwrap_or_default());
+        if let Some(&t) = self.recent.get(&(id, h.rule))
+            && now.saturating_sub(t) < SAME_ATTEMPT
+        {
+            return;
+        }
+        if self.recent.len() >= 100_000 {
+            self.recent
+                .retain(|_, t| now.saturating_sub(*t) < SAME_ATTEMPT);
+        }
+        self.recent.insert((id, h.rule), now);
+        let id_hex = hex::encode(&hash[..8]);
+        let label = match self.cfg.devices {
+            Devices::Keep => h.client.to_canonical().to_string(),
+            Devices::Truncate => ClientIp::Truncate.apply(h.client.to_canonical(), &[]),
+            Devices::Hash => id_hex[..8].to_string(),
+            Devices::None => String::new(),
+        };
+        let category = h.list.category(&h.hit);
+        self.book.add(place, (&id_hex, &label), category, now);
+    }
+
+    /// Append the due digests to the outbox; they leave the book only once there.
+    async fn flush_due(&mut self, now: u64) -> bool {
+        let due = self.book.due(
+            now,
+            self.cfg.interval.as_secs().max(1),
+            self.cfg.max_per_hour,
+        );
+        if due.is_empty() {
+            return false;
+        }
+        let mut taken = self.book.clone();
+        let digests: Vec<Digest> = due
+            .iter()
+            .filter_map(|k| taken.take(k, new_id(SystemTime::now()), now))
+            .collect();
+        let records: Vec<Vec<u8>> = digests
+            .iter()
+            .map(|d| serde_json::to_vec(d).unwrap_or_default())
+            .collect();
+        let (outbox, cfg) = (self.outbox.clone(), self.cfg.clone());
+        let written = tokio::task::spawn_blocking(move || {
+            let mut g = outbox.lock().unwrap_or_else(|e| e.into_inner());
+            if g.is_none() {
+                *g = open_outbox(&cfg);
+            }
+            match g.as_mut() {
+                Some(s) => s.append(&records).map(|_| ()),
+                None => Err(std::io::Error::other("no outbox")),
+            }
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {
+                self.book = taken;
+                for d in &digests {
+                    self.metrics.count("made");
+                    tracing::debug!(place = %d.place, hits = d.gathered.hits, "alert digest made");
+                }
+                self.notify.notify_one();
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, dir = %self.cfg.dir.display(), "cannot write alert digests to the outbox; the hits stay gathered and are tried again");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn save(&self) {
+        if let Err(e) = save_book(&self.cfg.dir, &self.book, self.cfg.fsync) {
+            tracing::error!(dir = %self.cfg.dir.display(), error = %e, "cannot save the alerts book; hits gathered since the last save are lost at a restart");
+        }
+    }
+}
+
+/// Gather hits; every second save the book (when it changed) and hand the due
+/// digests to the sender. On shutdown, save and end.
+async fn collect(mut c: Collector) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut dirty = false;
+    loop {
+        tokio::select! {
+            biased;
+            _ = c.shutdown.cancelled() => {
+                // What is already queued belongs in the book too.
+                let now = unix_now();
+                while let Ok(h) = c.rx.try_recv() {
+                    c.add(h, now);
+                    dirty = true;
+                }
+                if dirty {
+                    c.save();
+                }
+                return;
+            }
+            _ = tick.tick() => {}
+            h = c.rx.recv() => match h {
+                Some(h) => {
+                    c.add(h, unix_now());
+                    dirty = true;
+                    continue;
+                }
+                None => {
+                    c.save();
+                    return;
+                }
+            },
+        }
+        let now = unix_now();
+        if c.flush_due(now).await {
+            dirty = true;
+        }
+        c.book.prune(now);
+        if dirty {
+            c.save();
+            dirty = false;
+        }
+    }
+}
+
+struct Sender {
+    cfg: Arc<AlertConfig>,
+    places: Arc<ArcSwap<Places>>,
+    templates: Arc<ArcSwap<Templates>>,
+    outbox: Arc<Mutex<Option<Spool>>>,
+    notify: Arc<Notify>,
+    metrics: AlertMetrics,
+    shutdown: CancellationToken,
+    /// Place → (next try, current wait).
+    backoff: HashMap<String, (Instant, Duration)>,
+}
+
+impl Sender {
+    /// Try to deliver `d` (unless its place is waiting); whether it must be kept.
+    async fn deliver(&mut self, d: &Digest, agent: &ureq::Agent) -> bool {
+        let now = unix_now();
+        if now.saturating_sub(d.made) > self.cfg.give_up_after.as_secs() {
+            self.metrics.count("given_up");
+            tracing::error!(place = %d.place, hits = d.gathered.hits, made = d.made, "an alert digest could not be delivered in [alerts] give_up_after; it is dropped");
+            return false;
+        }
+        if self
+            .backoff
+            .get(&d.place)
+            .is_some_and(|(next, _)| Instant::now() < *next)
+        {
+            return true;
+        }
+        let places = self.places.load();
+        let Some((_, target)) = places.alert_of(&d.place) else {
+            self.metrics.count("dropped");
+            tracing::warn!(place = %d.place, "an alert digest waits for a place that no longer has an alert in [[places]]; it is dropped");
+            return false;
+        };
+        let templates = self.templates.load();
+        let name_zh = |c: &str| templates.text(c).name_zh.clone();
+        let msg = robot::message(d, &name_zh, self.cfg.utc_offset);
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |t| t.as_millis() as u64);
+        let req = robot::request(target, d, &msg, &self.cfg.appliance, now_ms);
+        let kind = target.kind;
+        let agent = agent.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            crate::http::post(&agent, &req.url, &req.headers, &req.body, 8192)
+        })
+        .await;
+        let result = match answer {
+            Ok(Ok((status, body))) => robot::judge(kind, status, &body),
+            Ok(Err(e)) => Delivery::Retry(e),
+            Err(e) => Delivery::Retry(e.to_string()),
+        };
+        let place = d.place.clone();
+        match &result {
+            Delivery::Sent => {
+                self.metrics.count("sent");
+                if self.backoff.remove(&place).is_some() {
+                    tracing::info!(%place, kind = kind.as_str(), "alerts reach this place again");
+                }
+                tracing::info!(%place, kind = kind.as_str(), hits = d.gathered.hits, "alert digest delivered");
+                self.metrics.failing.set(self.backoff.len() as i64);
+                false
+            }
+            Delivery::Retry(why) | Delivery::Refused(why) => {
+                let refused = matches!(result, Delivery::Refused(_));
+                let wait = match self.backoff.get(&place) {
+                    Some((_, w)) => (*w * 2).min(self.cfg.max_backoff),
+                    None => FIRST_BACKOFF.min(self.cfg.max_backoff),
+                };
+                if refused {
+                    self.metrics.count("refused");
+                    tracing::error!(%place, kind = kind.as_str(), %why, retry_in_s = wait.as_secs(), "the robot refuses this place's alert: check [[places]] alert (url, secret_file, the robot's security settings)");
+                } else {
+                    self.metrics.count("retried");
+                    tracing::warn!(%place, kind = kind.as_str(), %why, retry_in_s = wait.as_secs(), "alert not delivered; it is kept and tried again");
+                }
+                self.backoff.insert(place, (Instant::now() + wait, wait));
+                self.metrics.failing.set(self.backoff.len() as i64);
+                true
+            }
+        }
+    }
+
+    /// How long until the first place waiting may be tried again.
+    fn next_wait(&self) -> Duration {
+        let now = Instant::now();
+        self.backoff
+            .values()
+            .map(|(next, _)| next.saturating_duration_since(now))
+            .min()
+            .unwrap_or(Duration::from_secs(1))
+            .max(Duration::from_millis(100))
+    }
+}
+
+/// Deliver the outbox's closed segments in order; what must be kept goes back into
+/// the outbox before the segment is deleted, so a restart finds it.
+async fn send(mut s: Sender) {
+    let agent = match crate::http::agent(None, None, POST_TIME) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot make the HTTP client of the alerts; no alert is sent");
+            return;
+        }
+    };
+    loop {
+        let segs = {
+            let mut g = s.outbox.lock().unwrap_or_else(|e| e.into_inner());
+            match g.as_mut() {
+                Some(sp) => {
+                    if sp.closed().is_empty() && sp.has_open_events() {
+                        sp.close_current();
+                    }
+                    sp.closed()
+                }
+                None => Vec::new(),
+            }
+        };
+        let mut kept_any = false;
+        for seg in &segs {
+            let records = match spool::read_segment(seg) {
+                Ok((r, _)) => r,
+                Err(e) => {
+                    tracing::error!(segment = %seg.display(), error = %e, "cannot read an alerts outbox segment; it is set aside");
+                    let _ = std::fs::rename(seg, seg.with_extension("unreadable"));
+                    continue;
+                }
+            };
+            let mut keep = Vec::new();
+            for r in records {
+                let Ok(d) = serde_json::from_slice::<Digest>(&r) else {
+                    continue;
+                };
+                if s.shutdown.is_cancelled() {
+                    return; // the segment stays for the next start
+                }
+                if s.deliver(&d, &agent).await {
+                    keep.push(r);
+                }
+            }
+            kept_any |= !keep.is_empty();
+            let outbox = s.outbox.clone();
+            let seg = seg.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                let mut g = outbox.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(sp) = g.as_mut() else { return };
+                if !keep.is_empty()
+                    && let Err(e) = sp.append(&keep)
+                {
+                    // Not deleted, then: sent again, rather than lost.
+                    tracing::error!(error = %e, "cannot keep undelivered alert digests in the outbox; their segment stays");
+                    return;
+                }
+                if let Err(e) = sp.ack(&seg) {
+                    tracing::error!(segment = %seg.display(), error = %e, "cannot delete a delivered alerts segment; its digests may be sent again");
+                }
+            })
+            .await;
+        }
+        if segs.is_empty() || kept_any {
+            tokio::select! {
+                _ = s.notify.notified() => {}
+                _ = tokio::time::sleep(if kept_any { s.next_wait() } else { Duration::from_secs(1) }) => {}
+                _ = s.shutdown.cancelled() => return,
+            }
+        }
+    }
+}
