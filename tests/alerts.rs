@@ -384,26 +384,11 @@ fn each_place_gets_one_signed_digest_with_every_hit_across_restarts() {
         ),
         (Some(2), Some(1))
     );
-    // The place without a robot sent nothing anywhere; the wrong secret was
-    // refused by the robot, and fanzha knows it.
-    assert!(
-        robots
-            .got
-            .lock()
-            .unwrap()
-            .iter()
-            .all(|g| !text(g).contains("无机器人社区"))
-    );
+    // Those three alone were taken: the place without a robot sent nothing, and
+    // the wrong secret was refused by the robot, which fanzha counts.
+    assert_eq!(robots.got.lock().unwrap().len(), 3);
     assert!(f.metric("fanzha_alert_digests_total{result=\"refused\"}") >= 1.0);
     let bad_before = robots.bad.load(Ordering::Relaxed);
-    assert!(
-        robots
-            .got
-            .lock()
-            .unwrap()
-            .iter()
-            .all(|g| !g.path.starts_with("/ding/wrong"))
-    );
 
     // The webhook goes down; a new hit's digest waits, survives a restart, and
     // arrives once the webhook is back.
@@ -429,7 +414,10 @@ fn each_place_gets_one_signed_digest_with_every_hit_across_restarts() {
         1.0,
         "the wrong secret still fails"
     );
-    assert!(robots.bad.load(Ordering::Relaxed) >= bad_before);
+    assert!(
+        robots.bad.load(Ordering::Relaxed) > bad_before,
+        "the refused digest is still tried, after the restart too"
+    );
     assert!(
         !f.log_text().contains("DT&"),
         "robot URLs (their tokens) are not logged"

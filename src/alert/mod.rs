@@ -24,7 +24,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
-use prometheus::IntCounter;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +32,7 @@ use crate::blocklist::Blocklist;
 use crate::metrics::AlertMetrics;
 use crate::places::Places;
 use crate::report::event::{ClientIp, keyed_hash, new_id};
+use crate::report::pipeline::Handoff;
 use crate::report::spool::{self, Spool};
 use crate::warnpage::Templates;
 use digest::{Book, Digest};
@@ -103,20 +103,7 @@ pub struct AlertHit {
 }
 
 /// The handle the DNS path uses.
-#[derive(Clone)]
-pub struct Alerter {
-    tx: mpsc::Sender<AlertHit>,
-    dropped: IntCounter,
-}
-
-impl Alerter {
-    /// Hand over without waiting; a full channel drops the hit and counts it.
-    pub fn send(&self, hit: AlertHit) {
-        if self.tx.try_send(hit).is_err() {
-            self.dropped.inc();
-        }
-    }
-}
+pub type Alerter = Handoff<AlertHit>;
 
 /// A repeat of one device and rule within this long is one attempt.
 const SAME_ATTEMPT: u64 = 60;
@@ -140,10 +127,7 @@ pub fn start(
     shutdown: CancellationToken,
 ) -> (Alerter, Tasks) {
     let (tx, rx) = mpsc::channel(16_384);
-    let alerter = Alerter {
-        tx,
-        dropped: metrics.dropped_hits.clone(),
-    };
+    let alerter = Alerter::new(tx, metrics.dropped_hits.clone());
     if let Err(e) = std::fs::create_dir_all(&cfg.dir) {
         tracing::error!(dir = %cfg.dir.display(), error = %e, "cannot make the alerts directory; alerts wait in memory and are lost at a restart");
     }
@@ -485,15 +469,7 @@ async fn send(mut s: Sender) {
     loop {
         let segs = {
             let mut g = s.outbox.lock().unwrap_or_else(|e| e.into_inner());
-            match g.as_mut() {
-                Some(sp) => {
-                    if sp.closed().is_empty() && sp.has_open_events() {
-                        sp.close_current();
-                    }
-                    sp.closed()
-                }
-                None => Vec::new(),
-            }
+            g.as_mut().map(Spool::ready).unwrap_or_default()
         };
         let mut kept_any = false;
         for seg in &segs {

@@ -46,21 +46,38 @@ const PART: &str = "reporting";
 /// The spool, or why there is none (shared by the writer and the sender).
 type SharedSpool = Arc<Mutex<Option<Spool>>>;
 
-/// The handle the DNS path and the warning page use.
-#[derive(Clone)]
-pub struct Reporter {
-    tx: mpsc::Sender<Input>,
-    dropped_full: IntCounter,
+/// A bounded hand-over from the DNS path (or the warning page) to a task: it never
+/// waits; a full channel drops the item and counts it.
+pub struct Handoff<T> {
+    tx: mpsc::Sender<T>,
+    dropped: IntCounter,
 }
 
-impl Reporter {
-    /// Hand over without waiting; a full channel drops the input and counts it.
-    pub fn send(&self, input: Input) {
-        if self.tx.try_send(input).is_err() {
-            self.dropped_full.inc();
+impl<T> Clone for Handoff<T> {
+    fn clone(&self) -> Self {
+        Handoff {
+            tx: self.tx.clone(),
+            dropped: self.dropped.clone(),
         }
     }
 }
+
+impl<T> Handoff<T> {
+    /// A hand-over into `tx`, counting drops in `dropped`.
+    pub fn new(tx: mpsc::Sender<T>, dropped: IntCounter) -> Handoff<T> {
+        Handoff { tx, dropped }
+    }
+
+    /// Hand over without waiting; a full channel drops the item and counts it.
+    pub fn send(&self, item: T) {
+        if self.tx.try_send(item).is_err() {
+            self.dropped.inc();
+        }
+    }
+}
+
+/// The handle the DNS path and the warning page use.
+pub type Reporter = Handoff<Input>;
 
 struct Pending {
     event: Event,
@@ -200,10 +217,7 @@ pub fn start(
     let spool: SharedSpool = Arc::new(Mutex::new(spool));
     let (tx, rx) = mpsc::channel::<Input>(65_536);
     let notify = Arc::new(Notify::new());
-    let reporter = Reporter {
-        tx,
-        dropped_full: metrics.events.with_label_values(&["dropped_full"]),
-    };
+    let reporter = Reporter::new(tx, metrics.events.with_label_values(&["dropped_full"]));
     let cfg = Arc::new(cfg);
     let writer = tokio::spawn(run_writer(Writer {
         rx,
@@ -428,13 +442,9 @@ async fn run_sender(s: Sender) {
             let mut guard = s.spool.lock().unwrap_or_else(|e| e.into_inner());
             match guard.as_mut() {
                 Some(sp) => {
-                    // Caught up: take the open segment now rather than wait for it
-                    // to fill (so a healthy platform gets events within a flush).
-                    if sp.closed().is_empty() && sp.has_open_events() {
-                        sp.close_current();
-                    }
+                    let ready = sp.ready();
                     s.metrics.spool_bytes.set(sp.bytes() as i64);
-                    sp.closed()
+                    ready
                 }
                 None => Vec::new(),
             }

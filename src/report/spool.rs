@@ -254,6 +254,16 @@ impl Spool {
         self.current.as_ref().is_some_and(|c| c.events > 0)
     }
 
+    /// The segments to send now, oldest first: the closed ones, or, when the sender
+    /// has caught up with them, the open one, closed at once rather than left to fill
+    /// (so a healthy receiver gets what was appended within a flush).
+    pub fn ready(&mut self) -> Vec<PathBuf> {
+        if self.closed.is_empty() && self.has_open_events() {
+            self.close_current();
+        }
+        self.closed()
+    }
+
     /// Closed segments, oldest first.
     pub fn closed(&self) -> Vec<PathBuf> {
         self.closed
