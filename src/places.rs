@@ -200,6 +200,11 @@ impl Places {
         !self.alerts.is_empty()
     }
 
+    /// How many places alert their workers.
+    pub fn alert_count(&self) -> usize {
+        self.alerts.len()
+    }
+
     /// The most specific place of `ip` that alerts its workers, with its target: a
     /// community without a robot of its own is covered by its street's.
     pub fn alerting(&self, ip: IpAddr) -> Option<(&Place, &AlertTarget)> {

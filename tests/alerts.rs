@@ -422,4 +422,15 @@ fn each_place_gets_one_signed_digest_with_every_hit_across_restarts() {
         !f.log_text().contains("DT&"),
         "robot URLs (their tokens) are not logged"
     );
+    let cfg = dir.path().join("fanzha.toml");
+    let status = run_ok(
+        &["ctl", "--config", cfg.to_str().unwrap(), "status"],
+        dir.path(),
+    );
+    assert!(
+        status.contains("alerts:    4 place(s) with a robot")
+            && status.contains("sent 1")
+            && status.contains("1 place(s) FAILING"),
+        "{status}"
+    );
 }

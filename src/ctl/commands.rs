@@ -173,6 +173,7 @@ fn status(live: &Live) -> Reply {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "(embedded defaults)".into());
     let (feed_line, feed_json) = feed_status(live, &cfg, now);
+    let (alert_line, alert_json) = alert_status(live, &cfg);
     let data = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": uptime,
@@ -187,6 +188,7 @@ fn status(live: &Live) -> Reply {
         },
         "queries": metric("fanzha_queries_total"),
         "feed": feed_json,
+        "alerts": alert_json,
     });
     let mut t = String::new();
     let _ = writeln!(
@@ -218,8 +220,40 @@ fn status(live: &Live) -> Reply {
     if let Some(l) = feed_line {
         let _ = writeln!(t, "{l}");
     }
+    let _ = writeln!(t, "{alert_line}");
     let _ = write!(t, "queries:   {}", metric("fanzha_queries_total"));
     Reply::ok(t, data)
+}
+
+/// The alerts' line of `status` and its JSON.
+fn alert_status(live: &Live, cfg: &crate::config::Config) -> (String, Value) {
+    let places = cfg.places.alert_count();
+    let m = &live.metrics.alert;
+    let n = |r: &str| m.digests.with_label_values(&[r]).get();
+    let failing = m.failing.get();
+    let json = json!({
+        "places": places,
+        "made": n("made"),
+        "sent": n("sent"),
+        "failing_places": failing,
+    });
+    let line = if places == 0 {
+        "alerts:    off (no [[places]] alert)".to_string()
+    } else {
+        let mut l = format!(
+            "alerts:    {places} place(s) with a robot; digests made {}, sent {}",
+            n("made"),
+            n("sent")
+        );
+        if failing > 0 {
+            let _ = write!(
+                l,
+                "; {failing} place(s) FAILING (the log names them and the robot's answer)"
+            );
+        }
+        l
+    };
+    (line, json)
 }
 
 /// The serving list's lines of `status` and its JSON.
