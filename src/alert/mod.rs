@@ -128,10 +128,10 @@ pub fn start(
 ) -> (Alerter, Tasks) {
     let (tx, rx) = mpsc::channel(16_384);
     let alerter = Alerter::new(tx, metrics.dropped_hits.clone());
-    if let Err(e) = std::fs::create_dir_all(&cfg.dir) {
-        tracing::error!(dir = %cfg.dir.display(), error = %e, "cannot make the alerts directory; alerts wait in memory and are lost at a restart");
-    }
-    let outbox = Arc::new(Mutex::new(open_outbox(&cfg)));
+    // Nothing on disk for an appliance without alerts (made at the first digest
+    // should a SIGHUP give a place a robot); digests an earlier run left are sent.
+    let in_use = places.load().has_alerts() || cfg.dir.exists();
+    let outbox = Arc::new(Mutex::new(if in_use { open_outbox(&cfg) } else { None }));
     let notify = Arc::new(Notify::new());
     let cfg = Arc::new(cfg);
     let key = crate::report::hash_key_or_ephemeral(&cfg.hash_key_file);
@@ -199,6 +199,7 @@ fn load_book(dir: &Path) -> Book {
 /// Write the book in place of the old one (a temporary file renamed over it).
 fn save_book(dir: &Path, book: &Book, fsync: bool) -> std::io::Result<()> {
     use std::io::Write;
+    std::fs::create_dir_all(dir)?;
     let path = book_path(dir);
     let tmp = path.with_extension("json.tmp");
     let mut f = std::fs::File::create(&tmp)?;
@@ -344,7 +345,9 @@ async fn collect(mut c: Collector) {
                     continue;
                 }
                 None => {
-                    c.save();
+                    if dirty {
+                        c.save();
+                    }
                     return;
                 }
             },
