@@ -1,5 +1,6 @@
 //! Reporting hits to the district platform: events, the on-disk spool, delivery.
 
+pub mod backlog;
 pub mod event;
 pub mod pipeline;
 pub mod sender;

@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::ReportConfig;
+use super::backlog::Backlog;
 use super::event::{
     AppealInfo, ClientInfo, Event, Input, MatchInfo, PlaceOut, QueryInfo, new_id, qtype_name,
     rfc3339_millis,
@@ -225,7 +226,7 @@ pub fn start(
         hash_key,
         places,
         spool: spool.clone(),
-        unwritten: Vec::new(),
+        unwritten: Backlog::default(),
         last_open: Instant::now(),
         bytes_at_failure: 0,
         notify: notify.clone(),
@@ -252,7 +253,7 @@ struct Writer {
     places: Arc<ArcSwap<Places>>,
     spool: SharedSpool,
     /// Events not yet on disk (the spool could not be written), oldest first.
-    unwritten: Vec<Vec<u8>>,
+    unwritten: Backlog,
     /// When the spool was last opened or tried.
     last_open: Instant,
     /// The spool's bytes when an append last failed: once the sender has freed room
@@ -306,11 +307,13 @@ async fn run_writer(mut w: Writer) {
                 .iter()
                 .filter_map(|k| pending.remove(k))
                 .map(|p| serde_json::to_vec(&p.event).unwrap_or_default());
-            w.unwritten.extend(batch);
+            for e in batch {
+                w.unwritten.push(e);
+            }
             let over = w.unwritten.len().saturating_sub(MAX_UNWRITTEN);
             if over > 0 {
-                w.unwritten.drain(..over);
-                w.metrics.count("dropped_spool", over as u64);
+                let dropped = w.unwritten.drop_oldest(over);
+                w.metrics.count("dropped_spool", dropped as u64);
             }
         }
         if !w.unwritten.is_empty() {
@@ -339,54 +342,59 @@ async fn append(w: &mut Writer) {
         return;
     }
     let (spool, cfg, metrics) = (w.spool.clone(), w.cfg.clone(), w.metrics.clone());
-    let batch = std::mem::take(&mut w.unwritten);
+    let mut backlog = std::mem::take(&mut w.unwritten);
     let res = tokio::task::spawn_blocking(move || {
         let mut guard = spool.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
             if !reopen {
-                return (batch, None);
+                return (backlog, None);
             }
             *guard = open_spool(&cfg, &metrics);
         }
         let Some(s) = guard.as_mut() else {
-            return (batch, Some(Err(("cannot open".to_string(), 0, 0))));
+            return (backlog, Some(Err(("cannot open".to_string(), 0, 0))));
         };
-        // In chunks: after a full disk, the events kept in memory may be more than
-        // the space freed; what fits goes now (halving the chunk down to one event
-        // when the disk refuses it), the rest at the next try.
+        // Block by block, in chunks: after a full disk, the events kept in memory
+        // may be more than the space freed; what fits goes now (halving the chunk
+        // down to one event when the disk refuses it), the rest at the next try.
         let mut lost = 0;
-        let mut done = 0;
-        let mut chunk = APPEND_CHUNK;
-        while done < batch.len() {
-            let end = (done + chunk).min(batch.len());
-            match s.append(&batch[done..end]) {
-                Ok(l) => {
-                    lost += l;
-                    done = end;
-                }
-                Err(_) if chunk > 1 => chunk /= 2,
-                Err(e) => {
-                    let bytes = s.bytes();
-                    // A full or read-only disk: the segments on it stay valid and the
-                    // sender keeps sending them, which frees room. A directory that is
-                    // gone is opened afresh at the next try.
-                    if e.kind() == std::io::ErrorKind::NotFound {
-                        *guard = None;
+        while let Some(batch) = backlog.pop_front() {
+            let mut done = 0;
+            let mut chunk = APPEND_CHUNK;
+            while done < batch.len() {
+                let end = (done + chunk).min(batch.len());
+                match s.append(&batch[done..end]) {
+                    Ok(l) => {
+                        lost += l;
+                        done = end;
                     }
-                    let mut left = batch;
-                    left.drain(..done);
-                    let why = format!("cannot write: {e}");
-                    return (left, Some(Err((why, lost, bytes))));
+                    Err(_) if chunk > 1 => chunk /= 2,
+                    Err(e) => {
+                        let bytes = s.bytes();
+                        // A full or read-only disk: the segments on it stay valid and
+                        // the sender keeps sending them, which frees room. A directory
+                        // that is gone is opened afresh at the next try.
+                        if e.kind() == std::io::ErrorKind::NotFound {
+                            *guard = None;
+                        }
+                        let mut left = batch;
+                        left.drain(..done);
+                        backlog.push_front(left);
+                        let why = format!("cannot write: {e}");
+                        return (backlog, Some(Err((why, lost, bytes))));
+                    }
                 }
             }
         }
-        (Vec::new(), Some(Ok((lost, s.bytes()))))
+        (backlog, Some(Ok((lost, s.bytes()))))
     })
     .await;
-    let Ok((left, outcome)) = res else {
+    let Ok((mut left, outcome)) = res else {
         tracing::error!("report spool writer panicked");
         return;
     };
+    // What waits for a later try is kept packed.
+    left.pack();
     w.unwritten = left;
     match outcome {
         None => {}
