@@ -480,8 +480,10 @@ fn start_control(
     (config, asks)
 }
 
-/// Free heap glibc keeps after a flood, past which it is given back.
-const TRIM_ABOVE: usize = 16 << 20;
+/// Free heap glibc keeps, past which it is given back. Low enough that RSS follows
+/// what is in use (the soak's RSS swung with up to 16 MB of freed send buffers kept
+/// at the earlier 16 MiB).
+const TRIM_ABOVE: usize = 4 << 20;
 
 /// Every 10 s, hand glibc's free heap back to the system when there is much of it.
 /// glibc keeps what a flood of resolutions freed (measured: RSS stayed at its peak a

@@ -4,7 +4,8 @@
 //! A burst of blocked queries from five places, with a restart in the middle, makes
 //! one digest per place with every hit in it; a robot that is down gets its digest
 //! after it comes back, across a restart; a wrong DingTalk secret is refused by the
-//! receiver and counted by fanzha as refused.
+//! receiver and counted by fanzha as refused; and a place given a robot by a reload
+//! alerts without a restart.
 
 mod common;
 
@@ -433,4 +434,27 @@ fn each_place_gets_one_signed_digest_with_every_hit_across_restarts() {
             && status.contains("1 place(s) FAILING"),
         "{status}"
     );
+
+    // The community without a robot gets one by a config change and a reload, no
+    // restart; its next hit reaches it.
+    let text_now = std::fs::read_to_string(&cfg).unwrap();
+    let with_robot = text_now.replace(
+        "community = \"无机器人社区\"\n",
+        &format!(
+            "community = \"无机器人社区\"\nalert = {{ kind = \"webhook\", url = \"{}\", secret_file = \"hook.secret\" }}\n",
+            robots.url("/hook")
+        ),
+    );
+    assert_ne!(text_now, with_robot);
+    std::fs::write(&cfg, with_robot).unwrap();
+    run_ok(
+        &["ctl", "--config", cfg.to_str().unwrap(), "reload"],
+        dir.path(),
+    );
+    block(&f, [127, 0, 4, 9], "i1.test", RecordType::A);
+    robots.wait("the new robot's first digest", wait, |r| {
+        r.taken("/hook")
+            .iter()
+            .any(|g| g.body["place"]["community"] == "无机器人社区")
+    });
 }
