@@ -476,27 +476,7 @@ async fn run_sender(s: Sender) {
             continue;
         }
         for seg in segs {
-            let events = match spool::read_segment(&seg) {
-                Ok((events, _)) => events,
-                // Deleted by the cap meanwhile.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                Err(e) => {
-                    let aside = seg.with_extension("unreadable");
-                    tracing::error!(segment = %seg.display(), moved_to = %aside.display(), error = %e, "cannot read a report spool segment; it is set aside, and its events are not sent");
-                    let _ = std::fs::rename(&seg, &aside);
-                    Vec::new()
-                }
-            };
-            let sent = send_all(
-                &s.platform,
-                &s.cfg,
-                &s.metrics,
-                &events,
-                &mut backoff,
-                &s.shutdown,
-            )
-            .await;
-            if !sent {
+            if !send_segment(&s, &seg, &mut backoff).await {
                 return; // shutting down; the segment stays for the next start
             }
             let mut guard = s.spool.lock().unwrap_or_else(|e| e.into_inner());
@@ -515,6 +495,48 @@ async fn run_sender(s: Sender) {
             }
         }
     }
+}
+
+/// Send one segment, a batch at a time as it is read; false when shutting down. A
+/// segment that cannot be read (or stops being readable) is set aside.
+async fn send_segment(s: &Sender, seg: &std::path::Path, backoff: &mut Duration) -> bool {
+    let mut reader = match spool::SegmentReader::open(seg) {
+        Ok(r) => r,
+        // Deleted by the cap meanwhile.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+        Err(e) => {
+            set_aside(seg, &e);
+            return true;
+        }
+    };
+    loop {
+        let batch = match reader.next_batch(s.cfg.batch_events, s.cfg.batch_bytes) {
+            Ok(b) if b.is_empty() => return true,
+            Ok(b) => b,
+            Err(e) => {
+                set_aside(seg, &e);
+                return true;
+            }
+        };
+        if !send_all(
+            &s.platform,
+            &s.cfg,
+            &s.metrics,
+            &batch,
+            backoff,
+            &s.shutdown,
+        )
+        .await
+        {
+            return false;
+        }
+    }
+}
+
+fn set_aside(seg: &std::path::Path, e: &std::io::Error) {
+    let aside = seg.with_extension("unreadable");
+    tracing::error!(segment = %seg.display(), moved_to = %aside.display(), error = %e, "cannot read a report spool segment; it is set aside, and its events not yet sent are not sent");
+    let _ = std::fs::rename(seg, &aside);
 }
 
 fn pending_len_over(p: &HashMap<String, Pending>) -> bool {

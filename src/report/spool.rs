@@ -82,21 +82,64 @@ pub fn encode(json: &[u8]) -> Vec<u8> {
 
 /// Read a segment: the JSON of every valid record, and the number of bad ones.
 pub fn read_segment(path: &Path) -> io::Result<(Vec<Vec<u8>>, u64)> {
-    let mut out = Vec::new();
-    let mut bad = 0;
-    let mut r = BufReader::new(File::open(path)?);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        if r.read_until(b'\n', &mut line)? == 0 {
-            break;
-        }
-        match decode(&line) {
-            Some(j) => out.push(j.to_vec()),
-            None => bad += 1,
-        }
+    let mut r = SegmentReader::open(path)?;
+    let out = r.next_batch(usize::MAX, usize::MAX)?;
+    Ok((out, r.bad))
+}
+
+/// A segment read a batch at a time: the sender holds one batch, not a whole
+/// segment (4 MiB of events, and their allocations, at each catch-up).
+pub struct SegmentReader {
+    r: BufReader<File>,
+    line: Vec<u8>,
+    /// A record read that did not fit the last batch.
+    held: Option<Vec<u8>>,
+    /// Torn or corrupt records skipped so far.
+    pub bad: u64,
+}
+
+impl SegmentReader {
+    /// Open `path`.
+    pub fn open(path: &Path) -> io::Result<SegmentReader> {
+        Ok(SegmentReader {
+            r: BufReader::new(File::open(path)?),
+            line: Vec::new(),
+            held: None,
+            bad: 0,
+        })
     }
-    Ok((out, bad))
+
+    /// The next valid records: up to `max_events`, and no more than `max_bytes` of
+    /// JSON (a line each) unless one record alone is larger. Empty at the end.
+    pub fn next_batch(&mut self, max_events: usize, max_bytes: usize) -> io::Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        while out.len() < max_events {
+            let record = match self.held.take() {
+                Some(r) => r,
+                None => {
+                    self.line.clear();
+                    if self.r.read_until(b'\n', &mut self.line)? == 0 {
+                        break;
+                    }
+                    match decode(&self.line) {
+                        Some(j) => j.to_vec(),
+                        None => {
+                            self.bad += 1;
+                            continue;
+                        }
+                    }
+                }
+            };
+            if !out.is_empty() && bytes.saturating_add(record.len() + 1) > max_bytes {
+                self.held = Some(record);
+                break;
+            }
+            bytes += record.len() + 1;
+            out.push(record);
+        }
+        Ok(out)
+    }
 }
 
 fn decode(line: &[u8]) -> Option<&[u8]> {
@@ -337,6 +380,50 @@ mod tests {
 
     fn ev(i: usize) -> Vec<u8> {
         format!("{{\"id\":\"{i:026}\",\"pad\":\"{}\"}}", "x".repeat(100)).into_bytes()
+    }
+
+    #[test]
+    fn a_segment_is_read_in_batches_by_count_and_bytes_skipping_bad_records() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join(seg_name(1));
+        let mut text = Vec::new();
+        for i in 0..25 {
+            text.extend(encode(&ev(i)));
+            if i == 10 {
+                text.extend(b"deadbeef {\"torn\n");
+            }
+        }
+        std::fs::write(&path, &text).unwrap();
+        let len = ev(0).len() + 1;
+        let mut r = SegmentReader::open(&path).unwrap();
+        let mut sizes = Vec::new();
+        let mut all = Vec::new();
+        loop {
+            let b = r.next_batch(10, 4 * len).unwrap();
+            if b.is_empty() {
+                break;
+            }
+            sizes.push(b.len());
+            all.extend(b);
+        }
+        assert_eq!(
+            sizes,
+            vec![4, 4, 4, 4, 4, 4, 1],
+            "bytes bind before the count"
+        );
+        assert_eq!(
+            all,
+            (0..25).map(ev).collect::<Vec<_>>(),
+            "in order, none lost"
+        );
+        assert_eq!(r.bad, 1);
+        let mut r = SegmentReader::open(&path).unwrap();
+        assert_eq!(r.next_batch(10, usize::MAX).unwrap().len(), 10);
+        assert_eq!(
+            r.next_batch(3, 1).unwrap().len(),
+            1,
+            "one record even when larger"
+        );
     }
 
     #[test]
