@@ -132,7 +132,7 @@ impl App {
             places,
             metrics.clone(),
             reporter.clone(),
-            Some(alerter),
+            alerter,
             tap,
         )?);
         tracing::info!("resolver: {}", resolve::describe(&cfg));

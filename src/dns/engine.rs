@@ -37,8 +37,8 @@ pub struct Engine {
     deadline: Duration,
     metrics: Arc<Metrics>,
     reporter: Option<Reporter>,
-    /// Digests to places' workers (`None`: off).
-    alerter: Option<Alerter>,
+    /// Digests to places' workers (always there; idle while no place has a robot).
+    alerter: Alerter,
     /// Resolutions in flight by client prefix.
     in_flight: Arc<PerClient>,
     /// How long after expiry a cached answer may still be served when the
@@ -69,7 +69,7 @@ impl Engine {
         places: Arc<ArcSwap<Places>>,
         metrics: Arc<Metrics>,
         reporter: Option<Reporter>,
-        alerter: Option<Alerter>,
+        alerter: Alerter,
         tap: Option<Tap>,
     ) -> Result<Engine, BackendError> {
         let r = &cfg.resolver;
@@ -314,11 +314,8 @@ impl Engine {
             top.count(rule);
         }
         // Shadow hits are a trial: no worker is alerted for them.
-        if let Some(a) = &self.alerter
-            && !shadow
-            && policy.places.has_alerts()
-        {
-            a.send(AlertHit {
+        if !shadow && policy.places.has_alerts() {
+            self.alerter.send(AlertHit {
                 client,
                 list: list.clone(),
                 hit: info.hit,
