@@ -26,7 +26,7 @@ for round in $(seq 1 "$ROUNDS"); do
   for p in "${order[@]}"; do
     name=${p%%@*} bin=
     [ "$name" != "$p" ] && bin=${p#*@}
-    log_out=$out/round$round-${name//\//_}${bin:+-$(basename "$bin")}
+    log_out=$out/round$round-$name${bin:+-$(basename "$bin")}
     FANZHA_BIN=${bin:-${FANZHA_BIN:-}} PEERS=$name OUT=$log_out \
       bash "$here/recursive.sh" > "$log_out.log" 2>&1 || { echo "round $round $p failed: $log_out.log" >&2; exit 1; }
     awk -v p="$p" -v r="$round" -F'\t' '{print r "\t" p "\t" $2 "\t" $3 "\t" $4}' "$log_out/raw.tsv" >> "$all"
@@ -35,15 +35,17 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 python3 - "$all" "$PEERS" > "$out/rounds.md" <<'PY'
 import sys, collections, statistics
-rows = collections.defaultdict(lambda: collections.defaultdict(list))
 by_round = collections.defaultdict(dict)
 for line in open(sys.argv[1]):
     r, p, w, m, v = line.rstrip("\n").split("\t")
     try:
-        rows[(w, m)][p].append(float(v))
         by_round[(w, m, r)][p] = float(v)
     except ValueError:
         pass
+rows = collections.defaultdict(lambda: collections.defaultdict(list))
+for (w, m, _), v in by_round.items():
+    for p, x in v.items():
+        rows[(w, m)][p].append(x)
 peers = sys.argv[2].split()
 print("Median of %d rounds (min-max); a ratio is the median of the rounds' own ratios\n"
       % max(len(v) for d in rows.values() for v in d.values()))
