@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use fanzha::dns::cache::AnswerCache;
 use fanzha::dns::iterate::Step;
-use fanzha::dns::iterate::cache::{Delegation, Expiring, Key, delegation_weight, step_weight};
+use fanzha::dns::iterate::cache::{
+    Delegation, Expiring, Key, NameKey, delegation_weight, step_weight,
+};
 use fanzha::dns::wire;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::{A, SOA};
@@ -130,7 +132,7 @@ fn cache_weights_count_what_the_heap_holds() {
                 RData::A(A(Ipv4Addr::new(192, 0, 2, 1))),
             )];
             cache.put(
-                (name(i), RecordType::A),
+                (NameKey(name(i)), RecordType::A),
                 Step::Answer(rs, vec![]),
                 Duration::from_secs(300),
                 now,
@@ -148,7 +150,7 @@ fn cache_weights_count_what_the_heap_holds() {
         for i in 0..N {
             let step = Step::NxDomain(vec![], vec![soa()]);
             cache.put(
-                (name(i), RecordType::A),
+                (NameKey(name(i)), RecordType::A),
                 step,
                 Duration::from_secs(300),
                 now,
@@ -160,7 +162,7 @@ fn cache_weights_count_what_the_heap_holds() {
 
     // Zone cuts: two name servers with glue.
     let r = measure(|| {
-        let cache: &'static Expiring<Name, Delegation> = Box::leak(Box::new(Expiring::new(
+        let cache: &'static Expiring<NameKey, Delegation> = Box::leak(Box::new(Expiring::new(
             N * 2,
             usize::MAX,
             delegation_weight,
@@ -180,7 +182,7 @@ fn cache_weights_count_what_the_heap_holds() {
                 ns,
                 addrs,
             };
-            cache.put(zone, d, Duration::from_secs(300), now);
+            cache.put(NameKey(zone), d, Duration::from_secs(300), now);
         }
         Box::new(|| cache.bytes())
     });

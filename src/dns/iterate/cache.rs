@@ -3,7 +3,7 @@
 //! Bounded in entries and bytes; past either, entries go one at a time (CLOCK),
 //! expired ones first.
 
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -102,15 +102,15 @@ pub fn name_heap(n: &Name) -> usize {
     h
 }
 
-impl Weigh for Name {
+impl Weigh for NameKey {
     fn weight(&self) -> usize {
-        name_heap(self)
+        name_heap(&self.0)
     }
 }
 
 impl Weigh for Key {
     fn weight(&self) -> usize {
-        name_heap(&self.0)
+        name_heap(&self.0.0)
     }
 }
 
@@ -214,4 +214,116 @@ pub fn aged(step: &Step, left: Duration) -> Step {
 }
 
 /// Key of the answer cache.
-pub type Key = (Name, RecordType);
+pub type Key = (NameKey, RecordType);
+
+/// A name as a map key: equal and hashed without regard to case, like [`Name`],
+/// but cheaply. `Name`'s own `Hash` feeds the hasher one byte at a time and its
+/// `Eq` compares labels from the root down through an iterator per label; a cache
+/// miss hashes and compares a score of names, so these do it a label at a time.
+#[derive(Debug, Clone)]
+pub struct NameKey(pub Name);
+
+impl Hash for NameKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The lowercased wire form (length-prefixed labels), in one write.
+        let mut buf = [0u8; 256];
+        let mut at = 0;
+        for label in self.0.iter() {
+            let end = at + 1 + label.len();
+            // A name is at most 255 bytes in wire form; never cut one short silently.
+            let Some(dst) = buf.get_mut(at + 1..end) else {
+                state.write(&buf[..at]);
+                at = 0;
+                state.write(&[label.len() as u8]);
+                label
+                    .iter()
+                    .for_each(|b| state.write_u8(b.to_ascii_lowercase()));
+                continue;
+            };
+            for (d, s) in dst.iter_mut().zip(label) {
+                *d = s.to_ascii_lowercase();
+            }
+            buf[at] = label.len() as u8;
+            at = end;
+        }
+        state.write(&buf[..at]);
+        state.write_u8(u8::from(self.0.is_fqdn()));
+    }
+}
+
+impl PartialEq for NameKey {
+    fn eq(&self, other: &Self) -> bool {
+        if self.0.is_fqdn() != other.0.is_fqdn() {
+            return false;
+        }
+        let (mut a, mut b) = (self.0.iter(), other.0.iter());
+        loop {
+            match (a.next(), b.next()) {
+                (None, None) => return true,
+                (Some(x), Some(y)) if x.eq_ignore_ascii_case(y) => {}
+                _ => return false,
+            }
+        }
+    }
+}
+
+impl Eq for NameKey {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    fn hash(k: &NameKey) -> u64 {
+        // A fixed seed: both sides of each comparison use the same one.
+        foldhash::fast::FixedState::with_seed(7).hash_one(k)
+    }
+
+    fn key(s: &str) -> NameKey {
+        NameKey(Name::from_ascii(s).unwrap())
+    }
+
+    #[test]
+    fn name_keys_agree_with_names_on_equality_and_hash_alike_when_equal() {
+        let names = [
+            ".",
+            "com.",
+            "COM.",
+            "example.com.",
+            "Example.Com.",
+            "examplecom.",
+            "exa.mplecom.",
+            "www.example.com.",
+            "www.example.com",
+            "*.example.com.",
+            "x.example.com.",
+            "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.example.org.",
+            "A.B.C.D.E.F.G.H.I.J.K.L.M.N.O.P.Q.R.S.T.U.V.W.X.Y.Z.EXAMPLE.ORG.",
+        ];
+        for a in names {
+            for b in names {
+                let (ka, kb) = (key(a), key(b));
+                assert_eq!(ka == kb, ka.0 == kb.0, "{a} vs {b}");
+                if ka == kb {
+                    assert_eq!(hash(&ka), hash(&kb), "{a} vs {b}");
+                }
+            }
+        }
+        assert_ne!(hash(&key("examplecom.")), hash(&key("exa.mplecom.")));
+    }
+
+    #[test]
+    fn the_longest_names_hash_by_their_every_byte() {
+        // 127 one-letter labels: 255 bytes in wire form, the most a name holds.
+        let long = |last: &str| {
+            let mut s = "a.".repeat(126);
+            s.push_str(last);
+            s.push('.');
+            key(&s)
+        };
+        let (x, y) = (long("x"), long("y"));
+        assert_ne!(x, y);
+        assert_ne!(hash(&x), hash(&y));
+        assert_eq!(hash(&x), hash(&long("X")));
+    }
+}

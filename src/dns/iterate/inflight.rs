@@ -32,12 +32,19 @@ impl<K: Hash + Eq + Clone, T: Clone> InFlight<K, T> {
         Fut: Future<Output = T>,
     {
         let cell = self.lock().entry(key.clone()).or_default().clone();
-        let result = cell.get_or_init(work).await.clone();
-        let mut m = self.lock();
-        if m.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-            m.remove(&key);
+        cell.get_or_init(work).await;
+        {
+            let mut m = self.lock();
+            if m.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                m.remove(&key);
+            }
         }
-        result
+        // The last caller to leave takes the result without a copy; only callers that
+        // shared the run pay for one (a result may be a whole message).
+        match Arc::try_unwrap(cell) {
+            Ok(c) => c.into_inner().expect("the cell was initialised above"),
+            Err(c) => c.get().expect("the cell was initialised above").clone(),
+        }
     }
 
     /// Keys in flight (for tests).
@@ -88,6 +95,49 @@ mod tests {
             .run("k", || async { runs.fetch_add(1, Ordering::SeqCst) })
             .await;
         assert_eq!(again, 1);
+    }
+
+    /// Counts its clones.
+    struct Counted(Arc<AtomicUsize>);
+    impl Clone for Counted {
+        fn clone(&self) -> Self {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Counted(self.0.clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_callers_that_share_a_result_clone_it() {
+        let clones = Arc::new(AtomicUsize::new(0));
+        let f: Arc<InFlight<&str, Counted>> = Arc::default();
+        let c = clones.clone();
+        f.run("alone", || async move { Counted(c) }).await;
+        assert_eq!(
+            clones.load(Ordering::SeqCst),
+            0,
+            "a lone caller takes the result"
+        );
+
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..3 {
+            let (f, c) = (f.clone(), clones.clone());
+            set.spawn(async move {
+                f.run("shared", || async move {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Counted(c)
+                })
+                .await
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            r.unwrap();
+        }
+        assert_eq!(
+            clones.load(Ordering::SeqCst),
+            2,
+            "three sharers: two copies, the last one takes the original"
+        );
+        assert!(f.is_empty());
     }
 
     #[tokio::test]

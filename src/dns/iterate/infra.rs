@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::cache::NameKey;
 use hickory_proto::rr::Name;
 
 /// The RTT assumed for a server never heard from (Unbound's UNKNOWN_SERVER_NICENESS).
@@ -36,7 +37,7 @@ struct Server {
 #[derive(Default)]
 pub struct Infra {
     servers: Mutex<HashMap<IpAddr, Server, foldhash::fast::RandomState>>,
-    lame: Mutex<HashMap<(IpAddr, Name), Instant, foldhash::fast::RandomState>>,
+    lame: Mutex<HashMap<(IpAddr, NameKey), Instant, foldhash::fast::RandomState>>,
 }
 
 impl Infra {
@@ -118,7 +119,7 @@ impl Infra {
         if m.len() >= MAX_SERVERS {
             m.retain(|_, until| *until > now);
         }
-        m.insert((ip, zone.clone()), now + LAME_FOR);
+        m.insert((ip, NameKey(zone.clone())), now + LAME_FOR);
     }
 
     /// Order `candidates` for a query to `zone`: usable servers first (not dead, not
@@ -132,7 +133,11 @@ impl Infra {
             .map(|ip| {
                 let s = servers.get(ip);
                 let dead = s.and_then(|s| s.dead_until).is_some_and(|t| t > now);
-                let is_lame = lame.get(&(*ip, zone.clone())).is_some_and(|t| *t > now);
+                // Mostly no server is lame: no key to build then.
+                let is_lame = !lame.is_empty()
+                    && lame
+                        .get(&(*ip, NameKey(zone.clone())))
+                        .is_some_and(|t| *t > now);
                 let rtt = s.map(|s| s.srtt_ms).unwrap_or(UNKNOWN_RTT_MS);
                 (dead || is_lame, rtt, *ip)
             })

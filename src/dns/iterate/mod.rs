@@ -32,7 +32,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use ipnet::IpNet;
 use prometheus::IntCounterVec;
 
-use cache::{Delegation, Expiring, Key, aged, ttl_of};
+use cache::{Delegation, Expiring, Key, NameKey, aged, ttl_of};
 use inflight::InFlight;
 use infra::Infra;
 use scrub::Kind;
@@ -106,7 +106,7 @@ impl Budget {
 }
 
 /// A question to a zone's servers: the zone, the name and the type.
-type AskKey = (Name, Name, RecordType);
+type AskKey = (NameKey, NameKey, RecordType);
 
 /// What asking a zone's servers gave: the kind of answer and the message, or why
 /// no server gave a usable one.
@@ -166,7 +166,7 @@ pub struct Iterator {
     s: Settings,
     infra: Infra,
     answers: Expiring<Key, Step>,
-    zones: Expiring<Name, Delegation>,
+    zones: Expiring<NameKey, Delegation>,
     /// Lookups in flight, by name and type.
     inflight: InFlight<Key, Step>,
     /// Questions in flight to a zone's servers, by zone, name and type.
@@ -222,7 +222,7 @@ impl Iterator {
     /// its servers (a prefetch refreshes an answer this way).
     pub fn forget(&self, name: &Name, qtype: RecordType) {
         self.answers
-            .expire(&(name.to_lowercase(), qtype), Instant::now());
+            .expire(&(NameKey(name.clone()), qtype), Instant::now());
     }
 
     /// Drop every cached answer and zone cut at or below `zone` (all of them for
@@ -230,7 +230,7 @@ impl Iterator {
     /// servers themselves (round-trip times, lameness) stays.
     pub fn flush(&self, zone: Option<&Name>) -> usize {
         let under = |n: &Name| zone.is_none_or(|z| z.zone_of(n));
-        self.answers.forget(|(n, _)| under(n)) + self.zones.forget(under)
+        self.answers.forget(|(n, _)| under(&n.0)) + self.zones.forget(|n| under(&n.0))
     }
 
     /// Look `name`/`qtype` up and follow its aliases, within the budget.
@@ -263,7 +263,7 @@ impl Iterator {
         cx: Ctx<'a>,
     ) -> Boxed<'a, Step> {
         Box::pin(async move {
-            let key = (name.clone(), qtype);
+            let key = (NameKey(name.clone()), qtype);
             if let Some((step, left)) = self.answers.get(&key, Instant::now()) {
                 return aged(&step, left);
             }
@@ -289,7 +289,7 @@ impl Iterator {
     fn closest(&self, name: &Name, qtype: RecordType, now: Instant) -> Delegation {
         let top = name.num_labels() - u8::from(qtype == RecordType::DS && !name.is_root());
         for k in (1..=top).rev() {
-            if let Some((d, _)) = self.zones.get(&name.trim_to(k as usize), now) {
+            if let Some((d, _)) = self.zones.get(&NameKey(name.trim_to(k as usize)), now) {
                 return (*d).clone();
             }
         }
@@ -317,7 +317,7 @@ impl Iterator {
             if minimised {
                 // A minimised name already known to exist below this cut (an answer
                 // or an empty non-terminal) needs no query.
-                let known = self.answers.get(&(qn.clone(), qt), Instant::now());
+                let known = self.answers.get(&(NameKey(qn.clone()), qt), Instant::now());
                 if let Some((step, _)) = known
                     && matches!(*step, Step::Answer(..) | Step::NoData(..))
                 {
@@ -326,7 +326,7 @@ impl Iterator {
                 }
             }
             // The same question to the same zone from another resolution is shared.
-            let key: AskKey = (zone.zone.clone(), qn.clone(), qt);
+            let key: AskKey = (NameKey(zone.zone.clone()), NameKey(qn.clone()), qt);
             let asked = if cx.trail.holds(|h| matches!(h, Held::Ask(k) if **k == key)) {
                 Err(format!("asking {} about {qn} depends on itself", zone.zone))
             } else {
@@ -360,7 +360,8 @@ impl Iterator {
                         addrs: glue,
                     };
                     let ttl = Duration::from_secs(ttl.clamp(5, 86_400) as u64);
-                    self.zones.put(child, d.clone(), ttl, Instant::now());
+                    self.zones
+                        .put(NameKey(child), d.clone(), ttl, Instant::now());
                     labels = d.zone.num_labels() + 1;
                     zone = d;
                 }
@@ -368,7 +369,8 @@ impl Iterator {
                 kind @ (Kind::NoData { .. } | Kind::Answer { .. }) if minimised => {
                     let step = step_of(kind);
                     let ttl = ttl_of(&step);
-                    self.answers.put((qn, qt), step, ttl, Instant::now());
+                    self.answers
+                        .put((NameKey(qn), qt), step, ttl, Instant::now());
                     labels += 1;
                 }
                 // Relaxed minimisation: anything else, ask for the full name.
@@ -379,7 +381,7 @@ impl Iterator {
                         scrub::add_proofs(&mut step, &msg, &zone.zone);
                     }
                     self.answers.put(
-                        (name.clone(), qtype),
+                        (NameKey(name.clone()), qtype),
                         step.clone(),
                         ttl_of(&step),
                         Instant::now(),
@@ -499,8 +501,9 @@ impl Iterator {
         }
         if found {
             let now = Instant::now();
-            if let Some((_, left)) = self.zones.get(&zone.zone, now) {
-                self.zones.put(zone.zone.clone(), zone.clone(), left, now);
+            let key = NameKey(zone.zone.clone());
+            if let Some((_, left)) = self.zones.get(&key, now) {
+                self.zones.put(key, zone.clone(), left, now);
             }
         }
         found
