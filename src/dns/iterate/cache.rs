@@ -3,7 +3,7 @@
 //! Bounded in entries and bytes; past either, entries go one at a time (CLOCK),
 //! expired ones first.
 
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -104,13 +104,13 @@ pub fn name_heap(n: &Name) -> usize {
 
 impl Weigh for NameKey {
     fn weight(&self) -> usize {
-        name_heap(&self.0)
+        name_heap(&self.name)
     }
 }
 
 impl Weigh for Key {
     fn weight(&self) -> usize {
-        name_heap(&self.0.0)
+        name_heap(&self.0.name)
     }
 }
 
@@ -216,54 +216,56 @@ pub fn aged(step: &Step, left: Duration) -> Step {
 /// Key of the answer cache.
 pub type Key = (NameKey, RecordType);
 
-/// A name as a map key: equal and hashed without regard to case, like [`Name`],
-/// but cheaply. `Name`'s own `Hash` feeds the hasher one byte at a time and its
-/// `Eq` compares labels from the root down through an iterator per label; a cache
-/// miss hashes and compares a score of names, so these do it a label at a time.
+/// A name as a map key: equal without regard to case, like [`Name`], but hashed
+/// once. A cache miss looks a score of names up in the iterator's maps (answers,
+/// zone cuts, work in flight, lame servers); `Name`'s own `Hash` walks every byte
+/// each time, so the key carries a 64-bit digest of its lowercased labels, taken
+/// with a seed drawn at start, and the maps hash that digest (with their own seeds).
+/// Equal names have equal digests; unequal digests settle inequality at once.
 #[derive(Debug, Clone)]
-pub struct NameKey(pub Name);
+pub struct NameKey {
+    name: Name,
+    digest: u64,
+}
+
+impl NameKey {
+    /// The key of `name`.
+    pub fn new(name: Name) -> NameKey {
+        static SEED: std::sync::OnceLock<foldhash::quality::RandomState> =
+            std::sync::OnceLock::new();
+        let mut h = SEED.get_or_init(Default::default).build_hasher();
+        h.write_u8(u8::from(name.is_fqdn()));
+        for label in name.iter() {
+            h.write_u8(label.len() as u8);
+            // Labels are short: lowercase them eight bytes at a time into a word.
+            for chunk in label.chunks(8) {
+                let mut w = [0u8; 8];
+                w[..chunk.len()].copy_from_slice(chunk);
+                w.make_ascii_lowercase();
+                h.write_u64(u64::from_le_bytes(w));
+            }
+        }
+        NameKey {
+            digest: h.finish(),
+            name,
+        }
+    }
+
+    /// The name.
+    pub fn name(&self) -> &Name {
+        &self.name
+    }
+}
 
 impl Hash for NameKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        // The lowercased wire form (length-prefixed labels), in one write.
-        let mut buf = [0u8; 256];
-        let mut at = 0;
-        for label in self.0.iter() {
-            let end = at + 1 + label.len();
-            // A name is at most 255 bytes in wire form; never cut one short silently.
-            let Some(dst) = buf.get_mut(at + 1..end) else {
-                state.write(&buf[..at]);
-                at = 0;
-                state.write(&[label.len() as u8]);
-                label
-                    .iter()
-                    .for_each(|b| state.write_u8(b.to_ascii_lowercase()));
-                continue;
-            };
-            for (d, s) in dst.iter_mut().zip(label) {
-                *d = s.to_ascii_lowercase();
-            }
-            buf[at] = label.len() as u8;
-            at = end;
-        }
-        state.write(&buf[..at]);
-        state.write_u8(u8::from(self.0.is_fqdn()));
+        state.write_u64(self.digest);
     }
 }
 
 impl PartialEq for NameKey {
     fn eq(&self, other: &Self) -> bool {
-        if self.0.is_fqdn() != other.0.is_fqdn() {
-            return false;
-        }
-        let (mut a, mut b) = (self.0.iter(), other.0.iter());
-        loop {
-            match (a.next(), b.next()) {
-                (None, None) => return true,
-                (Some(x), Some(y)) if x.eq_ignore_ascii_case(y) => {}
-                _ => return false,
-            }
-        }
+        self.digest == other.digest && self.name == other.name
     }
 }
 
@@ -280,7 +282,7 @@ mod tests {
     }
 
     fn key(s: &str) -> NameKey {
-        NameKey(Name::from_ascii(s).unwrap())
+        NameKey::new(Name::from_ascii(s).unwrap())
     }
 
     #[test]
@@ -303,7 +305,7 @@ mod tests {
         for a in names {
             for b in names {
                 let (ka, kb) = (key(a), key(b));
-                assert_eq!(ka == kb, ka.0 == kb.0, "{a} vs {b}");
+                assert_eq!(ka == kb, ka.name() == kb.name(), "{a} vs {b}");
                 if ka == kb {
                     assert_eq!(hash(&ka), hash(&kb), "{a} vs {b}");
                 }

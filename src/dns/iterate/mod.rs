@@ -222,7 +222,7 @@ impl Iterator {
     /// its servers (a prefetch refreshes an answer this way).
     pub fn forget(&self, name: &Name, qtype: RecordType) {
         self.answers
-            .expire(&(NameKey(name.clone()), qtype), Instant::now());
+            .expire(&(NameKey::new(name.clone()), qtype), Instant::now());
     }
 
     /// Drop every cached answer and zone cut at or below `zone` (all of them for
@@ -230,7 +230,7 @@ impl Iterator {
     /// servers themselves (round-trip times, lameness) stays.
     pub fn flush(&self, zone: Option<&Name>) -> usize {
         let under = |n: &Name| zone.is_none_or(|z| z.zone_of(n));
-        self.answers.forget(|(n, _)| under(&n.0)) + self.zones.forget(|n| under(&n.0))
+        self.answers.forget(|(n, _)| under(n.name())) + self.zones.forget(|n| under(n.name()))
     }
 
     /// Look `name`/`qtype` up and follow its aliases, within the budget.
@@ -263,7 +263,7 @@ impl Iterator {
         cx: Ctx<'a>,
     ) -> Boxed<'a, Step> {
         Box::pin(async move {
-            let key = (NameKey(name.clone()), qtype);
+            let key = (NameKey::new(name.clone()), qtype);
             if let Some((step, left)) = self.answers.get(&key, Instant::now()) {
                 return aged(&step, left);
             }
@@ -289,7 +289,7 @@ impl Iterator {
     fn closest(&self, name: &Name, qtype: RecordType, now: Instant) -> Delegation {
         let top = name.num_labels() - u8::from(qtype == RecordType::DS && !name.is_root());
         for k in (1..=top).rev() {
-            if let Some((d, _)) = self.zones.get(&NameKey(name.trim_to(k as usize)), now) {
+            if let Some((d, _)) = self.zones.get(&NameKey::new(name.trim_to(k as usize)), now) {
                 return (*d).clone();
             }
         }
@@ -314,10 +314,11 @@ impl Iterator {
             } else {
                 (name.clone(), qtype)
             };
+            let qk = NameKey::new(qn.clone());
             if minimised {
                 // A minimised name already known to exist below this cut (an answer
                 // or an empty non-terminal) needs no query.
-                let known = self.answers.get(&(NameKey(qn.clone()), qt), Instant::now());
+                let known = self.answers.get(&(qk.clone(), qt), Instant::now());
                 if let Some((step, _)) = known
                     && matches!(*step, Step::Answer(..) | Step::NoData(..))
                 {
@@ -326,7 +327,7 @@ impl Iterator {
                 }
             }
             // The same question to the same zone from another resolution is shared.
-            let key: AskKey = (NameKey(zone.zone.clone()), NameKey(qn.clone()), qt);
+            let key: AskKey = (NameKey::new(zone.zone.clone()), qk.clone(), qt);
             let asked = if cx.trail.holds(|h| matches!(h, Held::Ask(k) if **k == key)) {
                 Err(format!("asking {} about {qn} depends on itself", zone.zone))
             } else {
@@ -361,7 +362,7 @@ impl Iterator {
                     };
                     let ttl = Duration::from_secs(ttl.clamp(5, 86_400) as u64);
                     self.zones
-                        .put(NameKey(child), d.clone(), ttl, Instant::now());
+                        .put(NameKey::new(child), d.clone(), ttl, Instant::now());
                     labels = d.zone.num_labels() + 1;
                     zone = d;
                 }
@@ -369,8 +370,7 @@ impl Iterator {
                 kind @ (Kind::NoData { .. } | Kind::Answer { .. }) if minimised => {
                     let step = step_of(kind);
                     let ttl = ttl_of(&step);
-                    self.answers
-                        .put((NameKey(qn), qt), step, ttl, Instant::now());
+                    self.answers.put((qk, qt), step, ttl, Instant::now());
                     labels += 1;
                 }
                 // Relaxed minimisation: anything else, ask for the full name.
@@ -381,7 +381,8 @@ impl Iterator {
                         scrub::add_proofs(&mut step, &msg, &zone.zone);
                     }
                     self.answers.put(
-                        (NameKey(name.clone()), qtype),
+                        // Not minimised: the name asked is the whole name.
+                        (qk, qtype),
                         step.clone(),
                         ttl_of(&step),
                         Instant::now(),
@@ -501,7 +502,7 @@ impl Iterator {
         }
         if found {
             let now = Instant::now();
-            let key = NameKey(zone.zone.clone());
+            let key = NameKey::new(zone.zone.clone());
             if let Some((_, left)) = self.zones.get(&key, now) {
                 self.zones.put(key, zone.clone(), left, now);
             }
