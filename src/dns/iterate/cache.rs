@@ -63,13 +63,18 @@ impl<K: Hash + Eq + Clone + Weigh, V> Expiring<K, V> {
 
     /// Keep `v` for `ttl`.
     pub fn put(&self, k: K, v: V, ttl: Duration, now: Instant) {
+        self.put_shared(k, Arc::new(v), ttl, now);
+    }
+
+    /// Keep `v`, shared with its other holders, for `ttl`.
+    pub fn put_shared(&self, k: K, v: Arc<V>, ttl: Duration, now: Instant) {
         if ttl.is_zero() {
             return;
         }
         // The value lives in an `Arc` allocation (two counters and the value).
         let weight = chunk(16 + std::mem::size_of::<V>()) + (self.weigh)(&v);
         let held = Held {
-            value: Arc::new(v),
+            value: v,
             until: now + ttl,
             weight,
         };
@@ -265,7 +270,19 @@ impl Hash for NameKey {
 
 impl PartialEq for NameKey {
     fn eq(&self, other: &Self) -> bool {
-        self.digest == other.digest && self.name == other.name
+        // Equal digests: compare the labels, in order (quicker than `Name`'s own
+        // comparison, which walks them from the root through nested iterators).
+        if self.digest != other.digest || self.name.is_fqdn() != other.name.is_fqdn() {
+            return false;
+        }
+        let (mut a, mut b) = (self.name.iter(), other.name.iter());
+        loop {
+            match (a.next(), b.next()) {
+                (None, None) => return true,
+                (Some(x), Some(y)) if x.eq_ignore_ascii_case(y) => {}
+                _ => return false,
+            }
+        }
     }
 }
 

@@ -286,18 +286,20 @@ impl Iterator {
 
     /// The closest zone cut above `name` that is cached, or the root. A DS record
     /// lives in the parent of its zone, so for DS the cut at `name` itself is passed.
-    fn closest(&self, name: &Name, qtype: RecordType, now: Instant) -> Delegation {
+    /// Shared with the cache: a resolution copies it only to add name-server
+    /// addresses it found.
+    fn closest(&self, name: &Name, qtype: RecordType, now: Instant) -> Arc<Delegation> {
         let top = name.num_labels() - u8::from(qtype == RecordType::DS && !name.is_root());
         for k in (1..=top).rev() {
             if let Some((d, _)) = self.zones.get(&NameKey::new(name.trim_to(k as usize)), now) {
-                return (*d).clone();
+                return d;
             }
         }
-        Delegation {
+        Arc::new(Delegation {
             zone: Name::root(),
             ns: vec![],
             addrs: self.s.roots.iter().map(|ip| (Name::root(), *ip)).collect(),
-        }
+        })
     }
 
     /// Descend from the closest known cut to the zone of `name` and ask it.
@@ -355,14 +357,14 @@ impl Iterator {
                     glue,
                     ttl,
                 } => {
-                    let d = Delegation {
+                    let d = Arc::new(Delegation {
                         zone: child.clone(),
                         ns,
                         addrs: glue,
-                    };
+                    });
                     let ttl = Duration::from_secs(ttl.clamp(5, 86_400) as u64);
                     self.zones
-                        .put(NameKey::new(child), d.clone(), ttl, Instant::now());
+                        .put_shared(NameKey::new(child), d.clone(), ttl, Instant::now());
                     labels = d.zone.num_labels() + 1;
                     zone = d;
                 }
@@ -399,7 +401,7 @@ impl Iterator {
     /// glue are resolved when the others are used up.
     async fn ask(
         self: &Arc<Self>,
-        zone: &mut Delegation,
+        zone: &mut Arc<Delegation>,
         qn: &Name,
         qt: RecordType,
         cx: Ctx<'_>,
@@ -467,7 +469,7 @@ impl Iterator {
     /// Resolve the addresses of a few of the zone's name servers that have none,
     /// in parallel; true when any address was found (added to `zone` and its cache
     /// entry). A failure here only leaves that server out.
-    async fn resolve_glueless(self: &Arc<Self>, zone: &mut Delegation, cx: Ctx<'_>) -> bool {
+    async fn resolve_glueless(self: &Arc<Self>, zone: &mut Arc<Delegation>, cx: Ctx<'_>) -> bool {
         if cx.depth >= MAX_DEPTH {
             return false;
         }
@@ -495,7 +497,7 @@ impl Iterator {
         for (ns, ips) in futures_util::future::join_all(lookups).await {
             for ip in ips {
                 if !zone.addrs.contains(&(ns.clone(), ip)) {
-                    zone.addrs.push((ns.clone(), ip));
+                    Arc::make_mut(zone).addrs.push((ns.clone(), ip));
                     found = true;
                 }
             }
@@ -504,7 +506,7 @@ impl Iterator {
             let now = Instant::now();
             let key = NameKey::new(zone.zone.clone());
             if let Some((_, left)) = self.zones.get(&key, now) {
-                self.zones.put(key, zone.clone(), left, now);
+                self.zones.put_shared(key, zone.clone(), left, now);
             }
         }
         found
