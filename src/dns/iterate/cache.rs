@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use super::Step;
 use crate::dns::clock::{ClockMap, Weigh, chunk};
@@ -288,6 +289,31 @@ impl PartialEq for NameKey {
 
 impl Eq for NameKey {}
 
+/// The last `k` labels of `name`, as [`Name::trim_to`] gives them. That one builds
+/// a label object and two vectors on the way (thousands of instructions, several
+/// allocations); a descent asks for a few suffixes per cache miss, so this one
+/// writes the labels' wire form and reads it back as a name.
+pub fn suffix(name: &Name, k: usize) -> Name {
+    let total = name.iter().len();
+    if k >= total {
+        return name.clone();
+    }
+    let mut wire = [0u8; 256];
+    let mut at = 0;
+    for label in name.iter().skip(total - k) {
+        let Some(dst) = wire.get_mut(at + 1..at + 1 + label.len()) else {
+            return name.trim_to(k);
+        };
+        dst.copy_from_slice(label);
+        wire[at] = label.len() as u8;
+        at += 1 + label.len();
+    }
+    // The root label ends it (still inside the buffer: a name is at most 255 bytes).
+    at += 1;
+    let mut d = BinDecoder::new(&wire[..at]);
+    Name::read(&mut d).unwrap_or_else(|_| name.trim_to(k))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,6 +355,28 @@ mod tests {
             }
         }
         assert_ne!(hash(&key("examplecom.")), hash(&key("exa.mplecom.")));
+    }
+
+    #[test]
+    fn suffixes_are_what_trim_to_gives() {
+        for n in [
+            ".",
+            "com.",
+            "www.Example.COM.",
+            "*.example.com.",
+            "a.b.c.d.e.f.g.h.i.j.k.example.net.",
+            "xn--fiqs8s.xn--fiqs8s.",
+        ] {
+            let name = Name::from_ascii(n).unwrap();
+            for k in 0..=name.iter().len() + 1 {
+                let (got, want) = (suffix(&name, k), name.trim_to(k));
+                assert!(got.eq_case(&want), "{n} to {k}: {got} vs {want}");
+                assert_eq!(got.is_fqdn(), want.is_fqdn(), "{n} to {k}");
+            }
+        }
+        let long = Name::from_ascii(format!("{}x.", "a.".repeat(126))).unwrap();
+        assert_eq!(suffix(&long, 127), long);
+        assert!(suffix(&long, 3).eq_case(&long.trim_to(3)));
     }
 
     #[test]

@@ -291,7 +291,10 @@ impl Iterator {
     fn closest(&self, name: &Name, qtype: RecordType, now: Instant) -> Arc<Delegation> {
         let top = name.num_labels() - u8::from(qtype == RecordType::DS && !name.is_root());
         for k in (1..=top).rev() {
-            if let Some((d, _)) = self.zones.get(&NameKey::new(name.trim_to(k as usize)), now) {
+            if let Some((d, _)) = self
+                .zones
+                .get(&NameKey::new(cache::suffix(name, k as usize)), now)
+            {
                 return d;
             }
         }
@@ -312,7 +315,7 @@ impl Iterator {
                 && labels < name.num_labels()
                 && labels - zone.zone.num_labels() <= MAX_MINIMISE;
             let (qn, qt) = if minimised {
-                (name.trim_to(labels as usize), RecordType::A)
+                (cache::suffix(name, labels as usize), RecordType::A)
             } else {
                 (name.clone(), qtype)
             };
