@@ -415,6 +415,9 @@ impl Engine {
             Cname::Spared => *cacheable = false,
             Cname::Clear => {}
         }
+        if plain_response(buf, packet, q, &req, &resolved, dnssec_ok) {
+            return Outcome::Allowed;
+        }
         let (resp, outcome) = response(&req, resolved, dnssec_ok, q.edns.is_some());
         match resp.to_vec() {
             Ok(v) => {
@@ -596,6 +599,51 @@ enum Cname {
 
 /// The answer message for a resolution: flags echoed from `req`, records by
 /// section, EDNS when the query had it, DNSSEC records only for DO.
+/// The answer [`response`] would give, written straight to wire form when it holds
+/// only the common record types (see [`wire::records`]); false otherwise.
+fn plain_response(
+    buf: &mut Vec<u8>,
+    packet: &[u8],
+    q: &Query,
+    req: &Message,
+    resolved: &Resolved,
+    dnssec_ok: bool,
+) -> bool {
+    let question = wire::records::Question {
+        packet,
+        question_end: q.question_end,
+        labels: &q.labels,
+    };
+    let (rcode, ad, answers, authorities) = match resolved {
+        Resolved::Answer {
+            answers,
+            authorities,
+            authentic,
+        } => (
+            rcode::NOERROR,
+            *authentic && (dnssec_ok || req.metadata.authentic_data),
+            answers.as_slice(),
+            authorities.as_slice(),
+        ),
+        Resolved::Negative {
+            nxdomain,
+            soa,
+            answers,
+        } => (
+            if *nxdomain {
+                rcode::NXDOMAIN
+            } else {
+                rcode::NOERROR
+            },
+            false,
+            answers.as_slice(),
+            soa.as_deref().map(std::slice::from_ref).unwrap_or_default(),
+        ),
+        Resolved::Failed(_) => return false,
+    };
+    wire::records::response(buf, &question, rcode, ad, answers, authorities, q.edns)
+}
+
 fn response(req: &Message, resolved: Resolved, dnssec_ok: bool, edns: bool) -> (Message, Outcome) {
     let mut resp = Message::new(req.metadata.id, MessageType::Response, OpCode::Query);
     resp.metadata.recursion_desired = req.metadata.recursion_desired;

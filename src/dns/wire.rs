@@ -561,5 +561,7 @@ pub fn truncate(buf: &mut Vec<u8>, question_end: usize, edns: Option<Edns>) {
     }
 }
 
+pub mod records;
+
 #[cfg(test)]
 mod tests;
