@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::cache::{AnswerCache, Lookup};
 use super::policy::{BlockInfo, Decision, Policy, RateLimiter};
@@ -391,21 +391,39 @@ impl Engine {
         buf: &mut Vec<u8>,
         cacheable: &mut bool,
     ) -> Outcome {
-        let req = match Message::from_vec(packet) {
-            Ok(m) if m.queries.len() == 1 => m,
-            _ => {
-                wire::error_response(buf, packet, q.question_end, rcode::FORMERR, q.edns);
-                return Outcome::Malformed;
+        // A plain query (the question and at most an OPT record, as parse_query read
+        // them) needs no second decoding; anything more is decoded by hickory as
+        // before, which refuses what it cannot read.
+        let plain = packet[6..10] == [0; 4]
+            && match u16::from_be_bytes([packet[10], packet[11]]) {
+                0 => true,
+                1 => q.edns.is_some(),
+                _ => false,
+            };
+        let mut req = None;
+        let name = if plain {
+            wire::records::question_name(packet, q.qname_end)
+        } else {
+            match Message::from_vec(packet) {
+                Ok(m) if m.queries.len() == 1 => {
+                    let n = m.queries[0].name().clone();
+                    req = Some(m);
+                    Some(n)
+                }
+                _ => None,
             }
         };
-        let hq = &req.queries[0];
+        let Some(name) = name else {
+            wire::error_response(buf, packet, q.question_end, rcode::FORMERR, q.edns);
+            return Outcome::Malformed;
+        };
         let dnssec_ok = q.edns.is_some_and(|e| e.dnssec_ok);
         let resolved = self
             .backend
             .resolve(
-                hq.name().to_lowercase(),
-                hq.query_type(),
-                req.metadata.checking_disabled,
+                name.to_lowercase(),
+                RecordType::from(q.qtype),
+                q.flags & FLAG_CD != 0,
                 client.is_none(),
                 self.deadline,
             )
@@ -415,9 +433,16 @@ impl Engine {
             Cname::Spared => *cacheable = false,
             Cname::Clear => {}
         }
-        if plain_response(buf, packet, q, &req, &resolved, dnssec_ok) {
+        if plain_response(buf, packet, q, &resolved, dnssec_ok) {
             return Outcome::Allowed;
         }
+        let req = match req.map_or_else(|| Message::from_vec(packet), Ok) {
+            Ok(m) if m.queries.len() == 1 => m,
+            _ => {
+                wire::error_response(buf, packet, q.question_end, rcode::FORMERR, q.edns);
+                return Outcome::Malformed;
+            }
+        };
         let (resp, outcome) = response(&req, resolved, dnssec_ok, q.edns.is_some());
         match resp.to_vec() {
             Ok(v) => {
@@ -599,13 +624,16 @@ enum Cname {
 
 /// The answer message for a resolution: flags echoed from `req`, records by
 /// section, EDNS when the query had it, DNSSEC records only for DO.
+/// The AD and CD bits of a header's flags.
+const FLAG_AD: u16 = 0x0020;
+const FLAG_CD: u16 = 0x0010;
+
 /// The answer [`response`] would give, written straight to wire form when it holds
 /// only the common record types (see [`wire::records`]); false otherwise.
 fn plain_response(
     buf: &mut Vec<u8>,
     packet: &[u8],
     q: &Query,
-    req: &Message,
     resolved: &Resolved,
     dnssec_ok: bool,
 ) -> bool {
@@ -621,7 +649,7 @@ fn plain_response(
             authentic,
         } => (
             rcode::NOERROR,
-            *authentic && (dnssec_ok || req.metadata.authentic_data),
+            *authentic && (dnssec_ok || q.flags & FLAG_AD != 0),
             answers.as_slice(),
             authorities.as_slice(),
         ),

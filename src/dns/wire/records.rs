@@ -6,6 +6,7 @@
 //! written; anything else is left to the general encoder.
 
 use hickory_proto::rr::{DNSClass, Name, RData, Record};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use super::{Edns, LabelOffsets, ResponseWriter};
 
@@ -22,6 +23,13 @@ pub struct Question<'a> {
     pub question_end: usize,
     /// Its name's labels (offset of each label's first byte, and length).
     pub labels: &'a LabelOffsets,
+}
+
+/// The question's name, read from a query whose question [`super::parse_query`]
+/// accepted (labels only, no compression), ending at `qname_end`.
+pub fn question_name(packet: &[u8], qname_end: usize) -> Option<Name> {
+    let wire = packet.get(super::HEADER_LEN..qname_end)?;
+    Name::read(&mut BinDecoder::new(wire)).ok()
 }
 
 /// Whether [`response`] can write every one of `records`.
@@ -424,6 +432,19 @@ mod tests {
         // The SOA's owner is a suffix of the question: a pointer to "example".
         let soa_at = second + 2 + 10 + 4;
         assert_eq!(&buf[soa_at..soa_at + 2], &[0xc0, 12 + 4]);
+    }
+
+    #[test]
+    fn the_question_name_is_read_as_hickory_reads_it() {
+        for name in [".", "com.", "WwW.Example.COM.", "a-b.c_d.xn--fiqs8s."] {
+            let packet = query(name, RecordType::A, Some(true), false);
+            let q = parse_query(&packet).unwrap();
+            let got = question_name(&packet, q.qname_end).unwrap();
+            let want = Message::from_vec(&packet).unwrap().queries[0]
+                .name()
+                .clone();
+            assert!(got.eq_case(&want), "{got} vs {want}");
+        }
     }
 
     #[test]
