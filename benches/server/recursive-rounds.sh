@@ -26,7 +26,8 @@ for round in $(seq 1 "$ROUNDS"); do
   for p in "${order[@]}"; do
     name=${p%%@*} bin=
     [ "$name" != "$p" ] && bin=${p#*@}
-    log_out=$out/round$round-$name${bin:+-$(basename "$bin")}
+    # Two builds of fanzha are both called "fanzha": their directory names their path.
+    log_out=$out/round$round-$name${bin:+-$(printf '%s' "$bin" | tr -c 'A-Za-z0-9._-' '_')}
     FANZHA_BIN=${bin:-${FANZHA_BIN:-}} PEERS=$name OUT=$log_out \
       bash "$here/recursive.sh" > "$log_out.log" 2>&1 || { echo "round $round $p failed: $log_out.log" >&2; exit 1; }
     awk -v p="$p" -v r="$round" -F'\t' '{print r "\t" p "\t" $2 "\t" $3 "\t" $4}' "$log_out/raw.tsv" >> "$all"

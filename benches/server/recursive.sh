@@ -11,7 +11,10 @@
 #   OUT (target/bench/recursive), FANZHA_RESOLVER (extra [resolver] lines for fanzha,
 #   e.g. "cache_size = 20000"), FANZHA_BIN (target/release/fanzha; another build, for an
 #   A/B run), PERF (a resolver's name: record its CPU profile per workload with perf, in
-#   $OUT/run/NAME/perf-WORKLOAD.data). Results: $OUT/results.md and $OUT/raw.tsv.
+#   $OUT/run/NAME/perf-WORKLOAD.data), CALLGRIND (resolvers' names: run them under
+#   valgrind's callgrind and record user-space instructions per query, a count that the
+#   machine's noise does not move; profiles in $OUT/run/NAME/cg.out.N; use a low rate,
+#   e.g. RATES=50 NAMES=1000 ZIPF=2000). Results: $OUT/results.md and $OUT/raw.tsv.
 #
 # Workloads, per resolver, from a cold start:
 #   unique  NAMES names never asked before (every query a cache miss), offered at
@@ -29,6 +32,7 @@ repo=$(cd "$here/../.." && pwd)
 out=${OUT:-$repo/target/bench/recursive}
 if [ "${IN_NETNS:-0}" != 1 ]; then
   pkgs=(unbound knot-resolver pdns-recursor nsd dnsperf dnsutils iproute2)
+  [ -n "${CALLGRIND:-}" ] && pkgs+=(valgrind)
   source "$here/common.sh"
   need_packages "${pkgs[@]}"
   (cd "$repo" && cargo build --release -q && cargo build --release -q --example delay_relay)
@@ -131,8 +135,12 @@ upstream() { awk '{s += $2} END {print s + 0}' "$run/relay.count"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 
+under_callgrind() { [[ " ${CALLGRIND:-} " == *" $1 "* ]]; }
+
 start_peer() {   # start_peer NAME PORT -> PEER_PID
   local name=$1 port=$2 dir=$run/$1; mkdir -p "$dir"
+  local cg=()
+  under_callgrind "$name" && cg=(valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out")
   case $name in
     fanzha)
       mkdir -p "$dir/lists"
@@ -158,7 +166,7 @@ listen = []
 [ops]
 listen = "127.0.0.1:0"
 TOML
-      RUST_LOG=warn taskset -c 1 "${FANZHA_BIN:-$repo/target/release/fanzha}" serve --config "$dir/fanzha.toml" > "$dir/log" 2>&1 & ;;
+      RUST_LOG=warn taskset -c 1 "${cg[@]}" "${FANZHA_BIN:-$repo/target/release/fanzha}" serve --config "$dir/fanzha.toml" > "$dir/log" 2>&1 & ;;
     unbound)
       printf '. 3600000 IN NS ns.root.\nns.root. 3600000 IN A 127.1.0.1\n' > "$dir/root.hints"
       cat > "$dir/unbound.conf" <<CONF
@@ -180,7 +188,7 @@ server:
     num-queries-per-thread: 4096
     outgoing-range: 8192
 CONF
-      taskset -c 1 unbound -d -c "$dir/unbound.conf" > "$dir/log" 2>&1 & ;;
+      taskset -c 1 "${cg[@]}" unbound -d -c "$dir/unbound.conf" > "$dir/log" 2>&1 & ;;
     kresd)
       cat > "$dir/kresd.conf" <<CONF
 net.ipv6 = false
@@ -190,7 +198,7 @@ trust_anchors.remove('.')
 modules.load('hints > iterate')
 hints.root({ ['ns.root.'] = '127.1.0.1' })
 CONF
-      taskset -c 1 kresd -n -c "$dir/kresd.conf" "$dir" > "$dir/log" 2>&1 & ;;
+      taskset -c 1 "${cg[@]}" kresd -n -c "$dir/kresd.conf" "$dir" > "$dir/log" 2>&1 & ;;
     pdns)
       printf '. 3600000 IN NS ns.root.\nns.root. 3600000 IN A 127.1.0.1\n' > "$dir/root.hints"
       cat > "$dir/recursor.conf" <<CONF
@@ -207,11 +215,11 @@ quiet=yes
 allow-from=127.0.0.0/8
 security-poll-suffix=
 CONF
-      taskset -c 1 pdns_recursor --config-dir="$dir" > "$dir/log" 2>&1 & ;;
+      taskset -c 1 "${cg[@]}" pdns_recursor --config-dir="$dir" > "$dir/log" 2>&1 & ;;
   esac
   PEER_PID=$!
   pids+=("$PEER_PID")
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 300); do
     dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" www.zone1.net. A 2>/dev/null | grep -q 192.0.2.1 && return 0
     sleep 0.2
   done
@@ -226,8 +234,17 @@ measure() {   # measure PEER PID PORT WORKLOAD FILE RATE
   if [ "${PERF:-}" = "$peer" ]; then   # PERF=NAME: a flat CPU profile of that resolver per workload
     perf record -q -F 1999 -p "$pid" -o "$run/$peer/perf-$w.data" > /dev/null 2>&1 & perf_pid=$!
   fi
+  if under_callgrind "$peer"; then callgrind_control -z "$pid" > /dev/null; fi
   taskset -c 0 dnsperf -s 127.0.0.1 -p "$port" -d "$file" -n 1 -Q "$rate" -t 5 -c 10 -q 10000 -v > "$o" 2>&1 || true
   up1=$(upstream); t1=$(cpu_ticks "$pid")
+  local ir=
+  if under_callgrind "$peer"; then   # dump the counts of this workload: cg.out.N
+    local before; before=$(find "$run/$peer" -maxdepth 1 -name 'cg.out.*' | wc -l)
+    callgrind_control -d "$w" "$pid" > /dev/null
+    local dump=$run/$peer/cg.out.$((before + 1))
+    for _ in $(seq 1 50); do grep -q '^summary:' "$dump" 2> /dev/null && break; sleep 0.2; done
+    ir=$(awk '/^summary:/ {print $2; exit}' "$dump")
+  fi
   if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; fi
   n=$(awk '/Queries completed:/ {print $3}' "$o")
   read -r qps lost sf <<< "$(awk '/Queries per second:/ {q=$4} /Queries lost:/ {l=$3}
@@ -239,6 +256,9 @@ measure() {   # measure PEER PID PORT WORKLOAD FILE RATE
   record "$peer" "$w" qps "$qps"; record "$peer" "$w" lost "$lost"; record "$peer" "$w" servfail "$sf"
   record "$peer" "$w" p50_ms "$p50"; record "$peer" "$w" p99_ms "$p99"
   record "$peer" "$w" cpu_s_per_1000 "$(awk -v t=$((t1 - t0)) -v hz="$hz" -v n="${n:-0}" 'BEGIN{printf "%.3f", n ? t/hz/n*1000 : 0}')"
+  if [ -n "$ir" ]; then
+    record "$peer" "$w" instructions_per_query "$(awk -v i="$ir" -v n="${n:-0}" 'BEGIN{printf "%.0f", n ? i/n : 0}')"
+  fi
   record "$peer" "$w" upstream_per_query "$(awk -v u=$((up1 - up0)) -v n="${n:-0}" 'BEGIN{printf "%.2f", n ? u/n : 0}')"
   log "  $peer $w: $qps qps, lost $lost, SERVFAIL $sf, p50 $p50 ms, p99 $p99 ms"
 }
