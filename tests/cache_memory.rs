@@ -132,7 +132,7 @@ fn cache_weights_count_what_the_heap_holds() {
                 RData::A(A(Ipv4Addr::new(192, 0, 2, 1))),
             )];
             cache.put(
-                (NameKey::new(name(i)), RecordType::A),
+                (NameKey::new(&name(i)), RecordType::A),
                 Step::Answer(rs, vec![]),
                 Duration::from_secs(300),
                 now,
@@ -150,7 +150,7 @@ fn cache_weights_count_what_the_heap_holds() {
         for i in 0..N {
             let step = Step::NxDomain(vec![], vec![soa()]);
             cache.put(
-                (NameKey::new(name(i)), RecordType::A),
+                (NameKey::new(&name(i)), RecordType::A),
                 step,
                 Duration::from_secs(300),
                 now,
@@ -182,7 +182,7 @@ fn cache_weights_count_what_the_heap_holds() {
                 ns,
                 addrs,
             };
-            cache.put(NameKey::new(zone), d, Duration::from_secs(300), now);
+            cache.put(NameKey::new(&zone), d, Duration::from_secs(300), now);
         }
         Box::new(|| cache.bytes())
     });

@@ -4,6 +4,8 @@
 //! expired ones first.
 
 use std::hash::{BuildHasher, Hash, Hasher};
+
+use smallvec::SmallVec;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -110,13 +112,13 @@ pub fn name_heap(n: &Name) -> usize {
 
 impl Weigh for NameKey {
     fn weight(&self) -> usize {
-        name_heap(&self.name)
+        self.heap()
     }
 }
 
 impl Weigh for Key {
     fn weight(&self) -> usize {
-        name_heap(&self.0.name)
+        self.0.heap()
     }
 }
 
@@ -222,44 +224,81 @@ pub fn aged(step: &Step, left: Duration) -> Step {
 /// Key of the answer cache.
 pub type Key = (NameKey, RecordType);
 
-/// A name as a map key: equal without regard to case, like [`Name`], but hashed
-/// once. A cache miss looks a score of names up in the iterator's maps (answers,
-/// zone cuts, work in flight, lame servers); `Name`'s own `Hash` walks every byte
-/// each time, so the key carries a 64-bit digest of its lowercased labels, taken
-/// with a seed drawn at start, and the maps hash that digest (with their own seeds).
-/// Equal names have equal digests; unequal digests settle inequality at once.
+/// A name as a map key: equal without regard to case, like [`Name`], but cheap to
+/// hash and compare. A cache miss looks a score of names up in the iterator's maps
+/// (answers, zone cuts, work in flight, lame servers); `Name`'s own `Hash` walks every
+/// byte each time and its `Eq` every label through an iterator. The key holds the
+/// name's lowercased wire form (inline up to 32 bytes) and a 64-bit digest of it,
+/// taken once with a seed drawn at start; the maps hash the digest (with their own
+/// seeds) and equality compares the digests, then the bytes.
 #[derive(Debug, Clone)]
 pub struct NameKey {
-    name: Name,
+    /// Length-prefixed lowercased labels and the root's zero byte; a name that is
+    /// not fully qualified ends in 0xFF instead (never a label length).
+    wire: SmallVec<[u8; 32]>,
     digest: u64,
 }
 
 impl NameKey {
     /// The key of `name`.
-    pub fn new(name: Name) -> NameKey {
-        static SEED: std::sync::OnceLock<foldhash::quality::RandomState> =
-            std::sync::OnceLock::new();
-        let mut h = SEED.get_or_init(Default::default).build_hasher();
-        h.write_u8(u8::from(name.is_fqdn()));
+    pub fn new(name: &Name) -> NameKey {
+        let mut wire = SmallVec::new();
         for label in name.iter() {
-            h.write_u8(label.len() as u8);
-            // Labels are short: lowercase them eight bytes at a time into a word.
-            for chunk in label.chunks(8) {
-                let mut w = [0u8; 8];
-                w[..chunk.len()].copy_from_slice(chunk);
-                w.make_ascii_lowercase();
-                h.write_u64(u64::from_le_bytes(w));
-            }
+            wire.push(label.len() as u8);
+            let at = wire.len();
+            wire.extend_from_slice(label);
+            wire[at..].make_ascii_lowercase();
         }
-        NameKey {
-            digest: h.finish(),
-            name,
-        }
+        wire.push(if name.is_fqdn() { 0 } else { 0xff });
+        Self::of_wire(wire)
     }
 
-    /// The name.
-    pub fn name(&self) -> &Name {
-        &self.name
+    /// The key of the last `k` labels of `name` (all of them when it has fewer),
+    /// without building that name.
+    pub fn suffix(name: &Name, k: usize) -> NameKey {
+        let total = name.iter().len();
+        if k >= total {
+            return Self::new(name);
+        }
+        let mut wire = SmallVec::new();
+        for label in name.iter().skip(total - k) {
+            wire.push(label.len() as u8);
+            let at = wire.len();
+            wire.extend_from_slice(label);
+            wire[at..].make_ascii_lowercase();
+        }
+        // A suffix is a name of its own, fully qualified (as `Name::trim_to` makes it).
+        wire.push(0);
+        Self::of_wire(wire)
+    }
+
+    fn of_wire(wire: SmallVec<[u8; 32]>) -> NameKey {
+        static SEED: std::sync::OnceLock<foldhash::quality::RandomState> =
+            std::sync::OnceLock::new();
+        let digest = SEED.get_or_init(Default::default).hash_one(&wire[..]);
+        NameKey { wire, digest }
+    }
+
+    /// The name (lowercased).
+    pub fn name(&self) -> Name {
+        let (wire, fqdn) = match self.wire.split_last() {
+            Some((0xff, labels)) => (labels, false),
+            _ => (&self.wire[..self.wire.len().saturating_sub(1)], true),
+        };
+        let mut bytes: SmallVec<[u8; 64]> = SmallVec::from_slice(wire);
+        bytes.push(0);
+        let mut n = Name::read(&mut BinDecoder::new(&bytes)).unwrap_or_else(|_| Name::root());
+        n.set_fqdn(fqdn);
+        n
+    }
+
+    /// Bytes on the heap (a name longer than the inline room).
+    fn heap(&self) -> usize {
+        if self.wire.spilled() {
+            chunk(self.wire.capacity())
+        } else {
+            0
+        }
     }
 }
 
@@ -271,19 +310,7 @@ impl Hash for NameKey {
 
 impl PartialEq for NameKey {
     fn eq(&self, other: &Self) -> bool {
-        // Equal digests: compare the labels, in order (quicker than `Name`'s own
-        // comparison, which walks them from the root through nested iterators).
-        if self.digest != other.digest || self.name.is_fqdn() != other.name.is_fqdn() {
-            return false;
-        }
-        let (mut a, mut b) = (self.name.iter(), other.name.iter());
-        loop {
-            match (a.next(), b.next()) {
-                (None, None) => return true,
-                (Some(x), Some(y)) if x.eq_ignore_ascii_case(y) => {}
-                _ => return false,
-            }
-        }
+        self.digest == other.digest && self.wire == other.wire
     }
 }
 
@@ -324,8 +351,26 @@ mod tests {
         foldhash::fast::FixedState::with_seed(7).hash_one(k)
     }
 
+    fn n(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    #[test]
+    fn a_suffix_key_is_the_key_of_the_suffix() {
+        for s in ["www.Example.COM.", "a.b.c.d.example.net.", "com.", "."] {
+            let name = n(s);
+            for k in 0..=name.iter().len() + 1 {
+                assert_eq!(
+                    NameKey::suffix(&name, k),
+                    NameKey::new(&name.trim_to(k)),
+                    "{s} {k}"
+                );
+            }
+        }
+    }
+
     fn key(s: &str) -> NameKey {
-        NameKey::new(Name::from_ascii(s).unwrap())
+        NameKey::new(&Name::from_ascii(s).unwrap())
     }
 
     #[test]
@@ -348,7 +393,9 @@ mod tests {
         for a in names {
             for b in names {
                 let (ka, kb) = (key(a), key(b));
-                assert_eq!(ka == kb, ka.name() == kb.name(), "{a} vs {b}");
+                assert_eq!(ka == kb, n(a) == n(b), "{a} vs {b}");
+                assert_eq!(ka.name(), n(a), "{a}");
+                assert_eq!(ka.name().is_fqdn(), n(a).is_fqdn(), "{a}");
                 if ka == kb {
                     assert_eq!(hash(&ka), hash(&kb), "{a} vs {b}");
                 }

@@ -119,7 +119,7 @@ impl Infra {
         if m.len() >= MAX_SERVERS {
             m.retain(|_, until| *until > now);
         }
-        m.insert((ip, NameKey::new(zone.clone())), now + LAME_FOR);
+        m.insert((ip, NameKey::new(zone)), now + LAME_FOR);
     }
 
     /// Order `candidates` for a query to `zone`: usable servers first (not dead, not
@@ -136,7 +136,7 @@ impl Infra {
                 // Mostly no server is lame: no key to build then.
                 let is_lame = !lame.is_empty()
                     && lame
-                        .get(&(*ip, NameKey::new(zone.clone())))
+                        .get(&(*ip, NameKey::new(zone)))
                         .is_some_and(|t| *t > now);
                 let rtt = s.map(|s| s.srtt_ms).unwrap_or(UNKNOWN_RTT_MS);
                 (dead || is_lame, rtt, *ip)

@@ -222,7 +222,7 @@ impl Iterator {
     /// its servers (a prefetch refreshes an answer this way).
     pub fn forget(&self, name: &Name, qtype: RecordType) {
         self.answers
-            .expire(&(NameKey::new(name.clone()), qtype), Instant::now());
+            .expire(&(NameKey::new(name), qtype), Instant::now());
     }
 
     /// Drop every cached answer and zone cut at or below `zone` (all of them for
@@ -230,7 +230,7 @@ impl Iterator {
     /// servers themselves (round-trip times, lameness) stays.
     pub fn flush(&self, zone: Option<&Name>) -> usize {
         let under = |n: &Name| zone.is_none_or(|z| z.zone_of(n));
-        self.answers.forget(|(n, _)| under(n.name())) + self.zones.forget(|n| under(n.name()))
+        self.answers.forget(|(n, _)| under(&n.name())) + self.zones.forget(|n| under(&n.name()))
     }
 
     /// Look `name`/`qtype` up and follow its aliases, within the budget.
@@ -263,7 +263,7 @@ impl Iterator {
         cx: Ctx<'a>,
     ) -> Boxed<'a, Step> {
         Box::pin(async move {
-            let key = (NameKey::new(name.clone()), qtype);
+            let key = (NameKey::new(name), qtype);
             if let Some((step, left)) = self.answers.get(&key, Instant::now()) {
                 return aged(&step, left);
             }
@@ -291,10 +291,7 @@ impl Iterator {
     fn closest(&self, name: &Name, qtype: RecordType, now: Instant) -> Arc<Delegation> {
         let top = name.num_labels() - u8::from(qtype == RecordType::DS && !name.is_root());
         for k in (1..=top).rev() {
-            if let Some((d, _)) = self
-                .zones
-                .get(&NameKey::new(cache::suffix(name, k as usize)), now)
-            {
+            if let Some((d, _)) = self.zones.get(&NameKey::suffix(name, k as usize), now) {
                 return d;
             }
         }
@@ -319,7 +316,7 @@ impl Iterator {
             } else {
                 (name.clone(), qtype)
             };
-            let qk = NameKey::new(qn.clone());
+            let qk = NameKey::new(&qn);
             if minimised {
                 // A minimised name already known to exist below this cut (an answer
                 // or an empty non-terminal) needs no query.
@@ -332,7 +329,7 @@ impl Iterator {
                 }
             }
             // The same question to the same zone from another resolution is shared.
-            let key: AskKey = (NameKey::new(zone.zone.clone()), qk.clone(), qt);
+            let key: AskKey = (NameKey::new(&zone.zone), qk.clone(), qt);
             let asked = if cx.trail.holds(|h| matches!(h, Held::Ask(k) if **k == key)) {
                 Err(format!("asking {} about {qn} depends on itself", zone.zone))
             } else {
@@ -367,7 +364,7 @@ impl Iterator {
                     });
                     let ttl = Duration::from_secs(ttl.clamp(5, 86_400) as u64);
                     self.zones
-                        .put_shared(NameKey::new(child), d.clone(), ttl, Instant::now());
+                        .put_shared(NameKey::new(&child), d.clone(), ttl, Instant::now());
                     labels = d.zone.num_labels() + 1;
                     zone = d;
                 }
@@ -507,7 +504,7 @@ impl Iterator {
         }
         if found {
             let now = Instant::now();
-            let key = NameKey::new(zone.zone.clone());
+            let key = NameKey::new(&zone.zone);
             if let Some((_, left)) = self.zones.get(&key, now) {
                 self.zones.put_shared(key, zone.clone(), left, now);
             }
