@@ -127,10 +127,13 @@ impl Outgoing<'_> {
         // send does not wait for a turn of the event loop (as tokio's UdpSocket would).
         // Only when the kernel says it would block does the send wait for readiness.
         let sock = match sock.send(&self.packet) {
-            Ok(_) => register(sock, Interest::READABLE),
+            Ok(_) => register(sock, Interest::READABLE | Interest::ERROR),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                let sock = register(sock, Interest::READABLE | Interest::WRITABLE)
-                    .map_err(ExchangeError::Unreachable)?;
+                let sock = register(
+                    sock,
+                    Interest::READABLE | Interest::WRITABLE | Interest::ERROR,
+                )
+                .map_err(ExchangeError::Unreachable)?;
                 sock.async_io(Interest::WRITABLE, |s| s.send(&self.packet))
                     .await
                     .map_err(ExchangeError::Unreachable)?;
@@ -144,7 +147,10 @@ impl Outgoing<'_> {
         let mut buf = [0u8; EDNS_PAYLOAD as usize + 1];
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let recv = sock.async_io(Interest::READABLE, |s| s.recv(&mut buf));
+            // An ICMP error (port or host unreachable) wakes the receive as well: recv
+            // then returns it, and the next server is asked at once, not after the
+            // timeout.
+            let recv = sock.async_io(Interest::READABLE | Interest::ERROR, |s| s.recv(&mut buf));
             let n = match tokio::time::timeout_at(deadline, recv).await {
                 Err(_) => return Err(ExchangeError::Timeout),
                 // ICMP port unreachable and the like.
@@ -253,6 +259,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_unreachable_at_once_not_after_the_timeout() {
+        let addr = {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.local_addr().unwrap()
+        };
+        let name = Name::from_ascii("example.com.").unwrap();
+        let q = query(&name, RecordType::A, true, false);
+        let t0 = std::time::Instant::now();
+        let got = q.udp(addr, Duration::from_secs(10)).await;
+        assert!(
+            matches!(got, Err(ExchangeError::Unreachable(_))),
+            "got {got:?}"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     }
 
     #[test]
