@@ -400,18 +400,11 @@ impl Engine {
                 1 => q.edns.is_some(),
                 _ => false,
             };
-        let mut req = None;
-        let name = if plain {
-            wire::records::question_name(packet, q.qname_end)
-        } else {
-            match Message::from_vec(packet) {
-                Ok(m) if m.queries.len() == 1 => {
-                    let n = m.queries[0].name().clone();
-                    req = Some(m);
-                    Some(n)
-                }
-                _ => None,
-            }
+        let req = if plain { None } else { request(packet) };
+        let name = match &req {
+            Some(m) => Some(m.queries[0].name().clone()),
+            None if plain => wire::records::question_name(packet, q.qname_end),
+            None => None,
         };
         let Some(name) = name else {
             wire::error_response(buf, packet, q.question_end, rcode::FORMERR, q.edns);
@@ -436,12 +429,9 @@ impl Engine {
         if plain_response(buf, packet, q, &resolved, dnssec_ok) {
             return Outcome::Allowed;
         }
-        let req = match req.map_or_else(|| Message::from_vec(packet), Ok) {
-            Ok(m) if m.queries.len() == 1 => m,
-            _ => {
-                wire::error_response(buf, packet, q.question_end, rcode::FORMERR, q.edns);
-                return Outcome::Malformed;
-            }
+        let Some(req) = req.or_else(|| request(packet)) else {
+            wire::error_response(buf, packet, q.question_end, rcode::FORMERR, q.edns);
+            return Outcome::Malformed;
         };
         let (resp, outcome) = response(&req, resolved, dnssec_ok, q.edns.is_some());
         match resp.to_vec() {
@@ -622,8 +612,13 @@ enum Cname {
     Spared,
 }
 
-/// The answer message for a resolution: flags echoed from `req`, records by
-/// section, EDNS when the query had it, DNSSEC records only for DO.
+/// `packet` decoded by hickory, when it holds one question.
+fn request(packet: &[u8]) -> Option<Message> {
+    Message::from_vec(packet)
+        .ok()
+        .filter(|m| m.queries.len() == 1)
+}
+
 /// The AD and CD bits of a header's flags.
 const FLAG_AD: u16 = 0x0020;
 const FLAG_CD: u16 = 0x0010;
@@ -672,6 +667,8 @@ fn plain_response(
     wire::records::response(buf, &question, rcode, ad, answers, authorities, q.edns)
 }
 
+/// The answer message for a resolution: flags echoed from `req`, records by
+/// section, EDNS when the query had it, DNSSEC records only for DO.
 fn response(req: &Message, resolved: Resolved, dnssec_ok: bool, edns: bool) -> (Message, Outcome) {
     let mut resp = Message::new(req.metadata.id, MessageType::Response, OpCode::Query);
     resp.metadata.recursion_desired = req.metadata.recursion_desired;

@@ -4,14 +4,13 @@
 //! expired ones first.
 
 use std::hash::{BuildHasher, Hash, Hasher};
-
-use smallvec::SmallVec;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use smallvec::SmallVec;
 
 use super::Step;
 use crate::dns::clock::{ClockMap, Weigh, chunk};
@@ -242,15 +241,8 @@ pub struct NameKey {
 impl NameKey {
     /// The key of `name`.
     pub fn new(name: &Name) -> NameKey {
-        let mut wire = SmallVec::new();
-        for label in name.iter() {
-            wire.push(label.len() as u8);
-            let at = wire.len();
-            wire.extend_from_slice(label);
-            wire[at..].make_ascii_lowercase();
-        }
-        wire.push(if name.is_fqdn() { 0 } else { 0xff });
-        Self::of_wire(wire)
+        let end = if name.is_fqdn() { 0 } else { 0xff };
+        Self::of_wire(wire_of(name.iter(), true, end))
     }
 
     /// The key of the last `k` labels of `name` (all of them when it has fewer),
@@ -260,16 +252,8 @@ impl NameKey {
         if k >= total {
             return Self::new(name);
         }
-        let mut wire = SmallVec::new();
-        for label in name.iter().skip(total - k) {
-            wire.push(label.len() as u8);
-            let at = wire.len();
-            wire.extend_from_slice(label);
-            wire[at..].make_ascii_lowercase();
-        }
         // A suffix is a name of its own, fully qualified (as `Name::trim_to` makes it).
-        wire.push(0);
-        Self::of_wire(wire)
+        Self::of_wire(wire_of(name.iter().skip(total - k), true, 0))
     }
 
     fn of_wire(wire: SmallVec<[u8; 32]>) -> NameKey {
@@ -316,6 +300,22 @@ impl PartialEq for NameKey {
 
 impl Eq for NameKey {}
 
+/// `labels` in wire form (each after its length), lowercased when `lower`, then
+/// the byte `end`.
+fn wire_of<'a>(labels: impl Iterator<Item = &'a [u8]>, lower: bool, end: u8) -> SmallVec<[u8; 32]> {
+    let mut wire = SmallVec::new();
+    for label in labels {
+        wire.push(label.len() as u8);
+        let at = wire.len();
+        wire.extend_from_slice(label);
+        if lower {
+            wire[at..].make_ascii_lowercase();
+        }
+    }
+    wire.push(end);
+    wire
+}
+
 /// The last `k` labels of `name`, as [`Name::trim_to`] gives them. That one builds
 /// a label object and two vectors on the way (thousands of instructions, several
 /// allocations); a descent asks for a few suffixes per cache miss, so this one
@@ -325,20 +325,8 @@ pub fn suffix(name: &Name, k: usize) -> Name {
     if k >= total {
         return name.clone();
     }
-    let mut wire = [0u8; 256];
-    let mut at = 0;
-    for label in name.iter().skip(total - k) {
-        let Some(dst) = wire.get_mut(at + 1..at + 1 + label.len()) else {
-            return name.trim_to(k);
-        };
-        dst.copy_from_slice(label);
-        wire[at] = label.len() as u8;
-        at += 1 + label.len();
-    }
-    // The root label ends it (still inside the buffer: a name is at most 255 bytes).
-    at += 1;
-    let mut d = BinDecoder::new(&wire[..at]);
-    Name::read(&mut d).unwrap_or_else(|_| name.trim_to(k))
+    let wire = wire_of(name.iter().skip(total - k), false, 0);
+    Name::read(&mut BinDecoder::new(&wire)).unwrap_or_else(|_| name.trim_to(k))
 }
 
 #[cfg(test)]

@@ -132,7 +132,7 @@ fn write_name<'r>(
 ) {
     let at = known
         .iter()
-        .find(|(n, _)| same(n, name))
+        .find(|(n, _)| *n == name)
         .map(|&(_, at)| at)
         .or_else(|| in_question(q, name));
     if let Some(at) = at {
@@ -167,14 +167,6 @@ fn in_question(q: &Question<'_>, name: &Name) -> Option<usize> {
         first.get_or_insert(at - 1);
     }
     first
-}
-
-/// Equal names, ignoring case.
-fn same(a: &Name, b: &Name) -> bool {
-    a.iter().len() == b.iter().len()
-        && a.iter()
-            .zip(b.iter())
-            .all(|(x, y)| x.eq_ignore_ascii_case(y))
 }
 
 #[cfg(test)]
