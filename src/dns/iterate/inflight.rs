@@ -25,20 +25,24 @@ impl<K, T> Default for InFlight<K, T> {
 
 impl<K: Hash + Eq + Clone, T: Clone> InFlight<K, T> {
     /// The result of `work` for `key`, run once however many callers ask at the same
-    /// time. If the caller that runs it is dropped, a waiting caller runs it instead.
+    /// time. If the caller that runs it is dropped, a waiting caller runs it instead;
+    /// when the last caller is dropped (a deadline cut the resolution off), the key is
+    /// forgotten: a cancelled run leaves nothing behind.
     pub async fn run<F, Fut>(&self, key: K, work: F) -> T
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = T>,
     {
         let cell = self.lock().entry(key.clone()).or_default().clone();
-        cell.get_or_init(work).await;
-        {
-            let mut m = self.lock();
-            if m.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-                m.remove(&key);
-            }
-        }
+        let mut seat = Seat {
+            owner: self,
+            key,
+            cell: Some(cell),
+        };
+        let waiting = seat.cell.as_deref().expect("seated above");
+        waiting.get_or_init(work).await;
+        // A finished key is forgotten at once: later callers run the work again.
+        let cell = seat.leave();
         // The last caller to leave takes the result without a copy; only callers that
         // shared the run pay for one (a result may be a whole message).
         match Arc::try_unwrap(cell) {
@@ -61,6 +65,41 @@ impl<K: Hash + Eq + Clone, T: Clone> InFlight<K, T> {
         &self,
     ) -> std::sync::MutexGuard<'_, HashMap<K, Arc<OnceCell<T>>, foldhash::fast::RandomState>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A caller's seat at a key: leaving it, by finishing or by being dropped, removes
+/// the key when the run is done or nobody else waits for it. The caller's handle on
+/// the cell is given up under the map's lock, so two callers dropped at once cannot
+/// each see the other still there and both leave the key behind.
+struct Seat<'a, K: Hash + Eq + Clone, T: Clone> {
+    owner: &'a InFlight<K, T>,
+    key: K,
+    cell: Option<Arc<OnceCell<T>>>,
+}
+
+impl<K: Hash + Eq + Clone, T: Clone> Seat<'_, K, T> {
+    /// Leave after the run finished; the cell, for its result.
+    fn leave(&mut self) -> Arc<OnceCell<T>> {
+        let cell = self.cell.take().expect("a seat is left once");
+        let mut m = self.owner.lock();
+        if m.get(&self.key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            m.remove(&self.key);
+        }
+        cell
+    }
+}
+
+impl<K: Hash + Eq + Clone, T: Clone> Drop for Seat<'_, K, T> {
+    fn drop(&mut self) {
+        let Some(cell) = self.cell.take() else { return };
+        let mut m = self.owner.lock();
+        drop(cell);
+        if let Some(c) = m.get(&self.key)
+            && (Arc::strong_count(c) == 1 || c.initialized())
+        {
+            m.remove(&self.key);
+        }
     }
 }
 
@@ -163,5 +202,40 @@ mod tests {
             .expect("the waiter is not stuck")
             .unwrap();
         assert_eq!(got, 2);
+    }
+
+    #[tokio::test]
+    async fn a_run_cut_off_by_a_deadline_leaves_no_key_behind() {
+        let f: Arc<InFlight<u32, u8>> = Arc::default();
+        for k in 0..100 {
+            let slow = f.run(k, || async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                1
+            });
+            assert!(
+                tokio::time::timeout(Duration::from_millis(1), slow)
+                    .await
+                    .is_err()
+            );
+        }
+        assert!(f.is_empty(), "{} keys left by cancelled runs", f.len());
+
+        // Several waiters cut off together leave nothing either.
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let f = f.clone();
+            set.spawn(async move {
+                f.run(7, || async {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    1
+                })
+                .await
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(f.len(), 1);
+        set.abort_all();
+        while set.join_next().await.is_some() {}
+        assert!(f.is_empty(), "aborted waiters left their key");
     }
 }
