@@ -1,10 +1,36 @@
-//! Random bytes from the kernel, for jitter and nonces (no crate for two calls).
+//! Random bytes from the kernel's CSPRNG (`getrandom(2)`), for keys, nonces, query
+//! IDs and jitter: the one place the process takes randomness from.
 
-/// Fill `b` from `getrandom(2)`; false when the kernel gave fewer bytes.
+/// Fill `b` from `getrandom(2)`, across interrupted and partial reads; the error
+/// when the kernel refuses.
+pub fn try_fill(b: &mut [u8]) -> std::io::Result<()> {
+    let mut filled = 0;
+    while filled < b.len() {
+        let rest = &mut b[filled..];
+        // SAFETY: the pointer and length describe the unfilled part of `b`.
+        let r = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        filled += r as usize;
+    }
+    Ok(())
+}
+
+/// Fill `b` from `getrandom(2)`; false when the kernel refused.
 pub fn fill(b: &mut [u8]) -> bool {
-    // SAFETY: the pointer and length describe `b`.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    n == b.len() as isize
+    try_fill(b).is_ok()
+}
+
+/// `n` random bytes.
+pub fn bytes(n: usize) -> std::io::Result<Vec<u8>> {
+    let mut b = vec![0u8; n];
+    try_fill(&mut b)?;
+    Ok(b)
 }
 
 /// A number in [0, 1), for staggering (0.5 when the kernel gives no random bytes).

@@ -44,25 +44,6 @@ pub struct ReportConfig {
     pub max_backoff: Duration,
 }
 
-/// Random bytes from the kernel.
-fn random_bytes(n: usize) -> std::io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; n];
-    let mut filled = 0;
-    while filled < n {
-        // SAFETY: the pointer and length describe the unfilled part of `buf`.
-        let r = unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), n - filled, 0) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        filled += r as usize;
-    }
-    Ok(buf)
-}
-
 /// The appliance's own key for hashing client addresses: read from `path` (hex), or
 /// made there on first use (32 random bytes, mode 0600) when the file is missing.
 pub fn hash_key(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
@@ -74,7 +55,7 @@ pub fn hash_key(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
             .filter(|k| k.len() >= 16)
             .ok_or_else(|| std::io::Error::other("not a hex key of at least 16 bytes")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = random_bytes(32)?;
+            let key = crate::random::bytes(32)?;
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
@@ -106,7 +87,7 @@ pub fn hash_key_or_ephemeral(path: &std::path::Path) -> std::sync::Arc<[u8]> {
         Ok(k) => k.into(),
         Err(e) => {
             tracing::error!(file = %path.display(), error = %e, "cannot read or make the client-address hashing key (report.hash_key_file); using a key for this run only");
-            random_bytes(32)
+            crate::random::bytes(32)
                 .unwrap_or_else(|_| event::new_id(std::time::SystemTime::now()).into_bytes())
                 .into()
         }

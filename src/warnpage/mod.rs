@@ -332,21 +332,19 @@ pub struct AppealTokens {
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 impl AppealTokens {
-    /// Tokens under a fresh random key (valid for this process's lifetime).
+    /// Tokens under a fresh key from the kernel's CSPRNG (valid for this process's
+    /// lifetime): a key derived from the clock could be guessed, and with it a
+    /// token for any host.
     pub fn random() -> AppealTokens {
         let mut key = [0u8; 32];
-        let seed = std::collections::hash_map::RandomState::new();
-        for (i, chunk) in key.chunks_mut(8).enumerate() {
-            use std::hash::{BuildHasher, Hasher};
-            let mut h = seed.build_hasher();
-            h.write_usize(i);
-            h.write_u128(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0),
-            );
-            chunk.copy_from_slice(&h.finish().to_le_bytes());
+        if !crate::random::fill(&mut key) {
+            // getrandom(2) does not fail once the kernel's pool is ready; if it ever
+            // does, std's hasher keys (themselves from the OS) are the next best.
+            use std::hash::BuildHasher;
+            let seed = std::collections::hash_map::RandomState::new();
+            for (i, chunk) in key.chunks_mut(8).enumerate() {
+                chunk.copy_from_slice(&seed.hash_one(i).to_le_bytes());
+            }
         }
         AppealTokens { key }
     }
