@@ -7,6 +7,7 @@
 //! record appears once. What remains is classified as an answer, an alias to follow,
 //! a negative answer, a referral, or a lame or failed server.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 use hickory_proto::dnssec::rdata::DNSSECRData;
@@ -17,6 +18,14 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable};
 
 /// Longest CNAME/DNAME chain followed inside one response.
 const MAX_CHAIN_IN_RESPONSE: usize = 12;
+/// Most name servers taken from one referral (Unbound's iter-scrub-ns): a hostile
+/// zone listing thousands would otherwise cost a lookup, or a try, each.
+pub const MAX_NS: usize = 20;
+/// Most glue addresses taken for one name server.
+pub const MAX_GLUE_PER_NS: usize = 8;
+/// Most records kept of one RRset: a 64 KiB TCP answer holds about 4,000 A records,
+/// none of which a client needs past the first few hundred.
+pub const MAX_RRSET: usize = 512;
 
 /// What a response says about the question it was asked.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,10 +127,13 @@ fn follow_chain(
             break;
         }
         let mut records: Vec<Record> = Vec::new();
+        // Duplicates go by hashing, not by comparing each record with every other.
+        let mut seen: HashSet<&RData, foldhash::fast::RandomState> = HashSet::default();
         for r in answers.iter().filter(|r| r.name == cur) {
             let t = r.record_type();
             if (t == qtype || qtype == RecordType::ANY && t != RecordType::CNAME)
-                && !records.iter().any(|x| x.data == r.data)
+                && records.len() < MAX_RRSET
+                && seen.insert(&r.data)
             {
                 records.push(r.clone());
             }
@@ -201,14 +213,16 @@ fn covered(r: &Record) -> Option<RecordType> {
 pub fn add_proofs(step: &mut super::Step, resp: &Message, zone: &Name) {
     use super::Step;
     let signed = |kept: &[Record]| -> Vec<Record> {
+        let sets: HashSet<(&Name, RecordType), foldhash::fast::RandomState> =
+            kept.iter().map(|r| (&r.name, r.record_type())).collect();
         resp.answers
             .iter()
             .filter(|sig| {
-                covered(sig).is_some_and(|t| {
-                    kept.iter()
-                        .any(|r| r.name == sig.name && r.record_type() == t)
-                }) && zone.zone_of(&sig.name)
+                covered(sig).is_some_and(|t| sets.contains(&(&sig.name, t)))
+                    && zone.zone_of(&sig.name)
             })
+            // A few signatures per set (one per key and algorithm), not thousands.
+            .take(4 * sets.len())
             .cloned()
             .collect()
     };
@@ -297,30 +311,41 @@ fn referral(resp: &Message, zone: &Name, name: &Name) -> Option<Kind> {
     if child.num_labels() <= zone.num_labels() || !zone.zone_of(&child) || !child.zone_of(name) {
         return (!resp.metadata.authoritative).then_some(Kind::Lame);
     }
+    // At most MAX_NS names, each once (by hashing), and glue only for those.
     let mut names: Vec<Name> = Vec::new();
     let mut ttl = u32::MAX;
     for r in ns.iter().filter(|r| r.name.to_lowercase() == child) {
         if let RData::NS(n) = &r.data {
-            let n = n.0.to_lowercase();
-            if !names.contains(&n) {
-                names.push(n);
-            }
             ttl = ttl.min(r.ttl);
+            if names.len() < MAX_NS {
+                let n = n.0.to_lowercase();
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
         }
     }
+    let kept: HashSet<&Name, foldhash::fast::RandomState> = names.iter().collect();
+    let mut per_ns: std::collections::HashMap<&Name, usize, foldhash::fast::RandomState> =
+        Default::default();
+    let mut seen: HashSet<(Name, IpAddr), foldhash::fast::RandomState> = HashSet::default();
     let mut glue: Vec<(Name, IpAddr)> = Vec::new();
     for r in &resp.additionals {
-        let owner = r.name.to_lowercase();
-        if !names.contains(&owner) || !zone.zone_of(&owner) {
-            continue;
-        }
         let ip = match &r.data {
             RData::A(a) => IpAddr::V4(a.0),
             RData::AAAA(a) => IpAddr::V6(a.0),
             _ => continue,
         };
-        if !glue.contains(&(owner.clone(), ip)) {
-            glue.push((owner, ip));
+        let Some(owner) = kept.get(&r.name).copied() else {
+            continue;
+        };
+        if !zone.zone_of(owner) {
+            continue;
+        }
+        let n = per_ns.entry(owner).or_default();
+        if *n < MAX_GLUE_PER_NS && seen.insert((owner.clone(), ip)) {
+            *n += 1;
+            glue.push((owner.clone(), ip));
         }
     }
     Some(Kind::Referral {

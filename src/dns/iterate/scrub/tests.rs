@@ -201,3 +201,59 @@ fn a_negative_answer_takes_only_an_soa_of_its_zone() {
         }
     );
 }
+
+/// A referral for `big.example.` with `count` name servers, each with two glue
+/// addresses (and each listed twice), as a hostile zone sends over TCP.
+pub(crate) fn huge_referral(count: u32) -> Message {
+    let mut m = resp(
+        "www.big.example.",
+        RecordType::A,
+        false,
+        ResponseCode::NoError,
+    );
+    for round in 0..2 {
+        for i in 0..count {
+            let host = format!("ns{i}.big.example.");
+            m.add_authority(ns("big.example.", &host));
+            if round == 0 {
+                m.add_additional(a(
+                    &host,
+                    &std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string(),
+                ));
+                m.add_additional(a(
+                    &host,
+                    &std::net::Ipv4Addr::from(0x0b00_0000 + i).to_string(),
+                ));
+            }
+        }
+    }
+    m
+}
+
+#[test]
+fn a_huge_referral_keeps_a_few_name_servers_and_their_glue() {
+    let m = huge_referral(1500);
+    let Kind::Referral { zone, ns, glue, .. } = classify_at(&m, "example.") else {
+        panic!("not a referral")
+    };
+    assert_eq!(zone, n("big.example."));
+    assert_eq!(ns.len(), MAX_NS);
+    assert_eq!(ns[0], n("ns0.big.example."), "the first ones, in order");
+    assert_eq!(glue.len(), 2 * MAX_NS, "both addresses of each kept server");
+    assert!(glue.iter().all(|(g, _)| ns.contains(g)));
+}
+
+#[test]
+fn a_huge_rrset_is_cut_to_the_cap_and_duplicates_go() {
+    let mut m = resp("www.example.", RecordType::A, true, ResponseCode::NoError);
+    for i in 0..4000u32 {
+        let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i % 3000).to_string();
+        m.add_answer(a("www.example.", &ip));
+    }
+    let Kind::Answer { records, .. } = classify_at(&m, "example.") else {
+        panic!("not an answer")
+    };
+    assert_eq!(records.len(), MAX_RRSET);
+    let distinct: std::collections::HashSet<_> = records.iter().map(|r| &r.data).collect();
+    assert_eq!(distinct.len(), records.len());
+}
