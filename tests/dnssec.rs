@@ -207,3 +207,39 @@ fn answers_made_from_a_signed_wildcard_keep_their_proof_and_validate() {
         "{m:?}"
     );
 }
+
+#[test]
+fn names_learnt_while_minimising_validate_when_asked_for_themselves() {
+    // A deep question walks down one label at a time: `parent` (an A record) and
+    // `scam` (an empty non-terminal) are learnt on the way. Asked for themselves
+    // afterwards, they must validate as before, not fail as unsigned.
+    let keys = keys();
+    let h = Hierarchy::start_signed(keys.clone());
+    let (_d, f) = validating(&h, &(keys.root.anchor_line() + "\n"));
+    for deep in [
+        "_25._tcp.child.parent.example.test.",
+        "x.y.landing.scam.example.test.",
+    ] {
+        let m = ask_do(&f, deep, RecordType::TXT, false);
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::NXDomain,
+            "{deep}: {m:?}"
+        );
+    }
+    for (n, rcode, answers) in [
+        ("parent.example.test.", ResponseCode::NoError, true),
+        ("child.parent.example.test.", ResponseCode::NoError, true),
+        ("scam.example.test.", ResponseCode::NoError, false),
+    ] {
+        let m = ask_do(&f, n, RecordType::A, false);
+        assert_eq!(
+            m.metadata.response_code,
+            rcode,
+            "{n}: {m:?}\n{}",
+            f.log_text()
+        );
+        assert_eq!(!m.answers.is_empty(), answers, "{n}: {m:?}");
+        assert!(m.metadata.authentic_data, "{n} without AD: {m:?}");
+    }
+}

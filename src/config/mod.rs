@@ -133,6 +133,8 @@ pub struct ResolverConfig {
     pub dnssec: bool,
     /// Per-exchange timeout.
     pub timeout: Duration,
+    /// Query-name minimisation.
+    pub qname_minimisation: bool,
     /// DNSSEC trust anchor file (`None`: built-in root keys).
     pub trust_anchor: Option<PathBuf>,
     /// Extra CA certificates for DoT upstreams.

@@ -147,6 +147,8 @@ pub struct RawResolver {
     pub timeout_ms: u64,
     /// Answer cache entries.
     pub cache_size: u64,
+    /// Query-name minimisation (RFC 9156, relaxed) in recursive mode.
+    pub qname_minimisation: bool,
     /// Name servers reached on another port than 53 (labs and tests).
     pub nameserver_ports: Vec<RawPortMap>,
     /// File of DNSKEY records to trust for the root; "" = the built-in IANA root keys.
@@ -215,6 +217,7 @@ impl Default for RawResolver {
             nameserver_ports: vec![],
             trust_anchor: String::new(),
             tls_ca: String::new(),
+            qname_minimisation: true,
             local_zones: true,
             nodefault: vec![],
         }

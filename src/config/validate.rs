@@ -415,6 +415,7 @@ fn resolver(r: &RawResolver, base: &Base<'_>) -> Result<ResolverConfig, ConfigEr
         dnssec: r.dnssec,
         timeout: Duration::from_millis(r.timeout_ms),
         trust_anchor: base.optional(&r.trust_anchor),
+        qname_minimisation: r.qname_minimisation,
         tls_ca: base.optional(&r.tls_ca),
         cache_size: r.cache_size,
         cache_max_bytes: RawCache::default().max_bytes,

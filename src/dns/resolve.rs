@@ -255,8 +255,12 @@ impl Backend {
         if fresh && let Way::Iterative(it) | Way::Validating { iter: it, .. } = way {
             it.forget(&name, qtype);
         }
-        let inner = way.resolve_inner(name, qtype, checking_disabled);
-        match tokio::time::timeout(deadline, inner).await {
+        // One budget (queries and time) for the whole client query, the
+        // validator's own questions included: the iterator stops asking before the
+        // deadline, so the timeout below is only a backstop.
+        let budget = super::iterate::Budget::until(std::time::Instant::now() + deadline);
+        let inner = budget.scope(way.resolve_inner(name, qtype, checking_disabled));
+        match tokio::time::timeout(deadline + Duration::from_millis(50), inner).await {
             Ok(r) => r,
             Err(_) => Resolved::Failed(format!("no answer within {} ms", deadline.as_millis())),
         }
@@ -348,6 +352,7 @@ fn iterative(c: &ResolverConfig, metrics: &Metrics, dnssec: bool) -> Way {
         cache_entries: c.cache_size as usize,
         cache_bytes: iterator_bytes(c.cache_max_bytes),
         dnssec,
+        minimise: c.qname_minimisation,
     };
     Way::Iterative(Arc::new(Iterator::new(settings, metrics.upstream.clone())))
 }

@@ -1,14 +1,14 @@
 //! What the iterator knows of each name server, in the spirit of Unbound's infra
 //! cache: a smoothed round-trip time, a dead mark after repeated timeouts, lame
-//! marks per zone, and whether it understands EDNS. Each mark expires.
+//! marks per zone, and whether it understands EDNS. Each mark expires, and both
+//! tables are bounded (CLOCK, as the caches): a flood of new servers pushes out old
+//! entries one at a time instead of growing the tables or scanning them.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::cache::NameKey;
+use crate::dns::clock::{ClockMap, Weigh};
 use hickory_proto::rr::Name;
 
 /// The RTT assumed for a server never heard from (Unbound's UNKNOWN_SERVER_NICENESS).
@@ -19,42 +19,116 @@ pub const RTT_BAND_MS: u32 = 400;
 /// A server that timed out this many times in a row is left alone for a while.
 const DEAD_AFTER: u8 = 2;
 const DEAD_FOR: Duration = Duration::from_secs(60);
+/// While dead, a server is asked once per this period (a probe, as Unbound's
+/// infra cache lets one query through to a server that stopped answering): a
+/// reply brings it back; all other queries pass it over.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
 /// How long a server stays lame for a zone (Unbound's infra-lame-ttl).
 const LAME_FOR: Duration = Duration::from_secs(900);
-/// Most servers remembered; past it, entries not heard from in 15 minutes go.
-const MAX_SERVERS: usize = 100_000;
+/// How long what is known of a server lasts, the no-EDNS mark included (Unbound's
+/// infra-host-ttl).
+const HOST_TTL: Duration = Duration::from_secs(900);
+/// Servers remembered (Unbound's infra-cache-numhosts), and lame marks.
+const MAX_SERVERS: usize = 10_000;
+const MAX_LAME: usize = 10_000;
 
 #[derive(Debug, Clone)]
 struct Server {
     srtt_ms: u32,
     timeouts: u8,
     dead_until: Option<Instant>,
-    no_edns: bool,
+    /// When a dead server may be asked again.
+    probe_at: Instant,
+    no_edns_until: Option<Instant>,
     last: Instant,
 }
 
-/// Per-server state, shared by every resolution.
-#[derive(Default)]
-pub struct Infra {
-    servers: Mutex<HashMap<IpAddr, Server, foldhash::fast::RandomState>>,
-    lame: Mutex<HashMap<(IpAddr, NameKey), Instant, foldhash::fast::RandomState>>,
-}
-
-impl Infra {
-    fn with<T>(&self, ip: IpAddr, now: Instant, f: impl FnOnce(&mut Server) -> T) -> T {
-        let mut m = self.servers.lock().unwrap_or_else(|e| e.into_inner());
-        if m.len() >= MAX_SERVERS && !m.contains_key(&ip) {
-            m.retain(|_, s| now.duration_since(s.last) < Duration::from_secs(900));
-        }
-        let s = m.entry(ip).or_insert(Server {
+impl Server {
+    fn new(now: Instant) -> Server {
+        Server {
             srtt_ms: UNKNOWN_RTT_MS,
             timeouts: 0,
             dead_until: None,
-            no_edns: false,
+            probe_at: now,
+            no_edns_until: None,
             last: now,
-        });
-        s.last = now;
-        f(s)
+        }
+    }
+}
+
+impl Weigh for Server {
+    fn weight(&self) -> usize {
+        0
+    }
+}
+
+/// A server's address as a table key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Host(IpAddr);
+
+impl Weigh for Host {
+    fn weight(&self) -> usize {
+        0
+    }
+}
+
+/// A server and a zone it is lame for.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct LameKey(IpAddr, NameKey);
+
+impl Weigh for LameKey {
+    fn weight(&self) -> usize {
+        self.1.weight()
+    }
+}
+
+/// Until when a lame mark holds.
+struct Until(Instant);
+
+impl Weigh for Until {
+    fn weight(&self) -> usize {
+        0
+    }
+}
+
+/// Per-server state, shared by every resolution.
+pub struct Infra {
+    servers: ClockMap<Host, Server>,
+    lame: ClockMap<LameKey, Until>,
+}
+
+impl Default for Infra {
+    fn default() -> Self {
+        Infra::with_capacity(MAX_SERVERS, MAX_LAME)
+    }
+}
+
+impl Infra {
+    /// Tables bounded at `servers` and `lame` entries.
+    fn with_capacity(servers: usize, lame: usize) -> Infra {
+        Infra {
+            servers: ClockMap::new(servers, servers * 256),
+            lame: ClockMap::new(lame, lame * 512),
+        }
+    }
+
+    fn with<T>(&self, ip: IpAddr, now: Instant, f: impl Fn(&mut Server) -> T) -> T {
+        let touch = |s: &mut Server| {
+            // What is known of a server lasts HOST_TTL after it was last heard of.
+            if now.duration_since(s.last) > HOST_TTL {
+                *s = Server::new(now);
+            }
+            s.last = now;
+            f(s)
+        };
+        if let Some(t) = self.servers.with(&Host(ip), touch) {
+            return t;
+        }
+        let mut s = Server::new(now);
+        let t = touch(&mut s);
+        self.servers
+            .insert(Host(ip), s, |s| now.duration_since(s.last) <= HOST_TTL);
+        t
     }
 
     /// A reply came after `rtt`.
@@ -82,6 +156,7 @@ impl Infra {
             s.timeouts = s.timeouts.saturating_add(1);
             if s.timeouts >= DEAD_AFTER {
                 s.dead_until = Some(now + DEAD_FOR);
+                s.probe_at = now + PROBE_EVERY;
             }
         });
     }
@@ -99,50 +174,64 @@ impl Infra {
         self.with(ip, now, |s| {
             s.timeouts = DEAD_AFTER;
             s.dead_until = Some(now + DEAD_FOR);
+            s.probe_at = now + PROBE_EVERY;
         });
     }
 
-    /// The server answered FORMERR or NOTIMP to a query with EDNS.
+    /// The server answered FORMERR or NOTIMP to a query with EDNS: it is asked
+    /// without EDNS until the mark expires, when EDNS is tried again (Unbound's
+    /// infra-host-ttl), so one bad answer does not stop DO to a server for good.
     pub fn set_no_edns(&self, ip: IpAddr, now: Instant) {
-        self.with(ip, now, |s| s.no_edns = true);
+        self.with(ip, now, |s| s.no_edns_until = Some(now + HOST_TTL));
     }
 
     /// Whether queries to the server go without EDNS.
-    pub fn no_edns(&self, ip: IpAddr) -> bool {
-        let m = self.servers.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(&ip).is_some_and(|s| s.no_edns)
+    pub fn no_edns(&self, ip: IpAddr, now: Instant) -> bool {
+        self.servers
+            .with(&Host(ip), |s| s.no_edns_until.is_some_and(|t| t > now))
+            .unwrap_or(false)
     }
 
     /// The server does not serve `zone` (REFUSED, a referral up, no AA).
     pub fn set_lame(&self, ip: IpAddr, zone: &Name, now: Instant) {
-        let mut m = self.lame.lock().unwrap_or_else(|e| e.into_inner());
-        if m.len() >= MAX_SERVERS {
-            m.retain(|_, until| *until > now);
-        }
-        m.insert((ip, NameKey::new(zone)), now + LAME_FOR);
+        self.lame.insert(
+            LameKey(ip, NameKey::new(zone)),
+            Until(now + LAME_FOR),
+            |u| u.0 > now,
+        );
     }
 
     /// Order `candidates` for a query to `zone`: usable servers first (not dead, not
     /// lame for the zone), one chosen at random among those within [`RTT_BAND_MS`]
-    /// of the fastest, then the rest by RTT; dead and lame ones last, as a last resort.
+    /// of the fastest, then the rest by RTT; lame ones last, as a last resort. A dead
+    /// server is left out, but for one probe every [`PROBE_EVERY`], which goes last:
+    /// when every server of a zone is dead, a question to it fails at once instead
+    /// of waiting out a timeout per server (a flood of names under a dead zone).
     pub fn order(&self, candidates: &[IpAddr], zone: &Name, now: Instant) -> Vec<IpAddr> {
-        let lame = self.lame.lock().unwrap_or_else(|e| e.into_inner());
-        let servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
-        let mut scored: Vec<(bool, u32, IpAddr)> = candidates
-            .iter()
-            .map(|ip| {
-                let s = servers.get(ip);
-                let dead = s.and_then(|s| s.dead_until).is_some_and(|t| t > now);
-                // Mostly no server is lame: no key to build then.
-                let is_lame = !lame.is_empty()
-                    && lame
-                        .get(&(*ip, NameKey::new(zone)))
-                        .is_some_and(|t| *t > now);
-                let rtt = s.map(|s| s.srtt_ms).unwrap_or(UNKNOWN_RTT_MS);
-                (dead || is_lame, rtt, *ip)
-            })
-            .collect();
-        drop((lame, servers));
+        let zone_key = (!self.lame.is_empty()).then(|| NameKey::new(zone));
+        let mut scored: Vec<(bool, u32, IpAddr)> = Vec::with_capacity(candidates.len());
+        for ip in candidates {
+            let state = self.servers.with(&Host(*ip), |s| {
+                let dead = s.dead_until.is_some_and(|t| t > now);
+                // A dead server's probe: the first caller past `probe_at` takes it.
+                let probe = dead && s.probe_at <= now;
+                if probe {
+                    s.probe_at = now + PROBE_EVERY;
+                }
+                (dead && !probe, probe, s.srtt_ms)
+            });
+            let (skip, probe, rtt) = state.unwrap_or((false, false, UNKNOWN_RTT_MS));
+            if skip {
+                continue;
+            }
+            // Mostly no server is lame: no key to build then.
+            let is_lame = zone_key.as_ref().is_some_and(|z| {
+                self.lame
+                    .with(&LameKey(*ip, z.clone()), |u| u.0 > now)
+                    .unwrap_or(false)
+            });
+            scored.push((probe || is_lame, rtt, *ip));
+        }
         scored.sort_by_key(|(bad, rtt, _)| (*bad, *rtt));
         scored.dedup_by_key(|(_, _, ip)| *ip);
         let good = scored.iter().filter(|(bad, _, _)| !bad).count();
@@ -160,26 +249,37 @@ impl Infra {
 
     /// The server's smoothed RTT, for the exchange timeout.
     pub fn rtt(&self, ip: IpAddr) -> Option<Duration> {
-        let m = self.servers.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(&ip)
-            .filter(|s| s.timeouts == 0 && s.srtt_ms != UNKNOWN_RTT_MS)
-            .map(|s| Duration::from_millis(s.srtt_ms as u64))
+        self.servers
+            .with(&Host(ip), |s| {
+                (s.timeouts == 0 && s.srtt_ms != UNKNOWN_RTT_MS)
+                    .then(|| Duration::from_millis(s.srtt_ms as u64))
+            })
+            .flatten()
+    }
+
+    /// Servers and lame marks held (for tests).
+    pub fn len(&self) -> (usize, usize) {
+        (self.servers.len(), self.lame.len())
     }
 }
 
-/// A number below `n` (n ≥ 1), from the process's random hasher keys.
+/// A number below `n` (n ≥ 1), from the kernel's CSPRNG (an upstream query ID must
+/// not be guessable: RFC 5452).
 pub fn random_below(n: usize) -> usize {
     if n <= 1 {
         return 0;
     }
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(
-        std::time::SystemTime::now()
+    let mut b = [0u8; 8];
+    if !crate::random::fill(&mut b) {
+        // getrandom(2) does not fail once the pool is initialised; a fallback that
+        // still differs per call.
+        let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0),
-    );
-    (h.finish() % n as u64) as usize
+            .unwrap_or(0);
+        b = t.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes();
+    }
+    (u64::from_le_bytes(b) % n as u64) as usize
 }
 
 #[cfg(test)]
@@ -192,7 +292,7 @@ mod tests {
     }
 
     #[test]
-    fn lame_and_dead_servers_go_last_and_come_back_when_their_mark_expires() {
+    fn lame_servers_go_last_dead_ones_wait_for_a_probe_and_marks_expire() {
         let infra = Infra::default();
         let zone = Name::from_str("example.").unwrap();
         let other = Name::from_str("other.").unwrap();
@@ -202,15 +302,72 @@ mod tests {
         infra.timed_out(b, Duration::from_millis(400), now);
         infra.timed_out(b, Duration::from_millis(400), now);
         let order = infra.order(&[a, b, c], &zone, now);
-        assert_eq!(order[0], c);
-        assert_eq!(order.len(), 3, "bad servers stay as a last resort");
+        assert_eq!(order, vec![c, a], "lame last, dead left out");
         // Lame for one zone only.
-        assert_ne!(infra.order(&[a, b], &other, now)[0], b);
+        assert_eq!(infra.order(&[a, b], &other, now), vec![a]);
+        // A dead server gets one probe per period, behind the others.
+        let probe = now + PROBE_EVERY;
+        assert_eq!(infra.order(&[b, c], &zone, probe), vec![c, b]);
+        assert_eq!(infra.order(&[b, c], &zone, probe), vec![c], "one probe");
         // Marks expire.
         let later = now + LAME_FOR + Duration::from_secs(1);
         let order = infra.order(&[a, c], &zone, later);
         assert!(order.contains(&a) && order.len() == 2);
-        assert!(!infra.order(&[b], &zone, later).is_empty());
+        assert_eq!(infra.order(&[b], &zone, later), vec![b]);
+    }
+
+    #[test]
+    fn a_zone_whose_servers_all_died_is_not_asked() {
+        let infra = Infra::default();
+        let now = Instant::now();
+        let dead: Vec<IpAddr> = (1..=10).map(|i| ip(&format!("192.0.2.{i}"))).collect();
+        for d in &dead {
+            infra.timed_out(*d, Duration::from_millis(400), now);
+            infra.timed_out(*d, Duration::from_millis(400), now);
+        }
+        for i in 0..1000 {
+            let t = now + Duration::from_millis(i);
+            assert!(infra.order(&dead, &Name::root(), t).is_empty());
+        }
+    }
+
+    #[test]
+    fn the_no_edns_mark_expires() {
+        let infra = Infra::default();
+        let now = Instant::now();
+        let root = ip("192.0.2.53");
+        infra.set_no_edns(root, now);
+        assert!(infra.no_edns(root, now + Duration::from_secs(60)));
+        assert!(!infra.no_edns(root, now + HOST_TTL + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn the_tables_stay_bounded_under_a_flood_of_servers() {
+        let infra = Infra::with_capacity(1024, 1024);
+        let now = Instant::now();
+        let zone = Name::from_str("flood.").unwrap();
+        for i in 0..50_000u32 {
+            let a = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            infra.unreachable(a, now);
+            infra.set_lame(a, &zone, now);
+        }
+        let (servers, lame) = infra.len();
+        assert!(
+            servers <= 1024 && lame <= 1024,
+            "{servers} servers, {lame} lame marks"
+        );
+        // What was just learned is still there.
+        let last = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + 49_999));
+        assert!(
+            infra.order(&[last], &zone, now).is_empty(),
+            "recent dead mark kept"
+        );
+    }
+
+    #[test]
+    fn query_ids_are_spread_over_the_whole_range() {
+        let ids: std::collections::HashSet<usize> = (0..256).map(|_| random_below(65536)).collect();
+        assert!(ids.len() > 250, "{} distinct IDs of 256", ids.len());
     }
 
     #[test]

@@ -93,15 +93,66 @@ pub struct Settings {
     pub cache_bytes: usize,
     /// Ask with DO set and keep signatures and denial proofs (for a validator on top).
     pub dnssec: bool,
+    /// Minimise query names (RFC 9156, relaxed).
+    pub minimise: bool,
 }
 
-/// A budget of upstream queries shared by a client query and its glue lookups.
-#[derive(Clone, Default)]
-struct Budget(Arc<AtomicU32>);
+/// How long a failed lookup is remembered, so that a name whose servers are dead or
+/// broken is not asked again by every client that wants it (Unbound keeps a
+/// SERVFAIL for the same NORR_TTL of 5 s).
+const FAIL_TTL: Duration = Duration::from_secs(5);
+/// How long a resolution may take when the caller set no deadline.
+const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
+/// The least time worth starting an exchange with: below it, the server is not asked.
+const MIN_EXCHANGE: Duration = Duration::from_millis(10);
+
+/// What one client query may spend upstream: queries (shared by its glue lookups and
+/// by every question its validator sends on its behalf, such as a DS walk) and time.
+#[derive(Clone)]
+pub struct Budget {
+    sent: Arc<AtomicU32>,
+    deadline: Instant,
+}
+
+tokio::task_local! {
+    /// The budget of the client query this task works for (see [`Budget::scope`]).
+    static QUERY: Budget;
+}
 
 impl Budget {
+    /// A fresh budget that ends at `deadline`.
+    pub fn until(deadline: Instant) -> Budget {
+        Budget {
+            sent: Arc::default(),
+            deadline,
+        }
+    }
+
+    /// Run `f` for one client query: every resolution it starts on this task (the
+    /// validator's included) draws on this budget instead of a fresh one each.
+    pub async fn scope<F: Future>(self, f: F) -> F::Output {
+        QUERY.scope(self, f).await
+    }
+
+    /// The budget of the client query running on this task, or a fresh one.
+    fn current() -> Budget {
+        QUERY
+            .try_with(Budget::clone)
+            .unwrap_or_else(|_| Budget::until(Instant::now() + DEFAULT_DEADLINE))
+    }
+
     fn take(&self) -> bool {
-        self.0.fetch_add(1, Ordering::Relaxed) < MAX_SENT
+        self.sent.fetch_add(1, Ordering::Relaxed) < MAX_SENT
+    }
+
+    /// Queries sent so far.
+    pub fn spent(&self) -> u32 {
+        self.sent.load(Ordering::Relaxed).min(MAX_SENT)
+    }
+
+    /// Time left before the deadline.
+    fn left(&self, now: Instant) -> Duration {
+        self.deadline.saturating_duration_since(now)
     }
 }
 
@@ -208,8 +259,10 @@ impl Iterator {
 
     /// Resolve `name`/`qtype` from the roots, following aliases across zones: the
     /// whole chain comes with the final step (never [`Step::Alias`]).
+    /// Draws on the budget of the client query running on this task
+    /// ([`Budget::scope`]), or on a fresh one.
     pub async fn resolve(self: &Arc<Self>, name: Name, qtype: RecordType) -> Step {
-        let budget = Budget::default();
+        let budget = Budget::current();
         let cx = Ctx {
             budget: &budget,
             trail: Trail::default(),
@@ -278,9 +331,15 @@ impl Iterator {
                 up: cx.trail,
             };
             let cx = cx.under(&link);
-            self.inflight
+            let step = self
+                .inflight
                 .run(key.clone(), || self.iterate(name, qtype, cx))
-                .await
+                .await;
+            if matches!(step, Step::Fail(_)) {
+                self.answers
+                    .put(key, step.clone(), FAIL_TTL, Instant::now());
+            }
+            step
         })
     }
 
@@ -305,7 +364,7 @@ impl Iterator {
     /// Descend from the closest known cut to the zone of `name` and ask it.
     async fn iterate(self: &Arc<Self>, name: &Name, qtype: RecordType, cx: Ctx<'_>) -> Step {
         let mut zone = self.closest(name, qtype, Instant::now());
-        let mut minimise = true;
+        let mut minimise = self.s.minimise;
         let mut labels = zone.zone.num_labels() + 1;
         for _ in 0..MAX_STEPS {
             let minimised = minimise
@@ -370,7 +429,12 @@ impl Iterator {
                 }
                 // No cut at the minimised name: remember it, and one label more.
                 kind @ (Kind::NoData { .. } | Kind::Answer { .. }) if minimised => {
-                    let step = step_of(kind);
+                    // Kept with its signatures and proofs: a later lookup of this
+                    // very name and type (a validator's) is served this entry.
+                    let mut step = step_of(kind);
+                    if self.s.dnssec {
+                        scrub::add_proofs(&mut step, &msg, &zone.zone);
+                    }
                     let ttl = ttl_of(&step);
                     self.answers.put((qk, qt), step, ttl, Instant::now());
                     labels += 1;
@@ -430,10 +494,17 @@ impl Iterator {
             }
             for ip in order {
                 tried.push(ip);
+                // No exchange is started that the deadline would cut off: the
+                // resolution ends here, and cleanly, instead of being dropped.
+                let left = cx.budget.left(Instant::now());
+                let need = self.infra.rtt(ip).unwrap_or(MIN_EXCHANGE).max(MIN_EXCHANGE);
+                if left < need.min(self.s.timeout) {
+                    return Err(format!("out of time asking {}", zone.zone));
+                }
                 if !cx.budget.take() {
                     return Err("too many upstream queries for one question".into());
                 }
-                let Some(msg) = self.exchange(ip, qn, qt).await else {
+                let Some(msg) = self.exchange(ip, qn, qt, left).await else {
                     continue;
                 };
                 let kind = scrub::classify(&msg, &zone.zone, qn, qt);
@@ -546,7 +617,14 @@ impl Iterator {
     /// One query to one server: UDP, then TCP when the reply is truncated or too
     /// large; without EDNS when the server does not understand it. `None` when no
     /// usable message came back (the server's marks are updated).
-    async fn exchange(&self, ip: IpAddr, qn: &Name, qt: RecordType) -> Option<Message> {
+    /// Waits no longer than `left`.
+    async fn exchange(
+        &self,
+        ip: IpAddr,
+        qn: &Name,
+        qt: RecordType,
+        left: Duration,
+    ) -> Option<Message> {
         let port = self
             .s
             .ports
@@ -555,12 +633,12 @@ impl Iterator {
             .map(|(_, p)| *p)
             .unwrap_or(53);
         let addr = SocketAddr::new(ip, port);
-        let timeout = self.s.timeout;
+        let timeout = self.s.timeout.min(left);
         let Ok(Ok(_socket)) = tokio::time::timeout(timeout, self.sockets.acquire()).await else {
             self.count("busy");
             return None;
         };
-        let mut edns = !self.infra.no_edns(ip);
+        let mut edns = !self.infra.no_edns(ip, Instant::now());
         for _ in 0..2 {
             let out = transport::query(qn, qt, edns, self.s.dnssec);
             let t0 = Instant::now();
@@ -682,4 +760,97 @@ pub fn default_deny() -> Vec<IpNet> {
     .iter()
     .filter_map(|s| s.parse().ok())
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A name server on loopback that refuses everything, counting the queries.
+    fn refusing() -> (SocketAddr, Arc<AtomicUsize>) {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let count = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, peer)) = sock.recv_from(&mut buf) {
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut r = buf[..n].to_vec();
+                r[2] |= 0x80; // QR
+                r[3] = (r[3] & 0xf0) | 5; // REFUSED
+                let _ = sock.send_to(&r, peer);
+            }
+        });
+        (addr, seen)
+    }
+
+    fn iterator(root: SocketAddr) -> Arc<Iterator> {
+        let settings = Settings {
+            roots: vec![root.ip()],
+            ports: vec![(IpNet::from(root.ip()), root.port())],
+            deny: vec![],
+            allow: vec![],
+            timeout: Duration::from_millis(300),
+            cache_entries: 1000,
+            cache_bytes: 1 << 20,
+            dnssec: false,
+            minimise: true,
+        };
+        let upstream = IntCounterVec::new(prometheus::Opts::new("u", "u"), &["result"]).unwrap();
+        Arc::new(Iterator::new(settings, upstream))
+    }
+
+    #[tokio::test]
+    async fn one_client_query_has_one_budget_however_many_resolutions_it_starts() {
+        let (root, seen) = refusing();
+        let it = iterator(root);
+        // As a validator does: many questions (a DS walk, DNSKEYs) for one query.
+        let budget = Budget::until(Instant::now() + Duration::from_secs(10));
+        let spent = budget.clone();
+        budget
+            .scope(async {
+                for i in 0..100 {
+                    let n = Name::from_str(&format!("n{i}.walk.test.")).unwrap();
+                    assert!(matches!(it.resolve(n, RecordType::DS).await, Step::Fail(_)));
+                }
+            })
+            .await;
+        let sent = seen.load(Ordering::SeqCst);
+        assert!(
+            sent <= MAX_SENT as usize,
+            "{sent} queries for one client query"
+        );
+        assert_eq!(spent.spent(), MAX_SENT);
+        // Outside a scope, each resolution has a budget of its own.
+        seen.store(0, Ordering::SeqCst);
+        let n = Name::from_str("other.test.").unwrap();
+        assert!(matches!(it.resolve(n, RecordType::A).await, Step::Fail(_)));
+        assert!(seen.load(Ordering::SeqCst) > 0, "a fresh budget asks");
+    }
+
+    #[tokio::test]
+    async fn a_resolution_ends_by_its_deadline_and_its_failure_is_kept_briefly() {
+        // A server that never answers: the deadline, not the outer timeout, ends it.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let it = iterator(silent.local_addr().unwrap());
+        let name = Name::from_str("slow.test.").unwrap();
+        let t0 = Instant::now();
+        let budget = Budget::until(t0 + Duration::from_millis(150));
+        let step = budget.scope(it.resolve(name.clone(), RecordType::A)).await;
+        assert!(matches!(step, Step::Fail(_)), "{step:?}");
+        assert!(
+            t0.elapsed() < Duration::from_millis(400),
+            "{:?}",
+            t0.elapsed()
+        );
+        assert!(it.inflight.is_empty() && it.asking.is_empty());
+        // Asked again at once: the failure is remembered, nothing is sent.
+        let t1 = Instant::now();
+        let again = it.resolve(name, RecordType::A).await;
+        assert!(matches!(again, Step::Fail(_)));
+        assert!(t1.elapsed() < Duration::from_millis(50));
+    }
 }
