@@ -104,6 +104,8 @@ pub struct Metrics {
     pub upstream: IntCounterVec,
     /// Queries answered SERVFAIL at once: too many resolutions in flight.
     pub overload: IntCounter,
+    /// Resolutions shed for another client's query at the cap (dropped unanswered).
+    pub jostled: IntCounter,
     /// The rules that blocked most since start (`fanzha ctl top-blocked`).
     pub top_blocked: top::TopRules,
     /// The shadow rules that matched most since start (`fanzha ctl shadow-report`).
@@ -503,7 +505,11 @@ impl Metrics {
             ),
             overload: r.counter(
                 "overload_total",
-                "Queries answered SERVFAIL at once because too many resolutions were in flight (for the client, or in all)",
+                "Queries answered SERVFAIL at once: max_inflight resolutions were in flight and the client held the most",
+            ),
+            jostled: r.counter(
+                "jostled_total",
+                "Resolutions of the busiest client cut off at max_inflight to make room for another client's query (dropped unanswered, as Unbound's jostle)",
             ),
             top_blocked: top::TopRules::default(),
             top_shadow: top::TopRules::default(),

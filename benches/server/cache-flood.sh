@@ -73,7 +73,7 @@ cat > "$out/fanzha.toml" <<TOML
 listen = ["127.0.0.1:5391"]
 state_dir = "$out/state"
 threads = 1
-max_inflight_per_client = 10000
+max_inflight = 10000
 [resolver]
 $resolver
 allow_nameservers = ["127.0.0.0/8"]

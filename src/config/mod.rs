@@ -110,7 +110,7 @@ pub struct ServerConfig {
     pub tcp_max_connections: usize,
     /// Resolutions in flight at once.
     pub max_inflight: usize,
-    /// Resolutions in flight at once per client prefix.
+    /// Resolutions in flight a client prefix holds that are never shed at the cap.
     pub max_inflight_per_client: usize,
     /// TCP connections open at once from one address.
     pub tcp_per_client: usize,

@@ -86,7 +86,8 @@ pub struct RawServer {
     pub tcp_max_connections: usize,
     /// Resolutions in flight at once, all clients together.
     pub max_inflight: usize,
-    /// Resolutions in flight at once for one client (prefix, as for the rate limit).
+    /// Resolutions in flight a client (prefix, as for the rate limit) may hold that
+    /// are never shed for another client's at the cap.
     pub max_inflight_per_client: usize,
     /// TCP connections open at once from one client address.
     pub tcp_per_client: usize,
@@ -120,7 +121,7 @@ impl Default for RawServer {
             log_format: "text".into(),
             tcp_idle_timeout: 10,
             tcp_max_connections: 1024,
-            max_inflight: 10_000,
+            max_inflight: 2048,
             max_inflight_per_client: 100,
             tcp_per_client: 16,
             threads: 0,

@@ -263,7 +263,7 @@ fn server_limits(s: &RawServer) -> Result<(), ConfigError> {
             s.max_inflight,
             1,
             1_000_000,
-            "10000 is the default",
+            "2048 is the default (about 25 KB each in forward mode)",
         ),
         (
             "server.max_inflight_per_client",

@@ -18,7 +18,7 @@ use crate::alert::{AlertHit, Alerter};
 use crate::blocklist::{Action, Blocklist, Handle, Verdict};
 use crate::config::Config;
 use crate::dnstap::{self, Tap};
-use crate::limits::{ClientSlot, PerClient};
+use crate::limits::{Admission, ResolutionSlot};
 use crate::metrics::{Metrics, Outcome};
 use crate::places::Places;
 use crate::report::event::{Hit, Input};
@@ -40,7 +40,7 @@ pub struct Engine {
     /// Digests to places' workers (always there; idle while no place has a robot).
     alerter: Alerter,
     /// Resolutions in flight by client prefix.
-    in_flight: Arc<PerClient>,
+    in_flight: Arc<Admission>,
     /// How long after expiry a cached answer may still be served when the
     /// resolution fails (RFC 8767); zero: never.
     serve_stale: Duration,
@@ -147,20 +147,16 @@ impl Engine {
     }
 
     /// A place for one more resolution from `client` (counted by its prefix), or
-    /// `None` when the client, or everyone together (`in_flight`), is at the cap:
-    /// a flood of unique names from one client cannot take every resolution slot or
-    /// the memory they hold.
-    pub fn resolution_slot(
-        &self,
-        client: std::net::IpAddr,
-        in_flight: usize,
-    ) -> Option<ClientSlot> {
+    /// `None`. Below `max_inflight` in all, every client gets one; at it, the
+    /// heaviest client's oldest resolution is shed for a lighter client, and a
+    /// client holding `max_inflight_per_client` or fewer is never shed ([`Admission`]):
+    /// a flood of unique names from one client cannot take every slot from the
+    /// others, nor the memory and sockets past the total.
+    pub fn resolution_slot(&self, client: std::net::IpAddr) -> Option<ResolutionSlot> {
         let p = self.policy.load();
-        if in_flight >= p.max_inflight {
-            return None;
-        }
         let key = crate::limits::prefix(client, p.client_prefix.0, p.client_prefix.1);
-        self.in_flight.take(key, p.max_inflight_per_client)
+        self.in_flight
+            .take(key, p.max_inflight, p.max_inflight_per_client)
     }
 
     /// Whether `client` is inside `[server] acl` (TCP checks it before it gives a

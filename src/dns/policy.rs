@@ -189,7 +189,7 @@ pub struct Policy {
     pub limit_action: LimitAction,
     /// Resolutions in flight at once, all clients together.
     pub max_inflight: usize,
-    /// Resolutions in flight at once per client prefix.
+    /// Resolutions in flight a client prefix holds that are never shed at the cap.
     pub max_inflight_per_client: usize,
     /// The prefixes clients are counted by (IPv4, IPv6).
     pub client_prefix: (u8, u8),

@@ -86,9 +86,9 @@ pub async fn run_udp(
                 Decision::Answer(_) | Decision::Block(..) => tx.push(i),
                 Decision::Drop(_) => {}
                 Decision::Resolve(q) => {
-                    let Some(slot) = engine.resolution_slot(client.ip(), tasks.len()) else {
-                        // A flood of uncached names (from this client, or in all) must
-                        // not grow memory and sockets without bound.
+                    let Some(slot) = engine.resolution_slot(client.ip()) else {
+                        // At the cap, and this client is the heaviest: memory and
+                        // sockets must not grow without bound.
                         let buf = tx.next_buf();
                         overloaded(&engine, buf, packet, &q);
                         let answer = Some(&buf[..]);
@@ -188,13 +188,22 @@ fn unwrap_proxy<'p>(
 async fn resolve(
     engine: Arc<Engine>,
     sock: Arc<UdpSocket>,
-    slot: crate::limits::ClientSlot,
+    slot: crate::limits::ResolutionSlot,
     packet: Vec<u8>,
     q: wire::Query,
     from: From,
 ) {
-    let _slot = slot;
-    let (resp, outcome) = engine.answer(&packet, &q, from.client.ip(), false).await;
+    // Shed for another client's query at the cap: dropped unanswered, as Unbound
+    // drops a jostled query (the client asks again).
+    let answered = tokio::select! {
+        a = engine.answer(&packet, &q, from.client.ip(), false) => Some(a),
+        _ = slot.jostled() => None,
+    };
+    drop(slot);
+    let Some((resp, outcome)) = answered else {
+        engine.metrics().jostled.inc();
+        return;
+    };
     let _ = send_from(&sock, &resp, from.peer, from.local).await;
     let blocked = outcome == Outcome::BlockedCname;
     engine.tap(
