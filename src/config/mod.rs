@@ -86,6 +86,8 @@ pub struct ServerConfig {
     pub listen: Vec<SocketAddr>,
     /// Admitted clients.
     pub acl: Vec<IpNet>,
+    /// Clients whose RD=0 queries may be answered from the cache.
+    pub allow_snoop: Vec<IpNet>,
     /// Per-client rate (0 = off).
     pub rate_limit: u32,
     /// Per-client burst.
@@ -131,10 +133,10 @@ pub struct ResolverConfig {
     pub allow_nameservers: Vec<IpNet>,
     /// DNSSEC validation.
     pub dnssec: bool,
-    /// Per-exchange timeout.
-    pub timeout: Duration,
     /// Query-name minimisation.
     pub qname_minimisation: bool,
+    /// Per-exchange timeout.
+    pub timeout: Duration,
     /// DNSSEC trust anchor file (`None`: built-in root keys).
     pub trust_anchor: Option<PathBuf>,
     /// Extra CA certificates for DoT upstreams.

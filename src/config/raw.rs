@@ -58,6 +58,9 @@ pub struct RawServer {
     pub listen: Vec<String>,
     /// Client CIDRs admitted.
     pub acl: Vec<String>,
+    /// Client CIDRs whose queries without recursion desired (RD=0) may be answered
+    /// from the cache (Unbound's allow_snoop); others get REFUSED for them.
+    pub allow_snoop: Vec<String>,
     /// Working files (the active compiled list).
     pub state_dir: String,
     /// Queries per second per client; 0 = no limit.
@@ -109,6 +112,7 @@ impl Default for RawServer {
             ]
             .map(String::from)
             .to_vec(),
+            allow_snoop: vec![],
             state_dir: "state".into(),
             rate_limit: 0,
             rate_limit_burst: 0,
@@ -143,13 +147,13 @@ pub struct RawResolver {
     pub allow_nameservers: Vec<String>,
     /// DNSSEC validation.
     pub dnssec: bool,
+    /// Query-name minimisation (RFC 9156, relaxed) in recursive mode.
+    pub qname_minimisation: bool,
     /// Per-exchange timeout in milliseconds (then the next server is tried).
     #[serde(deserialize_with = "dur::millis", serialize_with = "dur::millis_out")]
     pub timeout_ms: u64,
     /// Answer cache entries.
     pub cache_size: u64,
-    /// Query-name minimisation (RFC 9156, relaxed) in recursive mode.
-    pub qname_minimisation: bool,
     /// Name servers reached on another port than 53 (labs and tests).
     pub nameserver_ports: Vec<RawPortMap>,
     /// File of DNSKEY records to trust for the root; "" = the built-in IANA root keys.
@@ -213,12 +217,12 @@ impl Default for RawResolver {
             upstreams: vec![],
             allow_nameservers: vec![],
             dnssec: false,
+            qname_minimisation: true,
             timeout_ms: 400,
             cache_size: 100_000,
             nameserver_ports: vec![],
             trust_anchor: String::new(),
             tls_ca: String::new(),
-            qname_minimisation: true,
             local_zones: true,
             nodefault: vec![],
         }

@@ -289,6 +289,7 @@ fn server(s: &RawServer) -> Result<ServerConfig, ConfigError> {
     }
     let listen = parse_sockets("server.listen", &s.listen, None)?;
     let acl = parse_nets("server.acl", &s.acl)?;
+    let allow_snoop = parse_nets("server.allow_snoop", &s.allow_snoop)?;
     let rate_limit_exempt = parse_nets("server.rate_limit_exempt", &s.rate_limit_exempt)?;
     let proxy_from = parse_nets("server.proxy_from", &s.proxy_from)?;
     if s.state_dir.is_empty() {
@@ -324,6 +325,7 @@ fn server(s: &RawServer) -> Result<ServerConfig, ConfigError> {
     Ok(ServerConfig {
         listen,
         acl,
+        allow_snoop,
         rate_limit: s.rate_limit,
         rate_limit_burst: if s.rate_limit_burst == 0 {
             s.rate_limit.saturating_mul(2)
@@ -413,9 +415,9 @@ fn resolver(r: &RawResolver, base: &Base<'_>) -> Result<ResolverConfig, ConfigEr
         upstreams: r.upstreams.clone(),
         allow_nameservers: parse_nets("resolver.allow_nameservers", &r.allow_nameservers)?,
         dnssec: r.dnssec,
+        qname_minimisation: r.qname_minimisation,
         timeout: Duration::from_millis(r.timeout_ms),
         trust_anchor: base.optional(&r.trust_anchor),
-        qname_minimisation: r.qname_minimisation,
         tls_ca: base.optional(&r.tls_ca),
         cache_size: r.cache_size,
         cache_max_bytes: RawCache::default().max_bytes,

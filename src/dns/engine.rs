@@ -228,6 +228,27 @@ impl Engine {
         if let (Some(info), Decision::Resolve(q)) = (&shadow, &d) {
             self.on_block(packet, q, client, &list, info, None);
         }
+        // Without recursion desired, only fanzha's own data answers (blocked names
+        // and local records, above); the cache only for `allow_snoop` clients, as
+        // Unbound's `allow` and `allow_snoop`: else anyone could probe the cache
+        // for the sites residents visit. Never resolved.
+        let snooping = matches!(&d, Decision::Resolve(q) if q.flags & wire::flag::RD == 0);
+        if snooping && let Decision::Resolve(q) = &d {
+            let snoop = self.policy.load().snoop.allows(client);
+            let found = snoop
+                && self
+                    .cache
+                    .get(packet, q, self.lists.generation(), now, buf)
+                    .is_hit();
+            if !found {
+                wire::error_response(buf, packet, q.question_end, rcode::REFUSED, q.edns);
+            }
+            d = Decision::Answer(if found {
+                Outcome::Allowed
+            } else {
+                Outcome::Refused
+            });
+        }
         // Cached answers are sent from the receive loop, like blocked ones. The list
         // was checked first: a cached name that is now blocked never gets here.
         if let Decision::Resolve(q) = &d {

@@ -169,6 +169,8 @@ impl RateLimiter {
 pub struct Policy {
     /// Client ACL.
     pub acl: Acl,
+    /// Clients whose RD=0 queries may be answered from the cache (`allow_snoop`).
+    pub snoop: Acl,
     /// Senders whose queries start with a PROXY v2 header (`[server] proxy_from`).
     pub proxy_from: Acl,
     /// A answer for blocked names.
@@ -204,6 +206,7 @@ impl Policy {
     pub fn from_config(c: &Config) -> Policy {
         Policy {
             acl: Acl::new(c.server.acl.clone()),
+            snoop: Acl::new(c.server.allow_snoop.clone()),
             proxy_from: Acl::new(c.server.proxy_from.clone()),
             sinkhole_v4: c.sinkhole.v4,
             sinkhole_v6: c.sinkhole.v6,

@@ -38,6 +38,12 @@ pub mod rtype {
     pub const ANY: u16 = 255;
 }
 
+/// Header flag bits of [`Query::flags`].
+pub mod flag {
+    /// Recursion desired.
+    pub const RD: u16 = 0x0100;
+}
+
 /// Response codes used here.
 pub mod rcode {
     /// NOERROR
