@@ -12,39 +12,16 @@ use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
-/// The root (10) delegates `test.` to 11; `test.` delegates zones below it to the
-/// servers `delegations` name; `zones` are served as `servers` say.
 fn lab(test_zone: &str, zones: &[(&str, &str)], servers: Vec<Server>) -> Lab {
-    let root = "test. NS ns1.nic.\nns1.nic. LAB 11\n";
-    let mut all: Vec<(&str, &str)> = vec![(".", root), ("test.", test_zone)];
-    all.extend_from_slice(zones);
-    let mut s = vec![
-        Server::new(10, &["."], Mode::Normal),
-        Server::new(11, &["test."], Mode::Normal),
-    ];
-    s.extend(servers);
-    Lab::start(&all, s)
+    Lab::under_test(test_zone, zones, servers)
 }
 
 fn start(l: &Lab) -> (tempfile::TempDir, Fanzha) {
-    start_with(l, "", "")
+    l.fanzha("", "")
 }
 
-/// A fanzha on the lab with `resolver` lines added to its `[resolver]` section and
-/// `more` (other sections) after it.
 fn start_with(l: &Lab, resolver: &str, more: &str) -> (tempfile::TempDir, Fanzha) {
-    let dir = tempfile::tempdir().unwrap();
-    let lists = dir.path().join("lists");
-    std::fs::create_dir_all(&lists).unwrap();
-    std::fs::write(lists.join("l.txt"), "blocked.invalid\n").unwrap();
-    let toml = format!(
-        "[blocklist]\ndirs = [\"{}\"]\nallow_dirs = []\n{}{more}",
-        lists.display(),
-        l.resolver_toml()
-            .replace("[resolver]\n", &format!("[resolver]\n{resolver}"))
-    );
-    let f = Fanzha::start(dir.path(), &toml);
-    (dir, f)
+    l.fanzha(resolver, more)
 }
 
 fn types(m: &Message) -> Vec<RecordType> {

@@ -304,6 +304,8 @@ impl Hierarchy {
                     ("ok.blocked.example.test.", Rd::A("192.0.2.98")),
                     ("parent.example.test.", Rd::A("192.0.2.50")),
                     ("child.parent.example.test.", Rd::A("192.0.2.51")),
+                    // `ent.example.test.` is an empty non-terminal.
+                    ("host.ent.example.test.", Rd::A("192.0.2.52")),
                     // A wildcard.
                     ("*.wild.example.test.", Rd::A("192.0.2.42")),
                 ];

@@ -16,6 +16,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+use super::fanzha::Fanzha;
 use super::hierarchy::{fresh_net, soa};
 
 /// How a server misbehaves.
@@ -44,6 +45,17 @@ pub enum Mode {
     SelfReferral,
     /// A correct server whose UDP answers leave 100 ms late (so that queries overlap).
     Slow,
+    /// A correct server whose UDP answers leave 2 s late (longer than any timeout).
+    VerySlow,
+    /// Referrals carry this many extra NS records (`nsK.<child>`), each with glue
+    /// pointing at the referral's first glue address: over UDP the answer is
+    /// truncated, so it comes over TCP, up to 64 KiB.
+    HugeReferral(u16),
+    /// Answers to A queries carry this many distinct A records (over TCP).
+    HugeRrset(u16),
+    /// Every name in the zone exists, with an A record (a wildcard's effect): a
+    /// random-subdomain flood's names all resolve, so none is cached negatively.
+    AnswerAll,
 }
 
 /// A name server of the lab: its last address octet, the zones it serves, its mode.
@@ -293,6 +305,37 @@ impl Lab {
         }
     }
 
+    /// The root (10) delegates `test.` to 11, whose zone is `test_zone`; `zones` are
+    /// served as `servers` say.
+    pub fn under_test(test_zone: &str, zones: &[(&str, &str)], servers: Vec<Server>) -> Lab {
+        let root = "test. NS ns1.nic.\nns1.nic. LAB 11\n";
+        let mut all: Vec<(&str, &str)> = vec![(".", root), ("test.", test_zone)];
+        all.extend_from_slice(zones);
+        let mut s = vec![
+            Server::new(10, &["."], Mode::Normal),
+            Server::new(11, &["test."], Mode::Normal),
+        ];
+        s.extend(servers);
+        Lab::start(&all, s)
+    }
+
+    /// A fanzha on this lab (blocking `blocked.invalid`), with `resolver` lines added
+    /// to its `[resolver]` section and `more` (other sections) after it.
+    pub fn fanzha(&self, resolver: &str, more: &str) -> (tempfile::TempDir, Fanzha) {
+        let dir = tempfile::tempdir().unwrap();
+        let lists = dir.path().join("lists");
+        std::fs::create_dir_all(&lists).unwrap();
+        std::fs::write(lists.join("l.txt"), "blocked.invalid\n").unwrap();
+        let toml = format!(
+            "[blocklist]\ndirs = [\"{}\"]\nallow_dirs = []\n{}{more}",
+            lists.display(),
+            self.resolver_toml()
+                .replace("[resolver]\n", &format!("[resolver]\n{resolver}"))
+        );
+        let f = Fanzha::start(dir.path(), &toml);
+        (dir, f)
+    }
+
     /// Change how server `last` behaves from now on.
     pub fn set_mode(&self, last: u8, mode: Mode) {
         self.modes.lock().unwrap().insert(last, mode);
@@ -411,6 +454,41 @@ impl Ctx {
         }
         zone.answer(&qname, qtype, &mut resp);
         match mode {
+            Mode::HugeReferral(n) if !resp.metadata.authoritative => {
+                let child = resp.authorities.first().map(|r| r.name.clone());
+                let glue = resp.additionals.first().map(|r| r.data.clone());
+                if let (Some(child), Some(glue)) = (child, glue) {
+                    for k in 0..n {
+                        let ns = name(&format!("ns{k}.{child}"));
+                        resp.add_authority(Record::from_rdata(
+                            child.clone(),
+                            300,
+                            RData::NS(NS(ns.clone())),
+                        ));
+                        resp.add_additional(Record::from_rdata(ns, 300, glue.clone()));
+                    }
+                }
+            }
+            Mode::HugeRrset(n) if qtype == RecordType::A && !resp.answers.is_empty() => {
+                resp.answers.clear();
+                for k in 0..u32::from(n) {
+                    let ip = Ipv4Addr::from(0x0a00_0000 + k);
+                    resp.add_answer(Record::from_rdata(qname.clone(), 300, RData::A(A(ip))));
+                }
+            }
+            Mode::AnswerAll
+                if qtype == RecordType::A
+                    && resp.answers.is_empty()
+                    && resp.metadata.authoritative =>
+            {
+                resp.metadata.response_code = ResponseCode::NoError;
+                resp.authorities.clear();
+                resp.add_answer(Record::from_rdata(
+                    qname.clone(),
+                    300,
+                    RData::A(A("192.0.2.7".parse().unwrap())),
+                ));
+            }
             Mode::WrongType if qtype == RecordType::AAAA => {
                 resp.add_answer(Record::from_rdata(
                     qname.clone(),
@@ -461,11 +539,16 @@ fn serve_udp(sock: UdpSocket, ctx: Arc<Ctx>, stop: Arc<AtomicBool>) {
         let Some(r) = ctx.reply(&buf[..n], false) else {
             continue;
         };
-        if ctx.mode() == Mode::Slow
+        let delay = match ctx.mode() {
+            Mode::Slow => Some(Duration::from_millis(100)),
+            Mode::VerySlow => Some(Duration::from_secs(2)),
+            _ => None,
+        };
+        if let Some(delay) = delay
             && let Ok(late) = sock.try_clone()
         {
             std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(delay);
                 let _ = late.send_to(&r, peer);
             });
         } else {
