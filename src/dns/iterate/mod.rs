@@ -431,10 +431,7 @@ impl Iterator {
                 kind @ (Kind::NoData { .. } | Kind::Answer { .. }) if minimised => {
                     // Kept with its signatures and proofs: a later lookup of this
                     // very name and type (a validator's) is served this entry.
-                    let mut step = step_of(kind);
-                    if self.s.dnssec {
-                        scrub::add_proofs(&mut step, &msg, &zone.zone);
-                    }
+                    let step = step_from_reply(kind, &msg, &zone.zone, self.s.dnssec);
                     let ttl = ttl_of(&step);
                     self.answers.put((qk, qt), step, ttl, Instant::now());
                     labels += 1;
@@ -442,10 +439,7 @@ impl Iterator {
                 // Relaxed minimisation: anything else, ask for the full name.
                 _ if minimised => minimise = false,
                 kind => {
-                    let mut step = step_of(kind);
-                    if self.s.dnssec {
-                        scrub::add_proofs(&mut step, &msg, &zone.zone);
-                    }
+                    let step = step_from_reply(kind, &msg, &zone.zone, self.s.dnssec);
                     self.answers.put(
                         // Not minimised: the name asked is the whole name.
                         (qk, qtype),
@@ -711,6 +705,16 @@ fn after(mut chain: Vec<Record>, mut proofs: Vec<Record>, step: Step) -> Step {
 /// The first SOA record of a section.
 pub fn soa_in(records: &[Record]) -> Option<&Record> {
     records.iter().find(|r| r.record_type() == RecordType::SOA)
+}
+
+/// The step a scrubbed reply `kind` makes (of `msg`, from a server of `zone`), with
+/// its signatures and proofs when validating: what goes into the answer cache.
+pub fn step_from_reply(kind: Kind, msg: &Message, zone: &Name, dnssec: bool) -> Step {
+    let mut step = step_of(kind);
+    if dnssec {
+        scrub::add_proofs(&mut step, msg, zone);
+    }
+    step
 }
 
 /// The step a final (non-referral) answer makes.
