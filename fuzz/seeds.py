@@ -127,6 +127,6 @@ for target, seeds in (("upstream_reply", upstream()), ("proxy_header", proxy()))
     d = os.path.join("fuzz", "corpus", target)
     os.makedirs(d, exist_ok=True)
     for name, data in seeds.items():
-        with open(os.path.join(d, name), "wb") as f:
+        with open(os.path.join(d, "seed-" + name), "wb") as f:
             f.write(data)
     print(f"{target}: {len(seeds)} seeds")
