@@ -253,3 +253,66 @@ fn names_learnt_while_minimising_validate_when_asked_for_themselves() {
         );
     }
 }
+
+#[test]
+fn do_clients_get_the_proofs_of_a_denial_and_others_only_the_soa() {
+    let keys = keys();
+    let h = Hierarchy::start_signed(keys.clone());
+    let (_d, f) = validating(&h, &(keys.root.anchor_line() + "\n"));
+    for (n, t, rcode) in [
+        (
+            "nothere.example.test.",
+            RecordType::A,
+            ResponseCode::NXDomain,
+        ),
+        ("www.example.test.", RecordType::TXT, ResponseCode::NoError),
+    ] {
+        let m = ask_do(&f, n, t, false);
+        assert_eq!(m.metadata.response_code, rcode, "{n}: {m:?}");
+        assert!(m.metadata.authentic_data, "{n}: {m:?}");
+        let types: Vec<RecordType> = m.authorities.iter().map(|r| r.record_type()).collect();
+        assert_eq!(types.first(), Some(&RecordType::SOA), "{n}: {types:?}");
+        assert!(
+            types.contains(&RecordType::NSEC),
+            "{n}: no NSEC in {types:?}"
+        );
+        assert!(
+            types.contains(&RecordType::RRSIG),
+            "{n}: no RRSIG in {types:?}"
+        );
+        // Asked again (from the cache), the same.
+        let again = ask_do(&f, n, t, false);
+        assert_eq!(
+            again.authorities.len(),
+            m.authorities.len(),
+            "{n} from the cache"
+        );
+        // Without DO: the SOA alone.
+        let mut q = make_query(n, t, true);
+        q.metadata.id ^= 0x5a5a;
+        let plain = udp_from(
+            "127.0.0.1".parse().unwrap(),
+            f.dns,
+            &q,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let types: Vec<RecordType> = plain.authorities.iter().map(|r| r.record_type()).collect();
+        assert_eq!(types, vec![RecordType::SOA], "{n} without DO");
+    }
+}
+
+#[test]
+fn the_root_ds_question_is_answered() {
+    let keys = keys();
+    let h = Hierarchy::start_signed(keys.clone());
+    let (_d, f) = validating(&h, &(keys.root.anchor_line() + "\n"));
+    let m = ask_do(&f, ".", RecordType::DS, false);
+    assert_eq!(
+        m.metadata.response_code,
+        ResponseCode::NoError,
+        "{m:?}\n{}",
+        f.log_text()
+    );
+    assert!(m.answers.is_empty());
+}

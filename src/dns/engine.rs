@@ -665,17 +665,21 @@ fn plain_response(
             answers.as_slice(),
             authorities.as_slice(),
         ),
+        // Proofs go to DO clients only, and through the general writer below.
+        Resolved::Negative { proofs, .. } if dnssec_ok && !proofs.is_empty() => return false,
         Resolved::Negative {
             nxdomain,
             soa,
             answers,
+            authentic,
+            ..
         } => (
             if *nxdomain {
                 rcode::NXDOMAIN
             } else {
                 rcode::NOERROR
             },
-            false,
+            *authentic && (dnssec_ok || q.flags & FLAG_AD != 0),
             answers.as_slice(),
             soa.as_deref().map(std::slice::from_ref).unwrap_or_default(),
         ),
@@ -707,7 +711,10 @@ fn response(req: &Message, resolved: Resolved, dnssec_ok: bool, edns: bool) -> (
             nxdomain,
             soa,
             answers,
+            proofs,
+            authentic,
         } => {
+            resp.metadata.authentic_data = authentic && (dnssec_ok || req.metadata.authentic_data);
             resp.metadata.response_code = if nxdomain {
                 ResponseCode::NXDomain
             } else {
@@ -717,6 +724,8 @@ fn response(req: &Message, resolved: Resolved, dnssec_ok: bool, edns: bool) -> (
             if let Some(s) = soa {
                 resp.add_authority(*s);
             }
+            // Stripped below for a client without DO.
+            resp.add_authorities(proofs);
             Outcome::Allowed
         }
         Resolved::Failed(why) => {

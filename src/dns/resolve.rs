@@ -79,6 +79,12 @@ pub enum Resolved {
         soa: Option<Box<Record>>,
         /// CNAMEs that led there.
         answers: Vec<Record>,
+        /// The rest of the authority section the servers signed: the SOA's RRSIG
+        /// and the NSEC/NSEC3 denial and their RRSIGs (for DO clients, who may
+        /// validate themselves; empty when the servers sent none).
+        proofs: Vec<Record>,
+        /// DNSSEC-validated: the denial is proven.
+        authentic: bool,
     },
     /// No usable answer: SERVFAIL.
     Failed(String),
@@ -305,6 +311,8 @@ impl Way {
                         nxdomain: nx,
                         soa: e.into_soa().map(|s| Box::new(s.into_record_of_rdata())),
                         answers: vec![],
+                        proofs: vec![],
+                        authentic: false,
                     }
                 }
                 Err(e) => Resolved::Failed(e.to_string()),
@@ -427,12 +435,16 @@ fn from_step(step: Step) -> Resolved {
         Step::NxDomain(answers, auth) => Resolved::Negative {
             nxdomain: true,
             soa: first_soa(&auth),
+            proofs: proofs_of(&auth),
             answers,
+            authentic: false,
         },
         Step::NoData(answers, auth) => Resolved::Negative {
             nxdomain: false,
             soa: first_soa(&auth),
+            proofs: proofs_of(&auth),
             answers,
+            authentic: false,
         },
         Step::Alias(..) => Resolved::Failed("an alias left unresolved".into()),
         Step::Fail(why) => Resolved::Failed(why),
@@ -440,11 +452,17 @@ fn from_step(step: Step) -> Resolved {
 }
 
 /// What the client gets for a validated answer: SERVFAIL when anything is bogus,
-/// AD when every answer record is secure.
+/// AD when every answer record is secure (for a denial: every record of the
+/// answer and authority sections, its proofs included).
 fn validated(m: hickory_proto::op::Message) -> Resolved {
     if m.all_sections().any(|r| r.proof == Proof::Bogus) {
         return Resolved::Failed("DNSSEC validation failed (bogus)".into());
     }
+    let denial_secure = !m.authorities.is_empty()
+        && m.answers
+            .iter()
+            .chain(&m.authorities)
+            .all(|r| r.proof == Proof::Secure);
     match m.metadata.response_code {
         ResponseCode::NoError
             if m.answers.iter().all(|r| {
@@ -454,7 +472,9 @@ fn validated(m: hickory_proto::op::Message) -> Resolved {
             Resolved::Negative {
                 nxdomain: false,
                 soa: first_soa(&m.authorities),
+                proofs: proofs_of(&m.authorities),
                 answers: m.answers,
+                authentic: denial_secure,
             }
         }
         // The authority section holds only the proofs of wildcard answers.
@@ -466,7 +486,9 @@ fn validated(m: hickory_proto::op::Message) -> Resolved {
         ResponseCode::NXDomain => Resolved::Negative {
             nxdomain: true,
             soa: first_soa(&m.authorities),
+            proofs: proofs_of(&m.authorities),
             answers: m.answers,
+            authentic: denial_secure,
         },
         other => Resolved::Failed(format!("upstream answered {other}")),
     }
@@ -512,6 +534,20 @@ fn forwarding(c: &ResolverConfig) -> Result<Way, BackendError> {
 /// The SOA of an authority section, for the client's answer.
 fn first_soa(auth: &[Record]) -> Option<Box<Record>> {
     soa_in(auth).cloned().map(Box::new)
+}
+
+/// The DNSSEC records of a negative answer's authority section (RRSIG, NSEC,
+/// NSEC3), as the servers sent them: what a DO client needs to check the denial.
+fn proofs_of(auth: &[Record]) -> Vec<Record> {
+    auth.iter()
+        .filter(|r| {
+            matches!(
+                r.record_type(),
+                RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3
+            )
+        })
+        .cloned()
+        .collect()
 }
 
 /// A TLS client config trusting the built-in web roots and the CAs in `ca` (PEM).

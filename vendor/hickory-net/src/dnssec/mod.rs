@@ -1798,6 +1798,9 @@ fn verify_nsec(
             nsec1_yield(Proof::Bogus, "direct match is an ancestor-delegation NSEC")
         } else if query.query_type == RecordType::DS
             && nsec_data.type_set().contains(RecordType::SOA)
+            // The root has no parent: its own apex NSEC is the only proof there is
+            // that it has no DS (fanzha patch, root-ds.patch).
+            && !query.name().is_root()
         {
             // RFC 4035 §5.2: "A security-aware resolver MUST use the parent NSEC RR when attempting
             // to prove that a DS RRset does not exist."
