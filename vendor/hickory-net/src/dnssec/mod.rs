@@ -323,12 +323,13 @@ impl<H: DnsHandle> DnssecDnsHandle<H> {
                 self.nsec3_soft_iteration_limit,
                 self.nsec3_hard_iteration_limit,
             ),
-            (false, true, _) => verify_nsec(
+            (false, true, _) => verify_nsec_signed(
                 &query,
                 find_soa_name(&message),
                 message.response_code,
                 &message.answers,
                 &nsecs,
+                &message.authorities,
             ),
             (true, true, _) => {
                 warn!(
@@ -1742,12 +1743,28 @@ impl Hash for ValidationCacheKey {
 ///  corresponding RRSIG RR, a validator MUST ignore the settings of the
 ///  NSEC and RRSIG bits in an NSEC RR.
 /// ```
+#[cfg(test)]
 fn verify_nsec(
     query: &Query,
     soa_name: Option<&Name>,
     response_code: ResponseCode,
     answers: &[Record],
     nsecs: &[(&Name, &NSEC)],
+) -> Proof {
+    verify_nsec_signed(query, soa_name, response_code, answers, nsecs, &[])
+}
+
+/// [`verify_nsec`], with the authority section the NSECs came in: the proof of a
+/// wildcard expansion takes only NSECs signed by the zone that signed the expanded
+/// RRset (fanzha patch, wildcard-signer.patch). Without it (the unit tests that
+/// build NSECs alone) signers are not checked.
+fn verify_nsec_signed(
+    query: &Query,
+    soa_name: Option<&Name>,
+    response_code: ResponseCode,
+    answers: &[Record],
+    nsecs: &[(&Name, &NSEC)],
+    authorities: &[Record],
 ) -> Proof {
     // TODO: consider converting this to Result, and giving explicit reason for the failure
 
@@ -1781,7 +1798,7 @@ fn verify_nsec(
     // count, and the NSECs must prove that the RRset's next closer name does not exist.
     // This holds for every expanded RRset of a CNAME chain, not only at the query name.
     if response_code == ResponseCode::NoError && have_answer {
-        if let Some(proof) = verify_wildcard_answers(soa_name, answers, nsecs) {
+        if let Some(proof) = verify_wildcard_answers(soa_name, answers, nsecs, authorities) {
             return nsec1_yield(proof, "wildcard expansion response");
         }
     }
@@ -1967,6 +1984,7 @@ fn verify_wildcard_answers(
     soa: Option<&Name>,
     answers: &[Record],
     nsecs: &[(&'_ Name, &'_ NSEC)],
+    authorities: &[Record],
 ) -> Option<Proof> {
     let mut expanded = answers
         .iter()
@@ -1975,22 +1993,45 @@ fn verify_wildcard_answers(
             RData::DNSSEC(DNSSECRData::RRSIG(sig))
                 if sig.input().num_labels < r.name.num_labels() =>
             {
-                Some((&r.name, sig.input().num_labels))
+                Some((&r.name, sig.input().num_labels, &sig.input().signer_name))
             }
             _ => None,
         })
         .peekable();
     expanded.peek()?;
-    let denied = |owner: &Name, labels: u8| {
+    // An NSEC proves a wildcard's expansion only when its zone signed that
+    // expansion: every RRSIG over it in the authority section names the same signer
+    // (a secure NSEC of another zone, a child's say, proves nothing here).
+    let signed_by = |owner: &Name, signer: &Name| {
+        let mut sigs = authorities
+            .iter()
+            .filter(|r| r.name == *owner)
+            .filter_map(|r| match &r.data {
+                RData::DNSSEC(DNSSECRData::RRSIG(sig))
+                    if sig.input().type_covered == RecordType::NSEC =>
+                {
+                    Some(&sig.input().signer_name)
+                }
+                _ => None,
+            })
+            .peekable();
+        sigs.peek().is_some() && sigs.all(|s| s == signer)
+    };
+    let denied = |owner: &Name, labels: u8, signer: &Name| {
         let encloser = owner.trim_to(usize::from(labels));
         if soa.is_some_and(|soa| !soa.zone_of(&encloser)) {
             return false;
         }
         let next_closer = owner.trim_to(usize::from(labels) + 1);
-        find_nsec_covering_record(&next_closer, nsecs)
+        let from_signer: Vec<(&Name, &NSEC)> = nsecs
+            .iter()
+            .copied()
+            .filter(|(n, _)| authorities.is_empty() || signed_by(n, signer))
+            .collect();
+        find_nsec_covering_record(&next_closer, &from_signer)
             .is_some_and(|(_, nsec)| !next_closer.zone_of(nsec.next_domain_name()))
     };
-    Some(if expanded.all(|(owner, labels)| denied(owner, labels)) {
+    Some(if expanded.all(|(owner, labels, signer)| denied(owner, labels, signer)) {
         Proof::Secure
     } else {
         Proof::Bogus
@@ -2115,7 +2156,7 @@ mod test {
         time::{Duration, Instant},
     };
 
-    use super::{RrsigValidity, find_nsec_covering_record, no_closer_matches, verify_nsec};
+    use super::{RrsigValidity, find_nsec_covering_record, no_closer_matches, verify_nsec, verify_nsec_signed};
     use crate::{
         dnssec::{
             DnsRequestOptions, Proof, ProofError, ProofErrorKind, RrsetVerificationContext,
@@ -2965,6 +3006,52 @@ mod test {
 
     /// An MX answer at `owner` with a secure RRSIG of `labels` labels (fewer than the
     /// owner's: expanded from a wildcard).
+    /// fanzha patch: the NSEC proving a wildcard expansion must be signed by the zone
+    /// that signed the expansion; a secure NSEC of another zone proves nothing.
+    #[test]
+    fn nsec_wildcard_expansion_takes_only_the_signers_nsec() -> Result<(), ProtoError> {
+        subscribe();
+        let answers = wildcard_answers("foo.wild.example.", 2)?; // signed by "."
+        let query = Query::query(Name::from_ascii("foo.wild.example.")?, MX);
+        let wild = Name::from_ascii("*.wild.example.")?;
+        let covering = rdataNSEC::new(Name::from_ascii("www.example.")?, [MX, NSEC, RRSIG]);
+        let nsec_sig = |signer: &str| -> Result<Record, ProtoError> {
+            let input = SigInput {
+                type_covered: NSEC,
+                algorithm: Algorithm::ED25519,
+                num_labels: 3,
+                original_ttl: 3600,
+                sig_expiration: SerialNumber::new(0),
+                sig_inception: SerialNumber::new(0),
+                key_tag: 0,
+                signer_name: Name::from_ascii(signer)?,
+            };
+            Ok(Record::from_rdata(
+                wild.clone(),
+                3600,
+                RData::DNSSEC(DNSSECRData::RRSIG(rdataRRSIG::from_sig(input, vec![]))),
+            ))
+        };
+        let check = |authorities: &[Record]| {
+            verify_nsec_signed(
+                &query,
+                None,
+                ResponseCode::NoError,
+                &answers,
+                &[(&wild, &covering)],
+                authorities,
+            )
+        };
+        assert_eq!(check(&[nsec_sig(".")?]), Proof::Secure);
+        assert_eq!(check(&[nsec_sig("wild.example.")?]), Proof::Bogus, "another zone's NSEC");
+        assert_eq!(
+            check(&[nsec_sig(".")?, nsec_sig("wild.example.")?]),
+            Proof::Bogus,
+            "a second signature claiming another signer"
+        );
+        Ok(())
+    }
+
     fn wildcard_answers(owner: &str, labels: u8) -> Result<[Record; 2], ProtoError> {
         let input = SigInput {
             type_covered: MX,
