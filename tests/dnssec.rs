@@ -75,13 +75,7 @@ fn ask_do(f: &Fanzha, n: &str, t: RecordType, cd: bool) -> hickory_proto::op::Me
     e.set_max_payload(1232);
     e.set_dnssec_ok(true);
     q.set_edns(e);
-    udp_from(
-        "127.0.0.1".parse().unwrap(),
-        f.dns,
-        &q,
-        Duration::from_secs(5),
-    )
-    .unwrap()
+    ask(f.dns, &q)
 }
 
 #[test]
@@ -290,13 +284,7 @@ fn do_clients_get_the_proofs_of_a_denial_and_others_only_the_soa() {
         // Without DO: the SOA alone.
         let mut q = make_query(n, t, true);
         q.metadata.id ^= 0x5a5a;
-        let plain = udp_from(
-            "127.0.0.1".parse().unwrap(),
-            f.dns,
-            &q,
-            Duration::from_secs(5),
-        )
-        .unwrap();
+        let plain = ask(f.dns, &q);
         let types: Vec<RecordType> = plain.authorities.iter().map(|r| r.record_type()).collect();
         assert_eq!(types, vec![RecordType::SOA], "{n} without DO");
     }

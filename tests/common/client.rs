@@ -121,6 +121,17 @@ pub fn udp_from(
     }
 }
 
+/// `msg` over UDP from 127.0.0.1, its answer within 5 s (panics without one).
+pub fn ask(server: SocketAddr, msg: &Message) -> Message {
+    udp_from(
+        "127.0.0.1".parse().unwrap(),
+        server,
+        msg,
+        Duration::from_secs(5),
+    )
+    .unwrap_or_else(|| panic!("no UDP answer for {:?}", msg.queries))
+}
+
 /// UDP query from 127.0.0.1.
 pub fn udp(server: SocketAddr, qname: &str, t: RecordType) -> Message {
     udp_from(
