@@ -304,3 +304,52 @@ fn the_root_ds_question_is_answered() {
     );
     assert!(m.answers.is_empty());
 }
+
+#[test]
+fn without_validation_a_do_client_still_gets_what_the_servers_signed() {
+    // As Unbound without its validator: fanzha asks with DO and passes the
+    // signatures and proofs on to clients that set DO, and to them only.
+    let keys = keys();
+    let h = Hierarchy::start_signed(keys.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!("{}{}", lists_toml(dir.path()), h.resolver_toml());
+    let f = Fanzha::start(dir.path(), &toml);
+    let m = ask_do(&f, "alias.example.test.", RecordType::A, false);
+    let sigs: Vec<RecordType> = m
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(hickory_proto::dnssec::rdata::DNSSECRData::RRSIG(s)) => {
+                Some(s.input().type_covered)
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        sigs.contains(&RecordType::CNAME) && sigs.contains(&RecordType::A),
+        "{m:?}"
+    );
+    assert!(!m.metadata.authentic_data, "nothing was validated");
+    let m = ask_do(&f, "nothere.example.test.", RecordType::A, false);
+    assert!(
+        m.authorities
+            .iter()
+            .any(|r| r.record_type() == RecordType::NSEC),
+        "{m:?}"
+    );
+    // A client without DO: the same answers, no DNSSEC records.
+    for (n, rcode) in [
+        ("alias.example.test.", ResponseCode::NoError),
+        ("nothere.example.test.", ResponseCode::NXDomain),
+    ] {
+        let m = ask(f.dns, &make_query(n, RecordType::A, true));
+        assert_eq!(m.metadata.response_code, rcode);
+        assert!(
+            m.all_sections().all(|r| !matches!(
+                r.record_type(),
+                RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3
+            )),
+            "{n}: {m:?}"
+        );
+    }
+}

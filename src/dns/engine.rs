@@ -428,7 +428,7 @@ impl Engine {
             return Outcome::Malformed;
         };
         let dnssec_ok = q.edns.is_some_and(|e| e.dnssec_ok);
-        let resolved = self
+        let mut resolved = self
             .backend
             .resolve(
                 name.to_lowercase(),
@@ -438,6 +438,9 @@ impl Engine {
                 self.deadline,
             )
             .await;
+        if !dnssec_ok {
+            strip_dnssec(&mut resolved, q.qtype);
+        }
         match self.block_by_cname(packet, q, client, &resolved, buf) {
             Cname::Blocked => return Outcome::BlockedCname,
             Cname::Spared => *cacheable = false,
@@ -627,6 +630,33 @@ enum Cname {
     Blocked,
     /// Listed targets, all spared (shadow or off) for this client.
     Spared,
+}
+
+/// Drop the signatures and denial proofs a client without DO did not ask for
+/// (RFC 4035 §3.2.1), in place; records of the type it asked for stay.
+fn strip_dnssec(resolved: &mut Resolved, qtype: u16) {
+    let keep = |r: &Record| {
+        let t = r.record_type();
+        u16::from(t) == qtype
+            || !matches!(t, RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3)
+    };
+    match resolved {
+        Resolved::Answer {
+            answers,
+            authorities,
+            ..
+        } => {
+            answers.retain(keep);
+            authorities.retain(keep);
+        }
+        Resolved::Negative {
+            answers, proofs, ..
+        } => {
+            answers.retain(keep);
+            proofs.clear();
+        }
+        Resolved::Failed(_) => {}
+    }
 }
 
 /// `packet` decoded by hickory, when it holds one question.

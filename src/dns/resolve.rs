@@ -205,7 +205,7 @@ impl Backend {
     pub fn from_config(cfg: &Config, metrics: &Metrics) -> Result<Backend, BackendError> {
         let c = &cfg.resolver;
         let main = match c.mode {
-            ResolverMode::Recursive if !c.dnssec => iterative(c, metrics, false),
+            ResolverMode::Recursive if !c.dnssec => iterative(c, metrics),
             ResolverMode::Recursive => validating(c, metrics)?,
             ResolverMode::Forward => forwarding(c)?,
         };
@@ -348,8 +348,9 @@ pub fn answer_cache_bytes(max_bytes: u64) -> usize {
     usize::try_from(max_bytes - max_bytes / 8 * 3).unwrap_or(usize::MAX)
 }
 
-/// Recursion with fanzha's own iterator (`dnssec`: asking for signatures and proofs).
-fn iterative(c: &ResolverConfig, metrics: &Metrics, dnssec: bool) -> Way {
+/// Recursion with fanzha's own iterator (which always asks for signatures and
+/// proofs, and keeps them, as Unbound does: a DO client gets what the servers signed).
+fn iterative(c: &ResolverConfig, metrics: &Metrics) -> Way {
     let (roots, ports) = roots_and_ports(c);
     let settings = Settings {
         roots,
@@ -359,7 +360,6 @@ fn iterative(c: &ResolverConfig, metrics: &Metrics, dnssec: bool) -> Way {
         timeout: c.timeout,
         cache_entries: c.cache_size as usize,
         cache_bytes: iterator_bytes(c.cache_max_bytes),
-        dnssec,
         minimise: c.qname_minimisation,
     };
     Way::Iterative(Arc::new(Iterator::new(settings, metrics.upstream.clone())))
@@ -368,7 +368,7 @@ fn iterative(c: &ResolverConfig, metrics: &Metrics, dnssec: bool) -> Way {
 /// Recursion with DNSSEC validation: fanzha's iterator (asking with DO set and keeping
 /// signatures and denial proofs) under hickory's validator.
 fn validating(c: &ResolverConfig, metrics: &Metrics) -> Result<Way, BackendError> {
-    let Way::Iterative(iter) = iterative(c, metrics, true) else {
+    let Way::Iterative(iter) = iterative(c, metrics) else {
         unreachable!("iterative() builds an iterator")
     };
     let err = |p: &std::path::Path, why: String| BackendError {

@@ -320,8 +320,13 @@ impl Lab {
     }
 
     /// A fanzha on this lab (blocking `blocked.invalid`), with `resolver` lines added
-    /// to its `[resolver]` section and `more` (other sections) after it.
+    /// to its `[resolver]` section (a `timeout_ms` there replaces the lab's 200) and
+    /// `more` (other sections) after it.
     pub fn fanzha(&self, resolver: &str, more: &str) -> (tempfile::TempDir, Fanzha) {
+        let mut base = self.resolver_toml();
+        if resolver.contains("timeout_ms") {
+            base = base.replace("timeout_ms = 200\n", "");
+        }
         let dir = tempfile::tempdir().unwrap();
         let lists = dir.path().join("lists");
         std::fs::create_dir_all(&lists).unwrap();
@@ -329,8 +334,7 @@ impl Lab {
         let toml = format!(
             "[blocklist]\ndirs = [\"{}\"]\nallow_dirs = []\n{}{more}",
             lists.display(),
-            self.resolver_toml()
-                .replace("[resolver]\n", &format!("[resolver]\n{resolver}"))
+            base.replace("[resolver]\n", &format!("[resolver]\n{resolver}"))
         );
         let f = Fanzha::start(dir.path(), &toml);
         (dir, f)

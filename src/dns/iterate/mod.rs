@@ -91,8 +91,6 @@ pub struct Settings {
     pub cache_entries: usize,
     /// Bytes for the iterator's caches: a third for zone cuts, the rest for answers.
     pub cache_bytes: usize,
-    /// Ask with DO set and keep signatures and denial proofs (for a validator on top).
-    pub dnssec: bool,
     /// Minimise query names (RFC 9156, relaxed).
     pub minimise: bool,
 }
@@ -431,7 +429,7 @@ impl Iterator {
                 kind @ (Kind::NoData { .. } | Kind::Answer { .. }) if minimised => {
                     // Kept with its signatures and proofs: a later lookup of this
                     // very name and type (a validator's) is served this entry.
-                    let step = step_from_reply(kind, &msg, &zone.zone, self.s.dnssec);
+                    let step = step_from_reply(kind, &msg, &zone.zone);
                     let ttl = ttl_of(&step);
                     self.answers.put((qk, qt), step, ttl, Instant::now());
                     labels += 1;
@@ -439,7 +437,7 @@ impl Iterator {
                 // Relaxed minimisation: anything else, ask for the full name.
                 _ if minimised => minimise = false,
                 kind => {
-                    let step = step_from_reply(kind, &msg, &zone.zone, self.s.dnssec);
+                    let step = step_from_reply(kind, &msg, &zone.zone);
                     self.answers.put(
                         // Not minimised: the name asked is the whole name.
                         (qk, qtype),
@@ -634,7 +632,9 @@ impl Iterator {
         };
         let mut edns = !self.infra.no_edns(ip, Instant::now());
         for _ in 0..2 {
-            let out = transport::query(qn, qt, edns, self.s.dnssec);
+            // DO always, as Unbound asks: what the servers signed is kept and passed
+            // to clients that set DO, whether or not fanzha validates.
+            let out = transport::query(qn, qt, edns, true);
             let t0 = Instant::now();
             let res = match out.udp(addr, timeout).await {
                 Err(ExchangeError::Truncated) => {
@@ -708,12 +708,10 @@ pub fn soa_in(records: &[Record]) -> Option<&Record> {
 }
 
 /// The step a scrubbed reply `kind` makes (of `msg`, from a server of `zone`), with
-/// its signatures and proofs when validating: what goes into the answer cache.
-pub fn step_from_reply(kind: Kind, msg: &Message, zone: &Name, dnssec: bool) -> Step {
+/// the signatures and proofs the server sent: what goes into the answer cache.
+pub fn step_from_reply(kind: Kind, msg: &Message, zone: &Name) -> Step {
     let mut step = step_of(kind);
-    if dnssec {
-        scrub::add_proofs(&mut step, msg, zone);
-    }
+    scrub::add_proofs(&mut step, msg, zone);
     step
 }
 
@@ -800,7 +798,6 @@ mod tests {
             timeout: Duration::from_millis(300),
             cache_entries: 1000,
             cache_bytes: 1 << 20,
-            dnssec: false,
             minimise: true,
         };
         let upstream = IntCounterVec::new(prometheus::Opts::new("u", "u"), &["result"]).unwrap();
