@@ -23,7 +23,7 @@ DURATION=${DURATION:-600} RATE=${RATE:-2000} BYSTANDER_RATE=${BYSTANDER_RATE:-20
 SLOW_MS=${SLOW_MS:-300} CAL_SECONDS=${CAL_SECONDS:-60} ZONES=${ZONES:-"dead slow huge"}
 PORT=${PORT:-5399}
 source "$here/common.sh"
-need_packages dnsperf python3
+need_packages dnsperf python3 curl
 (cd "$repo" && cargo build --release -q && cargo build --release -q --example hostile_auth)
 bin=${FANZHA_BIN:-$repo/target/release/fanzha}
 run=$out/run; rm -rf "$run"; mkdir -p "$run/lists"
@@ -60,6 +60,15 @@ done
 dig +short +time=1 +tries=1 @127.0.0.1 -p 5391 www.ok. A | grep -q 192.0.2.1 || { log "fanzha does not resolve"; exit 1; }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$fpid/stat"; }
+# fanzha_upstream_queries_total by result, as "result=N ..." (sorted).
+upstream() {
+  curl -s http://127.0.0.1:5392/metrics | awk -F'[{}"]' '/^fanzha_upstream_queries_total\{/ {split($NF, v, " "); print $3 "=" v[1]}' | sort
+}
+# The difference of two upstream() snapshots, per hostile query: "answer 1.00, truncated 0.50, ...".
+upstream_per() { # upstream_per BEFORE AFTER QUERIES
+  join -t= -a2 -e0 -o 0,1.2,2.2 <(echo "$1") <(echo "$2") |
+    awk -F= -v n="$3" '{d = $3 - $2; if (d > 0) printf "%s%s %.2f", sep, $1, d / n; sep = ", "} END {print ""}'
+}
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$fpid/status"; }
 hz=$(getconf CLK_TCK)
 queries() { # queries FILE PREFIX ZONE COUNT
@@ -87,8 +96,8 @@ log "ordinary miss: $cal_us us CPU ($cc of $cs answered, $cf SERVFAIL)"
   echo "fanzha on its defaults, recursive; hostile names at $RATE qps from one address for ${DURATION}s per zone;"
   echo "an ordinary client at $BYSTANDER_RATE qps from another. Ordinary miss: $cal_us us CPU."
   echo
-  echo "| zone | RSS start → end (peak) MB | CPU per hostile query | × ordinary miss | hostile answered (SERVFAIL) | ordinary answered | ordinary p50 / p99 ms |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| zone | RSS start → end (peak) MB | CPU per hostile query | × ordinary miss | hostile answered (SERVFAIL) | upstream exchanges per hostile query | ordinary answered | ordinary p50 / p99 ms |"
+  echo "|---|---|---|---|---|---|---|---|"
 } > "$out/results.md"
 : > "$out/rss.tsv"
 for zone in $ZONES; do
@@ -98,9 +107,11 @@ for zone in $ZONES; do
   python3 "$here/bystander.py" 127.0.0.1 5391 "$BYSTANDER_RATE" "$DURATION" ok. 127.0.0.2 > "$run/by-$zone.txt" &
   by=$!
   log "$zone: ${DURATION}s of random subdomains"
+  up0=$(upstream)
   t0=$(cpu_ticks)
   read -r hs hc hn hf < <(perf "$run/q-$zone.txt" "$DURATION")
   t1=$(cpu_ticks)
+  up=$(upstream_per "$up0" "$(upstream)" "$hs")
   wait "$by"
   kill "$sampler" 2>/dev/null || true
   end_rss=$(rss_mb)
@@ -110,7 +121,7 @@ for zone in $ZONES; do
   ratio=$(awk -v a="$us" -v b="$cal_us" 'BEGIN {printf "%.2f", b ? a / b : 0}')
   share=$(awk -v a="$answered" -v n="$asked" 'BEGIN {printf "%.2f", n ? 100 * a / n : 0}')
   log "$zone: RSS $start_rss -> $end_rss (peak $peak) MB; $us us/query (${ratio}x); ordinary $answered/$asked, p99 $p99 ms"
-  echo "| $zone | $start_rss → $end_rss ($peak) | $us µs | $ratio | $hc of $hs ($hf) | $share % ($answered of $asked, $ok NOERROR) | $p50 / $p99 |" >> "$out/results.md"
+  echo "| $zone | $start_rss → $end_rss ($peak) | $us µs | $ratio | $hc of $hs ($hf) | $up | $share % ($answered of $asked, $ok NOERROR) | $p50 / $p99 |" >> "$out/results.md"
 done
 echo >> "$out/results.md"
 echo "RSS every 10 s: $out/rss.tsv. Command: \`DURATION=$DURATION RATE=$RATE benches/server/flood.sh\`" >> "$out/results.md"
