@@ -5,8 +5,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hickory_proto::op::{Message, MessageType};
-use hickory_proto::rr::{DNSClass, Name, RecordType};
+use hickory_proto::op::{Edns, Header, Message, MessageType, Query};
+use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, DecodeError};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -157,7 +158,7 @@ impl Outgoing<'_> {
                 Ok(Err(e)) => return Err(ExchangeError::Unreachable(e)),
                 Ok(Ok(n)) => n,
             };
-            let Ok(reply) = Message::from_vec(&buf[..n]) else {
+            let Ok(reply) = decode(&buf[..n]) else {
                 // Only the header can tell whether it is ours.
                 if n >= 2 && u16::from_be_bytes([buf[0], buf[1]]) == self.id {
                     return Err(ExchangeError::Truncated);
@@ -199,8 +200,7 @@ impl Outgoing<'_> {
             s.read_exact(&mut buf)
                 .await
                 .map_err(|e| ExchangeError::Malformed(e.to_string()))?;
-            let reply =
-                Message::from_vec(&buf).map_err(|e| ExchangeError::Malformed(e.to_string()))?;
+            let reply = decode(&buf).map_err(|e| ExchangeError::Malformed(e.to_string()))?;
             if !self.answered_by(&reply) {
                 return Err(ExchangeError::Malformed("a reply to another query".into()));
             }
@@ -210,6 +210,98 @@ impl Outgoing<'_> {
             .await
             .unwrap_or(Err(ExchangeError::Timeout))
     }
+}
+
+/// Records decoded at most per section of a reply (answer, authority, additional):
+/// more than the scrubber keeps (an RRset of `MAX_RRSET` with its chain and
+/// signatures; `MAX_NS` name servers with their glue, a DS set and signatures).
+const DECODED: [usize; 3] = [
+    super::scrub::MAX_RRSET + 64,
+    4 * super::scrub::MAX_NS,
+    4 * super::scrub::MAX_NS * 2,
+];
+
+/// A reply from a name server, decoded. One that holds more records than the
+/// scrubber could use (a hostile referral to 1,500 name servers, 4,000 records in a
+/// 64 KiB TCP answer) has the rest of each section stepped over without decoding
+/// (names, fixed fields and data skipped, no allocation), the OPT record excepted:
+/// a few decoded records instead of thousands. Smaller replies are decoded whole.
+pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
+    let mut d = BinDecoder::new(buf);
+    let Header {
+        mut metadata,
+        counts,
+    } = Header::read(&mut d)?;
+    let sections = [counts.answers, counts.authorities, counts.additionals];
+    if sections
+        .iter()
+        .zip(DECODED)
+        .all(|(n, max)| *n as usize <= max)
+    {
+        return Message::from_vec(buf);
+    }
+    let mut m = Message::new(metadata.id, metadata.message_type, metadata.op_code);
+    for _ in 0..counts.queries {
+        m.queries.push(Query::read(&mut d)?);
+    }
+    let mut edns = None;
+    for (section, (count, max)) in sections.into_iter().zip(DECODED).enumerate() {
+        let mut kept = Vec::with_capacity(max.min(count as usize));
+        for _ in 0..count {
+            let start = d.index();
+            skip_name(&mut d)?;
+            let rtype = d.read_u16()?.unverified();
+            let _class_ttl = d.read_slice(6)?;
+            let len = d.read_u16()?.unverified();
+            d.read_slice(usize::from(len))?;
+            let is_opt = rtype == u16::from(RecordType::OPT);
+            if kept.len() >= max && !(section == 2 && is_opt) {
+                continue;
+            }
+            // Decode this one from its start.
+            let mut at = BinDecoder::new(buf);
+            at.read_slice(start)?;
+            let r = Record::read(&mut at)?;
+            if is_opt {
+                if section != 2 || edns.is_some() {
+                    return Err(DecodeError::DuplicateEdns);
+                }
+                edns = Some(Edns::from(&r));
+            } else {
+                kept.push(r);
+            }
+        }
+        match section {
+            0 => m.answers = kept,
+            1 => m.authorities = kept,
+            _ => m.additionals = kept,
+        }
+    }
+    if let Some(e) = &edns {
+        metadata.merge_response_code(e.rcode_high());
+    }
+    m.metadata = metadata;
+    m.edns = edns;
+    Ok(m)
+}
+
+/// Step over a (possibly compressed) name.
+fn skip_name(d: &mut BinDecoder<'_>) -> Result<(), DecodeError> {
+    for _ in 0..128 {
+        let len = d.read_u8()?.unverified();
+        match len {
+            0 => return Ok(()),
+            l if l & 0xC0 == 0xC0 => {
+                d.read_u8()?;
+                return Ok(());
+            }
+            l if l & 0xC0 != 0 => return Err(DecodeError::UnrecognizedLabelCode(l)),
+            l => {
+                d.read_slice(usize::from(l))?;
+            }
+        }
+    }
+    Err(DecodeError::DomainNameTooLong(256))
 }
 
 #[cfg(test)]
@@ -290,5 +382,81 @@ mod tests {
         let e = m.edns.as_ref().expect("EDNS");
         assert_eq!(e.max_payload(), EDNS_PAYLOAD);
         assert!(e.flags().dnssec_ok);
+    }
+
+    /// A reply for `www.big.example.` with `ns` NS records (each with an A glue
+    /// record), `answers` A records, and an OPT record last when `edns`.
+    fn reply(ns: u32, answers: u32, edns: bool) -> Message {
+        use hickory_proto::rr::RData;
+        use hickory_proto::rr::rdata::{A, NS};
+        let mut m = Message::new(7, MessageType::Response, OpCode::Query);
+        let q: Name = "www.big.example.".parse().unwrap();
+        m.add_query(Query::query(q.clone(), RecordType::A));
+        for i in 0..answers {
+            let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+            m.add_answer(Record::from_rdata(q.clone(), 60, RData::A(A(ip))));
+        }
+        let zone: Name = "big.example.".parse().unwrap();
+        for i in 0..ns {
+            let host: Name = format!("ns{i}.big.example.").parse().unwrap();
+            m.add_authority(Record::from_rdata(
+                zone.clone(),
+                60,
+                RData::NS(NS(host.clone())),
+            ));
+            let ip = std::net::Ipv4Addr::from(0x0b00_0000 + i);
+            m.add_additional(Record::from_rdata(host, 60, RData::A(A(ip))));
+        }
+        if edns {
+            let mut e = Edns::new();
+            e.set_max_payload(1232);
+            e.set_dnssec_ok(true);
+            m.set_edns(e);
+        }
+        m
+    }
+
+    #[test]
+    fn a_reply_within_the_bounds_decodes_as_hickory_decodes_it() {
+        for (ns, answers, edns) in [(0, 1, true), (13, 0, true), (20, 3, false), (80, 576, true)] {
+            let wire = reply(ns, answers, edns).to_vec().unwrap();
+            assert_eq!(decode(&wire).unwrap(), Message::from_vec(&wire).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_huge_reply_keeps_what_the_scrubber_can_use_and_its_opt() {
+        let zone: Name = "example.".parse().unwrap();
+        let qname: Name = "www.big.example.".parse().unwrap();
+        let wire = reply(1000, 0, true).to_vec().unwrap();
+        assert!(wire.len() > 30_000, "{} bytes", wire.len());
+        let capped = decode(&wire).unwrap();
+        let whole = Message::from_vec(&wire).unwrap();
+        assert_eq!(capped.authorities.len(), DECODED[1]);
+        // (hickory's encoder stops adding glue at 64 KiB.)
+        assert_eq!(
+            capped.additionals.len(),
+            whole.additionals.len().min(DECODED[2])
+        );
+        assert_eq!(
+            capped.edns, whole.edns,
+            "the OPT record past the cap is read"
+        );
+        assert_eq!(capped.metadata, whole.metadata);
+        assert_eq!(capped.queries, whole.queries);
+        // The scrubber makes the same referral of either.
+        let kind = |m: &Message| super::super::scrub::classify(m, &zone, &qname, RecordType::A);
+        assert_eq!(kind(&capped), kind(&whole));
+        // 4,000 answers: the RRset the scrubber keeps is the same.
+        let wire = reply(0, 4000, true).to_vec().unwrap();
+        let capped = decode(&wire).unwrap();
+        assert_eq!(capped.answers.len(), DECODED[0]);
+        let zone: Name = "big.example.".parse().unwrap();
+        let kind = |m: &Message| super::super::scrub::classify(m, &zone, &qname, RecordType::A);
+        assert_eq!(kind(&capped), kind(&Message::from_vec(&wire).unwrap()));
+        // Cut anywhere, it is an error, never a panic.
+        for cut in (0..wire.len()).step_by(997) {
+            assert!(decode(&wire[..cut]).is_err() || cut == wire.len());
+        }
     }
 }
