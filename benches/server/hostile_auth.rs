@@ -179,6 +179,17 @@ fn serve_tcp(last: u8, listener: TcpListener) {
     }
 }
 
+/// A TCP listener with room for a burst of connections (std's backlog of 128 drops
+/// SYNs under 2,000 referrals a second, and the resolver then sees timeouts, not
+/// the huge referral this server is for).
+fn listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(8192)?;
+    Ok(s.into())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let port: u16 = args.get(1).and_then(|p| p.parse().ok()).expect("PORT");
@@ -187,7 +198,7 @@ fn main() {
     for last in 1..=4u8 {
         let addr = SocketAddr::new(IpAddr::V4(ip(last)), port);
         let udp = UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
-        let tcp = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}/tcp: {e}"));
+        let tcp = listener(addr).unwrap_or_else(|e| panic!("bind {addr}/tcp: {e}"));
         threads.push(std::thread::spawn(move || serve_udp(last, udp, slow)));
         threads.push(std::thread::spawn(move || serve_tcp(last, tcp)));
     }
