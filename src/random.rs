@@ -33,6 +33,24 @@ pub fn bytes(n: usize) -> std::io::Result<Vec<u8>> {
     Ok(b)
 }
 
+/// A number below `n` (n ≥ 1), uniform enough for IDs and picks (upstream query
+/// IDs must not be guessable: RFC 5452). getrandom(2) does not fail once the pool
+/// is ready; if it ever does, the clock's nanoseconds, mixed, still differ per call.
+pub fn below(n: usize) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    let mut b = [0u8; 8];
+    if !fill(&mut b) {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        b = t.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes();
+    }
+    (u64::from_le_bytes(b) % n as u64) as usize
+}
+
 /// A number in [0, 1), for staggering (0.5 when the kernel gives no random bytes).
 pub fn unit() -> f64 {
     let mut b = [0u8; 8];

@@ -291,3 +291,32 @@ fn qname_minimisation_can_be_turned_off() {
         l.seen()
     );
 }
+
+#[test]
+fn allow_snoop_is_applied_by_sighup() {
+    let l = zone_on("hup", &[12], Mode::Normal, "");
+    let (d, f) = l.fanzha("", "");
+    udp(f.dns, "www.hup.test.", RecordType::A);
+    assert_eq!(
+        norec(&f, "www.hup.test.").metadata.response_code,
+        ResponseCode::Refused
+    );
+    let cfg = d.path().join("fanzha.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text.replacen(
+        "[server]\n",
+        "[server]\nallow_snoop = [\"127.0.0.0/8\"]\n",
+        1,
+    );
+    std::fs::write(&cfg, text).unwrap();
+    f.signal("HUP");
+    let t0 = Instant::now();
+    while norec(&f, "www.hup.test.").answers.is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "SIGHUP did not apply allow_snoop\n{}",
+            f.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -232,8 +232,9 @@ impl Engine {
         // and local records, above); the cache only for `allow_snoop` clients, as
         // Unbound's `allow` and `allow_snoop`: else anyone could probe the cache
         // for the sites residents visit. Never resolved.
-        let snooping = matches!(&d, Decision::Resolve(q) if q.flags & wire::flag::RD == 0);
-        if snooping && let Decision::Resolve(q) = &d {
+        if let Decision::Resolve(q) = &d
+            && q.flags & wire::flag::RD == 0
+        {
             let snoop = self.policy.load().snoop.allows(client);
             let found = snoop
                 && self
@@ -666,6 +667,12 @@ fn request(packet: &[u8]) -> Option<Message> {
         .filter(|m| m.queries.len() == 1)
 }
 
+/// Whether an answer carries AD: it validated, and the client asked for DNSSEC
+/// records (DO) or for the AD bit itself (RFC 6840 §5.7).
+fn ad_bit(authentic: bool, dnssec_ok: bool, ad_asked: bool) -> bool {
+    authentic && (dnssec_ok || ad_asked)
+}
+
 /// The AD and CD bits of a header's flags.
 const FLAG_AD: u16 = 0x0020;
 const FLAG_CD: u16 = 0x0010;
@@ -691,7 +698,7 @@ fn plain_response(
             authentic,
         } => (
             rcode::NOERROR,
-            *authentic && (dnssec_ok || q.flags & FLAG_AD != 0),
+            ad_bit(*authentic, dnssec_ok, q.flags & FLAG_AD != 0),
             answers.as_slice(),
             authorities.as_slice(),
         ),
@@ -709,7 +716,7 @@ fn plain_response(
             } else {
                 rcode::NOERROR
             },
-            *authentic && (dnssec_ok || q.flags & FLAG_AD != 0),
+            ad_bit(*authentic, dnssec_ok, q.flags & FLAG_AD != 0),
             answers.as_slice(),
             soa.as_deref().map(std::slice::from_ref).unwrap_or_default(),
         ),
@@ -732,7 +739,8 @@ fn response(req: &Message, resolved: Resolved, dnssec_ok: bool, edns: bool) -> (
             authorities,
             authentic,
         } => {
-            resp.metadata.authentic_data = authentic && (dnssec_ok || req.metadata.authentic_data);
+            resp.metadata.authentic_data =
+                ad_bit(authentic, dnssec_ok, req.metadata.authentic_data);
             resp.insert_answers(answers);
             resp.insert_authorities(authorities);
             Outcome::Allowed
@@ -744,7 +752,8 @@ fn response(req: &Message, resolved: Resolved, dnssec_ok: bool, edns: bool) -> (
             proofs,
             authentic,
         } => {
-            resp.metadata.authentic_data = authentic && (dnssec_ok || req.metadata.authentic_data);
+            resp.metadata.authentic_data =
+                ad_bit(authentic, dnssec_ok, req.metadata.authentic_data);
             resp.metadata.response_code = if nxdomain {
                 ResponseCode::NXDomain
             } else {

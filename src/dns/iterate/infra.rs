@@ -263,23 +263,9 @@ impl Infra {
     }
 }
 
-/// A number below `n` (n ≥ 1), from the kernel's CSPRNG (an upstream query ID must
-/// not be guessable: RFC 5452).
+/// A number below `n` (n ≥ 1), from the kernel's CSPRNG.
 pub fn random_below(n: usize) -> usize {
-    if n <= 1 {
-        return 0;
-    }
-    let mut b = [0u8; 8];
-    if !crate::random::fill(&mut b) {
-        // getrandom(2) does not fail once the pool is initialised; a fallback that
-        // still differs per call.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        b = t.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes();
-    }
-    (u64::from_le_bytes(b) % n as u64) as usize
+    crate::random::below(n)
 }
 
 #[cfg(test)]

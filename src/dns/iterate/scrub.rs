@@ -26,6 +26,8 @@ pub const MAX_GLUE_PER_NS: usize = 8;
 /// Most records kept of one RRset: a 64 KiB TCP answer holds about 4,000 A records,
 /// none of which a client needs past the first few hundred.
 pub const MAX_RRSET: usize = 512;
+/// Up to this many records, duplicates are found by comparing (no allocation).
+const SMALL_RRSET: usize = 16;
 
 /// What a response says about the question it was asked.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,14 +129,30 @@ fn follow_chain(
             break;
         }
         let mut records: Vec<Record> = Vec::new();
-        // Duplicates go by hashing, not by comparing each record with every other.
+        // Duplicates: compared directly in a small set (most answers: no allocation),
+        // by hashing past SMALL_RRSET, so a huge one costs no quadratic time.
+        let mut few: smallvec::SmallVec<[&RData; SMALL_RRSET]> = smallvec::SmallVec::new();
         let mut seen: HashSet<&RData, foldhash::fast::RandomState> = HashSet::default();
         for r in answers.iter().filter(|r| r.name == cur) {
             let t = r.record_type();
-            if (t == qtype || qtype == RecordType::ANY && t != RecordType::CNAME)
-                && records.len() < MAX_RRSET
-                && seen.insert(&r.data)
+            if !(t == qtype || qtype == RecordType::ANY && t != RecordType::CNAME)
+                || records.len() >= MAX_RRSET
             {
+                continue;
+            }
+            let new = if few.len() < SMALL_RRSET {
+                let new = !few.contains(&&r.data);
+                if new {
+                    few.push(&r.data);
+                }
+                new
+            } else {
+                if seen.is_empty() {
+                    seen.extend(few.iter().copied());
+                }
+                seen.insert(&r.data)
+            };
+            if new {
                 records.push(r.clone());
             }
         }
@@ -212,6 +230,16 @@ fn covered(r: &Record) -> Option<RecordType> {
 /// owner) the same NSEC/NSEC3 records, which prove that no closer name exists.
 pub fn add_proofs(step: &mut super::Step, resp: &Message, zone: &Name) {
     use super::Step;
+    // An unsigned reply (most of them) has nothing to add: no sets to build.
+    let dnssec = |r: &Record| {
+        matches!(
+            r.record_type(),
+            RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3
+        )
+    };
+    if !resp.answers.iter().chain(&resp.authorities).any(dnssec) {
+        return;
+    }
     let signed = |kept: &[Record]| -> Vec<Record> {
         let sets: HashSet<(&Name, RecordType), foldhash::fast::RandomState> =
             kept.iter().map(|r| (&r.name, r.record_type())).collect();
