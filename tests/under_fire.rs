@@ -225,6 +225,26 @@ fn a_referral_to_fifteen_hundred_name_servers_is_cut_to_a_few() {
 }
 
 #[test]
+fn a_zone_handed_back_to_the_server_that_delegates_it_is_lame_without_asking_again() {
+    // `back.test.` delegates ten zones to its own server, which does not serve them:
+    // asked there, it would only give the same referral again (a hostile zone does
+    // this for every random name, with 55 KB referrals).
+    let extra: String = (0..10)
+        .map(|k| format!("sub{k} NS ns.sub{k}.back.test.\nns.sub{k} LAB 12\n"))
+        .collect();
+    let l = zone_on("back", &[12], Mode::Normal, &extra);
+    let (_d, f) = l.fanzha("", "");
+    assert_eq!(ips(&udp(f.dns, "www.back.test.", RecordType::A)).len(), 1);
+    l.clear();
+    for k in 0..10 {
+        let m = udp(f.dns, &format!("sub{k}.back.test."), RecordType::A);
+        assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    }
+    let asked = l.seen().iter().filter(|s| s.server == 12).count();
+    assert_eq!(asked, 10, "{:?}", l.seen());
+}
+
+#[test]
 fn an_rrset_of_four_thousand_records_is_kept_to_the_cap() {
     let l = zone_on("wide", &[12], Mode::HugeRrset(4000), "");
     let (_d, f) = l.fanzha("", "");

@@ -414,14 +414,7 @@ impl Iterator {
                     glue,
                     ttl,
                 } => {
-                    let d = Arc::new(Delegation {
-                        zone: child.clone(),
-                        ns,
-                        addrs: glue,
-                    });
-                    let ttl = Duration::from_secs(ttl.clamp(5, 86_400) as u64);
-                    self.zones
-                        .put_shared(NameKey::new(&child), d.clone(), ttl, Instant::now());
+                    let d = self.remember_cut(child, ns, glue, ttl);
                     labels = d.zone.num_labels() + 1;
                     zone = d;
                 }
@@ -450,6 +443,21 @@ impl Iterator {
             }
         }
         Step::Fail(format!("no answer for {name} after {MAX_STEPS} referrals"))
+    }
+
+    /// Cache a zone cut from a referral, for its NS TTL (5 s to a day).
+    fn remember_cut(
+        &self,
+        zone: Name,
+        ns: Vec<Name>,
+        addrs: Vec<(Name, IpAddr)>,
+        ttl: u32,
+    ) -> Arc<Delegation> {
+        let key = NameKey::new(&zone);
+        let d = Arc::new(Delegation { zone, ns, addrs });
+        let ttl = Duration::from_secs(ttl.clamp(5, 86_400) as u64);
+        self.zones.put_shared(key, d.clone(), ttl, Instant::now());
+        d
     }
 
     /// Ask the servers of `zone` in turn until one answers usefully: lame, refusing,
@@ -519,6 +527,19 @@ impl Iterator {
                             self.infra.failed(ip, now);
                         }
                         tracing::debug!(server = %ip, zone = %zone.zone, rcode = %rc, "name server error; asking another");
+                    }
+                    Kind::Referral {
+                        zone: child,
+                        ns,
+                        glue,
+                        ttl,
+                    } if scrub::refers_back(&kind, ip) => {
+                        // Kept, as any cut: the next name below it finds the server
+                        // lame there and asks nobody.
+                        self.count("lame");
+                        self.infra.set_lame(ip, child, now);
+                        tracing::debug!(server = %ip, zone = %zone.zone, child = %child, "referral back to the same server: lame at the child");
+                        self.remember_cut(child.clone(), ns.clone(), glue.clone(), *ttl);
                     }
                     _ => {
                         self.count("answer");

@@ -322,6 +322,22 @@ fn soa_for(authorities: &[Record], zone: &Name, name: &Name) -> Option<Record> {
         .cloned()
 }
 
+/// Whether a referral from `server` hands the child zone back to `server` alone:
+/// every name server has glue, and all of it is `server`'s address. A server that
+/// serves both zones answers from the child (the closest zone it holds), so one that
+/// refers instead does not serve the child: asking it there only brings the same
+/// referral again. The child is lame at `server` without asking (a hostile zone
+/// that delegates each random name to itself, 55 KB at a time, costs one such
+/// reply per name instead of two).
+pub fn refers_back(kind: &Kind, server: IpAddr) -> bool {
+    let Kind::Referral { ns, glue, .. } = kind else {
+        return false;
+    };
+    !glue.is_empty()
+        && glue.iter().all(|(_, ip)| *ip == server)
+        && ns.iter().all(|n| glue.iter().any(|(g, _)| g == n))
+}
+
 /// A referral toward `name`: an NS set in the authority section for a zone strictly
 /// below `zone` and at or above `name`, with glue inside `zone`. A referral up or
 /// sideways, or to `zone` itself, is lame.

@@ -257,3 +257,34 @@ fn a_huge_rrset_is_cut_to_the_cap_and_duplicates_go() {
     let distinct: std::collections::HashSet<_> = records.iter().map(|r| &r.data).collect();
     assert_eq!(distinct.len(), records.len());
 }
+
+#[test]
+fn a_referral_back_to_the_same_server_alone_is_told_apart() {
+    let server: IpAddr = "192.0.2.53".parse().unwrap();
+    let other: IpAddr = "192.0.2.54".parse().unwrap();
+    let referral = |glue: Vec<(&str, IpAddr)>, ns: &[&str]| Kind::Referral {
+        zone: n("child.example."),
+        ns: ns.iter().map(|s| n(s)).collect(),
+        glue: glue.into_iter().map(|(h, ip)| (n(h), ip)).collect(),
+        ttl: 300,
+    };
+    let two = ["a.child.example.", "b.child.example."];
+    // Every name server is the server that referred: the child is lame there.
+    let back = referral(
+        vec![("a.child.example.", server), ("b.child.example.", server)],
+        &two,
+    );
+    assert!(refers_back(&back, server));
+    // Another address among the glue: that one may serve the child.
+    let mixed = referral(
+        vec![("a.child.example.", server), ("b.child.example.", other)],
+        &two,
+    );
+    assert!(!refers_back(&mixed, server));
+    // A name server without glue may live anywhere.
+    let glueless = referral(vec![("a.child.example.", server)], &two);
+    assert!(!refers_back(&glueless, server));
+    // To another server altogether, or not a referral at all.
+    assert!(!refers_back(&back, other));
+    assert!(!refers_back(&Kind::Lame, server));
+}
