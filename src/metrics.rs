@@ -91,6 +91,7 @@ pub struct Metrics {
     reloads: IntCounterVec,
     loaded_at: IntGauge,
     skipped_lines: IntGauge,
+    skipped_by_reason: IntCounterVec,
     refused_rules: IntGauge,
     /// Warning pages shown, by category ("none": a host that is not blocked).
     pub warnpage_views: IntCounterVec,
@@ -481,6 +482,12 @@ impl Metrics {
                 "blocklist_skipped_lines",
                 "Lines skipped by the last successful compile",
             ),
+            skipped_by_reason: r.counters(
+                "blocklist_skipped_lines_total",
+                "List lines skipped by the compiles since start, by reason (bad-expiry and bad-header: a rule or header that was meant to apply does not)",
+                "reason",
+                &["bad-expiry", "bad-header", "source-exception"],
+            ),
             refused_rules: r.gauge(
                 "blocklist_refused_rules",
                 "Rules refused by guardrails in the last successful compile",
@@ -625,6 +632,12 @@ impl Metrics {
             .set(st.last_ok_unix.load(Ordering::Relaxed) as i64);
         self.skipped_lines
             .set(st.last_skipped_lines.load(Ordering::Relaxed) as i64);
+        for (reason, now) in st.skipped().total {
+            let c = self.skipped_by_reason.with_label_values(&[reason.as_str()]);
+            if now > c.get() {
+                c.inc_by(now - c.get());
+            }
+        }
         self.refused_rules
             .set(st.last_refused_rules.load(Ordering::Relaxed) as i64);
     }

@@ -40,10 +40,11 @@ fn a_public_list_by_url_blocks_and_its_last_good_copy_outlives_failures() {
     let d = dir.path();
     let www = d.join("www");
     std::fs::create_dir_all(&www).unwrap();
-    // A hosts-format public list, with a public suffix the guardrails must refuse.
+    // A hosts-format public list, with a public suffix the guardrails must refuse,
+    // and an exception for a name the district's own list blocks.
     std::fs::write(
         www.join("phish.txt"),
-        "0.0.0.0 first-phish.test\n0.0.0.0 com\n",
+        "0.0.0.0 first-phish.test\n0.0.0.0 com\n@@||scam.example.test^\n",
     )
     .unwrap();
     let nginx = Nginx::start(&www, &d.join("nginx"));
@@ -79,6 +80,30 @@ fn a_public_list_by_url_blocks_and_its_last_good_copy_outlives_failures() {
     };
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("list phish.txt, category phishing"), "{out}");
+
+    // The public list's exception does not unblock the district's name: dropped,
+    // counted, and said by `ctl status`.
+    assert!(blocked(&f, "scam.example.test."));
+    assert_eq!(
+        f.metric("fanzha_blocklist_skipped_lines_total{reason=\"source-exception\"}"),
+        1.0
+    );
+    let status = std::process::Command::new(bin())
+        .args(["ctl", "--config"])
+        .arg(d.join("fanzha.toml"))
+        .arg("status")
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("1 line(s) skipped as source-exception"),
+        "{status}"
+    );
+    assert!(
+        f.log_text().contains("exception of a fetched list dropped"),
+        "{}",
+        f.log_text()
+    );
 
     // A new version of the list: blocked after the next fetch.
     std::fs::write(

@@ -36,6 +36,94 @@ pub struct ListOverride {
     pub action: Option<Action>,
     /// Match mode of its plain entries.
     pub match_mode: Option<MatchMode>,
+    /// What its exception (`@@`) rules may do.
+    pub exceptions: Exceptions,
+}
+
+/// What a list's exception rules (`@@||name^`, allow rules in a block list) may do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Exceptions {
+    /// Allow the name against every list: a local list, written by the operator.
+    #[default]
+    Keep,
+    /// Dropped, each counted and named (`source-exception`): a fetched third-party
+    /// list may not unblock what the district's lists block.
+    Drop,
+    /// Cancel the list's own rules only (`[[sources]] allow_exceptions = true`): an
+    /// exception removes the list's rules for that name and below; it never reaches
+    /// another list's rule.
+    Own,
+}
+
+/// A list's own exceptions, read before its rules (for [`Exceptions::Own`]).
+#[derive(Default)]
+struct OwnExceptions {
+    /// Name → what the exception covers.
+    allows: std::collections::HashMap<String, Scope>,
+    /// Every name strictly above an excepted one.
+    above: std::collections::HashSet<String>,
+}
+
+impl OwnExceptions {
+    /// Read the exceptions of `path` (a first pass over the file).
+    fn read(path: &Path) -> std::io::Result<OwnExceptions> {
+        let mut own = OwnExceptions::default();
+        let mut parser = Parser::new();
+        for_each_line(
+            BufReader::with_capacity(256 * 1024, File::open(path)?),
+            super::parse::MAX_LINE_LEN,
+            |_, bytes| {
+                // A bare name is a block rule.
+                if !parser.in_record() && bare_name(bytes).is_some() {
+                    return;
+                }
+                parser.parse_bytes(bytes, &mut |item| {
+                    if let Item::Rule(r) = item
+                        && r.polarity == Polarity::Allow
+                    {
+                        let mut n = r.name.as_str();
+                        while let Some((_, up)) = n.split_once('.') {
+                            own.above.insert(up.to_string());
+                            n = up;
+                        }
+                        own.allows.insert(r.name, r.scope);
+                    }
+                })
+            },
+        )?;
+        Ok(own)
+    }
+
+    /// What is left of a block rule at `name` over `scope` once the list's own
+    /// exceptions are taken out: `None` when nothing is.
+    fn narrow(&self, name: &str, scope: Scope) -> Option<Scope> {
+        // An exception above the name covers it and everything below.
+        let mut n = name;
+        while let Some((_, up)) = n.split_once('.') {
+            if matches!(self.allows.get(up), Some(Scope::Below | Scope::Subtree)) {
+                return None;
+            }
+            n = up;
+        }
+        let (self_ok, below_ok) = match self.allows.get(name) {
+            None => (true, true),
+            Some(Scope::Subtree) => (false, false),
+            Some(Scope::Exact) => (false, true),
+            Some(Scope::Below) => (true, false),
+        };
+        match scope {
+            Scope::Subtree if self_ok && below_ok => Some(Scope::Subtree),
+            Scope::Subtree | Scope::Exact if self_ok => Some(Scope::Exact),
+            Scope::Subtree | Scope::Below if below_ok => Some(Scope::Below),
+            _ => None,
+        }
+    }
+
+    /// Whether an exception lies strictly below `name`: a rule over the names below
+    /// it cannot leave that one out without an allow that would reach other lists.
+    fn carves(&self, name: &str, scope: Scope) -> bool {
+        scope != Scope::Exact && self.above.contains(name)
+    }
 }
 
 /// Everything a compile needs.
@@ -429,6 +517,12 @@ struct RuleSink<'a> {
     lname: &'a str,
     allowlist: bool,
     mode: MatchMode,
+    exceptions: Exceptions,
+    /// The list's own exceptions, for [`Exceptions::Own`].
+    own: Option<OwnExceptions>,
+    /// What the last rule came to, when it was not kept as written: a skip reason
+    /// (counted and named as a skipped line) or a warning.
+    outcome: Option<Outcome>,
     /// Category from the config or the file's header so far.
     category: Option<String>,
     /// Id of `category` (or the default) in `categories`, once a rule used it.
@@ -508,11 +602,33 @@ impl RuleSink<'_> {
     fn insert(
         &mut self,
         name: &str,
-        scope: Scope,
+        mut scope: Scope,
         polarity: Polarity,
         note: Option<String>,
         line: u64,
     ) -> Result<(), CompileError> {
+        if polarity == Polarity::Allow && !self.allowlist {
+            match self.exceptions {
+                Exceptions::Keep => {}
+                Exceptions::Drop => {
+                    self.outcome = Some(Outcome::Skipped("source-exception"));
+                    return Ok(());
+                }
+                // Already taken out of the list's own rules.
+                Exceptions::Own => return Ok(()),
+            }
+        }
+        if polarity == Polarity::Block
+            && let Some(own) = &self.own
+        {
+            if own.carves(name, scope) {
+                self.outcome = Some(Outcome::Warned("exception-inside-rule"));
+            }
+            match own.narrow(name, scope) {
+                Some(s) => scope = s,
+                None => return Ok(()),
+            }
+        }
         if polarity == Polarity::Block
             && let Some((reason, detail)) = self.guard.check(name, scope)
         {
@@ -555,6 +671,13 @@ impl RuleSink<'_> {
                 source,
             })
     }
+}
+
+/// A rule not kept as written (see [`RuleSink::outcome`]).
+#[derive(Clone, Copy)]
+enum Outcome {
+    Skipped(&'static str),
+    Warned(&'static str),
 }
 
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -759,6 +882,16 @@ fn parse_file(
         path: file.path.clone(),
         source,
     })?;
+    let exceptions = ov.map(|o| o.exceptions).unwrap_or_default();
+    let own = match exceptions {
+        Exceptions::Own if !file.allowlist => Some(OwnExceptions::read(&file.path).map_err(
+            |source| CompileError::ReadFile {
+                path: file.path.clone(),
+                source,
+            },
+        )?),
+        _ => None,
+    };
     let mut lines = FileLines {
         sink: RuleSink {
             spec,
@@ -772,6 +905,9 @@ fn parse_file(
             lname,
             allowlist: file.allowlist,
             mode: ov.and_then(|o| o.match_mode).unwrap_or_default(),
+            exceptions,
+            own,
+            outcome: None,
             category: ov.and_then(|o| o.category.clone()),
             cat_id: None,
             rules: 0,
@@ -861,6 +997,7 @@ impl FileLines<'_, '_> {
             if let Err(e) = self.sink.add_bare(name, no) {
                 self.err = Some(e);
             }
+            self.outcome(no, bytes);
             return;
         }
         parser.parse_bytes(bytes, &mut |item| self.item(item, no, bytes));
@@ -876,7 +1013,8 @@ impl FileLines<'_, '_> {
             Item::Header(Header::Action(a)) if !self.action_fixed => match Action::parse(&a) {
                 Some(a) => self.action = a,
                 None => {
-                    tracing::warn!(file = %lname, line = no, action = %a, "unknown action header ignored (sinkhole, nxdomain, refused, shadow or off)")
+                    tracing::warn!(file = %lname, line = no, action = %a, "unknown action header ignored (sinkhole, nxdomain, refused, shadow or off)");
+                    self.skipped("bad-header", no, bytes);
                 }
             },
             Item::Header(Header::Expires(ts)) => {
@@ -890,7 +1028,8 @@ impl FileLines<'_, '_> {
                 "exact" => self.sink.mode = MatchMode::Exact,
                 "subtree" => self.sink.mode = MatchMode::Subtree,
                 _ => {
-                    tracing::warn!(file = %lname, line = no, "unknown match header ignored (exact or subtree)")
+                    tracing::warn!(file = %lname, line = no, "unknown match header ignored (exact or subtree)");
+                    self.skipped("bad-header", no, bytes);
                 }
             },
             Item::Header(_) => {}
@@ -909,23 +1048,46 @@ impl FileLines<'_, '_> {
                 if let Err(e) = self.sink.add(r, no) {
                     self.err = Some(e);
                 }
+                self.outcome(no, bytes);
             }
+        }
+    }
+
+    /// Count what the last rule came to, when it was not kept as written.
+    fn outcome(&mut self, no: u64, bytes: &[u8]) {
+        match self.sink.outcome.take() {
+            Some(Outcome::Skipped(reason)) => self.skipped(reason, no, bytes),
+            Some(Outcome::Warned(reason)) => *self.rep.warnings.entry(reason).or_default() += 1,
+            None => {}
         }
     }
 
     /// Count a skipped line; log and keep the first few as examples.
     fn skipped(&mut self, reason: &'static str, no: u64, bytes: &[u8]) {
-        *self.rep.skipped.entry(reason).or_default() += 1;
-        if self.logged >= self.sink.spec.examples_per_file {
+        let n = self.rep.skipped.entry(reason).or_default();
+        *n += 1;
+        // A line with an expiry or a header was meant to block (an emergency rule,
+        // a category): each is logged and reported (up to LOUD_PER_FILE a file),
+        // not just the first few examples.
+        let loud = LOUD.contains(&reason) && *n <= LOUD_PER_FILE;
+        if !loud && self.logged >= self.sink.spec.examples_per_file {
             return;
         }
-        self.logged += 1;
+        if !loud {
+            self.logged += 1;
+        }
         let text: String = String::from_utf8_lossy(&bytes[..bytes.len().min(120)])
             .chars()
             .map(|c| if c.is_control() { '?' } else { c })
             .collect();
         let file = self.sink.lname;
-        tracing::warn!(file = %file, line = no, reason, text = %text, "skipped list line");
+        if loud && reason == "source-exception" {
+            tracing::warn!(file = %file, line = no, reason, text = %text, "exception of a fetched list dropped: it may not unblock what other lists block (allow_exceptions = true lets it cancel its own rules)");
+        } else if loud {
+            tracing::error!(file = %file, line = no, reason, text = %text, "skipped list line: the rule or header it carries does not apply; fix the line (times are RFC 3339, e.g. 2030-12-03T08:00:00+08:00)");
+        } else {
+            tracing::warn!(file = %file, line = no, reason, text = %text, "skipped list line");
+        }
         self.examples.push(SkippedLine {
             file: file.to_string(),
             line: no,
@@ -934,6 +1096,11 @@ impl FileLines<'_, '_> {
         });
     }
 }
+
+/// Skip reasons for lines that were meant to apply: logged and reported each.
+const LOUD: [&str; 3] = ["bad-expiry", "bad-header", "source-exception"];
+/// Most loud lines logged and reported per file and reason.
+const LOUD_PER_FILE: u64 = 100;
 
 /// Lend the parsed rules to an interim index and hand it to `early`, when they fit.
 fn offer_interim(early: &mut dyn FnMut(Blocklist), runs: &mut Runs, g: &Gathered) {
@@ -1045,4 +1212,36 @@ pub fn write_atomically(
         let _ = fs::remove_file(&tmp);
     }
     result.map_err(werr)
+}
+
+#[cfg(test)]
+mod own_exception_tests {
+    use super::*;
+
+    #[test]
+    fn own_exceptions_take_out_what_they_cover() {
+        let mut own = OwnExceptions::default();
+        own.allows.insert("all.top".into(), Scope::Subtree);
+        own.allows.insert("self.top".into(), Scope::Exact);
+        own.allows.insert("below.top".into(), Scope::Below);
+        own.above.insert("top".into());
+        // Covered by an exception above: nothing left.
+        assert_eq!(own.narrow("a.all.top", Scope::Subtree), None);
+        assert_eq!(own.narrow("a.below.top", Scope::Exact), None);
+        // At the name itself: what the exception does not cover is left.
+        assert_eq!(own.narrow("all.top", Scope::Subtree), None);
+        assert_eq!(own.narrow("self.top", Scope::Subtree), Some(Scope::Below));
+        assert_eq!(own.narrow("self.top", Scope::Exact), None);
+        assert_eq!(own.narrow("below.top", Scope::Subtree), Some(Scope::Exact));
+        assert_eq!(own.narrow("below.top", Scope::Below), None);
+        // Elsewhere: untouched.
+        assert_eq!(
+            own.narrow("other.top", Scope::Subtree),
+            Some(Scope::Subtree)
+        );
+        // A rule over a name with an exception below it cannot leave that one out.
+        assert!(own.carves("top", Scope::Subtree));
+        assert!(!own.carves("top", Scope::Exact));
+        assert!(!own.carves("other.top", Scope::Subtree));
+    }
 }

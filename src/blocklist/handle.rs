@@ -24,6 +24,42 @@ pub struct ReloadStats {
     pub last_refused_rules: AtomicU64,
     /// Skipped lines in the last successful compile.
     pub last_skipped_lines: AtomicU64,
+    /// Skipped lines by reason: in the last successful compile, and summed over the
+    /// compiles since start (`fanzha_blocklist_skipped_lines_total{reason}`).
+    pub skipped: std::sync::Mutex<SkippedByReason>,
+}
+
+/// Skipped list lines by reason (`bad-expiry`, `bad-header`, `source-exception`, …).
+#[derive(Debug, Default, Clone)]
+pub struct SkippedByReason {
+    /// The last successful compile's.
+    pub last: std::collections::BTreeMap<String, u64>,
+    /// Summed over every compile since start.
+    pub total: std::collections::BTreeMap<String, u64>,
+}
+
+impl ReloadStats {
+    /// Record a successful compile's skipped lines by reason.
+    pub fn record_skipped<'a>(&self, by_reason: impl IntoIterator<Item = (&'a str, u64)>) {
+        let mut s = self.skipped.lock().unwrap_or_else(|e| e.into_inner());
+        s.last.clear();
+        let mut sum = 0;
+        for (reason, n) in by_reason {
+            s.last.insert(reason.to_string(), n);
+            *s.total.entry(reason.to_string()).or_default() += n;
+            sum += n;
+        }
+        drop(s);
+        self.last_skipped_lines.store(sum, Ordering::Relaxed);
+    }
+
+    /// The skipped lines by reason, as recorded.
+    pub fn skipped(&self) -> SkippedByReason {
+        self.skipped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// The serving list, shared by every reader and swapped whole by a reload.

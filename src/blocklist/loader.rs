@@ -28,6 +28,8 @@ pub struct ListConfig {
     pub action: Option<Action>,
     /// Match mode.
     pub match_mode: Option<MatchMode>,
+    /// What its exceptions may do (a `[[sources]]` file's are dropped by default).
+    pub exceptions: super::compile::Exceptions,
 }
 
 /// `[blocklist]` and `[[lists]]`, validated.
@@ -230,6 +232,7 @@ impl Loader {
                     category: l.category.clone(),
                     action: l.action,
                     match_mode: l.match_mode,
+                    exceptions: l.exceptions,
                 })
                 .collect(),
             never_block,
@@ -320,8 +323,7 @@ impl Loader {
                 if let Some(r) = &s.report {
                     st.last_refused_rules
                         .store(r.refused.len() as u64, Ordering::Relaxed);
-                    st.last_skipped_lines
-                        .store(r.skipped_total(), Ordering::Relaxed);
+                    st.record_skipped(r.skipped.iter().map(|(k, v)| (*k, *v)));
                 }
             }
             Err(ReloadError::Compile(CompileError::DropTooLarge { .. }))
@@ -486,8 +488,13 @@ impl Loader {
         let st = &self.handle.stats;
         st.ok.fetch_add(1, Ordering::Relaxed);
         st.last_ok_unix.store(side.compiled_unix, Ordering::Relaxed);
-        st.last_skipped_lines
-            .store(side.skipped_lines, Ordering::Relaxed);
+        if side.skipped.is_empty() {
+            // A sidecar from before reasons were kept: the sum only.
+            st.last_skipped_lines
+                .store(side.skipped_lines, Ordering::Relaxed);
+        } else {
+            st.record_skipped(side.skipped.iter().map(|(k, v)| (k.as_str(), *v)));
+        }
         st.last_refused_rules
             .store(side.refused_rules, Ordering::Relaxed);
         Some(StartSummary {

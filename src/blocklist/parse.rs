@@ -545,12 +545,23 @@ pub fn expiry_in(note: &str) -> Option<Option<&str>> {
     Some(expiry_unix(w).map(|_| w))
 }
 
-/// Seconds since the epoch of an RFC 3339 time (`None`: not one).
+/// Seconds since the epoch of an RFC 3339 time (`None`: not one, or before 1970).
+/// Any offset: `2030-12-03T08:00:00+08:00` is the same instant as
+/// `2030-12-03T00:00:00Z`. A time without an offset (`2030-12-03T08:00:00`, or a
+/// date alone, its midnight) is taken as UTC, as before offsets were read.
 pub fn expiry_unix(ts: &str) -> Option<u64> {
-    humantime::parse_rfc3339_weak(ts)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs())
+    let t = match ts.parse::<jiff::Timestamp>() {
+        Ok(t) => t,
+        Err(_) => {
+            // No offset at all; `Timestamp` refuses those, `DateTime` ignores one.
+            if ts.contains(['+', 'Z', 'z']) || ts.rfind('-').is_some_and(|i| i > 10) {
+                return None;
+            }
+            let dt = ts.parse::<jiff::civil::DateTime>().ok()?;
+            jiff::tz::Offset::UTC.to_timestamp(dt).ok()?
+        }
+    };
+    u64::try_from(t.as_second()).ok()
 }
 
 /// A plain name, possibly written `*.name` or `name:port`.

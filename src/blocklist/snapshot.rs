@@ -25,6 +25,9 @@ pub(super) struct SnapshotInfo {
     pub(super) skipped_lines: u64,
     pub(super) refused_rules: u64,
     pub(super) compiled_unix: u64,
+    /// Skipped lines by reason.
+    #[serde(default)]
+    pub(super) skipped: std::collections::BTreeMap<String, u64>,
 }
 
 pub(super) const SNAPSHOT_PREFIX: &str = "last-good-";
@@ -47,6 +50,11 @@ pub(super) fn save(
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
+        skipped: report
+            .skipped
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
     };
     let tmp = state.join(format!(".{SNAPSHOT_PREFIX}{}.tmp", std::process::id()));
     let _ = fs::remove_file(&tmp);

@@ -220,6 +220,91 @@ fn notes_and_actions_travel_with_the_rule() {
 }
 
 #[test]
+fn expiries_are_read_in_any_rfc_3339_offset() {
+    use super::parse::expiry_unix;
+    // 2030-12-03 00:00 UTC, written as an operator in Hangzhou or anywhere would.
+    let at = Some(1_922_486_400);
+    for ts in [
+        "2030-12-03T08:00:00+08:00",
+        "2030-12-03T00:00:00Z",
+        "2030-12-03t00:00:00z",
+        "2030-12-02T19:00:00-05:00",
+        "2030-12-03T08:00:00.000+08:00",
+        "2030-12-03 08:00:00+08:00",
+        // Without an offset: UTC, as before.
+        "2030-12-03T00:00:00",
+        "2030-12-03",
+    ] {
+        assert_eq!(expiry_unix(ts), at, "{ts}");
+    }
+    for ts in [
+        "tomorrow",
+        "2030-12-03T08:00:00+8",
+        "2030-13-03T08:00:00Z",
+        "1960-01-01T00:00:00Z",
+        "",
+    ] {
+        assert_eq!(expiry_unix(ts), None, "{ts}");
+    }
+}
+
+#[test]
+fn an_emergency_rule_in_china_time_blocks_until_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "# category: loan\n\
+                evil.top # expires=2100-12-03T08:00:00+08:00\n\
+                gone.top # expires=2000-12-03T08:00:00+08:00\n\
+                # expires: 2100-01-01T08:00:00+08:00\n\
+                header.top\n";
+    let (list, report, interim) = build_both(dir.path(), &[("loan.txt", text)], &[], &[]);
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    for l in [&list, &interim] {
+        let Verdict::Block(h) = l.lookup("evil.top") else {
+            panic!("evil.top must block until its expiry")
+        };
+        // 2100-12-03T00:00:00Z
+        assert_eq!(l.expires(h.value), Some(4_131_475_200));
+        assert_eq!(l.lookup("gone.top"), Verdict::Pass);
+        assert!(l.lookup("header.top").is_block());
+    }
+}
+
+#[test]
+fn lines_meant_to_apply_are_each_reported_when_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("# category: loan\n# action: blockit\n# match: fuzzy\n");
+    for i in 0..30 {
+        text += &format!("e{i}.top # expires=2030-12-03T08:00:00+8\n");
+    }
+    for i in 0..30 {
+        text += &format!("/regex{i}/\n");
+    }
+    let (list, report, _) = build_both(dir.path(), &[("loan.txt", &text)], &[], &[]);
+    assert_eq!(
+        report.skipped.get("bad-header"),
+        Some(&2),
+        "{:?}",
+        report.skipped
+    );
+    assert_eq!(report.skipped.get("bad-expiry"), Some(&30));
+    assert_eq!(report.skipped.get("regex"), Some(&30));
+    // Every skipped expiry and header is named with its line, not only the first few
+    // examples of the file.
+    let named = |reason: &str| -> Vec<u64> {
+        report
+            .examples
+            .iter()
+            .filter(|e| e.reason == reason)
+            .map(|e| e.line)
+            .collect()
+    };
+    assert_eq!(named("bad-header"), vec![2, 3]);
+    assert_eq!(named("bad-expiry"), (4..34).collect::<Vec<u64>>());
+    assert!(named("regex").len() <= 5);
+    assert!(!list.lookup("e0.top").is_block());
+}
+
+#[test]
 fn emergency_rules_lapse_at_their_expiry_and_broader_rules_still_decide() {
     let dir = tempfile::tempdir().unwrap();
     // Times in the past have lapsed, times far ahead have not: the same decision a
@@ -706,4 +791,97 @@ proptest! {
             prop_assert_eq!(overlay.meta().entries, full.meta().entries);
         }
     }
+}
+
+/// Compile `files` (name, text, what its exceptions may do) from one block directory.
+fn build_with_exceptions(
+    dir: &Path,
+    files: &[(&str, &str, compile::Exceptions)],
+) -> (Blocklist, CompileReport) {
+    let b = dir.join("block");
+    fs::create_dir_all(&b).unwrap();
+    let mut overrides = Vec::new();
+    for (n, t, e) in files {
+        fs::write(b.join(n), t).unwrap();
+        overrides.push(compile::ListOverride {
+            path: b.join(n),
+            exceptions: *e,
+            ..Default::default()
+        });
+    }
+    let spec = CompileSpec {
+        dirs: vec![b],
+        overrides,
+        ..Default::default()
+    };
+    let out = dir.join("out.fst");
+    let report = compile::compile(&spec, &out).unwrap();
+    (Blocklist::open(&out, true).unwrap(), report)
+}
+
+#[test]
+fn a_fetched_list_cannot_unblock_what_the_district_blocks() {
+    use compile::Exceptions::{Drop, Keep, Own};
+    let district = "# category: loan\nevil-loan.top\nlocal-ok.top\n@@||fine.evil-loan.top^\n";
+    let public = "||evil-loan.top^\n@@||evil-loan.top^\n@@||local-ok.top^\n||ads.top^\n";
+    for mode in [Drop, Own] {
+        let dir = tempfile::tempdir().unwrap();
+        let (l, report) = build_with_exceptions(
+            dir.path(),
+            &[("fraud.txt", district, Keep), ("public.txt", public, mode)],
+        );
+        // The district's names stay blocked, whatever the public list excepts.
+        for name in ["evil-loan.top", "www.evil-loan.top", "local-ok.top"] {
+            let v = l.lookup(name);
+            assert!(v.is_block(), "{mode:?}: {name} must stay blocked");
+            assert_eq!(
+                l.list(&v).map(|i| i.name.as_str()),
+                Some("fraud.txt"),
+                "{mode:?}: {name}"
+            );
+        }
+        // The district's own exception keeps its power.
+        assert!(
+            matches!(l.lookup("fine.evil-loan.top"), Verdict::Allow(_)),
+            "{mode:?}"
+        );
+        assert!(l.lookup("ads.top").is_block());
+        if mode == Drop {
+            // Dropped exceptions are counted and named, file and line.
+            assert_eq!(report.skipped.get("source-exception"), Some(&2));
+            let lines: Vec<(String, u64)> = report
+                .examples
+                .iter()
+                .filter(|e| e.reason == "source-exception")
+                .map(|e| (e.file.clone(), e.line))
+                .collect();
+            assert_eq!(
+                lines,
+                vec![("public.txt".to_string(), 2), ("public.txt".to_string(), 3)]
+            );
+        } else {
+            assert_eq!(report.skipped.get("source-exception"), None);
+        }
+    }
+}
+
+#[test]
+fn a_fetched_lists_own_exceptions_cancel_only_its_own_rules() {
+    use compile::Exceptions::Own;
+    let dir = tempfile::tempdir().unwrap();
+    let public = "||gone.top^\n@@||gone.top^\n\
+                  ||sub.wide.top^\n@@||wide.top^\n\
+                  ||carved.top^\n@@||safe.carved.top^\n";
+    let (l, report) = build_with_exceptions(dir.path(), &[("public.txt", public, Own)]);
+    assert_eq!(l.lookup("gone.top"), Verdict::Pass);
+    assert_eq!(l.lookup("a.sub.wide.top"), Verdict::Pass);
+    // A carve-out inside its own wider rule would need an allow that reaches other
+    // lists: the wider rule keeps blocking, and the report says so.
+    assert!(l.lookup("safe.carved.top").is_block());
+    assert_eq!(
+        report.lists[0].warnings.get("exception-inside-rule"),
+        Some(&1)
+    );
+    // No exception of its own is left in the compiled list to reach anyone else's.
+    assert_eq!(l.meta().allow_entries, 0);
 }

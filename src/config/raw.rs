@@ -319,6 +319,10 @@ pub struct RawSource {
     /// PEM CA file for an https:// URL with a private CA.
     #[serde(default)]
     pub tls_ca: Option<String>,
+    /// Let the list's exceptions (`@@` rules) cancel its own rules; without it they
+    /// are dropped. Never do they reach another list's rules.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_exceptions: bool,
 }
 
 fn six_hours() -> u64 {

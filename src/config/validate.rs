@@ -16,6 +16,7 @@ use super::{
     SinkholeConfig, SourceConfig, WarnpageConfig, invalid,
 };
 use crate::alert::{AlertConfig, Devices};
+use crate::blocklist::compile::Exceptions;
 use crate::blocklist::{Action, MatchMode};
 use crate::places::{AlertKind, AlertTarget, Place, PlacePolicy, Places};
 use crate::report::ReportConfig;
@@ -139,16 +140,21 @@ impl RawConfig {
                 match_mode: None,
                 mode: raw.mode.clone(),
             };
-            blocklist
-                .lists
-                .push(list(0, &l, &base).map_err(|e| match e {
-                    ConfigError::Invalid { value, fix, .. } => ConfigError::Invalid {
-                        key: format!("sources[{}]", s.name),
-                        value,
-                        fix,
-                    },
-                    other => other,
-                })?);
+            let mut l = list(0, &l, &base).map_err(|e| match e {
+                ConfigError::Invalid { value, fix, .. } => ConfigError::Invalid {
+                    key: format!("sources[{}]", s.name),
+                    value,
+                    fix,
+                },
+                other => other,
+            })?;
+            // A fetched list may not unblock what the district's lists block.
+            l.exceptions = if raw.allow_exceptions {
+                Exceptions::Own
+            } else {
+                Exceptions::Drop
+            };
+            blocklist.lists.push(l);
         }
         let sinkhole = sinkhole(&self.sinkhole, &self.categories)?;
         let warnpage = warnpage(&self.warnpage, &base)?;
@@ -574,6 +580,7 @@ fn list(i: usize, l: &RawList, base: &Base<'_>) -> Result<ListConfig, ConfigErro
         category: l.category.clone().map(|c| c.to_ascii_lowercase()),
         action,
         match_mode,
+        exceptions: Exceptions::Keep,
     })
 }
 

@@ -257,10 +257,14 @@ fn alert_status(live: &Live, cfg: &crate::config::Config) -> (String, Value) {
 }
 
 /// The serving list's lines of `status` and its JSON.
+/// Skip reasons that mean a rule meant to apply does not: said loudly.
+const LOUD_SKIPS: [&str; 3] = ["bad-expiry", "bad-header", "source-exception"];
+
 fn list_status(live: &Live, now: u64) -> (String, Value) {
     let list = live.lists.load();
     let meta = list.meta();
     let loaded = live.lists.stats.last_ok_unix.load(Ordering::Relaxed);
+    let skipped = live.lists.stats.skipped().last;
     let json = json!({
         "serial": live.lists.generation(),
         "built_at": meta.built_at,
@@ -272,6 +276,7 @@ fn list_status(live: &Live, now: u64) -> (String, Value) {
         "interim": list.is_interim(),
         "path": list.path().map(|p| p.display().to_string()),
         "reloads_failed": live.lists.stats.failed.load(Ordering::Relaxed),
+        "skipped_lines": skipped,
     });
     let mut t = String::new();
     let _ = writeln!(
@@ -292,6 +297,18 @@ fn list_status(live: &Live, now: u64) -> (String, Value) {
         "           {} names: {} blocked, {} allowed",
         meta.entries, meta.block_entries, meta.allow_entries
     );
+    if !skipped.is_empty() {
+        let by: Vec<String> = skipped.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        let _ = writeln!(t, "           skipped lines: {}", by.join(", "));
+        // Rules that were meant to block (an expiry, a header) and do not.
+        for r in LOUD_SKIPS.iter().filter(|r| skipped.contains_key(**r)) {
+            let _ = writeln!(
+                t,
+                "           WARNING: {} line(s) skipped as {r}: rules meant to apply do not; see the compile report (journalctl -u fanzha)",
+                skipped[*r]
+            );
+        }
+    }
     (t, json)
 }
 
