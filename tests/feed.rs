@@ -176,4 +176,27 @@ fn appliances_follow_the_signed_feed_and_refuse_what_is_not_the_districts() {
     let f = Fanzha::start(d, &toml);
     assert!(blocked(&f, "new-4.scam.test"), "{}", f.log_text());
     assert_eq!(f.metric("fanzha_feed_serial"), serving);
+
+    // state.json lost (deleted, a disk fault), and the first manifest (validly
+    // signed, an older serial) offered again: the signed manifest kept beside the
+    // list still holds the floor.
+    drop(f);
+    let feed_dir = d.join("state").join("feed");
+    std::fs::remove_file(feed_dir.join("state.json")).unwrap();
+    assert!(feed_dir.join("accepted.json").is_file());
+    std::fs::write(www.join("manifest.json.minisig"), &first_sig).unwrap();
+    std::fs::write(www.join("manifest.json"), &first_manifest).unwrap();
+    let nginx = Nginx::start(&www, &d.join("nginx"));
+    let toml = format!(
+        "{}{}[sinkhole]\nipv4 = \"10.53.53.53\"\n[feed]\nurl = \"{}\"\npublic_key_file = \"k.pub\"\ntls_ca = \"{}\"\npoll = \"1s\"\n",
+        lists_toml(d),
+        h.resolver_toml(),
+        nginx.url("manifest.json"),
+        nginx.ca_pem.display()
+    );
+    let f = Fanzha::start(d, &toml);
+    assert_eq!(f.metric("fanzha_feed_serial"), serving, "{}", f.log_text());
+    assert!(wait_polls(&f, "refused_serial", 0.0), "{}", f.log_text());
+    assert!(blocked(&f, "new-4.scam.test"));
+    assert_eq!(f.metric("fanzha_feed_serial"), serving);
 }

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 use super::manifest::{self, Manifest, Refusal};
 use crate::blocklist::Loader;
@@ -56,10 +57,26 @@ fn delta_path(dir: &Path, serial: u64) -> PathBuf {
     dir.join("deltas").join(format!("{serial}.json"))
 }
 
-/// The delta files of `state`, when every one of them is there.
-fn delta_paths(dir: &Path, state: &State) -> Option<Vec<PathBuf>> {
-    let paths: Vec<PathBuf> = state.deltas.iter().map(|&s| delta_path(dir, s)).collect();
-    paths.iter().all(|p| p.is_file()).then_some(paths)
+/// The signed manifest of the list installed (or being installed), kept beside
+/// `current.fst` with its signature: the serial floor at start rests on what the
+/// district signed, not on `state.json` alone (deleting that file once let an older
+/// signed manifest in).
+fn accepted_path(dir: &Path) -> PathBuf {
+    dir.join("accepted.json")
+}
+
+/// [`accepted_path`]'s content: the manifest as signed, and its signature.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Accepted {
+    manifest: String,
+    sig: String,
+}
+
+/// The kept manifest, when its signature verifies with `key`.
+fn load_accepted(dir: &Path, key: &minisign_verify::PublicKey) -> Option<Manifest> {
+    let a: Accepted = serde_json::from_slice(&std::fs::read(accepted_path(dir)).ok()?).ok()?;
+    manifest::verify(key, a.manifest.as_bytes(), &a.sig, "the kept manifest").ok()?;
+    serde_json::from_str(&a.manifest).ok()
 }
 
 /// The state in `dir` (default when there is none or it does not parse).
@@ -68,6 +85,79 @@ pub fn load_state(dir: &Path) -> State {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
+}
+
+/// What the feed directory holds, checked at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    /// What serves: the base, by its sha256, and the deltas over it (serials).
+    pub state: State,
+    /// No manifest below this serial is taken: the highest of `state.json`'s and
+    /// the kept signed manifest's.
+    pub floor: u64,
+}
+
+/// What serves from `dir`, checked against the files themselves: `current.fst` is
+/// the base whose sha256 the kept manifest (or else `state.json`) names, and each
+/// delta counts only while it stands on that very base and continues the chain. A
+/// file gone or changed leaves the serial lower (so the feed is taken again), never
+/// the floor.
+pub fn installed(dir: &Path, key: Option<&minisign_verify::PublicKey>) -> Installed {
+    let state = load_state(dir);
+    let accepted = key.and_then(|k| load_accepted(dir, k));
+    let floor = state.serial.max(accepted.as_ref().map_or(0, |m| m.serial));
+    let base_sha = std::fs::read(current(dir))
+        .ok()
+        .map(|b| hex::encode(sha2::Sha256::digest(&b)));
+    let (base_serial, chain, expires) = match (&base_sha, &accepted) {
+        (Some(sha), Some(m)) if *sha == m.sha256 => (
+            m.base(),
+            m.deltas.iter().map(|d| d.serial).collect(),
+            m.expires_unix,
+        ),
+        (Some(sha), _) if *sha == state.base_sha256 => {
+            (state.base_serial, state.deltas.clone(), state.expires_unix)
+        }
+        // No base, or one nobody names: nothing known serves.
+        _ => {
+            return Installed {
+                state: State::default(),
+                floor,
+            };
+        }
+    };
+    let base_sha = base_sha.unwrap_or_default();
+    let mut at = base_serial;
+    let mut deltas = Vec::new();
+    for serial in chain {
+        let bound = std::fs::read(delta_path(dir, serial))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<crate::blocklist::delta::Delta>(&b).ok())
+            .is_some_and(|d| {
+                d.serial == serial
+                    && d.from_serial == at
+                    && d.base_serial == base_serial
+                    && d.base_sha256 == base_sha
+            });
+        if !bound {
+            tracing::warn!(dir = %dir.display(), delta = serial, "feed: a delta file is missing or does not stand on the base; serving without it and fetching the chain again");
+            break;
+        }
+        deltas.push(serial);
+        at = serial;
+    }
+    let whole = at == state.serial && state.base_sha256 == base_sha;
+    Installed {
+        state: State {
+            serial: at,
+            etag: if whole { state.etag } else { None },
+            expires_unix: expires,
+            base_serial,
+            base_sha256: base_sha,
+            deltas,
+        },
+        floor,
+    }
 }
 
 /// The list settings with the feed: its verified list, once there is one, instead
@@ -80,8 +170,15 @@ pub fn blocklist_config(
     if let Some(f) = feed {
         let cur = current(&f.dir);
         if cur.is_file() {
+            let key = minisign_verify::PublicKey::from_base64(&f.public_key).ok();
+            let inst = installed(&f.dir, key.as_ref());
             b.compiled = Some(cur);
-            b.deltas = delta_paths(&f.dir, &load_state(&f.dir)).unwrap_or_default();
+            b.deltas = inst
+                .state
+                .deltas
+                .iter()
+                .map(|&s| delta_path(&f.dir, s))
+                .collect();
         }
     }
     b
@@ -119,6 +216,8 @@ pub struct Follower {
     configured: BlocklistConfig,
     metrics: FeedMetrics,
     state: State,
+    /// No manifest below this serial is taken (see [`Installed::floor`]).
+    floor: u64,
     /// The ETag of the last manifest judged (taken or refused): asked with
     /// If-None-Match, so a refused manifest is not fetched and refused again.
     judged: Option<String>,
@@ -141,15 +240,7 @@ impl Follower {
             Duration::from_secs(600),
         )
         .map_err(|e| format!("[feed]: {e}"))?;
-        let mut state = load_state(&cfg.dir);
-        if delta_paths(&cfg.dir, &state).is_none() {
-            // A delta file is gone: what serves is the base alone (see
-            // `blocklist_config`), so take the chain again.
-            tracing::warn!(dir = %cfg.dir.display(), "feed: a delta file is missing; serving the base list and fetching the deltas again");
-            state.deltas.clear();
-            state.serial = state.base_serial;
-            state.etag = None;
-        }
+        let Installed { state, floor } = installed(&cfg.dir, Some(&key));
         metrics.serial.set(state.serial as i64);
         metrics.expires.set(state.expires_unix as i64);
         Ok(Follower {
@@ -161,6 +252,7 @@ impl Follower {
             metrics,
             judged: state.etag.clone(),
             state,
+            floor,
         })
     }
 
@@ -255,6 +347,13 @@ impl Follower {
         let sig = self.text(&format!("{}.minisig", self.cfg.url))?;
         let checked = manifest::check(&self.key, body, &sig, self.state.serial, unix_now());
         let m = match checked {
+            // Below what was once taken: a rollback, whatever serves now.
+            Ok(m) if m.serial < self.floor => {
+                return Ok(Polled::Refused(Refusal::Serial {
+                    got: m.serial,
+                    serving: self.floor,
+                }));
+            }
             Ok(m) => m,
             // The same manifest again (an ETag the server changed): nothing to do.
             Err(Refusal::Serial { got, serving }) if got == serving => {
@@ -302,6 +401,15 @@ impl Follower {
             .iter()
             .map(|d| delta_path(&self.cfg.dir, d.serial))
             .collect();
+        // The signed manifest first: from here on, nothing older is taken, even if
+        // the process dies before the list is in place or `state.json` is lost.
+        let accepted = Accepted {
+            manifest: String::from_utf8_lossy(body).into_owned(),
+            sig,
+        };
+        write_accepted(&self.cfg.dir, &accepted)
+            .map_err(|e| PollError(format!("{}: {e}", self.cfg.dir.display())))?;
+        self.floor = self.floor.max(m.serial);
         if let Err(r) = self.serve(base.as_deref(), deltas) {
             return Ok(Polled::Refused(r));
         }
@@ -348,8 +456,7 @@ impl Follower {
         let path = delta_path(&self.cfg.dir, d.serial);
         let err = |e: std::io::Error| PollError(format!("{}: {e}", path.display()));
         std::fs::create_dir_all(path.parent().unwrap_or(&self.cfg.dir)).map_err(err)?;
-        write_synced(&path.with_extension("tmp"), &file).map_err(err)?;
-        std::fs::rename(path.with_extension("tmp"), &path).map_err(err)?;
+        replace_synced(&path, &file).map_err(err)?;
         Ok(Ok(()))
     }
 
@@ -402,27 +509,240 @@ impl Follower {
         }
     }
 
-    /// Put a verified list at `current.fst` (temporary file, fsync, rename).
+    /// Put a verified list at `current.fst` (temporary file, fsync, rename, fsync of
+    /// the directory).
     fn install(&self, file: &[u8]) -> Result<(), PollError> {
-        let err = |e: std::io::Error| PollError(format!("{}: {e}", self.cfg.dir.display()));
-        std::fs::create_dir_all(&self.cfg.dir).map_err(err)?;
-        let tmp = self.cfg.dir.join(".incoming.fst");
-        write_synced(&tmp, file).map_err(err)?;
-        std::fs::rename(&tmp, current(&self.cfg.dir)).map_err(err)
+        install_base(&self.cfg.dir, file)
+            .map_err(|e| PollError(format!("{}: {e}", self.cfg.dir.display())))
     }
 
     fn save(&self) -> Result<(), PollError> {
-        let err = |e: std::io::Error| PollError(format!("{}: {e}", self.cfg.dir.display()));
-        let tmp = self.cfg.dir.join(".state.json");
-        std::fs::write(&tmp, serde_json::to_vec(&self.state).unwrap_or_default()).map_err(err)?;
-        std::fs::rename(&tmp, state_path(&self.cfg.dir)).map_err(err)
+        save_state(&self.cfg.dir, &self.state)
+            .map_err(|e| PollError(format!("{}: {e}", self.cfg.dir.display())))
     }
 }
 
-/// Write `data` to `path` and fsync it.
-fn write_synced(path: &Path, data: &[u8]) -> std::io::Result<()> {
+// The steps of an install, in order, each durable before the next: the deltas, the
+// signed manifest (the floor), the base, the state. A crash between any two leaves
+// the old list or the new one serving, and the floor never below the old serial
+// (`installed` reads it back; see the tests).
+
+fn write_accepted(dir: &Path, a: &Accepted) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    replace_synced(
+        &accepted_path(dir),
+        &serde_json::to_vec(a).unwrap_or_default(),
+    )
+}
+
+fn install_base(dir: &Path, file: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    replace_synced(&current(dir), file)
+}
+
+fn save_state(dir: &Path, state: &State) -> std::io::Result<()> {
+    replace_synced(
+        &state_path(dir),
+        &serde_json::to_vec(state).unwrap_or_default(),
+    )
+}
+
+/// Replace `path` with `data` durably: a temporary file beside it, fsynced, renamed
+/// over it, and the directory fsynced so that the rename itself survives a crash.
+fn replace_synced(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let mut f = std::fs::File::create(path)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
     f.write_all(data)?;
-    f.sync_all()
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocklist::delta::{Delta, Tables};
+
+    struct Keys {
+        pk: minisign_verify::PublicKey,
+        sk: minisign::SecretKey,
+        mpk: minisign::PublicKey,
+    }
+
+    fn keys() -> Keys {
+        let kp = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+        Keys {
+            pk: minisign_verify::PublicKey::from_base64(&kp.pk.to_base64()).unwrap(),
+            sk: kp.sk,
+            mpk: kp.pk,
+        }
+    }
+
+    fn sha(b: &[u8]) -> String {
+        hex::encode(sha2::Sha256::digest(b))
+    }
+
+    /// A signed manifest of `base` at `serial` (with `deltas` over it, if any).
+    fn accepted(k: &Keys, base: &[u8], base_serial: u64, deltas: &[u64]) -> Accepted {
+        let mut from = base_serial;
+        let refs: Vec<manifest::DeltaRef> = deltas
+            .iter()
+            .map(|&s| {
+                let r = manifest::DeltaRef {
+                    serial: s,
+                    from_serial: from,
+                    file: format!("{s}.json"),
+                    bytes: 0,
+                    sha256: String::new(),
+                    changes: 0,
+                };
+                from = s;
+                r
+            })
+            .collect();
+        let m = Manifest {
+            format: manifest::FORMAT,
+            serial: from,
+            built_at: "2026-12-06T00:00:00Z".into(),
+            expires_unix: 4_000_000_000,
+            expires_at: "later".into(),
+            file: "list.fst".into(),
+            bytes: base.len() as u64,
+            sha256: sha(base),
+            base_serial: (!deltas.is_empty()).then_some(base_serial),
+            deltas: refs,
+            entries: 1,
+            block_entries: 1,
+            allow_entries: 0,
+        };
+        let text = serde_json::to_string(&m).unwrap();
+        let sig = minisign::sign(Some(&k.mpk), &k.sk, text.as_bytes(), Some("t"), None)
+            .unwrap()
+            .to_string();
+        Accepted {
+            manifest: text,
+            sig,
+        }
+    }
+
+    fn state_of(base: &[u8], serial: u64) -> State {
+        State {
+            serial,
+            etag: None,
+            expires_unix: 4_000_000_000,
+            base_serial: serial,
+            base_sha256: sha(base),
+            deltas: vec![],
+        }
+    }
+
+    /// A full install of `base` at `serial`, or its first `steps` steps.
+    fn install(k: &Keys, dir: &Path, base: &[u8], serial: u64, steps: usize) {
+        let all: [&dyn Fn(); 3] = [
+            &|| write_accepted(dir, &accepted(k, base, serial, &[])).unwrap(),
+            &|| install_base(dir, base).unwrap(),
+            &|| save_state(dir, &state_of(base, serial)).unwrap(),
+        ];
+        for step in all.iter().take(steps) {
+            step();
+        }
+    }
+
+    #[test]
+    fn an_install_cut_short_at_any_step_leaves_the_old_list_or_the_new_one() {
+        let k = keys();
+        let (old, new) = (
+            b"list at serial 7".as_slice(),
+            b"list at serial 9".as_slice(),
+        );
+        for steps in 0..=3 {
+            let dir = tempfile::tempdir().unwrap();
+            install(&k, dir.path(), old, 7, 3);
+            install(&k, dir.path(), new, 9, steps);
+            let inst = installed(dir.path(), Some(&k.pk));
+            let serving = (inst.state.serial, inst.state.base_sha256.clone());
+            assert!(
+                serving == (7, sha(old)) || serving == (9, sha(new)),
+                "after {steps} steps: {serving:?}"
+            );
+            // Once the signed manifest is down, nothing older than it is taken.
+            assert_eq!(inst.floor, if steps == 0 { 7 } else { 9 }, "{steps}");
+            // Losing state.json lowers neither the floor nor what serves.
+            std::fs::remove_file(state_path(dir.path())).ok();
+            let again = installed(dir.path(), Some(&k.pk));
+            assert!(again.floor >= inst.floor, "{steps}: {again:?}");
+            assert!(again.floor >= 7);
+            // What serves is known as before, or (the kept manifest being newer than
+            // the base in place) unknown, so that the feed is taken again.
+            assert!(
+                again.state.serial == inst.state.serial || again.state.serial == 0,
+                "{steps}: {again:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_kept_manifest_that_does_not_verify_gives_no_floor() {
+        let (k, other) = (keys(), keys());
+        let dir = tempfile::tempdir().unwrap();
+        write_accepted(dir.path(), &accepted(&other, b"x", 50, &[])).unwrap();
+        install_base(dir.path(), b"x").unwrap();
+        let inst = installed(dir.path(), Some(&k.pk));
+        assert_eq!(inst.floor, 0);
+        assert_eq!(inst.state, State::default());
+    }
+
+    fn delta(base: &[u8], base_serial: u64, from: u64, serial: u64) -> Vec<u8> {
+        serde_json::to_vec(&Delta {
+            format: crate::blocklist::delta::FORMAT,
+            base_serial,
+            base_sha256: sha(base),
+            from_serial: from,
+            serial,
+            built_at: String::new(),
+            built_unix: 0,
+            tables_from: Tables {
+                categories: 0,
+                lists: 0,
+                notes: 0,
+            },
+            categories: vec![],
+            lists: vec![],
+            notes: vec![],
+            set: vec![],
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn deltas_count_only_over_the_base_they_were_made_for() {
+        let k = keys();
+        let (base, other) = (b"base 10".as_slice(), b"another base".as_slice());
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("deltas")).unwrap();
+        write_accepted(d, &accepted(&k, base, 10, &[11, 12, 13])).unwrap();
+        install_base(d, base).unwrap();
+        std::fs::write(delta_path(d, 11), delta(base, 10, 10, 11)).unwrap();
+        // 12 was made for another base: it and what follows do not count.
+        std::fs::write(delta_path(d, 12), delta(other, 10, 11, 12)).unwrap();
+        std::fs::write(delta_path(d, 13), delta(base, 10, 12, 13)).unwrap();
+        let inst = installed(d, Some(&k.pk));
+        assert_eq!(
+            (inst.state.serial, inst.state.deltas.clone()),
+            (11, vec![11])
+        );
+        assert_eq!(inst.floor, 13);
+        // Put right, the whole chain serves.
+        std::fs::write(delta_path(d, 12), delta(base, 10, 11, 12)).unwrap();
+        let inst = installed(d, Some(&k.pk));
+        assert_eq!(
+            (inst.state.serial, inst.state.deltas),
+            (13, vec![11, 12, 13])
+        );
+    }
 }
