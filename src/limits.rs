@@ -60,7 +60,15 @@ pub fn prefix(ip: IpAddr, prefix_v4: u8, prefix_v6: u8) -> IpAddr {
     }
 }
 
-/// Open connections by client address.
+/// The client an address counts as for the per-client caps (TCP connections, the
+/// warning page's connections, appeals): the address itself for IPv4, its /56 for
+/// IPv6 (the rate limiter's default), so that a device rotating through its IPv6
+/// addresses is one client.
+pub fn client_of(ip: IpAddr) -> IpAddr {
+    prefix(ip, 32, 56)
+}
+
+/// Open connections by client (see [`client_of`]).
 #[derive(Default)]
 pub struct PerClient(Mutex<HashMap<IpAddr, usize>>);
 
@@ -73,6 +81,7 @@ pub struct ClientSlot {
 impl PerClient {
     /// A slot for `ip`, unless it holds `cap` already.
     pub fn take(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<ClientSlot> {
+        let ip = client_of(ip);
         let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let n = m.entry(ip).or_insert(0);
         if *n >= cap {
@@ -225,6 +234,24 @@ mod tests {
             "no entry left for a gone client"
         );
         assert!(t.take(ip, 3).is_some());
+    }
+
+    #[test]
+    fn an_ipv6_client_rotating_addresses_is_one_client() {
+        let t = Arc::new(PerClient::default());
+        let held: Vec<_> = (1..=3)
+            .map(|i| {
+                t.take(format!("2001:db8:1:2{i}::{i}").parse().unwrap(), 3)
+                    .unwrap()
+            })
+            .collect();
+        // Another address of the same /56: the cap holds.
+        assert!(t.take("2001:db8:1:ff::9".parse().unwrap(), 3).is_none());
+        // Another /56, and IPv4 addresses side by side, are other clients.
+        assert!(t.take("2001:db8:1:100::1".parse().unwrap(), 3).is_some());
+        assert!(t.take("192.0.2.2".parse().unwrap(), 1).is_some());
+        assert!(t.take("192.0.2.3".parse().unwrap(), 1).is_some());
+        drop(held);
     }
 
     #[test]

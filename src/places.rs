@@ -51,7 +51,7 @@ impl std::fmt::Debug for AlertTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AlertTarget")
             .field("kind", &self.kind)
-            .field("url", &self.url)
+            .field("url", &crate::text::redact_url(&self.url))
             .field(
                 "secret",
                 &if self.secret.is_empty() {

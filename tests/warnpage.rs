@@ -60,7 +60,7 @@ fn every_category_gets_its_page_with_safe_headers() {
         );
         assert_eq!(r.header("cache-control"), Some("no-store"));
         assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
-        assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+        assert_eq!(r.header("referrer-policy"), Some("same-origin"));
         let csp = r.header("content-security-policy").unwrap_or("");
         assert!(
             csp.contains("default-src 'none'") && csp.contains("form-action 'self'"),
@@ -192,6 +192,9 @@ fn appeal_round_trip() {
     assert!(m.contains("fanzha_appeals_total 1"), "{m}");
     // a post from another site is refused
     let r = post_appeal(&f, "loan.scam.test", &form, Some("http://attacker.example"));
+    assert_eq!(r.status, 403);
+    // An opaque origin (a sandboxed frame, a data: page) is not this page's.
+    let r = post_appeal(&f, "loan.scam.test", &form, Some("null"));
     assert_eq!(r.status, 403);
     // a forged token is refused
     let r = post_appeal(

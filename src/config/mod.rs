@@ -316,11 +316,17 @@ impl Config {
     }
 
     /// Every key with the value in force, defaults filled in, as TOML that loads
-    /// back; the report secret is hidden (`fanzha ctl dump-config`).
+    /// back; the report secret and the robots' tokens are hidden (`fanzha ctl
+    /// dump-config`).
     pub fn effective(&self) -> RawConfig {
         let mut raw = self.effective.clone();
         if !raw.report.secret.is_empty() {
             raw.report.secret = "(hidden)".into();
+        }
+        for p in &mut raw.places {
+            if let Some(a) = &mut p.alert {
+                a.url = crate::text::redact_url(&a.url);
+            }
         }
         raw
     }

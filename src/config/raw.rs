@@ -594,7 +594,7 @@ pub struct RawPlace {
 }
 
 /// `[[places]] alert = { kind, url, secret_file }`
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[derive(Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawAlert {
     /// "dingtalk", "wecom" or "webhook".
@@ -604,6 +604,16 @@ pub struct RawAlert {
     /// A file holding the signing secret (under `$CREDENTIALS_DIRECTORY` first).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub secret_file: String,
+}
+
+impl std::fmt::Debug for RawAlert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawAlert")
+            .field("kind", &self.kind)
+            .field("url", &crate::text::redact_url(&self.url))
+            .field("secret_file", &self.secret_file)
+            .finish()
+    }
 }
 
 /// `[alerts]`: how the places' alerts are paced and worded.

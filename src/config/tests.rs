@@ -376,10 +376,15 @@ fn place_alerts_are_checked_and_their_secrets_read() {
     let c = load(&format!(
         "[alerts]\ninterval = \"5m\"\ndevices = \"truncate\"\nutc_offset = \"+08:00\"\n{}",
         place(
-            r#"{ kind = "dingtalk", url = "https://oapi.dingtalk.com/robot/send?access_token=T", secret_file = "ding.secret" }"#
+            r#"{ kind = "dingtalk", url = "https://oapi.dingtalk.com/robot/send?access_token=TOKEN123", secret_file = "ding.secret" }"#
         )
     ))
     .unwrap();
+    // The robot's token is a credential: not in Debug, not in dump-config.
+    assert!(!format!("{c:?}").contains("TOKEN123"), "{c:?}");
+    let dumped = toml::to_string(&c.effective()).unwrap();
+    assert!(!dumped.contains("TOKEN123"), "{dumped}");
+    assert!(dumped.contains("access_token=(hidden)"), "{dumped}");
     assert_eq!(c.alerts.interval, Duration::from_secs(300));
     assert_eq!(c.alerts.devices, crate::alert::Devices::Truncate);
     assert_eq!(c.alerts.utc_offset, 8 * 3600);

@@ -87,7 +87,8 @@ impl WarnState {
                     .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(600))
             });
         }
-        let q = m.entry(ip).or_default();
+        // A device rotating its IPv6 addresses is one client.
+        let q = m.entry(crate::limits::client_of(ip)).or_default();
         while q
             .front()
             .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(600))
@@ -127,9 +128,12 @@ fn html(status: StatusCode, body: String) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // No referrer leaves for other sites, while the page's own appeal form still
+    // carries its Origin (under "no-referrer" browsers send `Origin: null` with
+    // every POST, which would leave the origin check nothing to check).
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     r
@@ -306,10 +310,13 @@ async fn appeal(
     Form(f): Form<AppealForm>,
 ) -> Response {
     let templates = s.templates.load();
-    // Cross-site posts: a browser sends Origin; it must name the host the page came from.
+    // Cross-site posts: a browser sends Origin; it must name the host the page came
+    // from. `null` (a sandboxed frame, a data: page, a no-referrer page elsewhere) is
+    // an opaque origin: not this page's, so refused too.
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
         let origin_host = origin.split("://").nth(1).unwrap_or("");
-        if origin != "null" && host_name(origin_host) != host_name(&host_header(&headers)) {
+        let here = host_name(&host_header(&headers));
+        if here.is_none() || host_name(origin_host) != here {
             return html(StatusCode::FORBIDDEN, "cross-site appeal refused\n".into());
         }
     }
