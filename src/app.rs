@@ -46,6 +46,8 @@ pub async fn serve(config_path: Option<PathBuf>, cfg: Config) -> Result<()> {
 struct App {
     config_path: Option<PathBuf>,
     cfg: Config,
+    /// The config as it was at start: what the parts a reload does not touch serve.
+    boot: crate::config::RawConfig,
     loader: Arc<Loader>,
     watcher: Option<Watcher>,
     engine: Arc<Engine>,
@@ -158,6 +160,7 @@ impl App {
         loader.serving();
         crate::notify::notify("READY=1");
         tracing::info!("ready");
+        let boot = cfg.raw().clone();
         Ok(App {
             config_path,
             cfg,
@@ -178,6 +181,7 @@ impl App {
             signals,
             live_config,
             reload_asks,
+            boot,
         })
     }
 
@@ -225,21 +229,33 @@ impl App {
             }
         };
         self.apply(new);
+        let pending: Vec<String> = self.cfg.pending.iter().map(|c| c.describe()).collect();
+        let pending_keys: Vec<String> = self.cfg.pending.iter().map(|c| c.key.clone()).collect();
         blocklist::reload_in_background_then(self.loader.clone(), "control", move |res| {
             let reply = match res {
                 Ok(s) => {
                     let (skipped, refused) = s.unused_lines();
+                    let mut text = format!(
+                        "config re-read; lists reloaded: {} names in {} ms ({skipped} lines skipped, {refused} rules refused)",
+                        s.entries,
+                        s.elapsed.as_millis()
+                    );
+                    if !pending.is_empty() {
+                        text.push_str(
+                            "\nNOT applied, these take effect after a restart (systemctl restart fanzha):",
+                        );
+                        for p in &pending {
+                            text.push_str(&format!("\n  {p}"));
+                        }
+                    }
                     Reply::ok(
-                        format!(
-                            "config re-read; lists reloaded: {} names in {} ms ({skipped} lines skipped, {refused} rules refused)",
-                            s.entries,
-                            s.elapsed.as_millis()
-                        ),
+                        text,
                         serde_json::json!({
                             "entries": s.entries,
                             "ms": s.elapsed.as_millis() as u64,
                             "skipped_lines": skipped,
                             "refused_rules": refused,
+                            "restart_pending": pending_keys,
                         }),
                     )
                 }
@@ -254,16 +270,29 @@ impl App {
     /// Take a new config: policy, rate limit and places at once, templates, and the
     /// list settings (the caller reloads the lists). Listeners, the resolver and
     /// the control socket change only on restart.
-    fn apply(&mut self, new: Config) {
-        let (old, n) = (&self.cfg, &new);
-        if n.server.listen != old.server.listen
-            || n.ops_listen != old.ops_listen
-            || n.resolver.mode != old.resolver.mode
-            || n.resolver.upstreams != old.resolver.upstreams
-            || n.resolver.root_hints != old.resolver.root_hints
-        {
-            tracing::warn!("listen addresses and resolver settings change only on restart");
+    fn apply(&mut self, mut new: Config) {
+        use crate::config::diff;
+        let applied: Vec<String> = diff::changes(self.cfg.raw(), new.raw())
+            .into_iter()
+            .filter(|c| diff::applies_on_reload(&c.key))
+            .map(|c| c.key)
+            .collect();
+        if !applied.is_empty() {
+            tracing::info!(keys = %applied.join(", "), "config reload: applied");
         }
+        // Against what serves since start: a key changed back needs nothing.
+        new.pending = diff::changes(&self.boot, new.raw())
+            .into_iter()
+            .filter(|c| !diff::applies_on_reload(&c.key))
+            .map(diff::redacted)
+            .collect();
+        for c in &new.pending {
+            tracing::warn!(change = %c.describe(), "config reload: this key takes effect only after a restart (systemctl restart fanzha)");
+        }
+        self.engine
+            .metrics()
+            .config_restart_pending
+            .set(i64::from(!new.pending.is_empty()));
         self.engine.reload(&new);
         match Templates::load(new.warnpage.templates.as_deref()) {
             Ok(t) => self.warn_state.templates.store(Arc::new(t)),

@@ -92,6 +92,8 @@ pub struct Metrics {
     loaded_at: IntGauge,
     skipped_lines: IntGauge,
     skipped_by_reason: IntCounterVec,
+    /// 1 while keys changed in the config file wait for a restart.
+    pub config_restart_pending: IntGauge,
     refused_rules: IntGauge,
     /// Warning pages shown, by category ("none": a host that is not blocked).
     pub warnpage_views: IntCounterVec,
@@ -481,6 +483,10 @@ impl Metrics {
             skipped_lines: r.gauge(
                 "blocklist_skipped_lines",
                 "Lines skipped by the last successful compile",
+            ),
+            config_restart_pending: r.gauge(
+                "config_restart_pending",
+                "1 while keys changed in the config file wait for a restart (fanzha ctl dump-config lists them)",
             ),
             skipped_by_reason: r.counters(
                 "blocklist_skipped_lines_total",

@@ -308,3 +308,52 @@ fn bad_requests_get_a_reason_and_exit_2() {
     let (code, _, err) = ctl(&cfg, &["lookup", "a..b"]);
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn a_reload_says_which_changes_wait_for_a_restart() {
+    let (_d, _h, f, cfg) = start();
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    // One change a reload applies (the sinkhole), two it does not (a forward zone,
+    // the cache's serve_stale).
+    let sinkhole = "\n[sinkhole]\nipv4 = \"10.53.53.99\"\n";
+    let later = "\n[cache]\nserve_stale = 0\n\n[[forward_zones]]\nname = \"corp.test\"\nupstreams = [\"udp://127.0.0.1:5\"]\n";
+    std::fs::write(&cfg, format!("{good}{sinkhole}{later}")).unwrap();
+    let (code, out, err) = ctl(&cfg, &["reload"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("NOT applied"), "{out}");
+    assert!(out.contains("forward_zones = "), "{out}");
+    assert!(
+        out.contains("cache.serve_stale = \"0s\" (serving: \"1day\")"),
+        "{out}"
+    );
+    assert!(!out.contains("sinkhole"), "{out}");
+    // The applied change serves.
+    let m = udp(f.dns, "blocked.example.test.", RecordType::A);
+    assert_eq!(
+        ips(&m),
+        vec!["10.53.53.99".parse::<std::net::IpAddr>().unwrap()]
+    );
+    let (_, metrics) = f.http_get("/metrics");
+    assert!(
+        metrics.contains("fanzha_config_restart_pending 1"),
+        "{metrics}"
+    );
+    // dump-config shows what serves, and marks what waits.
+    let (_, dump, _) = ctl(&cfg, &["dump-config"]);
+    assert!(dump.contains("# PENDING"), "{dump}");
+    assert!(dump.contains("serve_stale = \"1day\""), "{dump}");
+    assert!(dump.contains("ipv4 = \"10.53.53.99\""), "{dump}");
+    assert!(f.log_text().contains("takes effect only after a restart"));
+    // Changed back, nothing waits.
+    std::fs::write(&cfg, format!("{good}{sinkhole}")).unwrap();
+    let (code, out, _) = ctl(&cfg, &["reload"]);
+    assert_eq!(code, 0);
+    assert!(!out.contains("NOT applied"), "{out}");
+    let (_, metrics) = f.http_get("/metrics");
+    assert!(
+        metrics.contains("fanzha_config_restart_pending 0"),
+        "{metrics}"
+    );
+    let (_, dump, _) = ctl(&cfg, &["dump-config"]);
+    assert!(!dump.contains("# PENDING"), "{dump}");
+}

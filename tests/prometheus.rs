@@ -147,6 +147,12 @@ fn every_dashboard_query_returns_data() {
         &std::fs::read_to_string(root().join("config/grafana/fanzha-dashboard.json")).unwrap(),
     )
     .unwrap();
+    // Importing asks for a Prometheus data source, and keeps one uid across imports.
+    assert!(dash["uid"].as_str().is_some_and(|u| !u.is_empty()));
+    assert_eq!(dash["__inputs"][0]["pluginId"], "prometheus");
+    // A freshness panel shows the stalest appliance, not the freshest.
+    let text = dash.to_string();
+    assert!(!text.contains("max(fanzha_blocklist_loaded_timestamp_seconds"));
     let mut checked = 0;
     // Every panel at the street level; the ones with the place variables at the
     // community level too, which must name the community.

@@ -16,6 +16,7 @@ use crate::blocklist::Action;
 use crate::places::Places;
 use crate::report::ReportConfig;
 
+pub mod diff;
 mod local;
 mod raw;
 mod validate;
@@ -270,6 +271,9 @@ pub struct Config {
     effective: RawConfig,
     /// The control socket of `fanzha ctl` (`None`: off).
     pub control: Option<PathBuf>,
+    /// Keys changed in the file since start that only a restart applies (set by a
+    /// reload; values shown with secrets hidden).
+    pub pending: Vec<diff::Change>,
     /// `[dnstap]` (`None`: off).
     pub dnstap: Option<DnstapConfig>,
     /// `[feed]` (`None`: the lists come from `[blocklist]` only).
@@ -329,6 +333,11 @@ impl Config {
             }
         }
         raw
+    }
+
+    /// The file as read, defaults filled in, secrets included (for comparing).
+    pub(crate) fn raw(&self) -> &RawConfig {
+        &self.effective
     }
 
     /// The embedded defaults (paths relative to the working directory).

@@ -184,6 +184,7 @@ impl RawConfig {
             source,
             effective,
             control,
+            pending: Vec::new(),
             dnstap,
             feed,
             sources,

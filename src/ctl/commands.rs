@@ -666,8 +666,22 @@ fn dump_config(live: &Live) -> Reply {
                  # Relative paths are relative to the daemon's working directory.\n"
             .to_string(),
     };
-    match (toml::to_string_pretty(&raw), serde_json::to_value(&raw)) {
-        (Ok(text), Ok(data)) => Reply::ok(format!("{head}\n{}", text.trim_end()), data),
+    // What serves: keys waiting for a restart at their serving values, and listed.
+    let view = crate::config::diff::serving_view(&raw, &cfg.pending);
+    let mut tail = String::new();
+    if !cfg.pending.is_empty() {
+        tail.push_str(
+            "\n\n# PENDING: changed in the file, applied only after a restart (the values\n# above are the ones serving):\n",
+        );
+        for c in &cfg.pending {
+            tail.push_str(&format!("#   {}\n", c.describe()));
+        }
+    }
+    match (toml::to_string_pretty(&view), serde_json::to_value(&view)) {
+        (Ok(text), Ok(data)) => Reply::ok(
+            format!("{head}\n{}{}", text.trim_end(), tail.trim_end_matches('\n')),
+            data,
+        ),
         (Err(e), _) => Reply::failed(format!("cannot write the config as TOML: {e}")),
         (_, Err(e)) => Reply::failed(format!("cannot write the config as JSON: {e}")),
     }
