@@ -334,6 +334,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 tracing::info!("{}", which(None));
             }
             let cfg = Config::load(config.as_deref())?;
+            // What check-config would warn of, said in the log at every start (a fresh
+            // install runs before its operator has set the appliance's addresses).
+            for w in preflight(&cfg).1 {
+                tracing::warn!("config: {w}");
+            }
             let threads = cfg.worker_threads();
             // One thread: a current-thread runtime, measurably faster than a
             // work-stealing one on this kind of load.
@@ -376,7 +381,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::CheckConfig { config, file } => {
             let config = chosen(config.or(file));
             println!("{}", which(config.as_deref()));
-            let c = Config::load(config.as_deref())?;
+            let c = match config.as_deref() {
+                None => Config::embedded(),
+                Some(path) => match Config::check_all(path) {
+                    (Some(c), _) => c,
+                    (None, errors) => {
+                        // Every bad key at once, each with its fix.
+                        for e in &errors {
+                            println!("problem: {e}");
+                        }
+                        return Ok(ExitCode::from(2));
+                    }
+                },
+            };
             let (problems, warnings) = preflight(&c);
             for w in &warnings {
                 println!("warning: {w}");
@@ -468,8 +485,15 @@ fn preflight(c: &Config) -> (Vec<String>, Vec<String>) {
     let sinks = std::iter::once(std::net::IpAddr::V4(c.sinkhole.v4))
         .chain(c.sinkhole.v6.map(std::net::IpAddr::V6))
         .filter(|ip| !ip.is_unspecified());
+    for ip in sinks.clone().filter(|ip| !local(*ip)) {
+        warnings.push(format!(
+            "sinkhole: blocked names point to {ip}, which is not an address of this machine: \
+             they are blocked, but residents see no warning page; set [sinkhole] to this \
+             appliance's address (ip -brief addr)"
+        ));
+    }
     if !c.warnpage.listen.is_empty() || !c.warnpage.https.is_empty() {
-        for ip in sinks.filter(|ip| !shown(*ip)) {
+        for ip in sinks.filter(|ip| local(*ip) && !shown(*ip)) {
             warnings.push(format!(
                 "sinkhole: blocked names point to {ip}, where the warning page does not listen \
                  (warnpage.listen); residents would see no page: listen there, or change the sinkhole"

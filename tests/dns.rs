@@ -4,6 +4,7 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -981,5 +982,85 @@ fn logs_can_be_one_json_object_per_line() {
             serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
         assert!(v["level"].is_string() && v["timestamp"].is_string(), "{l}");
         assert!(v["fields"]["message"].is_string(), "{l}");
+    }
+}
+
+#[test]
+fn check_config_names_every_bad_key_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[server]\nlisten = [\"nonsense\"]\nrate_limit_action = \"explode\"\n\
+         [[sources]]\nurl = \"ftp://x\"\n\
+         [[sources]]\nurl = \"https://ok.example/list.txt\"\nrefresh = \"1ms\"\n\
+         [sinkhole]\nipv4 = \"banana\"\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    for key in [
+        "`server.listen[0]`",
+        "`server.rate_limit_action`",
+        "`sources[0].url`",
+        // Numbered as in the file, though sources[0] was taken out to go on.
+        "`sources[1].refresh`",
+        "`sinkhole.ipv4`",
+    ] {
+        assert!(
+            text.contains(&format!("problem: config key {key}")),
+            "{key}: {text}"
+        );
+    }
+}
+
+#[test]
+fn every_shipped_config_checks_clean_where_it_is_installed() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    // The reference config, beside the list directories it names (relative).
+    let example = tmp.path().join("example");
+    for d in ["blocklists", "allowlists"] {
+        std::fs::create_dir_all(example.join(d)).unwrap();
+    }
+    std::fs::copy(root.join("config/fanzha.toml"), example.join("fanzha.toml")).unwrap();
+    // The packaged one, with /etc/fanzha and /var/lib/fanzha moved into a temporary
+    // root (nothing is written to the host's /etc), as the package lays them out.
+    let sysroot = tmp.path().join("root");
+    let etc = sysroot.join("etc/fanzha");
+    for d in ["blocklists", "allowlists"] {
+        std::fs::create_dir_all(etc.join(d)).unwrap();
+    }
+    std::fs::copy(
+        root.join("config/never-block.txt"),
+        etc.join("never-block.txt"),
+    )
+    .unwrap();
+    let production = std::fs::read_to_string(root.join("config/production.toml"))
+        .unwrap()
+        .replace("/etc/fanzha", &etc.display().to_string())
+        .replace(
+            "/var/lib/fanzha",
+            &sysroot.join("var/lib/fanzha").display().to_string(),
+        )
+        .replace(
+            "/run/fanzha",
+            &sysroot.join("run/fanzha").display().to_string(),
+        );
+    std::fs::write(etc.join("fanzha.toml"), production).unwrap();
+    for cfg in [example.join("fanzha.toml"), etc.join("fanzha.toml")] {
+        let out = Command::new(bin())
+            .args(["check-config", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{}: {text}", cfg.display());
+        assert!(!text.contains("problem:"), "{text}");
     }
 }

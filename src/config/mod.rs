@@ -347,6 +347,74 @@ impl Config {
             .expect("embedded defaults are valid")
     }
 
+    /// Every problem of the file at `path`, not only the first (`fanzha
+    /// check-config`): each bad key found is taken out (an array's element whole:
+    /// `sources[1]`) and the rest checked again, so that one run names them all. A
+    /// syntax error or an unknown key ends the search: what follows it cannot be
+    /// read. The config, when there is no problem at all.
+    pub fn check_all(path: &Path) -> (Option<Config>, Vec<ConfigError>) {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(source) => {
+                let e = ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                };
+                return (None, vec![e]);
+            }
+        };
+        let origin = path.display().to_string();
+        let mut doc: toml::Table = match toml::from_str(&text) {
+            Ok(t) => t,
+            Err(e) => {
+                let e = ConfigError::Parse {
+                    path: origin,
+                    message: e.to_string(),
+                };
+                return (None, vec![e]);
+            }
+        };
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut errors = Vec::new();
+        // Array elements taken out so far, by array, as indexes in the file.
+        let mut gone: Vec<(String, usize)> = Vec::new();
+        for _ in 0..50 {
+            let raw: RawConfig = match toml::Value::Table(doc.clone()).try_into() {
+                Ok(r) => r,
+                Err(e) => {
+                    errors.push(ConfigError::Parse {
+                        path: origin,
+                        message: e.to_string(),
+                    });
+                    break;
+                }
+            };
+            match raw.validate(base, Some(path.to_path_buf())) {
+                Ok(c) if errors.is_empty() => return (Some(c), errors),
+                Ok(_) => break,
+                Err(ConfigError::Invalid { key, value, fix }) => {
+                    let (shown, removed) = take_out(&mut doc, &key, &mut gone);
+                    errors.push(ConfigError::Invalid {
+                        key: shown,
+                        value,
+                        fix,
+                    });
+                    if !removed {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    errors.push(e);
+                    break;
+                }
+            }
+        }
+        (None, errors)
+    }
+
     /// Load and validate a file, or the embedded defaults when `path` is `None`.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let Some(path) = path else {
@@ -363,4 +431,49 @@ impl Config {
             .unwrap_or(Path::new("."));
         raw.validate(base, Some(path.to_path_buf()))
     }
+}
+
+/// Take the bad `key` out of `doc` for [`Config::check_all`]: the array element it
+/// lies in (`places[2].alert.kind` → `places[2]`), else the key itself. Returns the
+/// key as the file numbers it (elements taken out earlier shift the indexes), and
+/// whether anything was taken out.
+fn take_out(doc: &mut toml::Table, key: &str, gone: &mut Vec<(String, usize)>) -> (String, bool) {
+    let first = key.split('.').next().unwrap_or(key);
+    if let Some((array, rest)) = first.split_once('[')
+        && let Some(Ok(i)) = rest.strip_suffix(']').map(str::parse::<usize>)
+        && let Some(toml::Value::Array(a)) = doc.get_mut(array)
+        && i < a.len()
+    {
+        a.remove(i);
+        // The index in the file: count the elements still there.
+        let mut left = i;
+        let mut file_i = 0;
+        loop {
+            if !gone.contains(&(array.to_string(), file_i)) {
+                if left == 0 {
+                    break;
+                }
+                left -= 1;
+            }
+            file_i += 1;
+        }
+        gone.push((array.to_string(), file_i));
+        let shown = format!("{array}[{file_i}]{}", &key[first.len()..]);
+        return (shown, true);
+    }
+    // `sources[name]` and the like: the whole array.
+    if let Some((array, _)) = first.split_once('[') {
+        return (key.to_string(), doc.remove(array).is_some());
+    }
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut t = doc;
+    for p in &parts[..parts.len() - 1] {
+        match t.get_mut(*p) {
+            Some(toml::Value::Table(next)) => t = next,
+            _ => return (key.to_string(), false),
+        }
+    }
+    let last = parts[parts.len() - 1];
+    let last = last.split('[').next().unwrap_or(last);
+    (key.to_string(), t.remove(last).is_some())
 }
