@@ -173,3 +173,101 @@ fn each_place_gets_its_own_action_and_shadow_lists_resolve_but_count() {
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
     assert!(sunk(&ask(&f, watch, "promo.example.test.")));
 }
+
+#[test]
+fn an_rpz_zone_answers_with_its_own_actions() {
+    let h = Hierarchy::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lists = lists_toml(d);
+    std::fs::write(
+        d.join("lists/district.rpz"),
+        "$TTL 300\n@ SOA localhost. hostmaster.localhost. 1 300 300 300 300\n@ NS localhost.\n\
+         nx.rpz.test CNAME .\n\
+         *.wild.rpz.test CNAME .\n\
+         nodata.rpz.test CNAME *.\n\
+         drop.rpz.test CNAME rpz-drop.\n\
+         tcp.rpz.test CNAME rpz-tcp-only.\n\
+         data.rpz.test A 192.0.2.77\n\
+         data.rpz.test AAAA 2001:db8::77\n\
+         data.rpz.test TXT \"fraud warning\" \"call 96110\"\n\
+         walled.rpz.test CNAME www.example.test.\n\
+         blocked.example.test CNAME rpz-passthru.\n\
+         chain2.example.test CNAME .\n",
+    )
+    .unwrap();
+    // The same kind of zone with the category's action instead.
+    std::fs::write(d.join("lists/plain.rpz"), "plain.rpz.test CNAME .\n").unwrap();
+    let toml = format!(
+        "{lists}[[lists]]\npath = \"lists/plain.rpz\"\nrpz_actions = false\n\
+         {}[sinkhole]\nipv4 = \"{SINK}\"\n",
+        h.resolver_toml(),
+    );
+    let f = Fanzha::start(d, &toml);
+    let q = |name: &str, t: RecordType| udp(f.dns, name, t);
+
+    assert_eq!(
+        q("nx.rpz.test.", RecordType::A).metadata.response_code,
+        ResponseCode::NXDomain
+    );
+    // The wildcard covers the names below, not the name itself.
+    assert_eq!(
+        q("a.b.wild.rpz.test.", RecordType::A)
+            .metadata
+            .response_code,
+        ResponseCode::NXDomain
+    );
+    assert!(!sunk(&q("wild.rpz.test.", RecordType::A)));
+    let m = q("nodata.rpz.test.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.answers.is_empty(), "{m:?}");
+    // Dropped: no answer at all.
+    let dropped = udp_from(
+        IpAddr::from([127, 0, 0, 1]),
+        f.dns,
+        &make_query("drop.rpz.test.", RecordType::A, false),
+        Duration::from_millis(700),
+    );
+    assert!(dropped.is_none(), "{dropped:?}");
+    // TCP only: TC over UDP; over TCP resolved as usual (NXDOMAIN from the hierarchy,
+    // which has no such name), not blocked.
+    let m = q("tcp.rpz.test.", RecordType::A);
+    assert!(m.metadata.truncation && m.answers.is_empty(), "{m:?}");
+    let m = tcp(f.dns, &make_query("tcp.rpz.test.", RecordType::A, false));
+    assert!(!m.metadata.truncation, "{m:?}");
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    // Local data, by type; a type it has no data for is NODATA.
+    assert_eq!(
+        ips(&q("data.rpz.test.", RecordType::A)),
+        vec![IpAddr::from([192, 0, 2, 77])]
+    );
+    assert_eq!(
+        ips(&q("data.rpz.test.", RecordType::AAAA)),
+        vec!["2001:db8::77".parse::<IpAddr>().unwrap()]
+    );
+    let txt = q("data.rpz.test.", RecordType::TXT);
+    let text: String = txt.answers.iter().map(|r| r.data.to_string()).collect();
+    assert!(
+        text.contains("fraud warning") && text.contains("call 96110"),
+        "{text}"
+    );
+    let mx = q("data.rpz.test.", RecordType::MX);
+    assert_eq!(mx.metadata.response_code, ResponseCode::NoError);
+    assert!(mx.answers.is_empty());
+    let walled = q("walled.rpz.test.", RecordType::A);
+    let cname: String = walled.answers.iter().map(|r| r.data.to_string()).collect();
+    assert!(cname.contains("www.example.test"), "{walled:?}");
+    // rpz-passthru. allows a name another (local) list blocks.
+    assert!(!sunk(&q("blocked.example.test.", RecordType::A)));
+    // A CNAME chain that leads to a listed name (chain1 → chain2 → www) gets the
+    // listed name's RPZ action, resolved and then from the cache.
+    for _ in 0..2 {
+        let m = q("chain1.example.test.", RecordType::A);
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "{m:?}");
+    }
+    // rpz_actions = false: the category's action (the sinkhole).
+    assert!(sunk(&q("plain.rpz.test.", RecordType::A)));
+    // Counted as blocked, in the category.
+    let (_, m) = f.http_get("/metrics");
+    assert!(m.contains("fanzha_blocked_total{category=\"fraud\""), "{m}");
+}

@@ -38,6 +38,10 @@ pub struct ListOverride {
     pub match_mode: Option<MatchMode>,
     /// What its exception (`@@`) rules may do.
     pub exceptions: Exceptions,
+    /// Whether an RPZ file's own actions (`CNAME .`, `rpz-drop.`, local data…)
+    /// answer for its rules (`[[lists]] rpz_actions`, on by default); off, its
+    /// rules take the category's action as any list's.
+    pub rpz_actions: Option<bool>,
 }
 
 /// What a list's exception rules (`@@||name^`, allow rules in a block list) may do.
@@ -518,6 +522,10 @@ struct RuleSink<'a> {
     allowlist: bool,
     mode: MatchMode,
     exceptions: Exceptions,
+    rpz_actions: bool,
+    /// The name and note of the last RPZ local-data rule: the records of one owner
+    /// are written on consecutive lines and answered together.
+    last_data: Option<(String, usize)>,
     /// The list's own exceptions, for [`Exceptions::Own`].
     own: Option<OwnExceptions>,
     /// What the last rule came to, when it was not kept as written: a skip reason
@@ -643,6 +651,20 @@ impl RuleSink<'_> {
             return Ok(());
         }
         let cat_id = self.cat_id()?;
+        // An RPZ action rides in the note; off for this list, the category decides.
+        let note = note.filter(|n| self.rpz_actions || !n.starts_with("rpz="));
+        let data = note.as_deref().and_then(|n| n.strip_prefix("rpz=data "));
+        if let (Some(d), Some((last, id))) = (data, &self.last_data)
+            && last == name
+            && polarity == Polarity::Block
+        {
+            // Another record of the same owner: answered with the ones before it.
+            let joined = &mut self.notes[*id - 1];
+            joined.push('|');
+            joined.push_str(d);
+            return Ok(());
+        }
+        let is_data = data.is_some() && polarity == Polarity::Block;
         let note = match note {
             Some(n) if polarity == Polarity::Block => {
                 self.notes.push(n);
@@ -650,6 +672,7 @@ impl RuleSink<'_> {
             }
             _ => 0,
         };
+        self.last_data = is_data.then(|| (name.to_string(), note as usize));
         let flags = match (polarity, scope) {
             (Polarity::Block, Scope::Exact) => value::BLOCK_SELF,
             (Polarity::Block, Scope::Below) => value::BLOCK_BELOW,
@@ -906,6 +929,8 @@ fn parse_file(
             allowlist: file.allowlist,
             mode: ov.and_then(|o| o.match_mode).unwrap_or_default(),
             exceptions,
+            rpz_actions: ov.and_then(|o| o.rpz_actions).unwrap_or(true),
+            last_data: None,
             own,
             outcome: None,
             category: ov.and_then(|o| o.category.clone()),

@@ -30,6 +30,8 @@ pub struct ListConfig {
     pub match_mode: Option<MatchMode>,
     /// What its exceptions may do (a `[[sources]]` file's are dropped by default).
     pub exceptions: super::compile::Exceptions,
+    /// Whether an RPZ file's own actions answer (default: yes).
+    pub rpz_actions: Option<bool>,
 }
 
 /// `[blocklist]` and `[[lists]]`, validated.
@@ -233,6 +235,7 @@ impl Loader {
                     action: l.action,
                     match_mode: l.match_mode,
                     exceptions: l.exceptions,
+                    rpz_actions: l.rpz_actions,
                 })
                 .collect(),
             never_block,

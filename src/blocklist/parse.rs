@@ -344,7 +344,7 @@ impl Parser {
         &mut self,
         all: &[&str],
         tpos: usize,
-        note: Option<&str>,
+        _comment: Option<&str>,
         body: &str,
         emit: &mut impl FnMut(Item),
     ) {
@@ -370,15 +370,39 @@ impl Parser {
             }
         }
         let rdata = all.get(tpos + 1).copied().unwrap_or("");
-        let polarity = match (rtype.as_str(), rdata.to_ascii_lowercase().as_str()) {
-            ("CNAME", "." | "*." | "rpz-drop.") => Polarity::Block,
-            ("CNAME", "rpz-passthru.") => Polarity::Allow,
-            ("A", "0.0.0.0" | "127.0.0.1") | ("AAAA", "::" | "::1") => Polarity::Block,
+        // The RPZ action, kept as the rule's note (see [`rpz_action`]): it travels
+        // with the rule through the compiled list to the answer.
+        let lower_rdata = rdata.to_ascii_lowercase();
+        let (polarity, action): (Polarity, String) = match (rtype.as_str(), lower_rdata.as_str()) {
+            ("CNAME", ".") => (Polarity::Block, "rpz=nxdomain".into()),
+            ("CNAME", "*.") => (Polarity::Block, "rpz=nodata".into()),
+            ("CNAME", "rpz-drop.") => (Polarity::Block, "rpz=drop".into()),
+            ("CNAME", "rpz-tcp-only.") => (Polarity::Block, "rpz=tcp-only".into()),
+            ("CNAME", "rpz-passthru.") => (Polarity::Allow, String::new()),
+            // Local data: a CNAME to a name, addresses, text.
+            ("CNAME", t) if name::normalize(t.trim_end_matches('.')).is_ok() => (
+                Polarity::Block,
+                format!("rpz=data CNAME {}", t.trim_end_matches('.')),
+            ),
+            ("A", a) if a.parse::<std::net::Ipv4Addr>().is_ok() => {
+                (Polarity::Block, format!("rpz=data A {a}"))
+            }
+            ("AAAA", a) if a.parse::<std::net::Ipv6Addr>().is_ok() => {
+                (Polarity::Block, format!("rpz=data AAAA {a}"))
+            }
+            ("TXT", _) if !rdata.is_empty() => {
+                let text = all[tpos + 1..].join(" ");
+                (
+                    Polarity::Block,
+                    format!("rpz=data TXT {}", text.replace('|', " ")),
+                )
+            }
             _ => {
                 emit(Item::Skip(Skip::RpzUnsupported));
                 return;
             }
         };
+        let note = (!action.is_empty()).then_some(action.as_str());
         let lower = owner.to_ascii_lowercase();
         let mut owner_name = lower.as_str();
         if let Some(abs) = owner_name.strip_suffix('.') {
@@ -694,3 +718,30 @@ fn dnsmasq(rest: &str, is_server: bool, note: Option<&str>, emit: &mut impl FnMu
 
 #[cfg(test)]
 mod tests;
+
+/// What an RPZ rule does (its note, written by the parser): `None` for any other note.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RpzAction<'a> {
+    /// `CNAME .`: NXDOMAIN.
+    Nxdomain,
+    /// `CNAME *.`: NOERROR without records.
+    Nodata,
+    /// `CNAME rpz-drop.`: no answer at all.
+    Drop,
+    /// `CNAME rpz-tcp-only.`: TC over UDP; over TCP, resolved as usual.
+    TcpOnly,
+    /// Local data: `TYPE RDATA` records joined by `|` (`A 192.0.2.1|TXT "x"`).
+    Data(&'a str),
+}
+
+/// The RPZ action a rule's note carries.
+pub fn rpz_action(note: &str) -> Option<RpzAction<'_>> {
+    let a = note.strip_prefix("rpz=")?;
+    Some(match a {
+        "nxdomain" => RpzAction::Nxdomain,
+        "nodata" => RpzAction::Nodata,
+        "drop" => RpzAction::Drop,
+        "tcp-only" => RpzAction::TcpOnly,
+        _ => RpzAction::Data(a.strip_prefix("data ")?),
+    })
+}

@@ -283,6 +283,10 @@ pub struct RawList {
     /// same as `action = "shadow"`); `block` (default): its action applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// An RPZ file's own actions answer for its rules (default true); false: the
+    /// category's action, as for any list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpz_actions: Option<bool>,
 }
 
 /// `[[sources]]`: a public list fetched by URL.

@@ -139,6 +139,7 @@ impl RawConfig {
                 action: raw.action.clone(),
                 match_mode: None,
                 mode: raw.mode.clone(),
+                rpz_actions: None,
             };
             let mut l = list(0, &l, &base).map_err(|e| match e {
                 ConfigError::Invalid { value, fix, .. } => ConfigError::Invalid {
@@ -582,6 +583,7 @@ fn list(i: usize, l: &RawList, base: &Base<'_>) -> Result<ListConfig, ConfigErro
         action,
         match_mode,
         exceptions: Exceptions::Keep,
+        rpz_actions: l.rpz_actions,
     })
 }
 

@@ -15,6 +15,7 @@ use super::policy::{BlockInfo, Decision, Policy, RateLimiter};
 use super::resolve::{Backend, BackendError, Resolved};
 use super::wire::{self, Query, rcode};
 use crate::alert::{AlertHit, Alerter};
+use crate::blocklist::parse::{RpzAction, rpz_action};
 use crate::blocklist::{Action, Blocklist, Handle, Verdict};
 use crate::config::Config;
 use crate::dnstap::{self, Tap};
@@ -266,6 +267,20 @@ impl Engine {
                     wire::truncate(buf, q.question_end, q.edns);
                 }
                 d = Decision::Answer(Outcome::Allowed);
+            }
+        }
+        // An RPZ rule's rpz-tcp-only. over TCP: not blocked, resolved as usual; its
+        // rpz-drop.: counted and reported as blocked, and no answer sent.
+        if let Decision::Block(q, info) = &d {
+            match list.note(&info.hit).and_then(rpz_action) {
+                Some(RpzAction::TcpOnly) if tcp => d = Decision::Resolve(q.clone()),
+                Some(RpzAction::Drop) => {
+                    self.metrics.query(Outcome::Blocked);
+                    self.on_block(packet, q, client, &list, info, None);
+                    buf.clear();
+                    return Decision::Drop(Outcome::Blocked);
+                }
+                _ => {}
             }
         }
         match &d {

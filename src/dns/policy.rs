@@ -13,6 +13,7 @@ use ipnet::IpNet;
 use super::clock::{ClockMap, Weigh};
 use super::local::{self, LocalRecords, LocalZones};
 use super::wire::{self, Ede, ParseError, Query, ResponseWriter, rcode, rtype};
+use crate::blocklist::parse::{RpzAction, rpz_action};
 use crate::blocklist::{Action, Blocklist, Hit, Verdict};
 use crate::config::Config;
 use crate::metrics::Outcome;
@@ -443,6 +444,10 @@ impl Policy {
         let text = ede_text(&mut text_buf, category);
         let ede = Some(Ede { code: 15, text });
         let serial = list.meta().built_unix as u32;
+        if let Some(rpz) = list.note(&info.hit).and_then(rpz_action) {
+            self.write_rpz(buf, packet, q, rpz, ede, soa_owner, serial);
+            return;
+        }
         let rc = match info.action {
             Action::Sinkhole => rcode::NOERROR,
             Action::Nxdomain => rcode::NXDOMAIN,
@@ -472,6 +477,98 @@ impl Policy {
         }
         w.finish();
     }
+}
+
+impl Policy {
+    /// The answer an RPZ rule's own action gives (its list's `rpz_actions` on). The
+    /// EDE still names the category. `rpz-drop.` and `rpz-tcp-only.` over TCP are
+    /// the engine's (no answer; resolved as usual): here drop is NXDOMAIN (a CNAME
+    /// target met while resolving) and tcp-only an empty TC answer.
+    #[allow(clippy::too_many_arguments)]
+    fn write_rpz(
+        &self,
+        buf: &mut Vec<u8>,
+        packet: &[u8],
+        q: &Query,
+        rpz: RpzAction<'_>,
+        ede: Option<Ede<'_>>,
+        soa_owner: usize,
+        serial: u32,
+    ) {
+        let rc = match rpz {
+            RpzAction::Nxdomain | RpzAction::Drop => rcode::NXDOMAIN,
+            _ => rcode::NOERROR,
+        };
+        let mut w = ResponseWriter::start(buf, packet, q.question_end, rc, true);
+        let mut answered = false;
+        match rpz {
+            RpzAction::TcpOnly => w.truncated(),
+            RpzAction::Data(records) => {
+                for rec in records.split('|') {
+                    let (t, rdata) = rec.split_once(' ').unwrap_or((rec, ""));
+                    answered |= write_data(&mut w, q.qtype, t, rdata.trim(), self.ttl);
+                }
+            }
+            _ => {}
+        }
+        if !answered && rpz != RpzAction::TcpOnly {
+            w.authority_soa(soa_owner, self.ttl, serial);
+        }
+        if let Some(e) = q.edns {
+            w.opt(e.dnssec_ok, ede, 0);
+        }
+        w.finish();
+    }
+}
+
+/// One RPZ local-data record (`t` and its `rdata` as written) into the answer, when
+/// it answers `qtype` (a CNAME answers any type). Whether it was written.
+fn write_data(w: &mut ResponseWriter<'_>, qtype: u16, t: &str, rdata: &str, ttl: u32) -> bool {
+    let owner = wire::HEADER_LEN;
+    match t {
+        "A" if qtype == rtype::A => match rdata.parse::<Ipv4Addr>() {
+            Ok(ip) => w.answer_a(owner, ttl, ip),
+            Err(_) => return false,
+        },
+        "AAAA" if qtype == rtype::AAAA => match rdata.parse::<Ipv6Addr>() {
+            Ok(ip) => w.answer_aaaa(owner, ttl, ip),
+            Err(_) => return false,
+        },
+        "TXT" if qtype == rtype::TXT => {
+            // Quoted strings, each at most 255 bytes.
+            let mut out = [0u8; 512];
+            let mut n = 0;
+            for s in rdata.split('"').skip(1).step_by(2) {
+                let s = &s.as_bytes()[..s.len().min(255)];
+                if n + 1 + s.len() > out.len() {
+                    break;
+                }
+                out[n] = s.len() as u8;
+                out[n + 1..n + 1 + s.len()].copy_from_slice(s);
+                n += 1 + s.len();
+            }
+            if n == 0 {
+                return false;
+            }
+            w.answer_raw(owner, rtype::TXT, ttl, &out[..n]);
+        }
+        "CNAME" => {
+            let mut out = [0u8; 256];
+            let mut n = 0;
+            for label in rdata.trim_end_matches('.').split('.') {
+                if label.is_empty() || label.len() > 63 || n + 2 + label.len() > out.len() {
+                    return false;
+                }
+                out[n] = label.len() as u8;
+                out[n + 1..n + 1 + label.len()].copy_from_slice(label.as_bytes());
+                n += 1 + label.len();
+            }
+            out[n] = 0;
+            w.answer_raw(owner, rtype::CNAME, ttl, &out[..n + 1]);
+        }
+        _ => return false,
+    }
+    true
 }
 
 /// "blocked by fanzha: <category>" into a stack buffer (no allocation).

@@ -526,6 +526,11 @@ impl<'b> ResponseWriter<'b> {
         self.counts[2] += 1;
     }
 
+    /// Set TC: the client is to ask again over TCP.
+    pub fn truncated(&mut self) {
+        self.buf[2] |= 0x02;
+    }
+
     /// Write the section counts; the response is complete.
     pub fn finish(self) {
         self.buf[6..8].copy_from_slice(&self.counts[0].to_be_bytes());

@@ -23,6 +23,17 @@ fn rule(name: &str, scope: Scope, polarity: Polarity, explicit: bool) -> Item {
     })
 }
 
+/// An RPZ rule with the action its note carries.
+fn rpz(name: &str, scope: Scope, action: &str) -> Item {
+    Item::Rule(Rule {
+        name: name.into(),
+        scope,
+        polarity: Block,
+        explicit_scope: true,
+        note: Some(format!("rpz={action}")),
+    })
+}
+
 use Polarity::{Allow, Block};
 use Scope::{Below, Exact, Subtree};
 
@@ -124,17 +135,38 @@ fn formats() {
             "server=/corp.example/10.0.0.1",
             vec![Item::Skip(Skip::DnsmasqForward)],
         ),
-        (
-            "evil.top CNAME .",
-            vec![rule("evil.top", Exact, Block, true)],
-        ),
+        ("evil.top CNAME .", vec![rpz("evil.top", Exact, "nxdomain")]),
         (
             "*.evil.top CNAME .",
-            vec![rule("evil.top", Below, Block, true)],
+            vec![rpz("evil.top", Below, "nxdomain")],
         ),
         (
             "evil.top 300 IN CNAME *.",
-            vec![rule("evil.top", Exact, Block, true)],
+            vec![rpz("evil.top", Exact, "nodata")],
+        ),
+        (
+            "evil.top CNAME rpz-drop.",
+            vec![rpz("evil.top", Exact, "drop")],
+        ),
+        (
+            "evil.top CNAME rpz-tcp-only.",
+            vec![rpz("evil.top", Exact, "tcp-only")],
+        ),
+        (
+            "evil.top CNAME walled.example.",
+            vec![rpz("evil.top", Exact, "data CNAME walled.example")],
+        ),
+        (
+            "evil.top AAAA 2001:db8::1",
+            vec![rpz("evil.top", Exact, "data AAAA 2001:db8::1")],
+        ),
+        (
+            "evil.top TXT \"fraud\" \"see 96110\"",
+            vec![rpz("evil.top", Exact, "data TXT \"fraud\" \"see 96110\"")],
+        ),
+        (
+            "evil.top A not-an-address",
+            vec![Item::Skip(Skip::RpzUnsupported)],
         ),
         (
             "ok.top CNAME rpz-passthru.",
@@ -142,7 +174,7 @@ fn formats() {
         ),
         (
             "evil.top A 10.1.1.1",
-            vec![Item::Skip(Skip::RpzUnsupported)],
+            vec![rpz("evil.top", Exact, "data A 10.1.1.1")],
         ),
         (
             "32.1.2.0.10.rpz-ip CNAME .",
@@ -215,8 +247,8 @@ fn rpz_zone_with_multiline_soa() {
         vec![
             Item::Skip(Skip::ZoneRecord),
             Item::Skip(Skip::ZoneRecord),
-            rule("0-google.com", Exact, Block, true),
-            rule("0-google.com", Below, Block, true),
+            rpz("0-google.com", Exact, "nxdomain"),
+            rpz("0-google.com", Below, "nxdomain"),
         ]
     );
 }
@@ -224,7 +256,7 @@ fn rpz_zone_with_multiline_soa() {
 #[test]
 fn rpz_absolute_owner_with_origin() {
     let got = parse_all(&["$ORIGIN rpz.example.", "evil.top.rpz.example. CNAME ."]);
-    assert_eq!(got, vec![rule("evil.top", Exact, Block, true)]);
+    assert_eq!(got, vec![rpz("evil.top", Exact, "nxdomain")]);
 }
 
 #[test]
@@ -308,4 +340,18 @@ proptest::proptest! {
             proptest::prop_assert_eq!(parse_raw(&line), vec![rule(&want, Subtree, Block, false)]);
         }
     }
+}
+
+#[test]
+fn rpz_actions_are_read_back_from_the_note() {
+    assert_eq!(rpz_action("rpz=nxdomain"), Some(RpzAction::Nxdomain));
+    assert_eq!(rpz_action("rpz=nodata"), Some(RpzAction::Nodata));
+    assert_eq!(rpz_action("rpz=drop"), Some(RpzAction::Drop));
+    assert_eq!(rpz_action("rpz=tcp-only"), Some(RpzAction::TcpOnly));
+    assert_eq!(
+        rpz_action("rpz=data A 192.0.2.1|TXT \"x\""),
+        Some(RpzAction::Data("A 192.0.2.1|TXT \"x\""))
+    );
+    assert_eq!(rpz_action("case GA-2026-17"), None);
+    assert_eq!(rpz_action("rpz=whatever"), None);
 }
