@@ -313,15 +313,15 @@ fn bad_requests_get_a_reason_and_exit_2() {
 fn a_reload_says_which_changes_wait_for_a_restart() {
     let (_d, _h, f, cfg) = start();
     let good = std::fs::read_to_string(&cfg).unwrap();
-    // One change a reload applies (the sinkhole), two it does not (a forward zone,
-    // the cache's serve_stale).
+    // One change a reload applies (the sinkhole), two it does not (the appliance's
+    // name in reports, the cache's serve_stale).
     let sinkhole = "\n[sinkhole]\nipv4 = \"10.53.53.99\"\n";
-    let later = "\n[cache]\nserve_stale = 0\n\n[[forward_zones]]\nname = \"corp.test\"\nupstreams = [\"udp://127.0.0.1:5\"]\n";
+    let later = "\n[cache]\nserve_stale = 0\n\n[report]\nappliance = \"renamed-01\"\n";
     std::fs::write(&cfg, format!("{good}{sinkhole}{later}")).unwrap();
     let (code, out, err) = ctl(&cfg, &["reload"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("NOT applied"), "{out}");
-    assert!(out.contains("forward_zones = "), "{out}");
+    assert!(out.contains("report.appliance = \"renamed-01\""), "{out}");
     assert!(
         out.contains("cache.serve_stale = \"0s\" (serving: \"1day\")"),
         "{out}"

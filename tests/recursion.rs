@@ -552,6 +552,61 @@ fn forward_zones_send_their_names_to_their_own_upstreams() {
 }
 
 #[test]
+fn a_reload_moves_a_forward_zone_to_its_new_upstreams() {
+    let l = lab(
+        "example NS ns1.example.test.\nns1.example LAB 12\n",
+        &[
+            (
+                "example.test.",
+                "@ NS ns1.example.test.\nns1 LAB 12\nwww A 192.0.2.1\n",
+            ),
+            (
+                "corp.lan.",
+                "@ NS ns.corp.lan.\nns LAB 14\nwww A 192.0.2.8\n",
+            ),
+        ],
+        vec![
+            Server::new(12, &["example.test."], Mode::Normal),
+            Server::new(14, &["corp.lan."], Mode::Normal),
+        ],
+    );
+    let zones = |last: u8| {
+        format!(
+            "[[forward_zones]]\nname = \"corp.lan.\"\nupstreams = [\"udp://{}:{}\"]\n",
+            l.ip(last),
+            l.port
+        )
+    };
+    let (d, f) = start_with(&l, "", &zones(14));
+    let m = udp(f.dns, "www.corp.lan.", RecordType::A);
+    assert_eq!(types(&m), vec![RecordType::A], "{m:?}");
+    // The zone moves to server 12 (which does not serve it): after SIGHUP its names
+    // go there, and the answer cached from server 14 is gone.
+    let cfg = d.path().join("fanzha.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace(&zones(14), &zones(12))).unwrap();
+    l.clear();
+    f.signal("HUP");
+    assert!(
+        f.wait_log("forward zones changed", std::time::Duration::from_secs(5)),
+        "{}",
+        f.log_text()
+    );
+    let m = udp(f.dns, "www.corp.lan.", RecordType::A);
+    assert!(
+        types(&m).is_empty(),
+        "still the old upstream's answer: {m:?}"
+    );
+    let seen = l.seen();
+    assert!(
+        seen.iter()
+            .any(|s| s.server == 12 && s.name.contains("corp")),
+        "{seen:?}"
+    );
+    assert!(!seen.iter().any(|s| s.server == 14), "{seen:?}");
+}
+
+#[test]
 fn expired_answers_are_served_stale_when_the_servers_stop_answering() {
     let l = two_servers(Mode::Normal, Mode::Normal, "brief A/1 192.0.2.7\n");
     let (_d, f) = start(&l);

@@ -27,6 +27,7 @@ pub const APPLIED_ON_RELOAD: &[&str] = &[
     "server.rate_limit_prefix_v6",
     "resolver.local_zones",
     "resolver.nodefault",
+    "forward_zones",
     "sinkhole",
     "categories",
     "places",
@@ -189,7 +190,7 @@ mod tests {
             .copied()
             .filter(|k| !applies_on_reload(k))
             .collect();
-        assert_eq!(restart, vec!["forward_zones", "server.listen"]);
+        assert_eq!(restart, vec!["server.listen"]);
         assert!(
             c[1].describe().contains("serving: [\"127.0.0.1:5353\"]"),
             "{}",
@@ -203,7 +204,7 @@ mod tests {
         let v = serving_view(&new, &pending);
         assert_eq!(v["server"]["listen"][0].as_str(), Some("127.0.0.1:5353"));
         assert_eq!(v["sinkhole"]["ipv4"].as_str(), Some("10.0.0.2"));
-        assert_eq!(v["forward_zones"].as_array().map(Vec::len), Some(0), "{v}");
+        assert_eq!(v["forward_zones"].as_array().map(Vec::len), Some(1), "{v}");
         // A prefix is a whole key: server.rate_limitx is not server.rate_limit.
         assert!(applies_on_reload("categories.loan.action"));
         assert!(!applies_on_reload("server.listen"));

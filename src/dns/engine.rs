@@ -176,6 +176,23 @@ impl Engine {
     /// Take the policy, rate limit and places of a reloaded config. Listeners and
     /// the resolver change only on restart.
     pub fn reload(&self, cfg: &Config) {
+        match self.backend.set_forward_zones(&cfg.resolver.forward_zones) {
+            // Answers got through the old upstreams of a changed zone go with them.
+            Ok(changed) => {
+                for zone in &changed {
+                    self.flush_cache(Some(zone));
+                }
+                if !changed.is_empty() {
+                    tracing::info!(
+                        zones = changed.len(),
+                        "forward zones changed; their cached answers flushed"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "forward zones not reloaded; the zones in force stay")
+            }
+        }
         self.policy.store(Arc::new(Policy::from_config(cfg)));
         self.limiter
             .store(Arc::new(RateLimiter::from_config(&cfg.server)));

@@ -195,9 +195,36 @@ fn upstream(u: &str) -> Option<(IpAddr, ConnectionConfig)> {
 /// How names are resolved: the configured mode, and `[[forward_zones]]`, whose names
 /// go to their own upstreams (conditional forwarding, like Unbound's `forward-zone`).
 pub struct Backend {
-    main: Way,
-    /// Forward zones, deepest first, each with its forwarder.
-    zones: Vec<(Name, Way)>,
+    main: Arc<Way>,
+    /// The resolver settings at start: a reload's forward zones get them too (the
+    /// rest of `[resolver]` takes a restart).
+    base: ResolverConfig,
+    /// Forward zones, deepest first, each with its forwarder; swapped whole by a
+    /// reload (queries under way keep the forwarder they took).
+    zones: arc_swap::ArcSwap<Vec<(Name, Arc<Way>)>>,
+    /// The `[[forward_zones]]` they were built from.
+    zone_specs: std::sync::Mutex<Vec<(String, Vec<String>)>>,
+}
+
+/// The forwarders of `specs`, deepest zone first.
+fn forward_zones(
+    base: &ResolverConfig,
+    specs: &[(String, Vec<String>)],
+) -> Result<Vec<(Name, Arc<Way>)>, BackendError> {
+    let mut zones = Vec::new();
+    for (zone, upstreams) in specs {
+        let zc = ResolverConfig {
+            upstreams: upstreams.clone(),
+            ..base.clone()
+        };
+        let name = Name::from_ascii(zone).map_err(|e| BackendError {
+            mode: "forward",
+            why: format!("forward zone {zone}: {e}"),
+        })?;
+        zones.push((name, Arc::new(forwarding(&zc)?)));
+    }
+    zones.sort_by_key(|(n, _)| std::cmp::Reverse(n.num_labels()));
+    Ok(zones)
 }
 
 impl Backend {
@@ -209,28 +236,46 @@ impl Backend {
             ResolverMode::Recursive => validating(c, metrics)?,
             ResolverMode::Forward => forwarding(c)?,
         };
-        let mut zones = Vec::new();
-        for (zone, upstreams) in &c.forward_zones {
-            let zc = ResolverConfig {
-                upstreams: upstreams.clone(),
-                ..c.clone()
-            };
-            let name = Name::from_ascii(zone).map_err(|e| BackendError {
-                mode: "forward",
-                why: format!("forward zone {zone}: {e}"),
-            })?;
-            zones.push((name, forwarding(&zc)?));
+        let zones = forward_zones(c, &c.forward_zones)?;
+        Ok(Backend {
+            main: Arc::new(main),
+            base: c.clone(),
+            zones: arc_swap::ArcSwap::from_pointee(zones),
+            zone_specs: std::sync::Mutex::new(c.forward_zones.clone()),
+        })
+    }
+
+    /// Take a reloaded `[[forward_zones]]`: new forwarders swap in at once, for the
+    /// next queries. Returns the zones whose upstreams changed (added, removed or
+    /// moved), so that their cached answers can go; unchanged: none. On an error the
+    /// zones in force stay.
+    pub fn set_forward_zones(
+        &self,
+        specs: &[(String, Vec<String>)],
+    ) -> Result<Vec<Name>, BackendError> {
+        let mut held = self.zone_specs.lock().unwrap_or_else(|e| e.into_inner());
+        if *held == specs {
+            return Ok(Vec::new());
         }
-        zones.sort_by_key(|(n, _)| std::cmp::Reverse(n.num_labels()));
-        Ok(Backend { main, zones })
+        let zones = forward_zones(&self.base, specs)?;
+        let changed: Vec<Name> = held
+            .iter()
+            .filter(|z| !specs.contains(z))
+            .chain(specs.iter().filter(|z| !held.contains(z)))
+            .filter_map(|(zone, _)| Name::from_ascii(zone).ok())
+            .collect();
+        self.zones.store(Arc::new(zones));
+        *held = specs.to_vec();
+        Ok(changed)
     }
 
     /// Drop the iterators' cached answers and zone cuts at or below `zone` (all for
     /// `None`); how many went. Forwarders keep no cache of their own.
     pub fn flush(&self, zone: Option<&Name>) -> usize {
+        let zones = self.zones.load();
         std::iter::once(&self.main)
-            .chain(self.zones.iter().map(|(_, w)| w))
-            .map(|w| match w {
+            .chain(zones.iter().map(|(_, w)| w))
+            .map(|w| match &**w {
                 Way::Iterative(iter) | Way::Validating { iter, .. } => iter.flush(zone),
                 Way::Forward(_) => 0,
             })
@@ -238,11 +283,12 @@ impl Backend {
     }
 
     /// The deepest forward zone holding `name`, or the configured mode.
-    fn way(&self, name: &Name) -> &Way {
+    fn way(&self, name: &Name) -> Arc<Way> {
         self.zones
+            .load()
             .iter()
             .find(|(z, _)| z.zone_of(name))
-            .map_or(&self.main, |(_, w)| w)
+            .map_or_else(|| self.main.clone(), |(_, w)| w.clone())
     }
 
     /// Resolve `name` (fully qualified) / `qtype` within `deadline`: through the
@@ -258,7 +304,7 @@ impl Backend {
         deadline: Duration,
     ) -> Resolved {
         let way = self.way(&name);
-        if fresh && let Way::Iterative(it) | Way::Validating { iter: it, .. } = way {
+        if fresh && let Way::Iterative(it) | Way::Validating { iter: it, .. } = &*way {
             it.forget(&name, qtype);
         }
         // One budget (queries and time) for the whole client query, the
