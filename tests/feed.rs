@@ -56,6 +56,17 @@ fn newest_list(www: &Path) -> std::path::PathBuf {
     lists.pop().unwrap()
 }
 
+/// The appliance's config: the sample lists, the hierarchy, and the feed on `nginx`.
+fn feed_toml(d: &Path, h: &Hierarchy, nginx: &Nginx) -> String {
+    format!(
+        "{}{}[sinkhole]\nipv4 = \"10.53.53.53\"\n[feed]\nurl = \"{}\"\npublic_key_file = \"k.pub\"\ntls_ca = \"{}\"\npoll = \"1s\"\n",
+        lists_toml(d),
+        h.resolver_toml(),
+        nginx.url("manifest.json"),
+        nginx.ca_pem.display()
+    )
+}
+
 #[test]
 fn appliances_follow_the_signed_feed_and_refuse_what_is_not_the_districts() {
     let h = Hierarchy::start();
@@ -79,13 +90,7 @@ fn appliances_follow_the_signed_feed_and_refuse_what_is_not_the_districts() {
     );
 
     let nginx = Nginx::start(&www, &d.join("nginx"));
-    let toml = format!(
-        "{}{}[sinkhole]\nipv4 = \"10.53.53.53\"\n[feed]\nurl = \"{}\"\npublic_key_file = \"k.pub\"\ntls_ca = \"{}\"\npoll = \"1s\"\n",
-        lists_toml(d),
-        h.resolver_toml(),
-        nginx.url("manifest.json"),
-        nginx.ca_pem.display()
-    );
+    let toml = feed_toml(d, &h, &nginx);
     let f = Fanzha::start(d, &toml);
     assert!(
         wait_blocked(&f, "www.first-scam.test", Duration::from_secs(10)).is_some(),
@@ -187,13 +192,7 @@ fn appliances_follow_the_signed_feed_and_refuse_what_is_not_the_districts() {
     std::fs::write(www.join("manifest.json.minisig"), &first_sig).unwrap();
     std::fs::write(www.join("manifest.json"), &first_manifest).unwrap();
     let nginx = Nginx::start(&www, &d.join("nginx"));
-    let toml = format!(
-        "{}{}[sinkhole]\nipv4 = \"10.53.53.53\"\n[feed]\nurl = \"{}\"\npublic_key_file = \"k.pub\"\ntls_ca = \"{}\"\npoll = \"1s\"\n",
-        lists_toml(d),
-        h.resolver_toml(),
-        nginx.url("manifest.json"),
-        nginx.ca_pem.display()
-    );
+    let toml = feed_toml(d, &h, &nginx);
     let f = Fanzha::start(d, &toml);
     assert_eq!(f.metric("fanzha_feed_serial"), serving, "{}", f.log_text());
     assert!(wait_polls(&f, "refused_serial", 0.0), "{}", f.log_text());

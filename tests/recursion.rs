@@ -505,10 +505,10 @@ fn local_records_are_answered_here_before_the_local_zones() {
     assert!(!l.seen().is_empty());
 }
 
-#[test]
-fn forward_zones_send_their_names_to_their_own_upstreams() {
-    // corp.lan. exists only on server 14, which no parent delegates to.
-    let l = lab(
+/// `example.test.` on server 12, delegated; `corp.lan.` only on server 14, which no
+/// parent delegates to (a forward zone's).
+fn corp_lab() -> Lab {
+    lab(
         "example NS ns1.example.test.\nns1.example LAB 12\n",
         &[
             (
@@ -524,7 +524,12 @@ fn forward_zones_send_their_names_to_their_own_upstreams() {
             Server::new(12, &["example.test."], Mode::Normal),
             Server::new(14, &["corp.lan."], Mode::Normal),
         ],
-    );
+    )
+}
+
+#[test]
+fn forward_zones_send_their_names_to_their_own_upstreams() {
+    let l = corp_lab();
     let zones = format!(
         "[[forward_zones]]\nname = \"Corp.LAN.\"\nupstreams = [\"udp://{}:{}\"]\n",
         l.ip(14),
@@ -553,23 +558,7 @@ fn forward_zones_send_their_names_to_their_own_upstreams() {
 
 #[test]
 fn a_reload_moves_a_forward_zone_to_its_new_upstreams() {
-    let l = lab(
-        "example NS ns1.example.test.\nns1.example LAB 12\n",
-        &[
-            (
-                "example.test.",
-                "@ NS ns1.example.test.\nns1 LAB 12\nwww A 192.0.2.1\n",
-            ),
-            (
-                "corp.lan.",
-                "@ NS ns.corp.lan.\nns LAB 14\nwww A 192.0.2.8\n",
-            ),
-        ],
-        vec![
-            Server::new(12, &["example.test."], Mode::Normal),
-            Server::new(14, &["corp.lan."], Mode::Normal),
-        ],
-    );
+    let l = corp_lab();
     let zones = |last: u8| {
         format!(
             "[[forward_zones]]\nname = \"corp.lan.\"\nupstreams = [\"udp://{}:{}\"]\n",

@@ -238,17 +238,16 @@ pub fn check_delta(
     Ok(delta)
 }
 
+/// A publisher's key pair for tests, and signatures made with it.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    struct Keys {
-        pk: minisign_verify::PublicKey,
-        sk: minisign::SecretKey,
-        mpk: minisign::PublicKey,
+pub(crate) mod test_keys {
+    pub(crate) struct Keys {
+        pub(crate) pk: minisign_verify::PublicKey,
+        pub(crate) sk: minisign::SecretKey,
+        pub(crate) mpk: minisign::PublicKey,
     }
 
-    fn keys() -> Keys {
+    pub(crate) fn keys() -> Keys {
         let kp = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
         let pk = minisign_verify::PublicKey::from_base64(&kp.pk.to_base64()).unwrap();
         Keys {
@@ -258,11 +257,17 @@ mod tests {
         }
     }
 
-    fn sign(k: &Keys, data: &[u8]) -> String {
+    pub(crate) fn sign(k: &Keys, data: &[u8]) -> String {
         minisign::sign(Some(&k.mpk), &k.sk, data, Some("t"), None)
             .unwrap()
             .to_string()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_keys::{keys, sign};
+    use super::*;
 
     fn manifest(file: &[u8], serial: u64, expires_unix: u64) -> Vec<u8> {
         serde_json::to_vec(&Manifest {

@@ -566,21 +566,7 @@ fn replace_synced(path: &Path, data: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::blocklist::delta::{Delta, Tables};
-
-    struct Keys {
-        pk: minisign_verify::PublicKey,
-        sk: minisign::SecretKey,
-        mpk: minisign::PublicKey,
-    }
-
-    fn keys() -> Keys {
-        let kp = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
-        Keys {
-            pk: minisign_verify::PublicKey::from_base64(&kp.pk.to_base64()).unwrap(),
-            sk: kp.sk,
-            mpk: kp.pk,
-        }
-    }
+    use crate::feed::manifest::test_keys::{Keys, keys, sign};
 
     fn sha(b: &[u8]) -> String {
         hex::encode(sha2::Sha256::digest(b))
@@ -620,9 +606,7 @@ mod tests {
             allow_entries: 0,
         };
         let text = serde_json::to_string(&m).unwrap();
-        let sig = minisign::sign(Some(&k.mpk), &k.sk, text.as_bytes(), Some("t"), None)
-            .unwrap()
-            .to_string();
+        let sig = sign(k, text.as_bytes());
         Accepted {
             manifest: text,
             sig,
