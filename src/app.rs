@@ -60,6 +60,9 @@ struct App {
     ready: Arc<AtomicBool>,
     ops_task: JoinHandle<std::io::Result<()>>,
     report_tasks: Option<ReportTasks>,
+    /// The platform the reports go to (`None`: reporting off at start), swapped by a
+    /// reload that changes its URL, secret or CA.
+    report_platform: Option<Arc<ArcSwap<crate::report::sender::Platform>>>,
     /// The alerts' collector (saves what it gathered at the end) and sender.
     alert_tasks: crate::alert::Tasks,
     /// Tells the feed follower to stop (`None`: no feed).
@@ -123,7 +126,7 @@ impl App {
         let sources_stop = start_sources(&cfg, &metrics)?;
         let shutdown = CancellationToken::new();
         let places = Arc::new(ArcSwap::from_pointee(cfg.places.clone()));
-        let (reporter, report_tasks) =
+        let (reporter, report_tasks, report_platform) =
             start_reporter(&cfg, &metrics, places.clone(), shutdown.clone())?;
         let (templates, alerter, alert_tasks) = start_alerts(&cfg, &metrics, &places, &shutdown)?;
         let tap_stop = CancellationToken::new();
@@ -174,6 +177,7 @@ impl App {
             ready,
             ops_task,
             report_tasks,
+            report_platform,
             alert_tasks,
             tap_task: tap_task.map(|t| (t, tap_stop)),
             feed_stop,
@@ -286,6 +290,26 @@ impl App {
             .filter(|c| !diff::applies_on_reload(&c.key))
             .map(diff::redacted)
             .collect();
+        // The platform's URL, secret and CA, while reporting runs and stays on.
+        if let (Some(platform), Some(url)) = (&self.report_platform, &new.report.url)
+            && new
+                .pending
+                .iter()
+                .any(|c| REPORT_RELOADABLE.contains(&c.key.as_str()))
+        {
+            let r = &new.report;
+            match Platform::new(url, &r.secret, &self.boot.report.appliance, r.ca.as_deref()) {
+                Ok(p) => {
+                    platform.store(Arc::new(p));
+                    new.pending
+                        .retain(|c| !REPORT_RELOADABLE.contains(&c.key.as_str()));
+                    tracing::info!(url = %crate::text::redact_url(url), "config reload: reports now go here");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "config reload: [report] not applied; the platform in force stays")
+                }
+            }
+        }
         for c in &new.pending {
             tracing::warn!(change = %c.describe(), "config reload: this key takes effect only after a restart (systemctl restart fanzha)");
         }
@@ -596,24 +620,46 @@ fn start_reporter(
     metrics: &Metrics,
     places: Arc<ArcSwap<Places>>,
     shutdown: CancellationToken,
-) -> Result<(Option<Reporter>, Option<ReportTasks>)> {
+) -> Result<Reporting> {
     let r = &cfg.report;
     let Some(url) = &r.url else {
         tracing::info!("reporting off ([report] url is empty)");
-        return Ok((None, None));
+        return Ok((None, None, None));
     };
-    let platform = Platform::new(url, &r.secret, &r.appliance, r.ca.as_deref())?;
+    let platform = Arc::new(ArcSwap::from_pointee(Platform::new(
+        url,
+        &r.secret,
+        &r.appliance,
+        r.ca.as_deref(),
+    )?));
     // Never fails: a spool that cannot be written degrades reporting, not DNS.
     let (rep, tasks) = pipeline::start(
         r.clone(),
         places,
-        platform,
+        platform.clone(),
         metrics.report.clone(),
         shutdown,
     );
-    tracing::info!(%url, "reporting hits to the platform");
-    Ok((Some(rep), Some(tasks)))
+    tracing::info!(url = %crate::text::redact_url(url), "reporting hits to the platform");
+    Ok((Some(rep), Some(tasks), Some(platform)))
 }
+
+/// The reporter, its tasks and its platform (all `None` with reporting off).
+type Reporting = (
+    Option<Reporter>,
+    Option<ReportTasks>,
+    Option<Arc<ArcSwap<Platform>>>,
+);
+
+/// The `[report]` keys a reload applies while reporting runs: where and how the
+/// batches are sent. Turning reporting on or off, or the appliance's name (carried
+/// in every event), takes a restart.
+const REPORT_RELOADABLE: [&str; 4] = [
+    "report.url",
+    "report.secret",
+    "report.secret_file",
+    "report.tls_ca",
+];
 
 /// Load the warning page's texts (the alerts name categories with them too) and
 /// start the alerts to places' workers. Always running (cheap when idle), so that a

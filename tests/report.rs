@@ -257,6 +257,57 @@ fn after_sighup_hit_events_carry_the_new_place() {
     );
 }
 
+#[test]
+fn a_reload_moves_the_reports_to_a_new_platform_url_and_secret() {
+    let (old, new) = (
+        TestPlatform::start("127.0.0.1:0"),
+        TestPlatform::start("127.0.0.1:0"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fanzha::start(dir.path(), &setup(dir.path(), 10, old.addr, ""));
+    query_names(&f, 0..1);
+    assert_eq!(old.wait_names(1, Duration::from_secs(20)), 1);
+    let cfg = dir.path().join("fanzha.toml");
+    let first = std::fs::read_to_string(&cfg).unwrap();
+    // Another URL and another secret: the new platform sees the new signature (and
+    // refuses it: it knows the test secret only), nothing goes to the old one.
+    let moved = first.replace(&old.addr.to_string(), &new.addr.to_string());
+    std::fs::write(&cfg, moved.replace(SECRET, "another-secret-0123456789")).unwrap();
+    f.signal("HUP");
+    assert!(
+        f.wait_log("reports now go here", Duration::from_secs(10)),
+        "{}",
+        f.log_text()
+    );
+    query_names(&f, 1..2);
+    let t = Instant::now();
+    while new.bad_signatures.load(Ordering::Relaxed) == 0 && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        new.bad_signatures.load(Ordering::Relaxed) > 0,
+        "{}",
+        f.log_text()
+    );
+    // The secret put right: the event kept in the spool arrives, signed.
+    std::fs::write(&cfg, &moved).unwrap();
+    f.signal("HUP");
+    assert_eq!(
+        new.wait_names(1, Duration::from_secs(30)),
+        1,
+        "{}",
+        f.log_text()
+    );
+    assert_eq!(
+        old.names.lock().unwrap().len(),
+        1,
+        "nothing more to the old URL"
+    );
+    // No restart was needed for any of it.
+    let (_, m) = f.http_get("/metrics");
+    assert!(m.contains("fanzha_config_restart_pending 0"), "{m}");
+}
+
 /// Wait until the ops endpoint's `path` contains `needle`.
 fn wait_ops(f: &Fanzha, path: &str, needle: &str, timeout: Duration) -> String {
     let t = Instant::now();

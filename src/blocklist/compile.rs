@@ -879,6 +879,24 @@ fn discover(spec: &CompileSpec) -> Result<Vec<ListFile>, CompileError> {
         .collect())
 }
 
+/// What `file`'s exceptions may do, and its own exceptions read ahead when they
+/// cancel its own rules only.
+fn exceptions_of(file: &ListFile) -> Result<(Exceptions, Option<OwnExceptions>), CompileError> {
+    let exceptions = file
+        .setting
+        .as_ref()
+        .map(|o| o.exceptions)
+        .unwrap_or_default();
+    if exceptions != Exceptions::Own || file.allowlist {
+        return Ok((exceptions, None));
+    }
+    let own = OwnExceptions::read(&file.path).map_err(|source| CompileError::ReadFile {
+        path: file.path.clone(),
+        source,
+    })?;
+    Ok((exceptions, Some(own)))
+}
+
 /// Parse one list file into `runs`, its report, header values and list info into `g`.
 fn parse_file(
     spec: &CompileSpec,
@@ -905,16 +923,7 @@ fn parse_file(
         path: file.path.clone(),
         source,
     })?;
-    let exceptions = ov.map(|o| o.exceptions).unwrap_or_default();
-    let own = match exceptions {
-        Exceptions::Own if !file.allowlist => Some(OwnExceptions::read(&file.path).map_err(
-            |source| CompileError::ReadFile {
-                path: file.path.clone(),
-                source,
-            },
-        )?),
-        _ => None,
-    };
+    let (exceptions, own) = exceptions_of(file)?;
     let mut lines = FileLines {
         sink: RuleSink {
             spec,

@@ -205,7 +205,7 @@ fn spool_failed(cfg: &ReportConfig, metrics: &ReportMetrics, why: &str) {
 pub fn start(
     cfg: ReportConfig,
     places: Arc<ArcSwap<Places>>,
-    platform: Platform,
+    platform: Arc<ArcSwap<Platform>>,
     metrics: ReportMetrics,
     shutdown: CancellationToken,
 ) -> (Reporter, Tasks) {
@@ -434,7 +434,9 @@ fn room_freed(w: &Writer) -> bool {
 /// What the sender task owns.
 struct Sender {
     cfg: Arc<ReportConfig>,
-    platform: Platform,
+    /// Where and how to send: swapped by a reload (a new URL, secret or CA), taken
+    /// afresh for each segment.
+    platform: Arc<ArcSwap<Platform>>,
     spool: SharedSpool,
     notify: Arc<Notify>,
     metrics: ReportMetrics,
@@ -546,7 +548,7 @@ fn pending_len_over(p: &HashMap<String, Pending>) -> bool {
 /// Send every event of a segment in batches; true when all were accepted or dead-lettered,
 /// false when shutting down.
 async fn send_all(
-    platform: &Platform,
+    platform: &ArcSwap<Platform>,
     cfg: &ReportConfig,
     metrics: &ReportMetrics,
     events: &[Vec<u8>],
@@ -582,7 +584,9 @@ async fn send_all(
         let key = idempotency_key(batch);
         loop {
             let t = Instant::now();
-            let out = platform.post(&body, &key).await;
+            // Taken afresh for each attempt: a reload that fixes the URL or the
+            // secret reaches the batch being retried.
+            let out = platform.load_full().post(&body, &key).await;
             metrics.send_duration.observe(t.elapsed().as_secs_f64());
             match out {
                 Outcome::Accepted => {
