@@ -317,6 +317,9 @@ impl App {
             .metrics()
             .config_restart_pending
             .set(i64::from(!new.pending.is_empty()));
+        if self.cfg.raw().sources != new.raw().sources {
+            self.restart_sources(&new);
+        }
         self.engine.reload(&new);
         match Templates::load(new.warnpage.templates.as_deref()) {
             Ok(t) => self.warn_state.templates.store(Arc::new(t)),
@@ -333,6 +336,23 @@ impl App {
         }
         self.live_config.store(Arc::new(new.clone()));
         self.cfg = new;
+    }
+
+    /// `[[sources]]` changed: the old fetcher stops (between two fetches) and one
+    /// for the new list starts; their files compile with the lists as usual.
+    fn restart_sources(&mut self, new: &Config) {
+        if let Some(stop) = self.sources_stop.take() {
+            stop.store(true, Ordering::Release);
+        }
+        if let Some(dir) = new.sources.first().and_then(|s| s.file.parent())
+            && let Err(e) = std::fs::create_dir_all(dir)
+        {
+            tracing::error!(dir = %dir.display(), error = %e, "config reload: cannot make the sources' directory");
+        }
+        match start_sources(new, self.engine.metrics()) {
+            Ok(stop) => self.sources_stop = stop,
+            Err(e) => tracing::error!(error = %e, "config reload: [[sources]] not started"),
+        }
     }
 
     /// Stop taking queries, let those being resolved finish (5 s at most), and

@@ -134,6 +134,25 @@ fn a_public_list_by_url_blocks_and_its_last_good_copy_outlives_failures() {
     assert!(!blocked(&f, "big-1.phish.test."));
     assert!(f.metric("fanzha_source_last_success_timestamp_seconds{source=\"phish\"}") > 0.0);
 
+    // Another source, added by SIGHUP alone: fetched and blocking, no restart.
+    std::fs::write(www.join("second.txt"), "0.0.0.0 reload-added.test\n").unwrap();
+    let cfg = d.join("fanzha.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "{text}\n[[sources]]\nurl = \"{}\"\nname = \"second\"\nrefresh = \"1s\"\ntls_ca = \"{}\"\n",
+            nginx.url("second.txt"),
+            nginx.ca_pem.display()
+        ),
+    )
+    .unwrap();
+    f.signal("HUP");
+    wait("the source added by SIGHUP blocks", &f, || {
+        blocked(&f, "reload-added.test.")
+    });
+    assert_eq!(f.metric("fanzha_config_restart_pending"), 0.0);
+
     // Offline restart: the cached copy blocks at once.
     drop(f);
     drop(nginx);

@@ -28,6 +28,7 @@ pub const APPLIED_ON_RELOAD: &[&str] = &[
     "resolver.local_zones",
     "resolver.nodefault",
     "forward_zones",
+    "sources",
     "sinkhole",
     "categories",
     "places",

@@ -290,7 +290,7 @@ pub struct RawList {
 }
 
 /// `[[sources]]`: a public list fetched by URL.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSource {
     /// The list's URL (http:// or https://).
