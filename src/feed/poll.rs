@@ -97,6 +97,21 @@ pub struct Installed {
     pub floor: u64,
 }
 
+/// The sha256 of a file, read in pieces (a list of millions of names is not read
+/// into memory whole).
+fn file_sha256(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match f.read(&mut buf)? {
+            0 => return Ok(hex::encode(h.finalize())),
+            n => h.update(&buf[..n]),
+        }
+    }
+}
+
 /// What serves from `dir`, checked against the files themselves: `current.fst` is
 /// the base whose sha256 the kept manifest (or else `state.json`) names, and each
 /// delta counts only while it stands on that very base and continues the chain. A
@@ -106,9 +121,7 @@ pub fn installed(dir: &Path, key: Option<&minisign_verify::PublicKey>) -> Instal
     let state = load_state(dir);
     let accepted = key.and_then(|k| load_accepted(dir, k));
     let floor = state.serial.max(accepted.as_ref().map_or(0, |m| m.serial));
-    let base_sha = std::fs::read(current(dir))
-        .ok()
-        .map(|b| hex::encode(sha2::Sha256::digest(&b)));
+    let base_sha = file_sha256(&current(dir)).ok();
     let (base_serial, chain, expires) = match (&base_sha, &accepted) {
         (Some(sha), Some(m)) if *sha == m.sha256 => (
             m.base(),
