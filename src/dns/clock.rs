@@ -115,11 +115,10 @@ impl<K: Hash + Eq + Clone + Weigh, V: Weigh> ClockMap<K, V> {
     /// What an entry costs besides its key's and value's heap parts: its slot in the
     /// table (key, index and a control byte), counted four times (a table under churn
     /// runs down to a quarter full before it is rebuilt); its place among the entries
-    /// and in the free list; its key in the queue, counted twice (queues grow by
-    /// doubling).
+    /// and in the free list, and its key in the queue, each counted twice (they grow
+    /// by doubling, so up to half is room not yet used).
     const SLOT: usize = 4 * (std::mem::size_of::<(K, u32)>() + 1)
-        + std::mem::size_of::<Option<Slot<V>>>()
-        + 4
+        + 2 * (std::mem::size_of::<Option<Slot<V>>>() + 4)
         + 2 * std::mem::size_of::<K>();
 
     /// At most about `entries` entries and `bytes` bytes (0 entries: always empty).
