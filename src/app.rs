@@ -67,6 +67,9 @@ struct App {
     alert_tasks: crate::alert::Tasks,
     /// Tells the feed follower to stop (`None`: no feed).
     feed_stop: Option<Arc<AtomicBool>>,
+    /// The feed follower's thread: a reload's new follower waits for it to end, so
+    /// that two never write the feed's directory at once.
+    feed_thread: Option<std::thread::JoinHandle<()>>,
     /// Tells the sources fetcher to stop (`None`: no sources).
     sources_stop: Option<Arc<AtomicBool>>,
     /// The dnstap writer, and what tells it to write the rest and stop.
@@ -100,13 +103,7 @@ impl App {
         let lists = Arc::new(Handle::default());
         // With a feed, its last verified list serves from the start (offline too).
         let bcfg = feed::poll::blocklist_config(cfg.feed.as_ref(), &cfg.blocklist);
-        // The sources' copies live in a list directory of their own: it must exist
-        // before the first compile (empty until the first fetch).
-        if let Some(s) = cfg.sources.first()
-            && let Some(dir) = s.file.parent()
-        {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
+        make_sources_dir(&cfg)?;
         let loader = Arc::new(Loader::new(bcfg, lists.clone()));
         loader.clean_state_dir();
         let l2 = loader.clone();
@@ -122,7 +119,7 @@ impl App {
         }
 
         let metrics = Arc::new(Metrics::new());
-        let feed_stop = start_feed(&cfg, &loader, &metrics)?;
+        let (feed_stop, feed_thread) = start_feed(&cfg, &loader, &metrics)?;
         let sources_stop = start_sources(&cfg, &metrics)?;
         let shutdown = CancellationToken::new();
         let places = Arc::new(ArcSwap::from_pointee(cfg.places.clone()));
@@ -181,6 +178,7 @@ impl App {
             alert_tasks,
             tap_task: tap_task.map(|t| (t, tap_stop)),
             feed_stop,
+            feed_thread,
             sources_stop,
             signals,
             live_config,
@@ -320,6 +318,10 @@ impl App {
         if self.cfg.raw().sources != new.raw().sources {
             self.restart_sources(&new);
         }
+        let (old, now) = (self.cfg.raw(), new.raw());
+        if old.feed != now.feed || old.blocklist != now.blocklist || old.lists != now.lists {
+            self.restart_feed(&new);
+        }
         self.engine.reload(&new);
         match Templates::load(new.warnpage.templates.as_deref()) {
             Ok(t) => self.warn_state.templates.store(Arc::new(t)),
@@ -338,16 +340,56 @@ impl App {
         self.cfg = new;
     }
 
+    /// `[feed]` (or the lists it replaces) changed: the old follower stops after
+    /// its poll, and the new one starts once it has (reading what is installed
+    /// afresh), on a thread of its own, so that the reload does not wait.
+    fn restart_feed(&mut self, new: &Config) {
+        if let Some(stop) = self.feed_stop.take() {
+            stop.store(true, Ordering::Release);
+        }
+        let old = self.feed_thread.take();
+        let Some(f) = new.feed.clone() else {
+            tracing::info!("config reload: the feed is off; the configured lists serve");
+            return;
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, loader, lists, metrics) = (
+            stop.clone(),
+            self.loader.clone(),
+            new.blocklist.clone(),
+            self.engine.metrics().feed.clone(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("fanzha-feed".into())
+            .spawn(move || {
+                if let Some(t) = old {
+                    let _ = t.join();
+                }
+                match feed::poll::Follower::new(f, loader, lists, metrics) {
+                    Ok(follower) => {
+                        tracing::info!("config reload: following the feed as now configured");
+                        follower.run(s);
+                    }
+                    Err(e) => tracing::error!(error = %e, "config reload: the feed follower did not start"),
+                }
+            });
+        match spawned {
+            Ok(t) => {
+                self.feed_stop = Some(stop);
+                self.feed_thread = Some(t);
+            }
+            Err(e) => tracing::error!(error = %e, "config reload: the feed follower did not start"),
+        }
+    }
+
     /// `[[sources]]` changed: the old fetcher stops (between two fetches) and one
     /// for the new list starts; their files compile with the lists as usual.
     fn restart_sources(&mut self, new: &Config) {
         if let Some(stop) = self.sources_stop.take() {
             stop.store(true, Ordering::Release);
         }
-        if let Some(dir) = new.sources.first().and_then(|s| s.file.parent())
-            && let Err(e) = std::fs::create_dir_all(dir)
-        {
-            tracing::error!(dir = %dir.display(), error = %e, "config reload: cannot make the sources' directory");
+        if let Err(e) = make_sources_dir(new) {
+            tracing::error!(error = %e, "config reload: cannot make the sources' directory");
         }
         match start_sources(new, self.engine.metrics()) {
             Ok(stop) => self.sources_stop = stop,
@@ -444,13 +486,11 @@ fn spawn_listeners(
 
 /// Follow the signed feed when `[feed]` is set, on a thread of its own (its HTTP
 /// client blocks); returns what stops it.
-fn start_feed(
-    cfg: &Config,
-    loader: &Arc<Loader>,
-    metrics: &Metrics,
-) -> Result<Option<Arc<AtomicBool>>> {
+type FeedTask = (Option<Arc<AtomicBool>>, Option<std::thread::JoinHandle<()>>);
+
+fn start_feed(cfg: &Config, loader: &Arc<Loader>, metrics: &Metrics) -> Result<FeedTask> {
     let Some(f) = &cfg.feed else {
-        return Ok(None);
+        return Ok((None, None));
     };
     let follower = feed::poll::Follower::new(
         f.clone(),
@@ -462,12 +502,21 @@ fn start_feed(
     .context("starting the feed follower")?;
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("fanzha-feed".into())
         .spawn(move || follower.run(s))
         .context("starting the feed follower")?;
     tracing::info!(url = %f.url, poll = ?f.poll, "following the signed list feed");
-    Ok(Some(stop))
+    Ok((Some(stop), Some(thread)))
+}
+
+/// The sources' copies live in a list directory of their own: it must exist before
+/// the first compile (empty until the first fetch).
+fn make_sources_dir(cfg: &Config) -> Result<()> {
+    if let Some(dir) = cfg.sources.first().and_then(|s| s.file.parent()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 /// Fetch `[[sources]]` on a thread of its own; returns what stops it.

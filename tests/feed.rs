@@ -199,3 +199,39 @@ fn appliances_follow_the_signed_feed_and_refuse_what_is_not_the_districts() {
     assert!(blocked(&f, "new-4.scam.test"));
     assert_eq!(f.metric("fanzha_feed_serial"), serving);
 }
+
+#[test]
+fn a_feed_set_by_sighup_is_followed_without_a_restart() {
+    let h = Hierarchy::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run_ok(&["keygen", "k"], d);
+    publish_loan(d, &["reloaded-feed.scam.test"], "7d");
+    let www = d.join("www");
+    let nginx = Nginx::start(&www, &d.join("nginx"));
+    // First the local lists alone.
+    let local = format!(
+        "{}{}[sinkhole]\nipv4 = \"10.53.53.53\"\n",
+        lists_toml(d),
+        h.resolver_toml()
+    );
+    let f = Fanzha::start(d, &local);
+    assert!(blocked(&f, "blocked.example.test"));
+    assert!(!blocked(&f, "reloaded-feed.scam.test"));
+    // The feed set in the file, then SIGHUP: followed, and its list replaces the
+    // local ones, with no restart pending.
+    let cfg = d.join("fanzha.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let with_feed = feed_toml(d, &h, &nginx);
+    let feed_part = &with_feed[with_feed.find("[feed]").unwrap()..];
+    std::fs::write(&cfg, format!("{text}\n{feed_part}")).unwrap();
+    f.signal("HUP");
+    assert!(
+        wait_blocked(&f, "reloaded-feed.scam.test", Duration::from_secs(15)).is_some(),
+        "{}",
+        f.log_text()
+    );
+    assert!(!blocked(&f, "blocked.example.test"));
+    assert_eq!(f.metric("fanzha_config_restart_pending"), 0.0);
+    assert!(f.metric("fanzha_feed_serial") > 0.0);
+}

@@ -29,6 +29,7 @@ pub const APPLIED_ON_RELOAD: &[&str] = &[
     "resolver.nodefault",
     "forward_zones",
     "sources",
+    "feed",
     "sinkhole",
     "categories",
     "places",

@@ -230,7 +230,7 @@ impl Default for RawResolver {
 }
 
 /// `[blocklist]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawBlocklist {
     /// Source list directories (watched).
@@ -265,7 +265,7 @@ impl Default for RawBlocklist {
 }
 
 /// `[[lists]]`
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawList {
     /// The list file.
@@ -473,7 +473,7 @@ impl Default for RawDnstap {
 }
 
 /// `[feed]`: follow a signed list feed published by `fanzha publish`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawFeed {
     /// The manifest's URL (absent: no feed; the lists come from `[blocklist]`).
