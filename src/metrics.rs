@@ -87,14 +87,10 @@ pub struct Metrics {
     pub prefetches: IntCounter,
     /// Expired answers served because the resolution failed (RFC 8767).
     pub stale_answers: IntCounter,
-    blocklist_entries: IntGaugeVec,
-    reloads: IntCounterVec,
-    loaded_at: IntGauge,
-    skipped_lines: IntGauge,
-    skipped_by_reason: IntCounterVec,
+    /// The serving list and its reloads.
+    lists: ListMetrics,
     /// 1 while keys changed in the config file wait for a restart.
     pub config_restart_pending: IntGauge,
-    refused_rules: IntGauge,
     /// Warning pages shown, by category ("none": a host that is not blocked).
     pub warnpage_views: IntCounterVec,
     /// Appeals received.
@@ -463,40 +459,10 @@ impl Metrics {
                 "cache_stale_answers_total",
                 "Expired answers served (TTL 30) because the resolution failed",
             ),
-            blocklist_entries: r.add(IntGaugeVec::new(
-                Opts::new(
-                    "blocklist_entries",
-                    "Names in the serving blocklist, by kind (total, block, allow)",
-                ),
-                &["kind"],
-            )),
-            reloads: r.counters(
-                "blocklist_reloads_total",
-                "Blocklist loads by outcome (ok, failed, refused)",
-                "outcome",
-                &["ok", "failed", "refused"],
-            ),
-            loaded_at: r.gauge(
-                "blocklist_loaded_timestamp_seconds",
-                "Unix time of the last successful blocklist load",
-            ),
-            skipped_lines: r.gauge(
-                "blocklist_skipped_lines",
-                "Lines skipped by the last successful compile",
-            ),
+            lists: ListMetrics::register(&r),
             config_restart_pending: r.gauge(
                 "config_restart_pending",
                 "1 while keys changed in the config file wait for a restart (fanzha ctl dump-config lists them)",
-            ),
-            skipped_by_reason: r.counters(
-                "blocklist_skipped_lines_total",
-                "List lines skipped by the compiles since start, by reason (bad-expiry and bad-header: a rule or header that was meant to apply does not)",
-                "reason",
-                &["bad-expiry", "bad-header", "source-exception"],
-            ),
-            refused_rules: r.gauge(
-                "blocklist_refused_rules",
-                "Rules refused by guardrails in the last successful compile",
             ),
             warnpage_views: r.counters(
                 "warnpage_views_total",
@@ -611,15 +577,68 @@ impl Metrics {
 
     /// Set the gauges that mirror the list and reload state.
     fn refresh(&self, lists: &Handle) {
+        self.lists.refresh(lists);
+    }
+}
+
+/// The serving list's gauges and its reload counters, mirrored from the list
+/// handle at each scrape.
+struct ListMetrics {
+    entries: IntGaugeVec,
+    reloads: IntCounterVec,
+    loaded_at: IntGauge,
+    skipped_lines: IntGauge,
+    skipped_by_reason: IntCounterVec,
+    refused_rules: IntGauge,
+}
+
+impl ListMetrics {
+    fn register(r: &Reg<'_>) -> ListMetrics {
+        ListMetrics {
+            entries: r.add(IntGaugeVec::new(
+                Opts::new(
+                    "blocklist_entries",
+                    "Names in the serving blocklist, by kind (total, block, allow)",
+                ),
+                &["kind"],
+            )),
+            reloads: r.counters(
+                "blocklist_reloads_total",
+                "Blocklist loads by outcome (ok, failed, refused)",
+                "outcome",
+                &["ok", "failed", "refused"],
+            ),
+            loaded_at: r.gauge(
+                "blocklist_loaded_timestamp_seconds",
+                "Unix time of the last successful blocklist load",
+            ),
+            skipped_lines: r.gauge(
+                "blocklist_skipped_lines",
+                "Lines skipped by the last successful compile",
+            ),
+            skipped_by_reason: r.counters(
+                "blocklist_skipped_lines_total",
+                "List lines skipped by the compiles since start, by reason (bad-expiry and bad-header: a rule or header that was meant to apply does not)",
+                "reason",
+                &["bad-expiry", "bad-header", "source-exception"],
+            ),
+            refused_rules: r.gauge(
+                "blocklist_refused_rules",
+                "Rules refused by guardrails in the last successful compile",
+            ),
+        }
+    }
+
+    fn refresh(&self, lists: &Handle) {
         let l = lists.load();
         let m = l.meta();
-        self.blocklist_entries
+        self.entries
             .with_label_values(&["total"])
             .set(m.entries as i64);
-        self.blocklist_entries
+        self.entries
             .with_label_values(&["block"])
             .set(m.block_entries as i64);
-        self.blocklist_entries
+        self.entries
             .with_label_values(&["allow"])
             .set(m.allow_entries as i64);
         let st = &lists.stats;
@@ -628,24 +647,30 @@ impl Metrics {
             ("failed", &st.failed),
             ("refused", &st.refused),
         ] {
-            let c = self.reloads.with_label_values(&[label]);
-            let now = v.load(Ordering::Relaxed);
-            if now > c.get() {
-                c.inc_by(now - c.get());
-            }
+            catch_up(
+                &self.reloads.with_label_values(&[label]),
+                v.load(Ordering::Relaxed),
+            );
         }
         self.loaded_at
             .set(st.last_ok_unix.load(Ordering::Relaxed) as i64);
         self.skipped_lines
             .set(st.last_skipped_lines.load(Ordering::Relaxed) as i64);
         for (reason, now) in st.skipped().total {
-            let c = self.skipped_by_reason.with_label_values(&[reason.as_str()]);
-            if now > c.get() {
-                c.inc_by(now - c.get());
-            }
+            catch_up(
+                &self.skipped_by_reason.with_label_values(&[reason.as_str()]),
+                now,
+            );
         }
         self.refused_rules
             .set(st.last_refused_rules.load(Ordering::Relaxed) as i64);
+    }
+}
+
+/// Bring a counter mirrored from elsewhere up to `now` (it never goes down).
+fn catch_up(c: &IntCounter, now: u64) {
+    if now > c.get() {
+        c.inc_by(now - c.get());
     }
 }
 
