@@ -318,8 +318,12 @@ impl App {
         if self.cfg.raw().sources != new.raw().sources {
             self.restart_sources(&new);
         }
+        // Without a feed before or after, there is no follower to touch.
         let (old, now) = (self.cfg.raw(), new.raw());
-        if old.feed != now.feed || old.blocklist != now.blocklist || old.lists != now.lists {
+        let feed_on = self.cfg.feed.is_some() || new.feed.is_some();
+        if feed_on
+            && (old.feed != now.feed || old.blocklist != now.blocklist || old.lists != now.lists)
+        {
             self.restart_feed(&new);
         }
         self.engine.reload(&new);
