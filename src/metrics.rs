@@ -196,7 +196,8 @@ pub struct FeedMetrics {
 
 /// The `result` labels of `fanzha_upstream_queries_total`: a usable answer, a lame
 /// server, an error code, or no message (timeout, unreachable, truncated over UDP
-/// and retried over TCP, malformed).
+/// and retried over TCP, truncated and not retried because the server hands the
+/// zone's names back to itself, malformed).
 pub const UPSTREAM_RESULTS: &[&str] = &[
     "answer",
     "lame",
@@ -207,6 +208,7 @@ pub const UPSTREAM_RESULTS: &[&str] = &[
     "busy",
     "unreachable",
     "truncated",
+    "truncated_not_followed",
     "malformed",
 ];
 

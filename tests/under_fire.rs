@@ -245,6 +245,39 @@ fn a_zone_handed_back_to_the_server_that_delegates_it_is_lame_without_asking_aga
 }
 
 #[test]
+fn a_server_that_keeps_handing_back_oversize_referrals_is_not_followed_over_tcp() {
+    // As above, but each referral back is too large for UDP (a hostile zone's
+    // 55 KB referrals): after three, its truncated replies are not followed.
+    let extra: String = (0..10)
+        .map(|k| format!("sub{k} NS ns.sub{k}.back.test.\nns.sub{k} LAB 12\n"))
+        .collect::<String>()
+        + "other A 192.0.2.44\n";
+    let l = zone_on("back", &[12], Mode::Normal, &extra);
+    let (_d, f) = l.fanzha("", "");
+    assert_eq!(ips(&udp(f.dns, "www.back.test.", RecordType::A)).len(), 1);
+    l.set_mode(12, Mode::HugeReferral(300));
+    l.clear();
+    for k in 0..10 {
+        let m = udp(f.dns, &format!("sub{k}.back.test."), RecordType::A);
+        assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    }
+    let asked: Vec<_> = l.seen().into_iter().filter(|s| s.server == 12).collect();
+    let over_tcp = asked.iter().filter(|s| s.tcp).count();
+    assert_eq!(over_tcp, 3, "{asked:?}");
+    assert_eq!(
+        asked.len() - over_tcp,
+        10,
+        "one UDP query per name: {asked:?}"
+    );
+    // The zone's own answers, which fit UDP, still resolve.
+    let m = udp(f.dns, "other.back.test.", RecordType::A);
+    assert_eq!(
+        ips(&m),
+        vec!["192.0.2.44".parse::<std::net::IpAddr>().unwrap()]
+    );
+}
+
+#[test]
 fn an_rrset_of_four_thousand_records_is_kept_to_the_cap() {
     let l = zone_on("wide", &[12], Mode::HugeRrset(4000), "");
     let (_d, f) = l.fanzha("", "");

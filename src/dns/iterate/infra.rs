@@ -31,6 +31,12 @@ const HOST_TTL: Duration = Duration::from_secs(900);
 /// Servers remembered (Unbound's infra-cache-numhosts), and lame marks.
 const MAX_SERVERS: usize = 10_000;
 const MAX_LAME: usize = 10_000;
+/// Referrals back to itself that a server may give for names of one zone before
+/// its truncated replies there are no longer followed over TCP (but for one probe
+/// per [`PROBE_EVERY`]). A hostile zone delegates every random name to its own
+/// server with a referral too large for UDP: following each one costs a TCP
+/// connection and tens of kilobytes, to learn once more that the server is lame.
+const HANDBACKS: u8 = 3;
 
 #[derive(Debug, Clone)]
 struct Server {
@@ -91,10 +97,27 @@ impl Weigh for Until {
     }
 }
 
+/// A server's referrals back to itself under one zone.
+struct Handbacks {
+    count: u8,
+    /// When the count is forgotten (LAME_FOR after the last one).
+    until: Instant,
+    /// When a truncated reply may be followed over TCP again, once the count is
+    /// reached: the probe that shows the server has mended.
+    probe_at: Instant,
+}
+
+impl Weigh for Handbacks {
+    fn weight(&self) -> usize {
+        0
+    }
+}
+
 /// Per-server state, shared by every resolution.
 pub struct Infra {
     servers: ClockMap<Host, Server>,
     lame: ClockMap<LameKey, Until>,
+    handbacks: ClockMap<LameKey, Handbacks>,
 }
 
 impl Default for Infra {
@@ -109,6 +132,7 @@ impl Infra {
         Infra {
             servers: ClockMap::new(servers, servers * 256),
             lame: ClockMap::new(lame, lame * 512),
+            handbacks: ClockMap::new(lame, lame * 512),
         }
     }
 
@@ -199,6 +223,60 @@ impl Infra {
             Until(now + LAME_FOR),
             |u| u.0 > now,
         );
+    }
+
+    /// Asked for a name in `zone`, the server referred it to a child zone that only
+    /// it serves (see `scrub::refers_back`).
+    pub fn handed_back(&self, ip: IpAddr, zone: &Name, now: Instant) {
+        let key = LameKey(ip, NameKey::new(zone));
+        let bump = |h: &mut Handbacks| {
+            if h.until <= now {
+                h.count = 0;
+            }
+            h.count = h.count.saturating_add(1);
+            h.until = now + LAME_FOR;
+            h.probe_at = now + PROBE_EVERY;
+        };
+        if self.handbacks.with(&key, bump).is_none() {
+            let mut h = Handbacks {
+                count: 0,
+                until: now,
+                probe_at: now,
+            };
+            bump(&mut h);
+            self.handbacks.insert(key, h, |h| h.until > now);
+        }
+    }
+
+    /// The server gave a usable answer for `zone`: its referrals back to itself
+    /// there are forgotten.
+    pub fn served(&self, ip: IpAddr, zone: &Name) {
+        if self.handbacks.is_empty() {
+            return;
+        }
+        self.handbacks
+            .with(&LameKey(ip, NameKey::new(zone)), |h| h.count = 0);
+    }
+
+    /// Whether a truncated reply from the server, for a name in `zone`, is asked
+    /// again over TCP: not after [`HANDBACKS`] referrals back to itself there, but
+    /// for one probe every [`PROBE_EVERY`] (the first caller past it takes it).
+    pub fn follow_truncated(&self, ip: IpAddr, zone: &Name, now: Instant) -> bool {
+        if self.handbacks.is_empty() {
+            return true;
+        }
+        self.handbacks
+            .with(&LameKey(ip, NameKey::new(zone)), |h| {
+                if h.count < HANDBACKS || h.until <= now {
+                    return true;
+                }
+                let probe = h.probe_at <= now;
+                if probe {
+                    h.probe_at = now + PROBE_EVERY;
+                }
+                probe
+            })
+            .unwrap_or(true)
     }
 
     /// Order `candidates` for a query to `zone`: usable servers first (not dead, not
@@ -373,5 +451,38 @@ mod tests {
         assert_eq!(infra.order(&[fast, slow], &zone, now)[0], slow);
         infra.answered(fast, Duration::from_millis(5), now);
         assert!(infra.rtt(fast).is_some(), "a reply clears the timeouts");
+    }
+
+    #[test]
+    fn truncated_replies_are_not_followed_after_repeated_hand_backs_but_for_a_probe() {
+        let infra = Infra::default();
+        let zone = Name::from_str("huge.").unwrap();
+        let other = Name::from_str("other.").unwrap();
+        let now = Instant::now();
+        let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
+        for _ in 1..HANDBACKS {
+            infra.handed_back(a, &zone, now);
+        }
+        assert!(infra.follow_truncated(a, &zone, now), "below the count");
+        infra.handed_back(a, &zone, now);
+        assert!(!infra.follow_truncated(a, &zone, now));
+        // Per server and zone.
+        assert!(infra.follow_truncated(b, &zone, now));
+        assert!(infra.follow_truncated(a, &other, now));
+        // One probe per period, taken by the first caller.
+        let probe = now + PROBE_EVERY;
+        assert!(infra.follow_truncated(a, &zone, probe));
+        assert!(!infra.follow_truncated(a, &zone, probe));
+        // A usable answer for the zone clears the count.
+        infra.served(a, &zone);
+        assert!(infra.follow_truncated(a, &zone, probe));
+        // So does time: the count is forgotten LAME_FOR after the last one.
+        for _ in 0..HANDBACKS {
+            infra.handed_back(b, &zone, now);
+        }
+        assert!(!infra.follow_truncated(b, &zone, now + Duration::from_secs(1)));
+        assert!(infra.follow_truncated(b, &zone, now + LAME_FOR + Duration::from_secs(1)));
+        infra.handed_back(b, &zone, now + LAME_FOR + Duration::from_secs(2));
+        assert!(infra.follow_truncated(b, &zone, now + LAME_FOR + Duration::from_secs(3)));
     }
 }

@@ -504,7 +504,7 @@ impl Iterator {
                 if !cx.budget.take() {
                     return Err("too many upstream queries for one question".into());
                 }
-                let Some(msg) = self.exchange(ip, qn, qt, left).await else {
+                let Some(msg) = self.exchange(ip, &zone.zone, qn, qt, left).await else {
                     continue;
                 };
                 let kind = scrub::classify(&msg, &zone.zone, qn, qt);
@@ -538,11 +538,13 @@ impl Iterator {
                         // lame there and asks nobody.
                         self.count("lame");
                         self.infra.set_lame(ip, child, now);
+                        self.infra.handed_back(ip, &zone.zone, now);
                         tracing::debug!(server = %ip, zone = %zone.zone, child = %child, "referral back to the same server: lame at the child");
                         self.remember_cut(child.clone(), ns.clone(), glue.clone(), *ttl);
                     }
                     _ => {
                         self.count("answer");
+                        self.infra.served(ip, &zone.zone);
                         return Ok((kind, msg));
                     }
                 }
@@ -634,6 +636,7 @@ impl Iterator {
     async fn exchange(
         &self,
         ip: IpAddr,
+        zone: &Name,
         qn: &Name,
         qt: RecordType,
         left: Duration,
@@ -660,6 +663,12 @@ impl Iterator {
             let res = match out.udp(addr, timeout).await {
                 Err(ExchangeError::Truncated) => {
                     self.count("truncated");
+                    if !self.infra.follow_truncated(ip, zone, t0) {
+                        // It hands this zone's names back to itself: over TCP it
+                        // would only say so again, at many times the cost.
+                        self.count("truncated_not_followed");
+                        return None;
+                    }
                     out.tcp(addr, timeout).await
                 }
                 other => other,
