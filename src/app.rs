@@ -65,6 +65,8 @@ struct App {
     report_platform: Option<Arc<ArcSwap<crate::report::sender::Platform>>>,
     /// The alerts' collector (saves what it gathered at the end) and sender.
     alert_tasks: crate::alert::Tasks,
+    /// The alerts' pacing, swapped by a reload.
+    alert_cfg: Arc<ArcSwap<crate::alert::AlertConfig>>,
     /// Tells the feed follower to stop (`None`: no feed).
     feed_stop: Option<Arc<AtomicBool>>,
     /// The feed follower's thread: a reload's new follower waits for it to end, so
@@ -125,7 +127,9 @@ impl App {
         let places = Arc::new(ArcSwap::from_pointee(cfg.places.clone()));
         let (reporter, report_tasks, report_platform) =
             start_reporter(&cfg, &metrics, places.clone(), shutdown.clone())?;
-        let (templates, alerter, alert_tasks) = start_alerts(&cfg, &metrics, &places, &shutdown)?;
+        let alert_cfg = Arc::new(ArcSwap::from_pointee(cfg.alerts.clone()));
+        let (templates, alerter, alert_tasks) =
+            start_alerts(&cfg, &alert_cfg, &metrics, &places, &shutdown)?;
         let tap_stop = CancellationToken::new();
         let (tap, tap_task) = start_dnstap(&cfg, &metrics, &tap_stop);
         let engine = Arc::new(Engine::new(
@@ -176,6 +180,7 @@ impl App {
             report_tasks,
             report_platform,
             alert_tasks,
+            alert_cfg,
             tap_task: tap_task.map(|t| (t, tap_stop)),
             feed_stop,
             feed_thread,
@@ -326,6 +331,18 @@ impl App {
         {
             self.restart_feed(&new);
         }
+        let touched = |section: &str| {
+            applied.iter().any(|k| {
+                k.strip_prefix(section)
+                    .is_some_and(|r| r.is_empty() || r.starts_with('.'))
+            })
+        };
+        if touched("dnstap") {
+            self.restart_dnstap(&new);
+        }
+        if touched("alerts") {
+            self.pace_alerts(&new);
+        }
         self.engine.reload(&new);
         match Templates::load(new.warnpage.templates.as_deref()) {
             Ok(t) => self.warn_state.templates.store(Arc::new(t)),
@@ -384,6 +401,39 @@ impl App {
             }
             Err(e) => tracing::error!(error = %e, "config reload: the feed follower did not start"),
         }
+    }
+
+    /// `[dnstap]` changed: the old writer sends what is queued and stops, and the
+    /// queries from now on go to a new one (or to none when it is gone).
+    fn restart_dnstap(&mut self, new: &Config) {
+        let stop = CancellationToken::new();
+        let (tap, task) = start_dnstap(new, self.engine.metrics(), &stop);
+        if tap.is_none() {
+            tracing::info!("config reload: the dnstap query log is off");
+        }
+        self.engine.set_tap(tap);
+        if let Some((_, old)) = self.tap_task.take() {
+            old.cancel();
+        }
+        self.tap_task = task.map(|t| (t, stop));
+    }
+
+    /// `[alerts]` changed: the digests' pacing, device names, time zone and
+    /// retries follow the new values from the next hit; their directory and key
+    /// (from `[report]`) stay.
+    fn pace_alerts(&self, new: &Config) {
+        let now = self.alert_cfg.load();
+        let mut a = new.alerts.clone();
+        a.dir = now.dir.clone();
+        a.hash_key_file = now.hash_key_file.clone();
+        a.appliance = now.appliance.clone();
+        a.fsync = now.fsync;
+        self.alert_cfg.store(Arc::new(a));
+        tracing::info!(
+            interval_s = new.alerts.interval.as_secs(),
+            max_per_hour = new.alerts.max_per_hour,
+            "config reload: [alerts] applied"
+        );
     }
 
     /// `[[sources]]` changed: the old fetcher stops (between two fetches) and one
@@ -740,6 +790,7 @@ const REPORT_RELOADABLE: [&str; 4] = [
 /// an earlier run are delivered.
 fn start_alerts(
     cfg: &Config,
+    alert_cfg: &Arc<ArcSwap<crate::alert::AlertConfig>>,
     metrics: &Metrics,
     places: &Arc<ArcSwap<Places>>,
     shutdown: &CancellationToken,
@@ -759,7 +810,7 @@ fn start_alerts(
         );
     }
     let (alerter, tasks) = crate::alert::start(
-        cfg.alerts.clone(),
+        alert_cfg.clone(),
         places.clone(),
         templates.clone(),
         metrics.alert.clone(),

@@ -458,3 +458,67 @@ fn each_place_gets_one_signed_digest_with_every_hit_across_restarts() {
             .any(|g| g.body["place"]["community"] == "无机器人社区")
     });
 }
+
+#[test]
+fn a_reload_changes_the_pacing_and_the_device_names_from_the_next_hit() {
+    let robots = Robots::start();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = setup(dir.path(), &robots);
+    let slow = toml.replace("interval = \"8s\"", "interval = \"1h\"");
+    assert_ne!(slow, toml);
+    let f = Fanzha::start(dir.path(), &slow);
+    block(&f, [127, 0, 1, 5], "l1.test", RecordType::A);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        robots.taken("/ding/send").is_empty(),
+        "an hour has not passed"
+    );
+    // A digest due a second after its first hit, devices named by their hash.
+    let cfg = dir.path().join("fanzha.toml");
+    let fast = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("interval = \"1h\"", "interval = \"1s\"")
+        .replace("devices = \"keep\"", "devices = \"hash\"");
+    assert!(
+        fast.contains("interval = \"1s\"") && fast.contains("\"hash\""),
+        "{fast}"
+    );
+    std::fs::write(&cfg, &fast).unwrap();
+    f.signal("HUP");
+    assert!(
+        f.wait_log("[alerts] applied", Duration::from_secs(10)),
+        "{}",
+        f.log_text()
+    );
+    block(&f, [127, 0, 1, 6], "l2.test", RecordType::A);
+    // The first hit may leave alone, as soon as the reload makes it due.
+    let hits = |r: &Robots| -> u64 {
+        r.taken("/ding/send")
+            .iter()
+            .filter_map(|g| {
+                let t = text(g);
+                let n = t.split("拦截访问诈骗网站 ").nth(1)?.split(' ').next()?;
+                n.parse::<u64>().ok()
+            })
+            .sum()
+    };
+    robots.wait(
+        "both hits, paced as now configured",
+        Duration::from_secs(10),
+        |r| hits(r) >= 2,
+    );
+    let t: String = robots.taken("/ding/send").iter().map(text).collect();
+    assert!(
+        t.contains("127.0.1.5（1 次）"),
+        "named as it was when counted:\n{t}"
+    );
+    assert!(
+        !t.contains("127.0.1.6"),
+        "named by its hash since the reload:\n{t}"
+    );
+    assert!(
+        !f.log_text().contains("only after a restart"),
+        "{}",
+        f.log_text()
+    );
+}

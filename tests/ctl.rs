@@ -357,3 +357,153 @@ fn a_reload_says_which_changes_wait_for_a_restart() {
     let (_, dump, _) = ctl(&cfg, &["dump-config"]);
     assert!(!dump.contains("# PENDING"), "{dump}");
 }
+
+/// `name` from `from`, with or without recursion desired.
+fn ask_from(f: &Fanzha, from: [u8; 4], name: &str, rd: bool) -> hickory_proto::op::Message {
+    let mut q = make_query(name, RecordType::A, true);
+    q.metadata.recursion_desired = rd;
+    let from = std::net::IpAddr::from(from);
+    udp_from(from, f.dns, &q, std::time::Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no answer for {name} from {from}"))
+}
+
+#[test]
+fn one_sighup_applies_every_reloadable_key_it_changes() {
+    use std::time::{Duration, Instant};
+    let (dir, _h, f, cfg) = start();
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    let ip = |m: &hickory_proto::op::Message| ips(m).first().map(|a| a.to_string());
+    // Before: resolved and cached, not refused, no snooping.
+    assert_eq!(
+        ip(&udp(f.dns, "www.example.test.", RecordType::A)).as_deref(),
+        Some("192.0.2.1")
+    );
+    let code = |m: &hickory_proto::op::Message| m.metadata.response_code;
+    assert_eq!(
+        ip(&udp(f.dns, "plain.test.", RecordType::A)).as_deref(),
+        Some("192.0.2.10")
+    );
+    assert_eq!(
+        code(&ask_from(&f, [127, 0, 0, 1], "plain.test.", false)),
+        ResponseCode::Refused
+    );
+    assert_eq!(
+        code(&ask_from(&f, [127, 0, 0, 9], "www.example.test.", true)),
+        ResponseCode::NoError
+    );
+    assert_eq!(
+        ip(&udp(f.dns, "fresh.wild.example.test.", RecordType::A)).as_deref(),
+        Some("192.0.2.42")
+    );
+
+    // One file, many sections changed, one SIGHUP.
+    let lists2 = dir.path().join("lists2");
+    std::fs::create_dir_all(&lists2).unwrap();
+    std::fs::write(
+        lists2.join("task.txt"),
+        "# category: task-scam\nfresh.wild.example.test\n",
+    )
+    .unwrap();
+    let tap = dir.path().join("tap.sock");
+    let collector = std::os::unix::net::UnixListener::bind(&tap).unwrap();
+    collector.set_nonblocking(true).unwrap();
+    let changed = good
+        .replace("dirs = [\"lists\"]", "dirs = [\"lists\", \"lists2\"]")
+        .replace("[server]\n", "[server]\nacl = [\"127.0.0.0/29\"]\nallow_snoop = [\"127.0.0.1/32\"]\nrate_limit = 2\nrate_limit_burst = 2\nrate_limit_exempt = [\"127.0.0.1/32\"]\n")
+        .replace("[ops]\n", "[ops]\nplace_label = \"community\"\n");
+    assert_eq!(changed.matches("lists2").count(), 1, "{good}");
+    assert!(
+        changed.contains("acl =") && changed.contains("place_label"),
+        "{good}"
+    );
+    let added = format!(
+        "\n[sinkhole]\nipv4 = \"10.53.53.77\"\n\
+         [categories.phishing]\naction = \"nxdomain\"\n\
+         [[policies]]\nname = \"strict\"\ncategories = {{ loan = \"nxdomain\" }}\n\
+         [[places]]\ncidr = \"127.0.0.0/8\"\ndistrict = \"滨江区\"\nstreet = \"西兴街道\"\ncommunity = \"缤纷社区\"\n\
+         [[places]]\ncidr = \"127.0.0.4/32\"\ndistrict = \"滨江区\"\nstreet = \"西兴街道\"\ncommunity = \"江二社区\"\npolicy = \"strict\"\n\
+         [[local_records]]\nname = \"printer.lan\"\ntype = \"A\"\ndata = \"192.0.2.80\"\n\
+         [[forward_zones]]\nname = \"example.test\"\nupstreams = [\"udp://127.0.0.1:9\"]\n\
+         [alerts]\ninterval = \"2m\"\n\
+         [dnstap]\nsocket = \"{}\"\n",
+        tap.display()
+    );
+    std::fs::write(&cfg, format!("{changed}{added}")).unwrap();
+    let (status, out, err) = ctl(&cfg, &["reload"]);
+    assert_eq!(status, 0, "{out}{err}");
+    assert!(!out.contains("NOT applied"), "{out}");
+
+    // [sinkhole], [blocklist] dirs, [categories], [[policies]] with [[places]].
+    let blocked = udp(f.dns, "blocked.example.test.", RecordType::A);
+    assert_eq!(ip(&blocked).as_deref(), Some("10.53.53.77"));
+    assert_eq!(
+        ip(&udp(f.dns, "fresh.wild.example.test.", RecordType::A)).as_deref(),
+        Some("10.53.53.77")
+    );
+    assert_eq!(
+        code(&udp(f.dns, "parent.example.test.", RecordType::A)),
+        ResponseCode::NXDomain
+    );
+    assert_eq!(
+        code(&ask_from(&f, [127, 0, 0, 4], "blocked.example.test.", true)),
+        ResponseCode::NXDomain
+    );
+    // ops.place_label: the blocked queries are counted by community.
+    let (_, metrics) = f.http_get("/metrics");
+    assert!(metrics.contains("community=\"缤纷社区\""), "{metrics}");
+    // [[local_records]].
+    assert_eq!(
+        ip(&udp(f.dns, "printer.lan.", RecordType::A)).as_deref(),
+        Some("192.0.2.80")
+    );
+    // [[forward_zones]]: the zone goes to its (silent) upstream; its cached answer is gone.
+    assert_eq!(
+        code(&udp(f.dns, "www.example.test.", RecordType::A)),
+        ResponseCode::ServFail
+    );
+    // server.acl, allow_snoop, rate_limit and its exemption.
+    assert_eq!(
+        code(&ask_from(&f, [127, 0, 0, 9], "x.test.", true)),
+        ResponseCode::Refused
+    );
+    let snooped = ask_from(&f, [127, 0, 0, 1], "plain.test.", false);
+    assert_eq!(ip(&snooped).as_deref(), Some("192.0.2.10"), "{snooped:?}");
+    let limited = (0..10)
+        .filter(|_| {
+            code(&ask_from(&f, [127, 0, 0, 2], "scam.example.test.", true)) == ResponseCode::Refused
+        })
+        .count();
+    assert!(limited >= 5, "{limited} of 10 refused past the limit");
+    for _ in 0..10 {
+        assert_eq!(
+            code(&ask_from(&f, [127, 0, 0, 1], "scam.example.test.", true)),
+            ResponseCode::NoError
+        );
+    }
+    // [dnstap]: the writer connects to the new collector.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while collector.accept().is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "no dnstap connection\n{}",
+            f.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // [alerts], and nothing waits for a restart.
+    assert!(
+        f.log_text().contains("[alerts] applied"),
+        "{}",
+        f.log_text()
+    );
+    let (_, metrics) = f.http_get("/metrics");
+    assert!(
+        metrics.contains("fanzha_config_restart_pending 0"),
+        "{metrics}"
+    );
+    let (_, dump, _) = ctl(&cfg, &["dump-config"]);
+    assert!(
+        !dump.contains("# PENDING") && dump.contains("10.53.53.77"),
+        "{dump}"
+    );
+}

@@ -316,3 +316,66 @@ fn a_missing_or_stuck_collector_never_stalls_dns() {
     );
     stuck.join().unwrap();
 }
+
+/// Wait until `needle` has been logged `n` times.
+fn wait_logged(f: &Fanzha, needle: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while f.log_text().matches(needle).count() < n {
+        assert!(
+            Instant::now() < deadline,
+            "{needle:?} not logged {n} times:\n{}",
+            f.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The query names a collector received.
+fn names(frames: &[fanzha::dnstap::proto::Dnstap]) -> Vec<String> {
+    let mut v: Vec<String> = frames
+        .iter()
+        .filter_map(|f| f.message.as_ref()?.query_message.as_ref())
+        .filter_map(|q| hickory_proto::op::Message::from_vec(q).ok())
+        .filter_map(|m| Some(m.queries.first()?.name().to_ascii()))
+        .collect();
+    v.dedup();
+    v
+}
+
+#[test]
+fn a_reload_turns_the_query_log_on_moves_it_and_turns_it_off() {
+    let h = Hierarchy::start();
+    let dir = tempfile::tempdir().unwrap();
+    let f = start(&h, dir.path(), "");
+    let cfg = dir.path().join("fanzha.toml");
+    let base = std::fs::read_to_string(&cfg).unwrap();
+    assert!(base.trim_end().ends_with("[dnstap]"), "{base}");
+    let ask = |name: &str| {
+        let m = udp(f.dns, name, RecordType::A);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    };
+    ask("before.blocked.example.test.");
+    let (one, two) = (dir.path().join("one.sock"), dir.path().join("two.sock"));
+    let cap1 = Collector::start(&one, &dir.path().join("one.fstrm"));
+    let cap2 = Collector::start(&two, &dir.path().join("two.fstrm"));
+    let reload = |sock: Option<&Path>| {
+        let tap = sock.map_or(String::new(), |s| format!("socket = \"{}\"\n", s.display()));
+        std::fs::write(&cfg, format!("{base}{tap}")).unwrap();
+        f.signal("HUP");
+    };
+    reload(Some(&one));
+    wait_logged(&f, "dnstap: connected", 1);
+    ask("first.blocked.example.test.");
+    reload(Some(&two));
+    wait_logged(&f, "dnstap: connected", 2);
+    ask("second.blocked.example.test.");
+    reload(None);
+    wait_logged(&f, "the dnstap query log is off", 1);
+    ask("after.blocked.example.test.");
+    let log = stop(f);
+    assert!(!log.contains("only after a restart"), "{log}");
+    let (_, one) = cap1.finish();
+    let (_, two) = cap2.finish();
+    assert_eq!(names(&one), vec!["first.blocked.example.test."], "{log}");
+    assert_eq!(names(&two), vec!["second.blocked.example.test."], "{log}");
+}

@@ -120,7 +120,7 @@ pub type Tasks = (JoinHandle<()>, JoinHandle<()>);
 /// Start the collector and the sender. `places` is the engine's (swapped on
 /// SIGHUP); `templates` gives the categories' Chinese names.
 pub fn start(
-    cfg: AlertConfig,
+    cfg: Arc<ArcSwap<AlertConfig>>,
     places: Arc<ArcSwap<Places>>,
     templates: Arc<ArcSwap<Templates>>,
     metrics: AlertMetrics,
@@ -130,17 +130,17 @@ pub fn start(
     let alerter = Alerter::new(tx, metrics.dropped_hits.clone());
     // Nothing on disk for an appliance without alerts (made at the first digest
     // should a SIGHUP give a place a robot); digests an earlier run left are sent.
-    let in_use = places.load().has_alerts() || cfg.dir.exists();
-    let outbox = Arc::new(Mutex::new(if in_use { open_outbox(&cfg) } else { None }));
+    let now = cfg.load_full();
+    let in_use = places.load().has_alerts() || now.dir.exists();
+    let outbox = Arc::new(Mutex::new(if in_use { open_outbox(&now) } else { None }));
     let notify = Arc::new(Notify::new());
-    let cfg = Arc::new(cfg);
-    let key = crate::report::hash_key_or_ephemeral(&cfg.hash_key_file);
+    let key = crate::report::hash_key_or_ephemeral(&now.hash_key_file);
     let collector = tokio::spawn(collect(Collector {
         rx,
         cfg: cfg.clone(),
         key,
         places: places.clone(),
-        book: load_book(&cfg.dir),
+        book: load_book(&now.dir),
         recent: HashMap::new(),
         outbox: outbox.clone(),
         notify: notify.clone(),
@@ -218,7 +218,8 @@ fn unix_now() -> u64 {
 
 struct Collector {
     rx: mpsc::Receiver<AlertHit>,
-    cfg: Arc<AlertConfig>,
+    /// Swapped by a reload (the pacing keys; the directory and key stay).
+    cfg: Arc<ArcSwap<AlertConfig>>,
     key: Arc<[u8]>,
     places: Arc<ArcSwap<Places>>,
     book: Book,
@@ -251,7 +252,7 @@ impl Collector {
         }
         self.recent.insert((id, h.rule), now);
         let id_hex = hex::encode(&hash[..8]);
-        let label = match self.cfg.devices {
+        let label = match self.cfg.load().devices {
             Devices::Keep => h.client.to_canonical().to_string(),
             Devices::Truncate => ClientIp::Truncate.apply(h.client.to_canonical(), &[]),
             Devices::Hash => id_hex[..8].to_string(),
@@ -263,11 +264,10 @@ impl Collector {
 
     /// Append the due digests to the outbox; they leave the book only once there.
     async fn flush_due(&mut self, now: u64) -> bool {
-        let due = self.book.due(
-            now,
-            self.cfg.interval.as_secs().max(1),
-            self.cfg.max_per_hour,
-        );
+        let cfg = self.cfg.load_full();
+        let due = self
+            .book
+            .due(now, cfg.interval.as_secs().max(1), cfg.max_per_hour);
         if due.is_empty() {
             return false;
         }
@@ -280,7 +280,7 @@ impl Collector {
             .iter()
             .map(|d| serde_json::to_vec(d).unwrap_or_default())
             .collect();
-        let (outbox, cfg) = (self.outbox.clone(), self.cfg.clone());
+        let outbox = self.outbox.clone();
         let written = tokio::task::spawn_blocking(move || {
             let mut g = outbox.lock().unwrap_or_else(|e| e.into_inner());
             if g.is_none() {
@@ -303,7 +303,7 @@ impl Collector {
                 true
             }
             Ok(Err(e)) => {
-                tracing::error!(error = %e, dir = %self.cfg.dir.display(), "cannot write alert digests to the outbox; the hits stay gathered and are tried again");
+                tracing::error!(error = %e, dir = %self.cfg.load().dir.display(), "cannot write alert digests to the outbox; the hits stay gathered and are tried again");
                 false
             }
             Err(_) => false,
@@ -311,8 +311,9 @@ impl Collector {
     }
 
     fn save(&self) {
-        if let Err(e) = save_book(&self.cfg.dir, &self.book, self.cfg.fsync) {
-            tracing::error!(dir = %self.cfg.dir.display(), error = %e, "cannot save the alerts book; hits gathered since the last save are lost at a restart");
+        let cfg = self.cfg.load();
+        if let Err(e) = save_book(&cfg.dir, &self.book, cfg.fsync) {
+            tracing::error!(dir = %cfg.dir.display(), error = %e, "cannot save the alerts book; hits gathered since the last save are lost at a restart");
         }
     }
 }
@@ -365,7 +366,8 @@ async fn collect(mut c: Collector) {
 }
 
 struct Sender {
-    cfg: Arc<AlertConfig>,
+    /// Swapped by a reload (the pacing keys; the directory and key stay).
+    cfg: Arc<ArcSwap<AlertConfig>>,
     places: Arc<ArcSwap<Places>>,
     templates: Arc<ArcSwap<Templates>>,
     outbox: Arc<Mutex<Option<Spool>>>,
@@ -380,7 +382,8 @@ impl Sender {
     /// Try to deliver `d` (unless its place is waiting); whether it must be kept.
     async fn deliver(&mut self, d: &Digest, agent: &ureq::Agent) -> bool {
         let now = unix_now();
-        if now.saturating_sub(d.made) > self.cfg.give_up_after.as_secs() {
+        let cfg = self.cfg.load_full();
+        if now.saturating_sub(d.made) > cfg.give_up_after.as_secs() {
             self.metrics.count("given_up");
             tracing::error!(place = %d.place, hits = d.gathered.hits, made = d.made, "an alert digest could not be delivered in [alerts] give_up_after; it is dropped");
             return false;
@@ -400,11 +403,11 @@ impl Sender {
         };
         let templates = self.templates.load();
         let name_zh = |c: &str| templates.text(c).name_zh.clone();
-        let msg = robot::message(d, &name_zh, self.cfg.utc_offset);
+        let msg = robot::message(d, &name_zh, cfg.utc_offset);
         let now_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |t| t.as_millis() as u64);
-        let req = robot::request(target, d, &msg, &self.cfg.appliance, now_ms);
+        let req = robot::request(target, d, &msg, &cfg.appliance, now_ms);
         let kind = target.kind;
         let agent = agent.clone();
         let answer = tokio::task::spawn_blocking(move || {
@@ -430,8 +433,8 @@ impl Sender {
             Delivery::Retry(why) | Delivery::Refused(why) => {
                 let refused = matches!(result, Delivery::Refused(_));
                 let wait = match self.backoff.get(&place) {
-                    Some((_, w)) => (*w * 2).min(self.cfg.max_backoff),
-                    None => FIRST_BACKOFF.min(self.cfg.max_backoff),
+                    Some((_, w)) => (*w * 2).min(cfg.max_backoff),
+                    None => FIRST_BACKOFF.min(cfg.max_backoff),
                 };
                 if refused {
                     self.metrics.count("refused");

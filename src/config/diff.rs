@@ -10,8 +10,9 @@ use super::RawConfig;
 
 /// Keys (and sections) applied by a reload; any key under them too. The rest need a
 /// restart: listen addresses, threads, the resolver and its caches, the control
-/// socket, and the long-running parts (feed, sources, report, alerts, dnstap) that
-/// are set up once at start.
+/// socket, the warning page's sockets, and whether reporting is on (with the
+/// appliance's name and its spool); see `app::REPORT_RELOADABLE` for the report
+/// keys a reload does apply.
 pub const APPLIED_ON_RELOAD: &[&str] = &[
     "server.acl",
     "server.allow_snoop",
@@ -39,6 +40,8 @@ pub const APPLIED_ON_RELOAD: &[&str] = &[
     "warnpage.templates",
     "blocklist",
     "lists",
+    "dnstap",
+    "alerts",
 ];
 
 /// Whether a reload applies `key`.

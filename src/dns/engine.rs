@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
@@ -49,8 +49,9 @@ pub struct Engine {
     /// near expiry (`None`: prefetch off); taken by [`Engine::run_prefetch`].
     prefetch: Option<tokio::sync::mpsc::Sender<Refresh>>,
     prefetch_rx: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Refresh>>>,
-    /// The dnstap query log (`None`: off).
-    tap: Option<Tap>,
+    /// The dnstap query log (`None`: off), swapped by a reload that changes
+    /// `[dnstap]`.
+    tap: ArcSwapOption<Tap>,
 }
 
 /// An answer to refresh: the query's packet, and the query parsed from it.
@@ -99,7 +100,7 @@ impl Engine {
             serve_stale: cfg.cache.serve_stale,
             prefetch,
             prefetch_rx: std::sync::Mutex::new(prefetch_rx),
-            tap,
+            tap: ArcSwapOption::from(tap.map(Arc::new)),
         })
     }
 
@@ -591,12 +592,17 @@ impl Engine {
     /// Whether queries are logged with dnstap (listeners skip [`Engine::tap`]'s
     /// arguments when not).
     pub fn tapping(&self) -> bool {
-        self.tap.is_some()
+        self.tap.load().is_some()
+    }
+
+    /// Log queries to `tap` from now on (`None`: stop logging).
+    pub fn set_tap(&self, tap: Option<Tap>) {
+        self.tap.store(tap.map(Arc::new));
     }
 
     /// The time a query came, for the query log: read only when it is on.
     pub fn tap_clock(&self) -> SystemTime {
-        if self.tap.is_some() {
+        if self.tap.load().is_some() {
             SystemTime::now()
         } else {
             SystemTime::UNIX_EPOCH
@@ -617,7 +623,8 @@ impl Engine {
         response: Option<&[u8]>,
         blocked: bool,
     ) {
-        let Some(tap) = &self.tap else { return };
+        let tap = self.tap.load();
+        let Some(tap) = tap.as_deref() else { return };
         let mut seen = dnstap::Seen {
             client,
             server,
