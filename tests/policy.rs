@@ -271,3 +271,45 @@ fn an_rpz_zone_answers_with_its_own_actions() {
     let (_, m) = f.http_get("/metrics");
     assert!(m.contains("fanzha_blocked_total{category=\"fraud\""), "{m}");
 }
+
+#[test]
+fn an_rpz_root_wildcard_walls_the_garden_but_for_its_passthru_names() {
+    let h = Hierarchy::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lists = lists_toml(d);
+    std::fs::write(
+        d.join("lists/garden.rpz"),
+        "$ORIGIN rpz.local.\n*.rpz.local. CNAME .\n\
+         www.example.test CNAME rpz-passthru.\nplain.test CNAME rpz-passthru.\n",
+    )
+    .unwrap();
+    let toml = format!(
+        "{lists}{}[sinkhole]\nipv4 = \"{SINK}\"\n",
+        h.resolver_toml()
+    );
+    let f = Fanzha::start(d, &toml);
+    let q = |name: &str| udp(f.dns, name, RecordType::A);
+    assert_eq!(ips(&q("plain.test.")), vec![IpAddr::from([192, 0, 2, 10])]);
+    assert_eq!(
+        ips(&q("www.example.test.")),
+        vec![IpAddr::from([192, 0, 2, 1])]
+    );
+    for name in [
+        "v4only.example.test.",
+        "alias.example.test.",
+        "anything.invalid.",
+    ] {
+        let m = q(name);
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::NXDomain,
+            "{name}: {m:?}"
+        );
+    }
+    assert!(
+        f.log_text().contains("RPZ root wildcard"),
+        "{}",
+        f.log_text()
+    );
+}

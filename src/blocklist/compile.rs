@@ -245,7 +245,7 @@ pub struct Refusal {
     pub line: u64,
     /// The rule's name.
     pub name: String,
-    /// `public-suffix` or `never-block`.
+    /// `public-suffix`, `never-block` or `root-wildcard`.
     pub reason: &'static str,
     /// What it would have covered (the protected name) or the suffix.
     pub detail: String,
@@ -637,9 +637,14 @@ impl RuleSink<'_> {
                 None => return Ok(()),
             }
         }
-        if polarity == Polarity::Block
-            && let Some((reason, detail)) = self.guard.check(name, scope)
-        {
+        let refusal = if name.is_empty() {
+            self.root_wildcard(polarity, scope, line)
+        } else if polarity == Polarity::Block {
+            self.guard.check(name, scope)
+        } else {
+            None
+        };
+        if let Some((reason, detail)) = refusal {
             self.refused_rules += 1;
             self.refused.push(Refusal {
                 file: self.lname.to_string(),
@@ -693,6 +698,35 @@ impl RuleSink<'_> {
                 path: self.out.to_path_buf(),
                 source,
             })
+    }
+}
+
+impl RuleSink<'_> {
+    /// An RPZ root wildcard (`*.rpz.zone.`): every name below the root, so every
+    /// name a deeper rule does not decide. Blocking is taken from the operator's
+    /// own block lists only (said at each compile), never from a fetched source or
+    /// the guardrails' usual scopes; why not, else.
+    fn root_wildcard(
+        &mut self,
+        polarity: Polarity,
+        scope: Scope,
+        line: u64,
+    ) -> Option<(&'static str, String)> {
+        if scope != Scope::Below {
+            return Some(("root-wildcard", "a rule for the root itself".into()));
+        }
+        if polarity == Polarity::Allow {
+            return None;
+        }
+        if self.allowlist || self.exceptions != Exceptions::Keep {
+            return Some((
+                "root-wildcard",
+                "a rule for every name is taken from the operator's own block lists only".into(),
+            ));
+        }
+        self.outcome = Some(Outcome::Warned("root-wildcard"));
+        tracing::warn!(file = %self.lname, line, "RPZ root wildcard: every name that no deeper rule of the lists allows or decides is blocked");
+        None
     }
 }
 

@@ -413,6 +413,12 @@ impl Parser {
                 owner_name = rel.strip_suffix('.').unwrap_or(rel);
             }
         }
+        if owner_name == "*" {
+            // The root wildcard: every name (a walled garden, whose passthru rules
+            // say what stays reachable). The root's own rule; the compiler takes
+            // it from the operator's own lists only.
+            return push_named(Ok(String::new()), Scope::Below, polarity, true, note, emit);
+        }
         if owner_name.split('.').any(|l| l.starts_with("rpz-")) {
             // rpz-ip, rpz-nsdname, rpz-client-ip triggers.
             emit(Item::Skip(Skip::RpzUnsupported));
@@ -524,12 +530,24 @@ fn push_rule(
     note: Option<&str>,
     emit: &mut impl FnMut(Item),
 ) {
+    push_named(name::normalize(n), scope, polarity, explicit, note, emit);
+}
+
+/// [`push_rule`] for a name already normalised (or refused).
+fn push_named(
+    name: Result<String, name::NameError>,
+    scope: Scope,
+    polarity: Polarity,
+    explicit: bool,
+    note: Option<&str>,
+    emit: &mut impl FnMut(Item),
+) {
     let note = match note.map(with_expiry_first) {
         Some(Err(())) => return emit(Item::Skip(Skip::BadExpiry)),
         Some(Ok(n)) => Some(n),
         None => None,
     };
-    match name::normalize(n) {
+    match name {
         Ok(name) => emit(Item::Rule(Rule {
             name,
             scope,

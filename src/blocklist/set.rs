@@ -261,6 +261,10 @@ pub struct Hit {
 impl Hit {
     /// The rule's name: the last `depth` labels of `query` (as the query spelled it).
     pub fn rule<'a>(&self, query: &'a str) -> &'a str {
+        if self.depth == 0 {
+            // An RPZ root wildcard: the root's rule.
+            return ".";
+        }
         let q = query.strip_suffix('.').unwrap_or(query);
         let mut seen = 0;
         for (i, b) in q.bytes().enumerate().rev() {
@@ -705,6 +709,12 @@ impl Blocklist {
         let mut node = fst.root();
         let mut out = Output::zero();
         let mut best = Verdict::Pass;
+        // An RPZ root wildcard is the empty key.
+        if node.is_final() {
+            best = consider(best, node.final_output().value(), 0, total, |v| {
+                self.lapsed(v)
+            });
+        }
         for (i, label) in labels_from_top.enumerate() {
             if label.is_empty() {
                 return best;
@@ -853,6 +863,9 @@ fn lookup_interim<'a>(
     let mut buf = [0u8; 256];
     let mut start = buf.len();
     let mut best = Verdict::Pass;
+    if let Some(v) = ix.get(b"") {
+        best = consider(best, v, 0, total, &lapsed);
+    }
     for (i, label) in labels_from_top.enumerate() {
         if label.is_empty() || label.len() + 1 > start {
             return best;
@@ -905,6 +918,12 @@ fn lookup_overlay<'a>(
                 fst.node(t.addr)
             })
         });
+    }
+    let root = node
+        .filter(|n| n.is_final())
+        .map(|n| n.final_output().value());
+    if let Some(v) = over.get(b"").or(root) {
+        best = consider(best, v, 0, total, &lapsed);
     }
     for (i, label) in labels_from_top.enumerate() {
         if label.is_empty() || label.len() + 1 > start {

@@ -885,3 +885,40 @@ fn a_fetched_lists_own_exceptions_cancel_only_its_own_rules() {
     // No exception of its own is left in the compiled list to reach anyone else's.
     assert_eq!(l.meta().allow_entries, 0);
 }
+
+#[test]
+fn an_rpz_root_wildcard_blocks_every_name_no_deeper_rule_decides() {
+    let zone = "$ORIGIN rpz.local.\n@ 60 SOA ns.rpz.local. admin.rpz.local. 1 3600 600 86400 60\n\
+                *.rpz.local. CNAME .\nbank.example CNAME rpz-passthru.\n\
+                *.bank.example CNAME rpz-passthru.\nevil.example CNAME rpz-drop.\n";
+    let dir = tempfile::tempdir().unwrap();
+    let (list, report, interim) = build_both(dir.path(), &[("garden.rpz", zone)], &[], &[]);
+    for l in [&list, &interim] {
+        for name in ["anything.example", "com", "a.b.c.d.example.org"] {
+            let Verdict::Block(hit) = l.lookup(name) else {
+                panic!("{name} must be blocked (interim: {})", l.is_interim());
+            };
+            assert_eq!(hit.rule(name), ".");
+            assert_eq!(l.note(&hit), Some("rpz=nxdomain"));
+        }
+        assert!(matches!(l.lookup("bank.example"), Verdict::Allow(_)));
+        assert!(matches!(l.lookup("www.bank.example"), Verdict::Allow(_)));
+        let Verdict::Block(hit) = l.lookup("evil.example") else {
+            panic!("evil.example");
+        };
+        assert_eq!(l.note(&hit), Some("rpz=drop"), "the deeper rule decides");
+        assert_eq!(l.lookup(""), Verdict::Pass);
+    }
+    assert_eq!(report.lists[0].warnings.get("root-wildcard"), Some(&1));
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+
+    // A fetched source may not block every name.
+    let dir = tempfile::tempdir().unwrap();
+    let (l, report) =
+        build_with_exceptions(dir.path(), &[("src.rpz", zone, compile::Exceptions::Drop)]);
+    assert!(!l.lookup("anything.example").is_block());
+    assert!(l.lookup("evil.example").is_block());
+    assert_eq!(report.refused.len(), 1, "{:?}", report.refused);
+    assert_eq!(report.refused[0].reason, "root-wildcard");
+    assert_eq!(report.refused[0].line, 3);
+}
