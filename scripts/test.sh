@@ -13,6 +13,20 @@ cd "$(dirname "$0")/.."
 # signed feed served over HTTPS), minisign (the feed's signatures checked by the tool)
 # and dnsdist (the balancer in front of three appliances).
 packages=(dnsutils chromium fonts-noto-cjk prometheus systemd python3 iproute2 util-linux fstrm-bin dnstap-ldns nginx-light minisign dnsdist)
+
+# The suite leaves the host as it found it: no service enabled that was not, no
+# process of its own left running, the working tree as it was. Taken now, checked
+# at the end.
+enabled_units() { systemctl list-unit-files --state=enabled --no-legend 2>/dev/null | awk '{print $1}' | sort; }
+suite_procs() {
+  ps -e -o pid=,comm= | awk '$2 ~ /^(nginx|dnsdist|prometheus|promtool|chrom|headless_shell|fstrm_capture|fanzha|hostile_auth|dnsperf)/ {print $1, $2}' | sort
+}
+installed_packages() { dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 2>/dev/null | awk '$1 == "ii" {print $2}' | sort; }
+units_before=$(enabled_units)
+procs_before=$(suite_procs)
+tree_before=$(git status --porcelain)
+packages_before=$(installed_packages)
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,6 +39,15 @@ if ((${#missing[@]})); then
     echo "ERROR: could not install ${missing[*]}; the tests need them" >&2
     exit 1
   fi
+  # Debian enables (and under systemd starts) a package's services on install:
+  # nginx on :80, dnsdist on 127.0.0.1:53, prometheus. The tests start instances of
+  # their own; the host keeps none of those it did not have.
+  new_packages=$(comm -13 <(echo "$packages_before") <(installed_packages))
+  units=$(for p in $new_packages; do dpkg-query -L "$p"; done |
+    grep -E '/systemd/system/[^/]+\.(service|socket|timer)$' | xargs -r -n1 basename | sort -u)
+  for unit in $units; do
+    $sudo systemctl disable --now "$unit" >/dev/null 2>&1 || $sudo systemctl disable "$unit" >/dev/null 2>&1 || true
+  done
 fi
 
 echo "== cargo fmt --check"
@@ -90,4 +113,25 @@ echo "== package unpacked and checked in a temporary root"
 # that the whole suite stays well under CI's budget). A crash fails the run.
 echo "== fuzzing"
 scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+
+echo "== the host as found"
+left=0
+units=$(comm -13 <(echo "$units_before") <(enabled_units))
+if [ -n "$units" ]; then
+  echo "ERROR: services enabled by the suite: $(echo $units)" >&2
+  left=1
+fi
+sleep 1 # processes killed by the last test's clean-up are being reaped
+procs=$(comm -13 <(echo "$procs_before") <(suite_procs))
+if [ -n "$procs" ]; then
+  echo "ERROR: processes the suite started are still running:" >&2
+  echo "$procs" >&2
+  left=1
+fi
+if [ "$(git status --porcelain)" != "$tree_before" ]; then
+  echo "ERROR: the suite changed the working tree:" >&2
+  git status --short >&2
+  left=1
+fi
+[ "$left" -eq 0 ] || exit 1
 echo "== all tests passed"

@@ -54,10 +54,12 @@ impl Nginx {
             ""
         };
         let w = work.display();
+        // One process (no master and workers): killing the child leaves nothing
+        // behind holding a loopback port.
         for attempt in 0..5 {
             let port = free_port();
             let conf = format!(
-                "{user}\ndaemon off;\nworker_processes 1;\npid {w}/nginx.pid;\nerror_log {w}/error.log;\n\
+                "{user}\ndaemon off;\nmaster_process off;\npid {w}/nginx.pid;\nerror_log {w}/error.log;\n\
                  events {{}}\nhttp {{\n  log_format sent '$request_uri $status $bytes_sent';\n  access_log {w}/access.log sent;\n  client_body_temp_path {w}/t1;\n  proxy_temp_path {w}/t2;\n\
                  fastcgi_temp_path {w}/t3;\n  uwsgi_temp_path {w}/t4;\n  scgi_temp_path {w}/t5;\n\
                  default_type application/octet-stream;\n  types {{ text/plain txt; application/json json; }}\n  gzip on;\n  gzip_types text/plain application/json;\n  gzip_min_length 1;\n\
