@@ -265,7 +265,7 @@ fn init_tracing(json: bool) {
         // name server), which floods a journal under a flood of misses; fanzha counts
         // upstream results in metrics instead. RUST_LOG brings them back.
         tracing_subscriber::EnvFilter::new(
-            "info,hickory_server=warn,hickory_proto=error,hickory_net=error,hickory_resolver=error",
+            "info,hickory_proto=error,hickory_net=error,hickory_resolver=error",
         )
     });
     use std::io::IsTerminal;
