@@ -162,7 +162,7 @@ impl App {
         spawn_week_snapshots(metrics.clone(), shutdown.clone());
         ready.store(true, Ordering::Release);
         loader.serving();
-        crate::notify::notify("READY=1");
+        crate::sd_notify::notify("READY=1");
         tracing::info!("ready");
         let boot = cfg.raw().clone();
         Ok(App {
@@ -455,7 +455,7 @@ impl App {
     /// flush pending hit events to the spool.
     async fn drain(self) {
         self.ready.store(false, Ordering::Release);
-        crate::notify::notify("STOPPING=1");
+        crate::sd_notify::notify("STOPPING=1");
         self.shutdown.cancel();
         for stop in [&self.feed_stop, &self.sources_stop].into_iter().flatten() {
             stop.store(true, Ordering::Release);

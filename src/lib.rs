@@ -20,7 +20,8 @@
 //! - [`places`]: client subnet → district / street / community, each place's own
 //!   actions per category (`[[policies]]`) and alert target.
 //! - [`blocklist`]: list parsing, compile to fst, mmap load, matching, reloads.
-//! - [`notify`]: sd_notify to systemd.
+//! - [`sd_notify`]: tell systemd when fanzha is ready and when it stops (not the
+//!   `notify` crate, which watches the list directories).
 //! - [`limits`]: per-address connection caps and quiet refusal logs, for the listeners.
 //! - [`http`]: the HTTP client of the feed, the sources and the alerts (ureq).
 //! - [`text`]: small text helpers shared by the list parser and the warning page.
@@ -44,7 +45,7 @@ pub mod feed;
 pub mod http;
 pub mod limits;
 pub mod metrics;
-pub mod notify;
+pub mod sd_notify;
 pub mod places;
 pub mod random;
 pub mod report;
