@@ -373,3 +373,45 @@ fn allow_snoop_is_applied_by_sighup() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn with_no_root_server_answering_names_fail_with_ede_22_and_one_loud_log() {
+    let l = zone_on("quiet", &[12], Mode::Normal, "");
+    l.set_mode(10, Mode::Silent);
+    let (_d, f) = l.fanzha("", "");
+    for name in ["www.quiet.test.", "other.quiet.test.", "www.quiet.test."] {
+        let m = udp(f.dns, name, RecordType::A);
+        assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "{name}");
+        let ede = m
+            .edns
+            .as_ref()
+            .map(|e| format!("{:?}", e.options()))
+            .unwrap_or_default();
+        assert!(ede.contains("Unknown(15, [0, 22"), "{name}: {ede}");
+    }
+    let log = f.log_text();
+    assert_eq!(
+        log.matches("no root server has answered").count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        log.contains("mode = \"forward\""),
+        "it says what to do: {log}"
+    );
+    // fanzha's own data still answers.
+    assert_eq!(ips(&udp(f.dns, "blocked.invalid.", RecordType::A)).len(), 1);
+    // The root comes back: once its probe goes through, names resolve again.
+    l.set_mode(10, Mode::Normal);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let m = udp(f.dns, "www.quiet.test.", RecordType::A);
+        if m.metadata.response_code == ResponseCode::NoError {
+            assert_eq!(ips(&m).len(), 1);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", f.log_text());
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(f.wait_log("a root server answers", std::time::Duration::from_secs(1)));
+}

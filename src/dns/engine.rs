@@ -515,7 +515,7 @@ impl Engine {
     ) -> Cname {
         let chain: &[Record] = match resolved {
             Resolved::Answer { answers, .. } | Resolved::Negative { answers, .. } => answers,
-            Resolved::Failed(_) => &[],
+            Resolved::Failed(_) | Resolved::Unreachable(_) => &[],
         };
         if chain.is_empty() {
             return Cname::Clear;
@@ -695,7 +695,7 @@ fn strip_dnssec(resolved: &mut Resolved, qtype: u16) {
             answers.retain(keep);
             proofs.clear();
         }
-        Resolved::Failed(_) => {}
+        Resolved::Failed(_) | Resolved::Unreachable(_) => {}
     }
 }
 
@@ -759,7 +759,7 @@ fn plain_response(
             answers.as_slice(),
             soa.as_deref().map(std::slice::from_ref).unwrap_or_default(),
         ),
-        Resolved::Failed(_) => return false,
+        Resolved::Failed(_) | Resolved::Unreachable(_) => return false,
     };
     wire::records::response(buf, &question, rcode, ad, answers, authorities, q.edns)
 }
@@ -772,6 +772,7 @@ fn response(req: &Message, resolved: Resolved, dnssec_ok: bool, edns: bool) -> (
     resp.metadata.recursion_available = true;
     resp.metadata.checking_disabled = req.metadata.checking_disabled;
     resp.add_query(req.queries[0].clone());
+    let unreachable = matches!(resolved, Resolved::Unreachable(_));
     let outcome = match resolved {
         Resolved::Answer {
             answers,
@@ -806,7 +807,7 @@ fn response(req: &Message, resolved: Resolved, dnssec_ok: bool, edns: bool) -> (
             resp.add_authorities(proofs);
             Outcome::Allowed
         }
-        Resolved::Failed(why) => {
+        Resolved::Failed(why) | Resolved::Unreachable(why) => {
             tracing::debug!(%why, "resolution failed");
             resp.metadata.response_code = ResponseCode::ServFail;
             Outcome::Servfail
@@ -816,6 +817,13 @@ fn response(req: &Message, resolved: Resolved, dnssec_ok: bool, edns: bool) -> (
         let mut ed = Edns::new();
         ed.set_max_payload(wire::EDNS_PAYLOAD);
         ed.set_dnssec_ok(dnssec_ok);
+        if unreachable {
+            // RFC 8914 §4.23: No Reachable Authority.
+            let mut ede = vec![0, 22];
+            ede.extend_from_slice(b"no root server answers");
+            ed.options_mut()
+                .insert(hickory_proto::rr::rdata::opt::EdnsOption::Unknown(15, ede));
+        }
         resp.set_edns(ed);
     }
     (resp.maybe_strip_dnssec_records(dnssec_ok), outcome)

@@ -88,6 +88,9 @@ pub enum Resolved {
     },
     /// No usable answer: SERVFAIL.
     Failed(String),
+    /// No usable answer, and no root server has ever answered: SERVFAIL with EDE 22
+    /// (No Reachable Authority).
+    Unreachable(String),
 }
 
 /// A connection provider that sends queries for some name server addresses to
@@ -312,9 +315,18 @@ impl Backend {
         // deadline, so the timeout below is only a backstop.
         let budget = super::iterate::Budget::until(std::time::Instant::now() + deadline);
         let inner = budget.scope(way.resolve_inner(name, qtype, checking_disabled));
-        match tokio::time::timeout(deadline + Duration::from_millis(50), inner).await {
+        let r = match tokio::time::timeout(deadline + Duration::from_millis(50), inner).await {
             Ok(r) => r,
             Err(_) => Resolved::Failed(format!("no answer within {} ms", deadline.as_millis())),
+        };
+        match (r, &*way) {
+            (Resolved::Failed(why), Way::Iterative(it) | Way::Validating { iter: it, .. })
+                if it.roots_silent() =>
+            {
+                it.warn_roots_silent();
+                Resolved::Unreachable(why)
+            }
+            (r, _) => r,
         }
     }
 }

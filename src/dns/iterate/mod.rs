@@ -24,7 +24,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, ResponseCode};
@@ -224,6 +224,9 @@ pub struct Iterator {
     upstream: IntCounterVec,
     /// Permits for upstream sockets.
     sockets: tokio::sync::Semaphore,
+    /// Whether the root servers were asked, whether one ever answered, and whether
+    /// their silence was logged.
+    roots: [AtomicBool; 3],
 }
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -252,6 +255,34 @@ impl Iterator {
             asking: InFlight::default(),
             upstream,
             sockets: tokio::sync::Semaphore::new(MAX_SOCKETS),
+            roots: Default::default(),
+        }
+    }
+
+    /// The root servers were asked and none has ever answered: nothing outside
+    /// fanzha's own data can be resolved (a network that blocks outgoing DNS).
+    pub fn roots_silent(&self) -> bool {
+        let [asked, heard, _] = &self.roots;
+        asked.load(Ordering::Relaxed) && !heard.load(Ordering::Relaxed)
+    }
+
+    /// Say once, loudly, that no root server answers, and what to do.
+    pub fn warn_roots_silent(&self) {
+        if !self.roots[2].swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                roots = self.s.roots.len(),
+                "no root server has answered: names outside fanzha's lists and local data \
+                 cannot be resolved (SERVFAIL, EDE 22). If this network blocks outgoing DNS, \
+                 set [resolver] mode = \"forward\" with the upstreams it allows; else open \
+                 UDP and TCP port 53 to the Internet"
+            );
+        }
+    }
+
+    /// A root server answered: if their silence was logged, say it is over.
+    fn root_heard(&self) {
+        if !self.roots[1].swap(true, Ordering::Relaxed) && self.roots[2].load(Ordering::Relaxed) {
+            tracing::info!("a root server answers: resolving again");
         }
     }
 
@@ -504,9 +535,16 @@ impl Iterator {
                 if !cx.budget.take() {
                     return Err("too many upstream queries for one question".into());
                 }
+                let root = zone.zone.is_root();
+                if root {
+                    self.roots[0].store(true, Ordering::Relaxed);
+                }
                 let Some(msg) = self.exchange(ip, &zone.zone, qn, qt, left).await else {
                     continue;
                 };
+                if root {
+                    self.root_heard();
+                }
                 let kind = scrub::classify(&msg, &zone.zone, qn, qt);
                 let now = Instant::now();
                 match &kind {
