@@ -20,7 +20,7 @@ use ipnet::IpNet;
 
 use super::anchor::{self, Anchors};
 use super::iterate::handle::IterHandle;
-use super::iterate::{Iterator, Settings, Step, default_deny, soa_in};
+use super::iterate::{Recursor, Settings, Step, default_deny, soa_in};
 use crate::config::{Config, ResolverConfig, ResolverMode};
 use crate::metrics::Metrics;
 use futures_util::StreamExt;
@@ -152,12 +152,12 @@ impl ConnectionProvider for MappedPortProvider {
 /// One way of resolving: the configured mode, or a forward zone's forwarder.
 enum Way {
     /// Iterate from the roots with fanzha's own iterator.
-    Iterative(Arc<Iterator>),
+    Iterative(Arc<Recursor>),
     /// Iterate from the roots with fanzha's own iterator, asking for signatures, and
     /// validate with hickory's DNSSEC validator on top of it (`dnssec = true`).
     Validating {
         /// The iterator, for queries with CD (checking disabled).
-        iter: Arc<Iterator>,
+        iter: Arc<Recursor>,
         /// Trust anchors given as DS records, still to be matched to keys.
         ds: Vec<(Name, DS)>,
         /// The validator over the iterator (made at the first query when the
@@ -420,7 +420,7 @@ fn iterative(c: &ResolverConfig, metrics: &Metrics) -> Way {
         cache_bytes: iterator_bytes(c.cache_max_bytes),
         minimise: c.qname_minimisation,
     };
-    Way::Iterative(Arc::new(Iterator::new(settings, metrics.upstream.clone())))
+    Way::Iterative(Arc::new(Recursor::new(settings, metrics.upstream.clone())))
 }
 
 /// Recursion with DNSSEC validation: fanzha's iterator (asking with DO set and keeping
@@ -457,7 +457,7 @@ fn validating(c: &ResolverConfig, metrics: &Metrics) -> Result<Way, BackendError
 /// the keys a DS matches. An error (no key matched, the servers did not answer)
 /// leaves it to be tried again at the next query.
 async fn validator_from_ds(
-    iter: &Arc<Iterator>,
+    iter: &Arc<Recursor>,
     ds: &[(Name, DS)],
 ) -> Result<DnssecDnsHandle<IterHandle>, String> {
     let mut keys = TrustAnchors::empty();

@@ -96,7 +96,7 @@ pub async fn run_udp(
                         tx.push(i);
                         continue;
                     };
-                    let from = From {
+                    let from = Origin {
                         peer,
                         client,
                         local: rx.local(i),
@@ -152,7 +152,7 @@ fn overloaded(engine: &Engine, buf: &mut Vec<u8>, packet: &[u8], q: &wire::Query
 }
 
 /// Where a query came from and to, and when.
-struct From {
+struct Origin {
     /// The datagram's sender: where the answer goes.
     peer: SocketAddr,
     /// The client: the sender, or the one its PROXY header names.
@@ -191,7 +191,7 @@ async fn resolve(
     slot: crate::limits::ResolutionSlot,
     packet: Vec<u8>,
     q: wire::Query,
-    from: From,
+    from: Origin,
 ) {
     // Shed for another client's query at the cap: dropped unanswered, as Unbound
     // drops a jostled query (the client asks again).

@@ -12,11 +12,11 @@ use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::xfer::DnsHandle;
 
-use super::{Iterator, Step};
+use super::{Recursor, Step};
 
 /// A cloneable handle on an iterator.
 #[derive(Clone)]
-pub struct IterHandle(pub Arc<Iterator>);
+pub struct IterHandle(pub Arc<Recursor>);
 
 impl DnsHandle for IterHandle {
     type Response = Pin<Box<dyn Stream<Item = Result<DnsResponse, NetError>> + Send>>;

@@ -211,7 +211,7 @@ impl<'a> Ctx<'a> {
 }
 
 /// The iterative resolver.
-pub struct Iterator {
+pub struct Recursor {
     s: Settings,
     infra: Infra,
     answers: Expiring<Key, Step>,
@@ -231,14 +231,14 @@ pub struct Iterator {
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-impl Iterator {
+impl Recursor {
     /// An iterator with `settings`, counting its upstream exchanges in `upstream`
     /// (one label, the result).
-    pub fn new(settings: Settings, upstream: IntCounterVec) -> Iterator {
+    pub fn new(settings: Settings, upstream: IntCounterVec) -> Recursor {
         // The engine keeps every client answer (`cache_size` of them); the iterator
         // needs its own answers mostly for what a resolution is made of (name-server
         // addresses, chain links, empty non-terminals), so a quarter is enough.
-        Iterator {
+        Recursor {
             answers: Expiring::new(
                 (settings.cache_entries / 4).max(1024),
                 settings.cache_bytes / 3 * 2,
@@ -857,7 +857,7 @@ mod tests {
         (addr, seen)
     }
 
-    fn iterator(root: SocketAddr) -> Arc<Iterator> {
+    fn iterator(root: SocketAddr) -> Arc<Recursor> {
         let settings = Settings {
             roots: vec![root.ip()],
             ports: vec![(IpNet::from(root.ip()), root.port())],
@@ -869,7 +869,7 @@ mod tests {
             minimise: true,
         };
         let upstream = IntCounterVec::new(prometheus::Opts::new("u", "u"), &["result"]).unwrap();
-        Arc::new(Iterator::new(settings, upstream))
+        Arc::new(Recursor::new(settings, upstream))
     }
 
     #[tokio::test]
