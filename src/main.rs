@@ -1,4 +1,5 @@
-//! The `fanzha` command: compile, lookup, check-config (and, with the resolver, serve).
+//! The `fanzha` command: `serve` (the appliance), `ctl` (its control socket), and the
+//! offline tools `compile`, `lookup`, `check-config`, `publish` and `keygen`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -282,16 +283,15 @@ fn init_tracing(json: bool) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `serve` logs as its config says; a config that does not load is reported by
-    // the load that follows, in text.
-    let json = match &cli.cmd {
-        Cmd::Serve { config } => {
-            Config::load(chosen(config.clone()).as_deref()).is_ok_and(|c| c.server.log_json)
-        }
-        _ => false,
+    // `serve` loads its config once, first: it says how to log. One that does not
+    // load is reported by `run`, in text.
+    let serve_cfg = match &cli.cmd {
+        Cmd::Serve { config } => Some(Config::load(chosen(config.clone()).as_deref())),
+        _ => None,
     };
+    let json = matches!(&serve_cfg, Some(Ok(c)) if c.server.log_json);
     init_tracing(json);
-    match run(cli) {
+    match run(cli, serve_cfg) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("fanzha: error: {e:#}");
@@ -300,7 +300,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<ExitCode> {
+/// Run the command; `serve_cfg` is `serve`'s config, loaded by `main`.
+fn run(
+    cli: Cli,
+    serve_cfg: Option<Result<Config, fanzha::config::ConfigError>>,
+) -> Result<ExitCode> {
     match cli.cmd {
         Cmd::Compile {
             config,
@@ -333,7 +337,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 // (A config file is named in the "starting" line.)
                 tracing::info!("{}", which(None));
             }
-            let cfg = Config::load(config.as_deref())?;
+            let cfg = match serve_cfg {
+                Some(loaded) => loaded?,
+                None => Config::load(config.as_deref())?,
+            };
             // What check-config would warn of, said in the log at every start (a fresh
             // install runs before its operator has set the appliance's addresses).
             for w in preflight(&cfg).1 {

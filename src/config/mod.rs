@@ -32,12 +32,13 @@ mod tests;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file cannot be read.
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}: {cause}")]
     Read {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause, said in the message (not a `source`, which `{:#}` would
+        /// print a second time).
+        cause: std::io::Error,
     },
     /// TOML syntax, an unknown key or a wrong type.
     #[error("config {path}: {message}")]
@@ -355,10 +356,10 @@ impl Config {
     pub fn check_all(path: &Path) -> (Option<Config>, Vec<ConfigError>) {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
-            Err(source) => {
+            Err(cause) => {
                 let e = ConfigError::Read {
                     path: path.to_path_buf(),
-                    source,
+                    cause,
                 };
                 return (None, vec![e]);
             }
@@ -420,9 +421,9 @@ impl Config {
         let Some(path) = path else {
             return Ok(Config::embedded());
         };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         let raw = RawConfig::from_toml(&text, &path.display().to_string())?;
         let base = path
