@@ -26,6 +26,7 @@
 //! - [`http`]: the HTTP client of the feed, the sources and the alerts (ureq).
 //! - [`text`]: small text helpers shared by the list parser and the warning page.
 //! - [`random`]: random bytes from the kernel, for jitter and nonces.
+//! - [`wallclock`]: the wall clock as Unix seconds.
 #![warn(
     missing_docs,
     unreachable_pub,
@@ -50,4 +51,5 @@ pub mod random;
 pub mod report;
 pub mod sd_notify;
 pub mod text;
+pub mod wallclock;
 pub mod warnpage;

@@ -34,6 +34,7 @@ use crate::places::Places;
 use crate::report::event::{ClientIp, keyed_hash, new_id};
 use crate::report::pipeline::Handoff;
 use crate::report::spool::{self, Spool};
+use crate::wallclock::unix_now;
 use crate::warnpage::Templates;
 use digest::{Book, Digest};
 use robot::Delivery;
@@ -208,12 +209,6 @@ fn save_book(dir: &Path, book: &Book, fsync: bool) -> std::io::Result<()> {
         f.sync_data()?;
     }
     std::fs::rename(&tmp, &path)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 struct Collector {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use serde_json::{Value, json};
@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::dns::engine::Engine;
 use crate::dns::policy::Policy;
 use crate::metrics::Metrics;
+use crate::wallclock::unix_now;
 
 /// A reload asked for by `fanzha ctl reload`: the daemon re-reads its config and
 /// lists, as on SIGHUP, and answers on the sender when the lists are in.
@@ -119,13 +120,6 @@ pub async fn run(live: &Live, req: &Request) -> Reply {
             })
         }
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// "3h 2m 1s" (whole seconds).

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -22,6 +22,7 @@ use crate::blocklist::Loader;
 use crate::blocklist::loader::BlocklistConfig;
 use crate::config::FeedConfig;
 use crate::metrics::FeedMetrics;
+use crate::wallclock::unix_now;
 
 /// What the appliance keeps between polls and restarts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,13 +213,6 @@ enum Polled {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct PollError(String);
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// The feed follower.
 pub struct Follower {

@@ -26,6 +26,7 @@ use crate::metrics::Metrics;
 use crate::report::event::{Appeal, Input};
 use crate::report::pipeline::Reporter;
 use crate::text::clip;
+use crate::wallclock::unix_now;
 
 /// Where appeals are posted.
 pub const APPEAL_PATH: &str = "/.well-known/fanzha/appeal";
@@ -101,13 +102,6 @@ impl WarnState {
         q.push_back(now);
         true
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
