@@ -331,39 +331,7 @@ fn run(
             let config = chosen(config);
             lookup_cmd(config.as_deref(), compiled.as_deref(), &names)
         }
-        Cmd::Serve { config } => {
-            let config = chosen(config);
-            if config.is_none() {
-                // (A config file is named in the "starting" line.)
-                tracing::info!("{}", which(None));
-            }
-            let cfg = match serve_cfg {
-                Some(loaded) => loaded?,
-                None => Config::load(config.as_deref())?,
-            };
-            // What check-config would warn of, said in the log at every start (a fresh
-            // install runs before its operator has set the appliance's addresses).
-            for w in preflight(&cfg).1 {
-                tracing::warn!("config: {w}");
-            }
-            let threads = cfg.worker_threads();
-            // One thread: a current-thread runtime, measurably faster than a
-            // work-stealing one on this kind of load.
-            let rt = if threads == 1 {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-            } else {
-                tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(threads)
-                    .enable_all()
-                    .thread_name("fanzha")
-                    .build()
-            }
-            .context("starting the async runtime")?;
-            rt.block_on(fanzha::app::serve(config, cfg))?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Cmd::Serve { config } => serve_cmd(chosen(config), serve_cfg),
         Cmd::Ctl {
             config,
             socket,
@@ -508,6 +476,44 @@ fn preflight(c: &Config) -> (Vec<String>, Vec<String>) {
         }
     }
     (problems, warnings)
+}
+
+/// `fanzha serve`: the appliance, on `config` (`None`: the embedded defaults), as
+/// `main` already loaded it (`loaded`).
+fn serve_cmd(
+    config: Option<PathBuf>,
+    loaded: Option<Result<Config, fanzha::config::ConfigError>>,
+) -> Result<ExitCode> {
+    if config.is_none() {
+        // (A config file is named in the "starting" line.)
+        tracing::info!("{}", which(None));
+    }
+    let cfg = match loaded {
+        Some(loaded) => loaded?,
+        None => Config::load(config.as_deref())?,
+    };
+    // What check-config would warn of, said in the log at every start (a fresh
+    // install runs before its operator has set the appliance's addresses).
+    for w in preflight(&cfg).1 {
+        tracing::warn!("config: {w}");
+    }
+    let threads = cfg.worker_threads();
+    // One thread: a current-thread runtime, measurably faster than a
+    // work-stealing one on this kind of load.
+    let rt = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .thread_name("fanzha")
+            .build()
+    }
+    .context("starting the async runtime")?;
+    rt.block_on(fanzha::app::serve(config, cfg))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn compile_cmd(
