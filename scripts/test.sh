@@ -53,6 +53,12 @@ fi
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 (cd fuzz && cargo fmt -- --check)
+# The fuzz crate depends on fanzha: a dependency change must come with its lock
+# file, or the fuzz build rewrites a tracked file (found here, not at the end).
+if ! (cd fuzz && cargo +nightly metadata --locked --format-version 1 >/dev/null); then
+  echo "ERROR: fuzz/Cargo.lock is stale: run (cd fuzz && cargo +nightly tree) and commit it" >&2
+  exit 1
+fi
 echo "== layout (lib.rs # Layout: no import back up, no circle, no 100-line function)"
 python3 scripts/check-layout.py
 echo "== cargo clippy"
