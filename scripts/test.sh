@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 # util-linux (ip and unshare: tests in throw-away namespaces), fstrm-bin and
 # dnstap-ldns (a real dnstap collector and decoder for the query log), nginx-light (the
 # signed feed served over HTTPS), minisign (the feed's signatures checked by the tool)
-# and dnsdist (the balancer in front of three appliances).
-packages=(dnsutils chromium fonts-noto-cjk prometheus systemd python3 iproute2 util-linux fstrm-bin dnstap-ldns nginx-light minisign dnsdist)
+# dnsdist (the balancer in front of three appliances) and man-db (the packaged man
+# pages read as `man fanzha.toml` would).
+packages=(dnsutils chromium fonts-noto-cjk prometheus systemd python3 iproute2 util-linux fstrm-bin dnstap-ldns nginx-light minisign dnsdist man-db)
 
 # The suite leaves the host as it found it: no service enabled that was not, no
 # process of its own left running, the working tree as it was. Taken now, checked
@@ -50,7 +51,10 @@ if ((${#missing[@]})); then
   done
 fi
 
-echo "== cargo fmt --check"
+# Each step is announced with the time spent so far, so a slow step shows itself.
+step() { echo "== $* (at ${SECONDS}s)"; }
+
+step "cargo fmt --check"
 cargo fmt --all -- --check
 (cd fuzz && cargo fmt -- --check)
 # The fuzz crate depends on fanzha: a dependency change must come with its lock
@@ -59,18 +63,22 @@ if ! (cd fuzz && cargo +nightly metadata --locked --format-version 1 >/dev/null)
   echo "ERROR: fuzz/Cargo.lock is stale: run (cd fuzz && cargo +nightly tree) and commit it" >&2
   exit 1
 fi
-echo "== layout (lib.rs # Layout: no import back up, no circle, no 100-line function)"
+step "layout (lib.rs # Layout: no import back up, no circle, no 100-line function)"
 python3 scripts/check-layout.py
-echo "== cargo clippy"
+step "cargo clippy"
 cargo clippy --all-targets -- -D warnings
-echo "== benches build"
-cargo bench --no-run -q
-echo "== the patched hickory-net's DNSSEC unit tests (vendor/hickory-net/PATCHES.md)"
+step "the patched hickory-net's DNSSEC unit tests (vendor/hickory-net/PATCHES.md)"
 CARGO_TARGET_DIR=$PWD/target cargo test -q --manifest-path vendor/hickory-net/Cargo.toml --features dnssec-ring --lib dnssec::
-echo "== cargo test"
+step "cargo test (unit tests, tests/it, tests/alloc.rs, tests/cache_memory.rs, doc tests)"
 cargo test --all-features -- --test-threads="${TEST_THREADS:-2}"
 
-echo "== systemd unit"
+# One release build, reused: the benches compile against it (clippy --all-targets
+# has type-checked them already) and cargo deb finds it up to date.
+step "release build, benches build"
+cargo build --release -q
+cargo bench --no-run -q
+
+step "systemd unit"
 systemd-analyze verify systemd/fanzha.service 2>&1 | grep -v "Command /usr/bin/fanzha is not executable" || true
 score=$(systemd-analyze security --offline=yes systemd/fanzha.service 2>/dev/null | sed -n 's/.*Overall exposure level for fanzha.service: \([0-9.]*\).*/\1/p')
 echo "exposure level: ${score:-unknown}"
@@ -79,7 +87,7 @@ if [ -z "$score" ] || awk -v s="$score" 'BEGIN{exit !(s > 2.0)}'; then
   exit 1
 fi
 
-echo "== Debian package"
+step "Debian package"
 if ! command -v cargo-deb >/dev/null 2>&1; then
   cargo install cargo-deb --locked --quiet
 fi
@@ -112,15 +120,22 @@ set +e
 rc=$?
 set -e
 [ "$rc" -eq 1 ] || { echo "ERROR: the packaged config does not block a sample-list name (lookup exit $rc)" >&2; exit 1; }
+# The man pages, found and rendered as `man fanzha.toml` finds them once installed.
+for page in fanzha fanzha-ctl fanzha.toml; do
+  MANPATH="$root/usr/share/man" man -P cat "$page" 2>/dev/null | grep -q "fanzha" ||
+    { echo "ERROR: man $page does not render from the package" >&2; exit 1; }
+done
+MANPATH="$root/usr/share/man" man -P cat fanzha.toml 2>/dev/null | grep -q "tcp_idle_timeout" ||
+  { echo "ERROR: man fanzha.toml lacks the keys" >&2; exit 1; }
 scripts/check-deb-scripts.sh "$deb"
 echo "== package unpacked and checked in a temporary root"
 
 # Every parser's fuzz target for a bounded time (FUZZ_SECONDS each; 20 by default, so
 # that the whole suite stays well under CI's budget). A crash fails the run.
-echo "== fuzzing"
+step "fuzzing"
 scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 
-echo "== the host as found"
+step "the host as found"
 left=0
 units=$(comm -13 <(echo "$units_before") <(enabled_units))
 if [ -n "$units" ]; then
@@ -140,4 +155,4 @@ if [ "$(git status --porcelain)" != "$tree_before" ]; then
   left=1
 fi
 [ "$left" -eq 0 ] || exit 1
-echo "== all tests passed"
+echo "== all tests passed in ${SECONDS}s"

@@ -189,6 +189,7 @@ fn cache_weights_count_what_the_heap_holds() {
     check("zone cuts", r);
 }
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::*;

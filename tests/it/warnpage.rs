@@ -1,12 +1,10 @@
 //! The warning page over real HTTP, served by the real binary.
 
-mod common;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// `GET /` for `host` from 127.0.0.2 (another household than the tests' 127.0.0.1):
 /// the whole response.

@@ -1,13 +1,11 @@
 //! DNSSEC validation against a signed local hierarchy (Ed25519 keys made by the test,
 //! the root key given to fanzha as its trust anchor).
 
-mod common;
-
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use hickory_proto::op::{Edns, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 

@@ -2,12 +2,10 @@
 //! version blocks after the next fetch; a failing or oversized source keeps its last
 //! good copy; an offline restart still blocks with it; guardrails still apply.
 
-mod common;
-
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use hickory_proto::rr::RecordType;
 
 fn blocked(f: &Fanzha, name: &str) -> bool {

@@ -2,13 +2,11 @@
 //! hold connections open with frames that get no answer, and one address opening
 //! many. An allowed client must still get its answer.
 
-mod common;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use hickory_proto::op::{Message, MessageType, OpCode};
 use hickory_proto::rr::RecordType;
 use socket2::{Domain, Socket, Type};

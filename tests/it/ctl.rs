@@ -1,14 +1,12 @@
 //! `fanzha ctl` against a running `fanzha serve`: every command over the real Unix
 //! socket, with the real binary on both ends.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 

@@ -1,14 +1,12 @@
 //! The shipped Grafana dashboard and alert rules against a real Prometheus server
 //! (Debian's `prometheus`, installed by scripts/test.sh) scraping a running fanzha.
 
-mod common;
-
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use hickory_proto::rr::RecordType;
 
 struct Kill(Child);

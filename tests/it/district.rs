@@ -3,8 +3,6 @@
 //! balances queries over them with the PROXY protocol, and a platform receives hits;
 //! all in a private network namespace, on its loopback.
 
-mod common;
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 
@@ -171,7 +169,7 @@ fn the_district_in_a_box() {
         .arg(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "the_district_in_a_box",
+            "district::the_district_in_a_box",
             "--nocapture",
             "--test-threads=1",
         ])

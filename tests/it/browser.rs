@@ -5,12 +5,10 @@
 //!
 //! Needs Debian's `chromium` and `fonts-noto-cjk` (scripts/test.sh installs them).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn chromium() -> PathBuf {
     for c in [

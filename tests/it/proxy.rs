@@ -2,13 +2,11 @@
 //! sockets: the client it names is the one the ACL, the places and the metrics see;
 //! from anyone else a header is not trusted.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use fanzha::dns::proxy;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;

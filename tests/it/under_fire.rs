@@ -1,15 +1,13 @@
-//! The resolver under fire, against the programmable lab (tests/common/lab.rs): dead
+//! The resolver under fire, against the programmable lab (tests/it/common/lab.rs): dead
 //! and very slow zones, referrals and RRsets that fill a 64 KiB TCP answer, a busy
 //! client behind a NAT next to a random-subdomain flood, and queries that do not
 //! ask for recursion. Unbound's behaviour is the reference.
-
-mod common;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 

@@ -3,14 +3,12 @@
 //! installs both. Frames are also decoded here to check what dnstap-ldns does not
 //! print (the policy of a blocked query).
 
-mod common;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use prost::Message as _;

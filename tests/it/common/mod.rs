@@ -10,7 +10,7 @@ mod lab;
 mod nginx;
 mod platform;
 
-// Each test binary uses some of these, none uses all.
+// Each area (and tests/cache_memory.rs) uses some of these, none uses all.
 #[allow(unused_imports)]
 pub use client::*;
 #[allow(unused_imports)]

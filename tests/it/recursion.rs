@@ -1,14 +1,12 @@
-//! Recursion against a programmable offline hierarchy (tests/common/lab.rs): servers
+//! Recursion against a programmable offline hierarchy (tests/it/common/lab.rs): servers
 //! that are lame, silent, unreachable or misconfigured, chains in negative answers,
 //! scrubbing, and how many queries reach each authoritative server. The behaviour
 //! asked for is Unbound's.
 
-mod common;
-
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use common::*;
+use crate::common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 

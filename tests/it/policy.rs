@@ -5,13 +5,11 @@
 //! cover a name of the CrUX top list; and one place switches a category from shadow
 //! to block by config and SIGHUP alone.
 
-mod common;
-
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 

@@ -7,15 +7,13 @@
 //!
 //! The bandwidth figure of the README comes from a larger run of the same test:
 //! `FEED_BASE_NAMES=1000000 FEED_DELTAS=100 FEED_CHANGES=1000 cargo test --release
-//! --test feed_delta -- --nocapture`.
-
-mod common;
+//! --test it feed_delta:: -- --nocapture`.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use hickory_proto::rr::RecordType;
 
 fn env(name: &str, default: usize) -> usize {

@@ -1,14 +1,12 @@
 //! Hit reporting end to end: the real binary, a test platform on loopback that checks
 //! the signature, and the on-disk spool across platform outages and a SIGKILL.
 
-mod common;
-
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use hickory_proto::rr::RecordType;
 
 fn setup(dir: &std::path::Path, n: usize, platform: SocketAddr, extra: &str) -> String {

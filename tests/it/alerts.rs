@@ -7,8 +7,6 @@
 //! receiver and counted by fanzha as refused; and a place given a robot by a reload
 //! alerts without a restart.
 
-mod common;
-
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -16,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::common::*;
 use base64::Engine as _;
-use common::*;
 use hickory_proto::rr::RecordType;
 use hmac::{KeyInit, Mac};
 

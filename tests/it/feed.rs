@@ -3,14 +3,12 @@
 //! seconds; a tampered file, an older serial and an expired manifest are refused
 //! while the old list keeps serving; an offline restart still blocks.
 
-mod common;
-
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use hickory_proto::rr::RecordType;
 
 fn blocked(f: &Fanzha, name: &str) -> bool {

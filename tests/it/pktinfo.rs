@@ -2,11 +2,9 @@
 //! each query from the address it was sent to. Run in a throw-away network (and user)
 //! namespace whose loopback gets a second IPv6 address: nothing outside sees it.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn answers_leave_from_the_address_the_query_was_sent_to() {
