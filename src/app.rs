@@ -298,14 +298,15 @@ impl App {
             && new
                 .pending
                 .iter()
-                .any(|c| REPORT_RELOADABLE.contains(&c.key.as_str()))
+                .any(|c| crate::config::diff::APPLIED_WHILE_REPORTING.contains(&c.key.as_str()))
         {
             let r = &new.report;
             match Platform::new(url, &r.secret, &self.boot.report.appliance, r.ca.as_deref()) {
                 Ok(p) => {
                     platform.store(Arc::new(p));
-                    new.pending
-                        .retain(|c| !REPORT_RELOADABLE.contains(&c.key.as_str()));
+                    new.pending.retain(|c| {
+                        !crate::config::diff::APPLIED_WHILE_REPORTING.contains(&c.key.as_str())
+                    });
                     tracing::info!(url = %crate::text::redact_url(url), "config reload: reports now go here");
                 }
                 Err(e) => {
@@ -773,16 +774,6 @@ type Reporting = (
     Option<ReportTasks>,
     Option<Arc<ArcSwap<Platform>>>,
 );
-
-/// The `[report]` keys a reload applies while reporting runs: where and how the
-/// batches are sent. Turning reporting on or off, or the appliance's name (carried
-/// in every event), takes a restart.
-const REPORT_RELOADABLE: [&str; 4] = [
-    "report.url",
-    "report.secret",
-    "report.secret_file",
-    "report.tls_ca",
-];
 
 /// Load the warning page's texts (the alerts name categories with them too) and
 /// start the alerts to places' workers. Always running (cheap when idle), so that a

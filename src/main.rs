@@ -13,7 +13,7 @@ use fanzha::dns::policy::Policy;
 
 const AFTER_HELP: &str = "\
 FILES:
-    /etc/fanzha/fanzha.toml        configuration (all keys: doc/fanzha/fanzha.toml.example)
+    /etc/fanzha/fanzha.toml        configuration (every key: man 5 fanzha.toml)
     /etc/fanzha/blocklists/        block lists, watched; /etc/fanzha/allowlists/ allow lists
     /etc/fanzha/never-block.txt    names no list may block
     /var/lib/fanzha/               state: the mapped list, the last good compile (a restart
@@ -30,10 +30,11 @@ EXIT STATUS:
 EXAMPLES:
     fanzha serve --config /etc/fanzha/fanzha.toml
     fanzha check-config                 (/etc/fanzha/fanzha.toml, or --config FILE)
-    fanzha lookup --config /etc/fanzha/fanzha.toml www.example-loan.top
+    fanzha lookup --config /etc/fanzha/fanzha.toml www.ezloantw.com
     fanzha compile /srv/lists/ -o fraud.fst
 
-Operator's guide: /usr/share/doc/fanzha/README.md";
+SEE ALSO:
+    fanzha.toml(5), fanzha-ctl(8); the guides in /usr/share/doc/fanzha/";
 
 /// fanzha (反诈) — a DNS resolver appliance that blocks fraud domains.
 #[derive(Parser, Debug)]
@@ -150,6 +151,16 @@ enum Cmd {
         #[arg(long)]
         delta: bool,
     },
+    /// Print the configuration reference as Markdown: every key of fanzha.toml with
+    /// its type, default, meaning and whether SIGHUP applies it (docs/configuration.md;
+    /// the same text as `man 5 fanzha.toml`).
+    Reference,
+    /// Write the man pages fanzha.8, fanzha-ctl.8 and fanzha.toml.5 into DIR.
+    #[command(hide = true)]
+    Man {
+        /// Where to write them.
+        dir: PathBuf,
+    },
     /// Make a key pair for `fanzha publish`: PREFIX.key (secret, mode 0600; keep it on
     /// the build box) and PREFIX.pub (for `[feed] public_key_file` on appliances).
     Keygen {
@@ -184,10 +195,13 @@ enum Cmd {
 
 const CTL_HELP: &str = "\
 EXAMPLES:
-    sudo fanzha ctl status
-    sudo fanzha ctl lookup www.example-loan.top      (exit 1 when blocked)
-    sudo fanzha ctl flush-cache example.com          (example.com and every name below it)
-    sudo fanzha ctl top-blocked 20 --json";
+    fanzha ctl status                              (as root, or in the service's group)
+    fanzha ctl lookup www.ezloantw.com             (exit 1 when blocked)
+    fanzha ctl flush-cache example.com             (example.com and every name below it)
+    fanzha ctl top-blocked 20 --json
+
+SEE ALSO:
+    fanzha(8), fanzha.toml(5)";
 
 /// The commands of `fanzha ctl`.
 #[derive(Subcommand, Debug)]
@@ -257,6 +271,94 @@ impl CtlCmd {
             args,
         }
     }
+}
+
+/// The man pages, by file name: fanzha(8) and fanzha-ctl(8) from the commands'
+/// help, fanzha.toml(5) from the configuration reference.
+fn man_pages() -> Result<Vec<(&'static str, Vec<u8>)>> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let ctl = cmd
+        .find_subcommand("ctl")
+        .context("no ctl command")?
+        .clone()
+        .name("fanzha-ctl")
+        .bin_name("fanzha ctl");
+    let toml = fanzha::config::reference::man_page(env!("CARGO_PKG_VERSION"));
+    Ok(vec![
+        ("fanzha.8", man_page(cmd, "fanzha")?),
+        ("fanzha-ctl.8", man_page(ctl, "fanzha ctl")?),
+        ("fanzha.toml.5", toml.into_bytes()),
+    ])
+}
+
+/// One section-8 page: the command's name, synopsis, description and options (by
+/// clap_mangen), then each visible subcommand with its own options, then the
+/// examples and files of its long help.
+fn man_page(cmd: clap::Command, invoked: &str) -> Result<Vec<u8>> {
+    use std::io::Write as _;
+    let cmd = cmd.version(env!("CARGO_PKG_VERSION"));
+    let man = clap_mangen::Man::new(cmd.clone()).section("8");
+    let mut out = Vec::new();
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    man.render_options_section(&mut out)?;
+    writeln!(out, ".SH COMMANDS")?;
+    for sub in cmd.get_subcommands().filter(|c| !c.is_hide_set()) {
+        let name = sub.get_name();
+        if name == "ctl" {
+            writeln!(out, ".SS \"{invoked} ctl\"\nSee\n.BR fanzha\\-ctl (8).")?;
+            continue;
+        }
+        let about = sub
+            .get_long_about()
+            .or(sub.get_about())
+            .map(|a| a.to_string());
+        writeln!(
+            out,
+            ".SS \"{invoked} {name}\"\n{}",
+            roff(&about.unwrap_or_default())
+        )?;
+        for arg in sub
+            .get_arguments()
+            .filter(|a| !a.is_hide_set() && a.get_id() != "help")
+        {
+            let flag = match (arg.get_long(), arg.get_short()) {
+                (Some(l), Some(s)) => format!("\\-{s}, \\-\\-{l}"),
+                (Some(l), None) => format!("\\-\\-{l}"),
+                _ => format!("<{}>", arg.get_id().as_str().to_uppercase()),
+            };
+            let help = arg
+                .get_long_help()
+                .or(arg.get_help())
+                .map(|h| h.to_string());
+            writeln!(out, ".TP\n.B {flag}\n{}", roff(&help.unwrap_or_default()))?;
+        }
+    }
+    man.render_extra_section(&mut out)?;
+    let see = if invoked == "fanzha" {
+        ".BR fanzha\\-ctl (8),"
+    } else {
+        ".BR fanzha (8),"
+    };
+    writeln!(out, ".SH SEE ALSO\n{see}\n.BR fanzha.toml (5)")?;
+    Ok(out)
+}
+
+/// Help text made safe for roff: a blank line starts a paragraph, no line starts
+/// with a control character.
+fn roff(text: &str) -> String {
+    let text = text.replace('\\', "\\e").replace('-', "\\-");
+    text.lines()
+        .map(|l| match l.trim() {
+            "" => ".PP".to_string(),
+            t if t.starts_with(['.', '\'']) => format!("\\&{t}"),
+            t => t.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Logs to stderr (journald takes them from there): text, or one JSON object per line.
@@ -346,6 +448,18 @@ fn run(
             force,
             delta,
         } => publish_cmd(chosen(config).as_deref(), &key, &out, valid, (force, delta)),
+        Cmd::Reference => {
+            print!("{}", fanzha::config::reference::markdown());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Man { dir } => {
+            for (name, page) in man_pages()? {
+                let path = dir.join(name);
+                std::fs::write(&path, page)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Keygen { prefix } => {
             let (sk, pk, b64) = fanzha::feed::publish::keygen(&prefix)?;
             println!("secret key: {} (keep it on the build box)", sk.display());
@@ -753,5 +867,22 @@ struct TempDir(PathBuf);
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The man pages shipped in the .deb are what the commands and the config
+    /// structs say now.
+    #[test]
+    fn the_shipped_man_pages_are_current() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+        for (name, page) in super::man_pages().unwrap() {
+            let shipped = std::fs::read(dir.join(name)).unwrap_or_default();
+            assert!(
+                shipped == page,
+                "man/{name} is stale: run `cargo run -q -- man man` and commit it"
+            );
+        }
     }
 }

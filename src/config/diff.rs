@@ -11,7 +11,7 @@ use super::RawConfig;
 /// Keys (and sections) applied by a reload; any key under them too. The rest need a
 /// restart: listen addresses, threads, the resolver and its caches, the control
 /// socket, the warning page's sockets, and whether reporting is on (with the
-/// appliance's name and its spool); see `app::REPORT_RELOADABLE` for the report
+/// appliance's name and its spool); see [`APPLIED_WHILE_REPORTING`] for the report
 /// keys a reload does apply.
 pub const APPLIED_ON_RELOAD: &[&str] = &[
     "server.acl",
@@ -42,6 +42,16 @@ pub const APPLIED_ON_RELOAD: &[&str] = &[
     "lists",
     "dnstap",
     "alerts",
+];
+
+/// The `[report]` keys a reload applies while reporting runs: where and how the
+/// batches are sent. Turning reporting on or off, or the appliance's name (carried
+/// in every event), takes a restart.
+pub const APPLIED_WHILE_REPORTING: [&str; 4] = [
+    "report.url",
+    "report.secret",
+    "report.secret_file",
+    "report.tls_ca",
 ];
 
 /// Whether a reload applies `key`.

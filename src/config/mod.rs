@@ -19,6 +19,7 @@ use crate::report::ReportConfig;
 pub mod diff;
 mod local;
 mod raw;
+pub mod reference;
 mod validate;
 
 pub use crate::blocklist::loader::{BlocklistConfig, ListConfig};

@@ -141,22 +141,26 @@ pub struct RawResolver {
     pub mode: String,
     /// Root server addresses (`IP` or `IP:PORT`); empty = built-in.
     pub root_hints: Vec<String>,
-    /// Forward-mode upstreams.
+    /// Forward-mode upstreams: `IP`, `IP:PORT`, `udp://IP:PORT`, `tcp://IP:PORT` or
+    /// `tls://IP:853#server.name` (DNS over TLS).
     pub upstreams: Vec<String>,
     /// Name server CIDRs exempt from the private-address deny list.
     pub allow_nameservers: Vec<String>,
-    /// DNSSEC validation.
+    /// DNSSEC validation in recursive mode: bogus answers become SERVFAIL (unless
+    /// the client sets CD), secure ones carry AD.
     pub dnssec: bool,
     /// Query-name minimisation (RFC 9156, relaxed) in recursive mode.
     pub qname_minimisation: bool,
     /// Per-exchange timeout in milliseconds (then the next server is tried).
     #[serde(deserialize_with = "dur::millis", serialize_with = "dur::millis_out")]
     pub timeout_ms: u64,
-    /// Answer cache entries.
+    /// Most entries of the answer cache, and of the recursor's own caches (zone
+    /// cuts, name server addresses); `[cache] max_bytes` bounds their bytes.
     pub cache_size: u64,
     /// Name servers reached on another port than 53 (labs and tests).
     pub nameserver_ports: Vec<RawPortMap>,
-    /// File of DNSKEY records to trust for the root; "" = the built-in IANA root keys.
+    /// A file of DNSKEY or DS records to trust for the root; "" = the built-in IANA
+    /// root key.
     pub trust_anchor: String,
     /// PEM file of extra CA certificates for tls:// upstreams; "" = the built-in web roots.
     pub tls_ca: String,
@@ -350,11 +354,13 @@ pub struct RawCategory {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawSinkhole {
-    /// A answer for blocked names.
+    /// The A answer for blocked names: an address of this appliance where the
+    /// warning page listens (`[warnpage] listen`, port 80 in production).
     pub ipv4: String,
-    /// AAAA answer; "" = NODATA.
+    /// The AAAA answer for blocked names; "none": NOERROR with no data (for a
+    /// warning page without IPv6).
     pub ipv6: String,
-    /// TTL of blocked answers, seconds.
+    /// TTL of blocked answers, in seconds.
     pub ttl: u32,
 }
 
@@ -511,19 +517,23 @@ impl Default for RawFeed {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawReport {
-    /// Platform URL; empty = off.
+    /// The district platform's events endpoint (`https://…/v1/events`, see
+    /// docs/platform-api.md); "" = reporting off.
     pub url: String,
-    /// HMAC key.
+    /// The key signing each batch (HMAC-SHA256, `X-Fanzha-Signature`); prefer
+    /// `secret_file`, which keeps it out of the config.
     pub secret: String,
     /// A file holding the HMAC key instead (under `$CREDENTIALS_DIRECTORY` first).
     pub secret_file: String,
     /// The local key for `client_ip = "hash"`; "" = `report-hash.key` in state_dir.
     pub hash_key_file: String,
-    /// Appliance id.
+    /// This appliance's id, sent as `X-Fanzha-Appliance` and in each event.
     pub appliance: String,
-    /// Spool directory.
+    /// Where events wait until the platform has them (relative: to the config
+    /// file's directory); alerts wait in its `alerts/`.
     pub spool_dir: String,
-    /// "keep", "truncate" (/24, /56) or "hash" (keyed).
+    /// What the platform learns of a client's address: "keep", "truncate" (/24,
+    /// /56) or "hash" (keyed with a local key the platform does not have).
     pub client_ip: String,
     /// Same client and rule within this many seconds → one event with a count; 0 = off.
     #[serde(deserialize_with = "dur::secs", serialize_with = "dur::secs_out")]
@@ -534,20 +544,20 @@ pub struct RawReport {
     pub batch_bytes: usize,
     /// Spool cap in bytes.
     pub spool_max_bytes: u64,
-    /// fsync every spool batch.
+    /// fsync every spool batch (off: a power cut may lose the last second of hits).
     pub fsync: bool,
-    /// Longest wait between retries, seconds.
+    /// Longest wait between retries to a failing platform.
     #[serde(deserialize_with = "dur::secs", serialize_with = "dur::secs_out")]
     pub max_backoff: u64,
     /// PEM CA file for an https:// platform with a private CA (`ca` before: the
     /// same name as `[resolver] tls_ca` now).
     #[serde(alias = "ca")]
     pub tls_ca: String,
-    /// Place of clients in no `[[places]]` subnet.
+    /// The district (区) of clients in no `[[places]]` subnet.
     pub default_district: String,
-    /// Place of clients in no `[[places]]` subnet.
+    /// The street (街道) of clients in no `[[places]]` subnet.
     pub default_street: String,
-    /// Place of clients in no `[[places]]` subnet.
+    /// The community (社区) of clients in no `[[places]]` subnet.
     pub default_community: String,
 }
 
@@ -579,14 +589,14 @@ impl Default for RawReport {
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawPlace {
-    /// Client subnet.
+    /// The clients' subnet; the most specific place holding an address is its place.
     pub cidr: String,
-    /// 区
+    /// Its district (区).
     pub district: String,
-    /// 街道
+    /// Its street (街道).
     #[serde(default)]
     pub street: String,
-    /// 社区
+    /// Its community (社区).
     #[serde(default)]
     pub community: String,
     /// The `[[policies]]` entry whose actions apply here.

@@ -451,3 +451,86 @@ fn place_alerts_are_checked_and_their_secrets_read() {
         assert!(e.contains(key), "{text}: {e}");
     }
 }
+
+/// docs/configuration.md is the reference made from the structs, so it cannot drift.
+#[test]
+fn docs_configuration_md_is_the_reference_the_structs_make() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md");
+    let doc = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        doc == super::reference::markdown(),
+        "docs/configuration.md is not what the config structs say: run \
+         `cargo run -q -- reference > docs/configuration.md` and commit it"
+    );
+}
+
+/// The reference, read from the source, names exactly the keys serde writes for the
+/// defaults, and says what each of them means.
+#[test]
+fn the_reference_names_every_key_serde_knows_and_explains_each() {
+    let sections = super::reference::sections();
+    let defaults = toml::Value::try_from(RawConfig::default()).unwrap();
+    for (name, value) in defaults.as_table().unwrap() {
+        let Some(table) = value.as_table().filter(|t| !t.is_empty()) else {
+            continue;
+        };
+        let header = format!("[{name}]");
+        let s = sections
+            .iter()
+            .find(|s| s.header == header)
+            .unwrap_or_else(|| panic!("no {header}"));
+        for key in table.keys() {
+            let documented = s.keys.iter().any(|k| &k.name == key);
+            let sub = sections
+                .iter()
+                .any(|s| s.header.contains(&format!("{name}.{key}]")));
+            assert!(documented || sub, "{header} {key} is not in the reference");
+        }
+    }
+    for s in &sections {
+        for k in &s.keys {
+            assert!(
+                !k.doc.is_empty(),
+                "{} {} has no doc comment",
+                s.header,
+                k.name
+            );
+            assert!(
+                !k.ty.is_empty() && !k.default.is_empty(),
+                "{} {}",
+                s.header,
+                k.name
+            );
+        }
+    }
+    let lists = sections.iter().find(|s| s.header == "[[lists]]").unwrap();
+    let m = lists
+        .keys
+        .iter()
+        .find(|k| k.name == "match")
+        .expect("renamed keys keep their file name");
+    assert_eq!(m.default, "unset");
+    assert_eq!(
+        lists
+            .keys
+            .iter()
+            .find(|k| k.name == "path")
+            .unwrap()
+            .default,
+        "required"
+    );
+    let server = sections.iter().find(|s| s.header == "[server]").unwrap();
+    let acl = server.keys.iter().find(|k| k.name == "acl").unwrap();
+    let listen = server.keys.iter().find(|k| k.name == "listen").unwrap();
+    assert!(
+        acl.reload && !listen.reload,
+        "SIGHUP applies acl, not listen"
+    );
+    assert_eq!(listen.default, r#"["127.0.0.1:5353"]"#);
+    assert!(sections.iter().any(|s| s.header == "[places.alert]"));
+    assert!(
+        sections
+            .iter()
+            .any(|s| s.header == "[[resolver.nameserver_ports]]")
+    );
+}
