@@ -10,7 +10,7 @@ use std::time::Instant;
 use criterion::{Criterion, criterion_group, criterion_main};
 use fanzha::blocklist::{Action, Blocklist, CompileSpec, compile};
 use fanzha::config::Config;
-use fanzha::dns::policy::{Decision, Policy, RateLimiter};
+use fanzha::dns::stages::policy::{Decision, Policy, RateLimiter};
 use fanzha::places::{Place, PlacePolicy, Places};
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};

@@ -10,8 +10,8 @@ use std::net::Ipv4Addr;
 use std::str::FromStr;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use fanzha::dns::iterate::scrub::{Kind, classify};
-use fanzha::dns::iterate::transport::decode;
+use fanzha::dns::resolve::iterate::scrub::{Kind, classify};
+use fanzha::dns::resolve::iterate::transport::decode;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::{A, NS};
 use hickory_proto::rr::{Name, RData, Record, RecordType};

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use fanzha::blocklist::{self, Blocklist, CompileReport, Loader};
 use fanzha::config::Config;
-use fanzha::dns::policy::Policy;
+use fanzha::dns::stages::policy::Policy;
 
 const AFTER_HELP: &str = "\
 FILES:

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use fanzha::blocklist::{self, Blocklist, CompileSpec};
 use fanzha::config::Config;
-use fanzha::dns::policy::{Decision, Policy, RateLimiter};
+use fanzha::dns::stages::policy::{Decision, Policy, RateLimiter};
 
 struct Counting;
 // Per thread: the tests of this file run in parallel and count only their own.
@@ -101,7 +101,7 @@ fn cached_answers_do_not_allocate() {
     let list = Blocklist::empty();
     let policy = Policy::from_config(&Config::embedded());
     let limiter = RateLimiter::new(0, 0);
-    let cache = fanzha::dns::cache::AnswerCache::new(10_000);
+    let cache = fanzha::dns::stages::cache::AnswerCache::new(10_000);
     let now = Instant::now();
     let client = "127.0.0.1".parse().unwrap();
     let mut buf = Vec::with_capacity(512);

@@ -10,9 +10,9 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
-use fanzha::dns::cache::AnswerCache;
-use fanzha::dns::iterate::Step;
-use fanzha::dns::iterate::cache::{
+use fanzha::dns::stages::cache::AnswerCache;
+use fanzha::dns::resolve::iterate::Step;
+use fanzha::dns::resolve::iterate::cache::{
     Delegation, Expiring, Key, NameKey, delegation_weight, step_weight,
 };
 use fanzha::dns::wire;

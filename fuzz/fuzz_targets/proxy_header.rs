@@ -3,7 +3,7 @@
 //! it names are of one family.
 #![no_main]
 
-use fanzha::dns::proxy::{self, FIXED, ProxyError};
+use fanzha::dns::listen::proxy::{self, FIXED, ProxyError};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use fanzha::blocklist::{Blocklist, CompileSpec, compile};
 use fanzha::config::Config;
-use fanzha::dns::policy::{Decision, Policy, RateLimiter};
+use fanzha::dns::stages::policy::{Decision, Policy, RateLimiter};
 use fanzha::dns::wire;
 use hickory_proto::op::Message;
 use libfuzzer_sys::fuzz_target;

@@ -9,12 +9,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fanzha::dns::iterate::cache::{
+use fanzha::dns::resolve::iterate::cache::{
     Delegation, Expiring, NameKey, aged, delegation_weight, step_weight, ttl_of,
 };
-use fanzha::dns::iterate::scrub::{self, Kind, MAX_GLUE_PER_NS, MAX_NS, MAX_RRSET};
-use fanzha::dns::iterate::transport::decode;
-use fanzha::dns::iterate::{Step, step_from_reply};
+use fanzha::dns::resolve::iterate::scrub::{self, Kind, MAX_GLUE_PER_NS, MAX_NS, MAX_RRSET};
+use fanzha::dns::resolve::iterate::transport::decode;
+use fanzha::dns::resolve::iterate::{Step, step_from_reply};
 use hickory_proto::rr::{Name, RecordType};
 use libfuzzer_sys::fuzz_target;
 

@@ -15,7 +15,7 @@ use super::{EXIT_BLOCKED, EXIT_OK, Reply, Request};
 use crate::blocklist::{self, Blocklist, Handle, Verdict};
 use crate::config::Config;
 use crate::dns::engine::Engine;
-use crate::dns::policy::Policy;
+use crate::dns::stages::policy::Policy;
 use crate::metrics::Metrics;
 use crate::wallclock::unix_now;
 

@@ -1,5 +1,5 @@
 //! The per-query engine: every stage of [the pipeline](super) from admission to the
-//! answer, shared by every listener. The listeners ([`super::udp`], [`super::tcp`])
+//! answer, shared by every listener. The listeners ([`super::listen::udp`], [`super::listen::tcp`])
 //! only move bytes; what a query gets is decided here.
 
 use std::net::{IpAddr, SocketAddr};
@@ -10,8 +10,8 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use super::cache::{AnswerCache, Lookup};
-use super::policy::{BlockInfo, Decision, Policy, RateLimiter};
+use super::stages::cache::{AnswerCache, Lookup};
+use super::stages::policy::{BlockInfo, Decision, Policy, RateLimiter};
 use super::resolve::{Backend, BackendError, Resolved};
 use super::wire::{self, Query, rcode};
 use crate::alert::{AlertHit, Alerter};
@@ -204,7 +204,7 @@ impl Engine {
     /// (`None`): the answer cache and the iterator's records and zone cuts. Returns
     /// the entries dropped from each (`fanzha ctl flush-cache`).
     pub fn flush_cache(&self, zone: Option<&Name>) -> (usize, usize) {
-        let wire = zone.map(super::cache::wire_lower);
+        let wire = zone.map(super::stages::cache::wire_lower);
         (self.cache.flush(wire.as_deref()), self.backend.flush(zone))
     }
 

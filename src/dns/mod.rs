@@ -24,17 +24,8 @@
 //! to the cache is answered from the receive loop with no allocation and no task;
 //! only a query that must be resolved leaves it.
 
-pub mod anchor;
-pub mod bind;
-pub mod cache;
-pub mod clock;
 pub mod engine;
-pub mod iterate;
-pub mod local;
-pub mod policy;
-pub mod proxy;
+pub mod listen;
 pub mod resolve;
-pub mod tcp;
-pub mod udp;
-pub mod udp_batch;
+pub mod stages;
 pub mod wire;

@@ -133,7 +133,7 @@ impl Zone {
                 "NS" => RData::NS(NS(abs(data))),
                 "CNAME" => RData::CNAME(CNAME(abs(data))),
                 "DNAME" => {
-                    fanzha::dns::iterate::scrub::dname_record(abs(owner), 300, &abs(data)).data
+                    fanzha::dns::resolve::iterate::scrub::dname_record(abs(owner), 300, &abs(data)).data
                 }
                 "TXT" => RData::TXT(TXT::new(vec![data.to_string()])),
                 other => panic!("lab zone: unknown type {other}"),
@@ -191,7 +191,7 @@ impl Zone {
         for k in 0..extra {
             let anc = qname.trim_to((self.origin.num_labels() + k) as usize);
             if let Some(d) = self.at(&anc).find(|r| r.record_type() == RecordType::DNAME) {
-                let t = fanzha::dns::iterate::scrub::dname_target(d).unwrap();
+                let t = fanzha::dns::resolve::iterate::scrub::dname_target(d).unwrap();
                 resp.add_answer(d.clone());
                 let prefix = Name::from_labels(
                     qname

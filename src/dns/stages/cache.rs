@@ -19,7 +19,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
 use super::clock::{ClockMap, Weigh, chunk};
-use super::wire::{self, Query};
+use crate::dns::wire::{self, Query};
 
 /// Longest time an answer is kept, whatever its TTL.
 pub const MAX_TTL: u32 = 86_400;

@@ -2,6 +2,9 @@
 //! validator on top when validating), or a forwarder to upstreams, behind one
 //! `resolve` that never takes longer than a deadline.
 
+pub mod anchor;
+pub mod iterate;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -18,9 +21,9 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::{ConnectionProvider, PoolContext, Resolver, TlsConfig};
 use ipnet::IpNet;
 
-use super::anchor::{self, Anchors};
-use super::iterate::handle::IterHandle;
-use super::iterate::{Recursor, Settings, Step, default_deny, soa_in};
+use self::anchor::Anchors;
+use self::iterate::handle::IterHandle;
+use self::iterate::{Recursor, Settings, Step, default_deny, soa_in};
 use crate::config::{Config, ResolverConfig, ResolverMode};
 use crate::metrics::Metrics;
 use futures_util::StreamExt;
@@ -313,7 +316,7 @@ impl Backend {
         // One budget (queries and time) for the whole client query, the
         // validator's own questions included: the iterator stops asking before the
         // deadline, so the timeout below is only a backstop.
-        let budget = super::iterate::Budget::until(std::time::Instant::now() + deadline);
+        let budget = iterate::Budget::until(std::time::Instant::now() + deadline);
         let inner = budget.scope(way.resolve_inner(name, qtype, checking_disabled));
         let r = match tokio::time::timeout(deadline + Duration::from_millis(50), inner).await {
             Ok(r) => r,

@@ -19,8 +19,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::engine::Engine;
-use super::wire;
+use crate::dns::engine::Engine;
+use crate::dns::wire;
 use crate::limits::{PerClient, Quiet};
 
 /// The limits of DNS over TCP (`[server] tcp_*`).

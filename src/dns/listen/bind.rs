@@ -25,7 +25,7 @@ fn udp_socket(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::U
     if addr.ip().is_unspecified() {
         // A wildcard listener learns each query's destination, to answer from it.
         use std::os::fd::AsRawFd;
-        super::udp_batch::want_destination(s.as_raw_fd(), addr.is_ipv6())?;
+        super::batch::want_destination(s.as_raw_fd(), addr.is_ipv6())?;
     }
     s.bind(&addr.into())?;
     Ok(s.into())

@@ -12,7 +12,7 @@ use ipnet::IpNet;
 
 use super::clock::{ClockMap, Weigh};
 use super::local::{self, LocalRecords, LocalZones};
-use super::wire::{self, Ede, ParseError, Query, ResponseWriter, rcode, rtype};
+use crate::dns::wire::{self, Ede, ParseError, Query, ResponseWriter, rcode, rtype};
 use crate::blocklist::parse::{RpzAction, rpz_action};
 use crate::blocklist::{Action, Blocklist, Hit, Verdict};
 use crate::config::Config;

@@ -11,7 +11,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::wire::{self, Query, ResponseWriter, rcode, rtype};
+use crate::dns::wire::{self, Query, ResponseWriter, rcode, rtype};
 use crate::config::DEFAULT_LOCAL_ZONES;
 
 /// TTL of the local records and negative answers (RFC 6303 §3: the SOA's MINIMUM).

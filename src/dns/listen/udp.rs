@@ -14,15 +14,15 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::engine::Engine;
-use super::policy::Decision;
-use super::udp_batch::{self, Local, RecvBatch, SendBatch};
-use super::wire;
+use crate::dns::engine::Engine;
+use crate::dns::stages::policy::Decision;
+use super::batch::{self, Local, RecvBatch, SendBatch};
+use crate::dns::wire;
 use crate::metrics::Outcome;
 
 /// Serve DNS over UDP on `sock` until `shutdown`.
 ///
-/// Datagrams are taken up to [`BATCH`](super::udp_batch::BATCH) per `recvmmsg`; the answers fanzha writes
+/// Datagrams are taken up to [`BATCH`](super::batch::BATCH) per `recvmmsg`; the answers fanzha writes
 /// itself (blocked, cached, refused) go back in one `sendmmsg` per batch, and
 /// queries to resolve get a task each.
 pub async fn run_udp(
@@ -242,7 +242,7 @@ async fn send_from(
 ) -> std::io::Result<usize> {
     let fd = sock.as_raw_fd();
     sock.async_io(Interest::WRITABLE, || {
-        udp_batch::send_one(fd, buf, peer, local)
+        batch::send_one(fd, buf, peer, local)
     })
     .await
 }
