@@ -70,6 +70,16 @@ impl Outcome {
     ];
 }
 
+/// The reasons a resolution fails, as `fanzha_resolution_failures_total` labels
+/// them (the resolver's `Failure::label`).
+pub const FAILURE_REASONS: &[&str] = &[
+    "no_root_answers",
+    "no_usable_answer",
+    "bogus",
+    "timeout",
+    "upstream",
+];
+
 /// Every metric of the appliance.
 pub struct Metrics {
     registry: Registry,
@@ -101,6 +111,8 @@ pub struct Metrics {
     pub alert: AlertMetrics,
     /// Exchanges with authoritative servers by result (recursive mode).
     pub upstream: IntCounterVec,
+    /// Resolutions that gave no usable answer, by reason ([`FAILURE_REASONS`]).
+    pub resolution_failures: IntCounterVec,
     /// Queries answered SERVFAIL at once: too many resolutions in flight.
     pub overload: IntCounter,
     /// Resolutions shed for another client's query at the cap (dropped unanswered).
@@ -483,6 +495,12 @@ impl Metrics {
                 "Queries to authoritative servers in recursive mode, by result",
                 "result",
                 UPSTREAM_RESULTS,
+            ),
+            resolution_failures: r.counters(
+                "resolution_failures_total",
+                "Resolutions that gave no usable answer (SERVFAIL, or a stale answer), by reason: no_root_answers (EDE 22), no_usable_answer, bogus (EDE 6), timeout, upstream",
+                "reason",
+                FAILURE_REASONS,
             ),
             overload: r.counter(
                 "overload_total",

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use fanzha::blocklist::{self, Blocklist, CompileSpec};
 use fanzha::config::Config;
-use fanzha::dns::stages::policy::{Decision, Policy, RateLimiter};
+use fanzha::dns::stages::admit::RateLimiter;
+use fanzha::dns::stages::policy::{Decision, Policy};
 
 struct Counting;
 // Per thread: the tests of this file run in parallel and count only their own.

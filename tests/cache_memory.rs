@@ -10,11 +10,11 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
-use fanzha::dns::stages::cache::AnswerCache;
 use fanzha::dns::resolve::iterate::Step;
 use fanzha::dns::resolve::iterate::cache::{
     Delegation, Expiring, Key, NameKey, delegation_weight, step_weight,
 };
+use fanzha::dns::stages::cache::AnswerCache;
 use fanzha::dns::wire;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::{A, SOA};

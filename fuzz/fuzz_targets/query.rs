@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use fanzha::blocklist::{Blocklist, CompileSpec, compile};
 use fanzha::config::Config;
-use fanzha::dns::stages::policy::{Decision, Policy, RateLimiter};
+use fanzha::dns::stages::admit::RateLimiter;
+use fanzha::dns::stages::policy::{Decision, Policy};
 use fanzha::dns::wire;
 use hickory_proto::op::Message;
 use libfuzzer_sys::fuzz_target;

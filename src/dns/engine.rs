@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use super::stages::cache::{AnswerCache, Lookup};
-use super::stages::policy::{BlockInfo, Decision, Policy, RateLimiter};
 use super::resolve::{Backend, BackendError, Resolved};
+use super::stages::admit::RateLimiter;
+use super::stages::answer;
+use super::stages::cache::{AnswerCache, Lookup};
+use super::stages::policy::{BlockInfo, Decision, Policy};
 use super::wire::{self, Query, rcode};
 use crate::alert::{AlertHit, Alerter};
 use crate::blocklist::parse::{RpzAction, rpz_action};
@@ -451,7 +452,7 @@ impl Engine {
                 1 => q.edns.is_some(),
                 _ => false,
             };
-        let req = if plain { None } else { request(packet) };
+        let req = if plain { None } else { answer::request(packet) };
         let name = match &req {
             Some(m) => Some(m.queries[0].name().clone()),
             None if plain => wire::records::question_name(packet, q.qname_end),
@@ -467,38 +468,26 @@ impl Engine {
             .resolve(
                 name.to_lowercase(),
                 RecordType::from(q.qtype),
-                q.flags & FLAG_CD != 0,
+                q.flags & answer::FLAG_CD != 0,
                 client.is_none(),
                 self.deadline,
             )
             .await;
+        if let Resolved::Failed(why) = &resolved {
+            self.metrics
+                .resolution_failures
+                .with_label_values(&[why.label()])
+                .inc();
+        }
         if !dnssec_ok {
-            strip_dnssec(&mut resolved, q.qtype);
+            answer::strip_dnssec(&mut resolved, q.qtype);
         }
         match self.block_by_cname(packet, q, client, &resolved, buf) {
             Cname::Blocked => return Outcome::BlockedCname,
             Cname::Spared => *cacheable = false,
             Cname::Clear => {}
         }
-        if plain_response(buf, packet, q, &resolved, dnssec_ok) {
-            return Outcome::Allowed;
-        }
-        let Some(req) = req.or_else(|| request(packet)) else {
-            wire::error_response(buf, packet, q.question_end, rcode::FORMERR, q.edns);
-            return Outcome::Malformed;
-        };
-        let (resp, outcome) = response(&req, resolved, dnssec_ok, q.edns.is_some());
-        match resp.to_vec() {
-            Ok(v) => {
-                *buf = v;
-                outcome
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot encode an answer; SERVFAIL");
-                wire::error_response(buf, packet, q.question_end, rcode::SERVFAIL, q.edns);
-                Outcome::Servfail
-            }
-        }
+        answer::resolved(buf, packet, q, req, &resolved, dnssec_ok)
     }
 
     /// The CNAME re-check: a chain through a blocked name is answered as blocked
@@ -515,7 +504,7 @@ impl Engine {
     ) -> Cname {
         let chain: &[Record] = match resolved {
             Resolved::Answer { answers, .. } | Resolved::Negative { answers, .. } => answers,
-            Resolved::Failed(_) | Resolved::Unreachable(_) => &[],
+            Resolved::Failed(_) => &[],
         };
         if chain.is_empty() {
             return Cname::Clear;
@@ -544,7 +533,8 @@ impl Engine {
                 seen = Cname::Spared;
                 continue;
             }
-            policy.write_block(buf, packet, q, &list, &info, wire::HEADER_LEN);
+            let soa_owner = wire::HEADER_LEN;
+            (policy.sinkhole).block(buf, packet, q, &list, &info.hit, info.action, soa_owner);
             if let Some(client) = client {
                 self.on_block(packet, q, client, &list, &info, Some(target));
             }
@@ -670,161 +660,4 @@ enum Cname {
     Blocked,
     /// Listed targets, all spared (shadow or off) for this client.
     Spared,
-}
-
-/// Drop the signatures and denial proofs a client without DO did not ask for
-/// (RFC 4035 §3.2.1), in place; records of the type it asked for stay.
-fn strip_dnssec(resolved: &mut Resolved, qtype: u16) {
-    let keep = |r: &Record| {
-        let t = r.record_type();
-        u16::from(t) == qtype
-            || !matches!(t, RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3)
-    };
-    match resolved {
-        Resolved::Answer {
-            answers,
-            authorities,
-            ..
-        } => {
-            answers.retain(keep);
-            authorities.retain(keep);
-        }
-        Resolved::Negative {
-            answers, proofs, ..
-        } => {
-            answers.retain(keep);
-            proofs.clear();
-        }
-        Resolved::Failed(_) | Resolved::Unreachable(_) => {}
-    }
-}
-
-/// `packet` decoded by hickory, when it holds one question.
-fn request(packet: &[u8]) -> Option<Message> {
-    Message::from_vec(packet)
-        .ok()
-        .filter(|m| m.queries.len() == 1)
-}
-
-/// Whether an answer carries AD: it validated, and the client asked for DNSSEC
-/// records (DO) or for the AD bit itself (RFC 6840 §5.7).
-fn ad_bit(authentic: bool, dnssec_ok: bool, ad_asked: bool) -> bool {
-    authentic && (dnssec_ok || ad_asked)
-}
-
-/// The AD and CD bits of a header's flags.
-const FLAG_AD: u16 = 0x0020;
-const FLAG_CD: u16 = 0x0010;
-
-/// The answer [`response`] would give, written straight to wire form when it holds
-/// only the common record types (see [`wire::records`]); false otherwise.
-fn plain_response(
-    buf: &mut Vec<u8>,
-    packet: &[u8],
-    q: &Query,
-    resolved: &Resolved,
-    dnssec_ok: bool,
-) -> bool {
-    let question = wire::records::Question {
-        packet,
-        question_end: q.question_end,
-        labels: &q.labels,
-    };
-    let (rcode, ad, answers, authorities) = match resolved {
-        Resolved::Answer {
-            answers,
-            authorities,
-            authentic,
-        } => (
-            rcode::NOERROR,
-            ad_bit(*authentic, dnssec_ok, q.flags & FLAG_AD != 0),
-            answers.as_slice(),
-            authorities.as_slice(),
-        ),
-        // Proofs go to DO clients only, and through the general writer below.
-        Resolved::Negative { proofs, .. } if dnssec_ok && !proofs.is_empty() => return false,
-        Resolved::Negative {
-            nxdomain,
-            soa,
-            answers,
-            authentic,
-            ..
-        } => (
-            if *nxdomain {
-                rcode::NXDOMAIN
-            } else {
-                rcode::NOERROR
-            },
-            ad_bit(*authentic, dnssec_ok, q.flags & FLAG_AD != 0),
-            answers.as_slice(),
-            soa.as_deref().map(std::slice::from_ref).unwrap_or_default(),
-        ),
-        Resolved::Failed(_) | Resolved::Unreachable(_) => return false,
-    };
-    wire::records::response(buf, &question, rcode, ad, answers, authorities, q.edns)
-}
-
-/// The answer message for a resolution: flags echoed from `req`, records by
-/// section, EDNS when the query had it, DNSSEC records only for DO.
-fn response(req: &Message, resolved: Resolved, dnssec_ok: bool, edns: bool) -> (Message, Outcome) {
-    let mut resp = Message::new(req.metadata.id, MessageType::Response, OpCode::Query);
-    resp.metadata.recursion_desired = req.metadata.recursion_desired;
-    resp.metadata.recursion_available = true;
-    resp.metadata.checking_disabled = req.metadata.checking_disabled;
-    resp.add_query(req.queries[0].clone());
-    let unreachable = matches!(resolved, Resolved::Unreachable(_));
-    let outcome = match resolved {
-        Resolved::Answer {
-            answers,
-            authorities,
-            authentic,
-        } => {
-            resp.metadata.authentic_data =
-                ad_bit(authentic, dnssec_ok, req.metadata.authentic_data);
-            resp.insert_answers(answers);
-            resp.insert_authorities(authorities);
-            Outcome::Allowed
-        }
-        Resolved::Negative {
-            nxdomain,
-            soa,
-            answers,
-            proofs,
-            authentic,
-        } => {
-            resp.metadata.authentic_data =
-                ad_bit(authentic, dnssec_ok, req.metadata.authentic_data);
-            resp.metadata.response_code = if nxdomain {
-                ResponseCode::NXDomain
-            } else {
-                ResponseCode::NoError
-            };
-            resp.insert_answers(answers);
-            if let Some(s) = soa {
-                resp.add_authority(*s);
-            }
-            // Stripped below for a client without DO.
-            resp.add_authorities(proofs);
-            Outcome::Allowed
-        }
-        Resolved::Failed(why) | Resolved::Unreachable(why) => {
-            tracing::debug!(%why, "resolution failed");
-            resp.metadata.response_code = ResponseCode::ServFail;
-            Outcome::Servfail
-        }
-    };
-    if edns {
-        let mut ed = Edns::new();
-        ed.set_max_payload(wire::EDNS_PAYLOAD);
-        ed.set_dnssec_ok(dnssec_ok);
-        if unreachable {
-            // RFC 8914 §4.23: No Reachable Authority.
-            let mut ede = vec![0, 22];
-            ede.extend_from_slice(b"no root server answers");
-            ed.options_mut()
-                .insert(hickory_proto::rr::rdata::opt::EdnsOption::Unknown(15, ede));
-        }
-        resp.set_edns(ed);
-    }
-    (resp.maybe_strip_dnssec_records(dnssec_ok), outcome)
 }

@@ -24,9 +24,15 @@ fn secure_answers_carry_ad_and_bogus_ones_fail() {
     );
     assert!(m.answers.iter().any(|r| matches!(r.data, RData::A(a) if IpAddr::V4(a.0) == IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))));
     assert!(m.metadata.authentic_data, "secure answer without AD: {m:?}");
-    // the DS for bogus.test. does not match its key: SERVFAIL
+    // the DS for bogus.test. does not match its key: SERVFAIL, with EDE 6 (DNSSEC
+    // Bogus, RFC 8914) saying why
     let m = ask("www.bogus.test.", false);
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "{m:?}");
+    let ede = m.edns.as_ref().map(|e| format!("{:?}", e.options()));
+    assert!(
+        ede.unwrap_or_default().contains("Unknown(15, [0, 6,"),
+        "{m:?}"
+    );
     // with CD=1 the client takes the data unvalidated
     let m = ask("www.bogus.test.", true);
     assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");

@@ -397,6 +397,9 @@ fn with_no_root_server_answering_names_fail_with_ede_22_and_one_loud_log() {
         log.contains("mode = \"forward\""),
         "it says what to do: {log}"
     );
+    // Counted by reason (the third name came from the failure cache: not resolved).
+    let failed = f.metric("fanzha_resolution_failures_total{reason=\"no_root_answers\"}");
+    assert!(failed >= 2.0, "{failed}");
     // fanzha's own data still answers.
     assert_eq!(ips(&udp(f.dns, "blocked.invalid.", RecordType::A)).len(), 1);
     // The root comes back: once its probe goes through, names resolve again.

@@ -14,9 +14,9 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::batch::{self, Local, RecvBatch, SendBatch};
 use crate::dns::engine::Engine;
 use crate::dns::stages::policy::Decision;
-use super::batch::{self, Local, RecvBatch, SendBatch};
 use crate::dns::wire;
 use crate::metrics::Outcome;
 
@@ -241,8 +241,6 @@ async fn send_from(
     local: Option<Local>,
 ) -> std::io::Result<usize> {
     let fd = sock.as_raw_fd();
-    sock.async_io(Interest::WRITABLE, || {
-        batch::send_one(fd, buf, peer, local)
-    })
-    .await
+    sock.async_io(Interest::WRITABLE, || batch::send_one(fd, buf, peer, local))
+        .await
 }

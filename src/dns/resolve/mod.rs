@@ -89,11 +89,54 @@ pub enum Resolved {
         /// DNSSEC-validated: the denial is proven.
         authentic: bool,
     },
-    /// No usable answer: SERVFAIL.
-    Failed(String),
-    /// No usable answer, and no root server has ever answered: SERVFAIL with EDE 22
-    /// (No Reachable Authority).
-    Unreachable(String),
+    /// No usable answer: SERVFAIL, with the Extended DNS Error of its cause.
+    Failed(Failure),
+}
+
+/// Why a resolution gave no usable answer. Each cause has its Extended DNS Error
+/// (RFC 8914), when one fits, and its label in
+/// `fanzha_resolution_failures_total{reason}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// No root server has ever answered: the appliance cannot reach the Internet's
+    /// name servers at all (a firewall, no route).
+    #[error("no root server answers ({0})")]
+    NoRootAnswers(String),
+    /// The name's servers gave nothing usable: dead, lame, refusing, looping.
+    #[error("{0}")]
+    NoUsableAnswer(String),
+    /// DNSSEC validation found the answer bogus.
+    #[error("DNSSEC validation failed (bogus)")]
+    Bogus,
+    /// No answer within the query's deadline, in milliseconds.
+    #[error("no answer within {0} ms")]
+    Timeout(u128),
+    /// The upstream (forward mode) failed or answered an error.
+    #[error("upstream: {0}")]
+    Upstream(String),
+}
+
+impl Failure {
+    /// Its Extended DNS Error: info code and text.
+    pub fn ede(&self) -> Option<(u16, &'static str)> {
+        match self {
+            Failure::NoRootAnswers(_) => Some((22, "no root server answers")),
+            Failure::Bogus => Some((6, "DNSSEC bogus")),
+            Failure::NoUsableAnswer(_) | Failure::Timeout(_) | Failure::Upstream(_) => None,
+        }
+    }
+
+    /// Its label in `fanzha_resolution_failures_total{reason}`.
+    pub fn label(&self) -> &'static str {
+        use crate::metrics::FAILURE_REASONS;
+        match self {
+            Failure::NoRootAnswers(_) => FAILURE_REASONS[0],
+            Failure::NoUsableAnswer(_) => FAILURE_REASONS[1],
+            Failure::Bogus => FAILURE_REASONS[2],
+            Failure::Timeout(_) => FAILURE_REASONS[3],
+            Failure::Upstream(_) => FAILURE_REASONS[4],
+        }
+    }
 }
 
 /// A connection provider that sends queries for some name server addresses to
@@ -320,14 +363,14 @@ impl Backend {
         let inner = budget.scope(way.resolve_inner(name, qtype, checking_disabled));
         let r = match tokio::time::timeout(deadline + Duration::from_millis(50), inner).await {
             Ok(r) => r,
-            Err(_) => Resolved::Failed(format!("no answer within {} ms", deadline.as_millis())),
+            Err(_) => Resolved::Failed(Failure::Timeout(deadline.as_millis())),
         };
         match (r, &*way) {
             (Resolved::Failed(why), Way::Iterative(it) | Way::Validating { iter: it, .. })
                 if it.roots_silent() =>
             {
                 it.warn_roots_silent();
-                Resolved::Unreachable(why)
+                Resolved::Failed(Failure::NoRootAnswers(why.to_string()))
             }
             (r, _) => r,
         }
@@ -350,14 +393,16 @@ impl Way {
             Way::Validating { iter, ds, handle } => {
                 let handle = match handle.get_or_try_init(|| validator_from_ds(iter, ds)).await {
                     Ok(h) => h,
-                    Err(why) => return Resolved::Failed(why),
+                    Err(why) => return Resolved::Failed(Failure::NoUsableAnswer(why)),
                 };
                 let mut answers =
                     handle.lookup(Query::query(name, qtype), DnsRequestOptions::default());
                 match answers.next().await {
                     Some(Ok(resp)) => validated(resp.into_message()),
-                    Some(Err(e)) => Resolved::Failed(e.to_string()),
-                    None => Resolved::Failed("no answer from the validator".into()),
+                    Some(Err(e)) => Resolved::Failed(Failure::NoUsableAnswer(e.to_string())),
+                    None => Resolved::Failed(Failure::NoUsableAnswer(
+                        "no answer from the validator".into(),
+                    )),
                 }
             }
             Way::Forward(r) => match r.lookup(name, qtype).await {
@@ -376,7 +421,7 @@ impl Way {
                         authentic: false,
                     }
                 }
-                Err(e) => Resolved::Failed(e.to_string()),
+                Err(e) => Resolved::Failed(Failure::Upstream(e.to_string())),
             },
         }
     }
@@ -507,8 +552,10 @@ fn from_step(step: Step) -> Resolved {
             answers,
             authentic: false,
         },
-        Step::Alias(..) => Resolved::Failed("an alias left unresolved".into()),
-        Step::Fail(why) => Resolved::Failed(why),
+        Step::Alias(..) => {
+            Resolved::Failed(Failure::NoUsableAnswer("an alias left unresolved".into()))
+        }
+        Step::Fail(why) => Resolved::Failed(Failure::NoUsableAnswer(why)),
     }
 }
 
@@ -517,7 +564,7 @@ fn from_step(step: Step) -> Resolved {
 /// answer and authority sections, its proofs included).
 fn validated(m: hickory_proto::op::Message) -> Resolved {
     if m.all_sections().any(|r| r.proof == Proof::Bogus) {
-        return Resolved::Failed("DNSSEC validation failed (bogus)".into());
+        return Resolved::Failed(Failure::Bogus);
     }
     let denial_secure = !m.authorities.is_empty()
         && m.answers
@@ -551,7 +598,7 @@ fn validated(m: hickory_proto::op::Message) -> Resolved {
             answers: m.answers,
             authentic: denial_secure,
         },
-        other => Resolved::Failed(format!("upstream answered {other}")),
+        other => Resolved::Failed(Failure::Upstream(format!("answered {other}"))),
     }
 }
 

@@ -11,8 +11,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::dns::wire::{self, Query, ResponseWriter, rcode, rtype};
 use crate::config::DEFAULT_LOCAL_ZONES;
+use crate::dns::wire::{self, Query, ResponseWriter, rcode, rtype};
 
 /// TTL of the local records and negative answers (RFC 6303 §3: the SOA's MINIMUM).
 const TTL: u32 = 10_800;

@@ -2,6 +2,8 @@
 //! answer, local data, the answer cache. Pure decisions over a packet's bytes,
 //! tested without sockets; [`crate::dns::engine`] runs them in order.
 
+pub mod admit;
+pub mod answer;
 pub mod cache;
 pub mod clock;
 pub mod local;

@@ -133,7 +133,8 @@ impl Zone {
                 "NS" => RData::NS(NS(abs(data))),
                 "CNAME" => RData::CNAME(CNAME(abs(data))),
                 "DNAME" => {
-                    fanzha::dns::resolve::iterate::scrub::dname_record(abs(owner), 300, &abs(data)).data
+                    fanzha::dns::resolve::iterate::scrub::dname_record(abs(owner), 300, &abs(data))
+                        .data
                 }
                 "TXT" => RData::TXT(TXT::new(vec![data.to_string()])),
                 other => panic!("lab zone: unknown type {other}"),

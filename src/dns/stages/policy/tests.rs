@@ -1,7 +1,9 @@
+use super::super::admit::RateLimiter;
 use super::*;
 use crate::blocklist::{CompileSpec, compile};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as HQuery, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 fn list() -> (tempfile::TempDir, Blocklist) {
     let dir = tempfile::tempdir().unwrap();
@@ -87,7 +89,7 @@ fn blocked_answers_per_type() {
     assert!(m.edns.is_none(), "no EDNS asked, none given");
 
     let mut p6 = p.clone();
-    p6.sinkhole_v6 = None;
+    p6.sinkhole.v6 = None;
     for t in [
         RecordType::AAAA,
         RecordType::HTTPS,
@@ -288,7 +290,7 @@ fn rate_limits_count_prefixes_exempt_networks_and_stay_bounded() {
 }
 
 fn fanzha_limit() -> usize {
-    super::RATE_LIMIT_CLIENTS
+    super::super::admit::RATE_LIMIT_CLIENTS
 }
 
 #[test]
