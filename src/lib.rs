@@ -7,8 +7,10 @@
 //!
 //! - [`app`]: `fanzha serve`: build every part from the config, run, reload on SIGHUP, drain.
 //! - [`ctl`]: `fanzha ctl`, the control socket of the running daemon, and its commands.
-//! - [`dns`]: a query's whole life: listeners, admission, block verdict, cache,
-//!   resolver, answer; its module doc shows the stages in order.
+//! - [`dns`]: a query's whole life, in four layers: `listen/` (sockets), the engine
+//!   and its `stages/` (admission, block verdict, local data, cache, answers),
+//!   `resolve/` (the iterator, forwarding, DNSSEC) and `wire/` (the DNS format); its
+//!   module doc shows the stages in order.
 //! - [`dnstap`]: the query log as dnstap frames to a collector (never waits).
 //! - [`feed`]: the signed list feed: `fanzha publish`, and the appliance's follower.
 //! - [`config`]: the TOML file (`raw`) and its validation into typed sections.
@@ -23,6 +25,8 @@
 //! - [`sd_notify`]: tell systemd when fanzha is ready and when it stops (not the
 //!   `notify` crate, which watches the list directories).
 //! - [`limits`]: per-address connection caps and quiet refusal logs, for the listeners.
+//! - [`clockmap`]: a sharded map bounded in entries and bytes (CLOCK eviction), for
+//!   the caches and the rate limiter.
 //! - [`http`]: the HTTP client of the feed, the sources and the alerts (ureq).
 //! - [`text`]: small text helpers shared by the list parser and the warning page.
 //! - [`random`]: random bytes from the kernel, for jitter and nonces.
@@ -38,6 +42,7 @@
 pub mod alert;
 pub mod app;
 pub mod blocklist;
+pub mod clockmap;
 pub mod config;
 pub mod ctl;
 pub mod dns;

@@ -1,6 +1,7 @@
 //! The per-query engine: every stage of [the pipeline](super) from admission to the
-//! answer, shared by every listener. The listeners ([`super::listen::udp`], [`super::listen::tcp`])
-//! only move bytes; what a query gets is decided here.
+//! answer, shared by every listener. A listener hands a query in once
+//! ([`Engine::receive`], or [`Engine::handle`] for a stream) and sends what comes
+//! back; what a query gets, and how it is counted and logged, is decided here.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -226,27 +227,27 @@ impl Engine {
 
     /// Stages admit → block verdict → cache, with no I/O: any answer fanzha gives
     /// itself is written into `buf`, and only [`Decision::Resolve`] needs more.
-    pub(super) fn decide(
+    fn decide(
         &self,
         packet: &[u8],
         client: IpAddr,
         tcp: bool,
+        list: &Arc<Blocklist>,
         buf: &mut Vec<u8>,
     ) -> Decision {
-        let list = self.lists.load();
         let now = Instant::now();
         let mut shadow = None;
         let mut d = self.policy.load().decide_noting(
             packet,
             client,
-            &list,
+            list,
             &self.limiter.load(),
             now,
             buf,
             &mut shadow,
         );
         if let (Some(info), Decision::Resolve(q)) = (&shadow, &d) {
-            self.on_block(packet, q, client, &list, info, None);
+            self.on_block(packet, q, client, list, info, None);
         }
         // Without recursion desired, only fanzha's own data answers (blocked names
         // and local records, above); the cache only for `allow_snoop` clients, as
@@ -295,7 +296,7 @@ impl Engine {
                 Some(RpzAction::TcpOnly) if tcp => d = Decision::Resolve(q.clone()),
                 Some(RpzAction::Drop) => {
                     self.metrics.query(Outcome::Blocked);
-                    self.on_block(packet, q, client, &list, info, None);
+                    self.on_block(packet, q, client, list, info, None);
                     buf.clear();
                     return Decision::Drop(Outcome::Blocked);
                 }
@@ -306,7 +307,7 @@ impl Engine {
             Decision::Answer(o) | Decision::Drop(o) => self.metrics.query(*o),
             Decision::Block(q, info) => {
                 self.metrics.query(Outcome::Blocked);
-                self.on_block(packet, q, client, &list, info, None);
+                self.on_block(packet, q, client, list, info, None);
             }
             Decision::Resolve(_) => {}
         }
@@ -543,40 +544,94 @@ impl Engine {
         seen
     }
 
-    /// Handle one packet from any transport, all stages; `None` means send nothing.
-    /// `server` is the address it came to (for the query log).
-    pub async fn handle(
+    /// The stages that need no I/O, for one query from any listener: what to send
+    /// is written into `buf` ([`Reply::Send`]), or the query is to be resolved
+    /// ([`Reply::Resolve`]: hand it to [`Engine::resolve`] in a task of its own).
+    /// Counted, timed and logged to dnstap here, whatever the transport.
+    pub fn receive(&self, packet: &[u8], at: &Incoming, buf: &mut Vec<u8>) -> Reply {
+        let list = self.lists.load_full();
+        let reply = match self.decide(packet, at.client.ip(), at.tcp, &list, buf) {
+            Decision::Answer(_) => {
+                self.tap(at, packet, Some(buf), &list, Blocked::No);
+                Reply::Send
+            }
+            Decision::Block(q, info) => {
+                self.tap(at, packet, Some(buf), &list, Blocked::Rule(&q, &info));
+                Reply::Send
+            }
+            Decision::Drop(_) => {
+                self.tap(at, packet, None, &list, Blocked::No);
+                Reply::Nothing
+            }
+            Decision::Resolve(q) => match self.resolution_slot(at.client.ip()) {
+                Some(slot) => return Reply::Resolve(Box::new(Pending { q, slot })),
+                None => {
+                    // At the cap, and this client is the heaviest: memory and
+                    // sockets must not grow without bound. SERVFAIL at once.
+                    wire::error_response(buf, packet, q.question_end, rcode::SERVFAIL, q.edns);
+                    self.metrics.query(Outcome::Servfail);
+                    self.metrics.overload.inc();
+                    self.tap(at, packet, Some(buf), &list, Blocked::No);
+                    Reply::Send
+                }
+            },
+        };
+        if matches!(reply, Reply::Send) {
+            self.metrics
+                .query_duration
+                .observe(at.start.elapsed().as_secs_f64());
+        }
+        reply
+    }
+
+    /// Resolve a query [`Engine::receive`] handed back, and give the answer to send.
+    /// `None`: nothing to send, because it was shed for another client's query at
+    /// the cap (as Unbound drops a jostled query; the client asks again). Over a
+    /// stream, where asking again is slow, a shed query gets SERVFAIL instead.
+    pub async fn resolve(
         &self,
         packet: &[u8],
-        client: SocketAddr,
-        server: Option<SocketAddr>,
-        tcp: bool,
+        at: &Incoming,
+        pending: Box<Pending>,
     ) -> Option<Vec<u8>> {
-        let start = Instant::now();
-        let received = SystemTime::now();
-        let mut buf = Vec::new();
-        let (out, blocked) = match self.decide(packet, client.ip(), tcp, &mut buf) {
-            Decision::Answer(_) => (Some(buf), false),
-            Decision::Block(..) => (Some(buf), true),
-            Decision::Drop(_) => (None, false),
-            Decision::Resolve(q) => {
-                let (buf, o) = self.answer(packet, &q, client.ip(), tcp).await;
-                (Some(buf), o == Outcome::BlockedCname)
+        let Pending { q, slot } = *pending;
+        let answered = tokio::select! {
+            a = self.answer(packet, &q, at.client.ip(), at.tcp) => Some(a),
+            _ = slot.jostled() => None,
+        };
+        drop(slot);
+        let (resp, blocked) = match answered {
+            Some((resp, outcome)) => (resp, outcome == Outcome::BlockedCname),
+            None if at.tcp => {
+                self.metrics.jostled.inc();
+                self.metrics.query(Outcome::Servfail);
+                let mut buf = Vec::new();
+                wire::error_response(&mut buf, packet, q.question_end, rcode::SERVFAIL, q.edns);
+                (buf, false)
+            }
+            None => {
+                self.metrics.jostled.inc();
+                return None;
             }
         };
+        let list = self.lists.load_full();
+        let how = if blocked { Blocked::Cname } else { Blocked::No };
+        self.tap(at, packet, Some(&resp), &list, how);
         self.metrics
             .query_duration
-            .observe(start.elapsed().as_secs_f64());
-        self.tap(
-            client,
-            server,
-            tcp,
-            packet,
-            received,
-            out.as_deref(),
-            blocked,
-        );
-        out
+            .observe(at.start.elapsed().as_secs_f64());
+        Some(resp)
+    }
+
+    /// One query from a stream transport (TCP; DoT and DoH later), all stages: the
+    /// answer to send, or `None`.
+    pub async fn handle(&self, packet: &[u8], at: &Incoming) -> Option<Vec<u8>> {
+        let mut buf = Vec::new();
+        match self.receive(packet, at, &mut buf) {
+            Reply::Send => Some(buf),
+            Reply::Nothing => None,
+            Reply::Resolve(pending) => self.resolve(packet, at, pending).await,
+        }
     }
 
     /// Whether queries are logged with dnstap (listeners skip [`Engine::tap`]'s
@@ -599,57 +654,88 @@ impl Engine {
         }
     }
 
-    /// Log a query a listener answered (`response`) or dropped (`None`) to dnstap,
-    /// when it is on. `blocked` says fanzha blocked it: it is always logged, with the
-    /// rule that matched.
-    #[allow(clippy::too_many_arguments)]
-    pub fn tap(
+    /// Log a query answered (`response`) or dropped (`None`) to dnstap, when it is
+    /// on. A blocked query is logged with its rule, category and action, from the
+    /// decision that blocked it (`list` is the list it was decided with).
+    fn tap(
         &self,
-        client: SocketAddr,
-        server: Option<SocketAddr>,
-        tcp: bool,
+        at: &Incoming,
         query: &[u8],
-        received: SystemTime,
         response: Option<&[u8]>,
-        blocked: bool,
+        list: &Blocklist,
+        blocked: Blocked<'_>,
     ) {
         let tap = self.tap.load();
         let Some(tap) = tap.as_deref() else { return };
-        let mut seen = dnstap::Seen {
-            client,
-            server,
-            tcp,
+        let mut rule = [0u8; 256];
+        let block = match blocked {
+            Blocked::No => None,
+            // Blocked by a CNAME target: the rule is the target's.
+            Blocked::Cname => Some(dnstap::Block {
+                rule: "",
+                category: "cname",
+                action: None,
+            }),
+            Blocked::Rule(q, info) => Some(dnstap::Block {
+                rule: q
+                    .suffix_lower(query, info.hit.depth as usize, &mut rule)
+                    .unwrap_or(""),
+                category: list.category(&info.hit),
+                action: Some(info.action),
+            }),
+        };
+        tap.log(&dnstap::Seen {
+            client: at.client,
+            server: at.server,
+            tcp: at.tcp,
             query,
-            received,
+            received: at.received,
             response,
             answered: SystemTime::now(),
-            block: None,
-        };
-        if !blocked {
-            return tap.log(&seen);
-        }
-        // Found again for the log (a blocked query costs this only with dnstap on).
-        let list = self.lists.load();
-        let name = wire::parse_query(query)
-            .map(|q| q.name_lower(query))
-            .unwrap_or_default();
-        let policy = self.policy.load();
-        let (rule, category, action) = match list.lookup(&name) {
-            Verdict::Block(hit) => (
-                hit.rule(&name),
-                list.category(&hit),
-                Some(policy.action_for(&list, &hit, Some(client.ip()))),
-            ),
-            // Blocked by a CNAME target: the rule is the target's.
-            _ => ("", "cname", None),
-        };
-        seen.block = Some(dnstap::Block {
-            rule,
-            category,
-            action,
+            block,
         });
-        tap.log(&seen);
     }
+}
+
+/// A query as a listener received it: from whom, to which address, over what, and
+/// when.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming {
+    /// The client: the sender, or the one its PROXY header names.
+    pub client: SocketAddr,
+    /// fanzha's address as the client sees it (for the query log).
+    pub server: Option<SocketAddr>,
+    /// Over a stream (TCP): never truncated, and a shed query gets SERVFAIL.
+    pub tcp: bool,
+    /// When it came by the wall clock, for the query log ([`Engine::tap_clock`]).
+    pub received: SystemTime,
+    /// When it came, for the latency metric.
+    pub start: Instant,
+}
+
+/// What [`Engine::receive`] made of a query.
+pub enum Reply {
+    /// Send the answer written into the buffer.
+    Send,
+    /// Send nothing.
+    Nothing,
+    /// Resolve it with [`Engine::resolve`], in a task of its own.
+    Resolve(Box<Pending>),
+}
+
+/// A query to resolve, holding its place among the resolutions in flight.
+pub struct Pending {
+    q: Query,
+    slot: ResolutionSlot,
+}
+
+/// Whether, and how, a query logged to dnstap was blocked.
+enum Blocked<'a> {
+    No,
+    /// By its name: the rule that matched.
+    Rule(&'a Query, &'a BlockInfo),
+    /// By a CNAME target in its answer.
+    Cname,
 }
 
 /// What the CNAME re-check found in an answer's chain.

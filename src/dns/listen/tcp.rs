@@ -12,14 +12,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::dns::engine::Engine;
+use crate::dns::engine::{Engine, Incoming};
 use crate::dns::wire;
 use crate::limits::{PerClient, Quiet};
 
@@ -135,7 +135,14 @@ async fn tcp_conn(
         ) {
             return;
         }
-        let Some(resp) = engine.handle(&frame, peer, server, true).await else {
+        let at = Incoming {
+            client: peer,
+            server,
+            tcp: true,
+            received: engine.tap_clock(),
+            start: Instant::now(),
+        };
+        let Some(resp) = engine.handle(&frame, &at).await else {
             continue;
         };
         let Some(out) = framed(&frame, &resp) else {

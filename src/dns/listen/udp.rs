@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -15,9 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::batch::{self, Local, RecvBatch, SendBatch};
-use crate::dns::engine::Engine;
-use crate::dns::stages::policy::Decision;
-use crate::dns::wire;
+use crate::dns::engine::{Engine, Incoming, Pending, Reply};
 use crate::metrics::Outcome;
 
 /// Serve DNS over UDP on `sock` until `shutdown`.
@@ -66,55 +64,24 @@ pub async fn run_udp(
                 engine.metrics().query(Outcome::Malformed);
                 continue;
             };
-            let server = server.or_else(|| server_addr(rx.local(i), bound));
-            let buf = tx.next_buf();
-            let d = engine.decide(packet, client.ip(), false, buf);
-            if engine.tapping() && !matches!(d, Decision::Resolve(_)) {
-                let answered = matches!(d, Decision::Answer(_) | Decision::Block(..));
-                let blocked = matches!(d, Decision::Block(..));
-                engine.tap(
-                    client,
-                    server,
-                    false,
-                    packet,
-                    received,
-                    answered.then_some(&buf[..]),
-                    blocked,
-                );
-            }
-            match d {
-                Decision::Answer(_) | Decision::Block(..) => tx.push(i),
-                Decision::Drop(_) => {}
-                Decision::Resolve(q) => {
-                    let Some(slot) = engine.resolution_slot(client.ip()) else {
-                        // At the cap, and this client is the heaviest: memory and
-                        // sockets must not grow without bound.
-                        let buf = tx.next_buf();
-                        overloaded(&engine, buf, packet, &q);
-                        let answer = Some(&buf[..]);
-                        engine.tap(client, server, false, packet, received, answer, false);
-                        tx.push(i);
-                        continue;
-                    };
-                    let from = Origin {
-                        peer,
-                        client,
-                        local: rx.local(i),
-                        server,
-                        received,
-                        start,
-                    };
+            let at = Incoming {
+                client,
+                server: server.or_else(|| server_addr(rx.local(i), bound)),
+                tcp: false,
+                received,
+                start,
+            };
+            match engine.receive(packet, &at, tx.next_buf()) {
+                Reply::Send => tx.push(i),
+                Reply::Nothing => {}
+                Reply::Resolve(pending) => {
+                    let to = (peer, rx.local(i));
                     let (engine, sock) = (engine.clone(), sock.clone());
-                    tasks.spawn(resolve(engine, sock, slot, packet.to_vec(), q, from));
+                    tasks.spawn(resolve(engine, sock, packet.to_vec(), at, pending, to));
                 }
             }
         }
-        let answered = tx.pending().count();
         send_all(&sock, fd, &mut tx, &rx).await;
-        let took = start.elapsed().as_secs_f64();
-        for _ in 0..answered {
-            engine.metrics().query_duration.observe(took);
-        }
     }
 }
 
@@ -143,28 +110,6 @@ async fn send_all(sock: &UdpSocket, fd: std::os::fd::RawFd, tx: &mut SendBatch, 
     }
 }
 
-/// SERVFAIL at once, counted: too many resolutions in flight (for this client, or
-/// in all).
-fn overloaded(engine: &Engine, buf: &mut Vec<u8>, packet: &[u8], q: &wire::Query) {
-    wire::error_response(buf, packet, q.question_end, wire::rcode::SERVFAIL, q.edns);
-    engine.metrics().query(Outcome::Servfail);
-    engine.metrics().overload.inc();
-}
-
-/// Where a query came from and to, and when.
-struct Origin {
-    /// The datagram's sender: where the answer goes.
-    peer: SocketAddr,
-    /// The client: the sender, or the one its PROXY header names.
-    client: SocketAddr,
-    /// The datagram's destination (the answer's source address).
-    local: Option<Local>,
-    /// fanzha's address as the client sees it (for the query log).
-    server: Option<SocketAddr>,
-    received: SystemTime,
-    start: Instant,
-}
-
 /// The client behind a datagram, the server address it asked, and its DNS message:
 /// the sender itself, or, from a `[server] proxy_from` sender, what its PROXY v2
 /// header names. `None`: a trusted sender's datagram without a usable header.
@@ -184,41 +129,19 @@ fn unwrap_proxy<'p>(
     Some((client, server, &packet[h.len..]))
 }
 
-/// Resolve one query in its own task and send the answer (holding `slot` until done).
+/// Resolve one query in its own task and send the answer to `to` (the sender, from
+/// the address it asked).
 async fn resolve(
     engine: Arc<Engine>,
     sock: Arc<UdpSocket>,
-    slot: crate::limits::ResolutionSlot,
     packet: Vec<u8>,
-    q: wire::Query,
-    from: Origin,
+    at: Incoming,
+    pending: Box<Pending>,
+    to: (SocketAddr, Option<Local>),
 ) {
-    // Shed for another client's query at the cap: dropped unanswered, as Unbound
-    // drops a jostled query (the client asks again).
-    let answered = tokio::select! {
-        a = engine.answer(&packet, &q, from.client.ip(), false) => Some(a),
-        _ = slot.jostled() => None,
-    };
-    drop(slot);
-    let Some((resp, outcome)) = answered else {
-        engine.metrics().jostled.inc();
-        return;
-    };
-    let _ = send_from(&sock, &resp, from.peer, from.local).await;
-    let blocked = outcome == Outcome::BlockedCname;
-    engine.tap(
-        from.client,
-        from.server,
-        false,
-        &packet,
-        from.received,
-        Some(&resp),
-        blocked,
-    );
-    engine
-        .metrics()
-        .query_duration
-        .observe(from.start.elapsed().as_secs_f64());
+    if let Some(resp) = engine.resolve(&packet, &at, pending).await {
+        let _ = send_from(&sock, &resp, to.0, to.1).await;
+    }
 }
 
 /// The address a datagram came to: its destination from the control message (a

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
-use super::clock::{ClockMap, Weigh};
+use crate::clockmap::{ClockMap, Weigh};
 use crate::dns::wire::{self, ParseError, Query, rcode};
 use crate::metrics::Outcome;
 

@@ -18,7 +18,7 @@ use hickory_proto::rr::Name;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
-use super::clock::{ClockMap, Weigh, chunk};
+use crate::clockmap::{ClockMap, Weigh, chunk};
 use crate::dns::wire::{self, Query};
 
 /// Longest time an answer is kept, whatever its TTL.

@@ -5,6 +5,5 @@
 pub mod admit;
 pub mod answer;
 pub mod cache;
-pub mod clock;
 pub mod local;
 pub mod policy;

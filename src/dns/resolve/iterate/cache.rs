@@ -13,7 +13,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use smallvec::SmallVec;
 
 use super::Step;
-use crate::dns::stages::clock::{ClockMap, Weigh, chunk};
+use crate::clockmap::{ClockMap, Weigh, chunk};
 
 /// Longest any answer is kept (Unbound's cache-max-ttl).
 const MAX_TTL: u32 = 86_400;

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::cache::NameKey;
-use crate::dns::stages::clock::{ClockMap, Weigh};
+use crate::clockmap::{ClockMap, Weigh};
 use hickory_proto::rr::Name;
 
 /// The RTT assumed for a server never heard from (Unbound's UNKNOWN_SERVER_NICENESS).
