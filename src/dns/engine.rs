@@ -634,12 +634,6 @@ impl Engine {
         }
     }
 
-    /// Whether queries are logged with dnstap (listeners skip [`Engine::tap`]'s
-    /// arguments when not).
-    pub fn tapping(&self) -> bool {
-        self.tap.load().is_some()
-    }
-
     /// Log queries to `tap` from now on (`None`: stop logging).
     pub fn set_tap(&self, tap: Option<Tap>) {
         self.tap.store(tap.map(Arc::new));
