@@ -1,15 +1,12 @@
 //! Delivery to the platform: a signed, gzipped POST of a JSON array, over HTTP or
-//! HTTPS, with a small hand-written HTTP/1.1 client (one request per connection; the
-//! status code is all fanzha needs back).
+//! HTTPS, through the HTTP client every other part uses ([`crate::http`]: every
+//! address of the host tried in turn, a proxy from HTTPS_PROXY / HTTP_PROXY, a
+//! private CA). The status code is all fanzha needs back.
 
 use std::io::Write;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{KeyInit, Mac};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// What one POST came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,10 +27,9 @@ pub enum Outcome {
 /// The platform endpoint.
 #[derive(Clone)]
 pub struct Platform {
-    host: String,
-    port: u16,
-    path: String,
-    tls: Option<tokio_rustls::TlsConnector>,
+    url: String,
+    agent: ureq::Agent,
+    ca: Option<std::path::PathBuf>,
     secret: Vec<u8>,
     appliance: String,
     timeout: Duration,
@@ -65,9 +61,12 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap_or_default()
 }
 
+/// The longest a POST may take, by default.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Platform {
-    /// An endpoint for `url` (`http://` or `https://`), trusting the built-in web roots
-    /// and the PEM CAs in `ca`.
+    /// An endpoint for `url` (`http://` or `https://`), trusting the web PKI roots, or
+    /// only the PEM CAs in `ca` when given (a platform with a private CA).
     pub fn new(
         url: &str,
         secret: &str,
@@ -78,158 +77,69 @@ impl Platform {
             url: url.to_string(),
             why: why.to_string(),
         };
-        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
-            (true, r)
-        } else if let Some(r) = url.strip_prefix("http://") {
-            (false, r)
-        } else {
+        let uri: ureq::http::Uri = url.parse().map_err(|_| err("not a URL"))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) {
             return Err(err("use an http:// or https:// URL"));
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let (host, port) = if let Some(h) = authority.strip_prefix('[') {
-            let (h, p) = h.split_once(']').ok_or_else(|| err("bad IPv6 address"))?;
-            (
-                h.to_string(),
-                p.strip_prefix(':')
-                    .map(|p| p.parse().map_err(|_| err("bad port")))
-                    .transpose()?,
-            )
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), Some(p.parse().map_err(|_| err("bad port"))?)),
-                None => (authority.to_string(), None),
-            }
-        };
-        if host.is_empty() {
+        }
+        if uri.host().is_none_or(str::is_empty) {
             return Err(err("no host"));
         }
-        let port = port.unwrap_or(if tls { 443 } else { 80 });
-        let tls = if tls {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            if let Some(ca) = ca {
-                use rustls_pki_types::CertificateDer;
-                use rustls_pki_types::pem::PemObject;
-                for c in CertificateDer::pem_file_iter(ca)
-                    .map_err(|e| err(&format!("report.tls_ca {}: {e}", ca.display())))?
-                {
-                    let c = c.map_err(|e| err(&format!("report.tls_ca {}: {e}", ca.display())))?;
-                    roots
-                        .add(c)
-                        .map_err(|e| err(&format!("report.tls_ca {}: {e}", ca.display())))?;
-                }
-            }
-            let provider = Arc::new(hickory_resolver::net::tls::default_provider());
-            let cfg = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| err(&e.to_string()))?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            Some(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
-        } else {
-            None
-        };
+        let agent = crate::http::agent(ca, None, TIMEOUT)
+            .map_err(|e| err(&format!("report.tls_ca {e}")))?;
         Ok(Platform {
-            host,
-            port,
-            path: path.to_string(),
-            tls,
+            url: url.to_string(),
+            agent,
+            ca: ca.map(Into::into),
             secret: secret.as_bytes().to_vec(),
             appliance: appliance.to_string(),
-            timeout: Duration::from_secs(10),
+            timeout: TIMEOUT,
         })
     }
 
     /// Set the per-request timeout.
     pub fn with_timeout(mut self, t: Duration) -> Platform {
+        if let Ok(agent) = crate::http::agent(self.ca.as_deref(), None, t) {
+            self.agent = agent;
+        }
         self.timeout = t;
         self
     }
 
-    /// POST a JSON array (already serialised) of events.
+    /// POST a JSON array (already serialised) of events. The blocking client runs on
+    /// the runtime's blocking pool: a slow platform holds a thread, never a worker.
     pub async fn post(&self, json_array: &[u8], idempotency_key: &str) -> Outcome {
         let body = gzip(json_array);
-        match tokio::time::timeout(self.timeout, self.exchange(&body, idempotency_key)).await {
-            Ok(Ok(status)) => match status {
-                200..=299 => Outcome::Accepted,
-                413 => Outcome::TooLarge,
-                408 | 429 => Outcome::Retry(format!("HTTP {status}")),
-                401 | 403 => Outcome::Unauthorized(status),
-                400..=499 => Outcome::Rejected(status),
-                _ => Outcome::Retry(format!("HTTP {status}")),
-            },
-            Ok(Err(e)) => Outcome::Retry(e),
-            Err(_) => Outcome::Retry(format!("no answer within {} s", self.timeout.as_secs())),
-        }
-    }
-
-    async fn exchange(&self, body: &[u8], key: &str) -> Result<u16, String> {
-        let addr = format!("{}:{}", self.host, self.port);
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&addr)
-            .await
-            .map_err(|e| format!("resolving {addr}: {e}"))?
-            .collect();
-        let first = addrs
-            .first()
-            .ok_or_else(|| format!("{addr} has no address"))?;
-        let tcp = TcpStream::connect(first)
-            .await
-            .map_err(|e| format!("connecting to {addr}: {e}"))?;
-        let _ = tcp.set_nodelay(true);
-        let head = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nX-Fanzha-Signature: {}\r\nX-Fanzha-Appliance: {}\r\nIdempotency-Key: {}\r\nUser-Agent: fanzha/{}\r\nConnection: close\r\n\r\n",
-            self.path,
-            self.host,
-            body.len(),
-            signature(&self.secret, body),
-            self.appliance,
-            key,
-            env!("CARGO_PKG_VERSION")
-        );
-        match &self.tls {
-            None => roundtrip(tcp, head.as_bytes(), body).await,
-            Some(c) => {
-                let name = rustls_pki_types::ServerName::try_from(self.host.clone())
-                    .map_err(|e| e.to_string())?;
-                let s = c
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| format!("TLS with {addr}: {e}"))?;
-                roundtrip(s, head.as_bytes(), body).await
+        let headers = [
+            ("Content-Type", "application/json".to_string()),
+            ("Content-Encoding", "gzip".to_string()),
+            ("X-Fanzha-Signature", signature(&self.secret, &body)),
+            ("X-Fanzha-Appliance", self.appliance.clone()),
+            ("Idempotency-Key", idempotency_key.to_string()),
+            (
+                "User-Agent",
+                format!("fanzha/{}", env!("CARGO_PKG_VERSION")),
+            ),
+        ];
+        let (agent, url) = (self.agent.clone(), self.url.clone());
+        let sent = tokio::task::spawn_blocking(move || {
+            crate::http::post(&agent, &url, &headers, &body, 0)
+        });
+        let status = match tokio::time::timeout(self.timeout + Duration::from_secs(1), sent).await {
+            Ok(Ok(Ok((status, _)))) => status,
+            Ok(Ok(Err(e))) => return Outcome::Retry(e),
+            Ok(Err(e)) => return Outcome::Retry(e.to_string()),
+            Err(_) => {
+                return Outcome::Retry(format!("no answer within {} s", self.timeout.as_secs()));
             }
+        };
+        match status {
+            200..=299 => Outcome::Accepted,
+            413 => Outcome::TooLarge,
+            408 | 429 => Outcome::Retry(format!("HTTP {status}")),
+            401 | 403 => Outcome::Unauthorized(status),
+            400..=499 => Outcome::Rejected(status),
+            _ => Outcome::Retry(format!("HTTP {status}")),
         }
-    }
-}
-
-async fn roundtrip<S: AsyncRead + AsyncWrite + Unpin>(
-    mut s: S,
-    head: &[u8],
-    body: &[u8],
-) -> Result<u16, String> {
-    s.write_all(head).await.map_err(|e| e.to_string())?;
-    s.write_all(body).await.map_err(|e| e.to_string())?;
-    s.flush().await.map_err(|e| e.to_string())?;
-    let mut buf = [0u8; 64];
-    let mut n = 0;
-    while n < 12 {
-        let r = s.read(&mut buf[n..]).await.map_err(|e| e.to_string())?;
-        if r == 0 {
-            break;
-        }
-        n += r;
-    }
-    let line =
-        std::str::from_utf8(&buf[..n]).map_err(|_| "the platform answered garbage".to_string())?;
-    let mut parts = line.split_whitespace();
-    match (
-        parts.next(),
-        parts.next().and_then(|c| c.parse::<u16>().ok()),
-    ) {
-        (Some(v), Some(code)) if v.starts_with("HTTP/1.") && (100..600).contains(&code) => Ok(code),
-        _ => Err("the platform answered garbage".into()),
     }
 }
 
@@ -239,15 +149,12 @@ mod tests {
 
     #[test]
     fn urls() {
-        let p = Platform::new("https://platform.example:8443/api/hits", "k", "a", None).unwrap();
-        assert_eq!(
-            (p.host.as_str(), p.port, p.path.as_str(), p.tls.is_some()),
-            ("platform.example", 8443, "/api/hits", true)
-        );
-        let p = Platform::new("http://127.0.0.1", "k", "a", None).unwrap();
-        assert_eq!((p.port, p.path.as_str()), (80, "/"));
+        assert!(Platform::new("https://platform.example:8443/api/hits", "k", "a", None).is_ok());
+        assert!(Platform::new("http://127.0.0.1", "k", "a", None).is_ok());
+        assert!(Platform::new("http://[::1]:8080/v1/events", "k", "a", None).is_ok());
         assert!(Platform::new("ftp://x", "k", "a", None).is_err());
         assert!(Platform::new("http://:80/", "k", "a", None).is_err());
+        assert!(Platform::new("platform.example", "k", "a", None).is_err());
     }
 
     #[test]

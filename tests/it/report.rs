@@ -534,3 +534,22 @@ fn more_events_than_the_disk_holds_still_reach_the_platform() {
     let got = platform.wait_names(2_000, Duration::from_secs(90));
     assert_eq!(got, 2_000, "{got} of 2000 events arrived\n{}", f.log_text());
 }
+
+/// Hits reach a platform behind the proxy the environment names (HTTP_PROXY), as
+/// the feed and the sources do: the platform's own name does not even resolve here,
+/// and only the proxy (played by the test platform) is reachable.
+#[test]
+fn hits_go_through_the_proxy_of_the_environment() {
+    let platform = TestPlatform::start("127.0.0.1:0");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path(), 20, platform.addr, "").replace(
+        &format!("http://{}/hits", platform.addr),
+        "http://platform.invalid/hits",
+    );
+    let proxy = format!("HTTP_PROXY=http://{}", platform.addr);
+    let f = Fanzha::start_under(dir.path(), &cfg, &["env", &proxy]);
+    query_names(&f, 0..20);
+    let got = platform.wait_names(20, Duration::from_secs(30));
+    assert_eq!(got, 20, "{} of 20 names arrived\n{}", got, f.log_text());
+    assert_eq!(platform.bad_signatures.load(Ordering::Relaxed), 0);
+}

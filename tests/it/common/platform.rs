@@ -134,10 +134,20 @@ fn handle(
         if r.read_line(&mut line).unwrap_or(0) == 0 {
             return;
         }
-        if line == "\r\n" {
-            break;
+        if line != "\r\n" {
+            headers.push(line.trim_end().to_string());
+            continue;
         }
-        headers.push(line.trim_end().to_string());
+        // Playing an HTTP proxy too: a CONNECT opens a tunnel, here to itself, and
+        // the request comes through it.
+        if headers.first().is_some_and(|h| h.starts_with("CONNECT ")) {
+            let _ = r
+                .get_mut()
+                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+            headers.clear();
+            continue;
+        }
+        break;
     }
     let get = |k: &str| {
         headers.iter().find_map(|h| {
