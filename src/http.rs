@@ -7,6 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
 /// An agent trusting `tls_ca` (PEM) when given, else the web PKI roots.
 pub fn agent(
     tls_ca: Option<&Path>,
@@ -15,16 +18,10 @@ pub fn agent(
 ) -> Result<ureq::Agent, String> {
     let mut tls = ureq::tls::TlsConfig::builder();
     if let Some(ca) = tls_ca {
-        let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
-        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-            .filter_map(|i| match i {
-                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c.to_owned()),
-                _ => None,
-            })
+        let certs = ca_certs(ca)?
+            .iter()
+            .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
             .collect();
-        if certs.is_empty() {
-            return Err(format!("{}: no certificate in it", ca.display()));
-        }
         tls = tls.root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs)));
     }
     let mut b = ureq::Agent::config_builder()
@@ -37,6 +34,20 @@ pub fn agent(
         b = b.proxy(Some(proxy));
     }
     Ok(ureq::Agent::new_with_config(b.build()))
+}
+
+/// The certificates of a PEM file (a private CA): the one reader of trust files
+/// for every TLS client of the appliance, those through ureq here and the DNS over
+/// TLS upstreams.
+pub fn ca_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
 }
 
 /// What a conditional GET gave.
