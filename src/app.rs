@@ -53,6 +53,8 @@ struct App {
     watcher: Option<Watcher>,
     engine: Arc<Engine>,
     warn_state: Arc<WarnState>,
+    /// The categories' names for the alerts, from the warning page's texts.
+    category_names: Arc<ArcSwap<crate::categories::Names>>,
     /// The DNS listeners; one ending while fanzha is not stopping is fatal.
     listeners: JoinSet<()>,
     /// Queries being resolved.
@@ -129,7 +131,7 @@ impl App {
         let (reporter, report_tasks, report_platform) =
             start_reporter(&cfg, &metrics, places.clone(), shutdown.clone())?;
         let alert_cfg = Arc::new(ArcSwap::from_pointee(cfg.alerts.clone()));
-        let (templates, alerter, alert_tasks) =
+        let (templates, category_names, alerter, alert_tasks) =
             start_alerts(&cfg, &alert_cfg, &metrics, &places, &shutdown)?;
         let tap_stop = CancellationToken::new();
         let (tap, tap_task) = start_dnstap(&cfg, &metrics, &tap_stop);
@@ -173,6 +175,7 @@ impl App {
             watcher,
             engine,
             warn_state,
+            category_names,
             listeners,
             tasks,
             shutdown,
@@ -347,7 +350,10 @@ impl App {
         }
         self.engine.reload(&new);
         match Templates::load(new.warnpage.templates.as_deref()) {
-            Ok(t) => self.warn_state.templates.store(Arc::new(t)),
+            Ok(t) => {
+                self.category_names.store(Arc::new(t.names()));
+                self.warn_state.templates.store(Arc::new(t));
+            }
             Err(e) => tracing::error!(error = %e, "warning-page templates not reloaded"),
         }
         self.loader.set_config(feed::poll::blocklist_config(
@@ -604,9 +610,7 @@ fn start_dnstap(
         return (None, None);
     };
     let key = match d.client_ip {
-        crate::report::event::ClientIp::Hash => {
-            crate::report::hash_key_or_ephemeral(&d.hash_key_file)
-        }
+        crate::privacy::ClientIp::Hash => crate::privacy::hash_key_or_ephemeral(&d.hash_key_file),
         _ => Arc::from(&[][..]),
     };
     let c = &metrics.dnstap_frames;
@@ -769,6 +773,15 @@ fn start_reporter(
     Ok((Some(rep), Some(tasks), Some(platform)))
 }
 
+/// The warning page's texts, the categories' names from them, the alerts' hand-over
+/// and their tasks.
+type Alerting = (
+    Arc<ArcSwap<Templates>>,
+    Arc<ArcSwap<crate::categories::Names>>,
+    crate::alert::Alerter,
+    crate::alert::Tasks,
+);
+
 /// The reporter, its tasks and its platform (all `None` with reporting off).
 type Reporting = (
     Option<Reporter>,
@@ -786,11 +799,7 @@ fn start_alerts(
     metrics: &Metrics,
     places: &Arc<ArcSwap<Places>>,
     shutdown: &CancellationToken,
-) -> Result<(
-    Arc<ArcSwap<Templates>>,
-    crate::alert::Alerter,
-    crate::alert::Tasks,
-)> {
+) -> Result<Alerting> {
     let templates = Arc::new(ArcSwap::from_pointee(
         Templates::load(cfg.warnpage.templates.as_deref())
             .context("loading the warning-page templates (warnpage.templates)")?,
@@ -801,14 +810,15 @@ fn start_alerts(
             "alerting places' workers ([[places]] alert)"
         );
     }
+    let names = Arc::new(ArcSwap::from_pointee(templates.load().names()));
     let (alerter, tasks) = crate::alert::start(
         alert_cfg.clone(),
         places.clone(),
-        templates.clone(),
+        names.clone(),
         metrics.alert.clone(),
         shutdown.clone(),
     );
-    Ok((templates, alerter, tasks))
+    Ok((templates, names, alerter, tasks))
 }
 
 /// Bind and start the warning page on its HTTP and HTTPS addresses.

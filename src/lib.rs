@@ -17,7 +17,10 @@
 //! - [`alert`]: digests of hits to each place's own workers, through the group-chat
 //!   robots they use (DingTalk, WeCom) or a signed webhook.
 //! - [`warnpage`]: the warning page residents see, and its HTTP server.
-//! - [`report`]: hit and appeal events, the on-disk spool, delivery to the platform.
+//! - [`report`]: hit and appeal events and their delivery to the platform.
+//! - [`outbox`]: what waits to leave the appliance: the hand-over from the DNS path
+//!   that never waits, the on-disk spool, the signature (reports and alerts alike).
+//! - [`privacy`]: what leaves of a client's address (kept, truncated, keyed hash).
 //! - [`metrics`]: every Prometheus metric, and the ops endpoint.
 //! - [`places`]: client subnet → district / street / community, each place's own
 //!   actions per category (`[[policies]]`) and alert target.
@@ -28,6 +31,8 @@
 //! - [`clockmap`]: a sharded map bounded in entries and bytes (CLOCK eviction), for
 //!   the caches and the rate limiter.
 //! - [`http`]: the HTTP client of the feed, the sources and the alerts (ureq).
+//! - [`categories`]: the fraud categories' names for people (from the warning page's
+//!   texts), for the alerts.
 //! - [`text`]: small text helpers shared by the list parser and the warning page.
 //! - [`random`]: random bytes from the kernel, for jitter and nonces.
 //! - [`wallclock`]: the wall clock as Unix seconds.
@@ -42,6 +47,7 @@
 pub mod alert;
 pub mod app;
 pub mod blocklist;
+pub mod categories;
 pub mod clockmap;
 pub mod config;
 pub mod ctl;
@@ -51,7 +57,9 @@ pub mod feed;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod outbox;
 pub mod places;
+pub mod privacy;
 pub mod random;
 pub mod report;
 pub mod sd_notify;

@@ -2,7 +2,7 @@
 //! holds it never panic; every record read back is one whose checksum matched.
 #![no_main]
 
-use fanzha::report::spool::{Spool, encode, read_segment};
+use fanzha::outbox::spool::{Spool, encode, read_segment};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

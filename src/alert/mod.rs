@@ -29,13 +29,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::blocklist::Blocklist;
+use crate::categories::Names;
 use crate::metrics::AlertMetrics;
+use crate::outbox::spool::{self, Spool};
+use crate::outbox::{Handoff, new_id};
 use crate::places::Places;
-use crate::report::event::{ClientIp, keyed_hash, new_id};
-use crate::report::pipeline::Handoff;
-use crate::report::spool::{self, Spool};
+use crate::privacy::{ClientIp, keyed_hash};
 use crate::wallclock::unix_now;
-use crate::warnpage::Templates;
 use digest::{Book, Digest};
 use robot::Delivery;
 
@@ -119,11 +119,11 @@ const POST_TIME: Duration = Duration::from_secs(10);
 pub type Tasks = (JoinHandle<()>, JoinHandle<()>);
 
 /// Start the collector and the sender. `places` is the engine's (swapped on
-/// SIGHUP); `templates` gives the categories' Chinese names.
+/// SIGHUP); `names` gives the categories' Chinese names (swapped on SIGHUP too).
 pub fn start(
     cfg: Arc<ArcSwap<AlertConfig>>,
     places: Arc<ArcSwap<Places>>,
-    templates: Arc<ArcSwap<Templates>>,
+    names: Arc<ArcSwap<Names>>,
     metrics: AlertMetrics,
     shutdown: CancellationToken,
 ) -> (Alerter, Tasks) {
@@ -135,7 +135,7 @@ pub fn start(
     let in_use = places.load().has_alerts() || now.dir.exists();
     let outbox = Arc::new(Mutex::new(if in_use { open_outbox(&now) } else { None }));
     let notify = Arc::new(Notify::new());
-    let key = crate::report::hash_key_or_ephemeral(&now.hash_key_file);
+    let key = crate::privacy::hash_key_or_ephemeral(&now.hash_key_file);
     let collector = tokio::spawn(collect(Collector {
         rx,
         cfg: cfg.clone(),
@@ -151,7 +151,7 @@ pub fn start(
     let sender = tokio::spawn(send(Sender {
         cfg,
         places,
-        templates,
+        names,
         outbox,
         notify,
         metrics,
@@ -364,7 +364,7 @@ struct Sender {
     /// Swapped by a reload (the pacing keys; the directory and key stay).
     cfg: Arc<ArcSwap<AlertConfig>>,
     places: Arc<ArcSwap<Places>>,
-    templates: Arc<ArcSwap<Templates>>,
+    names: Arc<ArcSwap<Names>>,
     outbox: Arc<Mutex<Option<Spool>>>,
     notify: Arc<Notify>,
     metrics: AlertMetrics,
@@ -396,8 +396,8 @@ impl Sender {
             tracing::warn!(place = %d.place, "an alert digest waits for a place that no longer has an alert in [[places]]; it is dropped");
             return false;
         };
-        let templates = self.templates.load();
-        let name_zh = |c: &str| templates.text(c).name_zh.clone();
+        let names = self.names.load();
+        let name_zh = |c: &str| names.zh(c).to_string();
         let msg = robot::message(d, &name_zh, cfg.utc_offset);
         let now_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)

@@ -219,7 +219,7 @@ pub fn request(
             let mut headers = json;
             headers.push((
                 "X-Fanzha-Signature",
-                crate::report::sender::signature(target.secret.as_bytes(), &body),
+                crate::outbox::signature(target.secret.as_bytes(), &body),
             ));
             headers.push(("X-Fanzha-Appliance", appliance.to_string()));
             headers.push(("Idempotency-Key", d.id.clone()));
@@ -380,7 +380,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             sig.1,
-            crate::report::sender::signature(b"webhook-secret-0123", &r.body)
+            crate::outbox::signature(b"webhook-secret-0123", &r.body)
         );
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(

@@ -216,7 +216,7 @@ pub struct DnstapConfig {
     /// Log CLIENT_RESPONSE messages.
     pub client_response: bool,
     /// The client address as logged.
-    pub client_ip: crate::report::event::ClientIp,
+    pub client_ip: crate::privacy::ClientIp,
     /// The local key for `client_ip = "hash"` (the report's).
     pub hash_key_file: PathBuf,
     /// Share of allowed queries logged.

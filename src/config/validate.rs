@@ -19,8 +19,8 @@ use crate::alert::{AlertConfig, Devices};
 use crate::blocklist::compile::Exceptions;
 use crate::blocklist::{Action, MatchMode};
 use crate::places::{AlertKind, AlertTarget, Place, PlacePolicy, Places};
+use crate::privacy::ClientIp;
 use crate::report::ReportConfig;
-use crate::report::event::ClientIp;
 
 /// Where relative paths of the file are taken from.
 struct Base<'a>(&'a Path);

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::blocklist::Action;
 use crate::config::DnstapConfig;
-use crate::report::event::ClientIp;
+use crate::privacy::ClientIp;
 
 pub mod fstrm;
 pub mod proto;
@@ -221,7 +221,7 @@ pub fn client_address(mode: ClientIp, ip: IpAddr, key: &[u8]) -> (proto::SocketF
             bytes[keep..].fill(0);
         }
         ClientIp::Hash => {
-            let h = crate::report::event::keyed_hash(ip, key);
+            let h = crate::privacy::keyed_hash(ip, key);
             let n = bytes.len();
             bytes.copy_from_slice(&h[..n]);
         }

@@ -4,10 +4,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 
 use crate::blocklist::Blocklist;
+
 use crate::places::Place;
 
 /// A hit as handed over by the DNS path: cheap to build (the snapshot is shared).
@@ -54,58 +54,6 @@ pub struct Appeal {
 /// A query type's name for events and logs ("A", "AAAA", "TYPE65534").
 pub fn qtype_name(t: u16) -> String {
     hickory_proto::rr::RecordType::from(t).to_string()
-}
-
-/// What the platform gets for a client address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum ClientIp {
-    /// The address as is.
-    #[default]
-    Keep,
-    /// IPv4 cut to /24, IPv6 to /56.
-    Truncate,
-    /// A keyed hash (HMAC-SHA256 with this appliance's own key, never the platform's
-    /// secret): stable per client, not reversible by the platform.
-    Hash,
-}
-
-impl ClientIp {
-    /// Parse the config spelling.
-    pub fn parse(s: &str) -> Option<ClientIp> {
-        match s {
-            "keep" | "full" => Some(ClientIp::Keep),
-            "truncate" => Some(ClientIp::Truncate),
-            "hash" => Some(ClientIp::Hash),
-            _ => None,
-        }
-    }
-
-    /// The client field for `ip`.
-    pub fn apply(self, ip: IpAddr, secret: &[u8]) -> String {
-        match self {
-            ClientIp::Keep => ip.to_string(),
-            ClientIp::Truncate => match ip {
-                IpAddr::V4(a) => {
-                    let o = a.octets();
-                    format!("{}.{}.{}.0/24", o[0], o[1], o[2])
-                }
-                IpAddr::V6(a) => {
-                    let v = u128::from(a) & !((1u128 << 72) - 1);
-                    format!("{}/56", std::net::Ipv6Addr::from(v))
-                }
-            },
-            ClientIp::Hash => format!("hmac:{}", hex::encode(&keyed_hash(ip, secret)[..16])),
-        }
-    }
-}
-
-/// HMAC-SHA256 of the address's text under `key`: what `client_ip = "hash"` shows
-/// of a client, in the reports and in dnstap.
-pub fn keyed_hash(ip: IpAddr, key: &[u8]) -> [u8; 32] {
-    let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).expect("any key length");
-    m.update(ip.to_string().as_bytes());
-    m.finalize().into_bytes().into()
 }
 
 /// Client part of an event.
@@ -206,28 +154,10 @@ pub fn rfc3339_millis(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-/// A new ULID at `t`.
-pub fn new_id(t: SystemTime) -> String {
-    ulid::Ulid::from_datetime(t).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn privacy_switches() {
-        let v4: IpAddr = "10.1.2.3".parse().unwrap();
-        let v6: IpAddr = "fd00:1:2:3456:789a::1".parse().unwrap();
-        assert_eq!(ClientIp::Keep.apply(v4, b"k"), "10.1.2.3");
-        assert_eq!(ClientIp::Truncate.apply(v4, b"k"), "10.1.2.0/24");
-        assert_eq!(ClientIp::Truncate.apply(v6, b"k"), "fd00:1:2:3400::/56");
-        let h1 = ClientIp::Hash.apply(v4, b"secret-1");
-        assert!(h1.starts_with("hmac:") && h1.len() == 5 + 32);
-        assert_eq!(h1, ClientIp::Hash.apply(v4, b"secret-1"), "stable");
-        assert_ne!(h1, ClientIp::Hash.apply(v4, b"secret-2"), "keyed");
-        assert!(!h1.contains("10.1.2"));
-    }
+    use crate::outbox::new_id;
 
     #[test]
     fn serialises_as_the_design_says() {

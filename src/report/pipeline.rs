@@ -18,20 +18,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use prometheus::IntCounter;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::ReportConfig;
-use super::backlog::Backlog;
 use super::event::{
-    AppealInfo, ClientInfo, Event, Input, MatchInfo, PlaceOut, QueryInfo, new_id, qtype_name,
+    AppealInfo, ClientInfo, Event, Input, MatchInfo, PlaceOut, QueryInfo, qtype_name,
     rfc3339_millis,
 };
 use super::sender::{Outcome, Platform};
-use super::spool::{self, Spool};
 use crate::metrics::ReportMetrics;
+use crate::outbox::backlog::Backlog;
+use crate::outbox::spool::{self, Spool};
+use crate::outbox::{Handoff, new_id};
 use crate::places::Places;
 
 /// Events kept in memory while the spool cannot be written; past it the oldest go,
@@ -46,36 +46,6 @@ const PART: &str = "reporting";
 
 /// The spool, or why there is none (shared by the writer and the sender).
 type SharedSpool = Arc<Mutex<Option<Spool>>>;
-
-/// A bounded hand-over from the DNS path (or the warning page) to a task: it never
-/// waits; a full channel drops the item and counts it.
-pub struct Handoff<T> {
-    tx: mpsc::Sender<T>,
-    dropped: IntCounter,
-}
-
-impl<T> Clone for Handoff<T> {
-    fn clone(&self) -> Self {
-        Handoff {
-            tx: self.tx.clone(),
-            dropped: self.dropped.clone(),
-        }
-    }
-}
-
-impl<T> Handoff<T> {
-    /// A hand-over into `tx`, counting drops in `dropped`.
-    pub fn new(tx: mpsc::Sender<T>, dropped: IntCounter) -> Handoff<T> {
-        Handoff { tx, dropped }
-    }
-
-    /// Hand over without waiting; a full channel drops the item and counts it.
-    pub fn send(&self, item: T) {
-        if self.tx.try_send(item).is_err() {
-            self.dropped.inc();
-        }
-    }
-}
 
 /// The handle the DNS path and the warning page use.
 pub type Reporter = Handoff<Input>;
@@ -210,7 +180,7 @@ pub fn start(
     shutdown: CancellationToken,
 ) -> (Reporter, Tasks) {
     let hash_key: Arc<[u8]> = match cfg.client_ip {
-        super::event::ClientIp::Hash => super::hash_key_or_ephemeral(&cfg.hash_key_file),
+        crate::privacy::ClientIp::Hash => crate::privacy::hash_key_or_ephemeral(&cfg.hash_key_file),
         _ => Arc::from(&[][..]),
     };
     let spool = open_spool(&cfg, &metrics);

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use hmac::{KeyInit, Mac};
+use crate::outbox::signature;
 
 /// What one POST came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,14 +41,6 @@ pub struct Platform {
 pub struct PlatformError {
     url: String,
     why: String,
-}
-
-/// `sha256=<hex HMAC-SHA256 of body>`.
-pub fn signature(secret: &[u8], body: &[u8]) -> String {
-    let mut m =
-        <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret).expect("any key length");
-    m.update(body);
-    format!("sha256={}", hex::encode(m.finalize().into_bytes()))
 }
 
 /// gzip `data`.

@@ -143,6 +143,15 @@ impl Templates {
             .expect("checked at load")
     }
 
+    /// Each category's Chinese name, for the alerts.
+    pub fn names(&self) -> crate::categories::Names {
+        crate::categories::Names::new(
+            self.categories
+                .iter()
+                .map(|(k, t)| (k.clone(), t.name_zh.clone())),
+        )
+    }
+
     /// The warning page of a blocked host.
     pub fn page(&self, category: &str, host: &str, path: &str, token: &str) -> String {
         let t = self.text(category);

@@ -176,7 +176,7 @@ fn handle(
     }
     if code == 200 {
         if get("x-fanzha-signature").as_deref()
-            != Some(fanzha::report::sender::signature(SECRET.as_bytes(), &body).as_str())
+            != Some(fanzha::outbox::signature(SECRET.as_bytes(), &body).as_str())
             || get("x-fanzha-appliance").as_deref() != Some("test-appliance")
             || get("content-encoding").as_deref() != Some("gzip")
         {
