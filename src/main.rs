@@ -189,7 +189,7 @@ enum Cmd {
         #[arg(long, global = true)]
         json: bool,
         #[command(subcommand)]
-        cmd: CtlCmd,
+        cmd: fanzha::ctl::Command,
     },
 }
 
@@ -202,76 +202,6 @@ EXAMPLES:
 
 SEE ALSO:
     fanzha(8), fanzha.toml(5)";
-
-/// The commands of `fanzha ctl`.
-#[derive(Subcommand, Debug)]
-enum CtlCmd {
-    /// Version, uptime, the serving list (serial, age, entries), the cache, the
-    /// reporting backlog and the config path.
-    Status,
-    /// The verdict of the list the daemon is serving now (not a fresh compile).
-    Lookup {
-        /// Names to check (Unicode names are converted with IDNA).
-        #[arg(required = true)]
-        names: Vec<String>,
-    },
-    /// Re-read the config and the lists, as SIGHUP does, and wait until the new
-    /// lists serve (or say why not).
-    Reload,
-    /// Forget cached answers: all of them, or NAME's and those of the names below it.
-    FlushCache {
-        /// A domain (all names when absent).
-        name: Option<String>,
-    },
-    /// Every counter and gauge, as a table.
-    Stats,
-    /// The rules that blocked most since start.
-    TopBlocked {
-        /// How many.
-        #[arg(default_value_t = 10)]
-        n: usize,
-    },
-    /// The shadow rules (lists or places' categories on trial) that matched most
-    /// since start; with a popularity list (a name per line, or a CSV whose first
-    /// field is the name, such as the CrUX top sites), the rules that would block
-    /// a popular name are flagged POPULAR.
-    ShadowReport {
-        /// How many.
-        #[arg(default_value_t = 20)]
-        n: usize,
-        /// The popularity list (read by the daemon).
-        #[arg(long, value_name = "FILE")]
-        popular: Option<PathBuf>,
-    },
-    /// The config in force, every default filled in, the report secret hidden.
-    DumpConfig,
-}
-
-impl CtlCmd {
-    fn request(self) -> fanzha::ctl::Request {
-        let (cmd, args) = match self {
-            CtlCmd::Status => ("status", vec![]),
-            CtlCmd::Lookup { names } => ("lookup", names),
-            CtlCmd::Reload => ("reload", vec![]),
-            CtlCmd::FlushCache { name } => ("flush-cache", name.into_iter().collect()),
-            CtlCmd::Stats => ("stats", vec![]),
-            CtlCmd::TopBlocked { n } => ("top-blocked", vec![n.to_string()]),
-            CtlCmd::ShadowReport { n, popular } => (
-                "shadow-report",
-                std::iter::once(n.to_string())
-                    .chain(
-                        popular.map(|p| std::path::absolute(&p).unwrap_or(p).display().to_string()),
-                    )
-                    .collect(),
-            ),
-            CtlCmd::DumpConfig => ("dump-config", vec![]),
-        };
-        fanzha::ctl::Request {
-            cmd: cmd.into(),
-            args,
-        }
-    }
-}
 
 /// The man pages, by file name: fanzha(8) and fanzha-ctl(8) from the commands'
 /// help, fanzha.toml(5) from the configuration reference.
@@ -790,7 +720,7 @@ fn ctl_cmd(
     config: Option<PathBuf>,
     socket: Option<PathBuf>,
     json: bool,
-    cmd: CtlCmd,
+    cmd: fanzha::ctl::Command,
 ) -> Result<ExitCode> {
     use fanzha::ctl::{EXIT_FAILED, EXIT_UNREACHABLE, client};
     let socket = match socket {
@@ -809,7 +739,7 @@ fn ctl_cmd(
             })?
         }
     };
-    match client::ask(&socket, &cmd.request()) {
+    match client::ask(&socket, &cmd.to_request()) {
         Ok(reply) => {
             if json {
                 println!("{}", serde_json::to_string_pretty(&reply.data)?);

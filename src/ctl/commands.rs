@@ -1,5 +1,5 @@
 //! What each `fanzha ctl` command does to the live daemon, and how its answer reads.
-//! No socket here: [`run`] takes a [`Request`] and the daemon's parts.
+//! No socket here: [`run`] takes a [`Command`] and the daemon's parts.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{EXIT_BLOCKED, EXIT_OK, Reply, Request};
+use super::{Command, EXIT_BLOCKED, EXIT_OK, Reply};
 use crate::blocklist::{self, Blocklist, Handle, Verdict};
 use crate::config::Config;
 use crate::dns::engine::Engine;
@@ -39,86 +39,20 @@ pub struct Live {
     pub reload: mpsc::Sender<ReloadAsk>,
 }
 
-/// The commands, with their arguments, for `help` and error messages.
-pub const COMMANDS: &[(&str, &str)] = &[
-    (
-        "status",
-        "version, uptime, the serving list, cache and reporting backlog",
-    ),
-    (
-        "lookup NAME...",
-        "the verdict of the serving list for each name",
-    ),
-    (
-        "reload",
-        "re-read the config and the lists (as SIGHUP), and wait for them",
-    ),
-    (
-        "flush-cache [NAME]",
-        "forget cached answers: all, or NAME and the names below it",
-    ),
-    ("stats", "every counter and gauge"),
-    (
-        "top-blocked [N]",
-        "the N rules that blocked most since start (default 10)",
-    ),
-    (
-        "shadow-report [N] [--popular FILE]",
-        "the N shadow rules that matched most since start (default 20), flagging those that cover a name of the popularity list",
-    ),
-    (
-        "dump-config",
-        "the config in force with every default, secrets hidden",
-    ),
-];
-
-/// Do `req` and say how it went.
-pub async fn run(live: &Live, req: &Request) -> Reply {
-    let args = &req.args;
-    match (req.cmd.as_str(), args.len()) {
-        ("status", 0) => status(live),
-        ("lookup", 1..) => lookup(live, args),
-        ("reload", 0) => reload(live).await,
-        ("flush-cache", 0 | 1) => flush(live, args.first().map(String::as_str)),
-        ("stats", 0) => stats(live),
-        ("top-blocked", 0 | 1) => match args.first().map(|n| n.parse::<usize>()) {
-            None => top_blocked(live, 10),
-            Some(Ok(n)) if n > 0 => top_blocked(live, n),
-            Some(_) => Reply::failed(format!(
-                "top-blocked: {:?} is not a count; give a number from 1 up",
-                args[0]
-            )),
-        },
-        ("shadow-report", 0..=2) => {
-            let n = match args.first().map(|n| n.parse::<usize>()) {
-                None => 20,
-                Some(Ok(n)) if n > 0 => n,
-                Some(_) => {
-                    return Reply::failed(format!(
-                        "shadow-report: {:?} is not a count; give a number from 1 up",
-                        args[0]
-                    ));
-                }
-            };
-            shadow_report(live, n, args.get(1).map(Path::new))
+/// Do `cmd` and say how it went.
+pub async fn run(live: &Live, cmd: &Command) -> Reply {
+    match cmd {
+        Command::Status => status(live),
+        Command::Lookup { names } => lookup(live, names),
+        Command::Reload => reload(live).await,
+        Command::FlushCache { name } => flush(live, name.as_deref()),
+        Command::Stats => stats(live),
+        Command::TopBlocked { n: 0 } | Command::ShadowReport { n: 0, .. } => {
+            Reply::failed(format!("{}: give a count from 1 up", cmd.name()))
         }
-        ("dump-config", 0) => dump_config(live),
-        (cmd, _) => {
-            let known = COMMANDS
-                .iter()
-                .find(|(c, _)| c.split(' ').next() == Some(cmd));
-            Reply::failed(match known {
-                Some((usage, _)) => format!("usage: fanzha ctl {usage}"),
-                None => format!(
-                    "unknown command {cmd:?}; the commands are: {}",
-                    COMMANDS
-                        .iter()
-                        .map(|(c, _)| *c)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            })
-        }
+        Command::TopBlocked { n } => top_blocked(live, *n),
+        Command::ShadowReport { n, popular } => shadow_report(live, *n, popular.as_deref()),
+        Command::DumpConfig => dump_config(live),
     }
 }
 

@@ -3,6 +3,8 @@
 //! `{"cmd":"lookup","args":["name"]}`, answered by one JSON line [`Reply`] carrying
 //! the text for people, the data for `--json`, and the exit status.
 //!
+//! - [`command`]: the commands, typed once for the command line, the wire and the
+//!   dispatch.
 //! - [`commands`]: what each command does to the live state, and its text (no socket).
 //! - [`server`]: the socket in the daemon.
 //! - [`client`]: the `fanzha ctl` side.
@@ -10,7 +12,10 @@
 use serde::{Deserialize, Serialize};
 
 pub mod client;
+pub mod command;
 pub mod commands;
+
+pub use command::Command;
 pub mod server;
 
 /// Exit status: the command was done (`lookup`: every name is allowed).

@@ -12,7 +12,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
 use super::commands::{self, Live};
-use super::{MAX_REQUEST, Reply, Request};
+use super::{Command, MAX_REQUEST, Reply, Request};
 
 /// Connections served at once; more wait in the listen queue.
 const AT_ONCE: usize = 8;
@@ -96,15 +96,18 @@ async fn one(stream: UnixStream, live: &Live) -> std::io::Result<()> {
             Reply::failed(format!("request longer than {MAX_REQUEST} bytes"))
         }
         Ok(Ok(_)) => match serde_json::from_slice::<Request>(&line) {
-            Ok(req) => {
-                // What changes the daemon is logged; what only reads it is not.
-                if matches!(req.cmd.as_str(), "reload" | "flush-cache") {
-                    tracing::info!(cmd = %req.cmd, args = ?req.args, "control command");
-                } else {
-                    tracing::debug!(cmd = %req.cmd, args = ?req.args, "control command");
+            Ok(req) => match Command::from_request(&req) {
+                Ok(cmd) => {
+                    // What changes the daemon is logged; what only reads it is not.
+                    if cmd.changes_state() {
+                        tracing::info!(?cmd, "control command");
+                    } else {
+                        tracing::debug!(?cmd, "control command");
+                    }
+                    commands::run(live, &cmd).await
                 }
-                commands::run(live, &req).await
-            }
+                Err(why) => Reply::failed(why),
+            },
             Err(e) => Reply::failed(format!("not a control request ({e})")),
         },
     };
