@@ -69,7 +69,7 @@ struct App {
     /// The alerts' collector (saves what it gathered at the end) and sender.
     alert_tasks: crate::alert::Tasks,
     /// The alerts' pacing, swapped by a reload.
-    alert_cfg: Arc<ArcSwap<crate::alert::AlertConfig>>,
+    alert_cfg: Arc<ArcSwap<crate::config::AlertConfig>>,
     /// Tells the feed follower to stop (`None`: no feed).
     feed_stop: Option<Arc<AtomicBool>>,
     /// The feed follower's thread: a reload's new follower waits for it to end, so
@@ -795,7 +795,7 @@ type Reporting = (
 /// an earlier run are delivered.
 fn start_alerts(
     cfg: &Config,
-    alert_cfg: &Arc<ArcSwap<crate::alert::AlertConfig>>,
+    alert_cfg: &Arc<ArcSwap<crate::config::AlertConfig>>,
     metrics: &Metrics,
     places: &Arc<ArcSwap<Places>>,
     shutdown: &CancellationToken,

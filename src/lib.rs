@@ -13,13 +13,14 @@
 //!   module doc shows the stages in order.
 //! - [`dnstap`]: the query log as dnstap frames to a collector (never waits).
 //! - [`feed`]: the signed list feed: `fanzha publish`, and the appliance's follower.
-//! - [`config`]: the TOML file (`raw`) and its validation into typed sections.
 //! - [`alert`]: digests of hits to each place's own workers, through the group-chat
 //!   robots they use (DingTalk, WeCom) or a signed webhook.
 //! - [`warnpage`]: the warning page residents see, and its HTTP server.
 //! - [`report`]: hit and appeal events and their delivery to the platform.
 //! - [`outbox`]: what waits to leave the appliance: the hand-over from the DNS path
 //!   that never waits, the on-disk spool, the signature (reports and alerts alike).
+//! - [`config`]: the TOML file (`raw`), its validation into the typed sections every
+//!   part is built from, and its reference (docs/configuration.md, fanzha.toml(5)).
 //! - [`privacy`]: what leaves of a client's address (kept, truncated, keyed hash).
 //! - [`metrics`]: every Prometheus metric, and the ops endpoint.
 //! - [`places`]: client subnet → district / street / community, each place's own

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::blocklist::Blocklist;
 use crate::categories::Names;
+use crate::config::{AlertConfig, Devices};
 use crate::metrics::AlertMetrics;
 use crate::outbox::spool::{self, Spool};
 use crate::outbox::{Handoff, new_id};
@@ -38,57 +39,6 @@ use crate::privacy::{ClientIp, keyed_hash};
 use crate::wallclock::unix_now;
 use digest::{Book, Digest};
 use robot::Delivery;
-
-/// How devices are named in an alert (`[alerts] devices`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Devices {
-    /// The address as is.
-    Keep,
-    /// IPv4 /24, IPv6 /56.
-    Truncate,
-    /// The first 8 hex digits of the keyed hash the reports carry (`hmac:…`).
-    Hash,
-    /// Counted only.
-    None,
-}
-
-impl Devices {
-    /// Parse the config spelling.
-    pub fn parse(s: &str) -> Option<Devices> {
-        match s {
-            "keep" | "full" => Some(Devices::Keep),
-            "truncate" => Some(Devices::Truncate),
-            "hash" => Some(Devices::Hash),
-            "none" => Some(Devices::None),
-            _ => None,
-        }
-    }
-}
-
-/// `[alerts]`, validated (the targets are in `[[places]]`).
-#[derive(Debug, Clone)]
-pub struct AlertConfig {
-    /// A place's digest goes this long after its first hit.
-    pub interval: Duration,
-    /// Digests per place per hour at most.
-    pub max_per_hour: usize,
-    /// How devices are named.
-    pub devices: Devices,
-    /// The local time zone of the messages, seconds east of UTC.
-    pub utc_offset: i32,
-    /// Longest wait between tries of a failing place.
-    pub max_backoff: Duration,
-    /// A digest not delivered within this long is dropped (counted, logged).
-    pub give_up_after: Duration,
-    /// `<report.spool_dir>/alerts`.
-    pub dir: PathBuf,
-    /// The key of the device hashes (`report.hash_key_file`).
-    pub hash_key_file: PathBuf,
-    /// Appliance id (webhook).
-    pub appliance: String,
-    /// fsync the book and the outbox.
-    pub fsync: bool,
-}
 
 /// A blocked query, as the DNS path hands it over (no allocation).
 pub struct AlertHit {

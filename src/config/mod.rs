@@ -14,7 +14,7 @@ use ipnet::IpNet;
 
 use crate::blocklist::Action;
 use crate::places::Places;
-use crate::report::ReportConfig;
+use crate::privacy::ClientIp;
 
 pub mod diff;
 mod local;
@@ -22,9 +22,103 @@ mod raw;
 pub mod reference;
 mod validate;
 
+// `[blocklist]` and `[[lists]]`, validated, stay with the loader that reads them:
+// they are written in the blocklist's own vocabulary (actions, match modes,
+// exceptions), and the blocklist, below config, must not import it.
 pub use crate::blocklist::loader::{BlocklistConfig, ListConfig};
 pub use local::{DEFAULT_LOCAL_ZONES, LocalRecord, RawRecordSpec, RecordError};
 pub use raw::*;
+
+/// `[report]`, validated: where hits go and how they wait on disk until they do.
+#[derive(Debug, Clone)]
+pub struct ReportConfig {
+    /// Platform URL (http:// or https://); `None`: reporting is off.
+    pub url: Option<String>,
+    /// PEM CA file for an https:// platform with a private CA.
+    pub ca: Option<PathBuf>,
+    /// Spool directory.
+    pub spool_dir: PathBuf,
+    /// Spool cap.
+    pub spool_max_bytes: u64,
+    /// Events per POST.
+    pub batch_events: usize,
+    /// Uncompressed bytes per POST.
+    pub batch_bytes: usize,
+    /// Same client and rule within this window → one event with a count.
+    pub dedup_window: Duration,
+    /// Appliance id.
+    pub appliance: String,
+    /// Client address handling.
+    pub client_ip: ClientIp,
+    /// HMAC key for signing requests (shared with the platform).
+    pub secret: String,
+    /// This appliance's own key for `client_ip = "hash"`, never shared: keyed with
+    /// the platform's secret, the platform could reverse the hashes by trying every
+    /// address of the district's subnets.
+    pub hash_key_file: PathBuf,
+    /// fsync each spool batch.
+    pub fsync: bool,
+    /// Longest wait between retries.
+    pub max_backoff: Duration,
+}
+
+impl ReportConfig {
+    /// Where events the platform refused for good are kept.
+    pub fn dead_letter(&self) -> PathBuf {
+        self.spool_dir.join("dead-letter.jsonl")
+    }
+}
+
+/// `[alerts]`, validated (the targets are in `[[places]]`).
+#[derive(Debug, Clone)]
+pub struct AlertConfig {
+    /// A place's digest goes this long after its first hit.
+    pub interval: Duration,
+    /// Digests per place per hour at most.
+    pub max_per_hour: usize,
+    /// How devices are named.
+    pub devices: Devices,
+    /// The local time zone of the messages, seconds east of UTC.
+    pub utc_offset: i32,
+    /// Longest wait between tries of a failing place.
+    pub max_backoff: Duration,
+    /// A digest not delivered within this long is dropped (counted, logged).
+    pub give_up_after: Duration,
+    /// `<report.spool_dir>/alerts`.
+    pub dir: PathBuf,
+    /// The key of the device hashes (`report.hash_key_file`).
+    pub hash_key_file: PathBuf,
+    /// Appliance id (webhook).
+    pub appliance: String,
+    /// fsync the book and the outbox.
+    pub fsync: bool,
+}
+
+/// How devices are named in an alert (`[alerts] devices`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Devices {
+    /// The address as is.
+    Keep,
+    /// IPv4 /24, IPv6 /56.
+    Truncate,
+    /// The first 8 hex digits of the keyed hash the reports carry (`hmac:…`).
+    Hash,
+    /// Counted only.
+    None,
+}
+
+impl Devices {
+    /// Parse the config spelling.
+    pub fn parse(s: &str) -> Option<Devices> {
+        match s {
+            "keep" | "full" => Some(Devices::Keep),
+            "truncate" => Some(Devices::Truncate),
+            "hash" => Some(Devices::Hash),
+            "none" => Some(Devices::None),
+            _ => None,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests;
@@ -300,7 +394,7 @@ pub struct Config {
     /// `[report]`
     pub report: ReportConfig,
     /// `[alerts]` (the targets are in `places`).
-    pub alerts: crate::alert::AlertConfig,
+    pub alerts: AlertConfig,
     /// `[[places]]` with the `[report] default_*` place for clients in none.
     pub places: Places,
     /// `[[local_records]]`, checked and encoded.

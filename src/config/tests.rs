@@ -386,7 +386,7 @@ fn place_alerts_are_checked_and_their_secrets_read() {
     assert!(!dumped.contains("TOKEN123"), "{dumped}");
     assert!(dumped.contains("access_token=(hidden)"), "{dumped}");
     assert_eq!(c.alerts.interval, Duration::from_secs(300));
-    assert_eq!(c.alerts.devices, crate::alert::Devices::Truncate);
+    assert_eq!(c.alerts.devices, crate::config::Devices::Truncate);
     assert_eq!(c.alerts.utc_offset, 8 * 3600);
     let (p, t) = c.places.alerting("10.1.2.3".parse().unwrap()).unwrap();
     assert_eq!(
@@ -399,7 +399,7 @@ fn place_alerts_are_checked_and_their_secrets_read() {
     );
     let defaults = Config::embedded().alerts;
     assert_eq!(defaults.interval, Duration::from_secs(600));
-    assert_eq!(defaults.devices, crate::alert::Devices::Hash);
+    assert_eq!(defaults.devices, crate::config::Devices::Hash);
     for (alert, key, fix) in [
         (
             r#"{ kind = "sms", url = "https://x.example/a" }"#,

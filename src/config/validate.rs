@@ -9,18 +9,16 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::{
-    BlocklistConfig, Config, ConfigError, DnstapConfig, DnstapTarget, FeedConfig, ListConfig,
-    RawAlert, RawAlerts, RawBlocklist, RawCache, RawCategory, RawConfig, RawControl, RawDnstap,
-    RawFeed, RawForwardZone, RawList, RawPlace, RawPolicy, RawReport, RawResolver, RawServer,
-    RawSinkhole, RawSource, RawWarnpage, ResolverConfig, ResolverMode, ServerConfig,
-    SinkholeConfig, SourceConfig, WarnpageConfig, invalid,
+    AlertConfig, BlocklistConfig, Config, ConfigError, Devices, DnstapConfig, DnstapTarget,
+    FeedConfig, ListConfig, RawAlert, RawAlerts, RawBlocklist, RawCache, RawCategory, RawConfig,
+    RawControl, RawDnstap, RawFeed, RawForwardZone, RawList, RawPlace, RawPolicy, RawReport,
+    RawResolver, RawServer, RawSinkhole, RawSource, RawWarnpage, ReportConfig, ResolverConfig,
+    ResolverMode, ServerConfig, SinkholeConfig, SourceConfig, WarnpageConfig, invalid,
 };
-use crate::alert::{AlertConfig, Devices};
 use crate::blocklist::compile::Exceptions;
 use crate::blocklist::{Action, MatchMode};
 use crate::places::{AlertKind, AlertTarget, Place, PlacePolicy, Places};
 use crate::privacy::ClientIp;
-use crate::report::ReportConfig;
 
 /// Where relative paths of the file are taken from.
 struct Base<'a>(&'a Path);
@@ -114,9 +112,7 @@ impl RawConfig {
         let report = report(&self.report, &self.server.state_dir, &base)?;
         let dnstap = dnstap(&self.dnstap, &report, &base)?;
         let feed = feed(&self.feed, &self.blocklist, &self.server.state_dir, &base)?;
-        let mut resolver = resolver(&self.resolver, &base)?;
-        resolver.forward_zones = forward_zones(&self.forward_zones)?;
-        resolver.cache_max_bytes = cache_bytes(&self.cache)?;
+        let resolver = resolver(&self.resolver, &self.forward_zones, &self.cache, &base)?;
         let mut blocklist = blocklist(&self.blocklist, &self.lists, &self.server.state_dir, &base)?;
         let sources = sources(&self.sources, &self.server.state_dir, &base)?;
         if feed.is_some() && !sources.is_empty() {
@@ -356,7 +352,14 @@ fn server(s: &RawServer) -> Result<ServerConfig, ConfigError> {
     })
 }
 
-fn resolver(r: &RawResolver, base: &Base<'_>) -> Result<ResolverConfig, ConfigError> {
+/// `[resolver]`, with `[[forward_zones]]` and the byte budget of `[cache]`, which
+/// the resolver's caches share with the answer cache.
+fn resolver(
+    r: &RawResolver,
+    zones: &[RawForwardZone],
+    cache: &RawCache,
+    base: &Base<'_>,
+) -> Result<ResolverConfig, ConfigError> {
     let mode = match r.mode.as_str() {
         "recursive" => ResolverMode::Recursive,
         "forward" => ResolverMode::Forward,
@@ -428,11 +431,11 @@ fn resolver(r: &RawResolver, base: &Base<'_>) -> Result<ResolverConfig, ConfigEr
         trust_anchor: base.optional(&r.trust_anchor),
         tls_ca: base.optional(&r.tls_ca),
         cache_size: r.cache_size,
-        cache_max_bytes: RawCache::default().max_bytes,
+        cache_max_bytes: cache_bytes(cache)?,
         nameserver_ports,
         local_zones: r.local_zones,
         nodefault,
-        forward_zones: vec![],
+        forward_zones: forward_zones(zones)?,
     })
 }
 
