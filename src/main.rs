@@ -496,10 +496,19 @@ fn preflight(c: &Config) -> (Vec<String>, Vec<String>) {
             ));
         }
     }
+    let sink_ips: Vec<std::net::IpAddr> = std::iter::once(std::net::IpAddr::V4(c.sinkhole.v4))
+        .chain(c.sinkhole.v6.map(std::net::IpAddr::V6))
+        .collect();
     let shown = |ip: std::net::IpAddr| {
-        pages
-            .clone()
-            .any(|a| a.ip() == ip || (a.ip().is_unspecified() && a.is_ipv4() == ip.is_ipv4()))
+        pages.clone().any(|a| {
+            a.ip() == ip
+                || (a.ip().is_unspecified() && a.is_ipv4() == ip.is_ipv4())
+                // A loopback sinkhole is reached from this machine only, where a
+                // refused connection fails at once and the browser tries the
+                // blocked name's other address: a page on the other family's
+                // loopback sinkhole serves both.
+                || (ip.is_loopback() && a.is_ipv4() != ip.is_ipv4() && sink_ips.contains(&a.ip()))
+        })
     };
     let sinks = std::iter::once(std::net::IpAddr::V4(c.sinkhole.v4))
         .chain(c.sinkhole.v6.map(std::net::IpAddr::V6))

@@ -438,9 +438,18 @@ impl Config {
 
     /// The embedded defaults (paths relative to the working directory).
     pub fn embedded() -> Config {
+        let mut raw = RawConfig::default();
+        raw.control.socket = Some(embedded_socket().display().to_string());
+        raw.validate(Path::new("."), None)
+            .expect("embedded defaults are valid")
+    }
+
+    /// The defaults as written (`config/fanzha.toml`): as [`Config::embedded`], but
+    /// with the control socket in the state directory.
+    pub fn defaults() -> Config {
         RawConfig::default()
             .validate(Path::new("."), None)
-            .expect("embedded defaults are valid")
+            .expect("the defaults are valid")
     }
 
     /// Every problem of the file at `path`, not only the first (`fanzha
@@ -527,6 +536,18 @@ impl Config {
             .unwrap_or(Path::new("."));
         raw.validate(base, Some(path.to_path_buf()))
     }
+}
+
+/// The control socket of the embedded defaults: the same path from any working
+/// directory, so that `fanzha ctl` finds a daemon started elsewhere on them:
+/// `$XDG_RUNTIME_DIR/fanzha/control.sock`, else `/tmp/fanzha-UID/control.sock`.
+pub fn embedded_socket() -> PathBuf {
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        Some(d) if d.is_absolute() => d.join("fanzha"),
+        // SAFETY: getuid has no preconditions and cannot fail.
+        _ => std::env::temp_dir().join(format!("fanzha-{}", unsafe { libc::getuid() })),
+    };
+    dir.join("control.sock")
 }
 
 /// Take the bad `key` out of `doc` for [`Config::check_all`]: the array element it

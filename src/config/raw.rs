@@ -430,7 +430,9 @@ impl Default for RawOps {
 pub struct RawControl {
     /// Listen on the control socket.
     pub enabled: bool,
-    /// Its path (absent: `control.sock` in `server.state_dir`).
+    /// Its path (absent: `control.sock` in `server.state_dir`; with no config file at
+    /// all, `$XDG_RUNTIME_DIR/fanzha/control.sock`, else `/tmp/fanzha-UID/control.sock`,
+    /// which `fanzha ctl` finds from any directory).
     pub socket: Option<String>,
 }
 

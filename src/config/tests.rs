@@ -206,7 +206,7 @@ community = "缤纷社区"
 fn shipped_config_files_are_valid() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let defaults = Config::load(Some(&root.join("config/fanzha.toml"))).unwrap();
-    let embedded = Config::embedded();
+    let embedded = Config::defaults();
     assert_eq!(defaults.server.listen, embedded.server.listen);
     assert_eq!(defaults.server.acl, embedded.server.acl);
     assert_eq!(defaults.ops_listen, embedded.ops_listen);
@@ -224,6 +224,17 @@ fn shipped_config_files_are_valid() {
         prod.control.as_deref(),
         Some(std::path::Path::new("/run/fanzha/control.sock"))
     );
+}
+
+/// The embedded defaults put the control socket where `fanzha ctl` finds it from
+/// any working directory; a config file's relative state_dir is the file's.
+#[test]
+fn the_embedded_defaults_control_socket_is_absolute() {
+    let c = Config::embedded();
+    let sock = c.control.expect("on by default");
+    assert!(sock.is_absolute(), "{}", sock.display());
+    assert_eq!(sock, super::embedded_socket());
+    assert!(sock.ends_with("control.sock"));
 }
 
 #[test]

@@ -36,6 +36,19 @@ pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
         path: path.to_path_buf(),
         source,
     };
+    // Its directory, when missing (the embedded defaults' runtime directory), is
+    // made for this user alone.
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(err)?;
+    }
     // A socket file outlives its process; a live daemon already holds the DNS port,
     // so one left here is stale. Anything else at the path is not ours to remove.
     if let Ok(m) = std::fs::symlink_metadata(path) {

@@ -506,3 +506,49 @@ fn one_sighup_applies_every_reloadable_key_it_changes() {
         "{dump}"
     );
 }
+
+/// On the embedded defaults (no config file), `fanzha ctl` finds the daemon's
+/// socket from any working directory: it lives under the runtime directory, not
+/// in `./state`. A stand-in daemon answers on it here.
+#[test]
+fn on_the_embedded_defaults_ctl_finds_the_socket_from_any_directory() {
+    if Path::new("/etc/fanzha/fanzha.toml").exists() {
+        // On an appliance the default config is the installed one, not the embedded
+        // defaults; the socket's path is covered by the config unit tests.
+        eprintln!(
+            "/etc/fanzha/fanzha.toml exists: the embedded-defaults socket is not what ctl uses here"
+        );
+        return;
+    }
+    let runtime = tempfile::tempdir().unwrap();
+    let sock = runtime.path().join("fanzha/control.sock");
+    std::fs::create_dir_all(sock.parent().unwrap()).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let daemon = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (s, _) = listener.accept().unwrap();
+            let mut line = String::new();
+            BufReader::new(&s).read_line(&mut line).unwrap();
+            assert!(line.contains("\"status\""), "{line}");
+            (&s).write_all(b"{\"exit\":0,\"text\":\"stand-in daemon\",\"data\":{}}\n")
+                .unwrap();
+        }
+    });
+    for cwd in [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()] {
+        let out = Command::new(bin())
+            .args(["ctl", "status"])
+            .current_dir(cwd.path())
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("stand-in daemon"), "{text}");
+    }
+    daemon.join().unwrap();
+}
