@@ -547,10 +547,11 @@ impl Engine {
     /// The stages that need no I/O, for one query from any listener: what to send
     /// is written into `buf` ([`Reply::Send`]), or the query is to be resolved
     /// ([`Reply::Resolve`]: hand it to [`Engine::resolve`] in a task of its own).
-    /// Counted, timed and logged to dnstap here, whatever the transport.
+    /// Counted and logged to dnstap here, whatever the transport; its latency once
+    /// it is sent ([`Engine::answered`]).
     pub fn receive(&self, packet: &[u8], at: &Incoming, buf: &mut Vec<u8>) -> Reply {
-        let list = self.lists.load_full();
-        let reply = match self.decide(packet, at.client.ip(), at.tcp, &list, buf) {
+        let list = self.lists.load();
+        match self.decide(packet, at.client.ip(), at.tcp, &list, buf) {
             Decision::Answer(_) => {
                 self.tap(at, packet, Some(buf), &list, Blocked::No);
                 Reply::Send
@@ -564,7 +565,7 @@ impl Engine {
                 Reply::Nothing
             }
             Decision::Resolve(q) => match self.resolution_slot(at.client.ip()) {
-                Some(slot) => return Reply::Resolve(Box::new(Pending { q, slot })),
+                Some(slot) => Reply::Resolve(Box::new(Pending { q, slot })),
                 None => {
                     // At the cap, and this client is the heaviest: memory and
                     // sockets must not grow without bound. SERVFAIL at once.
@@ -575,13 +576,16 @@ impl Engine {
                     Reply::Send
                 }
             },
-        };
-        if matches!(reply, Reply::Send) {
-            self.metrics
-                .query_duration
-                .observe(at.start.elapsed().as_secs_f64());
         }
-        reply
+    }
+
+    /// `n` answers to queries received at `start` are sent: their latency. A
+    /// datagram listener says so once per batch, after the batch's `sendmmsg`.
+    pub fn answered(&self, start: Instant, n: usize) {
+        let took = start.elapsed().as_secs_f64();
+        for _ in 0..n {
+            self.metrics.query_duration.observe(took);
+        }
     }
 
     /// Resolve a query [`Engine::receive`] handed back, and give the answer to send.
@@ -614,7 +618,7 @@ impl Engine {
                 return None;
             }
         };
-        let list = self.lists.load_full();
+        let list = self.lists.load();
         let how = if blocked { Blocked::Cname } else { Blocked::No };
         self.tap(at, packet, Some(&resp), &list, how);
         self.metrics
@@ -628,7 +632,10 @@ impl Engine {
     pub async fn handle(&self, packet: &[u8], at: &Incoming) -> Option<Vec<u8>> {
         let mut buf = Vec::new();
         match self.receive(packet, at, &mut buf) {
-            Reply::Send => Some(buf),
+            Reply::Send => {
+                self.answered(at.start, 1);
+                Some(buf)
+            }
             Reply::Nothing => None,
             Reply::Resolve(pending) => self.resolve(packet, at, pending).await,
         }

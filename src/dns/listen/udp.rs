@@ -81,7 +81,9 @@ pub async fn run_udp(
                 }
             }
         }
+        let answered = tx.pending().count();
         send_all(&sock, fd, &mut tx, &rx).await;
+        engine.answered(start, answered);
     }
 }
 
