@@ -1,7 +1,7 @@
 //! Blocklist engine benchmarks: lookup at 1M and 5M names, compile of 1M, open.
 //!
 //! Names: every real name of the fixture lists (about 220k), topped up with synthetic
-//! fraud-looking names. Run: `cargo bench --bench blocklist` (figures in README).
+//! fraud-looking names. Run: `cargo bench --bench blocklist` (figures in docs/benchmarks.md).
 
 use std::hint::black_box;
 

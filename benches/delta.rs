@@ -1,7 +1,7 @@
 //! Lookups on a compiled list with a feed's deltas laid over it, next to the same
 //! list without them: what an overlay of 1k, 10k and 100k names (a chain of 100
 //! deltas of 1k changes is 100k) costs each lookup. Run: `cargo bench --bench delta`
-//! (figures in README).
+//! (figures in docs/benchmarks.md).
 
 use std::hint::black_box;
 

@@ -1,7 +1,7 @@
 //! The blocked-query decision (`Policy::decide`: parse, admit, list verdict, action,
 //! answer written) with and without per-place policies, side by side in one run:
 //! the cost `[[policies]]` adds to the fast path. Run: `cargo bench --bench policy`
-//! (figures in README).
+//! (figures in docs/benchmarks.md).
 
 use std::hint::black_box;
 use std::net::IpAddr;

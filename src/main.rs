@@ -153,8 +153,13 @@ enum Cmd {
     },
     /// Print the configuration reference as Markdown: every key of fanzha.toml with
     /// its type, default, meaning and whether SIGHUP applies it (docs/configuration.md;
-    /// the same text as `man 5 fanzha.toml`).
-    Reference,
+    /// the same text as `man 5 fanzha.toml`). With --metrics: every metric, with its
+    /// labels and meaning (docs/metrics.md).
+    Reference {
+        /// The metrics instead of the config keys.
+        #[arg(long)]
+        metrics: bool,
+    },
     /// Write the man pages fanzha.8, fanzha-ctl.8 and fanzha.toml.5 into DIR.
     #[command(hide = true)]
     Man {
@@ -378,8 +383,12 @@ fn run(
             force,
             delta,
         } => publish_cmd(chosen(config).as_deref(), &key, &out, valid, (force, delta)),
-        Cmd::Reference => {
-            print!("{}", fanzha::config::reference::markdown());
+        Cmd::Reference { metrics } => {
+            if metrics {
+                print!("{}", fanzha::metrics::Metrics::reference());
+            } else {
+                print!("{}", fanzha::config::reference::markdown());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Man { dir } => {

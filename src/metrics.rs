@@ -83,6 +83,8 @@ pub const FAILURE_REASONS: &[&str] = &[
 /// Every metric of the appliance.
 pub struct Metrics {
     registry: Registry,
+    /// What each registered metric is: its name, help and labels (the reference).
+    descs: Vec<prometheus::core::Desc>,
     queries: Vec<IntCounter>,
     /// Time from receiving a query to sending its answer.
     pub query_duration: Histogram,
@@ -236,11 +238,15 @@ impl Default for Metrics {
 
 /// Creates metrics and registers them in one step, so that no metric can be made
 /// and then forgotten in the registry.
-struct Reg<'a>(&'a Registry);
+struct Reg<'a>(
+    &'a Registry,
+    std::cell::RefCell<Vec<prometheus::core::Desc>>,
+);
 
 impl Reg<'_> {
     fn add<C: prometheus::core::Collector + Clone + 'static>(&self, c: prometheus::Result<C>) -> C {
         let c = must(c);
+        self.1.borrow_mut().extend(c.desc().into_iter().cloned());
         must(self.0.register(Box::new(c.clone())));
         c
     }
@@ -427,7 +433,7 @@ impl Metrics {
     /// with its help text, read top to bottom as /metrics lists them.)
     pub fn new() -> Metrics {
         let registry = Registry::new_custom(Some("fanzha".into()), None).expect("valid prefix");
-        let r = Reg(&registry);
+        let r = Reg(&registry, Default::default());
         let labels: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
         let qv = r.counters(
             "queries_total",
@@ -522,6 +528,7 @@ impl Metrics {
                 "outcome",
                 &["sent", "dropped", "lost"],
             ),
+            descs: r.1.take(),
             registry,
         }
     }
@@ -538,6 +545,30 @@ impl Metrics {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// `docs/metrics.md`: every metric fanzha registers, with its labels and help,
+    /// as `/metrics` lists them (the process metrics of the Prometheus client
+    /// aside). A test holds the committed file equal to it.
+    pub fn reference() -> String {
+        let m = Metrics::new();
+        let mut out = String::from(
+            "# Metrics\n\n<!-- Written by `fanzha reference --metrics` from src/metrics.rs; a test holds it equal. -->\n\n\
+             The ops endpoint (`[ops] listen`, 127.0.0.1:9153 by default) serves them at `/metrics` in the Prometheus text format, with `/healthz` (alive) and `/readyz` (the list is loaded and every listener bound). The Grafana dashboard (`config/grafana/`) and the alert rules (`config/prometheus/fanzha-rules.yml`) use them; setting up Prometheus and Grafana: [operating.md](operating.md#read-the-dashboard). The Prometheus client's own `process_*` metrics (CPU, memory, open files) are there too.\n\n\
+             | metric | labels | meaning |\n|---|---|---|\n",
+        );
+        let mut descs: Vec<_> = m.descs.iter().collect();
+        descs.sort_by(|a, b| a.fq_name.cmp(&b.fq_name));
+        for d in descs {
+            let labels: Vec<String> = d.variable_labels.iter().map(|l| format!("`{l}`")).collect();
+            out.push_str(&format!(
+                "| `fanzha_{}` | {} | {} |\n",
+                d.fq_name,
+                labels.join(", "),
+                d.help.replace('|', "\\|")
+            ));
+        }
+        out
     }
 
     /// `fanzha_blocked_total` by (category, street), summed over communities.
@@ -763,4 +794,21 @@ pub async fn serve_ops(
 /// Log line helper: the address a listener is bound to.
 pub fn bound(l: &tokio::net::TcpListener) -> Option<SocketAddr> {
     l.local_addr().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    /// docs/metrics.md is what the registry holds, so that it cannot drift.
+    #[test]
+    fn docs_metrics_md_lists_every_metric() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md");
+        let doc = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            doc == super::Metrics::reference(),
+            "docs/metrics.md is not what src/metrics.rs registers: run \
+             `cargo run -q -- reference --metrics > docs/metrics.md` and commit it"
+        );
+        assert!(doc.contains("| `fanzha_blocked_total` | `category`, `street`, `community` |"));
+        assert!(doc.contains("`fanzha_resolution_failures_total` | `reason`"));
+    }
 }

@@ -301,6 +301,7 @@ const INTRO: &[&str] = &[
     "fanzha reads one TOML file: `/etc/fanzha/fanzha.toml` when it exists and no `--config` is given, else the embedded defaults (`config/fanzha.toml` of the source shows them in full). Every key is optional unless marked *required*; a misspelt key or a wrong value is refused at start, with the key, the value and the fix (`fanzha check-config FILE`).",
     "Relative paths are taken relative to the directory of the config file (with the embedded defaults: relative to the working directory). Durations are a number in the key's own unit or a text with its unit (\"300ms\", \"10s\", \"5m\", \"1d\").",
     "*SIGHUP* says whether `systemctl reload fanzha` (or `fanzha ctl reload`) applies a change of the key; the others need a restart, and `fanzha ctl reload` names every such key it did not apply.",
+    "Without `--config`, `serve`, `lookup`, `compile`, `check-config` and `ctl` take `/etc/fanzha/fanzha.toml` when it exists, else the embedded defaults, and say which. `fanzha check-config` checks every key, then what `serve` would trip over (a list directory that does not exist, an address this machine does not have, a secret file it cannot read); the systemd unit runs it before every start. `fanzha ctl dump-config` prints the config the daemon runs with, every default filled in. Older spellings still read: `[report] ca` (now `tls_ca`), `[sinkhole] ipv6 = \"\"` (now `\"none\"`, with a warning).",
 ];
 
 /// `docs/configuration.md`.

@@ -495,7 +495,7 @@ fn lookup_does_not_allocate_per_call_shape() {
 
 #[test]
 fn a_compiled_list_in_the_state_directory_is_watched_too() {
-    // The README's deployment: the pushed file lives in /var/lib/fanzha beside
+    // docs/operating.md's deployment: the pushed file lives in /var/lib/fanzha beside
     // fanzha's own snapshots.
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");

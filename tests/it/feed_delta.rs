@@ -5,7 +5,7 @@
 //! a new full list. It also measures what an appliance downloads, next to fetching
 //! the full list at every publish (nginx's own count of bytes sent).
 //!
-//! The bandwidth figure of the README comes from a larger run of the same test:
+//! The bandwidth figure of docs/operating.md comes from a larger run of the same test:
 //! `FEED_BASE_NAMES=1000000 FEED_DELTAS=100 FEED_CHANGES=1000 cargo test --release
 //! --test it feed_delta:: -- --nocapture`.
 

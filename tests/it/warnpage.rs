@@ -49,7 +49,7 @@ fn every_category_gets_its_page_with_safe_headers() {
             r.body.contains(&format!("www.{c}.scam.test/login?x=1")),
             "{c}: the blocked address is shown"
         );
-        // The README says "under 6 KB".
+        // docs/warning-page.md says "under 6 KB".
         assert!(r.body.len() < 6 * 1024, "{c}: {} bytes", r.body.len());
         assert!(
             !r.body.contains("http://")
