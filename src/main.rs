@@ -231,6 +231,7 @@ fn man_pages() -> Result<Vec<(&'static str, Vec<u8>)>> {
 /// clap_mangen), then each visible subcommand with its own options, then the
 /// examples and files of its long help.
 fn man_page(cmd: clap::Command, invoked: &str) -> Result<Vec<u8>> {
+    use fanzha::config::reference::roff;
     use std::io::Write as _;
     let cmd = cmd.version(env!("CARGO_PKG_VERSION"));
     let man = clap_mangen::Man::new(cmd.clone()).section("8");
@@ -280,20 +281,6 @@ fn man_page(cmd: clap::Command, invoked: &str) -> Result<Vec<u8>> {
     };
     writeln!(out, ".SH SEE ALSO\n{see}\n.BR fanzha.toml (5)")?;
     Ok(out)
-}
-
-/// Help text made safe for roff: a blank line starts a paragraph, no line starts
-/// with a control character.
-fn roff(text: &str) -> String {
-    let text = text.replace('\\', "\\e").replace('-', "\\-");
-    text.lines()
-        .map(|l| match l.trim() {
-            "" => ".PP".to_string(),
-            t if t.starts_with(['.', '\'']) => format!("\\&{t}"),
-            t => t.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Logs to stderr (journald takes them from there): text, or one JSON object per line.

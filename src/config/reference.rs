@@ -387,15 +387,20 @@ pub fn man_page(version: &str) -> String {
     out
 }
 
-/// Text made safe for roff: backslashes escaped, no line starting with a control
-/// character, Markdown's code ticks dropped.
-fn roff(text: &str) -> String {
-    let t = text
+/// Text made safe for roff (the man pages): backslashes and hyphens escaped,
+/// Markdown's code ticks and emphasis dropped, a blank line a new paragraph, and no
+/// line starting with a control character.
+pub fn roff(text: &str) -> String {
+    let text = text
         .replace('\\', "\\e")
         .replace(['`', '*'], "")
         .replace('-', "\\-");
-    match t.chars().next() {
-        Some('.') | Some('\'') => format!("\\&{t}"),
-        _ => t,
-    }
+    text.lines()
+        .map(|l| match l.trim() {
+            "" => ".PP".to_string(),
+            t if t.starts_with(['.', '\'']) => format!("\\&{t}"),
+            t => t.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
