@@ -409,7 +409,8 @@ fn run(
                     }
                 },
             };
-            let (problems, warnings) = preflight(&c);
+            let (problems, warnings) =
+                fanzha::config::preflight::check(&c, &fanzha::config::preflight::is_local);
             for w in &warnings {
                 println!("warning: {w}");
             }
@@ -451,82 +452,6 @@ fn which(config: Option<&Path>) -> String {
     }
 }
 
-/// What `serve` would trip over in a valid config (problems), and what would work
-/// but not as meant (warnings), each with its key and the fix.
-fn preflight(c: &Config) -> (Vec<String>, Vec<String>) {
-    let mut problems = Vec::new();
-    let mut warnings = Vec::new();
-    if c.blocklist.compiled.is_none() {
-        for (key, dirs) in [
-            ("blocklist.dirs", &c.blocklist.dirs),
-            ("blocklist.allow_dirs", &c.blocklist.allow_dirs),
-        ] {
-            // The sources' directory is made by `serve` before the first compile.
-            let made = |d: &Path| c.sources.iter().any(|s| s.file.parent() == Some(d));
-            for d in dirs.iter().filter(|d| !d.is_dir() && !made(d)) {
-                problems.push(format!(
-                    "{key}: {} is not a directory; create it (it may be empty) or fix the path",
-                    d.display()
-                ));
-            }
-        }
-    }
-    // An address is this machine's when a socket can be bound to it (any port).
-    let local = |ip: std::net::IpAddr| {
-        ip.is_unspecified()
-            || std::net::TcpListener::bind((ip, 0)).is_ok()
-            || std::net::UdpSocket::bind((ip, 0)).is_ok()
-    };
-    let pages = c.warnpage.listen.iter().chain(&c.warnpage.https);
-    for (key, a) in c
-        .server
-        .listen
-        .iter()
-        .map(|a| ("server.listen", a))
-        .chain(pages.clone().map(|a| ("warnpage.listen", a)))
-    {
-        if !local(a.ip()) {
-            problems.push(format!(
-                "{key}: {} is not an address of this machine; use one it has (ip -brief addr)",
-                a.ip()
-            ));
-        }
-    }
-    let sink_ips: Vec<std::net::IpAddr> = std::iter::once(std::net::IpAddr::V4(c.sinkhole.v4))
-        .chain(c.sinkhole.v6.map(std::net::IpAddr::V6))
-        .collect();
-    let shown = |ip: std::net::IpAddr| {
-        pages.clone().any(|a| {
-            a.ip() == ip
-                || (a.ip().is_unspecified() && a.is_ipv4() == ip.is_ipv4())
-                // A loopback sinkhole is reached from this machine only, where a
-                // refused connection fails at once and the browser tries the
-                // blocked name's other address: a page on the other family's
-                // loopback sinkhole serves both.
-                || (ip.is_loopback() && a.is_ipv4() != ip.is_ipv4() && sink_ips.contains(&a.ip()))
-        })
-    };
-    let sinks = std::iter::once(std::net::IpAddr::V4(c.sinkhole.v4))
-        .chain(c.sinkhole.v6.map(std::net::IpAddr::V6))
-        .filter(|ip| !ip.is_unspecified());
-    for ip in sinks.clone().filter(|ip| !local(*ip)) {
-        warnings.push(format!(
-            "sinkhole: blocked names point to {ip}, which is not an address of this machine: \
-             they are blocked, but residents see no warning page; set [sinkhole] to this \
-             appliance's address (ip -brief addr)"
-        ));
-    }
-    if !c.warnpage.listen.is_empty() || !c.warnpage.https.is_empty() {
-        for ip in sinks.filter(|ip| local(*ip) && !shown(*ip)) {
-            warnings.push(format!(
-                "sinkhole: blocked names point to {ip}, where the warning page does not listen \
-                 (warnpage.listen); residents would see no page: listen there, or change the sinkhole"
-            ));
-        }
-    }
-    (problems, warnings)
-}
-
 /// `fanzha serve`: the appliance, on `config` (`None`: the embedded defaults), as
 /// `main` already loaded it (`loaded`).
 fn serve_cmd(
@@ -543,7 +468,7 @@ fn serve_cmd(
     };
     // What check-config would warn of, said in the log at every start (a fresh
     // install runs before its operator has set the appliance's addresses).
-    for w in preflight(&cfg).1 {
+    for w in fanzha::config::preflight::check(&cfg, &fanzha::config::preflight::is_local).1 {
         tracing::warn!("config: {w}");
     }
     let threads = cfg.worker_threads();

@@ -18,6 +18,7 @@ use crate::privacy::ClientIp;
 
 pub mod diff;
 mod local;
+pub mod preflight;
 mod raw;
 pub mod reference;
 mod validate;
