@@ -103,7 +103,7 @@ pub fn hash_key_or_ephemeral(path: &std::path::Path) -> std::sync::Arc<[u8]> {
         Err(e) => {
             tracing::error!(file = %path.display(), error = %e, "cannot read or make the client-address hashing key (report.hash_key_file); using a key for this run only");
             crate::random::bytes(32)
-                .unwrap_or_else(|_| format!("{:?}", std::time::SystemTime::now()).into_bytes())
+                .unwrap_or_else(|_| ulid::Ulid::generate().to_bytes().to_vec())
                 .into()
         }
     }

@@ -551,7 +551,8 @@ pub struct RawReport {
     /// Longest wait between retries to a failing platform.
     #[serde(deserialize_with = "dur::secs", serialize_with = "dur::secs_out")]
     pub max_backoff: u64,
-    /// PEM CA file for an https:// platform with a private CA (`ca` before: the
+    /// PEM CA file for an https:// platform with a private CA, which is then the
+    /// only one trusted for it, as for the feed and the sources (`ca` before: the
     /// same name as `[resolver] tls_ca` now).
     #[serde(alias = "ca")]
     pub tls_ca: String,

@@ -115,14 +115,9 @@ impl Command {
             Ok(w) => Ok(w.cmd),
             Err(e) => {
                 let mut why = e.render().to_string().trim_end().to_string();
-                if e.kind() == clap::error::ErrorKind::InvalidSubcommand
-                    || e.kind() == clap::error::ErrorKind::UnknownArgument
-                        && req.cmd.starts_with('-')
-                {
-                    let names: Vec<String> = Words::command()
-                        .get_subcommands()
-                        .map(|c| c.get_name().to_string())
-                        .collect();
+                let all = Words::command();
+                if all.find_subcommand(&req.cmd).is_none() {
+                    let names: Vec<&str> = all.get_subcommands().map(|c| c.get_name()).collect();
                     why.push_str(&format!("\nthe commands are: {}", names.join(", ")));
                 }
                 Err(why)

@@ -569,14 +569,20 @@ impl Engine {
                 None => {
                     // At the cap, and this client is the heaviest: memory and
                     // sockets must not grow without bound. SERVFAIL at once.
-                    wire::error_response(buf, packet, q.question_end, rcode::SERVFAIL, q.edns);
-                    self.metrics.query(Outcome::Servfail);
+                    self.servfail_now(buf, packet, &q);
                     self.metrics.overload.inc();
                     self.tap(at, packet, Some(buf), &list, Blocked::No);
                     Reply::Send
                 }
             },
         }
+    }
+
+    /// SERVFAIL without resolving (no room among the resolutions in flight),
+    /// counted.
+    fn servfail_now(&self, buf: &mut Vec<u8>, packet: &[u8], q: &Query) {
+        wire::error_response(buf, packet, q.question_end, rcode::SERVFAIL, q.edns);
+        self.metrics.query(Outcome::Servfail);
     }
 
     /// `n` answers to queries received at `start` are sent: their latency. A
@@ -608,9 +614,8 @@ impl Engine {
             Some((resp, outcome)) => (resp, outcome == Outcome::BlockedCname),
             None if at.tcp => {
                 self.metrics.jostled.inc();
-                self.metrics.query(Outcome::Servfail);
                 let mut buf = Vec::new();
-                wire::error_response(&mut buf, packet, q.question_end, rcode::SERVFAIL, q.edns);
+                self.servfail_now(&mut buf, packet, &q);
                 (buf, false)
             }
             None => {
