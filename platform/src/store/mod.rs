@@ -1,0 +1,71 @@
+//! Where the platform keeps everything: SQLite by default (one file, WAL), PostgreSQL
+//! for a district that runs several instances or its own backups. Both run the same
+//! statements ([`sql`]) on the same schema ([`schema`]).
+
+pub mod appeals;
+pub mod cases;
+pub mod events;
+pub mod people;
+pub mod postgres;
+pub mod schema;
+pub mod sql;
+pub mod sqlite;
+
+use std::path::Path;
+
+pub use sql::{DbError, Sql, Value};
+
+/// The database.
+pub enum Store {
+    /// One SQLite file.
+    Sqlite(sqlite::Sqlite),
+    /// A PostgreSQL server.
+    Postgres(postgres::Postgres),
+}
+
+impl Store {
+    /// Open `url`: `sqlite:PATH` (or a bare path) or `postgres://…`/`postgresql://…`,
+    /// and bring its schema up to date.
+    pub fn open(url: &str) -> Result<Store, DbError> {
+        let store = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Store::Postgres(postgres::Postgres::open(url)?)
+        } else {
+            let path = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"));
+            Store::Sqlite(sqlite::Sqlite::open(Path::new(path.unwrap_or(url)))?)
+        };
+        store.write(schema::migrate)?;
+        Ok(store)
+    }
+
+    /// Run `f` in one transaction, committed (durably) when it returns Ok.
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Sql) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        match self {
+            Store::Sqlite(s) => s.write(f),
+            Store::Postgres(p) => p.write(f),
+        }
+    }
+
+    /// Run `f` on one consistent snapshot.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Sql) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        match self {
+            Store::Sqlite(s) => s.read(f),
+            Store::Postgres(p) => p.read(f),
+        }
+    }
+
+    /// Which kind, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgresql",
+        }
+    }
+}
