@@ -1,9 +1,7 @@
 //! Who sees what: a district account everything, a street account its street and its
 //! communities, a community account its community. Every query of cases, events and
-//! appeals goes through [`Scope::filter`], so a case of another place is simply not
+//! appeals goes through `store::scoped`, so a case of another place is simply not
 //! found (404), whatever its id.
-
-use crate::store::sql::Query;
 
 /// An account's level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,18 +49,6 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// Append ` AND <limit>` for a table whose street and community columns are
-    /// `street` and `community` (with `prefix`, e.g. `c.`).
-    pub fn filter(&self, q: Query, prefix: &str) -> Query {
-        match self.role {
-            Role::District => q,
-            Role::Street => q.push(&format!(" AND {prefix}street = ")).bind(&self.place),
-            Role::Community => q
-                .push(&format!(" AND {prefix}community = "))
-                .bind(&self.place),
-        }
-    }
-
     /// The district's reviewers: appeals, appliances, the allow list.
     pub fn is_district(&self) -> bool {
         self.role == Role::District
@@ -83,26 +69,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn filters_bind_the_place() {
-        let s = Scope {
-            role: Role::Community,
-            place: "缤纷社区".into(),
-        };
-        let q = s.filter(
-            Query::new("SELECT id FROM cases WHERE id = ").bind(7i64),
-            "",
-        );
-        assert_eq!(
-            q.sql,
-            "SELECT id FROM cases WHERE id = $1 AND community = $2"
-        );
-        let d = Scope {
-            role: Role::District,
-            place: String::new(),
-        };
-        assert_eq!(d.filter(Query::new("x WHERE 1=1"), "c.").sql, "x WHERE 1=1");
+    fn roles_round_trip() {
         for r in [Role::District, Role::Street, Role::Community] {
             assert_eq!(Role::parse(r.word()), Some(r));
         }
+        assert_eq!(Role::parse("mayor"), None);
     }
 }

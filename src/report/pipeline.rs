@@ -266,7 +266,10 @@ async fn run_writer(mut w: Writer) {
         let due: Vec<String> = pending
             .iter()
             .filter(|(_, p)| {
+                // An appeal folds with nothing: it leaves at the next tick, so that
+                // the district sees it within seconds, not a window later.
                 stopping
+                    || p.event.kind == "appeal"
                     || pending_len_over(&pending)
                     || now.duration_since(p.first) >= w.cfg.dedup_window
             })
@@ -556,7 +559,8 @@ async fn send_all(
             let t = Instant::now();
             // Taken afresh for each attempt: a reload that fixes the URL or the
             // secret reaches the batch being retried.
-            let out = platform.load_full().post(&body, &key).await;
+            let spool = u64::try_from(metrics.spool_bytes.get()).unwrap_or(0);
+            let out = platform.load_full().post(&body, &key, spool).await;
             metrics.send_duration.observe(t.elapsed().as_secs_f64());
             match out {
                 Outcome::Accepted => {

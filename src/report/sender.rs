@@ -97,9 +97,16 @@ impl Platform {
         self
     }
 
-    /// POST a JSON array (already serialised) of events. The blocking client runs on
-    /// the runtime's blocking pool: a slow platform holds a thread, never a worker.
-    pub async fn post(&self, json_array: &[u8], idempotency_key: &str) -> Outcome {
+    /// POST a JSON array (already serialised) of events, saying how large the spool
+    /// still is (`X-Fanzha-Spool-Bytes`, the platform's view of this appliance's
+    /// backlog). The blocking client runs on the runtime's blocking pool: a slow
+    /// platform holds a thread, never a worker.
+    pub async fn post(
+        &self,
+        json_array: &[u8],
+        idempotency_key: &str,
+        spool_bytes: u64,
+    ) -> Outcome {
         let body = gzip(json_array);
         let headers = [
             ("Content-Type", "application/json".to_string()),
@@ -107,6 +114,7 @@ impl Platform {
             ("X-Fanzha-Signature", signature(&self.secret, &body)),
             ("X-Fanzha-Appliance", self.appliance.clone()),
             ("Idempotency-Key", idempotency_key.to_string()),
+            ("X-Fanzha-Spool-Bytes", spool_bytes.to_string()),
             (
                 "User-Agent",
                 format!("fanzha/{}", env!("CARGO_PKG_VERSION")),

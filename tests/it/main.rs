@@ -22,6 +22,7 @@ mod feed;
 mod feed_delta;
 mod flood;
 mod pktinfo;
+mod platform;
 mod policy;
 mod prometheus;
 mod proxy;

@@ -1,5 +1,6 @@
 //! The follow-up queue and the figures, always within the viewer's [`Scope`].
 
+use super::scoped;
 use super::sql::{DbError, Query, Row, Sql};
 use crate::cases::{CaseTimes, Figures, Outcome, figures};
 use crate::scope::Scope;
@@ -87,7 +88,7 @@ pub fn list(
     } else {
         " ORDER BY last_ms DESC LIMIT "
     };
-    let q = scope.filter(q, "").push(order).bind(limit);
+    let q = scoped(q, scope, "").push(order).bind(limit);
     Ok(q.rows(db)?.iter().map(case).collect())
 }
 
@@ -130,8 +131,9 @@ pub type CaseView = (Case, Vec<CaseHit>, Vec<Recorded>);
 
 /// A case with its hits and outcomes; None when it is not in `scope` (or not at all).
 pub fn get(db: &mut dyn Sql, scope: &Scope, id: i64) -> Result<Option<CaseView>, DbError> {
-    let q = scope.filter(
+    let q = scoped(
         Query::new(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ")).bind(id),
+        scope,
         "",
     );
     let Some(c) = q.rows(db)?.first().map(case) else {
@@ -185,7 +187,11 @@ pub fn record(
     user: &str,
     now_ms: i64,
 ) -> Result<bool, DbError> {
-    let found = scope.filter(Query::new("SELECT id FROM cases WHERE id = ").bind(id), "");
+    let found = scoped(
+        Query::new("SELECT id FROM cases WHERE id = ").bind(id),
+        scope,
+        "",
+    );
     if found.rows(db)?.is_empty() {
         return Ok(false);
     }
@@ -218,12 +224,9 @@ pub fn figures_by_community(
     since_ms: i64,
     now_ms: i64,
 ) -> Result<Vec<(String, String, Figures)>, DbError> {
-    let q = scope
-        .filter(
+    let q = scoped(
             Query::new("SELECT street, community, first_ms, first_contact_ms, first_closed_ms, state FROM cases WHERE first_ms >= ")
-                .bind(since_ms),
-            "",
-        )
+                .bind(since_ms), scope, "")
         .push(" ORDER BY street, community");
     let mut groups: Vec<(String, String, Vec<CaseTimes>)> = Vec::new();
     for r in q.rows(db)? {
@@ -244,11 +247,12 @@ pub fn figures_by_community(
         .into_iter()
         .map(|(s, c, v)| (s, c, figures(&v, now_ms)))
         .collect();
-    let older = scope.filter(
+    let older = scoped(
         Query::new(
             "SELECT street, community, COUNT(*) FROM cases WHERE state = 'open' AND first_ms < ",
         )
         .bind(since_ms),
+        scope,
         "",
     );
     for r in older.push(" GROUP BY street, community").rows(db)? {
@@ -275,12 +279,9 @@ pub fn daily(
     scope: &Scope,
     since_ms: i64,
 ) -> Result<Vec<(String, String, i64)>, DbError> {
-    let q = scope
-        .filter(
+    let q = scoped(
             Query::new("SELECT day, COALESCE(category, ''), CAST(SUM(count) AS BIGINT) FROM events WHERE kind = 'hit' AND time_ms >= ")
-                .bind(since_ms),
-            "",
-        )
+                .bind(since_ms), scope, "")
         .push(" GROUP BY day, category ORDER BY day, category");
     Ok(q.rows(db)?
         .iter()
@@ -296,14 +297,11 @@ pub fn by_place(
     since_ms: i64,
 ) -> Result<Vec<(String, i64, i64)>, DbError> {
     let col = scope.group_column();
-    let q = scope
-        .filter(
+    let q = scoped(
             Query::new(&format!(
                 "SELECT {col}, CAST(SUM(count) AS BIGINT), COUNT(DISTINCT device) FROM events WHERE kind = 'hit' AND time_ms >= "
             ))
-            .bind(since_ms),
-            "",
-        )
+            .bind(since_ms), scope, "")
         .push(&format!(" GROUP BY {col} ORDER BY 2 DESC, 1"));
     Ok(q.rows(db)?
         .iter()
@@ -318,12 +316,9 @@ pub fn top_rules(
     since_ms: i64,
     limit: i64,
 ) -> Result<Vec<(String, String, String, i64)>, DbError> {
-    let q = scope
-        .filter(
+    let q = scoped(
             Query::new("SELECT rule, COALESCE(category, ''), COALESCE(MAX(note), ''), CAST(SUM(count) AS BIGINT) FROM events WHERE kind = 'hit' AND time_ms >= ")
-                .bind(since_ms),
-            "",
-        )
+                .bind(since_ms), scope, "")
         .push(" GROUP BY rule, category ORDER BY 4 DESC, 1 LIMIT ")
         .bind(limit);
     Ok(q.rows(db)?

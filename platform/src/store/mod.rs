@@ -13,7 +13,24 @@ pub mod sqlite;
 
 use std::path::Path;
 
-pub use sql::{DbError, Sql, Value};
+pub use sql::{DbError, Query, Sql, Value};
+
+use crate::scope::{Role, Scope};
+
+/// Limit `q` to `scope`: append ` AND <prefix>street = …` or `… community = …`. Every
+/// query of cases, events and appeals for a person goes through here, so a row of
+/// another place is simply not found, whatever its id.
+pub fn scoped(q: Query, scope: &Scope, prefix: &str) -> Query {
+    match scope.role {
+        Role::District => q,
+        Role::Street => q
+            .push(&format!(" AND {prefix}street = "))
+            .bind(&scope.place),
+        Role::Community => q
+            .push(&format!(" AND {prefix}community = "))
+            .bind(&scope.place),
+    }
+}
 
 /// The database.
 pub enum Store {
@@ -67,5 +84,44 @@ impl Store {
             Store::Sqlite(_) => "sqlite",
             Store::Postgres(_) => "postgresql",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_bind_the_place() {
+        let s = Scope {
+            role: Role::Community,
+            place: "缤纷社区".into(),
+        };
+        let q = scoped(
+            Query::new("SELECT id FROM cases WHERE id = ").bind(7i64),
+            &s,
+            "",
+        );
+        assert_eq!(
+            q.sql,
+            "SELECT id FROM cases WHERE id = $1 AND community = $2"
+        );
+        assert_eq!(q.params[1], Value::from("缤纷社区"));
+        let st = Scope {
+            role: Role::Street,
+            place: "西兴街道".into(),
+        };
+        assert_eq!(
+            scoped(Query::new("x WHERE 1=1"), &st, "c.").sql,
+            "x WHERE 1=1 AND c.street = $1"
+        );
+        let d = Scope {
+            role: Role::District,
+            place: String::new(),
+        };
+        assert_eq!(
+            scoped(Query::new("x WHERE 1=1"), &d, "c.").sql,
+            "x WHERE 1=1"
+        );
     }
 }

@@ -5,8 +5,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use super::pages::{Period, overview_data};
+use super::pages::{Overview, Period, overview_data};
 use super::{Shared, Viewer, WebError, now_ms};
+use crate::scope::Scope;
 use crate::store::{appeals, cases, people};
 
 /// One CSV field: quoted when needed, and a leading `= + - @` defused so that a
@@ -34,17 +35,10 @@ fn rows_csv(heads: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Stri
     out
 }
 
-/// The handler.
-pub(super) async fn csv_view(
-    app: &Shared,
-    v: &Viewer,
-    view: &str,
-    p: &Period,
-) -> Result<String, WebError> {
-    let scope = v.account.scope.clone();
+/// A view of the overview as CSV; None when there is no such view here.
+fn overview_csv(o: &Overview, view: &str, scope: &Scope) -> Option<String> {
     let district = scope.is_district();
-    let o = overview_data(app, scope.clone(), p.since(now_ms())).await?;
-    Ok(match view {
+    Some(match view {
         "figures" => rows_csv(
             &[
                 "street",
@@ -84,6 +78,42 @@ pub(super) async fn csv_view(
                 .iter()
                 .map(|(r, c, n, h)| vec![r.clone(), c.clone(), n.clone(), h.to_string()]),
         ),
+        "appliances" if district => rows_csv(
+            &[
+                "appliance",
+                "last_event",
+                "delay_seconds",
+                "spool_bytes",
+                "events",
+            ],
+            o.appliances.iter().map(|h| {
+                vec![
+                    h.name.clone(),
+                    fanzha::report::event::rfc3339_millis(ms(h.last_event_ms)),
+                    (h.delay_ms / 1000).to_string(),
+                    h.spool_bytes.to_string(),
+                    h.events.to_string(),
+                ]
+            }),
+        ),
+        _ => return None,
+    })
+}
+
+/// The CSV of `view` for `v`.
+pub(super) async fn csv_view(
+    app: &Shared,
+    v: &Viewer,
+    view: &str,
+    p: &Period,
+) -> Result<String, WebError> {
+    let scope = v.account.scope.clone();
+    let district = scope.is_district();
+    let o = overview_data(app, scope.clone(), p.since(now_ms())).await?;
+    if let Some(text) = overview_csv(&o, view, &scope) {
+        return Ok(text);
+    }
+    Ok(match view {
         "cases" | "closed" => {
             let which = if view == "cases" {
                 cases::Which::Open
@@ -126,24 +156,6 @@ pub(super) async fn csv_view(
                 }),
             )
         }
-        "appliances" if district => rows_csv(
-            &[
-                "appliance",
-                "last_event",
-                "delay_seconds",
-                "spool_bytes",
-                "events",
-            ],
-            o.appliances.iter().map(|h| {
-                vec![
-                    h.name.clone(),
-                    fanzha::report::event::rfc3339_millis(ms(h.last_event_ms)),
-                    (h.delay_ms / 1000).to_string(),
-                    h.spool_bytes.to_string(),
-                    h.events.to_string(),
-                ]
-            }),
-        ),
         "appeals" if district => {
             let list = app
                 .db(false, |db| appeals::list(db, "waiting", 100_000))

@@ -1,10 +1,11 @@
 //! `POST /v1/events`: a signed gzip batch from a registered appliance, answered 200
 //! only once it is committed.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 
 use super::{Shared, now_ms};
 use crate::ingest::{Refused, parse, unpack, verify};
@@ -24,8 +25,31 @@ fn refused(app: &Shared, r: &Refused, appliance: &str) -> Response {
     (status, format!("{r}\n")).into_response()
 }
 
+/// The body, up to `cap` bytes; past it the rest is read and dropped (up to 16 × `cap`)
+/// so that the sender gets its 413 instead of a broken connection, and splits the batch.
+async fn read_capped(body: Body, cap: usize) -> Result<Vec<u8>, Refused> {
+    let mut out = Vec::new();
+    let mut seen = 0usize;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Refused::Malformed(format!("reading the body: {e}")))?;
+        seen += chunk.len();
+        if seen <= cap {
+            out.extend_from_slice(&chunk);
+        } else if seen > cap.saturating_mul(16) {
+            break;
+        }
+    }
+    if seen > cap {
+        return Err(Refused::TooLarge(format!(
+            "the body is over {cap} bytes; send smaller batches ([report] batch_events)"
+        )));
+    }
+    Ok(out)
+}
+
 /// The handler.
-pub(super) async fn events(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn events(State(app): State<Shared>, headers: HeaderMap, body: Body) -> Response {
     let appliance = header(&headers, "x-fanzha-appliance")
         .unwrap_or("")
         .to_string();
@@ -34,6 +58,10 @@ pub(super) async fn events(State(app): State<Shared>, headers: HeaderMap, body: 
             "appliance {appliance:?} is not registered here; add it to [[appliances]] with its secret_file"
         ));
         return refused(&app, &r, &appliance);
+    };
+    let body = match read_capped(body, app.config.max_body_bytes).await {
+        Ok(b) => b,
+        Err(r) => return refused(&app, &r, &appliance),
     };
     if let Err(r) = verify(secret, &body, header(&headers, "x-fanzha-signature")) {
         return refused(&app, &r, &appliance);

@@ -106,11 +106,10 @@ impl IntoResponse for WebError {
 
 /// The routes.
 pub fn router(app: Shared) -> Router {
-    let max_body = app.config.max_body_bytes;
     Router::new()
         .route(
             "/v1/events",
-            post(ingest::events).layer(DefaultBodyLimit::max(max_body)),
+            post(ingest::events).layer(DefaultBodyLimit::disable()),
         )
         .route("/v1/allowlist.txt", get(pages::allowlist_txt))
         .route("/metrics", get(metrics))

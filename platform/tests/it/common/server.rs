@@ -112,7 +112,8 @@ impl Platform {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        // The command may exit (refusing its arguments) before reading its input.
+        let _ = c.stdin.take().unwrap().write_all(stdin.as_bytes());
         let out = c.wait_with_output().unwrap();
         let text = format!(
             "{}{}",
