@@ -100,7 +100,7 @@ impl IntoResponse for WebError {
                 )
             }
         };
-        (status, html::bare(&text)).into_response()
+        (status, axum::response::Html(html::bare(&text))).into_response()
     }
 }
 

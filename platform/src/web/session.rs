@@ -8,7 +8,7 @@ use std::time::Instant;
 use axum::extract::{ConnectInfo, Form, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::html::login_form;
@@ -139,7 +139,7 @@ pub(super) async fn login_page(
     let set =
         format!("{LOGIN}={token}; Path=/login; HttpOnly; Secure; SameSite=Strict; Max-Age=3600");
     let page = login_form(&app.config.district, &token, &next, "");
-    Ok(([(header::SET_COOKIE, set)], page).into_response())
+    Ok(([(header::SET_COOKIE, set)], Html(page)).into_response())
 }
 
 /// The login form.
@@ -170,7 +170,7 @@ pub(super) async fn login(
             &safe_next(Some(&f.next)),
             msg,
         );
-        (status, page).into_response()
+        (status, Html(page)).into_response()
     };
     if let Some(wait) = app.limiter.wait(&f.name, &client, Instant::now()) {
         app.metrics.logins.with_label_values(&["locked"]).inc();

@@ -2,6 +2,7 @@
 //! a real PostgreSQL server.
 
 mod common;
+mod browser;
 mod followup;
 mod ingest;
 mod scopes;

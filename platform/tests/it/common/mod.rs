@@ -5,8 +5,10 @@
 
 pub mod client;
 pub mod pg;
+pub mod webdriver;
 pub mod server;
 
 pub use client::*;
 pub use pg::*;
 pub use server::*;
+pub use webdriver::*;
