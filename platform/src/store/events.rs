@@ -1,6 +1,8 @@
 //! A batch from an appliance, stored in one transaction: each new event, the case it
 //! opens or adds to, each appeal, the batch's key and the appliance's health.
 
+use std::collections::{HashMap, HashSet};
+
 use super::sql::{DbError, Sql, Value};
 use crate::cases::day_of;
 use crate::ingest::{Incoming, Kind};
@@ -32,16 +34,16 @@ pub struct Batch<'a> {
     pub offset_minutes: i32,
 }
 
-const INSERT_EVENT: &str = "INSERT INTO events (id, kind, time_ms, received_ms, day, appliance,
-    device, district, street, community, name, qtype, rule, list, category, note, action, count)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-    ON CONFLICT (id) DO NOTHING";
+/// Rows per multi-row statement (18 parameters each, well under both databases' limits).
+const CHUNK: usize = 500;
+
+const EVENT_COLUMNS: &str = "INSERT INTO events (id, kind, time_ms, received_ms, day, appliance,
+    device, district, street, community, name, qtype, rule, list, category, note, action, count) VALUES ";
 
 // A hit after the case was closed reopens it; its first hit and first close stay.
-const UPSERT_CASE: &str = "INSERT INTO cases (district, street, community, device, day, category,
-    rule, note, hits, first_ms, last_ms, state, reopened)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 'open', 0)
-    ON CONFLICT (community, device, day) DO UPDATE SET
+const CASE_COLUMNS: &str = "INSERT INTO cases (district, street, community, device, day, category,
+    rule, note, hits, first_ms, last_ms, state, reopened) VALUES ";
+const CASE_CONFLICT: &str = " ON CONFLICT (community, device, day) DO UPDATE SET
       hits = cases.hits + excluded.hits,
       first_ms = CASE WHEN excluded.first_ms < cases.first_ms THEN excluded.first_ms ELSE cases.first_ms END,
       last_ms = CASE WHEN excluded.last_ms > cases.last_ms THEN excluded.last_ms ELSE cases.last_ms END,
@@ -55,7 +57,30 @@ const INSERT_APPEAL: &str = "INSERT INTO appeals (id, time_ms, appliance, device
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'waiting')
     ON CONFLICT (id) DO NOTHING";
 
-/// Store `b` (the caller commits).
+/// `(…), (…)` placeholders for `rows` rows of `cols` columns, with `extra` literal
+/// columns appended to each row.
+fn values(rows: usize, cols: usize, extra: &str) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            s.push_str(", ");
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push_str(&format!("${}", r * cols + c + 1));
+        }
+        s.push_str(extra);
+        s.push(')');
+    }
+    s
+}
+
+/// Store `b` (the caller commits): the events new to the platform, then the cases
+/// they open or add to (one row per device, community and day, whatever the batch
+/// holds), then the appeals. Multi-row statements: a round trip per 500 events.
 pub fn ingest(db: &mut dyn Sql, b: &Batch<'_>) -> Result<Stored, DbError> {
     if let Some(key) = b.key {
         let seen = db.int(
@@ -69,13 +94,24 @@ pub fn ingest(db: &mut dyn Sql, b: &Batch<'_>) -> Result<Stored, DbError> {
             });
         }
     }
-    let mut out = Stored::default();
-    for e in b.events {
-        if insert_event(db, b, e)? {
-            out.stored += 1;
-        } else {
-            out.duplicates += 1;
-        }
+    // An id twice in one batch is one event.
+    let mut seen = HashSet::new();
+    let events: Vec<&Incoming> = b
+        .events
+        .iter()
+        .filter(|e| seen.insert(e.id.as_str()))
+        .collect();
+    let mut fresh: HashSet<String> = HashSet::new();
+    for chunk in events.chunks(CHUNK) {
+        fresh.extend(insert_events(db, b, chunk)?);
+    }
+    let new: Vec<&Incoming> = events
+        .into_iter()
+        .filter(|e| fresh.contains(&e.id))
+        .collect();
+    upsert_cases(db, b, &new)?;
+    for e in new.iter().filter(|e| e.kind == Kind::Appeal) {
+        insert_appeal(db, b, e)?;
     }
     if let Some(key) = b.key {
         db.execute(
@@ -84,25 +120,32 @@ pub fn ingest(db: &mut dyn Sql, b: &Batch<'_>) -> Result<Stored, DbError> {
         )?;
     }
     health(db, b)?;
-    Ok(out)
+    Ok(Stored {
+        stored: new.len() as u64,
+        duplicates: (b.events.len() - new.len()) as u64,
+        replayed: false,
+    })
 }
 
-/// One event; false when it was already there.
-fn insert_event(db: &mut dyn Sql, b: &Batch<'_>, e: &Incoming) -> Result<bool, DbError> {
-    let day = day_of(e.time_ms, b.offset_minutes);
-    let [district, street, community] = &e.place;
-    let kind = match e.kind {
-        Kind::Hit => "hit",
-        Kind::Appeal => "appeal",
-    };
-    let fresh = db.execute(
-        INSERT_EVENT,
-        &[
+/// Insert a chunk; the ids that were new.
+fn insert_events(
+    db: &mut dyn Sql,
+    b: &Batch<'_>,
+    chunk: &[&Incoming],
+) -> Result<Vec<String>, DbError> {
+    let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 18);
+    for e in chunk {
+        let [district, street, community] = &e.place;
+        let kind = match e.kind {
+            Kind::Hit => "hit",
+            Kind::Appeal => "appeal",
+        };
+        params.extend([
             e.id.as_str().into(),
             kind.into(),
             e.time_ms.into(),
             b.received_ms.into(),
-            day.as_str().into(),
+            day_of(e.time_ms, b.offset_minutes).into(),
             b.appliance.into(),
             e.device.as_str().into(),
             district.into(),
@@ -116,51 +159,105 @@ fn insert_event(db: &mut dyn Sql, b: &Batch<'_>, e: &Incoming) -> Result<bool, D
             e.note.clone().into(),
             e.action.as_str().into(),
             e.count.into(),
+        ]);
+    }
+    let sql = format!(
+        "{EVENT_COLUMNS}{} ON CONFLICT (id) DO NOTHING RETURNING id",
+        values(chunk.len(), 18, "")
+    );
+    Ok(db
+        .query(&sql, &params)?
+        .into_iter()
+        .map(|r| r[0].text())
+        .collect())
+}
+
+/// A case's share of a batch.
+struct CaseRows<'a> {
+    first: &'a Incoming,
+    day: String,
+    hits: i64,
+    first_ms: i64,
+    last_ms: i64,
+}
+
+/// One upsert row per (community, device, day) of the new hits. A shadow hit (a list
+/// on trial) resolved as usual: nobody was stopped, so it makes no case.
+fn upsert_cases(db: &mut dyn Sql, b: &Batch<'_>, new: &[&Incoming]) -> Result<(), DbError> {
+    let mut cases: Vec<CaseRows<'_>> = Vec::new();
+    let mut index: HashMap<(&str, &str, String), usize> = HashMap::new();
+    for e in new
+        .iter()
+        .filter(|e| e.kind == Kind::Hit && e.action != "shadow")
+    {
+        let day = day_of(e.time_ms, b.offset_minutes);
+        let key = (e.place[2].as_str(), e.device.as_str(), day.clone());
+        match index.get(&key) {
+            Some(&i) => {
+                let c = &mut cases[i];
+                c.hits += e.count;
+                c.first_ms = c.first_ms.min(e.time_ms);
+                c.last_ms = c.last_ms.max(e.time_ms);
+            }
+            None => {
+                index.insert(key, cases.len());
+                cases.push(CaseRows {
+                    first: e,
+                    day,
+                    hits: e.count,
+                    first_ms: e.time_ms,
+                    last_ms: e.time_ms,
+                });
+            }
+        }
+    }
+    for chunk in cases.chunks(CHUNK) {
+        let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 11);
+        for c in chunk {
+            let e = c.first;
+            let [district, street, community] = &e.place;
+            params.extend([
+                district.into(),
+                street.into(),
+                community.into(),
+                e.device.as_str().into(),
+                c.day.as_str().into(),
+                e.category.clone().unwrap_or_default().into(),
+                e.rule.clone().unwrap_or_default().into(),
+                e.note.clone().into(),
+                c.hits.into(),
+                c.first_ms.into(),
+                c.last_ms.into(),
+            ]);
+        }
+        let sql = format!(
+            "{CASE_COLUMNS}{}{CASE_CONFLICT}",
+            values(chunk.len(), 11, ", 'open', 0")
+        );
+        db.execute(&sql, &params)?;
+    }
+    Ok(())
+}
+
+fn insert_appeal(db: &mut dyn Sql, b: &Batch<'_>, e: &Incoming) -> Result<(), DbError> {
+    let [district, street, community] = &e.place;
+    db.execute(
+        INSERT_APPEAL,
+        &[
+            e.id.as_str().into(),
+            e.time_ms.into(),
+            b.appliance.into(),
+            e.device.as_str().into(),
+            district.into(),
+            street.into(),
+            community.into(),
+            e.name.as_str().into(),
+            e.rule.clone().into(),
+            e.category.clone().into(),
+            e.reason.clone().unwrap_or_default().into(),
         ],
-    )? == 1;
-    if !fresh {
-        return Ok(false);
-    }
-    match e.kind {
-        // A shadow hit (a list on trial) resolved as usual: nobody was stopped, no case.
-        Kind::Hit if e.action != "shadow" => {
-            db.execute(
-                UPSERT_CASE,
-                &[
-                    district.into(),
-                    street.into(),
-                    community.into(),
-                    e.device.as_str().into(),
-                    day.into(),
-                    e.category.clone().unwrap_or_default().into(),
-                    e.rule.clone().unwrap_or_default().into(),
-                    e.note.clone().into(),
-                    e.count.into(),
-                    e.time_ms.into(),
-                ],
-            )?;
-        }
-        Kind::Hit => {}
-        Kind::Appeal => {
-            db.execute(
-                INSERT_APPEAL,
-                &[
-                    e.id.as_str().into(),
-                    e.time_ms.into(),
-                    b.appliance.into(),
-                    e.device.as_str().into(),
-                    district.into(),
-                    street.into(),
-                    community.into(),
-                    e.name.as_str().into(),
-                    e.rule.clone().into(),
-                    e.category.clone().into(),
-                    e.reason.clone().unwrap_or_default().into(),
-                ],
-            )?;
-        }
-    }
-    Ok(true)
+    )?;
+    Ok(())
 }
 
 /// The appliance's last event, delay and backlog.

@@ -5,7 +5,10 @@
 use crate::common::*;
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 /// Hits per community: (street, community, devices, hits per device).
@@ -25,7 +28,15 @@ fn each_level_sees_its_figures_in_a_browser() {
         for d in 0..*devices {
             for h in 0..*hits {
                 let id = format!("01W{si}{d}{h:02}");
-                events.push(hit(&id, "a1", t + h * 1000, &format!("10.{si}.0.{d}"), (street, community), &format!("m{h}.loan.top"), if si == 2 { "romance" } else { "loan" }));
+                events.push(hit(
+                    &id,
+                    "a1",
+                    t + h * 1000,
+                    &format!("10.{si}.0.{d}"),
+                    (street, community),
+                    &format!("m{h}.loan.top"),
+                    if si == 2 { "romance" } else { "loan" },
+                ));
             }
         }
     }
@@ -34,7 +45,8 @@ fn each_level_sees_its_figures_in_a_browser() {
     p.user("sam", "street", "西兴街道");
     p.user("cora", "community", "缤纷社区");
     let base = format!("http://{}", p.addr);
-    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/platform-screenshots");
+    let shots =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/platform-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
 
     for (who, sees) in [
@@ -58,21 +70,40 @@ fn each_level_sees_its_figures_in_a_browser() {
         assert_eq!(open, serde_json::Value::Object(want), "{who}'s figures");
         let text = b.text();
         for (_, c, _, _) in SENT {
-            assert_eq!(text.contains(c), sees.contains(&c), "{who} and {c}:\n{text}");
+            assert_eq!(
+                text.contains(c),
+                sees.contains(&c),
+                "{who} and {c}:\n{text}"
+            );
         }
         // The queue lists one case per device in scope.
-        let queue = b.eval("return document.querySelectorAll('#queue tbody tr a').length").as_u64().unwrap();
-        let devices: u64 = SENT.iter().filter(|s| sees.contains(&s.1)).map(|s| s.2).sum();
+        let queue = b
+            .eval("return document.querySelectorAll('#queue tbody tr a').length")
+            .as_u64()
+            .unwrap();
+        let devices: u64 = SENT
+            .iter()
+            .filter(|s| sees.contains(&s.1))
+            .map(|s| s.2)
+            .sum();
         assert_eq!(queue, devices, "{who}'s queue");
         // The trend chart's columns add up to the hits sent in scope.
         let charted = b.eval(
             "let n = 0; document.querySelectorAll('#trend rect title').forEach(t => n += Number(t.textContent.split(': ').pop())); return n;",
         );
-        let hits: u64 = SENT.iter().filter(|s| sees.contains(&s.1)).map(|s| s.2 * s.3).sum();
+        let hits: u64 = SENT
+            .iter()
+            .filter(|s| sees.contains(&s.1))
+            .map(|s| s.2 * s.3)
+            .sum();
         assert_eq!(charted.as_u64(), Some(hits), "{who}'s trend chart");
         // Laid out for a phone: nothing wider than the screen.
         let wide = b.eval("return document.documentElement.scrollWidth <= window.innerWidth + 1");
-        assert_eq!(wide, serde_json::Value::Bool(true), "{who}'s page scrolls sideways on a phone");
+        assert_eq!(
+            wide,
+            serde_json::Value::Bool(true),
+            "{who}'s page scrolls sideways on a phone"
+        );
         b.screenshot(&shots.join(format!("{who}.png")));
         if who == "cora" {
             // The worker opens a case from the queue and records a visit; the page says so.

@@ -1,8 +1,8 @@
 //! fanzha-platform's integration tests: the real binary on loopback, on SQLite and on
 //! a real PostgreSQL server.
 
-mod common;
 mod browser;
+mod common;
 mod followup;
 mod ingest;
 mod scopes;

@@ -5,8 +5,8 @@
 
 pub mod client;
 pub mod pg;
-pub mod webdriver;
 pub mod server;
+pub mod webdriver;
 
 pub use client::*;
 pub use pg::*;

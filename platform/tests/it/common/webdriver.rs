@@ -49,7 +49,9 @@ fn chromedriver() -> &'static str {
             return c;
         }
     }
-    panic!("ChromeDriver is needed for the browser tests and was not found; run scripts/test.sh, which installs Debian's chromium and chromium-driver")
+    panic!(
+        "ChromeDriver is needed for the browser tests and was not found; run scripts/test.sh, which installs Debian's chromium and chromium-driver"
+    )
 }
 
 impl Browser {
@@ -64,7 +66,10 @@ impl Browser {
         let base = format!("http://127.0.0.1:{port}");
         let t = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         let profile = tempfile::tempdir().unwrap();
@@ -74,8 +79,16 @@ impl Browser {
                      "--window-size=412,1600", "--no-first-run", "--disable-background-networking",
                      format!("--user-data-dir={}", profile.path().display())]}}}});
         let v = call("POST", &format!("{base}/session"), Some(caps));
-        let session = v["sessionId"].as_str().expect("a WebDriver session").to_string();
-        Browser { driver, base, session, _profile: profile }
+        let session = v["sessionId"]
+            .as_str()
+            .expect("a WebDriver session")
+            .to_string();
+        Browser {
+            driver,
+            base,
+            session,
+            _profile: profile,
+        }
     }
 
     fn url(&self, rest: &str) -> String {
@@ -87,31 +100,57 @@ impl Browser {
     }
 
     pub fn current_url(&self) -> String {
-        call("GET", &self.url("/url"), None).as_str().unwrap_or("").to_string()
+        call("GET", &self.url("/url"), None)
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 
     pub fn find(&self, css: &str) -> String {
-        let v = call("POST", &self.url("/element"), Some(json!({"using": "css selector", "value": css})));
-        v.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).expect("an element").to_string()
+        let v = call(
+            "POST",
+            &self.url("/element"),
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .expect("an element")
+            .to_string()
     }
 
     pub fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css);
-        call("POST", &self.url(&format!("/element/{e}/value")), Some(json!({"text": text})));
+        call(
+            "POST",
+            &self.url(&format!("/element/{e}/value")),
+            Some(json!({"text": text})),
+        );
     }
 
     pub fn click(&self, css: &str) {
         let e = self.find(css);
-        call("POST", &self.url(&format!("/element/{e}/click")), Some(json!({})));
+        call(
+            "POST",
+            &self.url(&format!("/element/{e}/click")),
+            Some(json!({})),
+        );
     }
 
     /// Run `script` (a function body) in the page; its return value.
     pub fn eval(&self, script: &str) -> Value {
-        call("POST", &self.url("/execute/sync"), Some(json!({"script": script, "args": []})))
+        call(
+            "POST",
+            &self.url("/execute/sync"),
+            Some(json!({"script": script, "args": []})),
+        )
     }
 
     pub fn text(&self) -> String {
-        self.eval("return document.body.innerText").as_str().unwrap_or("").to_string()
+        self.eval("return document.body.innerText")
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 
     /// Log in at `base` as `name` through the form.
@@ -124,7 +163,11 @@ impl Browser {
         while self.current_url().contains("/login") && t.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_millis(100));
         }
-        assert!(!self.current_url().contains("/login"), "{name} could not log in: {}", self.text());
+        assert!(
+            !self.current_url().contains("/login"),
+            "{name} could not log in: {}",
+            self.text()
+        );
     }
 
     pub fn screenshot(&self, path: &std::path::Path) {
@@ -142,10 +185,15 @@ fn base64_decode(s: &str) -> Vec<u8> {
         b'+' => 62,
         _ => 63,
     };
-    let clean: Vec<u8> = s.bytes().filter(|c| *c != b'=' && !c.is_ascii_whitespace()).collect();
+    let clean: Vec<u8> = s
+        .bytes()
+        .filter(|c| *c != b'=' && !c.is_ascii_whitespace())
+        .collect();
     let mut out = Vec::with_capacity(clean.len() * 3 / 4);
     for chunk in clean.chunks(4) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, c)| acc | (u32::from(val(*c)) << (18 - 6 * i)));
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, c)| {
+            acc | (u32::from(val(*c)) << (18 - 6 * i))
+        });
         let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
         out.extend_from_slice(&bytes[..chunk.len().saturating_sub(1)]);
     }
