@@ -42,7 +42,10 @@ pub enum ConfigError {
 pub struct ApplianceConfig {
     /// Its `[report] appliance` id.
     pub name: String,
-    /// A file holding its `[report] secret` (mode 0600).
+    /// A file holding its `[report] secret` (mode 0600). A relative path is looked up
+    /// in `$CREDENTIALS_DIRECTORY` first (the packaged unit loads
+    /// /etc/fanzha-platform/appliances/ as the credential `appliances`, so
+    /// `appliances_NAME.secret`), then next to the config file.
     pub secret_file: PathBuf,
 }
 
@@ -145,6 +148,18 @@ fn duration(key: &str, v: &str) -> Result<Duration, ConfigError> {
     })
 }
 
+/// Where a secret file is: as given when absolute; else under `$CREDENTIALS_DIRECTORY`
+/// when it is there (systemd's `LoadCredential=`), else under `base`.
+fn secret_path(file: &Path, base: &Path) -> PathBuf {
+    if file.is_absolute() {
+        return file.to_path_buf();
+    }
+    std::env::var_os("CREDENTIALS_DIRECTORY")
+        .map(|d| PathBuf::from(d).join(file))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| base.join(file))
+}
+
 /// `+08:00` → 480.
 pub fn offset_minutes(v: &str) -> Option<i32> {
     let (sign, rest) = match v.as_bytes().first()? {
@@ -173,11 +188,18 @@ impl Config {
                 })?
             }
         };
-        Config::check(raw)
+        let base = path.and_then(Path::parent).unwrap_or(Path::new("."));
+        Config::check_in(raw, base)
     }
 
-    /// Check every value.
+    /// Check every value (relative secret files next to the working directory).
     pub fn check(raw: RawConfig) -> Result<Config, ConfigError> {
+        Config::check_in(raw, Path::new("."))
+    }
+
+    /// Check every value; relative secret files are looked up in
+    /// `$CREDENTIALS_DIRECTORY`, then in `base`.
+    pub fn check_in(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         let listen = raw.listen.parse().map_err(|_| {
             invalid(
                 "listen",
@@ -201,12 +223,13 @@ impl Config {
         let mut appliances = Vec::new();
         for (i, a) in raw.appliances.iter().enumerate() {
             let key = format!("appliances[{i}].secret_file");
-            let secret = std::fs::read_to_string(&a.secret_file).map_err(|e| {
+            let path = secret_path(&a.secret_file, base);
+            let secret = std::fs::read_to_string(&path).map_err(|e| {
                 invalid(
                     &key,
                     format!(
                         "reading {}: {e}; put the appliance's [report] secret there",
-                        a.secret_file.display()
+                        path.display()
                     ),
                 )
             })?;
@@ -283,6 +306,15 @@ mod tests {
         let e = Config::load(Some(&p)).unwrap_err().to_string();
         assert!(e.contains("retension"), "{e}");
         assert_eq!(offset_minutes("-03:30"), Some(-210));
+        // The packaged file says what the defaults are.
+        let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/platform.toml");
+        let raw: RawConfig = toml::from_str(&std::fs::read_to_string(shipped).unwrap()).unwrap();
+        let d = RawConfig::default();
+        assert_eq!(
+            (raw.listen, raw.retention, raw.utc_offset, raw.session_ttl, raw.login_failures),
+            (d.listen, d.retention, d.utc_offset, d.session_ttl, d.login_failures)
+        );
+        assert_eq!((raw.max_body_bytes, raw.max_batch_bytes), (d.max_body_bytes, d.max_batch_bytes));
         assert_eq!(offset_minutes("+8"), None);
     }
 }

@@ -200,6 +200,7 @@ fn serve(c: Config) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("listen = {}: cannot bind; is another process on it?", c.listen))?;
         tracing::info!(listen = %listener.local_addr()?, database = store.kind(), appliances = c.appliances.len(), "fanzha-platform serving");
         let app = web::App::new(c, store);
+        fanzha::sd_notify::notify("READY=1");
         web::pages::write_allowlist(&app).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let retention = {
             let app = app.clone();
@@ -215,7 +216,11 @@ fn serve(c: Config) -> anyhow::Result<ExitCode> {
                 }
             })
         };
-        web::serve(app, listener, shutdown()).await?;
+        web::serve(app, listener, async {
+            shutdown().await;
+            fanzha::sd_notify::notify("STOPPING=1");
+        })
+        .await?;
         retention.abort();
         tracing::info!("fanzha-platform stopped");
         Ok(ExitCode::SUCCESS)

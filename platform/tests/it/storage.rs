@@ -141,3 +141,63 @@ fn a_bad_config_names_the_key() {
         assert!(text.contains(key), "{key}: {text}");
     }
 }
+
+/// The Grafana dashboard's SQL with its macros as Grafana expands them, over all time.
+fn expand(sql: &str) -> String {
+    let mut s = sql.to_string();
+    while let Some(at) = s.find("$__unixEpochGroupAlias(") {
+        let end = at + s[at..].find(", '1d')").unwrap();
+        let expr = s[at + 23..end].to_string();
+        s.replace_range(at..end + 7, &format!("floor(({expr}) / 86400) * 86400 AS \"time\""));
+    }
+    while let Some(at) = s.find("$__unixEpochFilter(") {
+        let mut depth = 1;
+        let mut end = at + 19;
+        for (i, c) in s[at + 19..].char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ => {}
+            }
+            if depth == 0 {
+                end = at + 19 + i;
+                break;
+            }
+        }
+        let expr = s[at + 19..end].to_string();
+        s.replace_range(at..=end, &format!("({expr}) BETWEEN 0 AND 4102444800"));
+    }
+    s
+}
+
+#[test]
+fn grafana_reads_the_postgresql_store() {
+    let pg = Pg::start();
+    let dir = tempfile::tempdir().unwrap();
+    let p = Platform::start(dir.path(), &pg.url, &["a1"]);
+    let place = ("西兴街道", "缤纷社区");
+    let t = now_ms() - 1000;
+    let events = [
+        hit("01P1", "a1", t, "10.1.2.3", place, "www.loan.top", "loan"),
+        hit("01P2", "a1", t, "10.1.2.4", place, "www.loan.top", "loan"),
+        appeal("01P3", "a1", t, "shop.loan.top", "mine"),
+    ];
+    assert_eq!(post_events(p.addr, "a1", "k1", &events).status, 200);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/grafana/fanzha-platform-postgres.json");
+    let dash: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut client = postgres::Client::connect(&pg.url, postgres::NoTls).unwrap();
+    let panels = dash["panels"].as_array().unwrap();
+    assert!(panels.len() >= 5);
+    for panel in panels {
+        let sql = expand(panel["targets"][0]["rawSql"].as_str().unwrap());
+        let rows = client
+            .query(sql.as_str(), &[])
+            .unwrap_or_else(|e| panic!("{}: {e}\n{sql}", panel["title"]));
+        assert!(!rows.is_empty(), "{}: no rows\n{sql}", panel["title"]);
+    }
+    // The open cases panel counts what the platform's page shows.
+    let open = client
+        .query_one(expand(panels[1]["targets"][0]["rawSql"].as_str().unwrap()).as_str(), &[])
+        .unwrap();
+    assert_eq!(open.get::<_, i64>(1), 2);
+}
