@@ -11,16 +11,18 @@ cd "$(dirname "$0")/.."
 # util-linux (ip and unshare: tests in throw-away namespaces), fstrm-bin and
 # dnstap-ldns (a real dnstap collector and decoder for the query log), nginx-light (the
 # signed feed served over HTTPS), minisign (the feed's signatures checked by the tool)
-# dnsdist (the balancer in front of three appliances) and man-db (the packaged man
-# pages read as `man fanzha.toml` would).
-packages=(dnsutils chromium fonts-noto-cjk prometheus systemd python3 iproute2 util-linux fstrm-bin dnstap-ldns nginx-light minisign dnsdist man-db)
+# dnsdist (the balancer in front of three appliances), man-db (the packaged man
+# pages read as `man fanzha.toml` would), postgresql (the district platform's store,
+# started by its tests in a temporary directory) and chromium-driver (the platform's
+# pages driven in a real browser).
+packages=(dnsutils chromium fonts-noto-cjk prometheus systemd python3 iproute2 util-linux fstrm-bin dnstap-ldns nginx-light minisign dnsdist man-db postgresql chromium-driver)
 
 # The suite leaves the host as it found it: no service enabled that was not, no
 # process of its own left running, the working tree as it was. Taken now, checked
 # at the end.
 enabled_units() { systemctl list-unit-files --state=enabled --no-legend 2>/dev/null | awk '{print $1}' | sort; }
 suite_procs() {
-  ps -e -o pid=,comm= | awk '$2 ~ /^(nginx|dnsdist|prometheus|promtool|chrom|headless_shell|fstrm_capture|fanzha|hostile_auth|dnsperf)/ {print $1, $2}' | sort
+  ps -e -o pid=,comm= | awk '$2 ~ /^(nginx|dnsdist|prometheus|promtool|chrom|headless_shell|fstrm_capture|fanzha|hostile_auth|dnsperf|postgres)/ {print $1, $2}' | sort
 }
 installed_packages() { dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 2>/dev/null | awk '$1 == "ii" {print $2}' | sort; }
 units_before=$(enabled_units)
@@ -41,7 +43,7 @@ if ((${#missing[@]})); then
     exit 1
   fi
   # Debian enables (and under systemd starts) a package's services on install:
-  # nginx on :80, dnsdist on 127.0.0.1:53, prometheus. The tests start instances of
+  # nginx on :80, dnsdist on 127.0.0.1:53, prometheus, postgresql. The tests start instances of
   # their own; the host keeps none of those it did not have.
   new_packages=$(comm -13 <(echo "$packages_before") <(installed_packages))
   units=$(for p in $new_packages; do dpkg-query -L "$p"; done |
@@ -67,27 +69,30 @@ if ! (cd fuzz && cargo +nightly metadata --locked --format-version 1 >/dev/null)
 fi
 step "layout (lib.rs # Layout: no import back up, no circle, no 100-line function)"
 python3 scripts/check-layout.py
+python3 scripts/check-layout.py platform/src
 step "cargo clippy"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 step "the patched hickory-net's DNSSEC unit tests (vendor/hickory-net/PATCHES.md)"
 CARGO_TARGET_DIR=$PWD/target cargo test -q --manifest-path vendor/hickory-net/Cargo.toml --features dnssec-ring --lib dnssec::
-step "cargo test (unit tests, tests/it, tests/alloc.rs, tests/cache_memory.rs, doc tests)"
-cargo test --all-features -- --test-threads="${TEST_THREADS:-2}"
+step "cargo test (the appliance: unit tests, tests/it, tests/alloc.rs, tests/cache_memory.rs, doc tests; the platform: unit tests, platform/tests/it)"
+cargo test --workspace --all-features -- --test-threads="${TEST_THREADS:-2}"
 
 # One release build, which cargo deb finds up to date. The benches are not built
 # here: clippy --all-targets has type-checked them, and building them (criterion in
 # release) would take a quarter of the suite's time; the benchmark scripts build them.
 step "release build"
-cargo build --release -q
+cargo build --release --workspace -q
 
-step "systemd unit"
-systemd-analyze verify systemd/fanzha.service 2>&1 | grep -v "Command /usr/bin/fanzha is not executable" || true
-score=$(systemd-analyze security --offline=yes systemd/fanzha.service 2>/dev/null | sed -n 's/.*Overall exposure level for fanzha.service: \([0-9.]*\).*/\1/p')
-echo "exposure level: ${score:-unknown}"
-if [ -z "$score" ] || awk -v s="$score" 'BEGIN{exit !(s > 2.0)}'; then
-  echo "ERROR: systemd-analyze security exposure ${score:-unknown} is above 2.0" >&2
-  exit 1
-fi
+step "systemd units"
+for unit in fanzha fanzha-platform; do
+  systemd-analyze verify "systemd/$unit.service" 2>&1 | grep -v "Command /usr/bin/$unit is not executable" || true
+  score=$(systemd-analyze security --offline=yes "systemd/$unit.service" 2>/dev/null | sed -n "s/.*Overall exposure level for $unit.service: \([0-9.]*\).*/\1/p")
+  echo "$unit exposure level: ${score:-unknown}"
+  if [ -z "$score" ] || awk -v s="$score" 'BEGIN{exit !(s > 2.0)}'; then
+    echo "ERROR: systemd-analyze security exposure of $unit ${score:-unknown} is above 2.0" >&2
+    exit 1
+  fi
+done
 
 step "Debian package"
 if ! command -v cargo-deb >/dev/null 2>&1; then
@@ -130,7 +135,23 @@ done
 MANPATH="$root/usr/share/man" man -P cat fanzha.toml 2>/dev/null | grep -q "tcp_idle_timeout" ||
   { echo "ERROR: man fanzha.toml lacks the keys" >&2; exit 1; }
 scripts/check-deb-scripts.sh "$deb"
-echo "== package unpacked and checked in a temporary root"
+# The district platform's package, checked the same way: its files, its unit, and its
+# config checked with the state directory moved into the temporary root.
+pdeb=$(cargo deb -p fanzha-platform --no-build --quiet 2>/dev/null | tail -n 1)
+[ -f "$pdeb" ] || { echo "ERROR: cargo deb built no fanzha-platform package" >&2; exit 1; }
+echo "built $pdeb"
+proot="$root/platform"
+mkdir -p "$proot"
+dpkg-deb -x "$pdeb" "$proot"
+for f in usr/bin/fanzha-platform etc/fanzha-platform/platform.toml usr/lib/systemd/system/fanzha-platform.service \
+         usr/share/doc/fanzha-platform/platform.md usr/share/fanzha-platform/grafana/fanzha-platform-postgres.json; do
+  [ -e "$proot/$f" ] || { echo "ERROR: the platform package lacks /$f" >&2; exit 1; }
+done
+cmp "$proot/usr/lib/systemd/system/fanzha-platform.service" systemd/fanzha-platform.service
+sed -e "s#/var/lib/fanzha-platform#$proot/var/lib/fanzha-platform#g" "$proot/etc/fanzha-platform/platform.toml" > "$proot/platform.toml"
+"$proot/usr/bin/fanzha-platform" --config "$proot/platform.toml" check-config
+scripts/check-deb-scripts.sh "$pdeb"
+echo "== packages unpacked and checked in a temporary root"
 
 # Every parser's fuzz target for a bounded time (FUZZ_SECONDS each; 20 by default, so
 # that the whole suite stays well under CI's budget). A crash fails the run.

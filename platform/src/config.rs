@@ -311,10 +311,25 @@ mod tests {
         let raw: RawConfig = toml::from_str(&std::fs::read_to_string(shipped).unwrap()).unwrap();
         let d = RawConfig::default();
         assert_eq!(
-            (raw.listen, raw.retention, raw.utc_offset, raw.session_ttl, raw.login_failures),
-            (d.listen, d.retention, d.utc_offset, d.session_ttl, d.login_failures)
+            (
+                raw.listen,
+                raw.retention,
+                raw.utc_offset,
+                raw.session_ttl,
+                raw.login_failures
+            ),
+            (
+                d.listen,
+                d.retention,
+                d.utc_offset,
+                d.session_ttl,
+                d.login_failures
+            )
         );
-        assert_eq!((raw.max_body_bytes, raw.max_batch_bytes), (d.max_body_bytes, d.max_batch_bytes));
+        assert_eq!(
+            (raw.max_body_bytes, raw.max_batch_bytes),
+            (d.max_body_bytes, d.max_batch_bytes)
+        );
         assert_eq!(offset_minutes("+8"), None);
     }
 }

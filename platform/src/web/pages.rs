@@ -362,11 +362,12 @@ pub(super) async fn case(
         .collect();
     let paid = outcomes.iter().any(|o| o.kind == "paid");
     let body = format!(
-        "{banner}<div class=\"card\"><p>状态 State: <strong id=\"state\" class=\"{state}\">{state}</strong>{reopened}</p>
+        "{banner}<div class=\"card\"><p>状态 State: <strong id=\"state\" class=\"{state}\">{state_label}</strong>{reopened}</p>
 <p>{street} · {community} · {day}</p><p>设备 Device: <code>{device}</code></p><p>类别 Category: {cat} · 规则 Rule: {rule} · 备注 Note: {note}</p></div>
 <h2>拦截记录 Hits ({n})</h2>{hits}<h2>跟进记录 Outcomes</h2>{outs}{form}",
         banner = if paid { PAID_REMINDER } else { "" },
         state = esc(&c.state),
+        state_label = if c.state == "open" { "待跟进 open" } else { "已办结 closed" },
         reopened = if c.reopened > 0 { format!(" · 重新打开 reopened {} 次", c.reopened) } else { String::new() },
         street = esc(&c.street),
         community = esc(&c.community),

@@ -148,7 +148,10 @@ fn expand(sql: &str) -> String {
     while let Some(at) = s.find("$__unixEpochGroupAlias(") {
         let end = at + s[at..].find(", '1d')").unwrap();
         let expr = s[at + 23..end].to_string();
-        s.replace_range(at..end + 7, &format!("floor(({expr}) / 86400) * 86400 AS \"time\""));
+        s.replace_range(
+            at..end + 7,
+            &format!("floor(({expr}) / 86400) * 86400 AS \"time\""),
+        );
     }
     while let Some(at) = s.find("$__unixEpochFilter(") {
         let mut depth = 1;
@@ -183,8 +186,12 @@ fn grafana_reads_the_postgresql_store() {
         appeal("01P3", "a1", t, "shop.loan.top", "mine"),
     ];
     assert_eq!(post_events(p.addr, "a1", "k1", &events).status, 200);
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/grafana/fanzha-platform-postgres.json");
-    let dash: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../config/grafana/fanzha-platform-postgres.json"
+    );
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut client = postgres::Client::connect(&pg.url, postgres::NoTls).unwrap();
     let panels = dash["panels"].as_array().unwrap();
     assert!(panels.len() >= 5);
@@ -197,7 +204,10 @@ fn grafana_reads_the_postgresql_store() {
     }
     // The open cases panel counts what the platform's page shows.
     let open = client
-        .query_one(expand(panels[1]["targets"][0]["rawSql"].as_str().unwrap()).as_str(), &[])
+        .query_one(
+            expand(panels[1]["targets"][0]["rawSql"].as_str().unwrap()).as_str(),
+            &[],
+        )
         .unwrap();
     assert_eq!(open.get::<_, i64>(1), 2);
 }
