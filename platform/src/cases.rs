@@ -22,6 +22,32 @@ pub fn day_of(ms: i64, offset_minutes: i32) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// Unix ms of a local time `YYYY-MM-DDTHH:MM` (an HTML `datetime-local` value; seconds
+/// may follow) at `offset_minutes` east of UTC.
+pub fn parse_local(s: &str, offset_minutes: i32) -> Option<i64> {
+    let (date, time) = s.trim().split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (h, min) = (t.next()??, t.next()??);
+    let sec = t.next().flatten().unwrap_or(0);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || sec > 59 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let local = days * DAY_MS + (h * 3600 + min * 60 + sec) * 1000;
+    let ms = local - i64::from(offset_minutes) * 60_000;
+    // A date that does not exist (2026-02-30) comes back as another day: refused.
+    (day_of(ms, offset_minutes) == date).then_some(ms)
+}
+
 /// What a worker records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -175,6 +201,26 @@ mod tests {
         assert_eq!(day_of(1_795_896_000_000, 0), "2026-11-28");
         assert_eq!(day_of(0, 0), "1970-01-01");
         assert_eq!(day_of(951_782_400_000, 0), "2000-02-29");
+    }
+
+    #[test]
+    fn local_times_parse() {
+        // 2026-11-28 16:00 in Beijing is 08:00 UTC.
+        assert_eq!(
+            parse_local("2026-11-28T16:00", 480),
+            Some(1_795_852_800_000)
+        );
+        assert_eq!(
+            parse_local("2026-11-28T16:00:30", 480),
+            Some(1_795_852_830_000)
+        );
+        assert_eq!(
+            parse_local("2026-11-29T00:30", 480).map(|ms| day_of(ms, 480)),
+            Some("2026-11-29".into())
+        );
+        assert_eq!(parse_local("2026-02-30T10:00", 480), None);
+        assert_eq!(parse_local("2026-11-28 16:00", 480), None);
+        assert_eq!(parse_local("yesterday", 480), None);
     }
 
     #[test]

@@ -177,43 +177,62 @@ pub fn get(db: &mut dyn Sql, scope: &Scope, id: i64) -> Result<Option<CaseView>,
     Ok(Some((c, hits, outcomes)))
 }
 
-/// Record `outcome` on case `id` (closing it when the worker says so or the outcome
-/// leaves nothing to do); false when the case is not in `scope`.
+/// What became of an outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    /// Recorded.
+    Done,
+    /// No such case in the scope.
+    NotFound,
+    /// The time given is before the case's first hit (its ms).
+    BeforeFirstHit(i64),
+}
+
+/// Record `outcome` on case `id`, as done at `at_ms` (a worker records a visit in the
+/// evening; the figures need the visit's time) and written at `now_ms`. It closes the
+/// case when the worker says so or the outcome leaves nothing to do; the first
+/// contact and the first close keep their earliest times.
 pub fn record(
     db: &mut dyn Sql,
     scope: &Scope,
     id: i64,
     (outcome, note, close): (Outcome, &str, bool),
     user: &str,
-    now_ms: i64,
-) -> Result<bool, DbError> {
+    (at_ms, now_ms): (i64, i64),
+) -> Result<Record, DbError> {
     let found = scoped(
-        Query::new("SELECT id FROM cases WHERE id = ").bind(id),
+        Query::new("SELECT first_ms FROM cases WHERE id = ").bind(id),
         scope,
         "",
     );
-    if found.rows(db)?.is_empty() {
-        return Ok(false);
+    let Some(first_ms) = found.rows(db)?.first().map(|r| r[0].int()) else {
+        return Ok(Record::NotFound);
+    };
+    if at_ms < first_ms {
+        return Ok(Record::BeforeFirstHit(first_ms));
     }
     let closes = close || outcome.always_closes();
     db.execute(
         "INSERT INTO outcomes (case_id, kind, note, time_ms, user_name, closes) VALUES ($1, $2, $3, $4, $5, $6)",
-        &[id.into(), outcome.word().into(), note.into(), now_ms.into(), user.into(), i64::from(closes).into()],
+        &[id.into(), outcome.word().into(), note.into(), at_ms.into(), user.into(), i64::from(closes).into()],
     )?;
     if outcome.is_contact() {
         db.execute(
-            "UPDATE cases SET first_contact_ms = COALESCE(first_contact_ms, $2) WHERE id = $1",
-            &[id.into(), now_ms.into()],
+            "UPDATE cases SET first_contact_ms = CASE WHEN first_contact_ms IS NULL OR $2 < first_contact_ms
+             THEN $2 ELSE first_contact_ms END WHERE id = $1",
+            &[id.into(), at_ms.into()],
         )?;
     }
     if closes {
+        // closed_ms is when the case was closed here: a hit after it reopens the case.
         db.execute(
-            "UPDATE cases SET state = 'closed', closed_ms = $2,
-             first_closed_ms = COALESCE(first_closed_ms, $2) WHERE id = $1",
-            &[id.into(), now_ms.into()],
+            "UPDATE cases SET state = 'closed', closed_ms = $3,
+             first_closed_ms = CASE WHEN first_closed_ms IS NULL OR $2 < first_closed_ms
+             THEN $2 ELSE first_closed_ms END WHERE id = $1",
+            &[id.into(), at_ms.into(), now_ms.into()],
         )?;
     }
-    Ok(true)
+    Ok(Record::Done)
 }
 
 /// Per community of `scope` (street, community): the figures of the cases whose first

@@ -402,6 +402,7 @@ fn outcome_form(id: i64, csrf: &str) -> String {
 <p><label>结果 Outcome<br><select name=\"outcome\" id=\"outcome\">{options}</select></label></p>
 <p class=\"muted\">已被骗：提醒居民拨打 110 / 96110。Already paid: remind the resident to call 110 / 96110.</p>
 <p><label>说明 Note<br><textarea name=\"note\" id=\"note\" rows=\"3\" maxlength=\"2000\"></textarea></label></p>
+<p><label>时间 When（不填为现在 empty: now）<br><input type=\"datetime-local\" name=\"at\" id=\"at\"></label></p>
 <p><label><input type=\"checkbox\" name=\"close\" value=\"1\" id=\"close\"> 办结 Close the case</label></p>
 <p><button id=\"record\">记录 Record</button></p></form>",
         c = esc(csrf)
@@ -417,6 +418,9 @@ pub struct OutcomeForm {
     note: String,
     #[serde(default)]
     close: Option<String>,
+    /// When it was done, local time (empty: now).
+    #[serde(default)]
+    at: String,
 }
 
 /// POST /cases/{id}/outcome.
@@ -431,6 +435,20 @@ pub(super) async fn outcome(
         .ok_or_else(|| WebError::BadRequest(format!("unknown outcome {:?}", f.outcome)))?;
     let note: String = f.note.chars().take(2000).collect();
     let close = f.close.is_some();
+    let now = now_ms();
+    let at = if f.at.trim().is_empty() {
+        now
+    } else {
+        crate::cases::parse_local(&f.at, app.config.offset_minutes).ok_or_else(|| {
+            WebError::BadRequest(format!("时间 {:?} is not a date and time", f.at))
+        })?
+    };
+    // A little clock skew is fine; a contact tomorrow is not.
+    if at > now + 300_000 {
+        return Err(WebError::BadRequest(
+            "时间在将来 the time is in the future".into(),
+        ));
+    }
     let (scope, who, client) = (
         v.account.scope.clone(),
         v.account.name.clone(),
@@ -438,9 +456,8 @@ pub(super) async fn outcome(
     );
     let done = app
         .db(true, move |db| {
-            let now = now_ms();
-            let done = cases::record(db, &scope, id, (o, &note, close), &who, now)?;
-            if done {
+            let done = cases::record(db, &scope, id, (o, &note, close), &who, (at, now))?;
+            if done == cases::Record::Done {
                 people::audit(
                     db,
                     now,
@@ -453,10 +470,14 @@ pub(super) async fn outcome(
             Ok(done)
         })
         .await?;
-    if !done {
-        return Err(WebError::NotFound);
+    match done {
+        cases::Record::Done => Ok(Redirect::to(&format!("/cases/{id}")).into_response()),
+        cases::Record::NotFound => Err(WebError::NotFound),
+        cases::Record::BeforeFirstHit(first) => Err(WebError::BadRequest(format!(
+            "时间早于首次拦截 ({}) the time is before the first hit",
+            super::html::time(first, app.config.offset_minutes)
+        ))),
     }
-    Ok(Redirect::to(&format!("/cases/{id}")).into_response())
 }
 
 /// GET /appeals (district only).

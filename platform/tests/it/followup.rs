@@ -133,6 +133,47 @@ fn a_worker_closes_a_case_and_the_district_sees_it() {
     let page = cora.get(&format!("/cases/{other}")).body;
     assert!(page.contains("id=\"paid-reminder\"") && page.contains("96110"));
 
+    // A visit written up later carries its own time: the first contact of that case
+    // moves back to it, and the median with it. A time before the first hit, or in
+    // the future, is refused.
+    let local = |ms: u64| {
+        let m = ((ms as i64 + 480 * 60_000) / 60_000).rem_euclid(1440);
+        format!(
+            "{}T{:02}:{:02}",
+            fanzha_platform::cases::day_of(ms as i64, 480),
+            m / 60,
+            m % 60
+        )
+    };
+    for (at, status) in [
+        (t - 3_600_000, 400),
+        (now_ms() + 7_200_000, 400),
+        (t + 30 * 60_000, 303),
+    ] {
+        let r = cora.post_form(
+            &format!("/cases/{other}/outcome"),
+            &[
+                ("csrf", &csrf),
+                ("outcome", "visited"),
+                ("note", "补记走访"),
+                ("at", &local(at)),
+            ],
+        );
+        assert_eq!(r.status, status, "at {}: {}", local(at), r.body);
+    }
+    assert!(
+        cora.get(&format!("/cases/{other}"))
+            .body
+            .contains(&local(t + 30 * 60_000).replace('T', " "))
+    );
+    let median: i64 = figure(&dora.get("/").body, "缤纷社区", "median")
+        .parse()
+        .unwrap();
+    assert!(
+        (74 * 60_000..80 * 60_000).contains(&median),
+        "median of about 2 h and 30 min: {median}"
+    );
+
     // Hit again after the close: the same case opens again.
     assert_eq!(
         post_events(
