@@ -22,20 +22,6 @@ fn appliance_toml(dir: &Path, name: &str, street: &str, platform: SocketAddr) ->
     )
 }
 
-fn query(f: &Fanzha, range: std::ops::Range<usize>) {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    let mut buf = [0u8; 1500];
-    for i in range {
-        let q = make_query(&format!("r{i}.scam.test."), RecordType::A, false)
-            .to_vec()
-            .unwrap();
-        s.send_to(&q, f.dns).unwrap();
-        s.recv_from(&mut buf)
-            .expect("every blocked query is answered");
-    }
-}
-
 /// Hits per street as the district's export says.
 fn hits_by_street(p: &DistrictPlatform, session: &str) -> Vec<(String, u64)> {
     let mut v: Vec<(String, u64)> = p
@@ -66,14 +52,14 @@ fn three_appliances_report_through_an_outage_and_nothing_is_lost_or_doubled() {
         })
         .collect();
     for f in &appliances {
-        query(f, 0..300);
+        query_names(f, 0..300);
     }
     // The platform dies (SIGKILL: batches in flight may have been committed without
     // their answer), the appliances go on blocking and spooling, and it comes back.
     std::thread::sleep(Duration::from_millis(300));
     platform.kill();
     for f in &appliances {
-        query(f, 300..600);
+        query_names(f, 300..600);
     }
     std::thread::sleep(Duration::from_secs(2));
     platform.restart();

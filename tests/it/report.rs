@@ -21,21 +21,6 @@ fn setup(dir: &std::path::Path, n: usize, platform: SocketAddr, extra: &str) -> 
     )
 }
 
-/// Send one blocked query per name, waiting for each answer.
-fn query_names(f: &Fanzha, range: std::ops::Range<usize>) {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    let mut buf = [0u8; 1500];
-    for i in range {
-        let q = make_query(&format!("r{i}.scam.test."), RecordType::A, false)
-            .to_vec()
-            .unwrap();
-        s.send_to(&q, f.dns).unwrap();
-        s.recv_from(&mut buf)
-            .expect("every blocked query is answered");
-    }
-}
-
 #[test]
 fn every_hit_arrives_across_a_platform_outage() {
     let platform = TestPlatform::start("127.0.0.1:0");

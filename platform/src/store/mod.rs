@@ -26,9 +26,17 @@ pub fn scoped(q: Query, scope: &Scope, prefix: &str) -> Query {
         Role::Street => q
             .push(&format!(" AND {prefix}street = "))
             .bind(&scope.place),
-        Role::Community => q
-            .push(&format!(" AND {prefix}community = "))
-            .bind(&scope.place),
+        // `街道/社区` where two streets have a community of the same name.
+        Role::Community => match scope.place.split_once('/') {
+            Some((street, community)) => q
+                .push(&format!(" AND {prefix}street = "))
+                .bind(street)
+                .push(&format!(" AND {prefix}community = "))
+                .bind(community),
+            None => q
+                .push(&format!(" AND {prefix}community = "))
+                .bind(&scope.place),
+        },
     }
 }
 
@@ -107,6 +115,16 @@ mod tests {
             "SELECT id FROM cases WHERE id = $1 AND community = $2"
         );
         assert_eq!(q.params[1], Value::from("缤纷社区"));
+        let twin = Scope {
+            role: Role::Community,
+            place: "长河街道/新村社区".into(),
+        };
+        let q = scoped(Query::new("x WHERE 1=1"), &twin, "");
+        assert_eq!(q.sql, "x WHERE 1=1 AND street = $1 AND community = $2");
+        assert_eq!(
+            q.params,
+            vec![Value::from("长河街道"), Value::from("新村社区")]
+        );
         let st = Scope {
             role: Role::Street,
             place: "西兴街道".into(),

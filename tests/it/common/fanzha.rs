@@ -297,3 +297,23 @@ pub fn category_lists(dir: &std::path::Path) -> String {
     }
     "[blocklist]\ndirs = [\"wlists\"]\nallow_dirs = []\n[resolver]\nmode = \"forward\"\nupstreams = [\"udp://127.0.0.1:9\"]\n".into()
 }
+
+/// Send one query for each of `r{i}.scam.test` (`i` in `range`), waiting for each
+/// answer (the report tests' lists block them).
+pub fn query_names(f: &Fanzha, range: std::ops::Range<usize>) {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 1500];
+    for i in range {
+        let q = make_query(
+            &format!("r{i}.scam.test."),
+            hickory_proto::rr::RecordType::A,
+            false,
+        )
+        .to_vec()
+        .unwrap();
+        s.send_to(&q, f.dns).unwrap();
+        s.recv_from(&mut buf)
+            .expect("every blocked query is answered");
+    }
+}
