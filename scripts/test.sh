@@ -13,9 +13,10 @@ cd "$(dirname "$0")/.."
 # signed feed served over HTTPS), minisign (the feed's signatures checked by the tool)
 # dnsdist (the balancer in front of three appliances), man-db (the packaged man
 # pages read as `man fanzha.toml` would), postgresql (the district platform's store,
-# started by its tests in a temporary directory) and chromium-driver (the platform's
-# pages driven in a real browser).
-packages=(dnsutils chromium fonts-noto-cjk prometheus systemd python3 iproute2 util-linux fstrm-bin dnstap-ldns nginx-light minisign dnsdist man-db postgresql chromium-driver)
+# started by its tests in a temporary directory), chromium-driver (the platform's
+# pages driven in a real browser), and libsqlite3-dev with pkg-config (the platform
+# links Debian's SQLite, as its package then depends on libsqlite3-0).
+packages=(dnsutils chromium fonts-noto-cjk prometheus systemd python3 iproute2 util-linux fstrm-bin dnstap-ldns nginx-light minisign dnsdist man-db postgresql chromium-driver libsqlite3-dev pkg-config)
 
 # The suite leaves the host as it found it: no service enabled that was not, no
 # process of its own left running, the working tree as it was. Taken now, checked
