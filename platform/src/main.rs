@@ -201,7 +201,7 @@ fn serve(c: Config) -> anyhow::Result<ExitCode> {
         tracing::info!(listen = %listener.local_addr()?, database = store.kind(), appliances = c.appliances.len(), "fanzha-platform serving");
         let app = web::App::new(c, store);
         fanzha::sd_notify::notify("READY=1");
-        web::pages::write_allowlist(&app).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        web::review::write_allowlist(&app).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let retention = {
             let app = app.clone();
             tokio::spawn(async move {

@@ -5,8 +5,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use super::pages::{Overview, Period, overview_data};
-use super::{Shared, Viewer, WebError, now_ms};
+use super::overview::{Overview, Period, overview_data};
+use super::session::Viewer;
+use super::state::{Shared, WebError, now_ms};
 use crate::scope::Scope;
 use crate::store::{appeals, cases, people};
 

@@ -3,8 +3,8 @@
 
 use fanzha::warnpage::escape_html;
 
-use super::Viewer;
 use crate::cases::day_of;
+use crate::store::people::Account;
 
 /// Escape text for HTML.
 pub(super) fn esc(s: &str) -> String {
@@ -29,9 +29,8 @@ pub(super) fn bare(text: &str) -> String {
     )
 }
 
-/// A page of the platform for `v`.
-pub(super) fn page(district: &str, v: &Viewer, title: &str, body: &str) -> String {
-    let a = &v.account;
+/// A page of the platform for account `a`, whose forms carry `csrf`.
+pub(super) fn page(district: &str, (a, csrf): (&Account, &str), title: &str, body: &str) -> String {
     let place = if a.scope.place.is_empty() {
         district.to_string()
     } else {
@@ -49,7 +48,7 @@ pub(super) fn page(district: &str, v: &Viewer, title: &str, body: &str) -> Strin
 <main><h1>{t}</h1>{body}</main></body></html>",
         t = esc(title),
         place = esc(&place),
-        csrf = esc(&v.csrf),
+        csrf = esc(csrf),
         user = esc(&a.name),
         role = a.scope.role.label(),
     )

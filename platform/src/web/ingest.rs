@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
-use super::{Shared, now_ms};
+use super::state::{Shared, now_ms};
 use crate::ingest::{Refused, parse, unpack, verify};
 use crate::store::events::{Batch, Stored, ingest};
 

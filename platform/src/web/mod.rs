@@ -1,14 +1,16 @@
 //! The platform's HTTP server: the appliances' `POST /v1/events`, the pages of each
 //! level, CSV exports, the allow list file and the metrics.
 
+mod casework;
 mod export;
 mod html;
 mod ingest;
-pub mod pages;
+mod overview;
+pub mod review;
 mod session;
+mod state;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -16,93 +18,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::auth::Limiter;
-use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::store::{DbError, Sql, Store};
-
 pub use session::Viewer;
-
-/// Everything a request may use.
-pub struct App {
-    /// The config.
-    pub config: Config,
-    /// The database.
-    pub store: Arc<Store>,
-    /// Failed logins.
-    pub limiter: Limiter,
-    /// Metrics.
-    pub metrics: Metrics,
-    /// Category names for people.
-    pub names: fanzha::categories::Names,
-}
-
-/// Shared state.
-pub type Shared = Arc<App>;
-
-impl App {
-    /// The app over an open store.
-    pub fn new(config: Config, store: Store) -> Shared {
-        Arc::new(App {
-            limiter: Limiter::new(config.login_failures, config.login_window),
-            config,
-            store: Arc::new(store),
-            metrics: Metrics::new(),
-            names: fanzha::warnpage::Templates::builtin().names(),
-        })
-    }
-
-    /// Run `f` on the blocking pool, in a write transaction (`write`) or on a snapshot.
-    pub async fn db<T: Send + 'static>(
-        &self,
-        write: bool,
-        f: impl FnOnce(&mut dyn Sql) -> Result<T, DbError> + Send + 'static,
-    ) -> Result<T, WebError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || if write { store.write(f) } else { store.read(f) })
-            .await
-            .map_err(|e| WebError::Internal(format!("database task: {e}")))?
-            .map_err(|e| WebError::Internal(e.to_string()))
-    }
-}
-
-/// A request that ends in an error page.
-#[derive(Debug)]
-pub enum WebError {
-    /// 404: not there, or not in the viewer's scope (the same answer on purpose).
-    NotFound,
-    /// 400 with a reason.
-    BadRequest(String),
-    /// 403: a form without its CSRF token.
-    Forbidden,
-    /// 500: the database failed (logged; the page says to retry).
-    Internal(String),
-}
-
-impl IntoResponse for WebError {
-    fn into_response(self) -> Response {
-        let (status, text) = match self {
-            WebError::NotFound => (StatusCode::NOT_FOUND, "未找到 Not found".to_string()),
-            WebError::BadRequest(why) => (
-                StatusCode::BAD_REQUEST,
-                format!("请求有误 Bad request: {why}"),
-            ),
-            WebError::Forbidden => (
-                StatusCode::FORBIDDEN,
-                "表单已过期，请返回刷新后重试 The form expired: go back, reload and try again"
-                    .to_string(),
-            ),
-            WebError::Internal(why) => {
-                tracing::error!(error = %why, "request failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "服务器出错，请稍后重试 Server error, try again".to_string(),
-                )
-            }
-        };
-        (status, axum::response::Html(html::bare(&text))).into_response()
-    }
-}
+pub use state::{App, Shared, WebError, now_ms};
 
 /// The routes.
 pub fn router(app: Shared) -> Router {
@@ -111,18 +28,18 @@ pub fn router(app: Shared) -> Router {
             "/v1/events",
             post(ingest::events).layer(DefaultBodyLimit::disable()),
         )
-        .route("/v1/allowlist.txt", get(pages::allowlist_txt))
+        .route("/v1/allowlist.txt", get(review::allowlist_txt))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
-        .route("/", get(pages::overview))
-        .route("/cases", get(pages::cases))
-        .route("/cases/{id}", get(pages::case))
-        .route("/cases/{id}/outcome", post(pages::outcome))
-        .route("/appeals", get(pages::appeals))
-        .route("/appeals/{id}", post(pages::decide))
-        .route("/audit", get(pages::audit))
+        .route("/", get(overview::overview))
+        .route("/cases", get(casework::cases))
+        .route("/cases/{id}", get(casework::case))
+        .route("/cases/{id}/outcome", post(casework::outcome))
+        .route("/appeals", get(review::appeals))
+        .route("/appeals/{id}", post(review::decide))
+        .route("/audit", get(review::audit))
         .route("/export/{view}", get(export::csv))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .layer(axum::middleware::map_response(headers))
@@ -204,11 +121,4 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
-}
-
-/// Unix ms now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -12,7 +12,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::html::login_form;
-use super::{Shared, WebError, now_ms};
+use super::state::{Shared, WebError, now_ms};
 use crate::auth;
 use crate::store::people::{self, Account};
 
