@@ -15,8 +15,9 @@ cd "$(dirname "$0")/.."
 # pages read as `man fanzha.toml` would), postgresql (the district platform's store,
 # started by its tests in a temporary directory), chromium-driver (the platform's
 # pages driven in a real browser), and libsqlite3-dev with pkg-config (the platform
-# links Debian's SQLite, as its package then depends on libsqlite3-0).
-packages=(dnsutils chromium fonts-noto-cjk prometheus systemd python3 iproute2 util-linux fstrm-bin dnstap-ldns nginx-light minisign dnsdist man-db postgresql chromium-driver libsqlite3-dev pkg-config)
+# links Debian's SQLite, as its package then depends on libsqlite3-0), and
+# knot-dnsutils (kdig, a real DNS over TLS client).
+packages=(dnsutils chromium fonts-noto-cjk prometheus systemd python3 iproute2 util-linux fstrm-bin dnstap-ldns nginx-light minisign dnsdist man-db postgresql chromium-driver libsqlite3-dev pkg-config knot-dnsutils)
 
 # The suite leaves the host as it found it: no service enabled that was not, no
 # process of its own left running, the working tree as it was. Taken now, checked

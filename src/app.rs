@@ -100,11 +100,7 @@ impl App {
         // DNS sockets first: a second instance fails here at once, and queries that
         // arrive while the lists load wait in the socket buffers, answered a moment
         // later rather than refused.
-        let udp_sockets = cfg.worker_threads();
-        let mut bound = Vec::with_capacity(cfg.server.listen.len());
-        for addr in &cfg.server.listen {
-            bound.push(bind::bind_pair(*addr, udp_sockets)?);
-        }
+        let bound = bind_dns(&cfg)?;
         let lists = Arc::new(Handle::default());
         // With a feed, its last verified list serves from the start (offline too).
         let bcfg = feed::poll::blocklist_config(cfg.feed.as_ref(), &cfg.blocklist);
@@ -510,16 +506,58 @@ impl App {
     }
 }
 
-/// One UDP receive loop per socket and one TCP accept loop per address, on the sockets
-/// bound at start.
+/// The DNS sockets bound at start: UDP sockets and a TCP listener per address, and the
+/// DNS over TLS listeners.
+type Bound = (
+    Vec<(Vec<tokio::net::UdpSocket>, TcpListener)>,
+    Vec<TcpListener>,
+);
+
+/// Bind every DNS socket: UDP (one per worker) and TCP on each `listen` address, TLS
+/// on each `listen_tls` address.
+fn bind_dns(cfg: &Config) -> Result<Bound> {
+    let udp_sockets = cfg.worker_threads();
+    let mut bound = Vec::with_capacity(cfg.server.listen.len());
+    for addr in &cfg.server.listen {
+        bound.push(bind::bind_pair(*addr, udp_sockets)?);
+    }
+    let mut dot = Vec::with_capacity(cfg.server.listen_tls.len());
+    for addr in &cfg.server.listen_tls {
+        dot.push(bind::bind_tls(*addr)?);
+    }
+    Ok((bound, dot))
+}
+
+/// One UDP receive loop per socket and one TCP (or TLS) accept loop per address, on
+/// the sockets bound at start.
 fn spawn_listeners(
     cfg: &Config,
-    bound: Vec<(Vec<tokio::net::UdpSocket>, TcpListener)>,
+    (bound, dot): Bound,
     engine: &Arc<Engine>,
     shutdown: &CancellationToken,
     tasks: &TaskTracker,
 ) -> Result<JoinSet<()>> {
     let mut listeners = JoinSet::new();
+    let limits = tcp::TcpLimits {
+        idle: cfg.server.tcp_idle_timeout,
+        max: cfg.server.tcp_max_connections,
+        per_client: cfg.server.tcp_per_client,
+        handshake: cfg.server.tls_handshake_timeout,
+    };
+    if let Some((cert, key)) = &cfg.server.tls {
+        let acceptor = crate::http::tls_acceptor(cert, key, "server", &[b"dot"])
+            .map_err(anyhow::Error::msg)?;
+        for l in dot {
+            tracing::info!(tls = %l.local_addr()?, "listening for DNS over TLS");
+            listeners.spawn(tcp::run_tcp(
+                engine.clone(),
+                l,
+                (limits, Some(acceptor.clone())),
+                shutdown.clone(),
+                tasks.clone(),
+            ));
+        }
+    }
     for (udps, tcp) in bound {
         tracing::info!(udp = %udps[0].local_addr()?, tcp = %tcp.local_addr()?, udp_sockets = udps.len(), "listening for DNS");
         // One UDP receive loop per runtime worker (the runtime has `threads` of them).
@@ -534,11 +572,7 @@ fn spawn_listeners(
         listeners.spawn(tcp::run_tcp(
             engine.clone(),
             tcp,
-            tcp::TcpLimits {
-                idle: cfg.server.tcp_idle_timeout,
-                max: cfg.server.tcp_max_connections,
-                per_client: cfg.server.tcp_per_client,
-            },
+            (limits, None),
             shutdown.clone(),
             tasks.clone(),
         ));

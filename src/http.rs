@@ -128,3 +128,34 @@ pub fn post(
         .read_to_end(&mut answer);
     Ok((status, answer))
 }
+
+/// A TLS server (1.2 and 1.3) from PEM certificate chain and key files, offering
+/// `alpn`; errors name `section`'s `tls_cert` / `tls_key`.
+pub fn tls_acceptor(
+    cert: &Path,
+    key: &Path,
+    section: &str,
+    alpn: &[&[u8]],
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("cannot read {} ({section}.tls_cert): {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{} ({section}.tls_cert): {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{} ({section}.tls_cert) holds no certificate",
+            cert.display()
+        ));
+    }
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read {} ({section}.tls_key): {e}", key.display()))?;
+    let provider = Arc::new(hickory_resolver::net::tls::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("{section}.tls_cert / tls_key: {e}"))?;
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+}

@@ -182,6 +182,12 @@ pub enum ResolverMode {
 pub struct ServerConfig {
     /// DNS listeners.
     pub listen: Vec<SocketAddr>,
+    /// DNS over TLS listeners.
+    pub listen_tls: Vec<SocketAddr>,
+    /// The certificate chain and key of DNS over TLS (given with `listen_tls`).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// A TLS handshake longer than this is closed.
+    pub tls_handshake_timeout: Duration,
     /// Admitted clients.
     pub acl: Vec<IpNet>,
     /// Clients whose RD=0 queries may be answered from the cache.

@@ -23,12 +23,19 @@ pub fn check(c: &Config, local: &dyn Fn(IpAddr) -> bool) -> (Vec<String>, Vec<St
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     problems.extend(missing_dirs(c));
+    // DNS over TLS: the certificate and key must load as `serve` will load them.
+    if let Some((cert, key)) = &c.server.tls
+        && let Err(e) = crate::http::tls_acceptor(cert, key, "server", &[b"dot"])
+    {
+        problems.push(format!("{e}; give a PEM certificate chain and its key"));
+    }
     let pages = c.warnpage.listen.iter().chain(&c.warnpage.https);
     for (key, a) in c
         .server
         .listen
         .iter()
         .map(|a| ("server.listen", a))
+        .chain(c.server.listen_tls.iter().map(|a| ("server.listen_tls", a)))
         .chain(pages.clone().map(|a| ("warnpage.listen", a)))
     {
         if !local(a.ip()) {

@@ -56,6 +56,17 @@ pub struct RawConfig {
 pub struct RawServer {
     /// DNS listen addresses (UDP and TCP on each).
     pub listen: Vec<String>,
+    /// DNS over TLS listen addresses (RFC 7858, ALPN `dot`; the port defaults to 853).
+    /// Needs `tls_cert` and `tls_key`; the same clients, limits and answers as TCP.
+    pub listen_tls: Vec<String>,
+    /// The certificate chain (PEM) of DNS over TLS.
+    pub tls_cert: String,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: String,
+    /// Close a DNS over TLS connection whose handshake takes longer than this: a slow
+    /// handshake holds a connection slot.
+    #[serde(deserialize_with = "dur::secs", serialize_with = "dur::secs_out")]
+    pub tls_handshake_timeout: u64,
     /// Client CIDRs admitted.
     pub acl: Vec<String>,
     /// Client CIDRs whose queries without recursion desired (RD=0) may be answered
@@ -102,6 +113,10 @@ impl Default for RawServer {
     fn default() -> Self {
         RawServer {
             listen: vec!["127.0.0.1:5353".into()],
+            listen_tls: Vec::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            tls_handshake_timeout: 5,
             acl: [
                 "127.0.0.0/8",
                 "::1/128",

@@ -107,7 +107,8 @@ impl RawConfig {
     pub fn validate(self, base: &Path, source: Option<PathBuf>) -> Result<Config, ConfigError> {
         let effective = self.clone();
         let base = Base(base);
-        let server = server(&self.server)?;
+        let mut server = server(&self.server)?;
+        dot(&mut server, &self.server, &base)?;
         let control = control(&self.control, &self.server.state_dir, &base)?;
         let report = report(&self.report, &self.server.state_dir, &base)?;
         let dnstap = dnstap(&self.dnstap, &report, &base)?;
@@ -328,6 +329,10 @@ fn server(s: &RawServer) -> Result<ServerConfig, ConfigError> {
     };
     Ok(ServerConfig {
         listen,
+        // Filled by `dot`, which resolves the certificate paths.
+        listen_tls: Vec::new(),
+        tls: None,
+        tls_handshake_timeout: Duration::from_secs(s.tls_handshake_timeout.max(1)),
         acl,
         allow_snoop,
         rate_limit: s.rate_limit,
@@ -639,6 +644,37 @@ fn sinkhole(
         ttl: sk.ttl,
         category_actions,
     })
+}
+
+/// DNS over TLS: its addresses, and the certificate and key it needs.
+fn dot(c: &mut ServerConfig, s: &RawServer, base: &Base<'_>) -> Result<(), ConfigError> {
+    c.listen_tls = parse_sockets("server.listen_tls", &s.listen_tls, Some(853))?;
+    c.tls = match (s.tls_cert.is_empty(), s.tls_key.is_empty()) {
+        (true, true) => None,
+        (false, false) => Some((base.path(&s.tls_cert), base.path(&s.tls_key))),
+        (false, true) => {
+            return Err(invalid(
+                "server.tls_key",
+                "",
+                "give the private key of server.tls_cert (PEM), or remove tls_cert",
+            ));
+        }
+        (true, false) => {
+            return Err(invalid(
+                "server.tls_cert",
+                "",
+                "give the certificate chain (PEM) for server.tls_key, or remove tls_key",
+            ));
+        }
+    };
+    if !c.listen_tls.is_empty() && c.tls.is_none() {
+        return Err(invalid(
+            "server.listen_tls",
+            format!("{:?}", s.listen_tls),
+            "DNS over TLS needs server.tls_cert and server.tls_key; without them leave listen_tls empty",
+        ));
+    }
+    Ok(())
 }
 
 fn warnpage(w: &RawWarnpage, base: &Base<'_>) -> Result<WarnpageConfig, ConfigError> {

@@ -460,31 +460,10 @@ pub async fn serve(
     }
 }
 
-/// A TLS acceptor from PEM certificate chain and key files.
+/// The warning page's TLS acceptor from PEM certificate chain and key files.
 pub fn tls_acceptor(
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> Result<tokio_rustls::TlsAcceptor, String> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("cannot read {} (warnpage.tls_cert): {e}", cert.display()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{} (warnpage.tls_cert): {e}", cert.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "{} (warnpage.tls_cert) holds no certificate",
-            cert.display()
-        ));
-    }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("cannot read {} (warnpage.tls_key): {e}", key.display()))?;
-    let provider = Arc::new(hickory_resolver::net::tls::default_provider());
-    let cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("warnpage.tls_cert / tls_key: {e}"))?;
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+    crate::http::tls_acceptor(cert, key, "warnpage", &[])
 }

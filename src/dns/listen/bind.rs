@@ -66,6 +66,20 @@ pub enum BindError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A DNS over TLS listener.
+    #[error("binding DNS over TLS on {addr} (server.listen_tls): {source}{}", in_use_hint(*addr, source))]
+    Tls {
+        /// The listen address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Bind a DNS over TLS listener.
+pub fn bind_tls(addr: SocketAddr) -> Result<TcpListener, BindError> {
+    let err = |source| BindError::Tls { addr, source };
+    TcpListener::from_std(tcp_listener(addr).map_err(err)?).map_err(err)
 }
 
 /// What to do when the address is taken: another resolver runs there. On port 53

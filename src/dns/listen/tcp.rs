@@ -1,4 +1,5 @@
-//! DNS over TCP: one task per connection, frames answered in order.
+//! DNS over TCP, and over TLS (RFC 7858: the same frames inside TLS, ALPN `dot`):
+//! one task per connection, frames answered in order.
 //!
 //! Connections are a scarce resource anyone can try to hold, so (as Unbound's
 //! `incoming-num-tcp` and per-address limits do):
@@ -8,13 +9,14 @@
 //!   one address;
 //! - a connection is closed when it got no answer for `tcp_idle_timeout`, whatever it
 //!   sends: frames that get none (responses, garbage) do not keep it open;
+//! - a TLS handshake that takes longer than `tls_handshake_timeout` is closed;
 //! - the log says at most once every 10 s that connections were refused.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -32,13 +34,15 @@ pub struct TcpLimits {
     pub max: usize,
     /// Connections open at once from one address.
     pub per_client: usize,
+    /// A TLS handshake longer than this is closed.
+    pub handshake: Duration,
 }
 
-/// Serve DNS over TCP on `listener` until `shutdown`.
+/// Serve DNS over TCP on `listener` until `shutdown`; over TLS with `tls`.
 pub async fn run_tcp(
     engine: Arc<Engine>,
     listener: TcpListener,
-    limits: TcpLimits,
+    (limits, tls): (TcpLimits, Option<tokio_rustls::TlsAcceptor>),
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
@@ -85,36 +89,64 @@ pub async fn run_tcp(
             }
             continue;
         };
-        let (engine, shutdown) = (engine.clone(), shutdown.clone());
+        let (engine, shutdown, tls) = (engine.clone(), shutdown.clone(), tls.clone());
         tasks.spawn(async move {
             let _held = (permit, client);
-            tcp_conn(engine, stream, peer, proxied, limits.idle, shutdown).await;
+            let mut stream = stream;
+            let Some((peer, server)) = open(&engine, &mut stream, peer, proxied, limits.idle).await
+            else {
+                return;
+            };
+            match tls {
+                None => frames(engine, stream, (peer, server), limits.idle, shutdown).await,
+                Some(acceptor) => {
+                    // The handshake holds a slot: it gets its own, short, deadline.
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(limits.handshake, acceptor.accept(stream)).await
+                    else {
+                        return;
+                    };
+                    frames(engine, stream, (peer, server), limits.idle, shutdown).await;
+                }
+            }
         });
     }
 }
 
-async fn tcp_conn(
-    engine: Arc<Engine>,
-    mut stream: TcpStream,
+/// Ready a connection: no Nagle, the address it came to, and a `proxy_from` sender's
+/// PROXY header (then the ACL applies to the client it names); None closes it.
+async fn open(
+    engine: &Engine,
+    stream: &mut TcpStream,
     peer: SocketAddr,
     proxied: bool,
     idle: Duration,
-    shutdown: CancellationToken,
-) {
+) -> Option<(SocketAddr, Option<SocketAddr>)> {
     let _ = stream.set_nodelay(true);
     let mut server = stream.local_addr().ok();
     let mut peer = peer;
     if proxied {
-        match tokio::time::timeout(idle, read_proxy_header(&mut stream)).await {
+        match tokio::time::timeout(idle, read_proxy_header(stream)).await {
             Ok(Some(Some((client, to)))) => (peer, server) = (client, Some(to)),
             // LOCAL: the balancer's own query (a health check).
             Ok(Some(None)) => {}
-            _ => return,
+            _ => return None,
         }
         if !engine.client_allowed(peer.ip()) {
-            return;
+            return None;
         }
     }
+    Some((peer, server))
+}
+
+/// Answer length-prefixed frames in order until the client goes quiet or leaves.
+async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
+    engine: Arc<Engine>,
+    mut stream: S,
+    (peer, server): (SocketAddr, Option<SocketAddr>),
+    idle: Duration,
+    shutdown: CancellationToken,
+) {
     let mut frame = Vec::new();
     // Moved on only by an answer.
     let mut deadline = tokio::time::Instant::now() + idle;

@@ -64,6 +64,8 @@ pub struct Fanzha {
     pub ops: SocketAddr,
     pub http: Option<SocketAddr>,
     pub https: Option<SocketAddr>,
+    /// The first DNS over TLS listener, when `[server] listen_tls` is set.
+    pub dot: Option<SocketAddr>,
     pub dir: PathBuf,
     pub log: Arc<Mutex<Vec<String>>>,
     lines: mpsc::Receiver<String>,
@@ -131,7 +133,7 @@ impl Fanzha {
                 }
             });
         }
-        let (mut dns, mut ops, mut http, mut https) = (None, None, None, None);
+        let (mut dns, mut ops, mut http, mut https, mut dot) = (None, None, None, None, None);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let line = rx
@@ -142,7 +144,9 @@ impl Fanzha {
                         log.lock().unwrap().join("\n")
                     )
                 });
-            if line.contains("listening for DNS") {
+            if line.contains("listening for DNS over TLS") {
+                dot = dot.or(after(&line, "tls=").map(|s| s.parse().unwrap()));
+            } else if line.contains("listening for DNS") {
                 dns = after(&line, "udp=").map(|s| s.parse().unwrap());
             }
             if line.contains("warning page listening (http)") {
@@ -164,6 +168,7 @@ impl Fanzha {
             ops: ops.unwrap(),
             http,
             https,
+            dot,
             dir: dir.to_path_buf(),
             log,
             lines: rx,

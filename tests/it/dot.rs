@@ -1,0 +1,162 @@
+//! DNS over TLS (RFC 7858): the same answers as over UDP, inside TLS 1.2 or 1.3 with
+//! ALPN `dot`; a real client (`kdig +tls`, Debian's knot-dnsutils) gets them too; a
+//! client that never finishes its handshake is closed; a config without the
+//! certificate is refused naming the key.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use hickory_proto::op::Message;
+use hickory_proto::rr::RecordType;
+
+/// A CA, a certificate for 127.0.0.1 signed by it, and the appliance's config.
+fn setup(dir: &Path) -> String {
+    let (ca, cert, key) = test_ca();
+    std::fs::write(dir.join("ca.pem"), ca).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert).unwrap();
+    std::fs::write(dir.join("key.pem"), key).unwrap();
+    format!(
+        "{}[resolver]\nmode = \"forward\"\nupstreams = [\"udp://127.0.0.1:9\"]\n[sinkhole]\nipv4 = \"10.53.53.53\"\n\
+         [server]\nlisten_tls = [\"127.0.0.1:0\"]\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\ntls_handshake_timeout = 1\n",
+        lists_toml(dir)
+    )
+}
+
+fn client(
+    dir: &Path,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ClientConfig {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"dot".to_vec()];
+    cfg
+}
+
+/// Ask `name` over DoT: the answer, and the ALPN protocol agreed.
+fn ask_dot(f: &Fanzha, cfg: rustls::ClientConfig, name: &str) -> (Message, Option<Vec<u8>>) {
+    let server = rustls_pki_types::ServerName::IpAddress(Ipv4Addr::LOCALHOST.into());
+    let conn = rustls::ClientConnection::new(Arc::new(cfg), server).unwrap();
+    let tcp = TcpStream::connect(f.dot.unwrap()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let q = make_query(&format!("{name}."), RecordType::A, true)
+        .to_vec()
+        .unwrap();
+    let mut frame = (q.len() as u16).to_be_bytes().to_vec();
+    frame.extend_from_slice(&q);
+    tls.write_all(&frame).unwrap();
+    let mut len = [0u8; 2];
+    tls.read_exact(&mut len).unwrap();
+    let mut resp = vec![0u8; u16::from_be_bytes(len) as usize];
+    tls.read_exact(&mut resp).unwrap();
+    let alpn = tls.conn.alpn_protocol().map(<[u8]>::to_vec);
+    (Message::from_vec(&resp).unwrap(), alpn)
+}
+
+#[test]
+fn dns_over_tls_answers_as_udp_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fanzha::start(dir.path(), &setup(dir.path()));
+    assert!(
+        f.dot.is_some(),
+        "no DoT listener in the log:\n{}",
+        f.log_text()
+    );
+    let sinkhole = vec![IpAddr::V4(Ipv4Addr::new(10, 53, 53, 53))];
+    for versions in [
+        &[&rustls::version::TLS13][..],
+        &[&rustls::version::TLS12][..],
+    ] {
+        let (m, alpn) = ask_dot(&f, client(dir.path(), versions), "www.blocked.example.test");
+        assert_eq!(ips(&m), sinkhole, "{versions:?}");
+        assert_eq!(alpn.as_deref(), Some(&b"dot"[..]), "{versions:?}");
+    }
+    // The same answer as over UDP, the EDE naming the category included.
+    let udp_answer = udp(f.dns, "www.blocked.example.test.", RecordType::A);
+    let (dot_answer, _) = ask_dot(
+        &f,
+        client(dir.path(), &[&rustls::version::TLS13]),
+        "www.blocked.example.test",
+    );
+    assert_eq!(dot_answer.answers, udp_answer.answers);
+    assert_eq!(
+        dot_answer.metadata.response_code,
+        udp_answer.metadata.response_code
+    );
+
+    // A real client: kdig, verifying the certificate against the test CA.
+    let port = f.dot.unwrap().port().to_string();
+    let out = Command::new("kdig")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &port,
+            "+tls",
+            "+tls-ca=ca.pem",
+            "+tls-hostname=127.0.0.1",
+            "www.blocked.example.test",
+            "A",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("kdig (Debian's knot-dnsutils; scripts/test.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("10.53.53.53") && text.contains("TLS"),
+        "kdig:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A client that opens a connection and never says hello holds no slot for long.
+    let mut idle = TcpStream::connect(f.dot.unwrap()).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let t = Instant::now();
+    let mut b = [0u8; 16];
+    let n = idle.read(&mut b).unwrap_or(0);
+    assert_eq!(n, 0, "the server closes a silent handshake");
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "closed after {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn dns_over_tls_without_a_certificate_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("f.toml"),
+        "[server]\nlisten_tls = [\"127.0.0.1:8853\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["check-config", "--config", "f.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("server.listen_tls") && text.contains("tls_cert"),
+        "{text}"
+    );
+}
