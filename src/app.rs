@@ -55,6 +55,8 @@ struct App {
     warn_state: Arc<WarnState>,
     /// The categories' names for the alerts, from the warning page's texts.
     category_names: Arc<ArcSwap<crate::categories::Names>>,
+    /// DNS over TLS's certificate, read again on SIGHUP (`None`: no DoT listener).
+    dot_tls: Option<Arc<ArcSwap<tokio_rustls::TlsAcceptor>>>,
     /// The DNS listeners; one ending while fanzha is not stopping is fatal.
     listeners: JoinSet<()>,
     /// Queries being resolved.
@@ -143,7 +145,7 @@ impl App {
         tracing::info!("resolver: {}", resolve::describe(&cfg));
 
         let tasks = TaskTracker::new();
-        let listeners = spawn_listeners(&cfg, bound, &engine, &shutdown, &tasks)?;
+        let (listeners, dot_tls) = spawn_listeners(&cfg, bound, &engine, &shutdown, &tasks)?;
         // Not a listener (it ends at once when prefetch is off): a tracked task.
         tasks.spawn(engine.clone().run_prefetch(shutdown.clone()));
         let warn_state =
@@ -172,6 +174,7 @@ impl App {
             engine,
             warn_state,
             category_names,
+            dot_tls,
             listeners,
             tasks,
             shutdown,
@@ -352,6 +355,7 @@ impl App {
             }
             Err(e) => tracing::error!(error = %e, "warning-page templates not reloaded"),
         }
+        self.reload_dot_certificate();
         self.loader.set_config(feed::poll::blocklist_config(
             new.feed.as_ref(),
             &new.blocklist,
@@ -363,6 +367,24 @@ impl App {
         }
         self.live_config.store(Arc::new(new.clone()));
         self.cfg = new;
+    }
+
+    /// Read DNS over TLS's certificate and key again (a renewal by certbot or acme.sh
+    /// writes them in place): new handshakes get the new one, open connections keep
+    /// theirs. One that does not load leaves the one in force.
+    fn reload_dot_certificate(&self) {
+        let (Some(swap), Some((cert, key))) = (&self.dot_tls, &self.cfg.server.tls) else {
+            return;
+        };
+        match crate::http::tls_acceptor(cert, key, "server", &[b"dot"]) {
+            Ok(a) => {
+                swap.store(Arc::new(a));
+                tracing::info!(cert = %cert.display(), "DNS over TLS: certificate re-read");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "DNS over TLS: the certificate did not load; the one in force stays")
+            }
+        }
     }
 
     /// `[feed]` (or the lists it replaces) changed: the old follower stops after
@@ -528,15 +550,18 @@ fn bind_dns(cfg: &Config) -> Result<Bound> {
     Ok((bound, dot))
 }
 
+/// DNS over TLS's acceptor, swapped when its certificate is read again.
+type DotTls = Option<Arc<ArcSwap<tokio_rustls::TlsAcceptor>>>;
+
 /// One UDP receive loop per socket and one TCP (or TLS) accept loop per address, on
-/// the sockets bound at start.
+/// the sockets bound at start; and DNS over TLS's acceptor.
 fn spawn_listeners(
     cfg: &Config,
     (bound, dot): Bound,
     engine: &Arc<Engine>,
     shutdown: &CancellationToken,
     tasks: &TaskTracker,
-) -> Result<JoinSet<()>> {
+) -> Result<(JoinSet<()>, DotTls)> {
     let mut listeners = JoinSet::new();
     let limits = tcp::TcpLimits {
         idle: cfg.server.tcp_idle_timeout,
@@ -544,9 +569,13 @@ fn spawn_listeners(
         per_client: cfg.server.tcp_per_client,
         handshake: cfg.server.tls_handshake_timeout,
     };
+    let mut dot_tls = None;
     if let Some((cert, key)) = &cfg.server.tls {
-        let acceptor = crate::http::tls_acceptor(cert, key, "server", &[b"dot"])
-            .map_err(anyhow::Error::msg)?;
+        let acceptor = Arc::new(ArcSwap::from_pointee(
+            crate::http::tls_acceptor(cert, key, "server", &[b"dot"])
+                .map_err(anyhow::Error::msg)?,
+        ));
+        dot_tls = Some(acceptor.clone());
         for l in dot {
             tracing::info!(tls = %l.local_addr()?, "listening for DNS over TLS");
             listeners.spawn(tcp::run_tcp(
@@ -577,7 +606,7 @@ fn spawn_listeners(
             tasks.clone(),
         ));
     }
-    Ok(listeners)
+    Ok((listeners, dot_tls))
 }
 
 /// Follow the signed feed when `[feed]` is set, on a thread of its own (its HTTP

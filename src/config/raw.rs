@@ -59,7 +59,8 @@ pub struct RawServer {
     /// DNS over TLS listen addresses (RFC 7858, ALPN `dot`; the port defaults to 853).
     /// Needs `tls_cert` and `tls_key`; the same clients, limits and answers as TCP.
     pub listen_tls: Vec<String>,
-    /// The certificate chain (PEM) of DNS over TLS.
+    /// The certificate chain (PEM) of DNS over TLS. The file is read again on SIGHUP (a
+    /// renewal by certbot or acme.sh): new handshakes get it, open connections stay.
     pub tls_cert: String,
     /// The private key (PEM) of `tls_cert`.
     pub tls_key: String,

@@ -14,12 +14,18 @@ use crate::common::*;
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 
-/// A CA, a certificate for 127.0.0.1 signed by it, and the appliance's config.
-fn setup(dir: &Path) -> String {
+/// A new CA in `ca_file`, and a certificate for 127.0.0.1 it signed in cert.pem and
+/// key.pem (where the appliance reads them).
+fn new_certificate(dir: &Path, ca_file: &str) {
     let (ca, cert, key) = test_ca();
-    std::fs::write(dir.join("ca.pem"), ca).unwrap();
+    std::fs::write(dir.join(ca_file), ca).unwrap();
     std::fs::write(dir.join("cert.pem"), cert).unwrap();
     std::fs::write(dir.join("key.pem"), key).unwrap();
+}
+
+/// A CA, a certificate for 127.0.0.1 signed by it, and the appliance's config.
+fn setup(dir: &Path) -> String {
+    new_certificate(dir, "ca.pem");
     format!(
         "{}[resolver]\nmode = \"forward\"\nupstreams = [\"udp://127.0.0.1:9\"]\n[sinkhole]\nipv4 = \"10.53.53.53\"\n\
          [server]\nlisten_tls = [\"127.0.0.1:0\"]\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\ntls_handshake_timeout = 1\n",
@@ -31,10 +37,19 @@ fn client(
     dir: &Path,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> rustls::ClientConfig {
+    client_of(dir, "ca.pem", versions)
+}
+
+/// A client trusting the CA in `ca_file` only.
+fn client_of(
+    dir: &Path,
+    ca_file: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ClientConfig {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap() {
+    for c in CertificateDer::pem_file_iter(dir.join(ca_file)).unwrap() {
         roots.add(c.unwrap()).unwrap();
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -47,13 +62,23 @@ fn client(
     cfg
 }
 
-/// Ask `name` over DoT: the answer, and the ALPN protocol agreed.
-fn ask_dot(f: &Fanzha, cfg: rustls::ClientConfig, name: &str) -> (Message, Option<Vec<u8>>) {
+type Dot = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+/// A DoT connection to `f` (the handshake done, or its error).
+fn connect(f: &Fanzha, cfg: rustls::ClientConfig) -> std::io::Result<Dot> {
     let server = rustls_pki_types::ServerName::IpAddress(Ipv4Addr::LOCALHOST.into());
     let conn = rustls::ClientConnection::new(Arc::new(cfg), server).unwrap();
-    let tcp = TcpStream::connect(f.dot.unwrap()).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let tcp = TcpStream::connect(f.dot.unwrap())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut tls = rustls::StreamOwned::new(conn, tcp);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock)?;
+    }
+    Ok(tls)
+}
+
+/// One query on an open connection.
+fn query(tls: &mut Dot, name: &str) -> Message {
     let q = make_query(&format!("{name}."), RecordType::A, true)
         .to_vec()
         .unwrap();
@@ -64,8 +89,14 @@ fn ask_dot(f: &Fanzha, cfg: rustls::ClientConfig, name: &str) -> (Message, Optio
     tls.read_exact(&mut len).unwrap();
     let mut resp = vec![0u8; u16::from_be_bytes(len) as usize];
     tls.read_exact(&mut resp).unwrap();
-    let alpn = tls.conn.alpn_protocol().map(<[u8]>::to_vec);
-    (Message::from_vec(&resp).unwrap(), alpn)
+    Message::from_vec(&resp).unwrap()
+}
+
+/// Ask `name` over a new DoT connection: the answer, and the ALPN protocol agreed.
+fn ask_dot(f: &Fanzha, cfg: rustls::ClientConfig, name: &str) -> (Message, Option<Vec<u8>>) {
+    let mut tls = connect(f, cfg).unwrap();
+    let m = query(&mut tls, name);
+    (m, tls.conn.alpn_protocol().map(<[u8]>::to_vec))
 }
 
 #[test]
@@ -133,6 +164,59 @@ fn dns_over_tls_answers_as_udp_does() {
         t.elapsed() < Duration::from_secs(4),
         "closed after {:?}",
         t.elapsed()
+    );
+}
+
+#[test]
+fn a_renewed_certificate_is_taken_on_sighup_and_open_connections_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let f = Fanzha::start(d, &setup(d));
+    let tls13 = [&rustls::version::TLS13];
+    let mut open = connect(&f, client(d, &tls13)).unwrap();
+    assert_eq!(
+        query(&mut open, "www.blocked.example.test").answers.len(),
+        1
+    );
+    // certbot renews: a new certificate, from another CA here, in the same files.
+    new_certificate(d, "ca2.pem");
+    f.signal("HUP");
+    assert!(
+        f.wait_log("DNS over TLS: certificate re-read", Duration::from_secs(10)),
+        "{}",
+        f.log_text()
+    );
+    // New handshakes get the new certificate; the old CA no longer verifies it.
+    let (m, _) = ask_dot(
+        &f,
+        client_of(d, "ca2.pem", &tls13),
+        "www.blocked.example.test",
+    );
+    assert_eq!(m.answers.len(), 1);
+    assert!(
+        connect(&f, client(d, &tls13)).is_err(),
+        "the old certificate is still served"
+    );
+    // The connection opened before the renewal is still served.
+    assert_eq!(query(&mut open, "scam.example.test").answers.len(), 1);
+    // A broken file at the next SIGHUP leaves the renewed certificate in force.
+    std::fs::write(d.join("cert.pem"), "half written\n").unwrap();
+    f.signal("HUP");
+    assert!(
+        f.wait_log("the certificate did not load", Duration::from_secs(10)),
+        "{}",
+        f.log_text()
+    );
+    assert_eq!(
+        ask_dot(
+            &f,
+            client_of(d, "ca2.pem", &tls13),
+            "www.blocked.example.test"
+        )
+        .0
+        .answers
+        .len(),
+        1
     );
 }
 

@@ -108,14 +108,17 @@ fn each_level_sees_its_figures_in_a_browser() {
         if who == "cora" {
             // The worker opens a case from the queue and records a visit; the page says so.
             b.click("#queue tbody tr a");
+            // The case page's form (found once the page is there).
+            b.find("#outcome");
             b.eval("document.querySelector('#outcome').value = 'visited'; return 0");
             b.type_into("#note", "上门走访，已提醒");
             b.click("#record");
-            assert!(b.text().contains("上门走访，已提醒"), "{}", b.text());
+            let text = b.wait_text("上门走访，已提醒");
+            assert!(text.contains("上门走访，已提醒"), "{text}");
             b.screenshot(&shots.join("cora-case.png"));
             // Another community's case, by id in the address bar: not found.
             b.open(&format!("{base}/cases/9999"));
-            assert!(b.text().contains("Not found"));
+            assert!(b.wait_text("Not found").contains("Not found"));
         }
     }
 }

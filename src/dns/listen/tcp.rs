@@ -42,7 +42,10 @@ pub struct TcpLimits {
 pub async fn run_tcp(
     engine: Arc<Engine>,
     listener: TcpListener,
-    (limits, tls): (TcpLimits, Option<tokio_rustls::TlsAcceptor>),
+    (limits, tls): (
+        TcpLimits,
+        Option<Arc<arc_swap::ArcSwap<tokio_rustls::TlsAcceptor>>>,
+    ),
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
@@ -89,7 +92,9 @@ pub async fn run_tcp(
             }
             continue;
         };
-        let (engine, shutdown, tls) = (engine.clone(), shutdown.clone(), tls.clone());
+        // The certificate in force now (SIGHUP may bring a renewed one).
+        let tls = tls.as_ref().map(|t| t.load_full());
+        let (engine, shutdown) = (engine.clone(), shutdown.clone());
         tasks.spawn(async move {
             let _held = (permit, client);
             let mut stream = stream;

@@ -73,7 +73,9 @@ impl Browser {
             std::thread::sleep(Duration::from_millis(50));
         }
         let profile = tempfile::tempdir().unwrap();
-        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+        // Finding an element waits up to 10 s for it: a click that navigates returns
+        // before the next page is there.
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "timeouts": {"implicit": 10000}, "goog:chromeOptions": {
             "binary": "/usr/bin/chromium",
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--lang=zh-CN",
                      "--window-size=412,1600", "--no-first-run", "--disable-background-networking",
@@ -144,6 +146,19 @@ impl Browser {
             &self.url("/execute/sync"),
             Some(json!({"script": script, "args": []})),
         )
+    }
+
+    /// The page's text once it holds `needle` (a navigation may still be under way),
+    /// or as it is after 10 s.
+    pub fn wait_text(&self, needle: &str) -> String {
+        let t = Instant::now();
+        loop {
+            let text = self.text();
+            if text.contains(needle) || t.elapsed() > Duration::from_secs(10) {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub fn text(&self) -> String {
