@@ -1,5 +1,5 @@
-//! The query parser and every answer fanzha writes without resolving (blocked,
-//! refused, errors): whatever the packet, no panic; every answer echoes the id and
+//! The query parser, EDNS padding, and every answer fanzha writes without resolving
+//! (blocked, refused, errors): whatever the packet, no panic; every answer echoes the id and
 //! the question as asked, has QR set, fits a TCP message, and decodes with
 //! hickory-proto whenever the question did.
 #![no_main]
@@ -65,6 +65,13 @@ fn world() -> &'static World {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // EDNS padding (DNS over TLS) reads the client's packet and rewrites answers:
+    // no panic, and a padded packet is a whole number of blocks.
+    let _ = wire::padding::asks_padding(data);
+    let mut copy = data.to_vec();
+    if wire::padding::pad(&mut copy, wire::padding::RESPONSE_BLOCK) {
+        assert_eq!(copy.len() % wire::padding::RESPONSE_BLOCK, 0);
+    }
     let w = world();
     let mut buf = Vec::new();
     let client = "192.0.2.1".parse().unwrap();

@@ -92,6 +92,26 @@ fn query(tls: &mut Dot, name: &str) -> Message {
     Message::from_vec(&resp).unwrap()
 }
 
+/// One query with the EDNS Padding option (RFC 7830), on an open connection: the
+/// answer's bytes.
+fn padded_query(tls: &mut Dot, name: &str) -> Vec<u8> {
+    let mut q = make_query(&format!("{name}."), RecordType::A, true)
+        .to_vec()
+        .unwrap();
+    let n = q.len();
+    assert_eq!(&q[n - 2..], &[0, 0], "the query ends with an empty OPT");
+    q[n - 2..].copy_from_slice(&4u16.to_be_bytes());
+    q.extend_from_slice(&[0, 12, 0, 0]);
+    let mut frame = (q.len() as u16).to_be_bytes().to_vec();
+    frame.extend_from_slice(&q);
+    tls.write_all(&frame).unwrap();
+    let mut len = [0u8; 2];
+    tls.read_exact(&mut len).unwrap();
+    let mut resp = vec![0u8; u16::from_be_bytes(len) as usize];
+    tls.read_exact(&mut resp).unwrap();
+    resp
+}
+
 /// Ask `name` over a new DoT connection: the answer, and the ALPN protocol agreed.
 fn ask_dot(f: &Fanzha, cfg: rustls::ClientConfig, name: &str) -> (Message, Option<Vec<u8>>) {
     let mut tls = connect(f, cfg).unwrap();
@@ -128,6 +148,26 @@ fn dns_over_tls_answers_as_udp_does() {
     assert_eq!(
         dot_answer.metadata.response_code,
         udp_answer.metadata.response_code
+    );
+
+    // Padding: asked for, the answers come in 468-octet blocks, whatever the name;
+    // not asked for, they do not.
+    let mut tls = connect(&f, client(dir.path(), &[&rustls::version::TLS13])).unwrap();
+    for name in [
+        "www.blocked.example.test",
+        "a.much.longer.name.under.scam.example.test",
+    ] {
+        let resp = padded_query(&mut tls, name);
+        assert_eq!(resp.len(), 468, "{name}");
+        assert_eq!(ips(&Message::from_vec(&resp).unwrap()), sinkhole, "{name}");
+    }
+    assert_ne!(
+        query(&mut tls, "www.blocked.example.test")
+            .to_vec()
+            .unwrap()
+            .len()
+            % 468,
+        0
     );
 
     // A real client: kdig, verifying the certificate against the test CA.

@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::dns::engine::{Engine, Incoming};
 use crate::dns::wire;
+use crate::dns::wire::padding;
 use crate::limits::{PerClient, Quiet};
 
 /// The limits of DNS over TCP (`[server] tcp_*`).
@@ -103,7 +104,7 @@ pub async fn run_tcp(
                 return;
             };
             match tls {
-                None => frames(engine, stream, (peer, server), limits.idle, shutdown).await,
+                None => frames(engine, stream, (peer, server, false), limits.idle, shutdown).await,
                 Some(acceptor) => {
                     // The handshake holds a slot: it gets its own, short, deadline.
                     let Ok(Ok(stream)) =
@@ -111,7 +112,7 @@ pub async fn run_tcp(
                     else {
                         return;
                     };
-                    frames(engine, stream, (peer, server), limits.idle, shutdown).await;
+                    frames(engine, stream, (peer, server, true), limits.idle, shutdown).await;
                 }
             }
         });
@@ -144,11 +145,13 @@ async fn open(
     Some((peer, server))
 }
 
-/// Answer length-prefixed frames in order until the client goes quiet or leaves.
+/// Answer length-prefixed frames in order until the client goes quiet or leaves;
+/// `encrypted` (TLS): a query that carries the Padding option gets a padded answer
+/// (RFC 8467's 468-octet blocks), so that sizes say little about names.
 async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
     engine: Arc<Engine>,
     mut stream: S,
-    (peer, server): (SocketAddr, Option<SocketAddr>),
+    (peer, server, encrypted): (SocketAddr, Option<SocketAddr>, bool),
     idle: Duration,
     shutdown: CancellationToken,
 ) {
@@ -179,9 +182,12 @@ async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
             received: engine.tap_clock(),
             start: Instant::now(),
         };
-        let Some(resp) = engine.handle(&frame, &at).await else {
+        let Some(mut resp) = engine.handle(&frame, &at).await else {
             continue;
         };
+        if encrypted && padding::asks_padding(&frame) {
+            padding::pad(&mut resp, padding::RESPONSE_BLOCK);
+        }
         let Some(out) = framed(&frame, &resp) else {
             return;
         };

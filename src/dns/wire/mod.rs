@@ -572,6 +572,7 @@ pub fn truncate(buf: &mut Vec<u8>, question_end: usize, edns: Option<Edns>) {
     }
 }
 
+pub mod padding;
 pub mod records;
 
 #[cfg(test)]
