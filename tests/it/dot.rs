@@ -77,19 +77,24 @@ fn connect(f: &Fanzha, cfg: rustls::ClientConfig) -> std::io::Result<Dot> {
     Ok(tls)
 }
 
-/// One query on an open connection.
-fn query(tls: &mut Dot, name: &str) -> Message {
-    let q = make_query(&format!("{name}."), RecordType::A, true)
-        .to_vec()
-        .unwrap();
+/// Send one query's bytes as a frame on an open connection; the answer's bytes.
+fn exchange(tls: &mut Dot, q: &[u8]) -> Vec<u8> {
     let mut frame = (q.len() as u16).to_be_bytes().to_vec();
-    frame.extend_from_slice(&q);
+    frame.extend_from_slice(q);
     tls.write_all(&frame).unwrap();
     let mut len = [0u8; 2];
     tls.read_exact(&mut len).unwrap();
     let mut resp = vec![0u8; u16::from_be_bytes(len) as usize];
     tls.read_exact(&mut resp).unwrap();
-    Message::from_vec(&resp).unwrap()
+    resp
+}
+
+/// One query on an open connection.
+fn query(tls: &mut Dot, name: &str) -> Message {
+    let q = make_query(&format!("{name}."), RecordType::A, true)
+        .to_vec()
+        .unwrap();
+    Message::from_vec(&exchange(tls, &q)).unwrap()
 }
 
 /// One query with the EDNS Padding option (RFC 7830), on an open connection: the
@@ -102,14 +107,7 @@ fn padded_query(tls: &mut Dot, name: &str) -> Vec<u8> {
     assert_eq!(&q[n - 2..], &[0, 0], "the query ends with an empty OPT");
     q[n - 2..].copy_from_slice(&4u16.to_be_bytes());
     q.extend_from_slice(&[0, 12, 0, 0]);
-    let mut frame = (q.len() as u16).to_be_bytes().to_vec();
-    frame.extend_from_slice(&q);
-    tls.write_all(&frame).unwrap();
-    let mut len = [0u8; 2];
-    tls.read_exact(&mut len).unwrap();
-    let mut resp = vec![0u8; u16::from_be_bytes(len) as usize];
-    tls.read_exact(&mut resp).unwrap();
-    resp
+    exchange(tls, &q)
 }
 
 /// Ask `name` over a new DoT connection: the answer, and the ALPN protocol agreed.
