@@ -56,7 +56,7 @@ struct App {
     /// The categories' names for the alerts, from the warning page's texts.
     category_names: Arc<ArcSwap<crate::categories::Names>>,
     /// DNS over TLS's certificate, read again on SIGHUP (`None`: no DoT listener).
-    dot_tls: Option<Arc<ArcSwap<tokio_rustls::TlsAcceptor>>>,
+    dot_tls: DotTls,
     /// The DNS listeners; one ending while fanzha is not stopping is fatal.
     listeners: JoinSet<()>,
     /// Queries being resolved.
@@ -373,16 +373,19 @@ impl App {
     /// writes them in place): new handshakes get the new one, open connections keep
     /// theirs. One that does not load leaves the one in force.
     fn reload_dot_certificate(&self) {
-        let (Some(swap), Some((cert, key))) = (&self.dot_tls, &self.cfg.server.tls) else {
+        let Some((cert, key)) = &self.cfg.server.tls else {
             return;
         };
-        match crate::http::tls_acceptor(cert, key, "server", &[b"dot"]) {
-            Ok(a) => {
-                swap.store(Arc::new(a));
-                tracing::info!(cert = %cert.display(), "DNS over TLS: certificate re-read");
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "DNS over TLS: the certificate did not load; the one in force stays")
+        for (swap, alpn) in &self.dot_tls {
+            match crate::http::tls_acceptor(cert, key, "server", alpn) {
+                Ok(a) => {
+                    swap.store(Arc::new(a));
+                    tracing::info!(cert = %cert.display(), alpn = ?alpn_names(alpn), "DNS over TLS: certificate re-read");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "DNS over TLS: the certificate did not load; the one in force stays");
+                    return;
+                }
             }
         }
     }
@@ -529,9 +532,10 @@ impl App {
 }
 
 /// The DNS sockets bound at start: UDP sockets and a TCP listener per address, and the
-/// DNS over TLS listeners.
+/// DNS over TLS and DNS over HTTPS listeners.
 type Bound = (
     Vec<(Vec<tokio::net::UdpSocket>, TcpListener)>,
+    Vec<TcpListener>,
     Vec<TcpListener>,
 );
 
@@ -547,17 +551,32 @@ fn bind_dns(cfg: &Config) -> Result<Bound> {
     for addr in &cfg.server.listen_tls {
         dot.push(bind::bind_tls(*addr)?);
     }
-    Ok((bound, dot))
+    let mut doh = Vec::with_capacity(cfg.server.listen_https.len());
+    for addr in &cfg.server.listen_https {
+        doh.push(bind::bind_tls(*addr)?);
+    }
+    Ok((bound, dot, doh))
 }
 
-/// DNS over TLS's acceptor, swapped when its certificate is read again.
-type DotTls = Option<Arc<ArcSwap<tokio_rustls::TlsAcceptor>>>;
+/// The TLS acceptors of DNS over TLS and HTTPS with the ALPN each offers, swapped when
+/// the certificate is read again.
+type DotTls = Vec<(tcp::Acceptor, &'static [&'static [u8]])>;
+
+/// ALPN of DNS over TLS (RFC 7858) and of DNS over HTTPS (RFC 8484: HTTP/2 first).
+const DOT_ALPN: &[&[u8]] = &[b"dot"];
+const DOH_ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
+
+fn alpn_names(alpn: &[&[u8]]) -> Vec<String> {
+    alpn.iter()
+        .map(|p| String::from_utf8_lossy(p).into())
+        .collect()
+}
 
 /// One UDP receive loop per socket and one TCP (or TLS) accept loop per address, on
 /// the sockets bound at start; and DNS over TLS's acceptor.
 fn spawn_listeners(
     cfg: &Config,
-    (bound, dot): Bound,
+    (bound, dot, doh): Bound,
     engine: &Arc<Engine>,
     shutdown: &CancellationToken,
     tasks: &TaskTracker,
@@ -569,22 +588,41 @@ fn spawn_listeners(
         per_client: cfg.server.tcp_per_client,
         handshake: cfg.server.tls_handshake_timeout,
     };
-    let mut dot_tls = None;
+    let mut dot_tls = Vec::new();
     if let Some((cert, key)) = &cfg.server.tls {
-        let acceptor = Arc::new(ArcSwap::from_pointee(
-            crate::http::tls_acceptor(cert, key, "server", &[b"dot"])
-                .map_err(anyhow::Error::msg)?,
-        ));
-        dot_tls = Some(acceptor.clone());
-        for l in dot {
-            tracing::info!(tls = %l.local_addr()?, "listening for DNS over TLS");
-            listeners.spawn(tcp::run_tcp(
-                engine.clone(),
-                l,
-                (limits, Some(acceptor.clone())),
-                shutdown.clone(),
-                tasks.clone(),
-            ));
+        let acceptor = |alpn| -> Result<tcp::Acceptor> {
+            Ok(Arc::new(ArcSwap::from_pointee(
+                crate::http::tls_acceptor(cert, key, "server", alpn).map_err(anyhow::Error::msg)?,
+            )))
+        };
+        if !dot.is_empty() {
+            let a = acceptor(DOT_ALPN)?;
+            dot_tls.push((a.clone(), DOT_ALPN));
+            for l in dot {
+                tracing::info!(tls = %l.local_addr()?, "listening for DNS over TLS");
+                listeners.spawn(tcp::run_tcp(
+                    engine.clone(),
+                    l,
+                    (limits, tcp::Over::Tls(a.clone())),
+                    shutdown.clone(),
+                    tasks.clone(),
+                ));
+            }
+        }
+        if !doh.is_empty() {
+            let a = acceptor(DOH_ALPN)?;
+            dot_tls.push((a.clone(), DOH_ALPN));
+            let streams = cfg.server.https_max_streams;
+            for l in doh {
+                tracing::info!(https = %l.local_addr()?, "listening for DNS over HTTPS");
+                listeners.spawn(tcp::run_tcp(
+                    engine.clone(),
+                    l,
+                    (limits, tcp::Over::Https(a.clone(), streams)),
+                    shutdown.clone(),
+                    tasks.clone(),
+                ));
+            }
         }
     }
     for (udps, tcp) in bound {
@@ -601,7 +639,7 @@ fn spawn_listeners(
         listeners.spawn(tcp::run_tcp(
             engine.clone(),
             tcp,
-            (limits, None),
+            (limits, tcp::Over::Tcp),
             shutdown.clone(),
             tasks.clone(),
         ));

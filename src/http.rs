@@ -129,6 +129,9 @@ pub fn post(
     Ok((status, answer))
 }
 
+/// TLS 1.2 sessions remembered for resumption.
+const SESSIONS: usize = 8192;
+
 /// A TLS server (1.2 and 1.3) from PEM certificate chain and key files, offering
 /// `alpn`; errors name `section`'s `tls_cert` / `tls_key`.
 pub fn tls_acceptor(
@@ -157,5 +160,10 @@ pub fn tls_acceptor(
         .with_single_cert(certs, key)
         .map_err(|e| format!("{section}.tls_cert / tls_key: {e}"))?;
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    // Resumption, so a phone coming back skips the certificate and key exchange:
+    // TLS 1.3 tickets (a key made here, rotated every 6 h, gone on restart or on a
+    // certificate re-read) and TLS 1.2 session ids remembered for a while.
+    cfg.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSIONS);
+    cfg.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| e.to_string())?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }

@@ -80,12 +80,20 @@ pub const FAILURE_REASONS: &[&str] = &[
     "upstream",
 ];
 
+/// The `transport` labels of `fanzha_transport_queries_total`, in the order of the
+/// engine's `Transport::ALL`.
+pub const TRANSPORTS: [&str; 4] = ["udp", "tcp", "dot", "doh"];
+
 /// Every metric of the appliance.
 pub struct Metrics {
     registry: Registry,
     /// What each registered metric is: its name, help and labels (the reference).
     descs: Vec<prometheus::core::Desc>,
     queries: Vec<IntCounter>,
+    /// Queries by transport, in the order of `Transport::ALL`.
+    transports: Vec<IntCounter>,
+    /// Encrypted DNS from outside the ACL that named no known place: refused.
+    pub unnamed_refused: IntCounterVec,
     /// Time from receiving a query to sending its answer.
     pub query_duration: Histogram,
     /// Blocked queries by category.
@@ -442,9 +450,27 @@ impl Metrics {
             &labels,
         );
         let queries = labels.iter().map(|l| qv.with_label_values(&[l])).collect();
+        let transports = TRANSPORTS;
+        let tv = r.counters(
+            "transport_queries_total",
+            "DNS queries received, by transport: udp, tcp, dot (DNS over TLS), doh (DNS over HTTPS)",
+            "transport",
+            &transports,
+        );
+        let transports = transports
+            .iter()
+            .map(|l| tv.with_label_values(&[l]))
+            .collect();
         register_process(&registry, &r);
         Metrics {
             queries,
+            transports,
+            unnamed_refused: r.counters(
+                "encrypted_unnamed_refused_total",
+                "DNS over TLS connections and DNS over HTTPS requests from outside [server] acl that named no known place: answered REFUSED and closed (by transport)",
+                "transport",
+                &["dot", "doh"],
+            ),
             query_duration: r.histogram(
                 "query_duration_seconds",
                 "Time from receiving a DNS query to sending its answer",
@@ -534,6 +560,14 @@ impl Metrics {
     }
 
     /// Count one query's outcome.
+    /// One query received over the transport at `index` of [`TRANSPORTS`].
+    pub fn received_over(&self, index: usize) {
+        if let Some(c) = self.transports.get(index) {
+            c.inc();
+        }
+    }
+
+    /// Count a query by its result.
     pub fn query(&self, o: Outcome) {
         let i = Outcome::ALL.iter().position(|x| *x == o).unwrap_or(0);
         self.queries[i].inc();

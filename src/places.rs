@@ -1,6 +1,8 @@
 //! Client subnet → district / street / community, by longest-prefix match, each
 //! place's own actions per category (`[[policies]]`), and where its workers are
-//! alerted (`[[places]] alert`). Pure.
+//! alerted (`[[places]] alert`). A place with an `id` can also be named by a client
+//! over encrypted DNS (its private DNS name): such a query is the place's whatever
+//! the address ([`Asker`]). Pure.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -32,6 +34,23 @@ impl Place {
     /// belongs to. Two subnets of one community share it.
     pub fn key(&self) -> String {
         format!("{}/{}/{}", self.district, self.street, self.community)
+    }
+}
+
+/// Who asked: the client's address, and the place it named over DNS over TLS or
+/// HTTPS (`<id>.<dns_name>`, `/dns-query/<id>`), which then decides its place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Asker {
+    /// The client's address (its prefix is what rate limits and caps count).
+    pub ip: IpAddr,
+    /// Index of the named place in [`Places`] (see [`Places::named`]).
+    pub named: Option<u16>,
+}
+
+impl Asker {
+    /// A client that named no place: its address decides.
+    pub fn at(ip: IpAddr) -> Asker {
+        Asker { ip, named: None }
     }
 }
 
@@ -103,6 +122,8 @@ pub struct Places {
     default: Place,
     policies: Vec<PlacePolicy>,
     alerts: Vec<AlertTarget>,
+    /// The places with an `id`, in config order, and the ids (lower-case).
+    named: Vec<(String, Place)>,
     /// For each prefix length in use, longest first: network address → index in
     /// `nets`. A lookup masks the address once per length in use (a district has a
     /// few: /16 streets, /24 communities), not once per subnet.
@@ -178,6 +199,7 @@ impl Places {
             default,
             policies: Vec::new(),
             alerts: Vec::new(),
+            named: Vec::new(),
             v4,
             v6,
         }
@@ -195,6 +217,34 @@ impl Places {
         self
     }
 
+    /// With the places that have an `id` (their private DNS name), as `(id, place)`.
+    pub fn with_named(mut self, named: Vec<(String, Place)>) -> Places {
+        self.named = named;
+        self
+    }
+
+    /// The index of the place whose `id` is `id` (ASCII case ignored), for
+    /// [`Asker::named`]. A district has tens of them: a scan is quicker than a hash.
+    pub fn named(&self, id: &str) -> Option<u16> {
+        self.named
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(id))
+            .and_then(|i| u16::try_from(i).ok())
+    }
+
+    /// The places with an `id`, as `(id, place)`.
+    pub fn ids(&self) -> impl Iterator<Item = (&str, &Place)> {
+        self.named.iter().map(|(i, p)| (i.as_str(), p))
+    }
+
+    /// The place of `who`: the one it named, else its address's.
+    pub fn of(&self, who: Asker) -> &Place {
+        match who.named.and_then(|i| self.named.get(usize::from(i))) {
+            Some((_, p)) => p,
+            None => self.lookup(who.ip),
+        }
+    }
+
     /// Whether any place alerts its workers.
     pub fn has_alerts(&self) -> bool {
         !self.alerts.is_empty()
@@ -205,12 +255,20 @@ impl Places {
         self.alerts.len()
     }
 
-    /// The most specific place of `ip` that alerts its workers, with its target: a
+    /// The most specific place of `who` that alerts its workers, with its target: a
     /// community without a robot of its own is covered by its street's.
-    pub fn alerting(&self, ip: IpAddr) -> Option<(&Place, &AlertTarget)> {
+    pub fn alerting(&self, who: Asker) -> Option<(&Place, &AlertTarget)> {
         if self.alerts.is_empty() {
             return None;
         }
+        if let Some((_, p)) = who.named.and_then(|i| self.named.get(usize::from(i))) {
+            if let Some(t) = p.alert.and_then(|a| self.alerts.get(usize::from(a))) {
+                return Some((p, t));
+            }
+            let street = format!("{}/{}/", p.district, p.street);
+            return self.alert_of(&street);
+        }
+        let ip = who.ip;
         let with_alert = |i: &usize| {
             let place = &self.nets[*i].1;
             Some((place, self.alerts.get(usize::from(place.alert?))?))
@@ -234,7 +292,8 @@ impl Places {
     /// The alert target of the place whose [`Place::key`] is `key` (the most specific
     /// subnet of that name with one), as the config says now.
     pub fn alert_of(&self, key: &str) -> Option<(&Place, &AlertTarget)> {
-        self.nets.iter().find_map(|(_, p)| {
+        let named = self.named.iter().map(|(_, p)| p);
+        self.nets.iter().map(|(_, p)| p).chain(named).find_map(|p| {
             let t = self.alerts.get(usize::from(p.alert?))?;
             (p.key() == key).then_some((p, t))
         })
@@ -245,10 +304,10 @@ impl Places {
         !self.policies.is_empty()
     }
 
-    /// The action the place of `ip` sets for `category` (lower-case), if its policy
+    /// The action the place of `who` sets for `category` (lower-case), if its policy
     /// names it: the most specific place decides. No allocation.
-    pub fn action(&self, ip: IpAddr, category: &str) -> Option<Action> {
-        let p = self.policies.get(usize::from(self.lookup(ip).policy?))?;
+    pub fn action(&self, who: Asker, category: &str) -> Option<Action> {
+        let p = self.policies.get(usize::from(self.of(who).policy?))?;
         p.categories
             .iter()
             .find(|(c, _)| c == category)
@@ -287,7 +346,10 @@ impl Places {
 
     /// Every street named in the config (bounded label values for metrics).
     pub fn streets(&self) -> Vec<&str> {
-        let mut v: Vec<&str> = self.nets.iter().map(|(_, p)| p.street.as_str()).collect();
+        let named = self.named.iter().map(|(_, p)| p);
+        let mut v: Vec<&str> = (self.nets.iter().map(|(_, p)| p).chain(named))
+            .map(|p| p.street.as_str())
+            .collect();
         v.push(&self.default.street);
         v.sort();
         v.dedup();
@@ -381,7 +443,7 @@ mod tests {
                 ],
             },
         ]);
-        let at = |ip: &str, c: &str| places.action(ip.parse().unwrap(), c);
+        let at = |ip: &str, c: &str| places.action(Asker::at(ip.parse().unwrap()), c);
         assert_eq!(at("10.1.9.9", "loan"), Some(Action::Shadow));
         assert_eq!(at("10.1.9.9", "gambling"), None);
         assert_eq!(at("10.1.2.3", "loan"), Some(Action::Sinkhole));
@@ -415,7 +477,7 @@ mod tests {
         .with_alerts(vec![target("http://street"), target("http://c1")]);
         let at = |ip: &str| {
             places
-                .alerting(ip.parse().unwrap())
+                .alerting(Asker::at(ip.parse().unwrap()))
                 .map(|(p, t)| (p.community.clone(), t.url.clone()))
         };
         assert_eq!(

@@ -18,7 +18,6 @@ pub mod digest;
 pub mod robot;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -42,8 +41,8 @@ use robot::Delivery;
 
 /// A blocked query, as the DNS path hands it over (no allocation).
 pub struct AlertHit {
-    /// The client.
-    pub client: IpAddr,
+    /// The client, and the place it named over encrypted DNS.
+    pub client: crate::places::Asker,
     /// The snapshot that decided (for the category).
     pub list: Arc<Blocklist>,
     /// The deciding entry.
@@ -184,7 +183,7 @@ impl Collector {
         let Some((place, _)) = places.alerting(h.client) else {
             return;
         };
-        let hash = keyed_hash(h.client, &self.key);
+        let hash = keyed_hash(h.client.ip, &self.key);
         let id = u64::from_be_bytes(hash[..8].try_into().unwrap_or_default());
         if let Some(&t) = self.recent.get(&(id, h.rule))
             && now.saturating_sub(t) < SAME_ATTEMPT
@@ -198,8 +197,8 @@ impl Collector {
         self.recent.insert((id, h.rule), now);
         let id_hex = hex::encode(&hash[..8]);
         let label = match self.cfg.load().devices {
-            Devices::Keep => h.client.to_canonical().to_string(),
-            Devices::Truncate => ClientIp::Truncate.apply(h.client.to_canonical(), &[]),
+            Devices::Keep => h.client.ip.to_canonical().to_string(),
+            Devices::Truncate => ClientIp::Truncate.apply(h.client.ip.to_canonical(), &[]),
             Devices::Hash => id_hex[..8].to_string(),
             Devices::None => String::new(),
         };

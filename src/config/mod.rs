@@ -51,6 +51,8 @@ pub struct ReportConfig {
     pub appliance: String,
     /// Client address handling.
     pub client_ip: ClientIp,
+    /// What reports of queries over DNS over TLS or HTTPS carry of the address.
+    pub encrypted_client_ip: ClientIp,
     /// HMAC key for signing requests (shared with the platform).
     pub secret: String,
     /// This appliance's own key for `client_ip = "hash"`, never shared: keyed with
@@ -188,6 +190,15 @@ pub struct ServerConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// A TLS handshake longer than this is closed.
     pub tls_handshake_timeout: Duration,
+    /// DNS over HTTPS listeners.
+    pub listen_https: Vec<SocketAddr>,
+    /// This resolver's name for encrypted DNS, lower-case without the final dot
+    /// ("": none; places are then named by DoH path only).
+    pub dns_name: String,
+    /// Requests at once on one HTTP/2 connection.
+    pub https_max_streams: u32,
+    /// Queries per second of each named place (0: no limit).
+    pub place_rate_limit: u32,
     /// Admitted clients.
     pub acl: Vec<IpNet>,
     /// Clients whose RD=0 queries may be answered from the cache.

@@ -64,6 +64,20 @@ pub struct RawServer {
     pub tls_cert: String,
     /// The private key (PEM) of `tls_cert`.
     pub tls_key: String,
+    /// DNS over HTTPS listen addresses (RFC 8484: `/dns-query`, GET and POST, HTTP/2
+    /// and HTTP/1.1; the port defaults to 443). The same certificate as DNS over TLS.
+    pub listen_https: Vec<String>,
+    /// This resolver's name for encrypted DNS, e.g. "dns.district.example": a place
+    /// with `id = "binfen"` is `binfen.<dns_name>` over DNS over TLS (a wildcard
+    /// certificate covers them all). check-config refuses a certificate that does not
+    /// cover the name and every place's.
+    pub dns_name: String,
+    /// Requests at once on one HTTP/2 connection of DNS over HTTPS.
+    pub https_max_streams: u32,
+    /// Queries per second of each place named by its private DNS name (over DNS over
+    /// TLS or HTTPS), all its residents together, with bursts twice as big; past it,
+    /// as `rate_limit_action`. 0 = no limit. The per-client `rate_limit` applies too.
+    pub place_rate_limit: u32,
     /// Close a DNS over TLS connection whose handshake takes longer than this: a slow
     /// handshake holds a connection slot.
     #[serde(deserialize_with = "dur::secs", serialize_with = "dur::secs_out")]
@@ -118,6 +132,10 @@ impl Default for RawServer {
             tls_cert: String::new(),
             tls_key: String::new(),
             tls_handshake_timeout: 5,
+            listen_https: Vec::new(),
+            dns_name: String::new(),
+            https_max_streams: 100,
+            place_rate_limit: 1000,
             acl: [
                 "127.0.0.0/8",
                 "::1/128",
@@ -553,6 +571,9 @@ pub struct RawReport {
     /// What the platform learns of a client's address: "keep", "truncate" (/24,
     /// /56) or "hash" (keyed with a local key the platform does not have).
     pub client_ip: String,
+    /// As `client_ip`, for queries over DNS over TLS and HTTPS: those residents may
+    /// be anywhere (a phone on 4G), so their full address stays here by default.
+    pub encrypted_client_ip: String,
     /// Same client and rule within this many seconds → one event with a count; 0 = off.
     #[serde(deserialize_with = "dur::secs", serialize_with = "dur::secs_out")]
     pub dedup_window: u64,
@@ -590,6 +611,7 @@ impl Default for RawReport {
             appliance: "fanzha-dev".into(),
             spool_dir: "spool".into(),
             client_ip: "keep".into(),
+            encrypted_client_ip: "truncate".into(),
             dedup_window: 60,
             batch_events: 500,
             batch_bytes: 1 << 20,
@@ -609,7 +631,15 @@ impl Default for RawReport {
 #[serde(deny_unknown_fields)]
 pub struct RawPlace {
     /// The clients' subnet; the most specific place holding an address is its place.
+    /// May be left out when the place has an `id`: its residents then reach it only
+    /// by its private DNS name.
+    #[serde(default)]
     pub cidr: String,
+    /// The place's name for encrypted DNS: DNS over TLS to `<id>.<server.dns_name>`
+    /// and DNS over HTTPS to `/dns-query/<id>` are this place's queries, from any
+    /// address. Letters, digits and '-'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// Its district (区).
     pub district: String,
     /// Its street (街道).

@@ -347,7 +347,7 @@ policy = "school"
     )
     .unwrap();
     assert_eq!(c.blocklist.lists[0].action, Some(Action::Shadow));
-    let ip = "10.1.2.9".parse().unwrap();
+    let ip = crate::places::Asker::at("10.1.2.9".parse().unwrap());
     assert_eq!(c.places.action(ip, "gambling"), Some(Action::Sinkhole));
     assert_eq!(c.places.action(ip, "investment"), Some(Action::Nxdomain));
     assert_eq!(c.places.action(ip, "loan"), Some(Action::Shadow));
@@ -399,7 +399,10 @@ fn place_alerts_are_checked_and_their_secrets_read() {
     assert_eq!(c.alerts.interval, Duration::from_secs(300));
     assert_eq!(c.alerts.devices, crate::config::Devices::Truncate);
     assert_eq!(c.alerts.utc_offset, 8 * 3600);
-    let (p, t) = c.places.alerting("10.1.2.3".parse().unwrap()).unwrap();
+    let (p, t) = c
+        .places
+        .alerting(crate::places::Asker::at("10.1.2.3".parse().unwrap()))
+        .unwrap();
     assert_eq!(
         (p.community.as_str(), t.secret.as_str()),
         ("缤纷社区", "SECabcdef0123456789")

@@ -333,6 +333,10 @@ fn server(s: &RawServer) -> Result<ServerConfig, ConfigError> {
         listen_tls: Vec::new(),
         tls: None,
         tls_handshake_timeout: Duration::from_secs(s.tls_handshake_timeout.max(1)),
+        listen_https: Vec::new(),
+        dns_name: String::new(),
+        https_max_streams: s.https_max_streams.clamp(1, 1000),
+        place_rate_limit: s.place_rate_limit,
         acl,
         allow_snoop,
         rate_limit: s.rate_limit,
@@ -667,6 +671,26 @@ fn dot(c: &mut ServerConfig, s: &RawServer, base: &Base<'_>) -> Result<(), Confi
             ));
         }
     };
+    c.listen_https = parse_sockets("server.listen_https", &s.listen_https, Some(443))?;
+    if !c.listen_https.is_empty() && c.tls.is_none() {
+        return Err(invalid(
+            "server.listen_https",
+            format!("{:?}", s.listen_https),
+            "DNS over HTTPS needs server.tls_cert and server.tls_key; without them leave listen_https empty",
+        ));
+    }
+    let name = s.dns_name.trim_end_matches('.').to_ascii_lowercase();
+    if !name.is_empty()
+        && (hickory_proto::rr::Name::from_ascii(&name).is_err()
+            || name.split('.').any(|l| !place_id_ok(l)))
+    {
+        return Err(invalid(
+            "server.dns_name",
+            &s.dns_name,
+            "give a host name such as \"dns.district.example\", covered by the certificate with its wildcard (*.dns.district.example)",
+        ));
+    }
+    c.dns_name = name;
     if !c.listen_tls.is_empty() && c.tls.is_none() {
         return Err(invalid(
             "server.listen_tls",
@@ -1236,6 +1260,13 @@ fn report(rp: &RawReport, state_dir: &str, base: &Base<'_>) -> Result<ReportConf
             "use \"keep\", \"truncate\" (/24 and /56) or \"hash\" (keyed with a local key)",
         )
     })?;
+    let encrypted_client_ip = ClientIp::parse(&rp.encrypted_client_ip).ok_or_else(|| {
+        invalid(
+            "report.encrypted_client_ip",
+            &rp.encrypted_client_ip,
+            "use \"truncate\" (the default), \"hash\" or \"keep\"",
+        )
+    })?;
     if rp.batch_events == 0 || rp.batch_events > 100_000 {
         return Err(invalid(
             "report.batch_events",
@@ -1260,6 +1291,7 @@ fn report(rp: &RawReport, state_dir: &str, base: &Base<'_>) -> Result<ReportConf
         dedup_window: Duration::from_secs(rp.dedup_window),
         appliance: rp.appliance.clone(),
         client_ip,
+        encrypted_client_ip,
         secret,
         hash_key_file: if rp.hash_key_file.is_empty() {
             base.path(state_dir).join("report-hash.key")
@@ -1312,6 +1344,7 @@ fn places(
     let policies = policies(raw_policies)?;
     let mut nets = Vec::with_capacity(places.len());
     let mut alerts = Vec::new();
+    let mut named = Vec::new();
     for (i, p) in places.iter().enumerate() {
         let alert = match &p.alert {
             None => None,
@@ -1320,7 +1353,11 @@ fn places(
                 Some((alerts.len() - 1) as u16)
             }
         };
-        let net = parse_net(&format!("places[{i}].cidr"), &p.cidr)?;
+        let net = if p.cidr.is_empty() && p.id.is_some() {
+            None
+        } else {
+            Some(parse_net(&format!("places[{i}].cidr"), &p.cidr)?)
+        };
         let policy =
             match &p.policy {
                 None => None,
@@ -1341,16 +1378,33 @@ fn places(
                 "name the district (区) of this subnet",
             ));
         }
-        nets.push((
-            net,
-            Place {
-                district: p.district.clone(),
-                street: p.street.clone(),
-                community: p.community.clone(),
-                policy,
-                alert,
-            },
-        ));
+        let place = Place {
+            district: p.district.clone(),
+            street: p.street.clone(),
+            community: p.community.clone(),
+            policy,
+            alert,
+        };
+        if let Some(id) = &p.id {
+            let key = format!("places[{i}].id");
+            if !place_id_ok(id) {
+                return Err(invalid(
+                    key,
+                    id,
+                    "use 1 to 63 of a-z, 0-9 and '-', not at either end: it becomes a DNS label (<id>.<server.dns_name>) and a URL path (/dns-query/<id>)",
+                ));
+            }
+            if named
+                .iter()
+                .any(|(n, _): &(String, Place)| n.eq_ignore_ascii_case(id))
+            {
+                return Err(invalid(key, id, "give each place its own id"));
+            }
+            named.push((id.to_ascii_lowercase(), place.clone()));
+        }
+        if let Some(net) = net {
+            nets.push((net, place));
+        }
     }
     let default = Place {
         district: rp.default_district.clone(),
@@ -1361,5 +1415,15 @@ fn places(
     };
     Ok(Places::new(nets, default)
         .with_policies(policies)
-        .with_alerts(alerts))
+        .with_alerts(alerts)
+        .with_named(named))
+}
+
+/// Whether `id` can be a place's private DNS name: one DNS label of letters, digits
+/// and hyphens (LDH), which is also safe in a URL path.
+pub(crate) fn place_id_ok(id: &str) -> bool {
+    (1..=63).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !id.starts_with('-')
+        && !id.ends_with('-')
 }

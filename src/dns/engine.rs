@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::dnstap::{self, Tap};
 use crate::limits::{Admission, ResolutionSlot};
 use crate::metrics::{Metrics, Outcome};
-use crate::places::Places;
+use crate::places::{Asker, Places};
 use crate::report::event::{Hit, Input};
 use crate::report::pipeline::Reporter;
 
@@ -169,6 +169,24 @@ impl Engine {
         self.policy.load().acl.allows(client)
     }
 
+    /// The place a DNS over TLS client named by its SNI (`<id>.<dns_name>`), or a DNS
+    /// over HTTPS client by its path (`/dns-query/<id>`, as `Err(id)`), if known.
+    pub fn named(&self, by: Result<&str, &str>) -> Option<u16> {
+        let p = self.policy.load();
+        match by {
+            Ok(host) => p.named_by_host(host),
+            Err(id) => p.places.named(id),
+        }
+    }
+
+    /// Count encrypted DNS refused for naming no known place from outside the ACL.
+    pub fn refused_unnamed(&self, transport: Transport) {
+        self.metrics
+            .unnamed_refused
+            .with_label_values(&[transport.label()])
+            .inc();
+    }
+
     /// Whether what `sender` sends starts with a PROXY v2 header (`[server]
     /// proxy_from`): a load balancer speaking for its clients.
     pub fn proxied(&self, sender: IpAddr) -> bool {
@@ -230,16 +248,16 @@ impl Engine {
     fn decide(
         &self,
         packet: &[u8],
-        client: IpAddr,
-        tcp: bool,
+        at: &Incoming,
         list: &Arc<Blocklist>,
         buf: &mut Vec<u8>,
     ) -> Decision {
+        let (client, tcp) = (at.client.ip(), at.transport.stream());
         let now = Instant::now();
         let mut shadow = None;
         let mut d = self.policy.load().decide_noting(
             packet,
-            client,
+            at.asker(),
             list,
             &self.limiter.load(),
             now,
@@ -247,7 +265,7 @@ impl Engine {
             &mut shadow,
         );
         if let (Some(info), Decision::Resolve(q)) = (&shadow, &d) {
-            self.on_block(packet, q, client, list, info, None);
+            self.on_block(packet, q, at, list, info, None);
         }
         // Without recursion desired, only fanzha's own data answers (blocked names
         // and local records, above); the cache only for `allow_snoop` clients, as
@@ -296,7 +314,7 @@ impl Engine {
                 Some(RpzAction::TcpOnly) if tcp => d = Decision::Resolve(q.clone()),
                 Some(RpzAction::Drop) => {
                     self.metrics.query(Outcome::Blocked);
-                    self.on_block(packet, q, client, list, info, None);
+                    self.on_block(packet, q, at, list, info, None);
                     buf.clear();
                     return Decision::Drop(Outcome::Blocked);
                 }
@@ -307,7 +325,7 @@ impl Engine {
             Decision::Answer(o) | Decision::Drop(o) => self.metrics.query(*o),
             Decision::Block(q, info) => {
                 self.metrics.query(Outcome::Blocked);
-                self.on_block(packet, q, client, list, info, None);
+                self.on_block(packet, q, at, list, info, None);
             }
             Decision::Resolve(_) => {}
         }
@@ -323,7 +341,7 @@ impl Engine {
         &self,
         packet: &[u8],
         q: &Query,
-        client: IpAddr,
+        at: &Incoming,
         list: &Arc<Blocklist>,
         info: &BlockInfo,
         via: Option<&Name>,
@@ -340,7 +358,7 @@ impl Engine {
                 ])
                 .inc();
         } else {
-            let place = policy.places.lookup(client);
+            let place = policy.places.of(at.asker());
             let community = if policy.community_label {
                 place.community.as_str()
             } else {
@@ -369,7 +387,7 @@ impl Engine {
         // Shadow hits are a trial: no worker is alerted for them.
         if !shadow && policy.places.has_alerts() {
             self.alerter.send(AlertHit {
-                client,
+                client: at.asker(),
                 list: list.clone(),
                 hit: info.hit,
                 rule: rule.map_or(info.hit.value, |r| xxhash_rust::xxh3::xxh3_64(r.as_bytes())),
@@ -382,7 +400,8 @@ impl Engine {
             Some(t) => info.hit.rule(t).to_string(),
         };
         r.send(Input::Hit(Box::new(Hit {
-            client,
+            client: at.asker(),
+            via: at.transport.via(),
             name,
             qtype: q.qtype,
             list: list.clone(),
@@ -399,14 +418,14 @@ impl Engine {
         &self,
         packet: &[u8],
         q: &Query,
-        client: IpAddr,
-        tcp: bool,
+        at: &Incoming,
     ) -> (Vec<u8>, Outcome) {
+        let tcp = at.transport.stream();
         let mut buf = Vec::with_capacity(512);
         let generation = self.lists.generation();
         let mut cacheable = true;
         let mut outcome = self
-            .answer_into(packet, q, Some(client), &mut buf, &mut cacheable)
+            .answer_into(packet, q, Some(at), &mut buf, &mut cacheable)
             .await;
         if outcome == Outcome::Allowed && cacheable {
             self.cache.put(packet, q, generation, Instant::now(), &buf);
@@ -440,7 +459,7 @@ impl Engine {
         &self,
         packet: &[u8],
         q: &Query,
-        client: Option<IpAddr>,
+        client: Option<&Incoming>,
         buf: &mut Vec<u8>,
         cacheable: &mut bool,
     ) -> Outcome {
@@ -499,7 +518,7 @@ impl Engine {
         &self,
         packet: &[u8],
         q: &Query,
-        client: Option<IpAddr>,
+        client: Option<&Incoming>,
         resolved: &Resolved,
         buf: &mut Vec<u8>,
     ) -> Cname {
@@ -523,7 +542,7 @@ impl Engine {
             let policy = self.policy.load();
             let info = BlockInfo {
                 hit,
-                action: policy.action_for(&list, &hit, client),
+                action: policy.action_for(&list, &hit, client.map(Incoming::asker)),
             };
             if !info.action.blocks() {
                 if info.action == Action::Shadow
@@ -550,8 +569,9 @@ impl Engine {
     /// Counted and logged to dnstap here, whatever the transport; its latency once
     /// it is sent ([`Engine::answered`]).
     pub fn receive(&self, packet: &[u8], at: &Incoming, buf: &mut Vec<u8>) -> Reply {
+        self.metrics.received_over(at.transport.index());
         let list = self.lists.load();
-        match self.decide(packet, at.client.ip(), at.tcp, &list, buf) {
+        match self.decide(packet, at, &list, buf) {
             Decision::Answer(_) => {
                 self.tap(at, packet, Some(buf), &list, Blocked::No);
                 Reply::Send
@@ -606,13 +626,13 @@ impl Engine {
     ) -> Option<Vec<u8>> {
         let Pending { q, slot } = *pending;
         let answered = tokio::select! {
-            a = self.answer(packet, &q, at.client.ip(), at.tcp) => Some(a),
+            a = self.answer(packet, &q, at) => Some(a),
             _ = slot.jostled() => None,
         };
         drop(slot);
         let (resp, blocked) = match answered {
             Some((resp, outcome)) => (resp, outcome == Outcome::BlockedCname),
-            None if at.tcp => {
+            None if at.transport.stream() => {
                 self.metrics.jostled.inc();
                 let mut buf = Vec::new();
                 self.servfail_now(&mut buf, packet, &q);
@@ -693,7 +713,12 @@ impl Engine {
         tap.log(&dnstap::Seen {
             client: at.client,
             server: at.server,
-            tcp: at.tcp,
+            protocol: match at.transport {
+                Transport::Udp => dnstap::proto::SocketProtocol::Udp,
+                Transport::Tcp => dnstap::proto::SocketProtocol::Tcp,
+                Transport::Tls => dnstap::proto::SocketProtocol::Dot,
+                Transport::Https => dnstap::proto::SocketProtocol::Doh,
+            },
             query,
             received: at.received,
             response,
@@ -711,12 +736,71 @@ pub struct Incoming {
     pub client: SocketAddr,
     /// fanzha's address as the client sees it (for the query log).
     pub server: Option<SocketAddr>,
-    /// Over a stream (TCP): never truncated, and a shed query gets SERVFAIL.
-    pub tcp: bool,
+    /// What it came over.
+    pub transport: Transport,
+    /// The place it named by its private DNS name (index in the places; checked
+    /// by the listener): the place whose query it is, from any address.
+    pub named: Option<u16>,
     /// When it came by the wall clock, for the query log ([`Engine::tap_clock`]).
     pub received: SystemTime,
     /// When it came, for the latency metric.
     pub start: Instant,
+}
+
+impl Incoming {
+    /// Who asked: the client, and the place it named.
+    pub fn asker(&self) -> Asker {
+        Asker {
+            ip: self.client.ip(),
+            named: self.named,
+        }
+    }
+}
+
+/// What a query came over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// UDP.
+    Udp,
+    /// TCP (RFC 7766).
+    Tcp,
+    /// DNS over TLS (RFC 7858).
+    Tls,
+    /// DNS over HTTPS (RFC 8484).
+    Https,
+}
+
+impl Transport {
+    /// Every transport, in the order of [`Transport::index`].
+    pub const ALL: [Transport; 4] = [
+        Transport::Udp,
+        Transport::Tcp,
+        Transport::Tls,
+        Transport::Https,
+    ];
+
+    /// Over a stream: never truncated, and a shed query gets SERVFAIL.
+    pub fn stream(self) -> bool {
+        self != Transport::Udp
+    }
+
+    /// The metrics label: udp, tcp, dot or doh.
+    pub fn label(self) -> &'static str {
+        crate::metrics::TRANSPORTS[self.index()]
+    }
+
+    /// The report's `via`: `dot` or `doh`, encrypted transports only.
+    pub fn via(self) -> Option<&'static str> {
+        match self {
+            Transport::Tls | Transport::Https => Some(self.label()),
+            _ => None,
+        }
+    }
+
+    /// Its place in [`Transport::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// What [`Engine::receive`] made of a query.

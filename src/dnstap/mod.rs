@@ -37,8 +37,8 @@ pub struct Seen<'a> {
     pub client: SocketAddr,
     /// fanzha's address it was sent to, when known.
     pub server: Option<SocketAddr>,
-    /// Over TCP (else UDP).
-    pub tcp: bool,
+    /// What it came over.
+    pub protocol: proto::SocketProtocol,
     /// The query as received.
     pub query: &'a [u8],
     /// When it came.
@@ -156,11 +156,7 @@ impl Tap {
         proto::Message {
             r#type: kind as i32,
             socket_family: Some(family as i32),
-            socket_protocol: Some(if seen.tcp {
-                proto::SocketProtocol::Tcp
-            } else {
-                proto::SocketProtocol::Udp
-            } as i32),
+            socket_protocol: Some(seen.protocol as i32),
             query_address: Some(address),
             // A port with a cut or hashed address would still tell clients apart.
             query_port: (self.client_ip == ClientIp::Keep).then_some(u32::from(seen.client.port())),

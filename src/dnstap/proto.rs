@@ -45,6 +45,10 @@ pub enum SocketProtocol {
     Udp = 1,
     /// DNS over TCP.
     Tcp = 2,
+    /// DNS over TLS.
+    Dot = 3,
+    /// DNS over HTTPS.
+    Doh = 4,
 }
 
 /// `Message.Type` (the two fanzha writes).

@@ -12,8 +12,11 @@ use crate::places::Place;
 
 /// A hit as handed over by the DNS path: cheap to build (the snapshot is shared).
 pub struct Hit {
-    /// Client address.
-    pub client: IpAddr,
+    /// Client address, and the place it named over encrypted DNS.
+    pub client: crate::places::Asker,
+    /// `"dot"` or `"doh"` for a query over DNS over TLS or HTTPS (the report's
+    /// `via`, and `[report] encrypted_client_ip` for its address).
+    pub via: Option<&'static str>,
     /// Query name, lower-case.
     pub name: String,
     /// Query type.
@@ -147,6 +150,10 @@ pub struct Event {
     /// The appeal (appeals).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub appeal: Option<AppealInfo>,
+    /// `dot` or `doh`: the query came over DNS over TLS or HTTPS (its place may be
+    /// the one its private DNS name named, whatever the address).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub via: Option<String>,
 }
 
 /// RFC 3339 with milliseconds.
@@ -188,6 +195,7 @@ mod tests {
             action: "sinkhole".into(),
             count: 1,
             appeal: None,
+            via: None,
         };
         let v: serde_json::Value = serde_json::to_value(&e).unwrap();
         assert_eq!(v["type"], "hit");
@@ -197,7 +205,14 @@ mod tests {
         assert_eq!(v["match"]["rule"], "evil.top");
         assert_eq!(v["id"].as_str().unwrap().len(), 26);
         assert!(v.get("appeal").is_none());
+        assert!(v.get("via").is_none(), "plain DNS has no via");
         let back: Event = serde_json::from_value(v).unwrap();
         assert_eq!(back, e);
+        let dot = Event {
+            via: Some("dot".into()),
+            ..e
+        };
+        let v = serde_json::to_value(&dot).unwrap();
+        assert_eq!(v["via"], "dot");
     }
 }

@@ -58,20 +58,23 @@ struct Pending {
 fn build(input: Input, cfg: &ReportConfig, hash_key: &[u8], places: &Places) -> (String, Event) {
     match input {
         Input::Hit(h) => {
-            let place = places.lookup(h.client);
+            let place = places.of(h.client);
             let list = h
                 .list
                 .list(&crate::blocklist::Verdict::Block(h.hit))
                 .map(|l| l.name.clone())
                 .unwrap_or_default();
-            let key = format!("{}|{}|{}", h.client, h.rule, h.list.category(&h.hit));
+            let key = format!("{}|{}|{}", h.client.ip, h.rule, h.list.category(&h.hit));
             let e = Event {
                 id: new_id(h.time),
                 kind: "hit".into(),
                 time: rfc3339_millis(h.time),
                 appliance: cfg.appliance.clone(),
                 client: ClientInfo {
-                    ip: cfg.client_ip.apply(h.client, hash_key),
+                    ip: match h.via {
+                        None => cfg.client_ip.apply(h.client.ip, hash_key),
+                        Some(_) => cfg.encrypted_client_ip.apply(h.client.ip, hash_key),
+                    },
                     place: PlaceOut::from(place),
                 },
                 query: Some(QueryInfo {
@@ -87,6 +90,7 @@ fn build(input: Input, cfg: &ReportConfig, hash_key: &[u8], places: &Places) -> 
                 action: h.action.into(),
                 count: 1,
                 appeal: None,
+                via: h.via.map(String::from),
             };
             (key, e)
         }
@@ -114,6 +118,7 @@ fn build(input: Input, cfg: &ReportConfig, hash_key: &[u8], places: &Places) -> 
                     host: a.host,
                     reason: a.reason,
                 }),
+                via: None,
             };
             // Appeals are never folded together.
             (e.id.clone(), e)

@@ -4,7 +4,9 @@
 //! Connections are a scarce resource anyone can try to hold, so (as Unbound's
 //! `incoming-num-tcp` and per-address limits do):
 //! - a client outside `[server] acl` is closed right after `accept`, before it takes
-//!   a slot;
+//!   a slot; over TLS, after the handshake unless it named a known place by its
+//!   private DNS name (SNI `<id>.<dns_name>`): then its first query gets REFUSED
+//!   and the connection is closed, so a scanner learns nothing but that;
 //! - at most `tcp_max_connections` connections are open, and `tcp_per_client` from
 //!   one address;
 //! - a connection is closed when it got no answer for `tcp_idle_timeout`, whatever it
@@ -21,7 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::dns::engine::{Engine, Incoming};
+use crate::dns::engine::{Engine, Incoming, Transport};
 use crate::dns::wire;
 use crate::dns::wire::padding;
 use crate::limits::{PerClient, Quiet};
@@ -39,17 +41,32 @@ pub struct TcpLimits {
     pub handshake: Duration,
 }
 
-/// Serve DNS over TCP on `listener` until `shutdown`; over TLS with `tls`.
+/// A TLS acceptor, swapped when its certificate is read again.
+pub type Acceptor = Arc<arc_swap::ArcSwap<tokio_rustls::TlsAcceptor>>;
+
+/// What a stream listener serves.
+#[derive(Clone)]
+pub enum Over {
+    /// DNS over TCP.
+    Tcp,
+    /// DNS over TLS.
+    Tls(Acceptor),
+    /// DNS over HTTPS, at most this many requests at once per HTTP/2 connection.
+    Https(Acceptor, u32),
+}
+
+/// Serve DNS over TCP, TLS or HTTPS on `listener` until `shutdown`.
 pub async fn run_tcp(
     engine: Arc<Engine>,
     listener: TcpListener,
-    (limits, tls): (
-        TcpLimits,
-        Option<Arc<arc_swap::ArcSwap<tokio_rustls::TlsAcceptor>>>,
-    ),
+    (limits, over): (TcpLimits, Over),
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
+    let tls = match &over {
+        Over::Tcp => None,
+        Over::Tls(a) | Over::Https(a, _) => Some(a.clone()),
+    };
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max));
     let per_client = Arc::new(PerClient::default());
     let (refused, full, crowded) = (Quiet::new(), Quiet::new(), Quiet::new());
@@ -69,8 +86,8 @@ pub async fn run_tcp(
         // A load balancer in `proxy_from` speaks for its clients: the ACL and the
         // per-address cap apply to the clients its PROXY headers name, not to it.
         let proxied = engine.proxied(peer.ip());
-        // Dropping the stream closes it.
-        if !proxied && !engine.client_allowed(peer.ip()) {
+        // Dropping the stream closes it. Over TLS the name it asks for may admit it.
+        if tls.is_none() && !proxied && !engine.client_allowed(peer.ip()) {
             if let Some(held) = refused.may_log() {
                 tracing::info!(%peer, similar_since_last_line = held, "TCP connection from outside [server] acl closed");
             }
@@ -95,16 +112,21 @@ pub async fn run_tcp(
         };
         // The certificate in force now (SIGHUP may bring a renewed one).
         let tls = tls.as_ref().map(|t| t.load_full());
-        let (engine, shutdown) = (engine.clone(), shutdown.clone());
+        let (engine, shutdown, over) = (engine.clone(), shutdown.clone(), over.clone());
         tasks.spawn(async move {
             let _held = (permit, client);
             let mut stream = stream;
-            let Some((peer, server)) = open(&engine, &mut stream, peer, proxied, limits.idle).await
+            let acl = tls.is_none();
+            let Some((peer, server)) =
+                open(&engine, &mut stream, (peer, proxied, acl), limits.idle).await
             else {
                 return;
             };
             match tls {
-                None => frames(engine, stream, (peer, server, false), limits.idle, shutdown).await,
+                None => {
+                    let from = (peer, server, Transport::Tcp, None);
+                    frames(engine, stream, from, limits.idle, shutdown).await
+                }
                 Some(acceptor) => {
                     // The handshake holds a slot: it gets its own, short, deadline.
                     let Ok(Ok(stream)) =
@@ -112,7 +134,27 @@ pub async fn run_tcp(
                     else {
                         return;
                     };
-                    frames(engine, stream, (peer, server, true), limits.idle, shutdown).await;
+                    if let Over::Https(_, max_streams) = over {
+                        let limits = super::https::HttpsLimits {
+                            max_streams,
+                            idle: limits.idle,
+                        };
+                        super::https::serve(engine, stream, (peer, server), limits, shutdown).await;
+                        return;
+                    }
+                    let named = stream
+                        .get_ref()
+                        .1
+                        .server_name()
+                        .map(|h| engine.named(Ok(h)));
+                    let named = named.flatten();
+                    if named.is_none() && !engine.client_allowed(peer.ip()) {
+                        engine.refused_unnamed(Transport::Tls);
+                        refuse_once(stream, limits.idle).await;
+                        return;
+                    }
+                    let from = (peer, server, Transport::Tls, named);
+                    frames(engine, stream, from, limits.idle, shutdown).await;
                 }
             }
         });
@@ -120,12 +162,12 @@ pub async fn run_tcp(
 }
 
 /// Ready a connection: no Nagle, the address it came to, and a `proxy_from` sender's
-/// PROXY header (then the ACL applies to the client it names); None closes it.
+/// PROXY header (then the ACL, when `acl`, applies to the client it names); None
+/// closes it.
 async fn open(
     engine: &Engine,
     stream: &mut TcpStream,
-    peer: SocketAddr,
-    proxied: bool,
+    (peer, proxied, acl): (SocketAddr, bool, bool),
     idle: Duration,
 ) -> Option<(SocketAddr, Option<SocketAddr>)> {
     let _ = stream.set_nodelay(true);
@@ -138,11 +180,32 @@ async fn open(
             Ok(Some(None)) => {}
             _ => return None,
         }
-        if !engine.client_allowed(peer.ip()) {
+        if acl && !engine.client_allowed(peer.ip()) {
             return None;
         }
     }
     Some((peer, server))
+}
+
+/// Answer the first query of a connection REFUSED and close it: a client outside
+/// the ACL that named no known place.
+async fn refuse_once<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, idle: Duration) {
+    let mut len = [0u8; 2];
+    let read = async {
+        stream.read_exact(&mut len).await.ok()?;
+        let mut frame = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        stream.read_exact(&mut frame).await.ok()?;
+        Some(frame)
+    };
+    let Ok(Some(frame)) = tokio::time::timeout(idle, read).await else {
+        return;
+    };
+    if let Some(resp) = wire::refused(&frame)
+        && let Some(out) = framed(&frame, &resp)
+    {
+        let _ = tokio::time::timeout(idle, stream.write_all(&out)).await;
+    }
+    let _ = tokio::time::timeout(idle, stream.shutdown()).await;
 }
 
 /// Answer length-prefixed frames in order until the client goes quiet or leaves;
@@ -151,7 +214,7 @@ async fn open(
 async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
     engine: Arc<Engine>,
     mut stream: S,
-    (peer, server, encrypted): (SocketAddr, Option<SocketAddr>, bool),
+    (peer, server, transport, named): (SocketAddr, Option<SocketAddr>, Transport, Option<u16>),
     idle: Duration,
     shutdown: CancellationToken,
 ) {
@@ -178,14 +241,15 @@ async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
         let at = Incoming {
             client: peer,
             server,
-            tcp: true,
+            transport,
+            named,
             received: engine.tap_clock(),
             start: Instant::now(),
         };
         let Some(mut resp) = engine.handle(&frame, &at).await else {
             continue;
         };
-        if encrypted && padding::asks_padding(&frame) {
+        if transport != Transport::Tcp && padding::asks_padding(&frame) {
             padding::pad(&mut resp, padding::RESPONSE_BLOCK);
         }
         let Some(out) = framed(&frame, &resp) else {

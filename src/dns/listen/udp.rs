@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::batch::{self, Local, RecvBatch, SendBatch};
-use crate::dns::engine::{Engine, Incoming, Pending, Reply};
+use crate::dns::engine::{Engine, Incoming, Pending, Reply, Transport};
 use crate::metrics::Outcome;
 
 /// Serve DNS over UDP on `sock` until `shutdown`.
@@ -67,7 +67,8 @@ pub async fn run_udp(
             let at = Incoming {
                 client,
                 server: server.or_else(|| server_addr(rx.local(i), bound)),
-                tcp: false,
+                transport: Transport::Udp,
+                named: None,
                 received,
                 start,
             };

@@ -10,6 +10,7 @@ use ipnet::IpNet;
 use crate::clockmap::{ClockMap, Weigh};
 use crate::dns::wire::{self, ParseError, Query, rcode};
 use crate::metrics::Outcome;
+use crate::places::Asker;
 
 /// Client ACL: a client is admitted when its address is in one of the networks.
 #[derive(Debug, Clone)]
@@ -74,6 +75,9 @@ pub struct RateLimiter {
     prefix_v6: u8,
     exempt: Vec<IpNet>,
     buckets: ClockMap<IpAddr, Bucket>,
+    /// Each named place's bucket (`place_rate_limit`), keyed by its index.
+    place_rate: f64,
+    places: ClockMap<IpAddr, Bucket>,
 }
 
 impl RateLimiter {
@@ -93,7 +97,33 @@ impl RateLimiter {
             prefix_v6: prefix_v6.min(128),
             exempt,
             buckets: ClockMap::new(if rate == 0 { 0 } else { RATE_LIMIT_CLIENTS }, usize::MAX),
+            place_rate: 0.0,
+            places: ClockMap::new(0, usize::MAX),
         }
+    }
+
+    /// With each named place limited to `rate` queries per second (bursts of twice
+    /// that); 0: no limit.
+    pub fn with_place_rate(mut self, rate: u32) -> RateLimiter {
+        self.place_rate = f64::from(rate);
+        self.places = ClockMap::new(if rate == 0 { 0 } else { 65_536 }, usize::MAX);
+        self
+    }
+
+    /// Take one token of the named place `index` at `now`; false when the place is
+    /// over its rate.
+    pub fn admit_place(&self, index: u16, now: Instant) -> bool {
+        if self.place_rate <= 0.0 {
+            return true;
+        }
+        let key = IpAddr::V6(std::net::Ipv6Addr::from(u128::from(index)));
+        take(
+            &self.places,
+            key,
+            self.place_rate,
+            self.place_rate * 2.0,
+            now,
+        )
     }
 
     /// The limiter `[server]` asks for.
@@ -105,6 +135,7 @@ impl RateLimiter {
             s.rate_limit_prefix_v6,
             s.rate_limit_exempt.clone(),
         )
+        .with_place_rate(s.place_rate_limit)
     }
 
     /// Whether the limiter is on.
@@ -127,35 +158,44 @@ impl RateLimiter {
         if self.rate <= 0.0 || self.exempt.iter().any(|n| n.contains(&ip.to_canonical())) {
             return true;
         }
-        let key = self.client(ip);
-        let (rate, burst) = (self.rate, self.burst);
-        let take = |b: &mut Bucket| {
-            let refill = now.saturating_duration_since(b.last).as_secs_f64() * rate;
-            b.tokens = (b.tokens + refill).min(burst);
-            b.last = now;
-            if b.tokens >= 1.0 {
-                b.tokens -= 1.0;
-                true
-            } else {
-                false
-            }
-        };
-        if let Some(ok) = self.buckets.with(&key, take) {
-            return ok;
-        }
-        // A new client: a full bucket, less this query. Clients whose bucket has
-        // refilled are the first to make room.
-        let full = Duration::from_secs_f64(burst / rate);
-        self.buckets.insert(
-            key,
-            Bucket {
-                tokens: burst - 1.0,
-                last: now,
-            },
-            |b| now.saturating_duration_since(b.last) < full,
-        );
-        true
+        take(&self.buckets, self.client(ip), self.rate, self.burst, now)
     }
+}
+
+/// Take one token from `key`'s bucket in `buckets` (rate per second, burst).
+fn take(
+    buckets: &ClockMap<IpAddr, Bucket>,
+    key: IpAddr,
+    rate: f64,
+    burst: f64,
+    now: Instant,
+) -> bool {
+    let take = |b: &mut Bucket| {
+        let refill = now.saturating_duration_since(b.last).as_secs_f64() * rate;
+        b.tokens = (b.tokens + refill).min(burst);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    };
+    if let Some(ok) = buckets.with(&key, take) {
+        return ok;
+    }
+    // A new client: a full bucket, less this query. Clients whose bucket has
+    // refilled are the first to make room.
+    let full = Duration::from_secs_f64(burst / rate);
+    buckets.insert(
+        key,
+        Bucket {
+            tokens: burst - 1.0,
+            last: now,
+        },
+        |b| now.saturating_duration_since(b.last) < full,
+    );
+    true
 }
 
 /// What admission made of a packet.
@@ -177,11 +217,12 @@ pub fn admit(
     limit_action: LimitAction,
     parsed: &Result<Query, ParseError>,
     packet: &[u8],
-    client: IpAddr,
+    who: Asker,
     limiter: &RateLimiter,
     now: Instant,
     buf: &mut Vec<u8>,
 ) -> Admission {
+    let client = who.ip;
     let question_end = match parsed {
         Ok(q) => q.question_end,
         Err(ParseError::Drop) => return Admission::Dropped(Outcome::Dropped),
@@ -190,11 +231,13 @@ pub fn admit(
         }
     };
     let edns = parsed.as_ref().ok().and_then(|q| q.edns);
-    if !acl.allows(client) {
+    // A client that named a place by its private DNS name is that place's resident,
+    // wherever it is (the listener checked the name).
+    if who.named.is_none() && !acl.allows(client) {
         wire::error_response(buf, packet, question_end, rcode::REFUSED, edns);
         return Admission::Answered(Outcome::Refused);
     }
-    if limiter.admit(client, now) {
+    if limiter.admit(client, now) && who.named.is_none_or(|p| limiter.admit_place(p, now)) {
         return Admission::Admitted;
     }
     match limit_action {

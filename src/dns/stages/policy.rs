@@ -16,6 +16,7 @@ use crate::blocklist::{Action, Blocklist, Hit, Verdict};
 use crate::config::Config;
 use crate::dns::wire::{self, ParseError, Query, ResponseWriter, rcode, rtype};
 use crate::metrics::Outcome;
+use crate::places::Asker;
 
 /// Everything the decisions depend on that comes from the config (swapped on SIGHUP).
 #[derive(Debug, Clone)]
@@ -48,6 +49,8 @@ pub struct Policy {
     pub local: LocalZones,
     /// `[[local_records]]`.
     pub records: LocalRecords,
+    /// This resolver's name for encrypted DNS (`[server] dns_name`; "" for none).
+    pub dns_name: String,
 }
 
 impl Policy {
@@ -81,7 +84,23 @@ impl Policy {
             client_prefix: (c.server.rate_limit_prefix_v4, c.server.rate_limit_prefix_v6),
             local: LocalZones::new(c.resolver.local_zones, &c.resolver.nodefault),
             records: LocalRecords::new(&c.local_records),
+            dns_name: c.server.dns_name.clone(),
         }
+    }
+
+    /// The place a DNS over TLS client named by the host name it asked for (SNI):
+    /// `<id>.<dns_name>`, any case, with or without the final dot.
+    pub fn named_by_host(&self, host: &str) -> Option<u16> {
+        let host = host.strip_suffix('.').unwrap_or(host);
+        let d = self.dns_name.as_str();
+        if d.is_empty() || host.len() <= d.len() + 1 {
+            return None;
+        }
+        let (id, rest) = host.split_at(host.len() - d.len() - 1);
+        if !rest.starts_with('.') || !rest[1..].eq_ignore_ascii_case(d) || id.contains('.') {
+            return None;
+        }
+        self.places.named(id)
     }
 }
 
@@ -120,7 +139,8 @@ impl Policy {
         now: Instant,
         buf: &mut Vec<u8>,
     ) -> Decision {
-        self.decide_noting(packet, client, list, limiter, now, buf, &mut None)
+        let who = Asker::at(client);
+        self.decide_noting(packet, who, list, limiter, now, buf, &mut None)
     }
 
     /// [`Policy::decide`], and a listed name whose action is `shadow` (for its list
@@ -129,7 +149,7 @@ impl Policy {
     pub fn decide_noting(
         &self,
         packet: &[u8],
-        client: IpAddr,
+        client: Asker,
         list: &Blocklist,
         limiter: &RateLimiter,
         now: Instant,
@@ -226,11 +246,11 @@ impl Policy {
 
     /// The action for a hit: the client's place's for the category (`[[policies]]`),
     /// else the category's override, else the list's.
-    pub fn action_for(&self, list: &Blocklist, hit: &Hit, client: Option<IpAddr>) -> Action {
+    pub fn action_for(&self, list: &Blocklist, hit: &Hit, client: Option<Asker>) -> Action {
         let category = list.category(hit);
-        if let Some(ip) = client
+        if let Some(who) = client
             && self.places.has_policies()
-            && let Some(a) = self.places.action(ip, category)
+            && let Some(a) = self.places.action(who, category)
         {
             return a;
         }

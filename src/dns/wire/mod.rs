@@ -539,6 +539,15 @@ impl<'b> ResponseWriter<'b> {
     }
 }
 
+/// REFUSED for `packet`, or `None` when it is no query one can answer (too
+/// short, a response, or malformed past its header).
+pub fn refused(packet: &[u8]) -> Option<Vec<u8>> {
+    let q = parse_query(packet).ok()?;
+    let mut buf = Vec::with_capacity(q.question_end + 11);
+    error_response(&mut buf, packet, q.question_end, rcode::REFUSED, q.edns);
+    Some(buf)
+}
+
 /// A bare error response (header and, when well-formed, the question; OPT when the
 /// query had EDNS).
 pub fn error_response(

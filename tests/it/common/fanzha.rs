@@ -66,6 +66,8 @@ pub struct Fanzha {
     pub https: Option<SocketAddr>,
     /// The first DNS over TLS listener, when `[server] listen_tls` is set.
     pub dot: Option<SocketAddr>,
+    /// The first DNS over HTTPS listener, when `[server] listen_https` is set.
+    pub doh: Option<SocketAddr>,
     pub dir: PathBuf,
     pub log: Arc<Mutex<Vec<String>>>,
     lines: mpsc::Receiver<String>,
@@ -133,7 +135,8 @@ impl Fanzha {
                 }
             });
         }
-        let (mut dns, mut ops, mut http, mut https, mut dot) = (None, None, None, None, None);
+        let (mut dns, mut ops, mut http, mut https) = (None, None, None, None);
+        let (mut dot, mut doh) = (None, None);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let line = rx
@@ -146,6 +149,8 @@ impl Fanzha {
                 });
             if line.contains("listening for DNS over TLS") {
                 dot = dot.or(after(&line, "tls=").map(|s| s.parse().unwrap()));
+            } else if line.contains("listening for DNS over HTTPS") {
+                doh = doh.or(after(&line, "https=").map(|s| s.parse().unwrap()));
             } else if line.contains("listening for DNS") {
                 dns = after(&line, "udp=").map(|s| s.parse().unwrap());
             }
@@ -169,6 +174,7 @@ impl Fanzha {
             http,
             https,
             dot,
+            doh,
             dir: dir.to_path_buf(),
             log,
             lines: rx,

@@ -331,7 +331,7 @@ fn each_place_applies_its_own_actions_and_shadow_resolves_but_is_noted() {
         let mut shadow = None;
         let d = p.decide_noting(
             &q(name, RecordType::A, false),
-            client.parse().unwrap(),
+            crate::places::Asker::at(client.parse().unwrap()),
             &l,
             &RateLimiter::new(0, 0),
             Instant::now(),
