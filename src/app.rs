@@ -355,6 +355,9 @@ impl App {
             }
             Err(e) => tracing::error!(error = %e, "warning-page templates not reloaded"),
         }
+        self.warn_state
+            .setup
+            .store(Arc::new(warnpage::setup::Setup::from_config(&new)));
         self.reload_dot_certificate();
         self.loader.set_config(feed::poll::blocklist_config(
             new.feed.as_ref(),
@@ -934,6 +937,9 @@ async fn start_warnpage(
     let w = &cfg.warnpage;
     let mut state = WarnState::sharing(lists.clone(), templates, metrics.clone());
     state.sink = reporter;
+    state
+        .setup
+        .store(Arc::new(warnpage::setup::Setup::from_config(cfg)));
     let state = Arc::new(state);
     let tls = match &w.tls {
         Some((cert, key)) => {

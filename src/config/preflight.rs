@@ -9,6 +9,44 @@ use std::path::Path;
 
 use super::Config;
 
+/// The private DNS names (`server.dns_name` and `<id>.<dns_name>` of each place)
+/// that the certificate in `cert` does not cover: a phone would refuse them.
+pub fn uncovered_names(c: &Config, cert: &Path) -> Vec<String> {
+    use rustls_pki_types::pem::PemObject;
+    let d = &c.server.dns_name;
+    if d.is_empty() {
+        return Vec::new();
+    }
+    let Some(Ok(der)) = rustls_pki_types::CertificateDer::pem_file_iter(cert)
+        .ok()
+        .and_then(|mut i| i.next())
+    else {
+        // Not readable: the load above says so.
+        return Vec::new();
+    };
+    let Ok(leaf) = webpki::EndEntityCert::try_from(&der) else {
+        return vec![format!(
+            "server.tls_cert: {} is not a certificate rustls can read; give the PEM chain, the server's certificate first",
+            cert.display()
+        )];
+    };
+    let names = std::iter::once(d.clone()).chain(c.places.ids().map(|(id, _)| format!("{id}.{d}")));
+    names
+        .filter(|n| {
+            let Ok(name) = rustls_pki_types::ServerName::try_from(n.as_str()) else {
+                return true;
+            };
+            leaf.verify_is_valid_for_subject_name(&name).is_err()
+        })
+        .map(|n| {
+            format!(
+                "server.tls_cert: {} does not cover {n} (server.dns_name, [[places]] id); get one for {d} and *.{d}",
+                cert.display()
+            )
+        })
+        .collect()
+}
+
 /// Whether `ip` is this machine's: a socket can be bound to it (any port).
 pub fn is_local(ip: IpAddr) -> bool {
     ip.is_unspecified()
@@ -29,6 +67,10 @@ pub fn check(c: &Config, local: &dyn Fn(IpAddr) -> bool) -> (Vec<String>, Vec<St
     {
         problems.push(format!("{e}; give a PEM certificate chain and its key"));
     }
+    if let Some((cert, _)) = &c.server.tls {
+        problems.extend(uncovered_names(c, cert));
+    }
+    let https = c.server.listen_https.iter();
     let pages = c.warnpage.listen.iter().chain(&c.warnpage.https);
     for (key, a) in c
         .server
@@ -36,6 +78,7 @@ pub fn check(c: &Config, local: &dyn Fn(IpAddr) -> bool) -> (Vec<String>, Vec<St
         .iter()
         .map(|a| ("server.listen", a))
         .chain(c.server.listen_tls.iter().map(|a| ("server.listen_tls", a)))
+        .chain(https.map(|a| ("server.listen_https", a)))
         .chain(pages.clone().map(|a| ("warnpage.listen", a)))
     {
         if !local(a.ip()) {

@@ -7,6 +7,7 @@
 //! them by putting a file of the same name in `[warnpage] templates`.
 
 pub mod server;
+pub mod setup;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -181,6 +182,7 @@ impl Templates {
         updated: &str,
         turn_seconds: u64,
         nonce: &str,
+        setup: Option<&str>,
     ) -> String {
         let mut cats: Vec<(&String, &CategoryText)> = self
             .categories
@@ -191,7 +193,14 @@ impl Templates {
         cats.sort_by_key(|(k, _)| (k.as_str() == "fraud", k.as_str() == "phishing", k.as_str()));
         let mut slides = String::new();
         let mut dots = String::new();
+        // A place's phone setup (`?place=`): its QR code first.
+        let first = usize::from(setup.is_some());
+        if let Some(slide) = setup {
+            slides.push_str(&format!("<article class=\"slide on setup\">{slide}</article>\n"));
+            dots.push_str("<i class=\"on\"></i>");
+        }
         for (i, (_, t)) in cats.iter().enumerate() {
+            let i = i + first;
             let on = if i == 0 { " on" } else { "" };
             slides.push_str(&format!(
                 "<article class=\"slide{on}\"><div class=\"tag\">{}</div><h1>{}</h1><p class=\"how\">{}</p>{}</article>\n",

@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
+use super::setup::{Setup, qr_svg};
 use super::{AppealTokens, Templates, host_name};
 use crate::blocklist::{Handle, Verdict};
 use crate::limits::{PerClient, Quiet};
@@ -32,6 +33,10 @@ use crate::wallclock::unix_now;
 pub const APPEAL_PATH: &str = "/.well-known/fanzha/appeal";
 /// The public display page, and its figures.
 pub const KIOSK_PATH: &str = "/kiosk";
+/// A place's phone setup page (`/setup/<id>`).
+pub const SETUP_PATH: &str = "/setup/{id}";
+/// A place's iOS configuration profile.
+pub const PROFILE_PATH: &str = "/setup/{id}/profile.mobileconfig";
 /// The kiosk's figures as JSON (refreshed by the page without reloading).
 pub const KIOSK_FIGURES_PATH: &str = "/kiosk/figures.json";
 
@@ -51,6 +56,9 @@ pub struct WarnState {
     pub appeal_limit: usize,
     /// Receives appeals (the reporter); `None`: logged only.
     pub sink: Option<Reporter>,
+    /// The places' private DNS names, for their phone setup pages (swapped on
+    /// reload).
+    pub setup: arc_swap::ArcSwap<Setup>,
 }
 
 impl WarnState {
@@ -77,6 +85,7 @@ impl WarnState {
             appeals: Mutex::new(HashMap::new()),
             appeal_limit: 5,
             sink: None,
+            setup: arc_swap::ArcSwap::from_pointee(Setup::default()),
         }
     }
 
@@ -237,6 +246,7 @@ async fn kiosk(
     }
     let street = street_param(&uri);
     let f = figures(&state, street.as_deref());
+    let setup = query_param(&uri, "place").and_then(|id| setup_slide(&state, &id, &headers));
     // The page's own script runs (by a nonce of this response); nothing else does,
     // and it may fetch from this server only.
     let nonce = hex::encode(random_bytes());
@@ -248,6 +258,7 @@ async fn kiosk(
             &local_hhmm(unix_now()),
             turn_param(&uri),
             &nonce,
+            setup.as_deref(),
         ),
     );
     let csp = format!(
@@ -255,6 +266,88 @@ async fn kiosk(
     );
     if let Ok(v) = HeaderValue::from_str(&csp) {
         r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    r
+}
+
+/// The value of `key` in a URL's query, decoded and clipped.
+fn query_param(uri: &Uri, key: &str) -> Option<String> {
+    let v = uri
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?;
+    let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
+    Some(clip(v.trim(), 64).to_string()).filter(|s| !s.is_empty())
+}
+
+/// The address of place `id`'s setup page as the client reached this server (its
+/// Host header, when it is a plain host name or address).
+fn setup_url(headers: &HeaderMap, id: &str) -> Option<String> {
+    let host = host_header(headers);
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b".-:[]".contains(&b);
+    (!host.is_empty() && host.len() <= 260 && host.bytes().all(ok))
+        .then(|| format!("http://{host}/setup/{}", id.to_ascii_lowercase()))
+}
+
+/// The kiosk's slide for place `id`: the QR code of its setup page.
+fn setup_slide(s: &WarnState, id: &str, headers: &HeaderMap) -> Option<String> {
+    let setup = s.setup.load();
+    let name = setup.place_name(id)?;
+    let url = setup_url(headers, id)?;
+    let qr = qr_svg(&url, 300)?;
+    Some(format!(
+        "<div class=\"tag\">{}</div><h1>扫码，让手机在任何网络下都受保护</h1>{qr}<p class=\"how\">用 WLAN 或 4G/5G 上网时，打开诈骗网站前都会先看到提醒。一分钟设置，可随时取消。</p><p class=\"host\">Scan to keep your phone protected on any network · {}</p>",
+        super::escape_html(name),
+        super::escape_html(&url),
+    ))
+}
+
+/// A place's phone setup page. On a blocked host's name it is that host's warning
+/// page, as every other path is.
+async fn setup_page(
+    state: State<Arc<WarnState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let list = state.lists.load();
+    if host_name(&host_header(&headers)).is_some_and(|h| list.lookup(&h).is_block()) {
+        return page(state, method, uri, headers).await;
+    }
+    let found = setup_url(&headers, &id).and_then(|url| state.setup.load().page(&id, &url));
+    match found {
+        Some(body) => html(StatusCode::OK, body),
+        None => html(
+            StatusCode::NOT_FOUND,
+            "没有这个社区的设置页 · no such place\n".into(),
+        ),
+    }
+}
+
+/// A place's iOS configuration profile (DNS over HTTPS to its URL).
+async fn profile(
+    State(s): State<Arc<WarnState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let Some(body) = s.setup.load().mobileconfig(&id) else {
+        return html(
+            StatusCode::NOT_FOUND,
+            "no such place, or DNS over HTTPS is off\n".into(),
+        );
+    };
+    let mut r = (StatusCode::OK, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-apple-aspen-config"),
+    );
+    let file = format!(
+        "attachment; filename=\"fanzha-{}.mobileconfig\"",
+        id.to_ascii_lowercase()
+    );
+    if let Ok(v) = HeaderValue::from_str(&file) {
+        h.insert(header::CONTENT_DISPOSITION, v);
     }
     r
 }
@@ -371,6 +464,8 @@ pub fn router(state: Arc<WarnState>) -> Router {
         .route(APPEAL_PATH, post(appeal).fallback(appeal_other))
         .route(KIOSK_PATH, get(kiosk))
         .route(KIOSK_FIGURES_PATH, get(kiosk_figures))
+        .route(SETUP_PATH, get(setup_page))
+        .route(PROFILE_PATH, get(profile))
         .fallback(page)
         .layer(DefaultBodyLimit::max(4096))
         .with_state(state)
