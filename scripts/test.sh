@@ -157,10 +157,10 @@ sed -e "s#/var/lib/fanzha-platform#$proot/var/lib/fanzha-platform#g" "$proot/etc
 scripts/check-deb-scripts.sh "$pdeb"
 echo "== packages unpacked and checked in a temporary root"
 
-# Every parser's fuzz target for a bounded time (FUZZ_SECONDS each; 15 by default, so
+# Every parser's fuzz target for a bounded time (FUZZ_SECONDS each; 12 by default, so
 # that the whole suite stays well under CI's budget). A crash fails the run.
 step "fuzzing"
-scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
+scripts/fuzz.sh "${FUZZ_SECONDS:-12}"
 
 step "the host as found"
 left=0

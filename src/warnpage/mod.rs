@@ -196,7 +196,9 @@ impl Templates {
         // A place's phone setup (`?place=`): its QR code first.
         let first = usize::from(setup.is_some());
         if let Some(slide) = setup {
-            slides.push_str(&format!("<article class=\"slide on setup\">{slide}</article>\n"));
+            slides.push_str(&format!(
+                "<article class=\"slide on setup\">{slide}</article>\n"
+            ));
             dots.push_str("<i class=\"on\"></i>");
         }
         for (i, (_, t)) in cats.iter().enumerate() {

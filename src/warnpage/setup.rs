@@ -4,8 +4,8 @@
 //! code of the page, which the kiosk shows too (`/kiosk?place=<id>`). Pure: the
 //! server hands in the host the phone reached and gets text back.
 
-use crate::config::Config;
 use super::escape_html;
+use crate::config::Config;
 
 /// The private DNS names the appliance serves, from the config.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,7 +26,11 @@ impl Setup {
     /// What `cfg` offers.
     pub fn from_config(cfg: &Config) -> Setup {
         let s = &cfg.server;
-        let doh_port = s.listen_https.first().map(|a| a.port()).filter(|&p| p != 443);
+        let doh_port = s
+            .listen_https
+            .first()
+            .map(|a| a.port())
+            .filter(|&p| p != 443);
         Setup {
             dns_name: s.dns_name.clone(),
             doh_port,

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use crate::common::*;
 
-fn chromium() -> PathBuf {
+pub fn chromium() -> PathBuf {
     for c in [
         "/usr/bin/chromium",
         "/usr/bin/chromium-browser",

@@ -1,5 +1,5 @@
 //! DNS over TLS (RFC 7858): the same answers as over UDP, inside TLS 1.2 or 1.3 with
-//! ALPN `dot`; a real client (`kdig +tls`, Debian's knot-dnsutils) gets them too; a
+//! ALPN `dot`, sessions resumed; a real client (`kdig +tls`, Debian's knot-dnsutils) gets them too; a
 //! client that never finishes its handshake is closed; a config without the
 //! certificate is refused naming the key.
 
@@ -167,6 +167,35 @@ fn dns_over_tls_answers_as_udp_does() {
             % 468,
         0
     );
+
+    // A phone coming back resumes its session, TLS 1.3 (ticket) and 1.2 (session
+    // id) alike: no certificate or key exchange the second time.
+    for versions in [
+        &[&rustls::version::TLS13][..],
+        &[&rustls::version::TLS12][..],
+    ] {
+        let cfg = client(dir.path(), versions);
+        let mut first = connect(&f, cfg.clone()).unwrap();
+        assert_eq!(
+            first.conn.handshake_kind(),
+            Some(rustls::HandshakeKind::Full)
+        );
+        // The answer comes after the TLS 1.3 tickets, so they are read by then.
+        assert_eq!(
+            ips(&query(&mut first, "www.blocked.example.test")),
+            sinkhole
+        );
+        let mut again = connect(&f, cfg).unwrap();
+        assert_eq!(
+            again.conn.handshake_kind(),
+            Some(rustls::HandshakeKind::Resumed),
+            "{versions:?}"
+        );
+        assert_eq!(
+            ips(&query(&mut again, "www.blocked.example.test")),
+            sinkhole
+        );
+    }
 
     // A real client: kdig, verifying the certificate against the test CA.
     let port = f.dot.unwrap().port().to_string();

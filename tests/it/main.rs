@@ -18,6 +18,7 @@ mod district;
 mod dns;
 mod dnssec;
 mod dnstap;
+mod doh;
 mod dot;
 mod feed;
 mod feed_delta;

@@ -142,13 +142,15 @@ impl Conn {
                     .headers()
                     .get(header::CONTENT_TYPE)
                     .map(HeaderValue::as_bytes);
-                if !doh::post_type_ok(ct) {
+                let typed = doh::post_type_ok(ct);
+                let body = Limited::new(req.into_body(), doh::MAX_MESSAGE)
+                    .collect()
+                    .await;
+                // Read first, so that the client gets the answer, not a reset stream.
+                if !typed {
                     return refusal(Refusal::MediaType);
                 }
-                match Limited::new(req.into_body(), doh::MAX_MESSAGE)
-                    .collect()
-                    .await
-                {
+                match body {
                     Ok(b) => doh::post_message(b.to_bytes().to_vec()),
                     Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Refusal::TooLarge),
                     // The client went away mid-body.

@@ -17,16 +17,29 @@ pub struct Nginx {
 
 /// A test CA and a certificate for 127.0.0.1 signed by it: (CA PEM, cert PEM, key PEM).
 pub fn test_ca() -> (String, String, String) {
+    test_ca_for(&["127.0.0.1"])
+}
+
+/// A new CA, and a certificate for `names` (host names, wildcards, addresses)
+/// signed by it, with its key: (CA, certificate, key), PEM.
+pub fn test_ca_for(names: &[&str]) -> (String, String, String) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    // Names of their own: a leaf named as its issuer looks self-signed to OpenSSL
+    // (curl, dig).
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "fanzha test CA");
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut leaf = rcgen::CertificateParams::new(names.clone()).unwrap();
+    leaf.distinguished_name = rcgen::DistinguishedName::new();
+    leaf.distinguished_name
+        .push(rcgen::DnType::CommonName, names[0].as_str());
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
     (ca_cert.pem(), cert.pem(), key.serialize_pem())
 }
 

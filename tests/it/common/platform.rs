@@ -22,6 +22,8 @@ pub struct TestPlatform {
     pub clients: Arc<Mutex<HashSet<String>>>,
     /// Query name → the action its event carried.
     pub actions: Arc<Mutex<HashMap<String, String>>>,
+    /// Query name → its last event, whole.
+    pub events: Arc<Mutex<HashMap<String, serde_json::Value>>>,
     pub bad_signatures: Arc<AtomicU64>,
     pub posts: Arc<AtomicU64>,
     pub status: Arc<AtomicU16>,
@@ -41,6 +43,7 @@ impl TestPlatform {
         let streets = Arc::new(Mutex::new(HashMap::new()));
         let clients = Arc::new(Mutex::new(HashSet::new()));
         let actions = Arc::new(Mutex::new(HashMap::new()));
+        let events = Arc::new(Mutex::new(HashMap::new()));
         let bad = Arc::new(AtomicU64::new(0));
         let posts = Arc::new(AtomicU64::new(0));
         let status = Arc::new(AtomicU16::new(200));
@@ -51,7 +54,7 @@ impl TestPlatform {
                 ids.clone(),
                 streets.clone(),
                 clients.clone(),
-                actions.clone(),
+                (actions.clone(), events.clone()),
                 bad.clone(),
                 posts.clone(),
                 status.clone(),
@@ -72,7 +75,7 @@ impl TestPlatform {
                         s,
                         &names,
                         &ids,
-                        (&streets, &clients, &actions),
+                        (&streets, &clients, &actions.0, &actions.1),
                         &bad,
                         &posts,
                         &status,
@@ -87,6 +90,7 @@ impl TestPlatform {
             streets,
             clients,
             actions,
+            events,
             bad_signatures: bad,
             posts,
             status,
@@ -117,12 +121,14 @@ impl TestPlatform {
 
 /// Query name → a field of its event.
 type ByName = Mutex<HashMap<String, String>>;
+/// Query name → its event.
+type Whole = Mutex<HashMap<String, serde_json::Value>>;
 
 fn handle(
     s: TcpStream,
     names: &Mutex<HashSet<String>>,
     ids: &Mutex<HashSet<String>>,
-    (streets, clients, actions): (&ByName, &Mutex<HashSet<String>>, &ByName),
+    (streets, clients, actions, whole): (&ByName, &Mutex<HashSet<String>>, &ByName, &Whole),
     bad: &AtomicU64,
     posts: &AtomicU64,
     status: &AtomicU16,
@@ -209,6 +215,8 @@ fn handle(
             );
             n.insert(e["query"]["name"].as_str().unwrap_or("").to_string());
             i.insert(e["id"].as_str().unwrap().to_string());
+            let name = e["query"]["name"].as_str().unwrap_or("").to_string();
+            whole.lock().unwrap().insert(name, e);
         }
     }
     let _ = write!(
