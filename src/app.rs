@@ -587,6 +587,7 @@ fn spawn_listeners(
     let mut listeners = JoinSet::new();
     let limits = tcp::TcpLimits {
         idle: cfg.server.tcp_idle_timeout,
+        max_age: cfg.server.tcp_max_age,
         max: cfg.server.tcp_max_connections,
         per_client: cfg.server.tcp_per_client,
         handshake: cfg.server.tls_handshake_timeout,

@@ -223,6 +223,9 @@ pub struct ServerConfig {
     pub log_json: bool,
     /// TCP idle timeout: a connection that got no answer for this long is closed.
     pub tcp_idle_timeout: Duration,
+    /// A stream connection is closed this long after it opened, between queries
+    /// (`None`: never).
+    pub tcp_max_age: Option<Duration>,
     /// TCP connections open at once.
     pub tcp_max_connections: usize,
     /// Resolutions in flight at once.

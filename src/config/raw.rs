@@ -111,6 +111,11 @@ pub struct RawServer {
     /// Close a TCP connection that got no answer for this many seconds.
     #[serde(deserialize_with = "dur::secs", serialize_with = "dur::secs_out")]
     pub tcp_idle_timeout: u64,
+    /// Close a TCP, DNS over TLS or DNS over HTTPS connection this many seconds
+    /// after it opened, between two queries (the client opens another), so that no
+    /// client keeps a slot for ever; 0 = never.
+    #[serde(deserialize_with = "dur::secs", serialize_with = "dur::secs_out")]
+    pub tcp_max_age: u64,
     /// TCP connections open at once, all clients together.
     pub tcp_max_connections: usize,
     /// Resolutions in flight at once, all clients together.
@@ -158,6 +163,7 @@ impl Default for RawServer {
             doh_canary: true,
             log_format: "text".into(),
             tcp_idle_timeout: 10,
+            tcp_max_age: 3600,
             tcp_max_connections: 1024,
             max_inflight: 2048,
             max_inflight_per_client: 100,

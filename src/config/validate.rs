@@ -353,6 +353,7 @@ fn server(s: &RawServer) -> Result<ServerConfig, ConfigError> {
         doh_canary: s.doh_canary,
         log_json,
         tcp_idle_timeout: Duration::from_secs(s.tcp_idle_timeout),
+        tcp_max_age: (s.tcp_max_age > 0).then(|| Duration::from_secs(s.tcp_max_age)),
         tcp_max_connections: s.tcp_max_connections,
         max_inflight: s.max_inflight,
         max_inflight_per_client: s.max_inflight_per_client,

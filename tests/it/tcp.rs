@@ -124,3 +124,47 @@ fn tcp_slots_cannot_be_held_by_drippers_or_clients_outside_the_acl() {
         .count();
     assert!(lines <= 6, "{lines} log lines about refused connections");
 }
+
+#[test]
+fn a_busy_connection_is_closed_between_queries_once_it_reaches_tcp_max_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fanzha::start(
+        dir.path(),
+        &format!(
+            "[server]\ntcp_idle_timeout = 30\ntcp_max_age = 2\n{}[resolver]\nmode = \"forward\"\nupstreams = [\"udp://127.0.0.1:9\"]\n",
+            lists_toml(dir.path())
+        ),
+    );
+    let q = make_query("www.blocked.example.test.", RecordType::A, false)
+        .to_vec()
+        .unwrap();
+    let mut frame = (q.len() as u16).to_be_bytes().to_vec();
+    frame.extend_from_slice(&q);
+    let mut s = TcpStream::connect(f.dns).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let t = Instant::now();
+    let mut answered = 0;
+    // A query every 200 ms keeps it from ever being idle; its age still ends it.
+    while t.elapsed() < Duration::from_secs(6) {
+        if s.write_all(&frame).is_err() {
+            break;
+        }
+        let mut len = [0u8; 2];
+        if s.read_exact(&mut len).is_err() {
+            break;
+        }
+        let mut resp = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut resp).unwrap();
+        answered += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let age = t.elapsed();
+    assert!(
+        age >= Duration::from_secs(2) && age < Duration::from_secs(4),
+        "closed after {age:?}"
+    );
+    assert!(
+        answered >= 8,
+        "every query before that was answered: {answered}"
+    );
+}

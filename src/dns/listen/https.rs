@@ -37,6 +37,8 @@ pub struct HttpsLimits {
     pub max_streams: u32,
     /// Closed after this long without a request.
     pub idle: Duration,
+    /// Closed (gracefully: answers in flight are sent) this long after it opened.
+    pub max_age: Option<Duration>,
 }
 
 /// What a connection's requests share.
@@ -111,6 +113,9 @@ pub async fn serve<S>(
                 let now = conn.born.elapsed().as_millis() as u64;
                 let quiet = now.saturating_sub(conn.last.load(Ordering::Relaxed));
                 if conn.busy.load(Ordering::Relaxed) == 0 && quiet >= idle_ms {
+                    break;
+                }
+                if limits.max_age.is_some_and(|age| conn.born.elapsed() >= age) {
                     break;
                 }
             }

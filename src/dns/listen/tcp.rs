@@ -12,6 +12,7 @@
 //! - a connection is closed when it got no answer for `tcp_idle_timeout`, whatever it
 //!   sends: frames that get none (responses, garbage) do not keep it open;
 //! - a TLS handshake that takes longer than `tls_handshake_timeout` is closed;
+//! - a connection older than `tcp_max_age` is closed between two queries;
 //! - the log says at most once every 10 s that connections were refused.
 
 use std::net::SocketAddr;
@@ -39,6 +40,8 @@ pub struct TcpLimits {
     pub per_client: usize,
     /// A TLS handshake longer than this is closed.
     pub handshake: Duration,
+    /// A connection is closed this long after it opened, between two queries.
+    pub max_age: Option<Duration>,
 }
 
 /// A TLS acceptor, swapped when its certificate is read again.
@@ -125,7 +128,7 @@ pub async fn run_tcp(
             match tls {
                 None => {
                     let from = (peer, server, Transport::Tcp, None);
-                    frames(engine, stream, from, limits.idle, shutdown).await
+                    frames(engine, stream, from, limits, shutdown).await
                 }
                 Some(acceptor) => {
                     // The handshake holds a slot: it gets its own, short, deadline.
@@ -138,6 +141,7 @@ pub async fn run_tcp(
                         let limits = super::https::HttpsLimits {
                             max_streams,
                             idle: limits.idle,
+                            max_age: limits.max_age,
                         };
                         super::https::serve(engine, stream, (peer, server), limits, shutdown).await;
                         return;
@@ -154,7 +158,7 @@ pub async fn run_tcp(
                         return;
                     }
                     let from = (peer, server, Transport::Tls, named);
-                    frames(engine, stream, from, limits.idle, shutdown).await;
+                    frames(engine, stream, from, limits, shutdown).await;
                 }
             }
         });
@@ -215,13 +219,18 @@ async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
     engine: Arc<Engine>,
     mut stream: S,
     (peer, server, transport, named): (SocketAddr, Option<SocketAddr>, Transport, Option<u16>),
-    idle: Duration,
+    limits: TcpLimits,
     shutdown: CancellationToken,
 ) {
+    let idle = limits.idle;
+    let born = Instant::now();
     let mut frame = Vec::new();
     // Moved on only by an answer.
     let mut deadline = tokio::time::Instant::now() + idle;
     loop {
+        if limits.max_age.is_some_and(|age| born.elapsed() >= age) {
+            return;
+        }
         let mut len = [0u8; 2];
         let read = tokio::select! {
             r = tokio::time::timeout_at(deadline, stream.read_exact(&mut len)) => r,

@@ -188,6 +188,47 @@ fn token_bucket() {
 }
 
 #[test]
+fn a_named_place_has_one_bucket_for_all_its_residents() {
+    // No per-client limit; 10/s for each place named over encrypted DNS.
+    let rl = RateLimiter::new(0, 0).with_place_rate(10);
+    let t0 = Instant::now();
+    let admitted = (0..100).filter(|_| rl.admit_place(3, t0)).count();
+    assert_eq!(admitted, 20, "bursts of twice the rate, whoever asks");
+    assert!(rl.admit_place(4, t0), "another place has its own bucket");
+    let t1 = t0 + std::time::Duration::from_millis(500);
+    assert_eq!((0..100).filter(|_| rl.admit_place(3, t1)).count(), 5);
+    assert!(RateLimiter::new(0, 0).admit_place(3, t0), "0: no limit");
+}
+
+#[test]
+fn a_named_place_is_admitted_from_outside_the_acl_and_limited_by_its_bucket() {
+    let (_d, l) = list();
+    let p = policy();
+    let packet = q("ok.top.", RecordType::A, true);
+    let outside: IpAddr = "192.0.2.9".parse().unwrap();
+    let rl = RateLimiter::new(0, 0).with_place_rate(1);
+    let mut buf = Vec::new();
+    let mut decide =
+        |who| p.decide_noting(&packet, who, &l, &rl, Instant::now(), &mut buf, &mut None);
+    let d = decide(crate::places::Asker::at(outside));
+    assert!(matches!(d, Decision::Answer(Outcome::Refused)), "{d:?}");
+    let named = crate::places::Asker {
+        ip: outside,
+        named: Some(0),
+    };
+    assert!(matches!(decide(named), Decision::Resolve(_)));
+    assert!(
+        matches!(decide(named), Decision::Resolve(_)),
+        "the burst is 2"
+    );
+    let d = decide(named);
+    assert!(
+        matches!(d, Decision::Answer(Outcome::RateLimited)),
+        "over the place's rate: {d:?}"
+    );
+}
+
+#[test]
 fn error_answers_are_admitted_like_any_other() {
     let (_d, l) = list();
     let p = policy();
