@@ -355,9 +355,16 @@ impl App {
             }
             Err(e) => tracing::error!(error = %e, "warning-page templates not reloaded"),
         }
-        self.warn_state
-            .setup
-            .store(Arc::new(warnpage::setup::Setup::from_config(&new)));
+        // A signing certificate that does not load leaves the one in force.
+        let signer = match profile_signer(&new) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "setup profiles: the signing certificate did not load; the one in force stays");
+                self.warn_state.setup.load().signer.clone()
+            }
+        };
+        let setup = warnpage::setup::Setup::from_config(&new).with_signer(signer);
+        self.warn_state.setup.store(Arc::new(setup));
         self.reload_dot_certificate();
         self.loader.set_config(feed::poll::blocklist_config(
             new.feed.as_ref(),
@@ -926,6 +933,16 @@ fn start_alerts(
     Ok((templates, names, alerter, tasks))
 }
 
+/// What signs the phone setup profiles (`[warnpage] profile_cert`), if set.
+fn profile_signer(cfg: &Config) -> Result<Option<Arc<warnpage::sign::ProfileSigner>>, String> {
+    match &cfg.warnpage.profile_signer {
+        None => Ok(None),
+        Some((cert, key)) => {
+            warnpage::sign::ProfileSigner::load(cert, key).map(|s| Some(Arc::new(s)))
+        }
+    }
+}
+
 /// Bind and start the warning page on its HTTP and HTTPS addresses.
 async fn start_warnpage(
     cfg: &Config,
@@ -938,9 +955,9 @@ async fn start_warnpage(
     let w = &cfg.warnpage;
     let mut state = WarnState::sharing(lists.clone(), templates, metrics.clone());
     state.sink = reporter;
-    state
-        .setup
-        .store(Arc::new(warnpage::setup::Setup::from_config(cfg)));
+    let signer = profile_signer(cfg).map_err(anyhow::Error::msg)?;
+    let setup = warnpage::setup::Setup::from_config(cfg).with_signer(signer);
+    state.setup.store(Arc::new(setup));
     let state = Arc::new(state);
     let tls = match &w.tls {
         Some((cert, key)) => {

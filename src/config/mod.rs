@@ -308,6 +308,8 @@ pub struct WarnpageConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Connections open at once from one address.
     pub per_client: usize,
+    /// Certificate chain and key that sign the phone setup profiles.
+    pub profile_signer: Option<(PathBuf, PathBuf)>,
 }
 
 /// Where dnstap frames go.

@@ -70,6 +70,13 @@ pub fn check(c: &Config, local: &dyn Fn(IpAddr) -> bool) -> (Vec<String>, Vec<St
     if let Some((cert, _)) = &c.server.tls {
         problems.extend(uncovered_names(c, cert));
     }
+    if let Some((cert, key)) = &c.warnpage.profile_signer
+        && let Err(e) = crate::warnpage::sign::ProfileSigner::load(cert, key)
+    {
+        problems.push(format!(
+            "{e}; give the PEM chain and key that sign the setup profiles, or leave both empty"
+        ));
+    }
     let https = c.server.listen_https.iter();
     let pages = c.warnpage.listen.iter().chain(&c.warnpage.https);
     for (key, a) in c

@@ -430,6 +430,13 @@ pub struct RawWarnpage {
     pub tls_key: String,
     /// Connections open at once from one client address.
     pub per_client: usize,
+    /// A certificate chain (PEM) that signs the phone setup profiles
+    /// (`/setup/<id>/profile.mobileconfig`): iOS shows a profile signed by a
+    /// certificate it trusts as verified. "" = unsigned.
+    pub profile_cert: String,
+    /// The private key (PEM: PKCS#8 RSA or ECDSA P-256, or PKCS#1 RSA) of
+    /// `profile_cert`.
+    pub profile_key: String,
 }
 
 impl Default for RawWarnpage {
@@ -441,6 +448,8 @@ impl Default for RawWarnpage {
             tls_cert: String::new(),
             tls_key: String::new(),
             per_client: 32,
+            profile_cert: String::new(),
+            profile_key: String::new(),
         }
     }
 }

@@ -744,12 +744,31 @@ fn warnpage(w: &RawWarnpage, base: &Base<'_>) -> Result<WarnpageConfig, ConfigEr
             "use 1 to 4096 connections per address; 32 is the default",
         ));
     }
+    let profile_signer = match (w.profile_cert.is_empty(), w.profile_key.is_empty()) {
+        (true, true) => None,
+        (false, false) => Some((base.path(&w.profile_cert), base.path(&w.profile_key))),
+        (false, true) => {
+            return Err(invalid(
+                "warnpage.profile_key",
+                "",
+                "give the private key of warnpage.profile_cert (PEM), or remove profile_cert",
+            ));
+        }
+        (true, false) => {
+            return Err(invalid(
+                "warnpage.profile_cert",
+                "",
+                "give the certificate chain (PEM) of warnpage.profile_key, or remove profile_key",
+            ));
+        }
+    };
     Ok(WarnpageConfig {
         listen,
         templates: base.optional(&w.templates),
         https,
         tls,
         per_client: w.per_client,
+        profile_signer,
     })
 }
 

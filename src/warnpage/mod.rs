@@ -8,6 +8,7 @@
 
 pub mod server;
 pub mod setup;
+pub mod sign;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -330,11 +330,21 @@ async fn profile(
     State(s): State<Arc<WarnState>>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
-    let Some(body) = s.setup.load().mobileconfig(&id) else {
-        return html(
-            StatusCode::NOT_FOUND,
-            "no such place, or DNS over HTTPS is off\n".into(),
-        );
+    let body = match s.setup.load().profile(&id, unix_now()) {
+        Some(Ok(b)) => b,
+        None => {
+            return html(
+                StatusCode::NOT_FOUND,
+                "no such place, or DNS over HTTPS is off\n".into(),
+            );
+        }
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "the setup profile could not be signed");
+            return html(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the profile could not be signed\n".into(),
+            );
+        }
     };
     let mut r = (StatusCode::OK, body).into_response();
     let h = r.headers_mut();

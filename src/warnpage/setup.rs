@@ -8,7 +8,7 @@ use super::escape_html;
 use crate::config::Config;
 
 /// The private DNS names the appliance serves, from the config.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Setup {
     /// `[server] dns_name` ("": places have no DoT name, only their DoH path).
     pub dns_name: String,
@@ -20,6 +20,8 @@ pub struct Setup {
     pub doh: bool,
     /// The places with an id: (id, community or street, street).
     pub places: Vec<(String, String, String)>,
+    /// What signs the profiles (`[warnpage] profile_cert`), if anything.
+    pub signer: Option<std::sync::Arc<super::sign::ProfileSigner>>,
 }
 
 impl Setup {
@@ -48,7 +50,27 @@ impl Setup {
                     (id.to_string(), name.clone(), p.street.clone())
                 })
                 .collect(),
+            signer: None,
         }
+    }
+
+    /// With `signer` signing the profiles.
+    pub fn with_signer(
+        mut self,
+        signer: Option<std::sync::Arc<super::sign::ProfileSigner>>,
+    ) -> Setup {
+        self.signer = signer;
+        self
+    }
+
+    /// The profile of place `id` as served: signed (DER CMS) when a signer is
+    /// configured, else the plist itself. `unix`: the time of signing.
+    pub fn profile(&self, id: &str, unix: u64) -> Option<Result<Vec<u8>, String>> {
+        let plist = self.mobileconfig(id)?;
+        Some(match &self.signer {
+            Some(s) => s.sign(plist.as_bytes(), unix),
+            None => Ok(plist.into_bytes()),
+        })
     }
 
     /// The place `id` (any case): its id and name.
@@ -143,8 +165,9 @@ code{{font-size:15px;word-break:break-all;background:#eef;padding:1px 4px}} code
     }
 
     /// The iOS / macOS configuration profile of place `id`: a DNS settings payload
-    /// (DNS over HTTPS to the place's URL). Unsigned: the phone shows it as not
-    /// verified, and installs it when the resident confirms.
+    /// (DNS over HTTPS to the place's URL). Unsigned, the phone shows it as not
+    /// verified, and installs it when the resident confirms; [`Setup::profile`]
+    /// signs it when a signer is configured.
     pub fn mobileconfig(&self, id: &str) -> Option<String> {
         let name = self.place_name(id)?;
         let (id, _, _) = self.place(id)?;
@@ -248,6 +271,7 @@ mod tests {
             dot: true,
             doh: true,
             places: vec![("binfen".into(), "缤纷社区".into(), "西兴街道".into())],
+            signer: None,
         }
     }
 

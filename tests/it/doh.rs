@@ -463,3 +463,112 @@ fn chromium_on_dns_over_https_lands_on_the_warning_page() {
         0.0
     );
 }
+
+/// `openssl cms -verify` of a DER profile against `ca`: the content it signed.
+fn cms_verify(dir: &Path, der: &[u8], ca: &str) -> Output {
+    std::fs::write(dir.join("profile.der"), der).unwrap();
+    Command::new("openssl")
+        .args([
+            "cms",
+            "-verify",
+            "-inform",
+            "DER",
+            "-in",
+            "profile.der",
+            "-purpose",
+            "any",
+        ])
+        .args(["-CAfile", ca])
+        .current_dir(dir)
+        .output()
+        .expect("openssl")
+}
+
+#[test]
+fn setup_profiles_are_signed_when_a_certificate_is_given_and_openssl_verifies_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // ECDSA P-256, signed by a CA (rcgen), and RSA 2048, self-signed (openssl).
+    let (ca, cert, key) = test_ca_for(&["profiles.district.example"]);
+    std::fs::write(dir.path().join("sign-ca.pem"), ca).unwrap();
+    std::fs::write(dir.path().join("sign-ec.pem"), cert).unwrap();
+    std::fs::write(dir.path().join("sign-ec.key"), key).unwrap();
+    let st = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=profiles rsa",
+            "-keyout",
+            "sign-rsa.key",
+            "-out",
+            "sign-rsa.pem",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("openssl");
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let base = config(dir.path(), "[\"127.0.0.0/8\"]", "");
+    let unsigned = {
+        let f = Fanzha::start(dir.path(), &base);
+        let (status, body) = http_get(f.http.unwrap(), "/setup/binfen/profile.mobileconfig");
+        assert_eq!(status, 200);
+        assert!(body.starts_with("<?xml"), "unsigned: the plist itself");
+        body
+    };
+    for (cert, key, ca) in [
+        ("sign-ec.pem", "sign-ec.key", "sign-ca.pem"),
+        ("sign-rsa.pem", "sign-rsa.key", "sign-rsa.pem"),
+    ] {
+        let toml = base.replace(
+            "[warnpage]\n",
+            &format!("[warnpage]\nprofile_cert = \"{cert}\"\nprofile_key = \"{key}\"\n"),
+        );
+        let f = Fanzha::start(dir.path(), &toml);
+        let page = f.http.unwrap();
+        let url = format!("http://{page}/setup/binfen/profile.mobileconfig");
+        let out = curl(dir.path(), &["-w", WRITE_OUT, &url]);
+        let (der, meta) = split_out(&out);
+        assert_eq!(meta, "200 1.1 application/x-apple-aspen-config", "{cert}");
+        let out = cms_verify(dir.path(), &der, ca);
+        assert!(
+            out.status.success(),
+            "{cert}: openssl cms -verify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            unsigned,
+            "{cert}: the same profile inside"
+        );
+        // Another CA does not verify it.
+        let other = cms_verify(dir.path(), &der, "ca.pem");
+        assert!(
+            !other.status.success(),
+            "{cert}: verified by a CA that did not sign it"
+        );
+    }
+    // A key that is not the certificate's, or a missing file, is refused at start,
+    // naming the key.
+    let toml = base.replace(
+        "[warnpage]\n",
+        "[warnpage]\nprofile_cert = \"nowhere.pem\"\nprofile_key = \"sign-ec.key\"\n",
+    );
+    std::fs::write(dir.path().join("bad.toml"), &toml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fanzha"))
+        .args(["check-config", "--config", "bad.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("warnpage.profile_cert"), "{text}");
+}
