@@ -416,19 +416,30 @@ fn chromium_on_dns_over_https_lands_on_the_warning_page() {
     let f = Fanzha::start(dir.path(), &toml);
     let doh = f.doh.unwrap();
     let page = f.http.unwrap();
-    // Secure DNS as the DnsOverHttpsMode / DnsOverHttpsTemplates policies set it,
-    // in the profile's own prefs (the policy directory is under /etc, which tests
-    // never write): only DoH, no fallback to the system's resolver.
-    let profile = dir.path().join("chromium");
-    std::fs::create_dir_all(&profile).unwrap();
+    // Secure DNS set by policy, as a district sets it on managed browsers: only DoH to
+    // the place's URL, no fallback to the system's resolver. Debian's Chromium reads
+    // policies from /etc/chromium/policies/managed; the test mounts its own directory
+    // there inside a throw-away user and mount namespace, so the host's /etc is
+    // never touched.
+    let etc = dir.path().join("etc-chromium");
+    std::fs::create_dir_all(etc.join("policies/managed")).unwrap();
+    let _ = std::fs::copy(
+        "/etc/chromium/master_preferences",
+        etc.join("master_preferences"),
+    );
     let template = format!("https://127.0.0.1:{}/dns-query/binfen", doh.port());
     std::fs::write(
-        profile.join("Local State"),
-        serde_json::json!({"dns_over_https": {"mode": "secure", "templates": template}})
+        etc.join("policies/managed/doh.json"),
+        serde_json::json!({"DnsOverHttpsMode": "secure", "DnsOverHttpsTemplates": template})
             .to_string(),
     )
     .unwrap();
-    let out = Command::new(chromium())
+    let profile = dir.path().join("chromium");
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+        .arg("mount --bind \"$0\" /etc/chromium && exec \"$@\"")
+        .arg(&etc)
+        .arg(chromium())
         .args([
             "--headless",
             "--no-sandbox",
@@ -449,14 +460,14 @@ fn chromium_on_dns_over_https_lands_on_the_warning_page() {
             page.port()
         ))
         .output()
-        .expect("chromium");
+        .expect("unshare (util-linux) and chromium");
     let dom = String::from_utf8_lossy(&out.stdout);
     assert!(
         dom.contains("96110") && dom.contains("www.blocked.example.test"),
-        "Chromium did not get the warning page over DoH:\n{dom}\n{}",
+        "Chromium did not get the warning page over DoH (unshare needs user namespaces):\n{dom}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Its lookups went over DoH, none over plain DNS.
+    // Its lookups went over DoH to the place's URL, none over plain DNS.
     assert!(f.metric("fanzha_transport_queries_total{transport=\"doh\"}") >= 1.0);
     assert_eq!(
         f.metric("fanzha_transport_queries_total{transport=\"udp\"}"),
