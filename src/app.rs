@@ -934,12 +934,10 @@ fn start_alerts(
 }
 
 /// What signs the phone setup profiles (`[warnpage] profile_cert`), if set.
-fn profile_signer(cfg: &Config) -> Result<Option<Arc<warnpage::sign::ProfileSigner>>, String> {
+fn profile_signer(cfg: &Config) -> Result<Option<Arc<crate::cms::ProfileSigner>>, String> {
     match &cfg.warnpage.profile_signer {
         None => Ok(None),
-        Some((cert, key)) => {
-            warnpage::sign::ProfileSigner::load(cert, key).map(|s| Some(Arc::new(s)))
-        }
+        Some((cert, key)) => crate::cms::ProfileSigner::load(cert, key).map(|s| Some(Arc::new(s))),
     }
 }
 

@@ -32,6 +32,7 @@
 //! - [`clockmap`]: a sharded map bounded in entries and bytes (CLOCK eviction), for
 //!   the caches and the rate limiter.
 //! - [`http`]: the HTTP client of the feed, the sources and the alerts (ureq).
+//! - [`cms`]: CMS signatures (RFC 5652) of the phone setup profiles.
 //! - [`categories`]: the fraud categories' names for people (from the warning page's
 //!   texts), for the alerts.
 //! - [`text`]: small text helpers shared by the list parser and the warning page.
@@ -50,6 +51,7 @@ pub mod app;
 pub mod blocklist;
 pub mod categories;
 pub mod clockmap;
+pub mod cms;
 pub mod config;
 pub mod ctl;
 pub mod dns;

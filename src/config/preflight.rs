@@ -9,6 +9,26 @@ use std::path::Path;
 
 use super::Config;
 
+/// The certificates and keys `serve` will load: DNS over TLS and HTTPS's (which must
+/// cover the private DNS names), and the one signing the setup profiles.
+fn certificates(c: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some((cert, key)) = &c.server.tls {
+        if let Err(e) = crate::http::tls_acceptor(cert, key, "server", &[b"dot"]) {
+            problems.push(format!("{e}; give a PEM certificate chain and its key"));
+        }
+        problems.extend(uncovered_names(c, cert));
+    }
+    if let Some((cert, key)) = &c.warnpage.profile_signer
+        && let Err(e) = crate::cms::ProfileSigner::load(cert, key)
+    {
+        problems.push(format!(
+            "{e}; give the PEM chain and key that sign the setup profiles, or leave both empty"
+        ));
+    }
+    problems
+}
+
 /// The private DNS names (`server.dns_name` and `<id>.<dns_name>` of each place)
 /// that the certificate in `cert` does not cover: a phone would refuse them.
 pub fn uncovered_names(c: &Config, cert: &Path) -> Vec<String> {
@@ -61,22 +81,7 @@ pub fn check(c: &Config, local: &dyn Fn(IpAddr) -> bool) -> (Vec<String>, Vec<St
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     problems.extend(missing_dirs(c));
-    // DNS over TLS: the certificate and key must load as `serve` will load them.
-    if let Some((cert, key)) = &c.server.tls
-        && let Err(e) = crate::http::tls_acceptor(cert, key, "server", &[b"dot"])
-    {
-        problems.push(format!("{e}; give a PEM certificate chain and its key"));
-    }
-    if let Some((cert, _)) = &c.server.tls {
-        problems.extend(uncovered_names(c, cert));
-    }
-    if let Some((cert, key)) = &c.warnpage.profile_signer
-        && let Err(e) = crate::warnpage::sign::ProfileSigner::load(cert, key)
-    {
-        problems.push(format!(
-            "{e}; give the PEM chain and key that sign the setup profiles, or leave both empty"
-        ));
-    }
+    problems.extend(certificates(c));
     let https = c.server.listen_https.iter();
     let pages = c.warnpage.listen.iter().chain(&c.warnpage.https);
     for (key, a) in c

@@ -8,7 +8,6 @@
 
 pub mod server;
 pub mod setup;
-pub mod sign;
 
 use std::collections::HashMap;
 use std::path::Path;

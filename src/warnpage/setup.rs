@@ -21,7 +21,7 @@ pub struct Setup {
     /// The places with an id: (id, community or street, street).
     pub places: Vec<(String, String, String)>,
     /// What signs the profiles (`[warnpage] profile_cert`), if anything.
-    pub signer: Option<std::sync::Arc<super::sign::ProfileSigner>>,
+    pub signer: Option<std::sync::Arc<crate::cms::ProfileSigner>>,
 }
 
 impl Setup {
@@ -57,7 +57,7 @@ impl Setup {
     /// With `signer` signing the profiles.
     pub fn with_signer(
         mut self,
-        signer: Option<std::sync::Arc<super::sign::ProfileSigner>>,
+        signer: Option<std::sync::Arc<crate::cms::ProfileSigner>>,
     ) -> Setup {
         self.signer = signer;
         self

@@ -131,38 +131,48 @@ pub async fn run_tcp(
                     frames(engine, stream, from, limits, shutdown).await
                 }
                 Some(acceptor) => {
-                    // The handshake holds a slot: it gets its own, short, deadline.
-                    let Ok(Ok(stream)) =
-                        tokio::time::timeout(limits.handshake, acceptor.accept(stream)).await
-                    else {
-                        return;
-                    };
-                    if let Over::Https(_, max_streams) = over {
-                        let limits = super::https::HttpsLimits {
-                            max_streams,
-                            idle: limits.idle,
-                            max_age: limits.max_age,
-                        };
-                        super::https::serve(engine, stream, (peer, server), limits, shutdown).await;
-                        return;
-                    }
-                    let named = stream
-                        .get_ref()
-                        .1
-                        .server_name()
-                        .map(|h| engine.named(Ok(h)));
-                    let named = named.flatten();
-                    if named.is_none() && !engine.client_allowed(peer.ip()) {
-                        engine.refused_unnamed(Transport::Tls);
-                        refuse_once(stream, limits.idle).await;
-                        return;
-                    }
-                    let from = (peer, server, Transport::Tls, named);
-                    frames(engine, stream, from, limits, shutdown).await;
+                    let at = (peer, server);
+                    secure(engine, stream, acceptor, at, (limits, over), shutdown).await
                 }
             }
         });
     }
+}
+
+/// A TLS connection, after its handshake: DNS over HTTPS, or DNS over TLS frames
+/// (refused once and closed when it is from outside the ACL and names no known
+/// place).
+async fn secure(
+    engine: Arc<Engine>,
+    stream: TcpStream,
+    acceptor: Arc<tokio_rustls::TlsAcceptor>,
+    (peer, server): (SocketAddr, Option<SocketAddr>),
+    (limits, over): (TcpLimits, Over),
+    shutdown: CancellationToken,
+) {
+    // The handshake holds a slot: it gets its own, short, deadline.
+    let Ok(Ok(stream)) = tokio::time::timeout(limits.handshake, acceptor.accept(stream)).await
+    else {
+        return;
+    };
+    if let Over::Https(_, max_streams) = over {
+        let limits = super::https::HttpsLimits {
+            max_streams,
+            idle: limits.idle,
+            max_age: limits.max_age,
+        };
+        super::https::serve(engine, stream, (peer, server), limits, shutdown).await;
+        return;
+    }
+    let sni = stream.get_ref().1.server_name();
+    let named = sni.and_then(|h| engine.named(Ok(h)));
+    if named.is_none() && !engine.client_allowed(peer.ip()) {
+        engine.refused_unnamed(Transport::Tls);
+        refuse_once(stream, limits.idle).await;
+        return;
+    }
+    let from = (peer, server, Transport::Tls, named);
+    frames(engine, stream, from, limits, shutdown).await;
 }
 
 /// Ready a connection: no Nagle, the address it came to, and a `proxy_from` sender's

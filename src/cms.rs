@@ -1,4 +1,4 @@
-//! Signing the iOS configuration profile: a CMS SignedData (RFC 5652) that holds the
+//! Signing the iOS configuration profiles: a CMS SignedData (RFC 5652) that holds the
 //! profile, the signing certificate chain and one signature, as `openssl cms -sign
 //! -nodetach` makes and as iOS checks ("Verified" under the profile's name when the
 //! chain leads to a CA the phone trusts). The keys are ring's (RSA PKCS#1 v1.5 or
