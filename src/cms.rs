@@ -120,18 +120,8 @@ fn issuer_and_serial(cert: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
 
 /// UTCTime of `unix` seconds (years 1950 to 2049).
 fn utc_time(unix: u64) -> Vec<u8> {
-    let days = (unix / 86_400) as i64;
     let secs = unix % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = crate::wallclock::civil_from_days((unix / 86_400) as i64);
     let text = format!(
         "{:02}{m:02}{d:02}{:02}{:02}{:02}Z",
         y % 100,

@@ -49,6 +49,7 @@ fn batch(next: &AtomicU64) -> Vec<u8> {
                 action: "sinkhole".into(),
                 count: 1,
                 appeal: None,
+                via: None,
             }
         })
         .collect();

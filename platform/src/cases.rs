@@ -8,17 +8,7 @@ pub const DAY_MS: i64 = 86_400_000;
 /// The local day (`YYYY-MM-DD`) of `ms` at `offset_minutes` east of UTC.
 pub fn day_of(ms: i64, offset_minutes: i32) -> String {
     let local = ms + i64::from(offset_minutes) * 60_000;
-    let days = local.div_euclid(DAY_MS);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = fanzha::wallclock::civil_from_days(local.div_euclid(DAY_MS));
     format!("{y:04}-{m:02}-{d:02}")
 }
 

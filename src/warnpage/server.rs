@@ -232,6 +232,13 @@ fn local_hhmm(unix: u64) -> String {
     format!("{:02}:{:02}", tm.tm_hour, tm.tm_min)
 }
 
+/// Whether the request names a blocked host (its Host header): then every path is
+/// that host's warning page.
+fn blocked_host(s: &WarnState, headers: &HeaderMap) -> bool {
+    let list = s.lists.load();
+    host_name(&host_header(headers)).is_some_and(|h| list.lookup(&h).is_block())
+}
+
 /// The public display page. On a blocked host's name it is that host's warning
 /// page, as every other path is.
 async fn kiosk(
@@ -240,8 +247,7 @@ async fn kiosk(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let list = state.lists.load();
-    if host_name(&host_header(&headers)).is_some_and(|h| list.lookup(&h).is_block()) {
+    if blocked_host(&state, &headers) {
         return page(state, method, uri, headers).await;
     }
     let street = street_param(&uri);
@@ -311,8 +317,7 @@ async fn setup_page(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let list = state.lists.load();
-    if host_name(&host_header(&headers)).is_some_and(|h| list.lookup(&h).is_block()) {
+    if blocked_host(&state, &headers) {
         return page(state, method, uri, headers).await;
     }
     let found = setup_url(&headers, &id).and_then(|url| state.setup.load().page(&id, &url));

@@ -570,16 +570,7 @@ fn setup_profiles_are_signed_when_a_certificate_is_given_and_openssl_verifies_th
         "[warnpage]\nprofile_cert = \"nowhere.pem\"\nprofile_key = \"sign-ec.key\"\n",
     );
     std::fs::write(dir.path().join("bad.toml"), &toml).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_fanzha"))
-        .args(["check-config", "--config", "bad.toml"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!out.status.success(), "{text}");
+    let (code, text) = run_status(&["check-config", "--config", "bad.toml"], dir.path());
+    assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("warnpage.profile_cert"), "{text}");
 }

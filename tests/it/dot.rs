@@ -295,17 +295,8 @@ fn dns_over_tls_without_a_certificate_is_refused_naming_the_key() {
         "[server]\nlisten_tls = [\"127.0.0.1:8853\"]\n",
     )
     .unwrap();
-    let out = Command::new(bin())
-        .args(["check-config", "--config", "f.toml"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(2), "{text}");
+    let (code, text) = run_status(&["check-config", "--config", "f.toml"], dir.path());
+    assert_eq!(code, Some(2), "{text}");
     assert!(
         text.contains("server.listen_tls") && text.contains("tls_cert"),
         "{text}"

@@ -16,6 +16,21 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_fanzha"))
 }
 
+/// Run `fanzha ARGS` in `dir`: its exit code and output (stdout then stderr).
+pub fn run_status(args: &[&str], dir: &Path) -> (Option<i32>, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
 /// Run `fanzha ARGS` in `dir`; its output (stdout then stderr). Panics, with the
 /// output, when it fails.
 pub fn run_ok(args: &[&str], dir: &Path) -> String {

@@ -95,6 +95,7 @@ pub fn hit(
         action: "sinkhole".into(),
         count: 1,
         appeal: None,
+        via: None,
     }
 }
 
