@@ -226,19 +226,7 @@ fn dot_client(
     f: &Fanzha,
     sni: &str,
 ) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"dot".to_vec()];
+    let cfg = crate::dot::client_of(dir, "ca.pem", rustls::DEFAULT_VERSIONS);
     let name = rustls_pki_types::ServerName::try_from(sni.to_string()).unwrap();
     let conn = rustls::ClientConnection::new(Arc::new(cfg), name).unwrap();
     let tcp = TcpStream::connect(f.dot.unwrap()).unwrap();

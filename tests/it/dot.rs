@@ -41,7 +41,7 @@ fn client(
 }
 
 /// A client trusting the CA in `ca_file` only.
-fn client_of(
+pub fn client_of(
     dir: &Path,
     ca_file: &str,
     versions: &[&'static rustls::SupportedProtocolVersion],

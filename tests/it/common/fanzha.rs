@@ -34,17 +34,8 @@ pub fn run_status(args: &[&str], dir: &Path) -> (Option<i32>, String) {
 /// Run `fanzha ARGS` in `dir`; its output (stdout then stderr). Panics, with the
 /// output, when it fails.
 pub fn run_ok(args: &[&str], dir: &Path) -> String {
-    let out = Command::new(bin())
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "fanzha {args:?}: {text}");
+    let (code, text) = run_status(args, dir);
+    assert_eq!(code, Some(0), "fanzha {args:?}: {text}");
     text
 }
 
