@@ -19,15 +19,17 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
 fi
 targets=${FUZZ_TARGETS:-$(cargo +nightly fuzz list)}
 # Debug-assertion builds at opt-level 1 (fuzz/Cargo.toml): a few minutes to build,
-# fast enough for a short run.
-cargo +nightly fuzz build --dev
+# fast enough for a short run. FUZZ_SANITIZER: cargo fuzz's -s (address by default;
+# none builds faster).
+san=(-s "${FUZZ_SANITIZER:-address}")
+cargo +nightly fuzz build --dev "${san[@]}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failed=()
 for t in $targets; do
   mkdir -p "$work/$t"
   echo "== fuzzing $t for ${secs}s"
-  if ! cargo +nightly fuzz run --dev "$t" "$work/$t" "fuzz/corpus/$t" -- \
+  if ! cargo +nightly fuzz run --dev "${san[@]}" "$t" "$work/$t" "fuzz/corpus/$t" -- \
       -max_total_time="$secs" -rss_limit_mb=2048 -print_final_stats=1 >"$work/$t.log" 2>&1; then
     tail -40 "$work/$t.log" >&2
     failed+=("$t")

@@ -133,6 +133,7 @@ impl App {
             start_alerts(&cfg, &alert_cfg, &metrics, &places, &shutdown)?;
         let tap_stop = CancellationToken::new();
         let (tap, tap_task) = start_dnstap(&cfg, &metrics, &tap_stop);
+        log_dnstap_on(&cfg);
         let engine = Arc::new(Engine::new(
             &cfg,
             lists.clone(),
@@ -447,10 +448,14 @@ impl App {
     fn restart_dnstap(&mut self, new: &Config) {
         let stop = CancellationToken::new();
         let (tap, task) = start_dnstap(new, self.engine.metrics(), &stop);
-        if tap.is_none() {
+        let on = tap.is_some();
+        self.engine.set_tap(tap);
+        // After the swap: a query asked after the line goes where it says.
+        if on {
+            log_dnstap_on(new);
+        } else {
             tracing::info!("config reload: the dnstap query log is off");
         }
-        self.engine.set_tap(tap);
         if let Some((_, old)) = self.tap_task.take() {
             old.cancel();
         }
@@ -732,8 +737,15 @@ fn start_dnstap(
         lost: c.with_label_values(&["lost"]),
     };
     let (tap, task) = crate::dnstap::Tap::start(d, key, counters, stop.clone());
-    tracing::info!(collector = ?d.target, client_query = d.client_query, client_response = d.client_response, sample = d.sample, "dnstap query log on");
     (Some(tap), Some(task))
+}
+
+/// Say that the query log of `cfg` is on: once the engine logs to it, so that what
+/// is asked after this line is in it.
+fn log_dnstap_on(cfg: &Config) {
+    if let Some(d) = &cfg.dnstap {
+        tracing::info!(collector = ?d.target, client_query = d.client_query, client_response = d.client_response, sample = d.sample, "dnstap query log on");
+    }
 }
 
 /// Open the control socket of `fanzha ctl` and serve it until shutdown. A socket

@@ -163,6 +163,14 @@ fn check(e: Event, appliance: &str) -> Result<Incoming, (&'static str, String)> 
     if !short(&e.client.ip, 200) {
         return Err(("client.ip", "must be 1 to 200 characters".into()));
     }
+    // A query over DNS over TLS or HTTPS came from wherever the phone was (4G, a
+    // café): its address is no device of the community's networks, so its cases
+    // say so ("dot:" or "doh:" before it) and never merge with a local device's.
+    let device = match e.via.as_deref() {
+        Some(v @ ("dot" | "doh")) => format!("{v}:{}", e.client.ip),
+        Some(other) => return Err(("via", format!("{other:?} is neither \"dot\" nor \"doh\""))),
+        None => e.client.ip.clone(),
+    };
     let p = &e.client.place;
     for (field, v) in [
         ("client.place.district", &p.district),
@@ -214,7 +222,7 @@ fn check(e: Event, appliance: &str) -> Result<Incoming, (&'static str, String)> 
         id: e.id,
         kind,
         time_ms: time.as_millisecond(),
-        device: e.client.ip,
+        device,
         place: [p.district.clone(), p.street.clone(), p.community.clone()],
         name: name.to_ascii_lowercase(),
         qtype,
@@ -250,6 +258,19 @@ mod tests {
         assert_eq!(got[0].name, "a.evil.top");
         assert_eq!(got[0].note.as_deref(), Some("case 17"));
         assert_eq!(got[1].count, 3);
+    }
+
+    #[test]
+    fn encrypted_dns_devices_are_told_apart_from_local_ones() {
+        let mut e = event("01KB5W9Q1T4W6JX0Y3S0B8ZC7N");
+        e["via"] = "dot".into();
+        let body = serde_json::to_vec(&vec![e.clone()]).unwrap();
+        let got = parse(&body, "a1").unwrap();
+        assert_eq!(got[0].device, "dot:10.1.2.0/24");
+        e["via"] = "carrier-pigeon".into();
+        let body = serde_json::to_vec(&vec![e]).unwrap();
+        let err = parse(&body, "a1").unwrap_err().to_string();
+        assert!(err.contains("events[0].via"), "{err}");
     }
 
     #[test]

@@ -361,11 +361,15 @@ fn a_reload_turns_the_query_log_on_moves_it_and_turns_it_off() {
         std::fs::write(&cfg, format!("{base}{tap}")).unwrap();
         f.signal("HUP");
     };
+    // "query log on" comes once the engine logs to the new collector; "connected"
+    // may come before it.
     reload(Some(&one));
     wait_logged(&f, "dnstap: connected", 1);
+    wait_logged(&f, "dnstap query log on", 1);
     ask("first.blocked.example.test.");
     reload(Some(&two));
     wait_logged(&f, "dnstap: connected", 2);
+    wait_logged(&f, "dnstap query log on", 2);
     ask("second.blocked.example.test.");
     reload(None);
     wait_logged(&f, "the dnstap query log is off", 1);
