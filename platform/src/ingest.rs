@@ -163,14 +163,7 @@ fn check(e: Event, appliance: &str) -> Result<Incoming, (&'static str, String)> 
     if !short(&e.client.ip, 200) {
         return Err(("client.ip", "must be 1 to 200 characters".into()));
     }
-    // A query over DNS over TLS or HTTPS came from wherever the phone was (4G, a
-    // café): its address is no device of the community's networks, so its cases
-    // say so ("dot:" or "doh:" before it) and never merge with a local device's.
-    let device = match e.via.as_deref() {
-        Some(v @ ("dot" | "doh")) => format!("{v}:{}", e.client.ip),
-        Some(other) => return Err(("via", format!("{other:?} is neither \"dot\" nor \"doh\""))),
-        None => e.client.ip.clone(),
-    };
+    let device = device(&e)?;
     let p = &e.client.place;
     for (field, v) in [
         ("client.place.district", &p.district),
@@ -234,6 +227,18 @@ fn check(e: Event, appliance: &str) -> Result<Incoming, (&'static str, String)> 
         count: i64::from(e.count),
         reason,
     })
+}
+
+/// The device a case is kept for. A query over DNS over TLS or HTTPS came from
+/// wherever the phone was (4G, a café): its address is no device of the community's
+/// networks, so its cases say so ("dot:" or "doh:" before it) and never merge with a
+/// local device's.
+fn device(e: &Event) -> Result<String, (&'static str, String)> {
+    match e.via.as_deref() {
+        Some(v @ ("dot" | "doh")) => Ok(format!("{v}:{}", e.client.ip)),
+        Some(other) => Err(("via", format!("{other:?} is neither \"dot\" nor \"doh\""))),
+        None => Ok(e.client.ip.clone()),
+    }
 }
 
 #[cfg(test)]
