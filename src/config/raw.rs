@@ -62,7 +62,7 @@ pub struct RawServer {
     /// The certificate chain (PEM) of DNS over TLS. The file is read again on SIGHUP (a
     /// renewal by certbot or acme.sh): new handshakes get it, open connections stay.
     pub tls_cert: String,
-    /// The private key (PEM) of `tls_cert`.
+    /// The private key (PEM) of `tls_cert`, read again with it on SIGHUP.
     pub tls_key: String,
     /// DNS over HTTPS listen addresses (RFC 8484: `/dns-query`, GET and POST, HTTP/2
     /// and HTTP/1.1; the port defaults to 443). The same certificate as DNS over TLS.
