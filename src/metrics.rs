@@ -81,7 +81,7 @@ pub const FAILURE_REASONS: &[&str] = &[
 ];
 
 /// The `transport` labels of `fanzha_transport_queries_total`, in the order of the
-/// engine's `Transport::ALL`.
+/// engine's `Transport`.
 pub const TRANSPORTS: [&str; 4] = ["udp", "tcp", "dot", "doh"];
 
 /// Every metric of the appliance.
@@ -90,7 +90,7 @@ pub struct Metrics {
     /// What each registered metric is: its name, help and labels (the reference).
     descs: Vec<prometheus::core::Desc>,
     queries: Vec<IntCounter>,
-    /// Queries by transport, in the order of `Transport::ALL`.
+    /// Queries by transport, in the order of [`TRANSPORTS`].
     transports: Vec<IntCounter>,
     /// Encrypted DNS from outside the ACL that named no known place: refused.
     pub unnamed_refused: IntCounterVec,
@@ -560,10 +560,10 @@ impl Metrics {
     }
 
     /// Count one query's outcome.
-    /// One query received over the transport at `index` of [`TRANSPORTS`].
-    pub fn received_over(&self, index: usize) {
+    /// `n` queries received over the transport at `index` of [`TRANSPORTS`].
+    pub fn received_over(&self, index: usize, n: u64) {
         if let Some(c) = self.transports.get(index) {
-            c.inc();
+            c.inc_by(n);
         }
     }
 

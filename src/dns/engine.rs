@@ -569,7 +569,10 @@ impl Engine {
     /// Counted and logged to dnstap here, whatever the transport; its latency once
     /// it is sent ([`Engine::answered`]).
     pub fn receive(&self, packet: &[u8], at: &Incoming, buf: &mut Vec<u8>) -> Reply {
-        self.metrics.received_over(at.transport.index());
+        // A datagram listener counts its batch at once ([`Engine::received`]).
+        if at.transport != Transport::Udp {
+            self.metrics.received_over(at.transport.index(), 1);
+        }
         let list = self.lists.load();
         match self.decide(packet, at, &list, buf) {
             Decision::Answer(_) => {
@@ -596,6 +599,11 @@ impl Engine {
                 }
             },
         }
+    }
+
+    /// `n` queries came over `transport` (a datagram listener's batch).
+    pub fn received(&self, transport: Transport, n: u64) {
+        self.metrics.received_over(transport.index(), n);
     }
 
     /// SERVFAIL without resolving (no room among the resolutions in flight),
@@ -652,17 +660,19 @@ impl Engine {
         Some(resp)
     }
 
-    /// One query from a stream transport (TCP; DoT and DoH later), all stages: the
-    /// answer to send, or `None`.
+    /// One query from a stream transport (TCP, DoT, DoH), all stages: the answer to
+    /// send, or `None`. The resolution's future is boxed, so that this one stays
+    /// small for the blocked and cached answers (HTTP/2 moves each request's future
+    /// into a task of its own).
     pub async fn handle(&self, packet: &[u8], at: &Incoming) -> Option<Vec<u8>> {
-        let mut buf = Vec::new();
+        let mut buf = Vec::with_capacity(512);
         match self.receive(packet, at, &mut buf) {
             Reply::Send => {
                 self.answered(at.start, 1);
                 Some(buf)
             }
             Reply::Nothing => None,
-            Reply::Resolve(pending) => self.resolve(packet, at, pending).await,
+            Reply::Resolve(pending) => Box::pin(self.resolve(packet, at, pending)).await,
         }
     }
 
@@ -771,14 +781,6 @@ pub enum Transport {
 }
 
 impl Transport {
-    /// Every transport, in the order of [`Transport::index`].
-    pub const ALL: [Transport; 4] = [
-        Transport::Udp,
-        Transport::Tcp,
-        Transport::Tls,
-        Transport::Https,
-    ];
-
     /// Over a stream: never truncated, and a shed query gets SERVFAIL.
     pub fn stream(self) -> bool {
         self != Transport::Udp
@@ -797,7 +799,7 @@ impl Transport {
         }
     }
 
-    /// Its place in [`Transport::ALL`].
+    /// Its place among the metrics' transport labels.
     pub fn index(self) -> usize {
         self as usize
     }

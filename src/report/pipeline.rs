@@ -126,6 +126,12 @@ fn build(input: Input, cfg: &ReportConfig, hash_key: &[u8], places: &Places) -> 
     }
 }
 
+/// Whether an event's address may be hashed: then the appliance's own key is needed.
+fn hashes(cfg: &ReportConfig) -> bool {
+    use crate::privacy::ClientIp::Hash;
+    cfg.client_ip == Hash || cfg.encrypted_client_ip == Hash
+}
+
 /// The pipeline's join handles: the writer, then the sender.
 pub type Tasks = (JoinHandle<()>, JoinHandle<()>);
 
@@ -184,9 +190,10 @@ pub fn start(
     metrics: ReportMetrics,
     shutdown: CancellationToken,
 ) -> (Reporter, Tasks) {
-    let hash_key: Arc<[u8]> = match cfg.client_ip {
-        crate::privacy::ClientIp::Hash => crate::privacy::hash_key_or_ephemeral(&cfg.hash_key_file),
-        _ => Arc::from(&[][..]),
+    let hash_key: Arc<[u8]> = if hashes(&cfg) {
+        crate::privacy::hash_key_or_ephemeral(&cfg.hash_key_file)
+    } else {
+        Arc::from(&[][..])
     };
     let spool = open_spool(&cfg, &metrics);
     metrics.spool_writable.set(i64::from(spool.is_some()));
@@ -683,6 +690,24 @@ fn dead_letter(path: &std::path::Path, cap: u64, batch: &[Vec<u8>]) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_hash_key_is_made_when_either_address_setting_hashes() {
+        let cfg = |toml: &str| {
+            let raw = format!("[report]\n{toml}");
+            crate::config::RawConfig::from_toml(&raw, "test.toml")
+                .unwrap()
+                .validate(std::path::Path::new("/etc/fanzha"), None)
+                .unwrap()
+                .report
+        };
+        assert!(!hashes(&cfg("")));
+        assert!(hashes(&cfg("client_ip = \"hash\"")));
+        assert!(hashes(&cfg("encrypted_client_ip = \"hash\"")));
+        assert!(!hashes(&cfg(
+            "client_ip = \"truncate\"\nencrypted_client_ip = \"keep\""
+        )));
+    }
     use super::*;
 
     #[test]

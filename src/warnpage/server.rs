@@ -196,22 +196,15 @@ async fn page(
 /// The seconds each slide of the kiosk shows: `turn` of its URL (3 to 120),
 /// default 12.
 fn turn_param(uri: &Uri) -> u64 {
-    uri.query()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("turn=")))
+    query_param(uri, "turn")
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(12, |t| t.clamp(3, 120))
 }
 
-/// The `street` of a kiosk URL's query, if any (decoded and clipped; it is only
-/// compared with the configured streets and shown escaped).
+/// The `street` of a kiosk URL's query, if any (it is only compared with the
+/// configured streets and shown escaped).
 fn street_param(uri: &Uri) -> Option<String> {
-    let v = uri
-        .query()?
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("street="))?
-        .replace('+', " ");
-    let v = percent_encoding::percent_decode_str(&v).decode_utf8_lossy();
-    Some(clip(v.trim(), 64).to_string()).filter(|s| !s.is_empty())
+    query_param(uri, "street")
 }
 
 /// The week's figures now, for `street`.
@@ -276,13 +269,15 @@ async fn kiosk(
     r
 }
 
-/// The value of `key` in a URL's query, decoded and clipped.
+/// The value of `key` in a URL's query: decoded ('+' is a space), trimmed and
+/// clipped to 64 characters; `None` when absent or empty.
 fn query_param(uri: &Uri, key: &str) -> Option<String> {
     let v = uri
         .query()?
         .split('&')
-        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?;
-    let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?
+        .replace('+', " ");
+    let v = percent_encoding::percent_decode_str(&v).decode_utf8_lossy();
     Some(clip(v.trim(), 64).to_string()).filter(|s| !s.is_empty())
 }
 

@@ -25,20 +25,24 @@ pub fn chromium() -> PathBuf {
     );
 }
 
+/// Headless Chromium as the tests run it: no sandbox (it may run as root), no GPU,
+/// no QUIC, nothing fetched in the background.
+pub const HEADLESS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--lang=zh-CN",
+];
+
 fn run_chromium(port: u16, profile: &Path, extra: &[String], url: &str) -> std::process::Output {
     Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            "--lang=zh-CN",
-        ])
+        .args(HEADLESS)
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--host-resolver-rules=MAP * 127.0.0.1:{port}"))
         .args(extra)

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
-use crate::browser::chromium;
+use crate::browser::{HEADLESS, chromium};
 use crate::common::*;
 
 /// A CA in ca.pem, and cert.pem / key.pem for 127.0.0.1, dns.test and *.dns.test.
@@ -428,15 +428,7 @@ fn chromium_on_dns_over_https_lands_on_the_warning_page() {
         .arg("mount --bind \"$0\" /etc/chromium && exec \"$@\"")
         .arg(&etc)
         .arg(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-quic",
-        ])
+        .args(HEADLESS)
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!(
             "--ignore-certificate-errors-spki-list={}",

@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
 use super::doh::{self, Refusal};
-use crate::dns::engine::{Engine, Incoming, Reply, Transport};
+use crate::dns::engine::{Engine, Incoming, Transport};
 use crate::dns::wire::{self, padding};
 
 /// Header bytes a request may carry.
@@ -195,19 +195,7 @@ impl Conn {
             received: engine.tap_clock(),
             start: Instant::now(),
         };
-        // HTTP/2 runs each request as a task of its own, moved into place whole: the
-        // resolution's (large) future is boxed, so that a blocked or cached answer,
-        // most of them, does not pay for moving it.
-        let mut buf = Vec::with_capacity(512);
-        let answered = match engine.receive(&packet, &at, &mut buf) {
-            Reply::Send => {
-                engine.answered(at.start, 1);
-                Some(buf)
-            }
-            Reply::Nothing => None,
-            Reply::Resolve(pending) => Box::pin(engine.resolve(&packet, &at, pending)).await,
-        };
-        match answered {
+        match engine.handle(&packet, &at).await {
             Some(mut resp) => {
                 if padding::asks_padding(&packet) {
                     padding::pad(&mut resp, padding::RESPONSE_BLOCK);
@@ -236,26 +224,12 @@ fn dns_message(msg: Vec<u8>, ttl: Option<u32>) -> Response<Full<Bytes>> {
         header::CONTENT_TYPE,
         HeaderValue::from_static(doh::MEDIA_TYPE),
     );
-    if let Some(v) = ttl.and_then(max_age) {
+    if let Some(ttl) = ttl
+        && let Ok(v) = HeaderValue::from_str(&format!("max-age={ttl}"))
+    {
         h.insert(header::CACHE_CONTROL, v);
     }
     r
-}
-
-/// `max-age=<ttl>`: the last one made on this thread is kept, since answers come in
-/// runs of one TTL (the sinkhole's, a popular name's).
-fn max_age(ttl: u32) -> Option<HeaderValue> {
-    thread_local! {
-        static LAST: std::cell::RefCell<Option<(u32, HeaderValue)>> = const { std::cell::RefCell::new(None) };
-    }
-    LAST.with_borrow_mut(|last| match last {
-        Some((t, v)) if *t == ttl => Some(v.clone()),
-        _ => {
-            let v = HeaderValue::from_str(&format!("max-age={ttl}")).ok()?;
-            *last = Some((ttl, v.clone()));
-            Some(v)
-        }
-    })
 }
 
 fn refusal(r: Refusal) -> Response<Full<Bytes>> {

@@ -201,17 +201,23 @@ async fn open(
     Some((peer, server))
 }
 
+/// Read one length-prefixed frame (RFC 1035 §4.2.2) into `frame`.
+async fn read_frame<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    frame: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await?;
+    frame.resize(usize::from(u16::from_be_bytes(len)), 0);
+    stream.read_exact(frame).await?;
+    Ok(())
+}
+
 /// Answer the first query of a connection REFUSED and close it: a client outside
 /// the ACL that named no known place.
 async fn refuse_once<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, idle: Duration) {
-    let mut len = [0u8; 2];
-    let read = async {
-        stream.read_exact(&mut len).await.ok()?;
-        let mut frame = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        stream.read_exact(&mut frame).await.ok()?;
-        Some(frame)
-    };
-    let Ok(Some(frame)) = tokio::time::timeout(idle, read).await else {
+    let mut frame = Vec::new();
+    let Ok(Ok(())) = tokio::time::timeout(idle, read_frame(&mut stream, &mut frame)).await else {
         return;
     };
     if let Some(resp) = wire::refused(&frame)
@@ -241,20 +247,11 @@ async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
         if limits.max_age.is_some_and(|age| born.elapsed() >= age) {
             return;
         }
-        let mut len = [0u8; 2];
         let read = tokio::select! {
-            r = tokio::time::timeout_at(deadline, stream.read_exact(&mut len)) => r,
+            r = tokio::time::timeout_at(deadline, read_frame(&mut stream, &mut frame)) => r,
             _ = shutdown.cancelled() => return,
         };
-        if !matches!(read, Ok(Ok(_))) {
-            return;
-        }
-        let n = u16::from_be_bytes(len) as usize;
-        frame.resize(n, 0);
-        if !matches!(
-            tokio::time::timeout_at(deadline, stream.read_exact(&mut frame)).await,
-            Ok(Ok(_))
-        ) {
+        if !matches!(read, Ok(Ok(()))) {
             return;
         }
         let at = Incoming {

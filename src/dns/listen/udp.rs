@@ -53,6 +53,7 @@ pub async fn run_udp(
         };
         let start = Instant::now();
         let received = engine.tap_clock();
+        engine.received(Transport::Udp, n as u64);
         tx.clear();
         for i in 0..n {
             let Some(peer) = rx.peer(i) else { continue };
