@@ -547,7 +547,7 @@ fn print_report(r: &CompileReport, output: &Path) {
     for l in &r.lists {
         let skipped: u64 = l.skipped.values().sum();
         println!(
-            "  {:<40} {:<14} {:>8} rules {:>6} skipped {:>4} refused{}",
+            "  {:<40} {:<14} {:>8} rules {:>6} skipped {:>4} refused{}{}",
             l.name,
             if l.allowlist {
                 "(allow)".to_string()
@@ -557,12 +557,35 @@ fn print_report(r: &CompileReport, output: &Path) {
             l.rules,
             skipped,
             l.refused,
+            if l.path_rules > 0 {
+                format!(" {:>6} path rules", l.path_rules)
+            } else {
+                String::new()
+            },
             if l.warnings.is_empty() {
                 String::new()
             } else {
                 format!("  warnings: {}", fmt_counts(&l.warnings))
             }
         );
+    }
+    if r.path_rules > 0 {
+        println!(
+            "\npath rules (pages of a host, not the host; DNS sends these hosts to the URL proxy): {} on {} hosts",
+            r.path_rules,
+            r.path_hosts.len()
+        );
+        let mut by_count: Vec<_> = r.path_hosts.iter().collect();
+        by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        for (h, n) in by_count.iter().take(20) {
+            println!("  {h:<40} {n}");
+        }
+        if by_count.len() > 20 {
+            println!(
+                "  … and {} more hosts (--json lists all)",
+                by_count.len() - 20
+            );
+        }
     }
     if !r.skipped.is_empty() {
         println!("\nskipped lines by reason: {}", fmt_counts(&r.skipped));

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::interim::Interim;
-use super::parse::{Header, Item, Parser, Polarity, Rule, Scope, bare_name};
+use super::parse::{Header, Item, Parser, PathItem, Polarity, Rule, Scope, bare_name};
+use super::paths::{self, PathHost, PathRule};
 use super::runs::Runs;
 use super::set::{Action, Blocklist, ListInfo, Meta, write_list};
 use super::value;
@@ -270,6 +271,8 @@ pub struct ListReport {
     pub warnings: BTreeMap<&'static str, u64>,
     /// Rules refused by guardrails.
     pub refused: u64,
+    /// Path rules taken (pages of a host, for the URL proxy).
+    pub path_rules: u64,
 }
 
 /// What a compile did.
@@ -291,6 +294,10 @@ pub struct CompileReport {
     pub block_entries: u64,
     /// Names with an allow rule.
     pub allow_entries: u64,
+    /// Path rules per host (the hosts DNS sends to the URL proxy).
+    pub path_hosts: BTreeMap<String, u64>,
+    /// Path rules in all.
+    pub path_rules: u64,
     /// Output size.
     pub file_bytes: u64,
     /// Sorted runs written to disk because the rules outgrew the memory budget.
@@ -765,6 +772,8 @@ struct Gathered {
     refused: Vec<Refusal>,
     examples: Vec<SkippedLine>,
     skipped: BTreeMap<&'static str, u64>,
+    /// Path rules by host.
+    paths: BTreeMap<String, PathHost>,
 }
 
 /// [`compile`], handing `early` a list that can serve as soon as the lists are read:
@@ -829,6 +838,13 @@ pub fn compile_with(
     meta.categories = g.categories;
     meta.lists = g.lists;
     meta.notes = g.notes;
+    meta.paths = g.paths.into_values().collect();
+    let path_hosts: BTreeMap<String, u64> = meta
+        .paths
+        .iter()
+        .map(|h| (h.host.clone(), h.rules.len() as u64))
+        .collect();
+    let path_rules = path_hosts.values().sum();
     let counted_at = start.elapsed();
     let file_bytes = write_atomically(out, &meta, |insert| runs.each(insert))?;
     tracing::debug!(
@@ -848,6 +864,8 @@ pub fn compile_with(
         entries,
         block_entries,
         allow_entries,
+        path_hosts,
+        path_rules,
         file_bytes,
         spilled_runs: runs.spilled(),
         elapsed: start.elapsed(),
@@ -952,6 +970,7 @@ fn parse_file(
         skipped: BTreeMap::new(),
         warnings: BTreeMap::new(),
         refused: 0,
+        path_rules: 0,
     };
     let f = File::open(&file.path).map_err(|source| CompileError::ReadFile {
         path: file.path.clone(),
@@ -991,6 +1010,7 @@ fn parse_file(
         examples: &mut g.examples,
         logged: 0,
         err: None,
+        paths: &mut g.paths,
     };
     let mut parser = Parser::new();
     let res = for_each_line(
@@ -1048,6 +1068,8 @@ struct FileLines<'a, 'b> {
     /// Skipped lines logged so far (at most `examples_per_file`).
     logged: usize,
     err: Option<CompileError>,
+    /// Path rules by host, all files.
+    paths: &'b mut BTreeMap<String, PathHost>,
 }
 
 impl FileLines<'_, '_> {
@@ -1103,6 +1125,7 @@ impl FileLines<'_, '_> {
             Item::Header(_) => {}
             Item::Warn(w) => *self.rep.warnings.entry(w.reason()).or_default() += 1,
             Item::Skip(s) => self.skipped(s.reason(), no, bytes),
+            Item::Path(p) => self.path(p, no, bytes),
             Item::Rule(mut r) => {
                 // A file's `# expires:` header, unless the rule names its own.
                 if let Some(ts) = &self.expires
@@ -1119,6 +1142,55 @@ impl FileLines<'_, '_> {
                 self.outcome(no, bytes);
             }
         }
+    }
+
+    /// A path rule: kept in the path table of its host, with this file's category,
+    /// action and expiry. An allowlist has no path exceptions: skipped.
+    fn path(&mut self, mut p: PathItem, no: u64, bytes: &[u8]) {
+        if self.sink.allowlist {
+            self.skipped("path-in-allowlist", no, bytes);
+            return;
+        }
+        if let Some(ts) = &self.expires
+            && !p.note.as_deref().is_some_and(|n| n.starts_with("expires="))
+        {
+            p.note = Some(match p.note {
+                Some(n) => format!("expires={ts} {n}"),
+                None => format!("expires={ts}"),
+            });
+        }
+        let category = self
+            .sink
+            .category
+            .clone()
+            .unwrap_or_else(|| self.sink.spec.default_category.clone());
+        let rule = PathRule {
+            path: paths::normalize(&p.path),
+            how: p.how,
+            schemes: p.schemes,
+            category,
+            list: self.sink.lname.to_string(),
+            line: no,
+            action: self.action,
+            note: p.note,
+            subtree: p.subtree,
+        };
+        let host = self
+            .paths
+            .entry(p.host.clone())
+            .or_insert_with(|| PathHost {
+                host: p.host,
+                subtree: false,
+                rules: Vec::new(),
+            });
+        host.subtree |= rule.subtree;
+        if !host.rules.iter().any(|r| {
+            (&r.path, r.how, r.schemes, r.subtree)
+                == (&rule.path, rule.how, rule.schemes, rule.subtree)
+        }) {
+            host.rules.push(rule);
+        }
+        self.rep.path_rules += 1;
     }
 
     /// Count what the last rule came to, when it was not kept as written.
@@ -1166,7 +1238,12 @@ impl FileLines<'_, '_> {
 }
 
 /// Skip reasons for lines that were meant to apply: logged and reported each.
-const LOUD: [&str; 3] = ["bad-expiry", "bad-header", "source-exception"];
+const LOUD: [&str; 4] = [
+    "bad-expiry",
+    "bad-header",
+    "source-exception",
+    "path-in-allowlist",
+];
 /// Most loud lines logged and reported per file and reason.
 const LOUD_PER_FILE: u64 = 100;
 
@@ -1182,6 +1259,7 @@ fn offer_interim(early: &mut dyn FnMut(Blocklist), runs: &mut Runs, g: &Gathered
     meta.categories = g.categories.clone();
     meta.lists = g.lists.clone();
     meta.notes = g.notes.clone();
+    meta.paths = g.paths.values().cloned().collect();
     early(Blocklist::interim(index, meta));
 }
 

@@ -75,6 +75,10 @@ pub struct Delta {
     /// Name (normalised, no trailing dot) → its merged value in the extended tables;
     /// 0 removes the name.
     pub set: Vec<(String, u64)>,
+    /// The whole path-rule table after this publish, when it changed (path rules
+    /// carry their tables' names, not ids, so they are replaced whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<super::paths::PathHost>>,
 }
 
 /// Why a delta cannot be laid over a list, or made.
@@ -180,6 +184,9 @@ impl Blocklist {
                 });
             }
             extend(&mut meta, d)?;
+            if let Some(p) = &d.paths {
+                meta.paths.clone_from(p);
+            }
             let t = Tables::of(&meta);
             for (n, v) in &d.set {
                 let bad = |what: String| DeltaError::Bad {
@@ -226,6 +233,11 @@ impl Blocklist {
         meta.entries = entries.max(0) as u64;
         meta.block_entries = blocks.max(0) as u64;
         meta.allow_entries = allows.max(0) as u64;
+        let paths = if meta.paths == self.meta.paths {
+            self.paths.clone()
+        } else {
+            Arc::new(super::paths::PathIndex::new(&meta.paths))
+        };
         Ok(Blocklist {
             map: Matcher::Overlay {
                 base,
@@ -237,6 +249,7 @@ impl Blocklist {
             path: self.path.clone(),
             file_len: self.file_len,
             fst_sum: self.fst_sum,
+            paths,
         })
     }
 }
@@ -424,5 +437,6 @@ pub fn diff(prev: &Blocklist, new: &Blocklist) -> Result<Delta, DeltaError> {
         lists: tr.meta.lists[from.lists..].to_vec(),
         notes: tr.meta.notes[from.notes..].to_vec(),
         set,
+        paths: (new.meta().paths != prev.meta().paths).then(|| new.meta().paths.clone()),
     })
 }

@@ -2,6 +2,8 @@
 //! reversed labels, match names by suffix, and swap snapshots on change.
 //!
 //! - [`parse`]: one line → rules (pure).
+//! - [`paths`]: path rules (a page on a shared host) and their matching (pure).
+//! - [`action`]: what a hit's answer is.
 //! - [`compile`]: files → guardrails → one fst file (temp, fsync, rename).
 //! - [`set`]: the file layout, mmap load with checks, the matcher.
 //! - [`interim`]: a hash index that serves while a first compile finishes.
@@ -11,6 +13,7 @@
 //! - [`snapshot`]: the last good compile kept in the state directory.
 //! - [`watch`]: the file watcher that triggers reloads.
 
+pub mod action;
 pub mod compile;
 pub mod delta;
 pub mod handle;
@@ -18,6 +21,7 @@ pub mod interim;
 pub mod loader;
 pub mod name;
 pub mod parse;
+pub mod paths;
 pub mod runs;
 pub mod set;
 pub mod snapshot;

@@ -9,7 +9,9 @@
 //! | wildcard | `*.evil.top` | every name below `evil.top`, not `evil.top` itself |
 //! | hosts | `0.0.0.0 evil.top www.evil.top` | each name, as a plain entry |
 //! | adblock | `\|\|evil.top^`, `@@\|\|ok.top^` | the name and everything below (block / allow) |
-//! | URL | `https://evil.top/path`, `evil.top:8080/x` | the host, as a plain entry |
+//! | URL | `https://evil.top/`, `evil.top:8080` | the host, as a plain entry |
+//! | URL with a path | `http://sites.example/shop-1/pay`, `https://h.example/kit/*` | that page (or pages) of the host: a path rule (see `paths`) |
+//! | adblock with a path | `\|\|sites.example/shop-1^` | those pages of the host and its subdomains |
 //! | uBlacklist | `*://*.evil.top/*` | the name and everything below |
 //! | dnsmasq | `server=/evil.top/`, `address=/evil.top/0.0.0.0` | the name and everything below |
 //! | RPZ | `evil.top CNAME .`, `*.evil.top CNAME .`, `ok.top CNAME rpz-passthru.` | exactly that owner name (RPZ semantics) |
@@ -19,6 +21,8 @@
 //! `# match: exact`, `# action: nxdomain` (or shadow, off; also with `!`).
 
 use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
 
 use super::name::{self, NameError};
 
@@ -121,13 +125,11 @@ impl Skip {
     }
 }
 
-/// Something kept, but worth counting (`$important` ignored, a URL path dropped).
+/// Something kept, but worth counting (`$important` ignored).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Warn {
     /// An adblock modifier that does not change DNS blocking was ignored.
     ModifierIgnored,
-    /// A URL's path was dropped: the whole host is blocked.
-    UrlPathDropped,
 }
 
 impl Warn {
@@ -135,7 +137,6 @@ impl Warn {
     pub fn reason(self) -> &'static str {
         match self {
             Warn::ModifierIgnored => "modifier-ignored",
-            Warn::UrlPathDropped => "url-path-dropped",
         }
     }
 }
@@ -165,6 +166,67 @@ pub enum Item {
     Warn(Warn),
     /// A header.
     Header(Header),
+    /// A rule for pages of a host, not the host.
+    Path(PathItem),
+}
+
+/// How a rule's path covers a request's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathMatch {
+    /// The path itself; with any query unless the rule names one, then that query.
+    Exact,
+    /// Every path (and query) that starts with the rule's (`…/path*`, adblock
+    /// `||host/path`).
+    Prefix,
+    /// The rule's path followed by the end or a separator (adblock `^`: not a
+    /// letter, digit or one of `_-.%`), so `/pay^` covers `/pay`, `/pay/x`,
+    /// `/pay?id=1`, not `/payment`.
+    Separator,
+}
+
+/// Which schemes a rule was written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schemes {
+    /// `http://…`
+    Http,
+    /// `https://…`
+    Https,
+    /// Adblock `||…`, `*://…`, or no scheme: both.
+    Both,
+}
+
+impl Schemes {
+    /// Whether a request over TLS (`tls`) or plain HTTP is covered.
+    pub fn covers(self, tls: bool) -> bool {
+        match self {
+            Schemes::Http => !tls,
+            Schemes::Https => tls,
+            Schemes::Both => true,
+        }
+    }
+    /// Whether the rule can be met over HTTPS (needs a managed device to enforce).
+    pub fn https(self) -> bool {
+        self != Schemes::Http
+    }
+}
+
+/// A rule for pages of a host (`http://host/path`, `||host/path^`): see `paths`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathItem {
+    /// The host (normalised).
+    pub host: String,
+    /// Whether it covers the names below the host too.
+    pub subtree: bool,
+    /// The path and query as written (normalised by the compile).
+    pub path: String,
+    /// How the path covers a request's.
+    pub how: PathMatch,
+    /// The schemes it was written for.
+    pub schemes: Schemes,
+    /// The inline comment.
+    pub note: Option<String>,
 }
 
 /// Per-file state of the parser.
@@ -640,9 +702,9 @@ fn host_port(tok: &str) -> Option<&str> {
 }
 
 fn url(text: &str, note: Option<&str>, emit: &mut impl FnMut(Item)) {
-    let after_scheme = match text.find("://") {
-        Some(i) => &text[i + 3..],
-        None => text,
+    let (scheme, after_scheme) = match text.find("://") {
+        Some(i) => (&text[..i], &text[i + 3..]),
+        None => ("", text),
     };
     let end = after_scheme
         .find(['/', '?', '#'])
@@ -657,16 +719,65 @@ fn url(text: &str, note: Option<&str>, emit: &mut impl FnMut(Item)) {
         return;
     }
     let host = host_port(authority).unwrap_or(authority);
-    if !(rest.is_empty() || rest == "/" || rest == "/*") {
-        emit(Item::Warn(Warn::UrlPathDropped));
-    }
-    if let Some(h) = host.strip_prefix("*.") {
+    let (host, subtree) = match host.strip_prefix("*.") {
         // uBlacklist `*://*.d/*` means d and every subdomain.
-        push_rule(h, Scope::Subtree, Polarity::Block, true, note, emit);
-    } else if host.contains('*') {
+        Some(h) => (h, true),
+        None => (host, false),
+    };
+    if host.contains('*') {
         emit(Item::Skip(Skip::AdblockPattern));
-    } else {
-        push_rule(host, Scope::Subtree, Polarity::Block, false, note, emit);
+        return;
+    }
+    let rest = rest.split('#').next().unwrap_or("");
+    if rest.is_empty() || rest == "/" || rest == "/*" {
+        push_rule(host, Scope::Subtree, Polarity::Block, subtree, note, emit);
+        return;
+    }
+    let (path, how) = match rest.strip_suffix('*') {
+        Some(p) => (p, PathMatch::Prefix),
+        None => (rest, PathMatch::Exact),
+    };
+    if path.contains('*') {
+        emit(Item::Skip(Skip::AdblockPattern));
+        return;
+    }
+    let schemes = match scheme.to_ascii_lowercase().as_str() {
+        "http" => Schemes::Http,
+        "https" => Schemes::Https,
+        _ => Schemes::Both,
+    };
+    push_path(host, subtree, path, how, schemes, note, emit);
+}
+
+/// A path rule of `host`, once the host is a name and the note's expiry reads.
+fn push_path(
+    host: &str,
+    subtree: bool,
+    path: &str,
+    how: PathMatch,
+    schemes: Schemes,
+    note: Option<&str>,
+    emit: &mut impl FnMut(Item),
+) {
+    let note = match note.map(with_expiry_first) {
+        Some(Err(())) => return emit(Item::Skip(Skip::BadExpiry)),
+        Some(Ok(n)) => Some(n),
+        None => None,
+    };
+    match name::normalize(host) {
+        Ok(host) => emit(Item::Path(PathItem {
+            host,
+            subtree,
+            path: if path.starts_with('/') {
+                path.to_string()
+            } else {
+                format!("/{path}")
+            },
+            how,
+            schemes,
+            note,
+        })),
+        Err(e) => emit(Item::Skip(e.into())),
     }
 }
 
@@ -691,6 +802,11 @@ fn adblock(rest: &str, polarity: Polarity, note: Option<&str>, emit: &mut impl F
         }
     }
     let pattern = pattern.strip_prefix("||").unwrap_or(pattern);
+    if let Some(slash) = pattern.find('/')
+        && polarity == Polarity::Block
+    {
+        return adblock_path(&pattern[..slash], &pattern[slash..], warn, note, emit);
+    }
     let p = pattern
         .strip_suffix("^|")
         .or_else(|| pattern.strip_suffix('^'))
@@ -708,6 +824,33 @@ fn adblock(rest: &str, polarity: Polarity, note: Option<&str>, emit: &mut impl F
         emit(Item::Warn(Warn::ModifierIgnored));
     }
     push_rule(p, Scope::Subtree, polarity, true, note, emit);
+}
+
+/// `||host/path…`: the adblock path spellings (`^` a separator or the end, `|` the
+/// end, `*` at the end or nothing: a prefix).
+fn adblock_path(
+    host: &str,
+    path: &str,
+    warn: bool,
+    note: Option<&str>,
+    emit: &mut impl FnMut(Item),
+) {
+    let host = host.strip_prefix("*.").unwrap_or(host);
+    let (path, how) = if let Some(p) = path.strip_suffix("^|").or_else(|| path.strip_suffix('^')) {
+        (p, PathMatch::Separator)
+    } else if let Some(p) = path.strip_suffix('|') {
+        (p, PathMatch::Exact)
+    } else {
+        (path.strip_suffix('*').unwrap_or(path), PathMatch::Prefix)
+    };
+    if host.is_empty() || host.contains(['*', '^', '|', ':']) || path.contains(['*', '^', '|']) {
+        emit(Item::Skip(Skip::AdblockPattern));
+        return;
+    }
+    if warn {
+        emit(Item::Warn(Warn::ModifierIgnored));
+    }
+    push_path(host, true, path, how, Schemes::Both, note, emit);
 }
 
 fn dnsmasq(rest: &str, is_server: bool, note: Option<&str>, emit: &mut impl FnMut(Item)) {

@@ -29,7 +29,9 @@ use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
+pub use super::action::Action;
 use super::interim::Interim;
+use super::paths::{PathHost, PathIndex};
 use super::value;
 
 /// First bytes of every compiled list.
@@ -38,52 +40,6 @@ pub const MAGIC: &[u8; 8] = b"FANZHAFS";
 pub const FORMAT_VERSION: u32 = 1;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 48;
-
-/// What a blocked name's answer should be, as set per list (or category in the config).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// Answer with the sinkhole address (the warning page).
-    #[default]
-    Sinkhole,
-    /// Answer NXDOMAIN.
-    Nxdomain,
-    /// Answer REFUSED.
-    Refused,
-    /// Answer as if the name were not listed, but count the hit and report it as a
-    /// shadow hit: a list (or a place's category) on trial before it blocks.
-    Shadow,
-    /// Answer as if the name were not listed, and count nothing.
-    Off,
-}
-
-impl Action {
-    /// Parse the config / header spelling (`block` is `sinkhole`).
-    pub fn parse(s: &str) -> Option<Action> {
-        match s {
-            "sinkhole" | "block" => Some(Action::Sinkhole),
-            "nxdomain" => Some(Action::Nxdomain),
-            "refused" => Some(Action::Refused),
-            "shadow" => Some(Action::Shadow),
-            "off" => Some(Action::Off),
-            _ => None,
-        }
-    }
-    /// The config spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Sinkhole => "sinkhole",
-            Action::Nxdomain => "nxdomain",
-            Action::Refused => "refused",
-            Action::Shadow => "shadow",
-            Action::Off => "off",
-        }
-    }
-    /// Whether the name is answered by fanzha instead of resolved.
-    pub fn blocks(self) -> bool {
-        matches!(self, Action::Sinkhole | Action::Nxdomain | Action::Refused)
-    }
-}
 
 /// One source list as recorded in the compiled file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +79,9 @@ pub struct Meta {
     pub lists: Vec<ListInfo>,
     /// Per-rule notes (inline comments such as a case id); note id `n` is `notes[n-1]`.
     pub notes: Vec<String>,
+    /// Path rules, by host (a page on a shared host; see `paths`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<PathHost>,
 }
 
 impl Meta {
@@ -143,6 +102,7 @@ impl Meta {
             categories: vec![],
             lists: vec![],
             notes: vec![],
+            paths: vec![],
         }
     }
 }
@@ -310,6 +270,8 @@ pub struct Blocklist {
     /// The header's checksum of the compiled base's fst (0 for an interim index):
     /// tells which base a list, or the overlay on it, stands on.
     pub(super) fst_sum: u64,
+    /// The path rules of `meta.paths`, indexed by host.
+    pub(super) paths: Arc<PathIndex>,
 }
 
 /// The expiry of each note (0: none); empty when none has one.
@@ -451,6 +413,7 @@ impl Blocklist {
             file_len: 0,
             expiries: Vec::new(),
             fst_sum: 0,
+            paths: Arc::default(),
         }
     }
 
@@ -570,6 +533,7 @@ impl Blocklist {
         Ok(Blocklist {
             map: Matcher::Fst(Arc::new(map)),
             expiries: expiries(&meta),
+            paths: Arc::new(PathIndex::new(&meta.paths)),
             meta,
             path: Some(path),
             file_len: total as u64,
@@ -585,6 +549,7 @@ impl Blocklist {
         Blocklist {
             map: Matcher::Interim(index),
             expiries: expiries(&meta),
+            paths: Arc::new(PathIndex::new(&meta.paths)),
             meta,
             path: None,
             file_len: 0,
@@ -638,6 +603,11 @@ impl Blocklist {
     /// True when nothing is listed.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The path rules (pages of shared hosts), by host.
+    pub fn paths(&self) -> &PathIndex {
+        &self.paths
     }
 
     /// Category name of a hit's block rule.

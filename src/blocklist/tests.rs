@@ -922,3 +922,67 @@ fn an_rpz_root_wildcard_blocks_every_name_no_deeper_rule_decides() {
     assert_eq!(report.refused[0].reason, "root-wildcard");
     assert_eq!(report.refused[0].line, 3);
 }
+
+/// A URL with a path is a rule for that page, not a block of its host: the host
+/// stays unblocked (even when it is protected), the rule keeps its file's category,
+/// action and line, the interim index and a delta carry it, and an allowlist cannot
+/// hold one.
+#[test]
+fn a_url_with_a_path_is_a_path_rule_not_a_host_block() {
+    use super::paths::{PathMatch, PathVerdict, Schemes};
+    let d = tempfile::tempdir().unwrap();
+    let lists = [(
+        "urls.txt",
+        "# category: phishing\n# action: shadow\nhttp://sites.example/shop-1/pay  # case 17\n\
+         ||sites.example/shop-2/^\nhttps://docs.qq.com/form/*\nhttp://whole.example/\n",
+    )];
+    let (list, report, interim) = build_both(
+        d.path(),
+        &lists,
+        &[("ok.txt", "http://sites.example/ok\n")],
+        &["qq.com"],
+    );
+    assert!(
+        report.refused.is_empty(),
+        "a path rule is no guardrail matter"
+    );
+    assert_eq!(report.path_rules, 3);
+    assert_eq!(report.path_hosts["sites.example"], 2);
+    let ok = report.lists.iter().find(|l| l.name == "ok.txt").unwrap();
+    assert_eq!(ok.skipped.get("path-in-allowlist"), Some(&1));
+    assert_eq!(list.lookup("sites.example"), Verdict::Pass);
+    assert_eq!(list.lookup("docs.qq.com"), Verdict::Pass);
+    assert!(list.lookup("whole.example").is_block(), "no path: the host");
+    assert_eq!(interim.meta().paths, list.meta().paths);
+    let h = list.paths().host("sites.example").unwrap();
+    assert_eq!(h.rules[0].path, "/shop-1/pay");
+    assert_eq!(h.rules[0].how, PathMatch::Exact);
+    assert_eq!(h.rules[0].schemes, Schemes::Http);
+    assert_eq!((h.rules[0].line, h.rules[0].action), (3, Action::Shadow));
+    assert_eq!(h.rules[0].category, "phishing");
+    assert_eq!(h.rules[0].note.as_deref(), Some("case 17"));
+    assert!(h.subtree && h.rules[1].subtree && !h.rules[0].subtree);
+    assert!(matches!(
+        list.paths().check("a.sites.example", "/shop-2/?x", true, 0),
+        PathVerdict::Hit(..)
+    ));
+    assert_eq!(
+        list.paths()
+            .check("a.sites.example", "/shop-1/pay", false, 0),
+        PathVerdict::Relay,
+        "a URL's rule is for its own host"
+    );
+
+    // A publish that adds a path rule reaches the appliance as a delta.
+    let d2 = tempfile::tempdir().unwrap();
+    let mut more = lists[0].1.to_string();
+    more.push_str("http://sites.example/shop-9/\n");
+    let new = build(d2.path(), &[("urls.txt", &more)], &[], &["qq.com"]).0;
+    let delta = delta::diff(&list, &new).unwrap();
+    assert!(delta.set.is_empty() && delta.paths.is_some());
+    let over = list.with_deltas(&[delta]).unwrap();
+    assert!(matches!(
+        over.paths().check("sites.example", "/shop-9/", false, 0),
+        PathVerdict::Hit(..)
+    ));
+}

@@ -267,6 +267,13 @@ pub fn explain(
     policy: &Policy,
     raw: &str,
 ) -> Result<(String, bool, Value), String> {
+    if let Some(url) = blocklist::paths::Url::parse(raw) {
+        let (line, blocked, v) = explain(list, policy, &url.host)?;
+        if blocked || v["verdict"] == "allow" {
+            return Ok((format!("{raw}: {line}"), blocked, v));
+        }
+        return Ok(explain_url(list, raw, &url));
+    }
     let name = blocklist::name::normalize(raw)
         .map_err(|e| format!("{raw:?} is not a domain name ({e})"))?;
     let shown = if raw == name {
@@ -277,11 +284,21 @@ pub fn explain(
     let v = list.lookup(&name);
     let list_name = list.list(&v).map(|l| l.name.clone());
     Ok(match v {
-        Verdict::Pass => (
-            format!("{shown}: allowed (no list entry covers it)"),
-            false,
-            json!({ "name": name, "verdict": "pass" }),
-        ),
+        Verdict::Pass => match list.paths().host(&name) {
+            None => (
+                format!("{shown}: allowed (no list entry covers it)"),
+                false,
+                json!({ "name": name, "verdict": "pass" }),
+            ),
+            Some(h) => (
+                format!(
+                    "{shown}: no host rule; {} path rule(s) for pages of it: DNS sends it to the URL proxy, which checks them (`lookup http://{name}/PATH` tells one page)",
+                    h.rules.len()
+                ),
+                false,
+                json!({ "name": name, "verdict": "path-host", "path_rules": h.rules.len() }),
+            ),
+        },
         Verdict::Allow(h) => (
             format!(
                 "{shown}: allowed by rule \"{}\" in allowlist {}",
@@ -321,6 +338,49 @@ pub fn explain(
             )
         }
     })
+}
+
+/// [`explain`] for a URL whose host no host rule decides: its path rules.
+fn explain_url(list: &Blocklist, raw: &str, url: &blocklist::paths::Url) -> (String, bool, Value) {
+    use blocklist::paths::PathVerdict;
+    let now = crate::wallclock::unix_now();
+    match list.paths().check(&url.host, &url.target, url.tls, now) {
+        PathVerdict::NotAPathHost => (
+            format!("{raw}: allowed (no list entry covers its host or its path)"),
+            false,
+            json!({ "name": url.host, "url": raw, "verdict": "pass" }),
+        ),
+        PathVerdict::Relay => {
+            let n = list.paths().host(&url.host).map_or(0, |h| h.rules.len());
+            (
+                format!(
+                    "{raw}: allowed; its host has {n} path rule(s), none covers this page: the URL proxy relays it"
+                ),
+                false,
+                json!({ "name": url.host, "url": raw, "verdict": "relay", "path_rules": n }),
+            )
+        }
+        PathVerdict::Hit(r, h) => (
+            format!(
+                "{raw}: BLOCKED by path rule \"{}\" in list {} line {}, category {}, action {}{} (its host is not blocked: the URL proxy serves the warning page for this page only)",
+                r.pattern(&h.host),
+                r.list,
+                r.line,
+                r.category,
+                r.action.as_str(),
+                r.note
+                    .as_deref()
+                    .map(|n| format!(", note \"{n}\""))
+                    .unwrap_or_default()
+            ),
+            r.action.blocks(),
+            json!({
+                "name": url.host, "url": raw, "verdict": "block-path",
+                "rule": r.pattern(&h.host), "list": r.list, "line": r.line,
+                "category": r.category, "action": r.action.as_str(), "note": r.note,
+            }),
+        ),
+    }
 }
 
 fn lookup(live: &Live, names: &[String]) -> Reply {

@@ -705,6 +705,7 @@ mod tests {
             lists: vec![],
             notes: vec![],
             set: vec![],
+            paths: None,
         })
         .unwrap()
     }

@@ -23,6 +23,17 @@ fn rule(name: &str, scope: Scope, polarity: Polarity, explicit: bool) -> Item {
     })
 }
 
+fn path(host: &str, subtree: bool, p: &str, how: PathMatch, schemes: Schemes) -> Item {
+    Item::Path(PathItem {
+        host: host.into(),
+        subtree,
+        path: p.into(),
+        how,
+        schemes,
+        note: None,
+    })
+}
+
 /// An RPZ rule with the action its note carries.
 fn rpz(name: &str, scope: Scope, action: &str) -> Item {
     Item::Rule(Rule {
@@ -99,10 +110,75 @@ fn formats() {
         ("/ads[0-9]+\\.example/", vec![Item::Skip(Skip::Regex)]),
         (
             "https://evil.top/path?q=1",
-            vec![
-                Item::Warn(Warn::UrlPathDropped),
-                rule("evil.top", Subtree, Block, false),
-            ],
+            vec![path(
+                "evil.top",
+                false,
+                "/path?q=1",
+                PathMatch::Exact,
+                Schemes::Https,
+            )],
+        ),
+        (
+            "HTTP://Sites.Example/shop-1/*",
+            vec![path(
+                "sites.example",
+                false,
+                "/shop-1/",
+                PathMatch::Prefix,
+                Schemes::Http,
+            )],
+        ),
+        (
+            "*://*.blog.example/scam/x",
+            vec![path(
+                "blog.example",
+                true,
+                "/scam/x",
+                PathMatch::Exact,
+                Schemes::Both,
+            )],
+        ),
+        (
+            "http://h.example/a*b",
+            vec![Item::Skip(Skip::AdblockPattern)],
+        ),
+        (
+            "||sites.example/shop-2/pay^",
+            vec![path(
+                "sites.example",
+                true,
+                "/shop-2/pay",
+                PathMatch::Separator,
+                Schemes::Both,
+            )],
+        ),
+        (
+            "||sites.example/kit|",
+            vec![path(
+                "sites.example",
+                true,
+                "/kit",
+                PathMatch::Exact,
+                Schemes::Both,
+            )],
+        ),
+        (
+            "||sites.example/kit",
+            vec![path(
+                "sites.example",
+                true,
+                "/kit",
+                PathMatch::Prefix,
+                Schemes::Both,
+            )],
+        ),
+        (
+            "||sites.example/kit*^",
+            vec![Item::Skip(Skip::AdblockPattern)],
+        ),
+        (
+            "@@||sites.example/ok^",
+            vec![Item::Skip(Skip::AdblockPattern)],
         ),
         (
             "http://user@evil.top:8080/",
@@ -114,10 +190,13 @@ fn formats() {
         ),
         (
             "ncryp.itokdxa.cn/mmpnd?p=1",
-            vec![
-                Item::Warn(Warn::UrlPathDropped),
-                rule("ncryp.itokdxa.cn", Subtree, Block, false),
-            ],
+            vec![path(
+                "ncryp.itokdxa.cn",
+                false,
+                "/mmpnd?p=1",
+                PathMatch::Exact,
+                Schemes::Both,
+            )],
         ),
         (
             "*://*.evil.top/*",
