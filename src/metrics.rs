@@ -39,6 +39,8 @@ pub enum Outcome {
     Local,
     /// Dropped without an answer.
     Dropped,
+    /// A host with path rules, answered with the URL proxy's address.
+    UrlProxy,
 }
 
 impl Outcome {
@@ -54,10 +56,11 @@ impl Outcome {
             Outcome::Servfail => "servfail",
             Outcome::Local => "local",
             Outcome::Dropped => "dropped",
+            Outcome::UrlProxy => "url_proxy",
         }
     }
     /// Every label, for pre-registering metrics.
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 10] = [
         Outcome::Allowed,
         Outcome::Blocked,
         Outcome::BlockedCname,
@@ -67,6 +70,7 @@ impl Outcome {
         Outcome::Servfail,
         Outcome::Local,
         Outcome::Dropped,
+        Outcome::UrlProxy,
     ];
 }
 
@@ -94,6 +98,10 @@ pub struct Metrics {
     transports: Vec<IntCounter>,
     /// Encrypted DNS from outside the ACL that named no known place: refused.
     pub unnamed_refused: IntCounterVec,
+    /// Path rules that could not be checked, by why.
+    pub url_unenforced: IntCounterVec,
+    /// The URL proxy's requests and connections, by what came of them.
+    pub url_requests: IntCounterVec,
     /// Time from receiving a query to sending its answer.
     pub query_duration: Histogram,
     /// Blocked queries by category.
@@ -471,6 +479,18 @@ impl Metrics {
                 "transport",
                 &["dot", "doh"],
             ),
+            url_unenforced: r.counters(
+                "url_unenforced_total",
+                "Where path rules (a page of a host) could not be checked: DNS queries for such a host resolved as usual because no URL proxy is configured (no_proxy) or the client's place is not managed and [url] unmanaged = \"resolve\" (unmanaged_place); HTTPS connections to such a host relayed unopened for a place without managed_tls, whose host has rules for HTTPS pages (tls_passthrough)",
+                "reason",
+                &["no_proxy", "unmanaged_place", "tls_passthrough"],
+            ),
+            url_requests: r.counters(
+                "url_requests_total",
+                "The URL proxy's work: requests answered with the warning page (blocked), requests relayed to the real host (relayed), HTTPS connections relayed unopened (passthrough), requests and connections refused because their host has no path rules or its address may not be relayed to (refused), relays that failed (upstream_error)",
+                "result",
+                &["blocked", "relayed", "passthrough", "refused", "upstream_error"],
+            ),
             query_duration: r.histogram(
                 "query_duration_seconds",
                 "Time from receiving a DNS query to sending its answer",
@@ -571,6 +591,16 @@ impl Metrics {
     pub fn query(&self, o: Outcome) {
         let i = Outcome::ALL.iter().position(|x| *x == o).unwrap_or(0);
         self.queries[i].inc();
+    }
+
+    /// A path rule not checked, for `why` (see `url_unenforced_total`).
+    pub fn url_unenforced(&self, why: &str) {
+        self.url_unenforced.with_label_values(&[why]).inc();
+    }
+
+    /// What came of one request or connection of the URL proxy.
+    pub fn url_request(&self, result: &str) {
+        self.url_requests.with_label_values(&[result]).inc();
     }
 
     /// Prometheus text exposition, after refreshing the gauges that mirror state.

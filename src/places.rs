@@ -27,6 +27,9 @@ pub struct Place {
     /// Index of its alert target in [`Places`] (none: no alerts of its own).
     #[serde(skip)]
     pub alert: Option<u16>,
+    /// Its devices trust the district's CA: the URL proxy opens their HTTPS.
+    #[serde(skip)]
+    pub managed_tls: bool,
 }
 
 impl Place {
@@ -366,8 +369,7 @@ mod tests {
             district: d.into(),
             street: s.into(),
             community: c.into(),
-            policy: None,
-            alert: None,
+            ..Default::default()
         }
     }
 

@@ -312,6 +312,51 @@ pub struct WarnpageConfig {
     pub profile_signer: Option<(PathBuf, PathBuf)>,
 }
 
+/// What a place without `managed_tls` gets for a host with path rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unmanaged {
+    /// The proxy's address: plain HTTP checked, HTTPS relayed unopened by its SNI.
+    Passthrough,
+    /// The host's own addresses: nothing checked, counted as unenforced.
+    Resolve,
+}
+
+/// `[url]`, validated: the URL proxy.
+#[derive(Debug, Clone)]
+pub struct UrlConfig {
+    /// Plain-HTTP listeners.
+    pub listen: Vec<SocketAddr>,
+    /// HTTPS listeners.
+    pub listen_tls: Vec<SocketAddr>,
+    /// The A answer for a host with path rules.
+    pub v4: Option<std::net::Ipv4Addr>,
+    /// The AAAA answer (`None`: no data).
+    pub v6: Option<std::net::Ipv6Addr>,
+    /// The CA that signs the managed places' host certificates.
+    pub ca: Option<(PathBuf, PathBuf)>,
+    /// Places without `managed_tls`.
+    pub unmanaged: Unmanaged,
+    /// Private networks the proxy may relay to.
+    pub relay_private: Vec<ipnet::IpNet>,
+    /// Connections at once, all clients.
+    pub max_connections: usize,
+    /// Connections at once per client prefix.
+    pub per_client: usize,
+    /// Idle time before a connection is closed.
+    pub idle_timeout: Duration,
+    /// Largest request head.
+    pub header_bytes: usize,
+    /// Time to connect to the real host.
+    pub connect_timeout: Duration,
+}
+
+impl UrlConfig {
+    /// Whether the proxy runs (it has a listener and an address to give out).
+    pub fn enabled(&self) -> bool {
+        !self.listen.is_empty() || !self.listen_tls.is_empty()
+    }
+}
+
 /// Where dnstap frames go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DnstapTarget {
@@ -409,6 +454,8 @@ pub struct Config {
     pub sinkhole: SinkholeConfig,
     /// `[warnpage]`
     pub warnpage: WarnpageConfig,
+    /// `[url]`
+    pub url: UrlConfig,
     /// `[ops] listen`
     pub ops_listen: SocketAddr,
     /// `[ops] place_label = "community"`: blocks are counted by community as well

@@ -26,6 +26,8 @@ pub struct RawConfig {
     pub sinkhole: RawSinkhole,
     /// `[warnpage]`
     pub warnpage: RawWarnpage,
+    /// `[url]`
+    pub url: RawUrl,
     /// `[ops]`
     pub ops: RawOps,
     /// `[control]`
@@ -414,6 +416,70 @@ impl Default for RawSinkhole {
     }
 }
 
+/// `[url]`: the URL proxy, which blocks listed pages of a shared host and relays
+/// the host's other pages (see docs/url-blocking.md).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawUrl {
+    /// Plain-HTTP addresses of the URL proxy (port 80 in production, on an address
+    /// of its own: the warning page has port 80 of the sinkhole address). Empty: no
+    /// proxy, and path rules are counted as unenforced.
+    pub listen: Vec<String>,
+    /// HTTPS addresses (port 443 on the same address). Managed places' connections
+    /// are opened with a certificate made from `ca_cert`; other places' are relayed
+    /// unopened, by the name they ask for (SNI).
+    pub listen_tls: Vec<String>,
+    /// The A answer for a host with path rules; "" = the IPv4 address of `listen`.
+    pub ipv4: String,
+    /// The AAAA answer; "" = the IPv6 address of `listen`, "none": no data (clients
+    /// then use IPv4, through the proxy).
+    pub ipv6: String,
+    /// The district's CA certificate (PEM), which the devices of `managed_tls`
+    /// places trust; the proxy signs each host's certificate with it.
+    pub ca_cert: String,
+    /// The CA's private key (PEM, PKCS#8), readable by fanzha only.
+    pub ca_key: String,
+    /// What a place without `managed_tls` gets for a host with path rules:
+    /// "passthrough" (the proxy's address: plain HTTP is checked, HTTPS relayed
+    /// unopened) or "resolve" (the host's own addresses: nothing is checked, and its
+    /// queries are counted as unenforced).
+    pub unmanaged: String,
+    /// Networks the proxy may relay to although they are private, loopback or
+    /// link-local (by default it relays only to public addresses).
+    pub relay_private: Vec<String>,
+    /// Connections open at once, all clients together.
+    pub max_connections: usize,
+    /// Connections open at once from one client prefix (`server.rate_limit_prefix_v4`/`_v6`).
+    pub per_client: usize,
+    /// Seconds a connection may sit idle (no request, or no byte either way
+    /// while relaying) before it is closed.
+    pub idle_timeout: u64,
+    /// Largest request head (request line and headers), in bytes.
+    pub header_bytes: usize,
+    /// Seconds to connect to the real host.
+    pub connect_timeout: u64,
+}
+
+impl Default for RawUrl {
+    fn default() -> Self {
+        RawUrl {
+            listen: vec![],
+            listen_tls: vec![],
+            ipv4: String::new(),
+            ipv6: String::new(),
+            ca_cert: String::new(),
+            ca_key: String::new(),
+            unmanaged: "passthrough".into(),
+            relay_private: vec![],
+            max_connections: 4096,
+            per_client: 64,
+            idle_timeout: 60,
+            header_bytes: 16 * 1024,
+            connect_timeout: 10,
+        }
+    }
+}
+
 /// `[warnpage]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -669,6 +735,10 @@ pub struct RawPlace {
     /// Where this place's own workers are alerted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert: Option<RawAlert>,
+    /// Its devices trust the district's CA (`[url] ca_cert`), installed by the
+    /// district: the URL proxy checks their HTTPS pages too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub managed_tls: bool,
 }
 
 /// `[[places]] alert = { kind, url, secret_file }`

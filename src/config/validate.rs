@@ -12,8 +12,9 @@ use super::{
     AlertConfig, BlocklistConfig, Config, ConfigError, Devices, DnstapConfig, DnstapTarget,
     FeedConfig, ListConfig, RawAlert, RawAlerts, RawBlocklist, RawCache, RawCategory, RawConfig,
     RawControl, RawDnstap, RawFeed, RawForwardZone, RawList, RawPlace, RawPolicy, RawReport,
-    RawResolver, RawServer, RawSinkhole, RawSource, RawWarnpage, ReportConfig, ResolverConfig,
-    ResolverMode, ServerConfig, SinkholeConfig, SourceConfig, WarnpageConfig, invalid,
+    RawResolver, RawServer, RawSinkhole, RawSource, RawUrl, RawWarnpage, ReportConfig,
+    ResolverConfig, ResolverMode, ServerConfig, SinkholeConfig, SourceConfig, Unmanaged, UrlConfig,
+    WarnpageConfig, invalid,
 };
 use crate::blocklist::compile::Exceptions;
 use crate::blocklist::{Action, MatchMode};
@@ -156,6 +157,7 @@ impl RawConfig {
         }
         let sinkhole = sinkhole(&self.sinkhole, &self.categories)?;
         let warnpage = warnpage(&self.warnpage, &base)?;
+        let url = url(&self.url, &self.places, &base)?;
         let ops_listen = parse_socket("ops.listen", &self.ops.listen, None)?;
         let community_label = match self.ops.place_label.as_str() {
             "street" => false,
@@ -191,6 +193,7 @@ impl RawConfig {
             blocklist,
             sinkhole,
             warnpage,
+            url,
             ops_listen,
             community_label,
             report,
@@ -702,26 +705,166 @@ fn dot(c: &mut ServerConfig, s: &RawServer, base: &Base<'_>) -> Result<(), Confi
     Ok(())
 }
 
-fn warnpage(w: &RawWarnpage, base: &Base<'_>) -> Result<WarnpageConfig, ConfigError> {
-    let listen = parse_sockets("warnpage.listen", &w.listen, None)?;
-    let tls = match (w.tls_cert.is_empty(), w.tls_key.is_empty()) {
-        (true, true) => None,
-        (false, false) => Some((base.path(&w.tls_cert), base.path(&w.tls_key))),
-        (false, true) => {
+/// A certificate and its key, both given or neither: `keys` are their names in the
+/// file, `what` what the pair is for.
+fn cert_pair(
+    keys: (&str, &str),
+    values: (&str, &str),
+    what: &str,
+    base: &Base<'_>,
+) -> Result<Option<(PathBuf, PathBuf)>, ConfigError> {
+    match (values.0.is_empty(), values.1.is_empty()) {
+        (true, true) => Ok(None),
+        (false, false) => Ok(Some((base.path(values.0), base.path(values.1)))),
+        (false, true) => Err(invalid(
+            keys.1,
+            "",
+            format!(
+                "give the private key of {} (PEM), or remove {}",
+                keys.0, keys.0
+            ),
+        )),
+        (true, false) => Err(invalid(
+            keys.0,
+            "",
+            format!(
+                "give the certificate {what} (PEM) of {}, or remove {}",
+                keys.1, keys.1
+            ),
+        )),
+    }
+}
+
+/// The URL proxy: its addresses, the answer DNS gives for its hosts, its CA.
+fn url(u: &RawUrl, places: &[RawPlace], base: &Base<'_>) -> Result<UrlConfig, ConfigError> {
+    let listen = parse_sockets("url.listen", &u.listen, Some(80))?;
+    let listen_tls = parse_sockets("url.listen_tls", &u.listen_tls, Some(443))?;
+    let ca = cert_pair(
+        ("url.ca_cert", "url.ca_key"),
+        (&u.ca_cert, &u.ca_key),
+        "of the district's CA",
+        base,
+    )?;
+    let all = || listen.iter().chain(&listen_tls).map(|a| a.ip());
+    let v4 = match u.ipv4.as_str() {
+        "" => all().find_map(|a| match a {
+            IpAddr::V4(v) if !v.is_unspecified() => Some(v),
+            _ => None,
+        }),
+        s => Some(s.parse::<Ipv4Addr>().map_err(|_| {
+            invalid(
+                "url.ipv4",
+                s,
+                "give the IPv4 address the proxy listens on, e.g. \"10.0.0.54\"",
+            )
+        })?),
+    };
+    let v6 = match u.ipv6.as_str() {
+        "none" => None,
+        "" => all().find_map(|a| match a {
+            IpAddr::V6(v) if !v.is_unspecified() => Some(v),
+            _ => None,
+        }),
+        s => Some(s.parse::<Ipv6Addr>().map_err(|_| {
+            invalid(
+                "url.ipv6",
+                s,
+                "give the proxy's IPv6 address, or \"none\" to answer AAAA with no data",
+            )
+        })?),
+    };
+    let enabled = !listen.is_empty() || !listen_tls.is_empty();
+    if enabled && v4.is_none() && v6.is_none() {
+        return Err(invalid(
+            "url.ipv4",
+            "",
+            "the proxy listens on no specific address: give the address clients reach it at (url.ipv4 or url.ipv6)",
+        ));
+    }
+    if let Some(i) = places.iter().position(|p| p.managed_tls)
+        && (ca.is_none() || listen_tls.is_empty())
+    {
+        return Err(invalid(
+            format!("places[{i}].managed_tls"),
+            "true",
+            "a managed place needs the proxy's HTTPS: set url.listen_tls, url.ca_cert and url.ca_key (the CA its devices trust), or remove managed_tls",
+        ));
+    }
+    let unmanaged = match u.unmanaged.as_str() {
+        "passthrough" => Unmanaged::Passthrough,
+        "resolve" => Unmanaged::Resolve,
+        other => {
             return Err(invalid(
-                "warnpage.tls_key",
-                "",
-                "give the private key of warnpage.tls_cert (PEM), or remove tls_cert",
-            ));
-        }
-        (true, false) => {
-            return Err(invalid(
-                "warnpage.tls_cert",
-                "",
-                "give the certificate chain (PEM) for warnpage.tls_key, or remove tls_key",
+                "url.unmanaged",
+                other,
+                "use \"passthrough\" (plain HTTP checked, HTTPS relayed unopened) or \"resolve\" (not sent to the proxy)",
             ));
         }
     };
+    let checks: [(&str, usize, usize, usize, &str); 5] = [
+        (
+            "url.max_connections",
+            u.max_connections,
+            1,
+            1 << 20,
+            "4096 is the default",
+        ),
+        (
+            "url.per_client",
+            u.per_client,
+            1,
+            1 << 16,
+            "64 is the default",
+        ),
+        (
+            "url.idle_timeout",
+            u.idle_timeout as usize,
+            1,
+            3600,
+            "seconds; 60 is the default",
+        ),
+        (
+            "url.header_bytes",
+            u.header_bytes,
+            1024,
+            1 << 20,
+            "16384 is the default",
+        ),
+        (
+            "url.connect_timeout",
+            u.connect_timeout as usize,
+            1,
+            120,
+            "seconds; 10 is the default",
+        ),
+    ];
+    for (key, v, lo, hi, hint) in checks {
+        in_range(key, v, lo, hi, hint)?;
+    }
+    Ok(UrlConfig {
+        listen,
+        listen_tls,
+        v4,
+        v6,
+        ca,
+        unmanaged,
+        relay_private: parse_nets("url.relay_private", &u.relay_private)?,
+        max_connections: u.max_connections,
+        per_client: u.per_client,
+        idle_timeout: Duration::from_secs(u.idle_timeout),
+        header_bytes: u.header_bytes,
+        connect_timeout: Duration::from_secs(u.connect_timeout),
+    })
+}
+
+fn warnpage(w: &RawWarnpage, base: &Base<'_>) -> Result<WarnpageConfig, ConfigError> {
+    let listen = parse_sockets("warnpage.listen", &w.listen, None)?;
+    let tls = cert_pair(
+        ("warnpage.tls_cert", "warnpage.tls_key"),
+        (&w.tls_cert, &w.tls_key),
+        "chain",
+        base,
+    )?;
     let mut https = parse_sockets("warnpage.https_listen", &w.https_listen, Some(443))?;
     if tls.is_none() {
         if !https.is_empty() {
@@ -744,24 +887,12 @@ fn warnpage(w: &RawWarnpage, base: &Base<'_>) -> Result<WarnpageConfig, ConfigEr
             "use 1 to 4096 connections per address; 32 is the default",
         ));
     }
-    let profile_signer = match (w.profile_cert.is_empty(), w.profile_key.is_empty()) {
-        (true, true) => None,
-        (false, false) => Some((base.path(&w.profile_cert), base.path(&w.profile_key))),
-        (false, true) => {
-            return Err(invalid(
-                "warnpage.profile_key",
-                "",
-                "give the private key of warnpage.profile_cert (PEM), or remove profile_cert",
-            ));
-        }
-        (true, false) => {
-            return Err(invalid(
-                "warnpage.profile_cert",
-                "",
-                "give the certificate chain (PEM) of warnpage.profile_key, or remove profile_key",
-            ));
-        }
-    };
+    let profile_signer = cert_pair(
+        ("warnpage.profile_cert", "warnpage.profile_key"),
+        (&w.profile_cert, &w.profile_key),
+        "chain",
+        base,
+    )?;
     Ok(WarnpageConfig {
         listen,
         templates: base.optional(&w.templates),
@@ -1404,6 +1535,7 @@ fn places(
             community: p.community.clone(),
             policy,
             alert,
+            managed_tls: p.managed_tls,
         };
         if let Some(id) = &p.id {
             let key = format!("places[{i}].id");
@@ -1432,6 +1564,7 @@ fn places(
         community: rp.default_community.clone(),
         policy: None,
         alert: None,
+        managed_tls: false,
     };
     Ok(Places::new(nets, default)
         .with_policies(policies)

@@ -14,7 +14,7 @@ use super::resolve::{Backend, BackendError, Resolved};
 use super::stages::admit::RateLimiter;
 use super::stages::answer;
 use super::stages::cache::{AnswerCache, Lookup};
-use super::stages::policy::{BlockInfo, Decision, Policy};
+use super::stages::policy::{BlockInfo, Decision, Noted, Policy};
 use super::wire::{self, Query, rcode};
 use crate::alert::{AlertHit, Alerter};
 use crate::blocklist::parse::{RpzAction, rpz_action};
@@ -254,7 +254,7 @@ impl Engine {
     ) -> Decision {
         let (client, tcp) = (at.client.ip(), at.transport.stream());
         let now = Instant::now();
-        let mut shadow = None;
+        let mut noted = Noted::default();
         let mut d = self.policy.load().decide_noting(
             packet,
             at.asker(),
@@ -262,10 +262,13 @@ impl Engine {
             &self.limiter.load(),
             now,
             buf,
-            &mut shadow,
+            &mut noted,
         );
-        if let (Some(info), Decision::Resolve(q)) = (&shadow, &d) {
+        if let (Some(info), Decision::Resolve(q)) = (&noted.shadow, &d) {
             self.on_block(packet, q, at, list, info, None);
+        }
+        if let Some(why) = noted.unenforced {
+            self.metrics.url_unenforced(why.as_str());
         }
         // Without recursion desired, only fanzha's own data answers (blocked names
         // and local records, above); the cache only for `allow_snoop` clients, as

@@ -3,7 +3,7 @@
 //! resolution ([`resolved`]): the one place a resolved answer is encoded and the
 //! AD rule is applied.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{Record, RecordType};
@@ -23,6 +23,44 @@ pub struct Sinkhole {
     pub v6: Option<Ipv6Addr>,
     /// The TTL of synthesised answers.
     pub ttl: u32,
+}
+
+/// Where DNS sends a host with path rules: the URL proxy (`[url]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UrlProxy {
+    /// The A answer (`None`: no data).
+    pub v4: Option<Ipv4Addr>,
+    /// The AAAA answer (`None`: no data).
+    pub v6: Option<Ipv6Addr>,
+    /// Places without `managed_tls` are sent to the proxy too (their HTTPS is
+    /// relayed unopened).
+    pub passthrough: bool,
+}
+
+impl UrlProxy {
+    /// Write the proxy's answer for a host with path rules into `buf`: A and AAAA
+    /// the proxy's addresses, HTTPS and SVCB no data (so that no hint leads a
+    /// client to the host's own addresses or to ECH). `false`: another type, which
+    /// is resolved as usual.
+    pub fn answer(&self, buf: &mut Vec<u8>, packet: &[u8], q: &Query, ttl: u32) -> bool {
+        let addr = match q.qtype {
+            rtype::A => self.v4.map(IpAddr::V4),
+            rtype::AAAA => self.v6.map(IpAddr::V6),
+            rtype::HTTPS | rtype::SVCB => None,
+            _ => return false,
+        };
+        let mut w = ResponseWriter::start(buf, packet, q.question_end, rcode::NOERROR, true);
+        match addr {
+            Some(IpAddr::V4(a)) => w.answer_a(wire::HEADER_LEN, ttl, a),
+            Some(IpAddr::V6(a)) => w.answer_aaaa(wire::HEADER_LEN, ttl, a),
+            None => w.authority_soa(wire::HEADER_LEN, ttl, 1),
+        }
+        if let Some(e) = q.edns {
+            w.opt(e.dnssec_ok, None, 0);
+        }
+        w.finish();
+        true
+    }
 }
 
 impl Sinkhole {

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use super::admit::{self, Acl, Admission, LimitAction, RateLimiter};
-use super::answer::Sinkhole;
+use super::answer::{Sinkhole, UrlProxy};
 use super::local::{self, LocalRecords, LocalZones};
 use crate::blocklist::{Action, Blocklist, Hit, Verdict};
 use crate::config::Config;
@@ -51,6 +51,8 @@ pub struct Policy {
     pub records: LocalRecords,
     /// This resolver's name for encrypted DNS (`[server] dns_name`; "" for none).
     pub dns_name: String,
+    /// Where hosts with path rules go (`None`: no URL proxy).
+    pub url: Option<UrlProxy>,
 }
 
 impl Policy {
@@ -85,6 +87,11 @@ impl Policy {
             local: LocalZones::new(c.resolver.local_zones, &c.resolver.nodefault),
             records: LocalRecords::new(&c.local_records),
             dns_name: c.server.dns_name.clone(),
+            url: c.url.enabled().then_some(UrlProxy {
+                v4: c.url.v4,
+                v6: c.url.v6,
+                passthrough: c.url.unmanaged == crate::config::Unmanaged::Passthrough,
+            }),
         }
     }
 
@@ -111,6 +118,35 @@ pub struct BlockInfo {
     pub hit: Hit,
     /// The answer kind.
     pub action: Action,
+}
+
+/// Why a host with path rules was resolved instead of sent to the URL proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unenforced {
+    /// No proxy is configured.
+    NoProxy,
+    /// The client's place has no `managed_tls`, and `[url] unmanaged = "resolve"`.
+    Unmanaged,
+}
+
+impl Unenforced {
+    /// Metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unenforced::NoProxy => "no_proxy",
+            Unenforced::Unmanaged => "unmanaged_place",
+        }
+    }
+}
+
+/// What a decision noted besides its answer.
+#[derive(Debug, Default)]
+pub struct Noted {
+    /// A listed name whose action is `shadow` (for its list or the client's place):
+    /// resolved as if not listed, counted and reported.
+    pub shadow: Option<BlockInfo>,
+    /// A host with path rules resolved as usual: its pages are not checked.
+    pub unenforced: Option<Unenforced>,
 }
 
 /// What to do with a packet.
@@ -140,11 +176,10 @@ impl Policy {
         buf: &mut Vec<u8>,
     ) -> Decision {
         let who = Asker::at(client);
-        self.decide_noting(packet, who, list, limiter, now, buf, &mut None)
+        self.decide_noting(packet, who, list, limiter, now, buf, &mut Noted::default())
     }
 
-    /// [`Policy::decide`], and a listed name whose action is `shadow` (for its list
-    /// or the client's place) noted in `shadow`: it is resolved as if not listed.
+    /// [`Policy::decide`], with what it noted besides the answer in `noted`.
     #[allow(clippy::too_many_arguments)]
     pub fn decide_noting(
         &self,
@@ -154,7 +189,7 @@ impl Policy {
         limiter: &RateLimiter,
         now: Instant,
         buf: &mut Vec<u8>,
-        shadow: &mut Option<BlockInfo>,
+        noted: &mut Noted,
     ) -> Decision {
         let parsed = wire::parse_query(packet);
         let (acl, action) = (&self.acl, self.limit_action);
@@ -199,7 +234,7 @@ impl Policy {
                 // Shadow or off (for this list, or this client's place): resolved as
                 // if not listed; a shadow hit is noted for the counters and report.
                 if action == Action::Shadow {
-                    *shadow = Some(info);
+                    noted.shadow = Some(info);
                 }
                 return Decision::Resolve(q);
             }
@@ -207,6 +242,17 @@ impl Policy {
             self.sinkhole
                 .block(buf, packet, &q, list, &hit, action, soa_owner);
             return Decision::Block(q, info);
+        }
+        if verdict == Verdict::Pass && list.paths().covers_labels(q.labels_from_top(packet)) {
+            match &self.url {
+                Some(u) if u.passthrough || self.places.of(client).managed_tls => {
+                    if u.answer(buf, packet, &q, self.sinkhole.ttl) {
+                        return Decision::Answer(Outcome::UrlProxy);
+                    }
+                }
+                Some(_) => noted.unenforced = Some(Unenforced::Unmanaged),
+                None => noted.unenforced = Some(Unenforced::NoProxy),
+            }
         }
         // The operator's records first (a PTR record may sit in a local zone), then
         // the locally served zones.

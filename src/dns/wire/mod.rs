@@ -28,6 +28,10 @@ pub mod rtype {
     pub const TXT: u16 = 16;
     /// AAAA
     pub const AAAA: u16 = 28;
+    /// SVCB (RFC 9460).
+    pub const SVCB: u16 = 64;
+    /// HTTPS (RFC 9460).
+    pub const HTTPS: u16 = 65;
     /// OPT
     pub const OPT: u16 = 41;
     /// IXFR

@@ -208,8 +208,10 @@ fn a_named_place_is_admitted_from_outside_the_acl_and_limited_by_its_bucket() {
     let outside: IpAddr = "192.0.2.9".parse().unwrap();
     let rl = RateLimiter::new(0, 0).with_place_rate(1);
     let mut buf = Vec::new();
-    let mut decide =
-        |who| p.decide_noting(&packet, who, &l, &rl, Instant::now(), &mut buf, &mut None);
+    let mut decide = |who| {
+        let n = &mut Noted::default();
+        p.decide_noting(&packet, who, &l, &rl, Instant::now(), &mut buf, n)
+    };
     let d = decide(crate::places::Asker::at(outside));
     assert!(matches!(d, Decision::Answer(Outcome::Refused)), "{d:?}");
     let named = crate::places::Asker {
@@ -345,6 +347,7 @@ fn each_place_applies_its_own_actions_and_shadow_resolves_but_is_noted() {
         community: String::new(),
         policy,
         alert: None,
+        managed_tls: false,
     };
     c.places = crate::places::Places::new(
         vec![
@@ -369,7 +372,7 @@ fn each_place_applies_its_own_actions_and_shadow_resolves_but_is_noted() {
     let p = Policy::from_config(&c);
     let decide = |name: &str, client: &str| {
         let mut buf = Vec::new();
-        let mut shadow = None;
+        let mut noted = Noted::default();
         let d = p.decide_noting(
             &q(name, RecordType::A, false),
             crate::places::Asker::at(client.parse().unwrap()),
@@ -377,11 +380,11 @@ fn each_place_applies_its_own_actions_and_shadow_resolves_but_is_noted() {
             &RateLimiter::new(0, 0),
             Instant::now(),
             &mut buf,
-            &mut shadow,
+            &mut noted,
         );
         let rcode =
             (!buf.is_empty()).then(|| Message::from_vec(&buf).unwrap().metadata.response_code);
-        (d, rcode, shadow.map(|s| s.action))
+        (d, rcode, noted.shadow.map(|s| s.action))
     };
     // A client in no place with a policy: the lists' own actions.
     let (d, rc, s) = decide("a.evil.top.", "127.0.0.1");
@@ -404,4 +407,104 @@ fn each_place_applies_its_own_actions_and_shadow_resolves_but_is_noted() {
     // A name on no list: resolved everywhere, nothing noted.
     let (d, _, s) = decide("fine.example.", "127.0.0.2");
     assert!(matches!(d, Decision::Resolve(_)) && s.is_none());
+}
+
+/// A host with path rules (and no host rule) goes to the URL proxy for the places
+/// that can enforce them: A and AAAA are the proxy's, HTTPS and SVCB have no data,
+/// other types resolve; elsewhere it resolves, noted as unenforced. An allowed or
+/// blocked host is decided by its host rule.
+#[test]
+fn a_host_with_path_rules_goes_to_the_url_proxy_where_it_can_be_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("b");
+    std::fs::create_dir_all(&b).unwrap();
+    std::fs::write(
+        b.join("urls.txt"),
+        "http://sites.example/shop-1/pay\nhttp://evil.top/x\nevil.top\n",
+    )
+    .unwrap();
+    let out = dir.path().join("l.fst");
+    compile(
+        &CompileSpec {
+            dirs: vec![b],
+            ..Default::default()
+        },
+        &out,
+    )
+    .unwrap();
+    let l = Blocklist::open(&out, true).unwrap();
+    let place = |managed_tls| crate::places::Place {
+        district: "滨江区".into(),
+        managed_tls,
+        ..Default::default()
+    };
+    let mut c = Config::embedded();
+    c.places = crate::places::Places::new(
+        vec![("127.0.0.2/32".parse().unwrap(), place(true))],
+        place(false),
+    );
+    let with = |passthrough: Option<bool>| {
+        let mut p = Policy::from_config(&c);
+        p.url = passthrough.map(|passthrough| UrlProxy {
+            v4: Some("10.0.0.54".parse().unwrap()),
+            v6: None,
+            passthrough,
+        });
+        p
+    };
+    let decide = |p: &Policy, name: &str, t: RecordType, client: &str| {
+        let mut buf = Vec::new();
+        let mut noted = Noted::default();
+        let d = p.decide_noting(
+            &q(name, t, true),
+            crate::places::Asker::at(client.parse().unwrap()),
+            &l,
+            &RateLimiter::new(0, 0),
+            Instant::now(),
+            &mut buf,
+            &mut noted,
+        );
+        let m = (!buf.is_empty()).then(|| Message::from_vec(&buf).unwrap());
+        (d, m, noted.unenforced)
+    };
+    let proxy: Ipv4Addr = "10.0.0.54".parse().unwrap();
+    for (p, client) in [
+        (with(Some(false)), "127.0.0.2"),
+        (with(Some(true)), "127.0.0.2"),
+        (with(Some(true)), "127.0.0.9"),
+    ] {
+        let (d, m, u) = decide(&p, "Sites.Example.", RecordType::A, client);
+        assert!(matches!(d, Decision::Answer(Outcome::UrlProxy)), "{client}");
+        let m = m.unwrap();
+        assert!(matches!(m.answers[0].data, RData::A(a) if a.0 == proxy));
+        assert!(u.is_none());
+        for t in [RecordType::AAAA, RecordType::HTTPS, RecordType::SVCB] {
+            let (d, m, _) = decide(&p, "sites.example.", t, client);
+            assert!(matches!(d, Decision::Answer(Outcome::UrlProxy)), "{t}");
+            let m = m.unwrap();
+            assert!(m.answers.is_empty() && m.metadata.response_code == ResponseCode::NoError);
+        }
+        let (d, _, _) = decide(&p, "sites.example.", RecordType::MX, client);
+        assert!(matches!(d, Decision::Resolve(_)), "MX is not the web");
+        let (d, _, _) = decide(&p, "www.sites.example.", RecordType::A, client);
+        assert!(
+            matches!(d, Decision::Resolve(_)),
+            "a URL's rules are its host's only"
+        );
+    }
+    // A place that cannot enforce it: resolved, noted.
+    let (d, _, u) = decide(
+        &with(Some(false)),
+        "sites.example.",
+        RecordType::A,
+        "127.0.0.9",
+    );
+    assert!(matches!(d, Decision::Resolve(_)));
+    assert_eq!(u, Some(Unenforced::Unmanaged));
+    let (d, _, u) = decide(&with(None), "sites.example.", RecordType::A, "127.0.0.2");
+    assert!(matches!(d, Decision::Resolve(_)));
+    assert_eq!(u, Some(Unenforced::NoProxy));
+    // A host rule decides before path rules.
+    let (d, _, u) = decide(&with(Some(true)), "evil.top.", RecordType::A, "127.0.0.2");
+    assert!(matches!(d, Decision::Block(..)) && u.is_none());
 }
