@@ -52,6 +52,7 @@ fn bench_overlay(c: &mut Criterion) {
             lists: vec![],
             notes: vec![],
             set,
+            paths: None,
         };
         let list = base.with_deltas(&[d]).unwrap();
         let mut i = 0;

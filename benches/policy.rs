@@ -48,7 +48,7 @@ fn places() -> Places {
                 street: format!("街道{}", i % 20),
                 community: format!("社区{i}"),
                 policy: (i % 4 == 0).then_some((i % 3) as u16),
-                alert: None,
+                ..Default::default()
             };
             (net, place)
         })

@@ -28,6 +28,7 @@ use crate::metrics::{self, Metrics, OpsState};
 use crate::places::Places;
 use crate::report::pipeline::{self, Reporter};
 use crate::report::sender::Platform;
+use crate::urlproxy;
 use crate::warnpage::{self, Templates, server::WarnState};
 
 /// Run the appliance until SIGTERM or SIGINT.
@@ -137,7 +138,7 @@ impl App {
         let engine = Arc::new(Engine::new(
             &cfg,
             lists.clone(),
-            places,
+            places.clone(),
             metrics.clone(),
             reporter.clone(),
             alerter,
@@ -149,8 +150,28 @@ impl App {
         let (listeners, dot_tls) = spawn_listeners(&cfg, bound, &engine, &shutdown, &tasks)?;
         // Not a listener (it ends at once when prefetch is off): a tracked task.
         tasks.spawn(engine.clone().run_prefetch(shutdown.clone()));
-        let warn_state =
-            start_warnpage(&cfg, &lists, &metrics, reporter, templates, &shutdown).await?;
+        let warn_state = start_warnpage(
+            &cfg,
+            &lists,
+            &metrics,
+            reporter.clone(),
+            templates,
+            &shutdown,
+        )
+        .await?;
+        let proxy = urlproxy::Parts {
+            lists: lists.clone(),
+            engine: engine.clone(),
+            places,
+            warn: warn_state.clone(),
+            metrics: metrics.clone(),
+            reporter,
+            prefix: (
+                cfg.server.rate_limit_prefix_v4,
+                cfg.server.rate_limit_prefix_v6,
+            ),
+        };
+        start_urlproxy(&cfg, proxy, &shutdown, &tasks).await?;
         let ready = Arc::new(AtomicBool::new(false));
         let ops_task = start_ops(&cfg, &metrics, &lists, &ready, &shutdown).await?;
         let (live_config, reload_asks) = start_control(&cfg, &engine, &lists, &metrics, &shutdown);
@@ -954,6 +975,34 @@ fn profile_signer(cfg: &Config) -> Result<Option<Arc<crate::cms::ProfileSigner>>
 }
 
 /// Bind and start the warning page on its HTTP and HTTPS addresses.
+/// The URL proxy's listeners (`[url]`), when it has any.
+async fn start_urlproxy(
+    cfg: &Config,
+    parts: urlproxy::Parts,
+    shutdown: &CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<()> {
+    let u = &cfg.url;
+    if !u.enabled() {
+        return Ok(());
+    }
+    let proxy = Arc::new(
+        urlproxy::Proxy::new(u, parts)
+            .map_err(anyhow::Error::msg)
+            .context("starting the URL proxy ([url])")?,
+    );
+    let plain = u.listen.iter().map(|a| (a, "url.listen", false));
+    let tls = u.listen_tls.iter().map(|a| (a, "url.listen_tls", true));
+    for (addr, key, tls) in plain.chain(tls) {
+        let l = crate::dns::listen::bind::bind_tls(*addr)
+            .with_context(|| format!("binding the URL proxy on {addr} ({key})"))?;
+        let scheme = if tls { "https" } else { "http" };
+        tracing::info!(addr = %l.local_addr()?, "URL proxy listening ({scheme})");
+        tasks.spawn(proxy.clone().serve(l, tls, shutdown.clone()));
+    }
+    Ok(())
+}
+
 async fn start_warnpage(
     cfg: &Config,
     lists: &Arc<Handle>,

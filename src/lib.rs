@@ -7,6 +7,8 @@
 //!
 //! - [`app`]: `fanzha serve`: build every part from the config, run, reload on SIGHUP, drain.
 //! - [`ctl`]: `fanzha ctl`, the control socket of the running daemon, and its commands.
+//! - [`urlproxy`]: the URL proxy: a listed page of a shared host gets the warning
+//!   page, the host's other pages are relayed (the second stage of URL blocking).
 //! - [`dns`]: a query's whole life, in four layers: `listen/` (sockets), the engine
 //!   and its `stages/` (admission, block verdict, local data, cache, answers),
 //!   `resolve/` (the iterator, forwarding, DNSSEC) and `wire/` (the DNS format); its
@@ -67,5 +69,6 @@ pub mod random;
 pub mod report;
 pub mod sd_notify;
 pub mod text;
+pub mod urlproxy;
 pub mod wallclock;
 pub mod warnpage;

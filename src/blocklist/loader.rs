@@ -407,7 +407,7 @@ impl Loader {
     fn start_compile(self: &Arc<Self>) -> Result<StartSummary, ReloadError> {
         enum Msg {
             Interim(u64, Duration),
-            Done(Result<ReloadSummary, ReloadError>),
+            Done(Box<Result<ReloadSummary, ReloadError>>),
         }
         let (tx, rx) = std::sync::mpsc::channel();
         let (up_tx, up_rx) = std::sync::mpsc::channel();
@@ -437,7 +437,7 @@ impl Loader {
                 if served {
                     log_compiled_after_interim(&res);
                 }
-                let _ = tx.send(Msg::Done(res));
+                let _ = tx.send(Msg::Done(Box::new(res)));
             });
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "cannot start a compile thread; compiling before serving");

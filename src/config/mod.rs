@@ -338,6 +338,8 @@ pub struct UrlConfig {
     pub unmanaged: Unmanaged,
     /// Private networks the proxy may relay to.
     pub relay_private: Vec<ipnet::IpNet>,
+    /// More roots for the real hosts' certificates.
+    pub upstream_ca: Vec<PathBuf>,
     /// Connections at once, all clients.
     pub max_connections: usize,
     /// Connections at once per client prefix.

@@ -447,6 +447,9 @@ pub struct RawUrl {
     /// Networks the proxy may relay to although they are private, loopback or
     /// link-local (by default it relays only to public addresses).
     pub relay_private: Vec<String>,
+    /// More CA certificates (PEM files) to trust for the real hosts' HTTPS, beside
+    /// the system's (`/etc/ssl/certs`).
+    pub upstream_ca: Vec<String>,
     /// Connections open at once, all clients together.
     pub max_connections: usize,
     /// Connections open at once from one client prefix (`server.rate_limit_prefix_v4`/`_v6`).
@@ -471,6 +474,7 @@ impl Default for RawUrl {
             ca_key: String::new(),
             unmanaged: "passthrough".into(),
             relay_private: vec![],
+            upstream_ca: vec![],
             max_connections: 4096,
             per_client: 64,
             idle_timeout: 60,

@@ -849,6 +849,7 @@ fn url(u: &RawUrl, places: &[RawPlace], base: &Base<'_>) -> Result<UrlConfig, Co
         ca,
         unmanaged,
         relay_private: parse_nets("url.relay_private", &u.relay_private)?,
+        upstream_ca: u.upstream_ca.iter().map(|p| base.path(p)).collect(),
         max_connections: u.max_connections,
         per_client: u.per_client,
         idle_timeout: Duration::from_secs(u.idle_timeout),

@@ -679,6 +679,46 @@ impl Engine {
         }
     }
 
+    /// The addresses of `host` (a name, no trailing dot) as the resolver finds
+    /// them, CNAMEs followed: for the URL proxy, which connects to the real host.
+    /// Never the blocklist's or the proxy's own answer. IPv4 first.
+    pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, String> {
+        let name = Name::from_ascii(format!("{host}.")).map_err(|e| format!("{host}: {e}"))?;
+        let mut out = Vec::new();
+        let mut why = String::new();
+        for t in [RecordType::A, RecordType::AAAA] {
+            let r = self
+                .backend
+                .resolve(name.clone(), t, false, false, self.deadline)
+                .await;
+            match r {
+                Resolved::Answer { answers, .. } => {
+                    out.extend(answers.iter().filter_map(|r| match &r.data {
+                        RData::A(a) => Some(IpAddr::V4(a.0)),
+                        RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                        _ => None,
+                    }));
+                }
+                Resolved::Negative { nxdomain: true, .. } => {
+                    return Err(format!("{host}: no such name"));
+                }
+                Resolved::Negative { .. } => {}
+                Resolved::Failed(f) => why = f.to_string(),
+            }
+            if !out.is_empty() {
+                break;
+            }
+        }
+        if out.is_empty() {
+            return Err(if why.is_empty() {
+                format!("{host}: no address")
+            } else {
+                format!("{host}: {why}")
+            });
+        }
+        Ok(out)
+    }
+
     /// Log queries to `tap` from now on (`None`: stop logging).
     pub fn set_tap(&self, tap: Option<Tap>) {
         self.tap.store(tap.map(Arc::new));

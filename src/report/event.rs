@@ -33,10 +33,32 @@ pub struct Hit {
     pub time: SystemTime,
 }
 
+/// A page blocked by a path rule, as the URL proxy hands it over.
+pub struct PathHit {
+    /// Client address.
+    pub client: IpAddr,
+    /// The host, lower-case.
+    pub host: String,
+    /// The rule, as a URL pattern (`http://sites.example/shop-1/pay`).
+    pub rule: String,
+    /// Its list.
+    pub list: String,
+    /// Its category.
+    pub category: String,
+    /// Its note.
+    pub note: Option<String>,
+    /// sinkhole (the warning page) or shadow (relayed).
+    pub action: &'static str,
+    /// When.
+    pub time: SystemTime,
+}
+
 /// What the pipeline takes.
 pub enum Input {
     /// A blocked query.
     Hit(Box<Hit>),
+    /// A page blocked by a path rule.
+    PathHit(Box<PathHit>),
     /// An appeal from the warning page.
     Appeal(Appeal, SystemTime),
 }

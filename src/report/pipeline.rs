@@ -94,6 +94,38 @@ fn build(input: Input, cfg: &ReportConfig, hash_key: &[u8], places: &Places) -> 
             };
             (key, e)
         }
+        Input::PathHit(h) => {
+            let place = places.lookup(h.client);
+            let key = format!("{}|{}|{}", h.client, h.rule, h.category);
+            let e = Event {
+                id: new_id(h.time),
+                kind: "hit".into(),
+                time: rfc3339_millis(h.time),
+                appliance: cfg.appliance.clone(),
+                client: ClientInfo {
+                    ip: cfg.client_ip.apply(h.client, hash_key),
+                    place: PlaceOut::from(place),
+                },
+                // The page's address stays here: its path and query may carry
+                // what the resident typed. The rule says which page it was; the
+                // type is URL (the query was a web request, not DNS).
+                query: Some(QueryInfo {
+                    name: h.host,
+                    qtype: "URL".into(),
+                }),
+                matched: Some(MatchInfo {
+                    rule: h.rule,
+                    list: h.list,
+                    category: h.category,
+                    note: h.note,
+                }),
+                action: h.action.into(),
+                count: 1,
+                appeal: None,
+                via: None,
+            };
+            (key, e)
+        }
         Input::Appeal(a, t) => {
             let place = places.lookup(a.client);
             let e = Event {

@@ -193,6 +193,29 @@ async fn page(
     }
 }
 
+/// The warning page of a page blocked by a path rule (the URL proxy's): the host
+/// itself is not blocked, so the category comes from the rule.
+pub fn path_page(s: &WarnState, category: &str, host: &str, path: &str) -> Response {
+    s.metrics
+        .warnpage_views
+        .with_label_values(&[category])
+        .inc();
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let token = s.tokens.token(host, unix_now());
+    let mut r = html(
+        StatusCode::FORBIDDEN,
+        s.templates
+            .load()
+            .page(category, clip(host, 253), clip(&decoded, 200), &token),
+    );
+    // Not this page's content: a browser or cache must not keep it as the page's.
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, private"),
+    );
+    r
+}
+
 /// The seconds each slide of the kiosk shows: `turn` of its URL (3 to 120),
 /// default 12.
 fn turn_param(uri: &Uri) -> u64 {

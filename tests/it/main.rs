@@ -33,4 +33,5 @@ mod report;
 mod sources;
 mod tcp;
 mod under_fire;
+mod urlproxy;
 mod warnpage;

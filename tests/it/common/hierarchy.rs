@@ -167,6 +167,11 @@ impl Hierarchy {
         Ipv4Addr::new(self.net[0], self.net[1], self.net[2], last)
     }
 
+    /// Where a test's web site for `shared.example.test` listens.
+    pub fn site_ip(&self) -> Ipv4Addr {
+        self.ip(20)
+    }
+
     pub fn root_hint(&self) -> String {
         format!("{}:{}", self.ip(10), self.port)
     }
@@ -294,6 +299,13 @@ impl Hierarchy {
                     ("chain1.example.test.", Rd::Cname("chain2.example.test.")),
                     ("chain2.example.test.", Rd::Cname("www.example.test.")),
                     ("v4only.example.test.", Rd::A("192.0.2.4")),
+                    // A shared host for the URL proxy's tests: its nginx runs on
+                    // this hierarchy's own .20 (`Hierarchy::site_ip`).
+                    (
+                        "shared.example.test.",
+                        Rd::A(Box::leak(ip(20).to_string().into_boxed_str())),
+                    ),
+                    ("private.example.test.", Rd::A("10.9.8.7")),
                     (
                         "promo.example.test.",
                         Rd::Cname("landing.scam.example.test."),

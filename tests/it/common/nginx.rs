@@ -1,7 +1,9 @@
 //! A real nginx (Debian's nginx-light, installed by scripts/test.sh) serving a
-//! directory over HTTPS on 127.0.0.1, with a certificate from a test CA.
+//! directory over HTTPS on 127.0.0.1 (or as a web site, plain and HTTPS, on a
+//! loopback address of its own), with a certificate from a test CA.
 #![allow(dead_code)]
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -56,8 +58,66 @@ impl Nginx {
     pub fn start(root: &Path, work: &Path) -> Nginx {
         std::fs::create_dir_all(work).unwrap();
         let (ca, cert, key) = test_ca();
-        let ca_pem = work.join("ca.pem");
-        std::fs::write(&ca_pem, ca).unwrap();
+        for attempt in 0..5 {
+            let port = free_port();
+            let listen = format!("listen 127.0.0.1:{port} ssl;");
+            match Self::launch(
+                root,
+                work,
+                &listen,
+                (&ca, &cert, &key),
+                (Ipv4Addr::LOCALHOST, port),
+            ) {
+                Some(child) => {
+                    return Nginx {
+                        child,
+                        port,
+                        ca_pem: work.join("ca.pem"),
+                        dir: work.to_path_buf(),
+                    };
+                }
+                None => eprintln!("nginx attempt {attempt} failed"),
+            }
+        }
+        panic!("nginx did not start");
+    }
+
+    /// Serve `root` as the site `names`, over plain HTTP on `ip`:`http_port` and
+    /// over HTTPS on `ip`:`tls_port`, with a certificate from a CA of its own
+    /// (`ca_pem`).
+    pub fn site(
+        root: &Path,
+        work: &Path,
+        ip: Ipv4Addr,
+        ports: (u16, u16),
+        names: &[&str],
+    ) -> Nginx {
+        std::fs::create_dir_all(work).unwrap();
+        let (ca, cert, key) = test_ca_for(names);
+        let listen = format!(
+            "listen {ip}:{} ;\n    listen {ip}:{} ssl;",
+            ports.0, ports.1
+        );
+        let child = Self::launch(root, work, &listen, (&ca, &cert, &key), (ip, ports.0))
+            .expect("nginx serves the site");
+        Nginx {
+            child,
+            port: ports.0,
+            ca_pem: work.join("ca.pem"),
+            dir: work.to_path_buf(),
+        }
+    }
+
+    /// Write the config with `listen` lines and start nginx; the child once
+    /// `ready` accepts connections.
+    fn launch(
+        root: &Path,
+        work: &Path,
+        listen: &str,
+        (ca, cert, key): (&str, &str, &str),
+        ready: (Ipv4Addr, u16),
+    ) -> Option<Child> {
+        std::fs::write(work.join("ca.pem"), ca).unwrap();
         std::fs::write(work.join("cert.pem"), cert).unwrap();
         std::fs::write(work.join("key.pem"), key).unwrap();
         // As root, workers would run as nobody and not read a 0700 temporary dir.
@@ -69,51 +129,43 @@ impl Nginx {
         let w = work.display();
         // One process (no master and workers): killing the child leaves nothing
         // behind holding a loopback port.
-        for attempt in 0..5 {
-            let port = free_port();
-            let conf = format!(
-                "{user}\ndaemon off;\nmaster_process off;\npid {w}/nginx.pid;\nerror_log {w}/error.log;\n\
-                 events {{}}\nhttp {{\n  log_format sent '$request_uri $status $bytes_sent';\n  access_log {w}/access.log sent;\n  client_body_temp_path {w}/t1;\n  proxy_temp_path {w}/t2;\n\
-                 fastcgi_temp_path {w}/t3;\n  uwsgi_temp_path {w}/t4;\n  scgi_temp_path {w}/t5;\n\
-                 default_type application/octet-stream;\n  types {{ text/plain txt; application/json json; }}\n  gzip on;\n  gzip_types text/plain application/json;\n  gzip_min_length 1;\n\
-                 server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {w}/cert.pem;\n\
-                 ssl_certificate_key {w}/key.pem;\n    root {};\n    location / {{ }}\n  }}\n}}\n",
-                root.display()
-            );
-            let conf_path = work.join("nginx.conf");
-            std::fs::write(&conf_path, conf).unwrap();
-            let mut child = Command::new("nginx")
-                .arg("-c")
-                .arg(&conf_path)
-                .arg("-p")
-                .arg(work)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("nginx (Debian package nginx-light; scripts/test.sh installs it)");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Nginx {
-                        child,
-                        port,
-                        ca_pem,
-                        dir: work.to_path_buf(),
-                    };
-                }
-                if child.try_wait().unwrap().is_some() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+        let conf = format!(
+            "{user}\ndaemon off;\nmaster_process off;\npid {w}/nginx.pid;\nerror_log {w}/error.log;\n\
+             events {{}}\nhttp {{\n  log_format sent '$request_uri $status $bytes_sent';\n  access_log {w}/access.log sent;\n  client_body_temp_path {w}/t1;\n  proxy_temp_path {w}/t2;\n\
+             fastcgi_temp_path {w}/t3;\n  uwsgi_temp_path {w}/t4;\n  scgi_temp_path {w}/t5;\n\
+             default_type application/octet-stream;\n  types {{ text/plain txt; text/html html; application/json json; }}\n  gzip on;\n  gzip_types text/plain application/json;\n  gzip_min_length 1;\n\
+             server {{\n    {listen}\n    ssl_certificate {w}/cert.pem;\n\
+             ssl_certificate_key {w}/key.pem;\n    root {};\n    location / {{ }}\n  }}\n}}\n",
+            root.display()
+        );
+        let conf_path = work.join("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let mut child = Command::new("nginx")
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-p")
+            .arg(work)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx (Debian package nginx-light; scripts/test.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(ready).is_ok() {
+                return Some(child);
             }
-            let _ = child.kill();
-            let _ = child.wait();
-            eprintln!(
-                "nginx attempt {attempt} failed: {}",
-                std::fs::read_to_string(work.join("error.log")).unwrap_or_default()
-            );
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("nginx did not start");
+        let _ = child.kill();
+        let _ = child.wait();
+        eprintln!(
+            "nginx did not start: {}",
+            std::fs::read_to_string(work.join("error.log")).unwrap_or_default()
+        );
+        None
     }
 
     /// Each request served so far: path, status and bytes sent (headers and body,
