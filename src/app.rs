@@ -97,6 +97,16 @@ struct Signals {
 
 use crate::report::pipeline::Tasks as ReportTasks;
 
+impl Signals {
+    fn install() -> Result<Signals> {
+        Ok(Signals {
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
+}
+
 impl App {
     /// Bind, load the lists, and start every part; ready when it returns.
     async fn build(config_path: Option<PathBuf>, cfg: Config) -> Result<App> {
@@ -150,37 +160,16 @@ impl App {
         let (listeners, dot_tls) = spawn_listeners(&cfg, bound, &engine, &shutdown, &tasks)?;
         // Not a listener (it ends at once when prefetch is off): a tracked task.
         tasks.spawn(engine.clone().run_prefetch(shutdown.clone()));
-        let warn_state = start_warnpage(
-            &cfg,
-            &lists,
-            &metrics,
-            reporter.clone(),
-            templates,
-            &shutdown,
-        )
-        .await?;
-        let proxy = urlproxy::Parts {
-            lists: lists.clone(),
-            engine: engine.clone(),
-            places,
-            warn: warn_state.clone(),
-            metrics: metrics.clone(),
-            reporter,
-            prefix: (
-                cfg.server.rate_limit_prefix_v4,
-                cfg.server.rate_limit_prefix_v6,
-            ),
-        };
-        start_urlproxy(&cfg, proxy, &shutdown, &tasks).await?;
+        let rep = reporter.clone();
+        let warn_state =
+            start_warnpage(&cfg, &lists, &metrics, reporter, templates, &shutdown).await?;
+        let up = url_parts(&cfg, &lists, &engine, places, &warn_state, &metrics, rep);
+        start_urlproxy(&cfg, up, &shutdown, &tasks)?;
         let ready = Arc::new(AtomicBool::new(false));
         let ops_task = start_ops(&cfg, &metrics, &lists, &ready, &shutdown).await?;
         let (live_config, reload_asks) = start_control(&cfg, &engine, &lists, &metrics, &shutdown);
         // Handlers first: a SIGTERM right after READY must drain, not kill.
-        let signals = Signals {
-            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
-            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
-            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
-        };
+        let signals = Signals::install()?;
         spawn_trimmer(shutdown.clone());
         spawn_week_snapshots(metrics.clone(), shutdown.clone());
         ready.store(true, Ordering::Release);
@@ -975,8 +964,32 @@ fn profile_signer(cfg: &Config) -> Result<Option<Arc<crate::cms::ProfileSigner>>
 }
 
 /// Bind and start the warning page on its HTTP and HTTPS addresses.
+/// What the URL proxy is built from.
+fn url_parts(
+    cfg: &Config,
+    lists: &Arc<Handle>,
+    engine: &Arc<Engine>,
+    places: Arc<ArcSwap<crate::places::Places>>,
+    warn: &Arc<WarnState>,
+    metrics: &Arc<Metrics>,
+    reporter: Option<Reporter>,
+) -> urlproxy::Parts {
+    urlproxy::Parts {
+        lists: lists.clone(),
+        engine: engine.clone(),
+        places,
+        warn: warn.clone(),
+        metrics: metrics.clone(),
+        reporter,
+        prefix: (
+            cfg.server.rate_limit_prefix_v4,
+            cfg.server.rate_limit_prefix_v6,
+        ),
+    }
+}
+
 /// The URL proxy's listeners (`[url]`), when it has any.
-async fn start_urlproxy(
+fn start_urlproxy(
     cfg: &Config,
     parts: urlproxy::Parts,
     shutdown: &CancellationToken,

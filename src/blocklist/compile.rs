@@ -275,6 +275,22 @@ pub struct ListReport {
     pub path_rules: u64,
 }
 
+impl ListReport {
+    fn new(name: &str, allowlist: bool) -> ListReport {
+        ListReport {
+            name: name.to_string(),
+            category: String::new(),
+            allowlist,
+            rules: 0,
+            lines: 0,
+            skipped: BTreeMap::new(),
+            warnings: BTreeMap::new(),
+            refused: 0,
+            path_rules: 0,
+        }
+    }
+}
+
 /// What a compile did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CompileReport {
@@ -961,17 +977,7 @@ fn parse_file(
 ) -> Result<(), CompileError> {
     let ov = file.setting.as_ref();
     let lname = &file.name;
-    let mut rep = ListReport {
-        name: lname.clone(),
-        category: String::new(),
-        allowlist: file.allowlist,
-        rules: 0,
-        lines: 0,
-        skipped: BTreeMap::new(),
-        warnings: BTreeMap::new(),
-        refused: 0,
-        path_rules: 0,
-    };
+    let mut rep = ListReport::new(lname, file.allowlist);
     let f = File::open(&file.path).map_err(|source| CompileError::ReadFile {
         path: file.path.clone(),
         source,

@@ -157,7 +157,6 @@ impl RawConfig {
         }
         let sinkhole = sinkhole(&self.sinkhole, &self.categories)?;
         let warnpage = warnpage(&self.warnpage, &base)?;
-        let url = url(&self.url, &self.places, &base)?;
         let ops_listen = parse_socket("ops.listen", &self.ops.listen, None)?;
         let community_label = match self.ops.place_label.as_str() {
             "street" => false,
@@ -193,7 +192,7 @@ impl RawConfig {
             blocklist,
             sinkhole,
             warnpage,
-            url,
+            url: url(&self.url, &self.places, &base)?,
             ops_listen,
             community_label,
             report,
@@ -735,17 +734,13 @@ fn cert_pair(
     }
 }
 
-/// The URL proxy: its addresses, the answer DNS gives for its hosts, its CA.
-fn url(u: &RawUrl, places: &[RawPlace], base: &Base<'_>) -> Result<UrlConfig, ConfigError> {
-    let listen = parse_sockets("url.listen", &u.listen, Some(80))?;
-    let listen_tls = parse_sockets("url.listen_tls", &u.listen_tls, Some(443))?;
-    let ca = cert_pair(
-        ("url.ca_cert", "url.ca_key"),
-        (&u.ca_cert, &u.ca_key),
-        "of the district's CA",
-        base,
-    )?;
-    let all = || listen.iter().chain(&listen_tls).map(|a| a.ip());
+/// The addresses DNS gives out for the proxy: as configured, else its listeners'.
+fn url_answers(
+    u: &RawUrl,
+    listen: &[SocketAddr],
+    listen_tls: &[SocketAddr],
+) -> Result<(Option<Ipv4Addr>, Option<Ipv6Addr>), ConfigError> {
+    let all = || listen.iter().chain(listen_tls).map(|a| a.ip());
     let v4 = match u.ipv4.as_str() {
         "" => all().find_map(|a| match a {
             IpAddr::V4(v) if !v.is_unspecified() => Some(v),
@@ -773,34 +768,11 @@ fn url(u: &RawUrl, places: &[RawPlace], base: &Base<'_>) -> Result<UrlConfig, Co
             )
         })?),
     };
-    let enabled = !listen.is_empty() || !listen_tls.is_empty();
-    if enabled && v4.is_none() && v6.is_none() {
-        return Err(invalid(
-            "url.ipv4",
-            "",
-            "the proxy listens on no specific address: give the address clients reach it at (url.ipv4 or url.ipv6)",
-        ));
-    }
-    if let Some(i) = places.iter().position(|p| p.managed_tls)
-        && (ca.is_none() || listen_tls.is_empty())
-    {
-        return Err(invalid(
-            format!("places[{i}].managed_tls"),
-            "true",
-            "a managed place needs the proxy's HTTPS: set url.listen_tls, url.ca_cert and url.ca_key (the CA its devices trust), or remove managed_tls",
-        ));
-    }
-    let unmanaged = match u.unmanaged.as_str() {
-        "passthrough" => Unmanaged::Passthrough,
-        "resolve" => Unmanaged::Resolve,
-        other => {
-            return Err(invalid(
-                "url.unmanaged",
-                other,
-                "use \"passthrough\" (plain HTTP checked, HTTPS relayed unopened) or \"resolve\" (not sent to the proxy)",
-            ));
-        }
-    };
+    Ok((v4, v6))
+}
+
+/// The URL proxy's caps and timeouts.
+fn url_limits(u: &RawUrl) -> Result<(), ConfigError> {
     let checks: [(&str, usize, usize, usize, &str); 5] = [
         (
             "url.max_connections",
@@ -841,6 +813,49 @@ fn url(u: &RawUrl, places: &[RawPlace], base: &Base<'_>) -> Result<UrlConfig, Co
     for (key, v, lo, hi, hint) in checks {
         in_range(key, v, lo, hi, hint)?;
     }
+    Ok(())
+}
+
+/// The URL proxy: its addresses, the answer DNS gives for its hosts, its CA.
+fn url(u: &RawUrl, places: &[RawPlace], base: &Base<'_>) -> Result<UrlConfig, ConfigError> {
+    let listen = parse_sockets("url.listen", &u.listen, Some(80))?;
+    let listen_tls = parse_sockets("url.listen_tls", &u.listen_tls, Some(443))?;
+    let ca = cert_pair(
+        ("url.ca_cert", "url.ca_key"),
+        (&u.ca_cert, &u.ca_key),
+        "of the district's CA",
+        base,
+    )?;
+    let (v4, v6) = url_answers(u, &listen, &listen_tls)?;
+    let enabled = !listen.is_empty() || !listen_tls.is_empty();
+    if enabled && v4.is_none() && v6.is_none() {
+        return Err(invalid(
+            "url.ipv4",
+            "",
+            "the proxy listens on no specific address: give the address clients reach it at (url.ipv4 or url.ipv6)",
+        ));
+    }
+    if let Some(i) = places.iter().position(|p| p.managed_tls)
+        && (ca.is_none() || listen_tls.is_empty())
+    {
+        return Err(invalid(
+            format!("places[{i}].managed_tls"),
+            "true",
+            "a managed place needs the proxy's HTTPS: set url.listen_tls, url.ca_cert and url.ca_key (the CA its devices trust), or remove managed_tls",
+        ));
+    }
+    let unmanaged = match u.unmanaged.as_str() {
+        "passthrough" => Unmanaged::Passthrough,
+        "resolve" => Unmanaged::Resolve,
+        other => {
+            return Err(invalid(
+                "url.unmanaged",
+                other,
+                "use \"passthrough\" (plain HTTP checked, HTTPS relayed unopened) or \"resolve\" (not sent to the proxy)",
+            ));
+        }
+    };
+    url_limits(u)?;
     Ok(UrlConfig {
         listen,
         listen_tls,

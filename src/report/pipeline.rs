@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ReportConfig;
 use super::event::{
-    AppealInfo, ClientInfo, Event, Input, MatchInfo, PlaceOut, QueryInfo, qtype_name,
+    AppealInfo, ClientInfo, Event, Input, MatchInfo, PathHit, PlaceOut, QueryInfo, qtype_name,
     rfc3339_millis,
 };
 use super::sender::{Outcome, Platform};
@@ -94,38 +94,7 @@ fn build(input: Input, cfg: &ReportConfig, hash_key: &[u8], places: &Places) -> 
             };
             (key, e)
         }
-        Input::PathHit(h) => {
-            let place = places.lookup(h.client);
-            let key = format!("{}|{}|{}", h.client, h.rule, h.category);
-            let e = Event {
-                id: new_id(h.time),
-                kind: "hit".into(),
-                time: rfc3339_millis(h.time),
-                appliance: cfg.appliance.clone(),
-                client: ClientInfo {
-                    ip: cfg.client_ip.apply(h.client, hash_key),
-                    place: PlaceOut::from(place),
-                },
-                // The page's address stays here: its path and query may carry
-                // what the resident typed. The rule says which page it was; the
-                // type is URL (the query was a web request, not DNS).
-                query: Some(QueryInfo {
-                    name: h.host,
-                    qtype: "URL".into(),
-                }),
-                matched: Some(MatchInfo {
-                    rule: h.rule,
-                    list: h.list,
-                    category: h.category,
-                    note: h.note,
-                }),
-                action: h.action.into(),
-                count: 1,
-                appeal: None,
-                via: None,
-            };
-            (key, e)
-        }
+        Input::PathHit(h) => path_event(*h, cfg, hash_key, places),
         Input::Appeal(a, t) => {
             let place = places.lookup(a.client);
             let e = Event {
@@ -156,6 +125,40 @@ fn build(input: Input, cfg: &ReportConfig, hash_key: &[u8], places: &Places) -> 
             (e.id.clone(), e)
         }
     }
+}
+
+/// The event of a page blocked by a path rule (the URL proxy's).
+fn path_event(h: PathHit, cfg: &ReportConfig, hash_key: &[u8], places: &Places) -> (String, Event) {
+    let place = places.lookup(h.client);
+    let key = format!("{}|{}|{}", h.client, h.rule, h.category);
+    let e = Event {
+        id: new_id(h.time),
+        kind: "hit".into(),
+        time: rfc3339_millis(h.time),
+        appliance: cfg.appliance.clone(),
+        client: ClientInfo {
+            ip: cfg.client_ip.apply(h.client, hash_key),
+            place: PlaceOut::from(place),
+        },
+        // The page's address stays here: its path and query may carry
+        // what the resident typed. The rule says which page it was; the
+        // type is URL (the query was a web request, not DNS).
+        query: Some(QueryInfo {
+            name: h.host,
+            qtype: "URL".into(),
+        }),
+        matched: Some(MatchInfo {
+            rule: h.rule,
+            list: h.list,
+            category: h.category,
+            note: h.note,
+        }),
+        action: h.action.into(),
+        count: 1,
+        appeal: None,
+        via: None,
+    };
+    (key, e)
 }
 
 /// Whether an event's address may be hashed: then the appliance's own key is needed.

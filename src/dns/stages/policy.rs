@@ -164,6 +164,20 @@ pub enum Decision {
 
 const DOH_CANARY: &[&[u8]] = &[b"net", b"use-application-dns"];
 
+/// The error a query of a class or type fanzha never serves gets: REFUSED for a
+/// class other than IN, NOTIMP for zone transfers and ANY for the root.
+fn not_served(q: &Query) -> Option<u8> {
+    if q.qclass != 1 {
+        Some(rcode::REFUSED)
+    } else if matches!(q.qtype, rtype::AXFR | rtype::IXFR)
+        || q.labels.is_empty() && q.qtype == rtype::ANY
+    {
+        Some(rcode::NOTIMP)
+    } else {
+        None
+    }
+}
+
 impl Policy {
     /// Decide what to do with `packet` from `client`; writes any local answer into `buf`.
     pub fn decide(
@@ -216,14 +230,8 @@ impl Policy {
             }
             Err(ParseError::Drop) => return Decision::Drop(Outcome::Dropped),
         };
-        if q.qclass != 1 {
-            wire::error_response(buf, packet, q.question_end, rcode::REFUSED, q.edns);
-            return Decision::Answer(Outcome::Malformed);
-        }
-        if matches!(q.qtype, rtype::AXFR | rtype::IXFR)
-            || q.labels.is_empty() && q.qtype == rtype::ANY
-        {
-            wire::error_response(buf, packet, q.question_end, rcode::NOTIMP, q.edns);
+        if let Some(rc) = not_served(&q) {
+            wire::error_response(buf, packet, q.question_end, rc, q.edns);
             return Decision::Answer(Outcome::Malformed);
         }
         let verdict = list.lookup_labels(q.labels_from_top(packet), q.labels.len());
@@ -243,16 +251,11 @@ impl Policy {
                 .block(buf, packet, &q, list, &hit, action, soa_owner);
             return Decision::Block(q, info);
         }
-        if verdict == Verdict::Pass && list.paths().covers_labels(q.labels_from_top(packet)) {
-            match &self.url {
-                Some(u) if u.passthrough || self.places.of(client).managed_tls => {
-                    if u.answer(buf, packet, &q, self.sinkhole.ttl) {
-                        return Decision::Answer(Outcome::UrlProxy);
-                    }
-                }
-                Some(_) => noted.unenforced = Some(Unenforced::Unmanaged),
-                None => noted.unenforced = Some(Unenforced::NoProxy),
-            }
+        if verdict == Verdict::Pass
+            && list.paths().covers_labels(q.labels_from_top(packet))
+            && self.to_url_proxy(buf, packet, &q, client, noted)
+        {
+            return Decision::Answer(Outcome::UrlProxy);
         }
         // The operator's records first (a PTR record may sit in a local zone), then
         // the locally served zones.
@@ -288,6 +291,31 @@ impl Policy {
             return Decision::Answer(Outcome::Local);
         }
         Decision::Resolve(q)
+    }
+
+    /// A host with path rules: the proxy's answer written into `buf` (true) where
+    /// the client's place can enforce them; else resolved, noted as unenforced.
+    fn to_url_proxy(
+        &self,
+        buf: &mut Vec<u8>,
+        packet: &[u8],
+        q: &Query,
+        client: Asker,
+        noted: &mut Noted,
+    ) -> bool {
+        match &self.url {
+            Some(u) if u.passthrough || self.places.of(client).managed_tls => {
+                u.answer(buf, packet, q, self.sinkhole.ttl)
+            }
+            Some(_) => {
+                noted.unenforced = Some(Unenforced::Unmanaged);
+                false
+            }
+            None => {
+                noted.unenforced = Some(Unenforced::NoProxy);
+                false
+            }
+        }
     }
 
     /// The action for a hit: the client's place's for the category (`[[policies]]`),
