@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 # pages driven in a real browser), and libsqlite3-dev with pkg-config (the platform
 # links Debian's SQLite, as its package then depends on libsqlite3-0), and
 # knot-dnsutils (kdig, a real DNS over TLS client).
-packages=(dnsutils chromium fonts-noto-cjk prometheus systemd python3 iproute2 util-linux fstrm-bin dnstap-ldns nginx-light minisign dnsdist man-db postgresql chromium-driver libsqlite3-dev pkg-config knot-dnsutils)
+packages=(dnsutils chromium fonts-noto-cjk prometheus systemd python3 iproute2 util-linux fstrm-bin dnstap-ldns nginx-light minisign dnsdist man-db postgresql chromium-driver libsqlite3-dev pkg-config knot-dnsutils libnss3-tools curl openssl)
 
 # The suite leaves the host as it found it: no service enabled that was not, no
 # process of its own left running, the working tree as it was. Taken now, checked
