@@ -575,6 +575,10 @@ fn print_report(r: &CompileReport, output: &Path) {
             r.path_rules,
             r.path_hosts.len()
         );
+        println!(
+            "  by scheme: {} (http: checked for every place the proxy serves; https and both: over HTTPS for managed_tls places only)",
+            fmt_counts(&r.path_schemes)
+        );
         let mut by_count: Vec<_> = r.path_hosts.iter().collect();
         by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
         for (h, n) in by_count.iter().take(20) {

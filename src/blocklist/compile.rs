@@ -43,6 +43,9 @@ pub struct ListOverride {
     /// answer for its rules (`[[lists]] rpz_actions`, on by default); off, its
     /// rules take the category's action as any list's.
     pub rpz_actions: Option<bool>,
+    /// A URL with a path blocks its whole host, as before path rules
+    /// (`[[lists]] url_paths = "host"`).
+    pub url_paths_host: Option<bool>,
 }
 
 /// What a list's exception rules (`@@||name^`, allow rules in a block list) may do.
@@ -314,6 +317,10 @@ pub struct CompileReport {
     pub path_hosts: BTreeMap<String, u64>,
     /// Path rules in all.
     pub path_rules: u64,
+    /// Path rules by the scheme they were written for: `http` (enforced for every
+    /// place the proxy serves), `https` and `both` (over HTTPS, for managed places
+    /// only).
+    pub path_schemes: BTreeMap<&'static str, u64>,
     /// Output size.
     pub file_bytes: u64,
     /// Sorted runs written to disk because the rules outgrew the memory budget.
@@ -861,6 +868,15 @@ pub fn compile_with(
         .map(|h| (h.host.clone(), h.rules.len() as u64))
         .collect();
     let path_rules = path_hosts.values().sum();
+    let mut path_schemes = BTreeMap::new();
+    for r in meta.paths.iter().flat_map(|h| &h.rules) {
+        let k = match r.schemes {
+            paths::Schemes::Http => "http",
+            paths::Schemes::Https => "https",
+            paths::Schemes::Both => "both",
+        };
+        *path_schemes.entry(k).or_default() += 1;
+    }
     let counted_at = start.elapsed();
     let file_bytes = write_atomically(out, &meta, |insert| runs.each(insert))?;
     tracing::debug!(
@@ -882,6 +898,7 @@ pub fn compile_with(
         allow_entries,
         path_hosts,
         path_rules,
+        path_schemes,
         file_bytes,
         spilled_runs: runs.spilled(),
         elapsed: start.elapsed(),
@@ -1012,6 +1029,7 @@ fn parse_file(
         action_fixed: ov.is_some_and(|o| o.action.is_some()),
         mode_fixed: ov.is_some_and(|o| o.match_mode.is_some()),
         expires: None,
+        host_of_paths: ov.and_then(|o| o.url_paths_host).unwrap_or(false),
         rep: &mut rep,
         examples: &mut g.examples,
         logged: 0,
@@ -1069,6 +1087,8 @@ struct FileLines<'a, 'b> {
     mode_fixed: bool,
     /// The file's `# expires:` from that line on.
     expires: Option<String>,
+    /// `url_paths = "host"`: a URL's path is dropped, its host blocked.
+    host_of_paths: bool,
     rep: &'b mut ListReport,
     examples: &'b mut Vec<SkippedLine>,
     /// Skipped lines logged so far (at most `examples_per_file`).
@@ -1153,6 +1173,18 @@ impl FileLines<'_, '_> {
     /// A path rule: kept in the path table of its host, with this file's category,
     /// action and expiry. An allowlist has no path exceptions: skipped.
     fn path(&mut self, mut p: PathItem, no: u64, bytes: &[u8]) {
+        if self.host_of_paths {
+            // `url_paths = "host"`: the URL's host, as a plain entry.
+            let rule = Rule {
+                name: p.host,
+                scope: Scope::Subtree,
+                polarity: Polarity::Block,
+                explicit_scope: p.subtree,
+                note: p.note,
+            };
+            *self.rep.warnings.entry("url-path-as-host").or_default() += 1;
+            return self.item(Item::Rule(rule), no, bytes);
+        }
         if self.sink.allowlist {
             self.skipped("path-in-allowlist", no, bytes);
             return;

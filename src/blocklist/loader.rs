@@ -32,6 +32,8 @@ pub struct ListConfig {
     pub exceptions: super::compile::Exceptions,
     /// Whether an RPZ file's own actions answer (default: yes).
     pub rpz_actions: Option<bool>,
+    /// A URL with a path blocks its whole host (`url_paths = "host"`).
+    pub url_paths_host: Option<bool>,
 }
 
 /// `[blocklist]` and `[[lists]]`, validated.
@@ -236,6 +238,7 @@ impl Loader {
                     match_mode: l.match_mode,
                     exceptions: l.exceptions,
                     rpz_actions: l.rpz_actions,
+                    url_paths_host: l.url_paths_host,
                 })
                 .collect(),
             never_block,

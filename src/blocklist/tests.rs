@@ -986,3 +986,39 @@ fn a_url_with_a_path_is_a_path_rule_not_a_host_block() {
         PathVerdict::Hit(..)
     ));
 }
+
+/// `url_paths = "host"`: a list whose URLs are on hosts that are all fraud keeps
+/// blocking the hosts, as before path rules.
+#[test]
+fn a_list_set_to_url_paths_host_blocks_the_hosts_of_its_urls() {
+    let d = tempfile::tempdir().unwrap();
+    let b = d.path().join("block");
+    fs::create_dir_all(&b).unwrap();
+    let file = b.join("urls.txt");
+    fs::write(
+        &file,
+        "app.scam.top/login?id=1  # case 5\n||kit.scam.top/x^\n",
+    )
+    .unwrap();
+    let spec = CompileSpec {
+        dirs: vec![b],
+        overrides: vec![compile::ListOverride {
+            path: file,
+            url_paths_host: Some(true),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let out = d.path().join("out.fst");
+    let report = compile::compile(&spec, &out).unwrap();
+    let list = Blocklist::open(&out, true).unwrap();
+    assert_eq!(report.path_rules, 0);
+    assert_eq!(report.lists[0].warnings.get("url-path-as-host"), Some(&2));
+    assert!(list.lookup("app.scam.top").is_block());
+    assert!(list.lookup("a.kit.scam.top").is_block());
+    let Verdict::Block(h) = list.lookup("app.scam.top") else {
+        unreachable!()
+    };
+    assert_eq!(list.note(&h), Some("case 5"));
+    assert!(list.paths().is_empty());
+}

@@ -333,6 +333,11 @@ pub struct RawList {
     /// category's action, as for any list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpz_actions: Option<bool>,
+    /// What a URL with a path in it blocks: "page" (default: that page, through
+    /// the URL proxy) or "host" (the whole host, for a list whose URLs are on
+    /// hosts that are all fraud).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_paths: Option<String>,
 }
 
 /// `[[sources]]`: a public list fetched by URL.
@@ -353,6 +358,9 @@ pub struct RawSource {
     /// `shadow` or `block`, as for `[[lists]]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// `page` or `host`, as for `[[lists]]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_paths: Option<String>,
     /// Time between fetches (default 6 h).
     #[serde(
         default = "six_hours",

@@ -131,29 +131,7 @@ impl RawConfig {
                 .push(s.file.parent().unwrap_or(Path::new(".")).to_path_buf());
         }
         for (s, raw) in sources.iter().zip(&self.sources) {
-            let l = RawList {
-                path: s.file.display().to_string(),
-                category: raw.category.clone(),
-                action: raw.action.clone(),
-                match_mode: None,
-                mode: raw.mode.clone(),
-                rpz_actions: None,
-            };
-            let mut l = list(0, &l, &base).map_err(|e| match e {
-                ConfigError::Invalid { value, fix, .. } => ConfigError::Invalid {
-                    key: format!("sources[{}]", s.name),
-                    value,
-                    fix,
-                },
-                other => other,
-            })?;
-            // A fetched list may not unblock what the district's lists block.
-            l.exceptions = if raw.allow_exceptions {
-                Exceptions::Own
-            } else {
-                Exceptions::Drop
-            };
-            blocklist.lists.push(l);
+            blocklist.lists.push(source_list(s, raw, &base)?);
         }
         let sinkhole = sinkhole(&self.sinkhole, &self.categories)?;
         let warnpage = warnpage(&self.warnpage, &base)?;
@@ -205,6 +183,38 @@ impl RawConfig {
             },
         })
     }
+}
+
+/// A `[[sources]]` file read like any list, with its own settings.
+fn source_list(
+    s: &SourceConfig,
+    raw: &RawSource,
+    base: &Base<'_>,
+) -> Result<ListConfig, ConfigError> {
+    let l = RawList {
+        path: s.file.display().to_string(),
+        category: raw.category.clone(),
+        action: raw.action.clone(),
+        match_mode: None,
+        mode: raw.mode.clone(),
+        rpz_actions: None,
+        url_paths: raw.url_paths.clone(),
+    };
+    let mut l = list(0, &l, base).map_err(|e| match e {
+        ConfigError::Invalid { value, fix, .. } => ConfigError::Invalid {
+            key: format!("sources[{}]", s.name),
+            value,
+            fix,
+        },
+        other => other,
+    })?;
+    // A fetched list may not unblock what the district's lists block.
+    l.exceptions = if raw.allow_exceptions {
+        Exceptions::Own
+    } else {
+        Exceptions::Drop
+    };
+    Ok(l)
 }
 
 /// `key` = `v` must lie in `lo..=hi`; the error says so with `hint`.
@@ -592,6 +602,17 @@ fn list(i: usize, l: &RawList, base: &Base<'_>) -> Result<ListConfig, ConfigErro
             ));
         }
     };
+    let url_paths_host = match l.url_paths.as_deref() {
+        None | Some("page") => None,
+        Some("host") => Some(true),
+        Some(other) => {
+            return Err(invalid(
+                format!("lists[{i}].url_paths"),
+                other,
+                "use \"page\" (the URL's page, through the URL proxy) or \"host\" (its whole host)",
+            ));
+        }
+    };
     Ok(ListConfig {
         path: base.path(&l.path),
         category: l.category.clone().map(|c| c.to_ascii_lowercase()),
@@ -599,6 +620,7 @@ fn list(i: usize, l: &RawList, base: &Base<'_>) -> Result<ListConfig, ConfigErro
         match_mode,
         exceptions: Exceptions::Keep,
         rpz_actions: l.rpz_actions,
+        url_paths_host,
     })
 }
 
