@@ -217,7 +217,7 @@ impl PathIndex {
         };
         let i = self.hosts[h.host.as_str()];
         let own = h.host.len() == host.len();
-        let target = normalize(target);
+        let target = normalized(target);
         for (r, &exp) in h.rules.iter().zip(&self.expiries[i]) {
             if (own || r.subtree)
                 && r.schemes.covers(tls)
@@ -273,6 +273,24 @@ impl Url {
 /// The normalised form of a request target or a rule's path: `/`-rooted path and
 /// optional `?query`; a fragment is dropped. See the module doc.
 pub fn normalize(target: &str) -> String {
+    normalized(target).into_owned()
+}
+
+/// [`normalize`], borrowing `target` when it is already normal (most requests):
+/// rooted, no `%`, no `#`, no empty, `.` or `..` segment.
+pub fn normalized(target: &str) -> std::borrow::Cow<'_, str> {
+    let path = target.split('?').next().unwrap_or("");
+    let plain = path.starts_with('/')
+        && !target.contains(['%', '#'])
+        && !path.contains("//")
+        && !path.split('/').any(|s| s == "." || s == "..");
+    if plain {
+        return std::borrow::Cow::Borrowed(target);
+    }
+    std::borrow::Cow::Owned(normalize_slow(target))
+}
+
+fn normalize_slow(target: &str) -> String {
     let target = target.split('#').next().unwrap_or("");
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p, Some(q)),
@@ -306,7 +324,7 @@ pub fn normalize(target: &str) -> String {
 }
 
 /// `%41` → `A` for unreserved characters (RFC 3986 §2.3); other escapes upper-cased;
-/// a `%` that starts no escape stays.
+/// a `%` that starts no escape becomes `%25`.
 fn decode_unreserved(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = String::with_capacity(s.len());
@@ -325,6 +343,13 @@ fn decode_unreserved(s: &str) -> String {
                 out.push(b[i + 2].to_ascii_uppercase() as char);
             }
             i += 3;
+            continue;
+        }
+        if b[i] == b'%' {
+            // A `%` that starts no escape is written as one, so that what is read
+            // next cannot make one with it (normalising twice changes nothing).
+            out.push_str("%25");
+            i += 1;
             continue;
         }
         let ch = s[i..].chars().next().unwrap_or('\u{fffd}');
@@ -357,6 +382,18 @@ mod tests {
     }
 
     #[test]
+    fn a_normal_target_is_borrowed_and_the_others_are_made_normal() {
+        for t in ["/a/b", "/a/b/?x=%41", "/", "/a.b/c..d"] {
+            let n = normalized(t);
+            assert!(matches!(n, std::borrow::Cow::Borrowed(_)) || t.contains('%'), "{t}");
+            assert_eq!(n, normalize_slow(t), "{t}");
+        }
+        for t in ["a", "/a//b", "/a/./b", "/a/../b", "/%61", "/a#b", ""] {
+            assert!(matches!(normalized(t), std::borrow::Cow::Owned(_)), "{t}");
+        }
+    }
+
+    #[test]
     fn normalising_folds_the_spellings_of_one_path() {
         for p in [
             "/a/b",
@@ -373,7 +410,10 @@ mod tests {
         assert_eq!(normalize("/../../x"), "/x");
         assert_eq!(normalize("/p%2fq?id=%7e1"), "/p%2Fq?id=~1");
         assert_eq!(normalize("/A"), "/A", "paths stay case-sensitive");
-        assert_eq!(normalize("/%zz%4"), "/%zz%4");
+        assert_eq!(normalize("/%zz%4"), "/%25zz%254");
+        let odd = normalize("/%b%412");
+        assert_eq!(odd, "/%25bA2");
+        assert_eq!(normalize(&odd), odd, "normalising twice changes nothing");
         assert_eq!(normalize("/表单"), "/表单");
     }
 

@@ -462,12 +462,14 @@ pub struct RawUrl {
     pub max_connections: usize,
     /// Connections open at once from one client prefix (`server.rate_limit_prefix_v4`/`_v6`).
     pub per_client: usize,
-    /// Seconds a connection may sit idle (no request, or no byte either way
-    /// while relaying) before it is closed.
+    /// How long a connection may wait for its next request head (and for the TLS
+    /// name it asks for) before it is closed.
+    #[serde(deserialize_with = "dur::secs", serialize_with = "dur::secs_out")]
     pub idle_timeout: u64,
     /// Largest request head (request line and headers), in bytes.
     pub header_bytes: usize,
-    /// Seconds to connect to the real host.
+    /// How long connecting to the real host (and its TLS handshake) may take.
+    #[serde(deserialize_with = "dur::secs", serialize_with = "dur::secs_out")]
     pub connect_timeout: u64,
 }
 

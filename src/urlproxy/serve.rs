@@ -214,7 +214,7 @@ impl Proxy {
         }
         let pattern = rule.pattern(rule_host);
         self.metrics.top_blocked.count(&pattern);
-        tracing::info!(peer = %c.peer, %host, rule = %pattern, category = %rule.category, "URL proxy: a listed page");
+        tracing::debug!(peer = %c.peer, %host, rule = %pattern, category = %rule.category, "URL proxy: a listed page");
         if let Some(r) = &self.reporter {
             r.send(Input::PathHit(Box::new(PathHit {
                 client: ip,
@@ -252,11 +252,9 @@ impl Proxy {
     ) -> Result<Response<Body>, String> {
         let (mut parts, body) = req.into_parts();
         route::strip_hop(&mut parts.headers);
-        parts.uri = parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| "/".parse(), |p| p.as_str().parse())
-            .map_err(|e| format!("bad target: {e}"))?;
+        let mut uri = hyper::http::uri::Parts::default();
+        uri.path_and_query = parts.uri.path_and_query().cloned();
+        parts.uri = hyper::Uri::from_parts(uri).map_err(|e| format!("bad target: {e}"))?;
         parts.version = Version::HTTP_11;
         if !parts.headers.contains_key(header::HOST) {
             let h = HeaderValue::from_str(host).map_err(|e| e.to_string())?;
