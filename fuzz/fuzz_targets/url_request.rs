@@ -7,8 +7,8 @@
 
 use std::sync::OnceLock;
 
-use fanzha::blocklist::paths::{self, PathHost, PathIndex, PathMatch, PathRule, Schemes};
 use fanzha::blocklist::Action;
+use fanzha::blocklist::paths::{self, PathHost, PathIndex, PathMatch, PathRule, Schemes};
 use fanzha::urlproxy::{route, sni};
 use libfuzzer_sys::fuzz_target;
 

@@ -385,7 +385,10 @@ mod tests {
     fn a_normal_target_is_borrowed_and_the_others_are_made_normal() {
         for t in ["/a/b", "/a/b/?x=%41", "/", "/a.b/c..d"] {
             let n = normalized(t);
-            assert!(matches!(n, std::borrow::Cow::Borrowed(_)) || t.contains('%'), "{t}");
+            assert!(
+                matches!(n, std::borrow::Cow::Borrowed(_)) || t.contains('%'),
+                "{t}"
+            );
             assert_eq!(n, normalize_slow(t), "{t}");
         }
         for t in ["a", "/a//b", "/a/./b", "/a/../b", "/%61", "/a#b", ""] {
