@@ -17,8 +17,14 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 
 fn list(dir: &std::path::Path) -> Blocklist {
+    list_with(dir, "")
+}
+
+/// The benchmark's list, with `more` (a file's text) beside it.
+fn list_with(dir: &std::path::Path, more: &str) -> Blocklist {
     let b = dir.join("b");
     std::fs::create_dir_all(&b).unwrap();
+    std::fs::write(b.join("more.txt"), more).unwrap();
     let mut text = String::from("# category: investment\n");
     for i in 0..10_000 {
         text.push_str(&format!("scam{i}.example.top\n"));
@@ -108,5 +114,55 @@ fn bench_blocked(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_blocked);
+fn bench_path_hosts(c: &mut Criterion) {
+    let (t1, t2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let without = list(t1.path());
+    let urls: String = (0..1000)
+        .map(|i| format!("http://shop{i}.sites.example/form-{i}/pay\n"))
+        .collect();
+    let with = list_with(t2.path(), &urls);
+    assert_eq!(with.paths().rules(), 1000);
+    let mut cfg = Config::embedded();
+    cfg.server.acl = vec!["0.0.0.0/0".parse().unwrap()];
+    let mut p = Policy::from_config(&cfg);
+    p.url = Some(fanzha::dns::stages::answer::UrlProxy {
+        v4: Some("10.0.0.54".parse().unwrap()),
+        v6: None,
+        passthrough: true,
+    });
+    let limiter = RateLimiter::new(0, 0);
+    let packet = |name: String| {
+        let mut m = Message::new(7, MessageType::Query, OpCode::Query);
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+        m.to_vec().unwrap()
+    };
+    let others: Vec<Vec<u8>> = (0..256)
+        .map(|i| packet(format!("www.site{i}.news.example.")))
+        .collect();
+    let hosts: Vec<Vec<u8>> = (0..256)
+        .map(|i| packet(format!("shop{}.sites.example.", i * 3)))
+        .collect();
+    let client: IpAddr = "10.0.0.9".parse().unwrap();
+    let mut g = c.benchmark_group("unlisted_decision");
+    let mut buf = Vec::with_capacity(512);
+    for (label, l, packets, proxied) in [
+        ("no path rules", &without, &others, false),
+        ("1,000 path hosts, another name", &with, &others, false),
+        ("1,000 path hosts, one of them", &with, &hosts, true),
+    ] {
+        let mut i = 0;
+        g.bench_function(label, |b| {
+            b.iter(|| {
+                i = (i + 1) & 255;
+                buf.clear();
+                let d = p.decide(&packets[i], client, l, &limiter, Instant::now(), &mut buf);
+                assert_eq!(matches!(d, Decision::Answer(_)), proxied, "{d:?}");
+                black_box(&buf);
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_blocked, bench_path_hosts);
 criterion_main!(benches);

@@ -409,8 +409,9 @@ fn run(
                     }
                 },
             };
-            let (problems, warnings) =
+            let (mut problems, warnings) =
                 fanzha::config::preflight::check(&c, &fanzha::config::preflight::is_local);
+            problems.extend(fanzha::urlproxy::preflight(&c.url));
             for w in &warnings {
                 println!("warning: {w}");
             }

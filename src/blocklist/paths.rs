@@ -109,7 +109,10 @@ pub enum PathVerdict<'a> {
 /// Hosts with path rules, looked up by name; built when a list is loaded.
 #[derive(Debug, Default)]
 pub struct PathIndex {
-    hosts: HashMap<Box<str>, usize>,
+    hosts: HashMap<Box<str>, usize, foldhash::fast::RandomState>,
+    /// The last two labels of every host (the host itself when it has one): a
+    /// name whose last two are not here is no path host, found with one lookup.
+    tops: std::collections::HashSet<Box<[u8]>, foldhash::fast::RandomState>,
     table: Vec<PathHost>,
     /// Expiry (Unix seconds, 0 never) of each rule, by host then rule.
     expiries: Vec<Vec<u64>>,
@@ -143,8 +146,17 @@ impl PathIndex {
                     .collect()
             })
             .collect();
+        let tops = table
+            .iter()
+            .map(|h| {
+                let n = h.host.as_str();
+                let cut = n.rmatch_indices('.').nth(1).map_or(0, |(i, _)| i + 1);
+                n.as_bytes()[cut..].into()
+            })
+            .collect();
         PathIndex {
             hosts,
+            tops,
             table,
             expiries,
         }
@@ -193,6 +205,7 @@ impl PathIndex {
         }
         let mut buf = [0u8; MAX_NAME];
         let mut start = buf.len();
+        let mut labels = 0;
         for (i, label) in labels_from_top.enumerate() {
             if label.len() + 1 > start {
                 return false;
@@ -205,6 +218,14 @@ impl PathIndex {
             for (d, &b) in buf[start..].iter_mut().zip(label) {
                 *d = b.to_ascii_lowercase();
             }
+            labels = i + 1;
+            // Most names end in two labels no path host ends in: one lookup.
+            if labels == 2 && !self.tops.contains(&buf[start..]) {
+                return false;
+            }
+        }
+        if labels == 1 && !self.tops.contains(&buf[start..]) {
+            return false;
         }
         std::str::from_utf8(&buf[start..]).is_ok_and(|n| !n.is_empty() && self.host(n).is_some())
     }

@@ -92,6 +92,8 @@ pub fn check(c: &Config, local: &dyn Fn(IpAddr) -> bool) -> (Vec<String>, Vec<St
         .chain(c.server.listen_tls.iter().map(|a| ("server.listen_tls", a)))
         .chain(https.map(|a| ("server.listen_https", a)))
         .chain(pages.clone().map(|a| ("warnpage.listen", a)))
+        .chain(c.url.listen.iter().map(|a| ("url.listen", a)))
+        .chain(c.url.listen_tls.iter().map(|a| ("url.listen_tls", a)))
     {
         if !local(a.ip()) {
             problems.push(format!(

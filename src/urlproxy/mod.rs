@@ -38,6 +38,20 @@ use crate::places::Places;
 use crate::report::pipeline::Reporter;
 use crate::warnpage::server::WarnState;
 
+/// What `serve` would trip over in `[url]`: a CA that does not load or sign, no
+/// roots to check the real hosts with (`fanzha check-config`).
+pub fn preflight(cfg: &UrlConfig) -> Vec<String> {
+    if !cfg.enabled() {
+        return Vec::new();
+    }
+    let ca = cfg
+        .ca
+        .as_ref()
+        .and_then(|(cert, key)| certs::Minter::load(cert, key).err());
+    let roots = certs::client_config(&cfg.upstream_ca).err();
+    ca.into_iter().chain(roots).collect()
+}
+
 /// What the proxy shares between its connections.
 pub struct Proxy {
     lists: Arc<Handle>,
@@ -217,7 +231,7 @@ impl Proxy {
     }
 
     /// Relay an HTTPS connection unopened to the real host.
-    async fn passthrough(&self, mut stream: TcpStream, hello: &[u8], host: &str, port: u16) {
+    async fn passthrough(&self, stream: TcpStream, hello: &[u8], host: &str, port: u16) {
         let mut up = match self.connect(host, port).await {
             Ok(s) => s,
             Err(e) => {
@@ -229,7 +243,7 @@ impl Proxy {
         if up.write_all(hello).await.is_err() {
             return;
         }
-        let _ = tokio::io::copy_bidirectional(&mut stream, &mut up).await;
+        splice(stream, up, self.cfg.idle_timeout).await;
     }
 
     /// A TCP connection to `host`:`port` at the first of its addresses that may
@@ -273,6 +287,50 @@ impl Proxy {
             .chain(&self.cfg.listen_tls)
             .any(|l| l.port() == port && (l.ip() == ip || l.ip().is_unspecified()))
     }
+}
+
+/// Copy both ways between `a` and `b` until both have ended, or until no byte
+/// has moved either way for `idle` (a connection held open and silent).
+async fn splice(a: TcpStream, b: TcpStream, idle: std::time::Duration) {
+    let start = std::time::Instant::now();
+    let last = std::sync::atomic::AtomicU64::new(0);
+    let (ar, aw) = a.into_split();
+    let (br, bw) = b.into_split();
+    tokio::join!(
+        pump(ar, bw, &last, start, idle),
+        pump(br, aw, &last, start, idle)
+    );
+}
+
+/// One direction of [`splice`]; `last` is when a byte last moved either way (ms
+/// after `start`).
+async fn pump(
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    last: &std::sync::atomic::AtomicU64,
+    start: std::time::Instant,
+    idle: std::time::Duration,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match tokio::time::timeout(idle, r.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) => {
+                if w.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+                last.store(start.elapsed().as_millis() as u64, Relaxed);
+            }
+            Err(_) => {
+                let quiet = start.elapsed().as_millis() as u64 - last.load(Relaxed);
+                if quiet >= idle.as_millis() as u64 {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = w.shutdown().await;
 }
 
 /// A stream whose first bytes were already read: they are read again first.

@@ -395,7 +395,7 @@ fn exchange(to: SocketAddr, bytes: &[u8]) -> Vec<u8> {
 
 #[test]
 fn the_proxy_relays_nothing_but_the_listed_hosts() {
-    let lab = lab("");
+    let lab = lab("idle_timeout = \"1s\"");
     let f = &lab.f;
     let http: SocketAddr = ([127, 0, 0, 1], lab.http).into();
     // A host without path rules, in the Host header or in absolute form: 403, closed.
@@ -448,6 +448,20 @@ fn the_proxy_relays_nothing_but_the_listed_hosts() {
         let text =
             String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
         assert!(!text.contains("CONNECTION ESTABLISHED"), "{sni:?}: {text}");
+    }
+    // A silent connection, plain or TLS, is closed after idle_timeout.
+    for to in [http, tls] {
+        let mut s = TcpStream::connect(to).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let t = std::time::Instant::now();
+        let mut b = [0u8; 16];
+        let n = s.read(&mut b).unwrap_or(usize::MAX);
+        assert_eq!(n, 0, "{to}: closed, not timed out on our side");
+        assert!(
+            t.elapsed() < Duration::from_secs(4),
+            "{to}: {:?}",
+            t.elapsed()
+        );
     }
     assert!(f.metric("fanzha_url_requests_total{result=\"refused\"}") >= 7.0);
     assert_eq!(
