@@ -60,6 +60,12 @@ fn lookups_and_block_answers_do_not_allocate() {
     std::fs::create_dir_all(&src).unwrap();
     let names: String = (0..10_000).map(|i| format!("fraud{i}.top\n")).collect();
     std::fs::write(src.join("l.txt"), format!("# category: loan\n{names}")).unwrap();
+    // Path rules on hosts under the same name: every query is checked against them
+    // too (and passes on: a host rule decides first).
+    let urls: String = (0..1000)
+        .map(|i| format!("http://www.fraud{i}.top/x\nhttp://shop{i}.fraud.top/pay\n"))
+        .collect();
+    std::fs::write(src.join("urls.txt"), urls).unwrap();
     let out = dir.path().join("l.fst");
     blocklist::compile(
         &CompileSpec {
@@ -70,10 +76,18 @@ fn lookups_and_block_answers_do_not_allocate() {
     )
     .unwrap();
     let list = Blocklist::open(&out, true).unwrap();
-    let policy = Policy::from_config(&Config::embedded());
+    let mut policy = Policy::from_config(&Config::embedded());
+    policy.url = Some(fanzha::dns::stages::answer::UrlProxy {
+        v4: Some("10.0.0.54".parse().unwrap()),
+        v6: None,
+        passthrough: true,
+    });
     let limiter = RateLimiter::new(0, 0);
     let packets: Vec<Vec<u8>> = (0..1000)
         .map(|i| query(&format!("www.fraud{i}.top")))
+        .collect();
+    let hosts: Vec<Vec<u8>> = (0..1000)
+        .map(|i| query(&format!("shop{i}.fraud.top")))
         .collect();
     let strings: Vec<String> = (0..1000).map(|i| format!("a.b.fraud{i}.top")).collect();
     let mut buf = Vec::with_capacity(512);
@@ -82,16 +96,20 @@ fn lookups_and_block_answers_do_not_allocate() {
 
     counting(true);
     let mut blocked = 0;
-    for (p, s) in packets.iter().zip(&strings) {
+    let mut proxied = 0;
+    for ((p, s), h) in packets.iter().zip(&strings).zip(&hosts) {
         if list.lookup(s).is_block() {
             blocked += 1;
         }
         if let Decision::Block(..) = policy.decide(p, client, &list, &limiter, now, &mut buf) {
             blocked += 1;
         }
+        if let Decision::Answer(_) = policy.decide(h, client, &list, &limiter, now, &mut buf) {
+            proxied += 1;
+        }
     }
     counting(false);
-    assert_eq!(blocked, 2000);
+    assert_eq!((blocked, proxied), (2000, 1000));
     assert_eq!(allocs(), 0, "allocations on the blocked-query path");
 }
 

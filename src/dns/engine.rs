@@ -214,7 +214,14 @@ impl Engine {
                 tracing::error!(error = %e, "forward zones not reloaded; the zones in force stay")
             }
         }
-        self.policy.store(Arc::new(Policy::from_config(cfg)));
+        let mut policy = Policy::from_config(cfg);
+        // The URL proxy's listeners change on restart only: DNS sends hosts to it
+        // only if it ran from the start (its answer addresses and `unmanaged` do
+        // change here).
+        if self.policy.load().url.is_none() {
+            policy.url = None;
+        }
+        self.policy.store(Arc::new(policy));
         self.limiter
             .store(Arc::new(RateLimiter::from_config(&cfg.server)));
         self.places.store(Arc::new(cfg.places.clone()));
