@@ -604,10 +604,8 @@ fn push_named(
     note: Option<&str>,
     emit: &mut impl FnMut(Item),
 ) {
-    let note = match note.map(with_expiry_first) {
-        Some(Err(())) => return emit(Item::Skip(Skip::BadExpiry)),
-        Some(Ok(n)) => Some(n),
-        None => None,
+    let Ok(note) = note.map(with_expiry_first).transpose() else {
+        return emit(Item::Skip(Skip::BadExpiry));
     };
     match name {
         Ok(name) => emit(Item::Rule(Rule {
@@ -759,10 +757,8 @@ fn push_path(
     note: Option<&str>,
     emit: &mut impl FnMut(Item),
 ) {
-    let note = match note.map(with_expiry_first) {
-        Some(Err(())) => return emit(Item::Skip(Skip::BadExpiry)),
-        Some(Ok(n)) => Some(n),
-        None => None,
+    let Ok(note) = note.map(with_expiry_first).transpose() else {
+        return emit(Item::Skip(Skip::BadExpiry));
     };
     match name::normalize(host) {
         Ok(host) => emit(Item::Path(PathItem {

@@ -143,6 +143,18 @@ fn resolve_to(port: u16) -> String {
     format!("{HOST}:{port}:127.0.0.1")
 }
 
+/// curl from `from` for `url` on the host, at the proxy's `port`, trusting `ca`
+/// (HTTPS): the body and the `-w` fields.
+fn get(from: &str, port: u16, ca: Option<&str>, url: &str) -> (String, Vec<String>) {
+    let resolve = resolve_to(port);
+    let mut args = vec!["--resolve", resolve.as_str()];
+    if let Some(ca) = ca {
+        args.extend(["--cacert", ca]);
+    }
+    args.push(url);
+    parts(&curl(from, &args))
+}
+
 /// DNS first: each place's answer for the host, as its devices get it.
 fn answer(f: &Fanzha, from: &str, t: RecordType) -> hickory_proto::op::Message {
     let q = make_query(&format!("{HOST}."), t, true);
@@ -226,23 +238,18 @@ fn a_listed_page_of_a_shared_host_is_blocked_and_its_other_pages_load() {
         lab.nginx.served()
     );
     // A page beside the listed one, and the adblock rule's separator.
-    let (body, tail) = parts(&curl(
+    let (body, tail) = get(
         "127.0.0.3",
-        &[
-            "--resolve",
-            &resolve_to(lab.http),
-            &format!("{base}/shop-1/payment"),
-        ],
-    ));
+        lab.http,
+        None,
+        &format!("{base}/shop-1/payment"),
+    );
     assert_eq!(
         (body.as_str(), tail[0].as_str()),
         ("<h1>not the listed page</h1>", "200")
     );
     let status = |path: &str| {
-        let (_, tail) = parts(&curl(
-            "127.0.0.3",
-            &["--resolve", &resolve_to(lab.http), &format!("{base}{path}")],
-        ));
+        let (_, tail) = get("127.0.0.3", lab.http, None, &format!("{base}{path}"));
         tail[0].clone()
     };
     // `||host/shop-9^`: the path and what follows a separator, not a longer name
@@ -305,57 +312,41 @@ fn https_is_checked_for_a_managed_place_and_relayed_unopened_for_others() {
     let district = d.join("district-ca.pem");
     let district = district.to_str().unwrap();
     // The managed place: the proxy's certificate, from the district's CA.
-    let (body, tail) = parts(&curl(
+    let (body, tail) = get(
         "127.0.0.2",
-        &[
-            "--cacert",
-            district,
-            "--resolve",
-            &resolve_to(lab.https),
-            &format!("{base}/shop-3/form"),
-        ],
-    ));
+        lab.https,
+        Some(district),
+        &format!("{base}/shop-3/form"),
+    );
     assert_eq!(tail[0], "403", "{body}");
     assert!(body.contains("钓鱼网站"));
-    let (body, tail) = parts(&curl(
+    let (body, tail) = get(
         "127.0.0.2",
-        &[
-            "--cacert",
-            district,
-            "--resolve",
-            &resolve_to(lab.https),
-            &format!("{base}/shop-2/index.html"),
-        ],
-    ));
+        lab.https,
+        Some(district),
+        &format!("{base}/shop-2/index.html"),
+    );
     assert_eq!(
         (body.as_str(), tail[0].as_str()),
         ("<h1>an honest shop</h1>\n", "200")
     );
     // An http:// rule is for plain HTTP only.
-    let (body, _) = parts(&curl(
+    let (body, _) = get(
         "127.0.0.2",
-        &[
-            "--cacert",
-            district,
-            "--resolve",
-            &resolve_to(lab.https),
-            &format!("{base}/shop-1/pay"),
-        ],
-    ));
+        lab.https,
+        Some(district),
+        &format!("{base}/shop-1/pay"),
+    );
     assert_eq!(body, "<h1>fraud form</h1>");
     // The other place: nginx's own certificate (its CA, not the district's), the
     // HTTPS-listed page unchecked, and counted so.
     let nginx_ca = lab.nginx.ca_pem.to_str().unwrap().to_string();
-    let (body, tail) = parts(&curl(
+    let (body, tail) = get(
         "127.0.0.3",
-        &[
-            "--cacert",
-            &nginx_ca,
-            "--resolve",
-            &resolve_to(lab.https),
-            &format!("{base}/shop-3/form"),
-        ],
-    ));
+        lab.https,
+        Some(&nginx_ca),
+        &format!("{base}/shop-3/form"),
+    );
     assert_eq!(
         (body.as_str(), tail[0].as_str()),
         ("<h1>https-listed form</h1>", "200")
