@@ -18,13 +18,13 @@ pub mod certs;
 pub mod route;
 mod serve;
 pub mod sni;
+mod pipe;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -211,11 +211,7 @@ impl Proxy {
         let managed = self.places.load().lookup(peer.ip()).managed_tls;
         match (&self.managed, managed) {
             (Some(acc), true) => {
-                let io = Rewind {
-                    pre: buf,
-                    at: 0,
-                    inner: stream,
-                };
+                let io = pipe::Rewind::new(buf, stream);
                 let hs = tokio::time::timeout(self.cfg.idle_timeout, acc.accept(io));
                 if let Ok(Ok(s)) = hs.await {
                     self.http_connection(s, peer, local, Some(name)).await;
@@ -243,7 +239,7 @@ impl Proxy {
         if up.write_all(hello).await.is_err() {
             return;
         }
-        splice(stream, up, self.cfg.idle_timeout).await;
+        pipe::splice(stream, up, self.cfg.idle_timeout).await;
     }
 
     /// A TCP connection to `host`:`port` at the first of its addresses that may
@@ -286,95 +282,5 @@ impl Proxy {
             .iter()
             .chain(&self.cfg.listen_tls)
             .any(|l| l.port() == port && (l.ip() == ip || l.ip().is_unspecified()))
-    }
-}
-
-/// Copy both ways between `a` and `b` until both have ended, or until no byte
-/// has moved either way for `idle` (a connection held open and silent).
-async fn splice(a: TcpStream, b: TcpStream, idle: std::time::Duration) {
-    let start = std::time::Instant::now();
-    let last = std::sync::atomic::AtomicU64::new(0);
-    let (ar, aw) = a.into_split();
-    let (br, bw) = b.into_split();
-    tokio::join!(
-        pump(ar, bw, &last, start, idle),
-        pump(br, aw, &last, start, idle)
-    );
-}
-
-/// One direction of [`splice`]; `last` is when a byte last moved either way (ms
-/// after `start`).
-async fn pump(
-    mut r: tokio::net::tcp::OwnedReadHalf,
-    mut w: tokio::net::tcp::OwnedWriteHalf,
-    last: &std::sync::atomic::AtomicU64,
-    start: std::time::Instant,
-    idle: std::time::Duration,
-) {
-    use std::sync::atomic::Ordering::Relaxed;
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        match tokio::time::timeout(idle, r.read(&mut buf)).await {
-            Ok(Ok(0) | Err(_)) => break,
-            Ok(Ok(n)) => {
-                if w.write_all(&buf[..n]).await.is_err() {
-                    break;
-                }
-                last.store(start.elapsed().as_millis() as u64, Relaxed);
-            }
-            Err(_) => {
-                let quiet = start.elapsed().as_millis() as u64 - last.load(Relaxed);
-                if quiet >= idle.as_millis() as u64 {
-                    break;
-                }
-            }
-        }
-    }
-    let _ = w.shutdown().await;
-}
-
-/// A stream whose first bytes were already read: they are read again first.
-struct Rewind<S> {
-    pre: Vec<u8>,
-    at: usize,
-    inner: S,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        if self.at < self.pre.len() {
-            let n = (self.pre.len() - self.at).min(buf.remaining());
-            let at = self.at;
-            buf.put_slice(&self.pre[at..at + n]);
-            self.at += n;
-            return Poll::Ready(Ok(()));
-        }
-        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -1,0 +1,107 @@
+//! Byte streams of the proxy: a connection whose first bytes were read to find its
+//! name ([`Rewind`]), and two connections joined both ways until both end or fall
+//! silent ([`splice`]).
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// Copy both ways between `a` and `b` until both have ended, or until no byte
+/// has moved either way for `idle` (a connection held open and silent).
+pub(super) async fn splice(a: TcpStream, b: TcpStream, idle: Duration) {
+    let start = Instant::now();
+    let last = AtomicU64::new(0);
+    let (ar, aw) = a.into_split();
+    let (br, bw) = b.into_split();
+    tokio::join!(
+        pump(ar, bw, &last, start, idle),
+        pump(br, aw, &last, start, idle)
+    );
+}
+
+/// One direction of [`splice`]; `last` is when a byte last moved either way (ms
+/// after `start`).
+async fn pump(
+    mut r: OwnedReadHalf,
+    mut w: OwnedWriteHalf,
+    last: &AtomicU64,
+    start: Instant,
+    idle: Duration,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match tokio::time::timeout(idle, r.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) => {
+                if w.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+                last.store(start.elapsed().as_millis() as u64, Relaxed);
+            }
+            Err(_) => {
+                let quiet = start.elapsed().as_millis() as u64 - last.load(Relaxed);
+                if quiet >= idle.as_millis() as u64 {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = w.shutdown().await;
+}
+
+/// A stream whose first bytes were already read: they are read again first.
+pub(super) struct Rewind<S> {
+    pre: Vec<u8>,
+    at: usize,
+    inner: S,
+}
+
+impl<S> Rewind<S> {
+    /// `inner`, whose bytes `pre` were read already.
+    pub(super) fn new(pre: Vec<u8>, inner: S) -> Rewind<S> {
+        Rewind { pre, at: 0, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.at < self.pre.len() {
+            let n = (self.pre.len() - self.at).min(buf.remaining());
+            let at = self.at;
+            buf.put_slice(&self.pre[at..at + n]);
+            self.at += n;
+            return Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
