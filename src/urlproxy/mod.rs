@@ -15,10 +15,10 @@
 //! and connections are capped in all and per client prefix.
 
 pub mod certs;
+mod pipe;
 pub mod route;
 mod serve;
 pub mod sni;
-mod pipe;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
