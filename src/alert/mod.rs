@@ -43,16 +43,32 @@ use robot::Delivery;
 pub struct AlertHit {
     /// The client, and the place it named over encrypted DNS.
     pub client: crate::places::Asker,
-    /// The snapshot that decided (for the category).
-    pub list: Arc<Blocklist>,
-    /// The deciding entry.
-    pub hit: crate::blocklist::Hit,
+    /// What decided (for the category).
+    pub by: Decided,
     /// A hash of the rule's name: a device's repeats of one rule within a minute
     /// (A and AAAA, a browser's retries) are one attempt.
     pub rule: u64,
 }
 
-/// The handle the DNS path uses.
+/// What decided an alerted hit.
+pub enum Decided {
+    /// An entry of the name index (a DNS hit): the snapshot and the entry.
+    Listed(Arc<Blocklist>, crate::blocklist::Hit),
+    /// A path rule of the URL proxy, by its category.
+    Category(String),
+}
+
+impl AlertHit {
+    /// The hit's fraud category.
+    pub fn category(&self) -> &str {
+        match &self.by {
+            Decided::Listed(list, hit) => list.category(hit),
+            Decided::Category(c) => c,
+        }
+    }
+}
+
+/// The handle the DNS path and the URL proxy use.
 pub type Alerter = Handoff<AlertHit>;
 
 /// A repeat of one device and rule within this long is one attempt.
@@ -202,8 +218,7 @@ impl Collector {
             Devices::Hash => id_hex[..8].to_string(),
             Devices::None => String::new(),
         };
-        let category = h.list.category(&h.hit);
-        self.book.add(place, (&id_hex, &label), category, now);
+        self.book.add(place, (&id_hex, &label), h.category(), now);
     }
 
     /// Append the due digests to the outbox; they leave the book only once there.

@@ -16,7 +16,7 @@ use super::stages::answer;
 use super::stages::cache::{AnswerCache, Lookup};
 use super::stages::policy::{BlockInfo, Decision, Noted, Policy};
 use super::wire::{self, Query, rcode};
-use crate::alert::{AlertHit, Alerter};
+use crate::alert::{AlertHit, Alerter, Decided};
 use crate::blocklist::parse::{RpzAction, rpz_action};
 use crate::blocklist::{Action, Blocklist, Handle, Verdict};
 use crate::config::Config;
@@ -398,8 +398,7 @@ impl Engine {
         if !shadow && policy.places.has_alerts() {
             self.alerter.send(AlertHit {
                 client: at.asker(),
-                list: list.clone(),
-                hit: info.hit,
+                by: Decided::Listed(list.clone(), info.hit),
                 rule: rule.map_or(info.hit.value, |r| xxhash_rust::xxh3::xxh3_64(r.as_bytes())),
             });
         }
@@ -683,6 +682,18 @@ impl Engine {
             }
             Reply::Nothing => None,
             Reply::Resolve(pending) => Box::pin(self.resolve(packet, at, pending)).await,
+        }
+    }
+
+    /// A page blocked by the URL proxy's path rule `rule` of `category`, for the
+    /// client's place's workers (when its place has alerts).
+    pub fn alert_path_hit(&self, client: IpAddr, category: &str, rule: &str) {
+        if self.policy.load().places.has_alerts() {
+            self.alerter.send(AlertHit {
+                client: Asker::at(client),
+                by: Decided::Category(category.to_string()),
+                rule: xxhash_rust::xxh3::xxh3_64(rule.as_bytes()),
+            });
         }
     }
 

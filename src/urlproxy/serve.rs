@@ -213,7 +213,12 @@ impl Proxy {
             return;
         }
         let pattern = rule.pattern(rule_host);
-        self.metrics.top_blocked.count(&pattern);
+        if rule.action.blocks() {
+            self.metrics.top_blocked.count(&pattern);
+            self.engine.alert_path_hit(ip, &rule.category, &pattern);
+        } else {
+            self.metrics.top_shadow.count(&pattern);
+        }
         tracing::debug!(peer = %c.peer, %host, rule = %pattern, category = %rule.category, "URL proxy: a listed page");
         if let Some(r) = &self.reporter {
             r.send(Input::PathHit(Box::new(PathHit {

@@ -49,11 +49,12 @@ struct Lab {
 }
 
 fn lab(extra: &str) -> Lab {
-    lab_with(extra, "127.0.0.2/32")
+    lab_with(extra, "127.0.0.2/32", "")
 }
 
-/// [`lab`] with the managed place at `managed` (a CIDR).
-fn lab_with(extra: &str, managed: &str) -> Lab {
+/// [`lab`] with the managed place at `managed` (a CIDR), and `plain` more keys of
+/// the other place.
+fn lab_with(extra: &str, managed: &str, plain: &str) -> Lab {
     let h = Hierarchy::start();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -84,6 +85,7 @@ fn lab_with(extra: &str, managed: &str) -> Lab {
     std::fs::write(d.join("district-ca.pem"), district.pem()).unwrap();
     std::fs::write(d.join("district-ca.key"), ca_key.serialize_pem()).unwrap();
     std::fs::create_dir_all(d.join("lists")).unwrap();
+    std::fs::write(d.join("hook.secret"), "hook-secret-0123456789\n").unwrap();
     std::fs::write(
         d.join("lists/urls.txt"),
         format!(
@@ -98,7 +100,7 @@ fn lab_with(extra: &str, managed: &str) -> Lab {
          ca_cert = \"district-ca.pem\"\nca_key = \"district-ca.key\"\n\
          upstream_ca = [\"{}\"]\nrelay_private = [\"{}/32\"]\n{extra}\n\
          [[places]]\ncidr = \"{managed}\"\ndistrict = \"滨江区\"\nstreet = \"西兴街道\"\ncommunity = \"缤纷社区\"\nmanaged_tls = true\n\
-         [[places]]\ncidr = \"127.0.0.3/32\"\ndistrict = \"滨江区\"\nstreet = \"长河街道\"\ncommunity = \"江一社区\"\n",
+         [[places]]\ncidr = \"127.0.0.3/32\"\ndistrict = \"滨江区\"\nstreet = \"长河街道\"\ncommunity = \"江一社区\"\n{plain}\n",
         h.resolver_toml(),
         nginx.ca_pem.display(),
         h.site_ip(),
@@ -503,7 +505,7 @@ fn without_a_proxy_or_for_an_unmanaged_place_set_to_resolve_the_host_resolves_an
 #[test]
 fn chromium_on_a_managed_device_sees_the_warning_page_for_the_listed_page_only() {
     // Chromium connects from 127.0.0.1: that is the managed place here.
-    let lab = lab_with("", "127.0.0.1/32");
+    let lab = lab_with("", "127.0.0.1/32", "");
     let d = lab.dir.path();
     let home = d.join("home");
     let db = home.join(".pki/nssdb");
@@ -554,4 +556,73 @@ fn chromium_on_a_managed_device_sees_the_warning_page_for_the_listed_page_only()
     let shop = dom("/shop-2/index.html");
     assert!(shop.contains("an honest shop"), "{shop}");
     assert!(!shop.contains("钓鱼网站"));
+}
+
+/// A webhook that keeps the JSON bodies posted to it.
+fn webhook() -> (
+    SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = got.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming().map_while(Result::ok) {
+            let mut r = std::io::BufReader::new(s);
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                if std::io::BufRead::read_line(&mut r, &mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let l = line.to_ascii_lowercase();
+                if let Some(v) = l.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; len];
+            if r.read_exact(&mut body).is_ok()
+                && let Ok(v) = serde_json::from_slice(&body)
+            {
+                keep.lock().unwrap().push(v);
+            }
+            let _ = r
+                .get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    (addr, got)
+}
+
+/// A listed page's hit reaches the place's own workers, in its digest, as a DNS
+/// hit does.
+#[test]
+fn a_listed_page_is_in_the_places_alert_digest() {
+    let (hook, got) = webhook();
+    let lab = lab_with(
+        "[alerts]\ninterval = \"2s\"\ndevices = \"keep\"\n",
+        "127.0.0.2/32",
+        &format!(
+            "alert = {{ kind = \"webhook\", url = \"http://{hook}/hook\", secret_file = \"hook.secret\" }}"
+        ),
+    );
+    let _ = &lab.f;
+    let base = format!("http://{HOST}:{}", lab.http);
+    let (_, tail) = get("127.0.0.3", lab.http, None, &format!("{base}/shop-1/pay"));
+    assert_eq!(tail[0], "403");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let digest = loop {
+        if let Some(d) = got.lock().unwrap().first().cloned() {
+            break d;
+        }
+        assert!(std::time::Instant::now() < deadline, "no digest came");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(digest["place"]["community"], "江一社区", "{digest}");
+    assert_eq!(digest["hits"].as_u64(), Some(1), "{digest}");
+    assert!(digest.to_string().contains("phishing"), "{digest}");
 }
