@@ -463,7 +463,9 @@ pub struct RawUrl {
     /// Connections open at once from one client prefix (`server.rate_limit_prefix_v4`/`_v6`).
     pub per_client: usize,
     /// How long a connection may wait for its next request head (and for the TLS
-    /// name it asks for) before it is closed.
+    /// name it asks for) before it is closed, and how long the real host may be
+    /// silent, before its answer (502) or in the middle of it (cut), or either way
+    /// on an HTTPS connection relayed unopened.
     #[serde(deserialize_with = "dur::secs", serialize_with = "dur::secs_out")]
     pub idle_timeout: u64,
     /// Largest request head (request line and headers), in bytes.

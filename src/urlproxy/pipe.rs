@@ -1,7 +1,9 @@
 //! Byte streams of the proxy: a connection whose first bytes were read to find its
-//! name ([`Rewind`]), and two connections joined both ways until both end or fall
-//! silent ([`splice`]).
+//! name ([`Rewind`]), two connections joined both ways until both end or fall
+//! silent ([`splice`]), and a relayed body that ends with an error when the real
+//! host falls silent in the middle of it ([`Idle`]).
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -103,5 +105,62 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
         cx: &mut Context<'_>,
     ) -> Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A body that fails when no frame comes for `idle`: a real host that stops
+/// sending in the middle of an answer frees the client's connection.
+pub(super) struct Idle<B> {
+    inner: B,
+    idle: Duration,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B> Idle<B> {
+    /// `inner`, failed after `idle` without a frame.
+    pub(super) fn new(inner: B, idle: Duration) -> Idle<B> {
+        Idle {
+            inner,
+            idle,
+            sleep: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+}
+
+impl<B> hyper::body::Body for Idle<B>
+where
+    B: hyper::body::Body + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = B::Data;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(r) => {
+                let next = tokio::time::Instant::now() + self.idle;
+                self.sleep.as_mut().reset(next);
+                Poll::Ready(r.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => match self.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(format!(
+                    "the site sent nothing for {:?} in the middle of its answer",
+                    self.idle
+                )
+                .into()))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }

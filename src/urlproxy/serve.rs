@@ -279,15 +279,20 @@ impl Proxy {
             });
         }
         let send = &mut kept.as_mut().expect("set above").send;
-        let resp = send.send_request(req).await.map_err(|e| {
+        let idle = self.cfg.idle_timeout;
+        let resp = match tokio::time::timeout(idle, send.send_request(req)).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer from the site in {idle:?}")),
+        }
+        .inspect_err(|_| {
             self.metrics.url_request("upstream_error");
-            e.to_string()
+            *kept = None;
         })?;
         let (mut parts, body) = resp.into_parts();
         route::strip_hop(&mut parts.headers);
         Ok(Response::from_parts(
             parts,
-            body.map_err(|e| Box::new(e) as Error).boxed_unsync(),
+            super::pipe::Idle::new(body, idle).boxed_unsync(),
         ))
     }
 

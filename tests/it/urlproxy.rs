@@ -90,7 +90,7 @@ fn lab_with(extra: &str, managed: &str, plain: &str) -> Lab {
         d.join("lists/urls.txt"),
         format!(
             "# category: phishing\nhttp://{HOST}/shop-1/pay  # case 32\n||{HOST}/shop-9^\n\
-             https://{HOST}/shop-3/form\nhttp://private.example.test/x\n"
+             https://{HOST}/shop-3/form\nhttp://private.example.test/x\nhttp://silent.example.test/x\n"
         ),
     )
     .unwrap();
@@ -98,7 +98,7 @@ fn lab_with(extra: &str, managed: &str, plain: &str) -> Lab {
         "[blocklist]\ndirs = [\"lists\"]\nallow_dirs = []\n{}\
          [url]\nlisten = [\"127.0.0.1:{http}\"]\nlisten_tls = [\"127.0.0.1:{https}\"]\n\
          ca_cert = \"district-ca.pem\"\nca_key = \"district-ca.key\"\n\
-         upstream_ca = [\"{}\"]\nrelay_private = [\"{}/32\"]\n{extra}\n\
+         upstream_ca = [\"{}\"]\nrelay_private = [\"{}/31\"]\n{extra}\n\
          [[places]]\ncidr = \"{managed}\"\ndistrict = \"滨江区\"\nstreet = \"西兴街道\"\ncommunity = \"缤纷社区\"\nmanaged_tls = true\n\
          [[places]]\ncidr = \"127.0.0.3/32\"\ndistrict = \"滨江区\"\nstreet = \"长河街道\"\ncommunity = \"江一社区\"\n{plain}\n",
         h.resolver_toml(),

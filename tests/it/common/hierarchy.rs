@@ -307,6 +307,10 @@ impl Hierarchy {
                     ),
                     ("private.example.test.", Rd::A("10.9.8.7")),
                     (
+                        "silent.example.test.",
+                        Rd::A(Box::leak(ip(21).to_string().into_boxed_str())),
+                    ),
+                    (
                         "promo.example.test.",
                         Rd::Cname("landing.scam.example.test."),
                     ),
