@@ -381,6 +381,7 @@ pub fn fingerprint(spec: &CompileSpec) -> Result<u64, CompileError> {
     use std::os::unix::fs::MetadataExt;
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    h.update(&RULES_EDITION.to_le_bytes());
     h.update(
         format!(
             "{:?}|{:?}|{:?}|{:?}|{}",
@@ -768,6 +769,11 @@ enum Outcome {
 }
 
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// What the same lines compile to, numbered: a build that reads lines otherwise
+/// (2: a URL with a path is a path rule, not its host) makes the snapshot of an
+/// earlier one stale, so that a restart compiles the lists again.
+const RULES_EDITION: u32 = 2;
 
 /// Compile the lists of `spec` into `out` (written to a temporary file in the same
 /// directory, fsynced, renamed).
