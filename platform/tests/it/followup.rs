@@ -174,7 +174,11 @@ fn a_worker_closes_a_case_and_the_district_sees_it() {
         "median of about 2 h and 30 min: {median}"
     );
 
-    // Hit again after the close: the same case opens again.
+    // Hit again after the close: the same case opens again, when it is still the
+    // case's day in the district (a case is a device's day: after the district's
+    // midnight the hit opens the new day's case, and the closed one stays closed).
+    let same_day = fanzha_platform::cases::day_of(t as i64, 480)
+        == fanzha_platform::cases::day_of(now_ms() as i64, 480);
     assert_eq!(
         post_events(
             p.addr,
@@ -194,9 +198,21 @@ fn a_worker_closes_a_case_and_the_district_sees_it() {
         200
     );
     let case = cora.get(&format!("/cases/{id}")).body;
-    assert!(
-        case.contains("id=\"state\" class=\"open\"") && case.contains("重新打开 reopened 1"),
-        "{case}"
-    );
+    if same_day {
+        assert!(
+            case.contains("id=\"state\" class=\"open\"") && case.contains("重新打开 reopened 1"),
+            "{case}"
+        );
+    } else {
+        assert!(case.contains("id=\"state\" class=\"closed\""), "{case}");
+        let csv = cora.get("/export/cases.csv").body;
+        let today = case_of(&mut cora, "10.1.2.3");
+        assert_ne!(today, id, "{csv}");
+        assert!(
+            csv.lines()
+                .any(|l| l.starts_with(&format!("{today},")) && l.ends_with(",open")),
+            "{csv}"
+        );
+    }
     assert_eq!(figure(&dora.get("/").body, "缤纷社区", "open"), "1");
 }
