@@ -104,17 +104,12 @@ impl Proxy {
         }
         let tls = c.sni.is_some();
         // The request's authority (absolute form) or its Host header.
-        let authority = req
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_string())
-            .or_else(|| {
-                req.headers()
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(str::to_string)
-            });
-        let Some((host, port)) = authority.as_deref().and_then(route::host_port) else {
+        let authority = req.uri().authority().map(|a| a.as_str()).or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+        });
+        let Some((host, port)) = authority.and_then(route::host_port) else {
             self.metrics.url_request("refused");
             return page(
                 StatusCode::BAD_REQUEST,
@@ -130,15 +125,11 @@ impl Proxy {
                 true,
             );
         }
-        let target = req
-            .uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
+        let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
         let list = self.lists.load();
         let verdict = list
             .paths()
-            .check(&host, &target, tls, crate::wallclock::unix_now());
+            .check(&host, target, tls, crate::wallclock::unix_now());
         match verdict {
             PathVerdict::NotAPathHost => {
                 self.metrics.url_request("refused");
