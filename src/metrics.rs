@@ -98,13 +98,8 @@ pub struct Metrics {
     transports: Vec<IntCounter>,
     /// Encrypted DNS from outside the ACL that named no known place: refused.
     pub unnamed_refused: IntCounterVec,
-    /// Path rules that could not be checked, by why.
-    pub url_unenforced: IntCounterVec,
-    /// The URL proxy's requests and connections, by what came of them.
-    pub url_requests: IntCounterVec,
-    /// Its counters by result, in the order of [`URL_RESULTS`] (no lookup per
-    /// request).
-    url_by_result: Vec<IntCounter>,
+    /// The URL proxy's counters.
+    url: UrlMetrics,
     /// Time from receiving a query to sending its answer.
     pub query_duration: Histogram,
     /// Blocked queries by category.
@@ -456,6 +451,42 @@ const URL_RESULTS: [&str; 5] = [
     "upstream_error",
 ];
 
+/// The URL proxy's counters.
+struct UrlMetrics {
+    /// Path rules that could not be checked, by why.
+    unenforced: IntCounterVec,
+    /// Requests and connections, by what came of them.
+    requests: IntCounterVec,
+    /// `requests` by result, in the order of [`URL_RESULTS`] (no lookup per request).
+    by_result: Vec<IntCounter>,
+}
+
+impl UrlMetrics {
+    fn register(r: &Reg<'_>) -> UrlMetrics {
+        let unenforced = r.counters(
+            "url_unenforced_total",
+            "Where path rules (a page of a host) could not be checked: DNS queries for such a host resolved as usual because no URL proxy is configured (no_proxy) or the client's place is not managed and [url] unmanaged = \"resolve\" (unmanaged_place); HTTPS connections to such a host relayed unopened for a place without managed_tls, whose host has rules for HTTPS pages (tls_passthrough)",
+            "reason",
+            &["no_proxy", "unmanaged_place", "tls_passthrough"],
+        );
+        let requests = r.counters(
+            "url_requests_total",
+            "The URL proxy's work: requests answered with the warning page (blocked), requests relayed to the real host (relayed), HTTPS connections relayed unopened (passthrough), requests and connections refused because their host has no path rules or its address may not be relayed to (refused), relays that failed (upstream_error)",
+            "result",
+            &URL_RESULTS,
+        );
+        let by_result = URL_RESULTS
+            .iter()
+            .map(|l| requests.with_label_values(&[l]))
+            .collect();
+        UrlMetrics {
+            unenforced,
+            requests,
+            by_result,
+        }
+    }
+}
+
 impl Metrics {
     /// Register every metric. (Long function: one registration per metric, each
     /// with its help text, read top to bottom as /metrics lists them.)
@@ -482,12 +513,6 @@ impl Metrics {
             .map(|l| tv.with_label_values(&[l]))
             .collect();
         register_process(&registry, &r);
-        let url_requests = r.counters(
-            "url_requests_total",
-            "The URL proxy's work: requests answered with the warning page (blocked), requests relayed to the real host (relayed), HTTPS connections relayed unopened (passthrough), requests and connections refused because their host has no path rules or its address may not be relayed to (refused), relays that failed (upstream_error)",
-            "result",
-            &URL_RESULTS,
-        );
         Metrics {
             queries,
             transports,
@@ -497,17 +522,7 @@ impl Metrics {
                 "transport",
                 &["dot", "doh"],
             ),
-            url_unenforced: r.counters(
-                "url_unenforced_total",
-                "Where path rules (a page of a host) could not be checked: DNS queries for such a host resolved as usual because no URL proxy is configured (no_proxy) or the client's place is not managed and [url] unmanaged = \"resolve\" (unmanaged_place); HTTPS connections to such a host relayed unopened for a place without managed_tls, whose host has rules for HTTPS pages (tls_passthrough)",
-                "reason",
-                &["no_proxy", "unmanaged_place", "tls_passthrough"],
-            ),
-            url_by_result: URL_RESULTS
-                .iter()
-                .map(|l| url_requests.with_label_values(&[l]))
-                .collect(),
-            url_requests,
+            url: UrlMetrics::register(&r),
             query_duration: r.histogram(
                 "query_duration_seconds",
                 "Time from receiving a DNS query to sending its answer",
@@ -612,14 +627,14 @@ impl Metrics {
 
     /// A path rule not checked, for `why` (see `url_unenforced_total`).
     pub fn url_unenforced(&self, why: &str) {
-        self.url_unenforced.with_label_values(&[why]).inc();
+        self.url.unenforced.with_label_values(&[why]).inc();
     }
 
     /// What came of one request or connection of the URL proxy.
     pub fn url_request(&self, result: &str) {
         match URL_RESULTS.iter().position(|r| *r == result) {
-            Some(i) => self.url_by_result[i].inc(),
-            None => self.url_requests.with_label_values(&[result]).inc(),
+            Some(i) => self.url.by_result[i].inc(),
+            None => self.url.requests.with_label_values(&[result]).inc(),
         }
     }
 

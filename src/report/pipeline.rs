@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use tokio::sync::{Notify, mpsc};
@@ -65,32 +65,27 @@ fn build(input: Input, cfg: &ReportConfig, hash_key: &[u8], places: &Places) -> 
                 .map(|l| l.name.clone())
                 .unwrap_or_default();
             let key = format!("{}|{}|{}", h.client.ip, h.rule, h.list.category(&h.hit));
-            let e = Event {
-                id: new_id(h.time),
-                kind: "hit".into(),
-                time: rfc3339_millis(h.time),
-                appliance: cfg.appliance.clone(),
-                client: ClientInfo {
-                    ip: match h.via {
-                        None => cfg.client_ip.apply(h.client.ip, hash_key),
-                        Some(_) => cfg.encrypted_client_ip.apply(h.client.ip, hash_key),
-                    },
-                    place: PlaceOut::from(place),
+            let client = ClientInfo {
+                ip: match h.via {
+                    None => cfg.client_ip.apply(h.client.ip, hash_key),
+                    Some(_) => cfg.encrypted_client_ip.apply(h.client.ip, hash_key),
                 },
-                query: Some(QueryInfo {
-                    name: h.name,
-                    qtype: qtype_name(h.qtype),
-                }),
-                matched: Some(MatchInfo {
-                    rule: h.rule,
-                    list,
-                    category: h.list.category(&h.hit).to_string(),
-                    note: h.list.note(&h.hit).map(String::from),
-                }),
+                place: PlaceOut::from(place),
+            };
+            let query = QueryInfo {
+                name: h.name,
+                qtype: qtype_name(h.qtype),
+            };
+            let matched = MatchInfo {
+                rule: h.rule,
+                list,
+                category: h.list.category(&h.hit).to_string(),
+                note: h.list.note(&h.hit).map(String::from),
+            };
+            let e = Event {
                 action: h.action.into(),
-                count: 1,
-                appeal: None,
                 via: h.via.map(String::from),
+                ..hit_event(h.time, cfg, client, query, matched)
             };
             (key, e)
         }
@@ -127,36 +122,54 @@ fn build(input: Input, cfg: &ReportConfig, hash_key: &[u8], places: &Places) -> 
     }
 }
 
+/// A hit's event, once of its client, query and rule (action sinkhole, no `via`:
+/// the caller sets its own).
+fn hit_event(
+    time: SystemTime,
+    cfg: &ReportConfig,
+    client: ClientInfo,
+    query: QueryInfo,
+    matched: MatchInfo,
+) -> Event {
+    Event {
+        id: new_id(time),
+        kind: "hit".into(),
+        time: rfc3339_millis(time),
+        appliance: cfg.appliance.clone(),
+        client,
+        query: Some(query),
+        matched: Some(matched),
+        action: "sinkhole".into(),
+        count: 1,
+        appeal: None,
+        via: None,
+    }
+}
+
 /// The event of a page blocked by a path rule (the URL proxy's).
 fn path_event(h: PathHit, cfg: &ReportConfig, hash_key: &[u8], places: &Places) -> (String, Event) {
     let place = places.lookup(h.client);
     let key = format!("{}|{}|{}", h.client, h.rule, h.category);
+    let client = ClientInfo {
+        ip: cfg.client_ip.apply(h.client, hash_key),
+        place: PlaceOut::from(place),
+    };
+    // The page's address stays here: its path and query may carry what the
+    // resident typed. The rule says which page it was; the type is URL (the query
+    // was a web request, not DNS).
+    let query = QueryInfo {
+        name: h.host,
+        qtype: "URL".into(),
+    };
+    let matched = MatchInfo {
+        rule: h.rule,
+        list: h.list,
+        category: h.category,
+        note: h.note,
+    };
     let e = Event {
-        id: new_id(h.time),
-        kind: "hit".into(),
-        time: rfc3339_millis(h.time),
-        appliance: cfg.appliance.clone(),
-        client: ClientInfo {
-            ip: cfg.client_ip.apply(h.client, hash_key),
-            place: PlaceOut::from(place),
-        },
-        // The page's address stays here: its path and query may carry
-        // what the resident typed. The rule says which page it was; the
-        // type is URL (the query was a web request, not DNS).
-        query: Some(QueryInfo {
-            name: h.host,
-            qtype: "URL".into(),
-        }),
-        matched: Some(MatchInfo {
-            rule: h.rule,
-            list: h.list,
-            category: h.category,
-            note: h.note,
-        }),
         action: h.action.into(),
-        count: 1,
-        appeal: None,
-        via: None,
+        ..hit_event(h.time, cfg, client, query, matched)
     };
     (key, e)
 }

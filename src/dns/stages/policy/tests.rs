@@ -6,15 +6,23 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 fn list() -> (tempfile::TempDir, Blocklist) {
+    compiled(&[
+        ("loan.txt", "# category: loan\nevil.top\n"),
+        (
+            "police.txt",
+            "# category: impersonation\n# action: nxdomain\npolice-fake.top\n",
+        ),
+    ])
+}
+
+/// The list compiled from `files` (name, text).
+fn compiled(files: &[(&str, &str)]) -> (tempfile::TempDir, Blocklist) {
     let dir = tempfile::tempdir().unwrap();
     let b = dir.path().join("b");
     std::fs::create_dir_all(&b).unwrap();
-    std::fs::write(b.join("loan.txt"), "# category: loan\nevil.top\n").unwrap();
-    std::fs::write(
-        b.join("police.txt"),
-        "# category: impersonation\n# action: nxdomain\npolice-fake.top\n",
-    )
-    .unwrap();
+    for (name, text) in files {
+        std::fs::write(b.join(name), text).unwrap();
+    }
     let out = dir.path().join("l.fst");
     compile(
         &CompileSpec {
@@ -415,24 +423,10 @@ fn each_place_applies_its_own_actions_and_shadow_resolves_but_is_noted() {
 /// blocked host is decided by its host rule.
 #[test]
 fn a_host_with_path_rules_goes_to_the_url_proxy_where_it_can_be_enforced() {
-    let dir = tempfile::tempdir().unwrap();
-    let b = dir.path().join("b");
-    std::fs::create_dir_all(&b).unwrap();
-    std::fs::write(
-        b.join("urls.txt"),
+    let (_dir, l) = compiled(&[(
+        "urls.txt",
         "http://sites.example/shop-1/pay\nhttp://evil.top/x\nevil.top\n",
-    )
-    .unwrap();
-    let out = dir.path().join("l.fst");
-    compile(
-        &CompileSpec {
-            dirs: vec![b],
-            ..Default::default()
-        },
-        &out,
-    )
-    .unwrap();
-    let l = Blocklist::open(&out, true).unwrap();
+    )]);
     let place = |managed_tls| crate::places::Place {
         district: "滨江区".into(),
         managed_tls,
